@@ -1,0 +1,1 @@
+"""The outside world: CLI, ZeroMQ protocol, server and reference client."""

@@ -1,0 +1,1 @@
+"""Torch networks (pure nn.Modules). The learned motion generator will live here."""

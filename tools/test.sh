@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# The test command: sets everything up on a fresh machine, then runs the whole test suite.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
+cd "$ROOT"
+exec python -m pytest -q "$@"
