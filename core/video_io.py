@@ -1,0 +1,228 @@
+"""Video in and out with PyAV (its bundled FFmpeg): read any mp4/mov/webm as RGB frames with
+timestamps; write H.264 (yuv420p) + AAC mp4 from a stream of frames; write PNG sequences.
+
+Writing streams: frames may come from a generator and are encoded one at a time, never held
+together. The video is constant frame rate (frame i has pts i in a 1/fps time base), and the audio
+is interleaved as the video advances, so players keep the two in sync.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from .errors import ControlError, FormatError, ImageError
+from .types import SAMPLE_RATE, Audio
+
+AUDIO_FRAME_SAMPLES = 1024  # AAC encodes 1024 samples per frame
+MAX_FPS = 1000.0
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    fps: float  # average frame rate of the video stream
+    width: int
+    height: int
+    duration: float  # seconds (container duration, or frames / fps when the container lacks it)
+    num_frames: int  # as the container states it; 0 when unknown
+    has_audio: bool
+
+
+def _open_for_reading(path: str | Path) -> av.container.InputContainer:
+    path = Path(path)
+    if not path.is_file():
+        raise FormatError(f"{path}: no such video file")
+    try:
+        container = av.open(str(path), mode="r")
+    except av.FFmpegError as exc:
+        raise FormatError(f"{path}: not a readable video ({exc.strerror or exc})") from exc
+    if not container.streams.video:
+        container.close()
+        raise FormatError(f"{path}: has no video stream")
+    return container
+
+
+def video_info(path: str | Path) -> VideoInfo:
+    """Frame rate, size, duration and whether there is an audio track, without decoding."""
+    with _open_for_reading(path) as container:
+        stream = container.streams.video[0]
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        fps = float(rate) if rate else 0.0
+        num_frames = int(stream.frames or 0)
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            duration = container.duration / av.time_base
+        else:
+            duration = num_frames / fps if fps else 0.0
+        width, height = stream.codec_context.width, stream.codec_context.height
+        if fps <= 0 or width <= 0 or height <= 0:
+            raise FormatError(f"{path}: video stream has no usable frame rate or size")
+        return VideoInfo(fps=fps, width=width, height=height, duration=duration,
+                         num_frames=num_frames, has_audio=bool(container.streams.audio))
+
+
+def read_video(path: str | Path) -> Iterator[tuple[float, np.ndarray]]:
+    """Yield (time in seconds, RGB uint8 (H, W, 3)) for every decoded frame, in order.
+
+    Times are the frames' presentation timestamps (variable frame rate is kept as it is).
+    Raises FormatError for a file that is not a video, is truncated so badly that nothing decodes,
+    or holds no frames.
+    """
+    container = _open_for_reading(path)
+    try:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        rate = float(stream.average_rate or stream.guessed_rate or 25)
+        count = 0
+        try:
+            for frame in container.decode(stream):
+                time = frame.time if frame.time is not None else count / rate
+                yield float(time), frame.to_ndarray(format="rgb24")
+                count += 1
+        except av.FFmpegError as exc:
+            if count == 0:
+                raise FormatError(f"{path}: video data does not decode ({exc.strerror or exc})") from exc
+            # A truncated file: the frames before the damage are still good; stop there.
+        if count == 0:
+            raise FormatError(f"{path}: video stream holds no decodable frames")
+    finally:
+        container.close()
+
+
+def _rgb_frame(frame: np.ndarray, index: int) -> np.ndarray:
+    """Validate one input frame and return it as RGB uint8 (RGBA is composited over black)."""
+    frame = np.asarray(frame)
+    if frame.dtype != np.uint8:
+        raise ImageError(f"frame {index}: dtype {frame.dtype}, expected uint8")
+    if frame.ndim != 3 or frame.shape[2] not in (3, 4) or frame.shape[0] < 2 or frame.shape[1] < 2:
+        raise ImageError(f"frame {index}: shape {frame.shape}, expected (H, W, 3) or (H, W, 4)")
+    if frame.shape[2] == 4:
+        alpha = frame[:, :, 3:4].astype(np.uint16)
+        frame = (frame[:, :, :3].astype(np.uint16) * alpha // 255).astype(np.uint8)
+    return frame
+
+
+def _pad_even(frame: np.ndarray) -> np.ndarray:
+    """yuv420p needs even sizes: repeat the last row/column where a size is odd."""
+    pad_h, pad_w = frame.shape[0] % 2, frame.shape[1] % 2
+    if pad_h or pad_w:
+        frame = np.pad(frame, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+    return frame
+
+
+def _check_fps(fps: float) -> Fraction:
+    if not np.isfinite(fps) or fps <= 0 or fps > MAX_FPS:
+        raise ControlError(f"fps must be a number in (0, {MAX_FPS:g}], got {fps}")
+    return Fraction(fps).limit_denominator(1001)
+
+
+class _AudioMuxer:
+    """Encodes an Audio into an AAC stream in 1024-sample frames, as far as the video has got."""
+
+    def __init__(self, container: av.container.OutputContainer, samples: np.ndarray):
+        self.samples = samples
+        self.stream = container.add_stream("aac", rate=SAMPLE_RATE)
+        self.stream.layout = "mono"
+        self.container = container
+        self.written = 0
+
+    def write_until(self, time_s: float) -> None:
+        end = min(len(self.samples), int(round(time_s * SAMPLE_RATE)))
+        while self.written < end:
+            chunk = self.samples[self.written:self.written + AUDIO_FRAME_SAMPLES]
+            frame = av.AudioFrame.from_ndarray(chunk[np.newaxis, :], format="fltp", layout="mono")
+            frame.sample_rate = SAMPLE_RATE
+            frame.pts = self.written
+            frame.time_base = Fraction(1, SAMPLE_RATE)
+            self.container.mux(self.stream.encode(frame))
+            self.written += len(chunk)
+
+    def finish(self) -> None:
+        self.write_until(len(self.samples) / SAMPLE_RATE)
+        self.container.mux(self.stream.encode(None))
+
+
+def _check_audio(audio: Audio) -> np.ndarray:
+    samples = np.asarray(audio.samples, dtype=np.float32)
+    if samples.ndim != 1 or not np.all(np.isfinite(samples)):
+        raise FormatError("audio for the video must be finite mono samples")
+    return np.clip(samples, -1.0, 1.0)
+
+
+def _add_video_stream(container: av.container.OutputContainer, rate: Fraction,
+                      shape: tuple[int, ...], crf: int) -> av.VideoStream:
+    video = container.add_stream("libx264", rate=rate)
+    video.height, video.width = shape[0], shape[1]
+    video.pix_fmt = "yuv420p"
+    video.codec_context.time_base = 1 / rate
+    video.options = {"crf": str(crf), "preset": "veryfast"}
+    return video
+
+
+def write_mp4(path: str | Path, frames: Iterable[np.ndarray], fps: float,
+              audio: Audio | None = None, crf: int = 18) -> None:
+    """Encode RGB/RGBA uint8 frames (all the same size) as H.264 yuv420p at a constant ``fps``,
+    with ``audio`` muxed as AAC (16 kHz mono) when given. Odd sizes are padded by one edge pixel.
+
+    The whole audio is written even when it outlasts the video (players hold the last frame).
+    Raises ControlError for a bad fps, ImageError for a bad frame, FormatError for no frames.
+    """
+    rate = _check_fps(fps)
+    samples = _check_audio(audio) if audio is not None else None
+    path = Path(path)
+    if path.parent and not path.parent.is_dir():
+        raise FormatError(f"{path}: folder {path.parent} does not exist")
+    container = av.open(str(path), mode="w", format="mp4")
+    completed = False
+    try:
+        video = muxer = size = None
+        count = 0
+        for index, raw in enumerate(frames):
+            rgb = _rgb_frame(raw, index)
+            if size is None:
+                size = rgb.shape[:2]
+                video = _add_video_stream(container, rate, _pad_even(rgb).shape, crf)
+                if samples is not None:
+                    muxer = _AudioMuxer(container, samples)
+            elif rgb.shape[:2] != size:
+                raise ImageError(f"frame {index}: size {rgb.shape[:2]} differs from the first frame's {size}")
+            frame = av.VideoFrame.from_ndarray(_pad_even(rgb), format="rgb24")
+            frame.pts = index
+            frame.time_base = 1 / rate
+            container.mux(video.encode(frame))
+            count += 1
+            if muxer is not None:
+                muxer.write_until((index + 1) / float(rate))
+        if count == 0:
+            raise FormatError(f"{path}: no frames to write")
+        container.mux(video.encode(None))
+        if muxer is not None:
+            muxer.finish()
+        completed = True
+    finally:
+        container.close()
+        if not completed:
+            path.unlink(missing_ok=True)  # never leave a half-written file that looks like a video
+
+
+def write_png_sequence(folder: str | Path, frames: Iterable[np.ndarray], prefix: str = "frame") -> int:
+    """Write frames as ``folder/prefix_000000.png`` ... (RGBA kept as RGBA); returns the count."""
+    from PIL import Image
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    count = 0
+    for index, raw in enumerate(frames):
+        frame = np.asarray(raw)
+        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] not in (3, 4):
+            raise ImageError(f"frame {index}: expected (H, W, 3|4) uint8, got {frame.shape} {frame.dtype}")
+        Image.fromarray(frame).save(folder / f"{prefix}_{index:06d}.png")
+        count += 1
+    if count == 0:
+        raise FormatError(f"{folder}: no frames to write")
+    return count
