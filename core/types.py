@@ -100,6 +100,19 @@ class GazeEvent:
 
 
 @dataclass(frozen=True)
+class ControlEvent:
+    """From ``time`` on (audio timeline), ease motion amplitude and head distance to new values.
+
+    ``None`` keeps the current value. The change ramps over ``ramp`` seconds.
+    """
+
+    time: float
+    motion_amplitude: float | None = None
+    head_distance: float | None = None
+    ramp: float = 0.3
+
+
+@dataclass(frozen=True)
 class Controls:
     """Per-line controls that are not time-varying."""
 
