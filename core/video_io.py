@@ -79,19 +79,40 @@ def read_video(path: str | Path) -> Iterator[tuple[float, np.ndarray]]:
         stream.thread_type = "AUTO"
         rate = float(stream.average_rate or stream.guessed_rate or 25)
         count = 0
-        try:
-            for frame in container.decode(stream):
-                time = frame.time if frame.time is not None else count / rate
-                yield float(time), frame.to_ndarray(format="rgb24")
-                count += 1
-        except av.FFmpegError as exc:
-            if count == 0:
-                raise FormatError(f"{path}: video data does not decode ({exc.strerror or exc})") from exc
-            # A truncated file: the frames before the damage are still good; stop there.
+        damage = None
+        for frame in _decode_until_damage(container, stream):
+            if isinstance(frame, av.FFmpegError):
+                damage = frame
+                break
+            time = frame.time if frame.time is not None else count / rate
+            yield float(time), frame.to_ndarray(format="rgb24")
+            count += 1
+        if count == 0 and damage is not None:
+            raise FormatError(f"{path}: video data does not decode ({damage.strerror or damage})")
         if count == 0:
             raise FormatError(f"{path}: video stream holds no decodable frames")
     finally:
         container.close()
+
+
+def _decode_until_damage(container: av.container.InputContainer, stream: av.VideoStream):
+    """Decoded frames in order; on damaged data (a truncated file), the frames still buffered in
+    the decoder, then the error itself as the last item."""
+    packets = container.demux(stream)
+    while True:
+        try:
+            packet = next(packets)
+            frames = packet.decode()
+        except StopIteration:
+            return
+        except av.FFmpegError as exc:
+            try:
+                yield from stream.codec_context.decode(None)  # flush what decoded before the damage
+            except av.FFmpegError:
+                pass  # the decoder cannot even flush: nothing more to recover
+            yield exc
+            return
+        yield from frames
 
 
 def _rgb_frame(frame: np.ndarray, index: int) -> np.ndarray:
@@ -177,7 +198,8 @@ def write_mp4(path: str | Path, frames: Iterable[np.ndarray], fps: float,
     path = Path(path)
     if path.parent and not path.parent.is_dir():
         raise FormatError(f"{path}: folder {path.parent} does not exist")
-    container = av.open(str(path), mode="w", format="mp4")
+    # faststart puts the index first: the file plays while downloading and survives truncation
+    container = av.open(str(path), mode="w", format="mp4", options={"movflags": "+faststart"})
     completed = False
     try:
         video = muxer = size = None
