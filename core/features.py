@@ -1,0 +1,229 @@
+"""Frame-level acoustic features of 16 kHz mono audio, one row every 10 ms (`AudioFeatures`).
+
+Every row is computed from one fixed 40 ms analysis window centred on its 10 ms hop (samples
+before the start and after the end count as zeros), and nothing looks across rows. That makes
+streaming exact by construction: `FeatureStream` emits row i as soon as the window of row i has
+arrived (25 ms after the hop starts), and concatenated streaming rows equal the offline rows.
+
+Per row (all vectorised over frames with torch):
+- log-mel: 25 ms Hann window, 512-point FFT, 40 mel bands 60..7600 Hz, natural log of power;
+- loudness: RMS of the 25 ms window in dBFS, floored at -90;
+- f0 + voicing: YIN (cumulative mean normalised difference) on the 40 ms window, 60..500 Hz;
+  voicing = 1 - the CMND dip, forced to 0 in near-silence; f0 is 0 where voicing < 0.5;
+- F1/F2: LPC (order 16, pre-emphasis 0.9, Hamming window) -> roots via companion-matrix
+  eigenvalues -> the two lowest resonances with narrow bandwidth; 0 where unvoiced;
+- spectral tilt: energy 2.5..8 kHz over 100..1500 Hz, in dB (fricatives high, vowels low);
+- zero-crossing rate: sign changes per sample in the 25 ms window.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torchaudio
+
+from .errors import AudioError
+from .types import FEATURE_HOP_S, SAMPLE_RATE, AudioFeatures
+
+HOP = 160  # 10 ms
+ANALYSIS = 640  # 40 ms window every feature row is computed from
+SHORT = 400  # 25 ms window (mel, loudness, LPC, tilt, ZCR), centred inside ANALYSIS
+N_FFT = 512
+N_MELS = 40
+LPC_ORDER = 16
+F0_MIN, F0_MAX = 60.0, 500.0
+SILENCE_DB = -90.0
+VOICING_FLOOR_DB = -50.0  # quieter frames are unvoiced whatever the periodicity says
+_LEFT_PAD = (ANALYSIS - HOP) // 2  # row i's window starts at i*HOP - _LEFT_PAD
+_SHORT_OFFSET = (ANALYSIS - SHORT) // 2
+
+_MEL_BANK = torchaudio.functional.melscale_fbanks(
+    N_FFT // 2 + 1, f_min=60.0, f_max=7600.0, n_mels=N_MELS, sample_rate=SAMPLE_RATE, norm="slaney", mel_scale="slaney"
+)  # (257, 40)
+_HANN = torch.hann_window(SHORT, periodic=False, dtype=torch.float64)
+_HAMMING = torch.hamming_window(SHORT, periodic=False, dtype=torch.float64)
+_FREQS = torch.fft.rfftfreq(N_FFT, 1.0 / SAMPLE_RATE)
+_LOW_BAND = (_FREQS >= 100) & (_FREQS < 1500)
+_HIGH_BAND = (_FREQS >= 2500) & (_FREQS < 8000)
+
+
+def _frames_features(windows: torch.Tensor) -> dict[str, np.ndarray]:
+    """windows: (T, ANALYSIS) float64 -> feature columns, each (T,) or (T, N_MELS)."""
+    short = windows[:, _SHORT_OFFSET : _SHORT_OFFSET + SHORT]  # (T, 400)
+    energy = (short**2).mean(dim=1)
+    loudness = torch.clamp(10.0 * torch.log10(energy + 1e-12), min=SILENCE_DB)
+
+    spectrum = torch.fft.rfft(short * _HANN, n=N_FFT).abs() ** 2  # (T, 257)
+    log_mel = torch.log(spectrum.float() @ _MEL_BANK + 1e-10)  # (T, 40)
+    low = spectrum[:, _LOW_BAND].sum(dim=1)
+    high = spectrum[:, _HIGH_BAND].sum(dim=1)
+    tilt = 10.0 * torch.log10((high + 1e-12) / (low + 1e-12))
+
+    signs = torch.signbit(short)
+    zcr = (signs[:, 1:] != signs[:, :-1]).double().mean(dim=1)
+
+    f0, voicing = _yin(windows)
+    voicing = torch.where(loudness > VOICING_FLOOR_DB, voicing, torch.zeros_like(voicing))
+    voiced = voicing >= 0.5
+    f0 = torch.where(voiced, f0, torch.zeros_like(f0))
+    f1, f2 = _formants(short)
+    f1 = torch.where(voiced, f1, torch.zeros_like(f1))
+    f2 = torch.where(voiced, f2, torch.zeros_like(f2))
+    columns = dict(
+        log_mel=log_mel, loudness_db=loudness, f0_hz=f0, voicing=voicing,
+        f1_hz=f1, f2_hz=f2, spectral_tilt=tilt, zero_crossing_rate=zcr,
+    )
+    return {name: value.float().numpy() for name, value in columns.items()}
+
+
+def _yin(windows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """YIN pitch on (T, ANALYSIS) windows -> (f0 Hz, voicing in [0, 1]), both (T,)."""
+    max_lag = int(SAMPLE_RATE / F0_MIN)  # 266
+    min_lag = int(SAMPLE_RATE / F0_MAX)  # 32
+    width = ANALYSIS - max_lag - 1  # integration window (lags up to max_lag + 1 stay inside)
+    x = windows - windows.mean(dim=1, keepdim=True)
+    head = x[:, :width]
+    # difference d(lag) = sum (x_j - x_{j+lag})^2 over j < width, via one FFT cross-correlation
+    n = 1 << (ANALYSIS + width).bit_length()
+    cross = torch.fft.irfft(torch.fft.rfft(x, n=n) * torch.fft.rfft(head, n=n).conj(), n=n)[:, : max_lag + 2]
+    squares = torch.cumsum(torch.nn.functional.pad(x**2, (1, 0)), dim=1)
+    lags = torch.arange(max_lag + 2)
+    tail_energy = squares[:, lags + width] - squares[:, lags]  # sum x_{j+lag}^2
+    diff = (head**2).sum(dim=1, keepdim=True) + tail_energy - 2.0 * cross  # (T, max_lag+2)
+    diff[:, 0] = 0.0
+    running = torch.cumsum(diff[:, 1:], dim=1) / torch.arange(1, max_lag + 2)
+    cmnd = torch.ones_like(diff)
+    cmnd[:, 1:] = diff[:, 1:] / torch.clamp(running, min=1e-12)
+
+    inner = cmnd[:, min_lag : max_lag + 1]  # lags min_lag..max_lag
+    before = cmnd[:, min_lag - 1 : max_lag]
+    after = cmnd[:, min_lag + 1 : max_lag + 2]
+    dips = (inner < 0.2) & (inner <= before) & (inner <= after)  # YIN: first dip under threshold
+    has_dip = dips.any(dim=1)
+    first_dip = torch.argmax(dips.int(), dim=1)
+    best = torch.where(has_dip, first_dip, torch.argmin(inner, dim=1))
+    rows = torch.arange(len(windows))
+    y0, y1, y2 = before[rows, best], inner[rows, best], after[rows, best]
+    curvature = y0 - 2.0 * y1 + y2
+    shift = torch.where(curvature > 1e-9, 0.5 * (y0 - y2) / curvature, torch.zeros_like(y1)).clamp(-0.5, 0.5)
+    lag = best.double() + min_lag + shift
+    f0 = SAMPLE_RATE / lag
+    voicing = (1.0 - y1).clamp(0.0, 1.0)
+    return f0, voicing
+
+
+def _formants(short: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """F1, F2 (Hz) of (T, SHORT) windows from LPC roots; 0 where no resonance is found."""
+    emphasised = torch.cat([short[:, :1], short[:, 1:] - 0.9 * short[:, :-1]], dim=1) * _HAMMING
+    n = 1 << (2 * SHORT).bit_length()
+    power = torch.fft.rfft(emphasised, n=n).abs() ** 2
+    autocorr = torch.fft.irfft(power, n=n)[:, : LPC_ORDER + 1]
+    autocorr[:, 0] = autocorr[:, 0] * (1.0 + 1e-9) + 1e-12  # white-noise floor keeps Levinson stable
+    coeffs = _levinson(autocorr)  # (T, order): x_t ~ sum_k a_k x_{t-k}
+    companion = torch.zeros(len(short), LPC_ORDER, LPC_ORDER, dtype=torch.float64)
+    companion[:, 0, :] = coeffs
+    companion[:, 1:, :-1] = torch.eye(LPC_ORDER - 1, dtype=torch.float64)
+    roots = torch.linalg.eigvals(companion)  # (T, order) complex
+    freq = torch.angle(roots) * SAMPLE_RATE / (2 * np.pi)
+    bandwidth = -torch.log(torch.clamp(roots.abs(), min=1e-9)) * SAMPLE_RATE / np.pi
+    usable = (freq > 150.0) & (freq < 5000.0) & (bandwidth < 500.0)
+    candidates = torch.where(usable, freq, torch.full_like(freq, float("inf")))
+    ordered = torch.sort(candidates, dim=1).values
+    f1, f2 = ordered[:, 0], ordered[:, 1]
+    f1 = torch.where(torch.isfinite(f1), f1, torch.zeros_like(f1))
+    f2 = torch.where(torch.isfinite(f2), f2, torch.zeros_like(f2))
+    return f1, f2
+
+
+def _levinson(autocorr: torch.Tensor) -> torch.Tensor:
+    """Levinson-Durbin over a batch: (T, order+1) autocorrelation -> (T, order) predictor."""
+    batch, order = autocorr.shape[0], autocorr.shape[1] - 1
+    a = torch.zeros(batch, order, dtype=torch.float64)
+    error = autocorr[:, 0].clone()
+    for i in range(order):
+        acc = autocorr[:, i + 1] - (a[:, :i] * autocorr[:, 1 : i + 1].flip(1)).sum(dim=1)
+        k = acc / error
+        previous = a[:, :i].clone()
+        a[:, :i] = previous - k[:, None] * previous.flip(1)
+        a[:, i] = k
+        error = error * (1.0 - k**2)
+    return a
+
+
+def _empty(start_time: float) -> AudioFeatures:
+    zeros = np.zeros(0, dtype=np.float32)
+    return AudioFeatures(start_time, np.zeros((0, N_MELS), np.float32), zeros, zeros, zeros, zeros, zeros, zeros, zeros)
+
+
+def _check_samples(samples16k: np.ndarray) -> np.ndarray:
+    samples = np.asarray(samples16k)
+    if samples.ndim != 1:
+        raise AudioError(f"features need 16 kHz mono samples of shape (n,), got shape {samples.shape}")
+    if not np.issubdtype(samples.dtype, np.floating):
+        raise AudioError(f"features need float samples in [-1, 1], got {samples.dtype}")
+    if not np.isfinite(samples).all():
+        index = int(np.argmax(~np.isfinite(samples)))
+        raise AudioError(f"audio sample {index} is NaN or infinite")
+    return samples.astype(np.float64)
+
+
+class FeatureStream:
+    """Streaming features: push 16 kHz samples in chunks of any size, get the new rows."""
+
+    def __init__(self, start_time: float = 0.0):
+        self.start_time = start_time
+        self._buffer = np.zeros(_LEFT_PAD, dtype=np.float64)  # zeros stand in before the start
+        self._buffer_row = 0  # row whose window starts at _buffer[0]
+        self._received = 0
+        self._finished = False
+
+    def push(self, samples16k: np.ndarray) -> AudioFeatures | None:
+        """Append samples; returns the rows completed by them, or None if none yet."""
+        if self._finished:
+            raise AudioError("feature stream already flushed; start a new stream")
+        samples = _check_samples(samples16k)
+        self._buffer = np.concatenate([self._buffer, samples])
+        self._received += len(samples)
+        ready = (len(self._buffer) - ANALYSIS) // HOP + 1 if len(self._buffer) >= ANALYSIS else 0
+        return self._emit(ready)
+
+    def flush(self) -> AudioFeatures | None:
+        """End of stream: the rows left (one per started 10 ms hop), zero-padded at the end."""
+        if self._finished:
+            return None
+        self._finished = True
+        total_rows = -(-self._received // HOP)
+        ready = total_rows - self._buffer_row
+        if ready <= 0:
+            return None
+        needed = (ready - 1) * HOP + ANALYSIS
+        self._buffer = np.concatenate([self._buffer, np.zeros(max(0, needed - len(self._buffer)))])
+        return self._emit(ready)
+
+    def _emit(self, ready: int) -> AudioFeatures | None:
+        if ready <= 0:
+            return None
+        span = self._buffer[: (ready - 1) * HOP + ANALYSIS]
+        windows = torch.from_numpy(np.lib.stride_tricks.sliding_window_view(span, ANALYSIS)[::HOP].copy())
+        columns = _frames_features(windows)
+        row_start = self.start_time + self._buffer_row * FEATURE_HOP_S
+        self._buffer = self._buffer[ready * HOP :]
+        self._buffer_row += ready
+        return AudioFeatures(start_time=row_start, **columns)
+
+
+def compute_features(samples16k: np.ndarray, start_time: float = 0.0) -> AudioFeatures:
+    """Features of a whole signal: ceil(n / 160) rows, row i at start_time + i * 0.01 s."""
+    stream = FeatureStream(start_time)
+    parts = [stream.push(samples16k), stream.flush()]
+    return concat_features([part for part in parts if part is not None], start_time)
+
+
+def concat_features(parts: list[AudioFeatures], start_time: float | None = None) -> AudioFeatures:
+    """Join consecutive feature blocks (e.g. streamed rows) into one."""
+    if not parts:
+        return _empty(start_time or 0.0)
+    if len(parts) == 1:
+        return parts[0]
+    names = ["log_mel", "loudness_db", "f0_hz", "voicing", "f1_hz", "f2_hz", "spectral_tilt", "zero_crossing_rate"]
+    joined = {name: np.concatenate([getattr(part, name) for part in parts]) for name in names}
+    return AudioFeatures(start_time=parts[0].start_time, **joined)
