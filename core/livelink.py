@@ -11,7 +11,8 @@ writes a 60 fps timecode even for 30 fps data, stepping FF by 2). Times come fro
   take crosses a second boundary; a shorter take is assumed to use 60, the app's rate), or given;
 - rows that repeat the previous timecode are dropped (the app writes the first frame twice);
 - a timecode that jumps back by about a day is a midnight wrap and is unwrapped; any other jump
-  back (a restarted clock) is spliced on one frame after the previous row;
+  back, or forward by over a second (a restarted clock), is spliced on one frame after the
+  previous row (shorter forward gaps are dropped frames and are kept as gaps);
 - times start at 0 on the first row; ``fps`` is 1 / the median frame step.
 The pose columns are optional (zeros when absent); blendshapes are clipped to [0, 1] (ARKit
 overshoots slightly, e.g. 1.003).
@@ -57,6 +58,7 @@ from .types import MotionTrack, Phone, PhoneTimeline
 STANDARD_TIMECODE_RATES = (24, 25, 30, 48, 50, 60, 100, 120, 240)
 WRITE_TIMECODE_RATE = 60
 DAY_S = 86_400.0
+MAX_GAP_S = 1.0  # a larger jump in the timecode is a clock restart, not dropped frames
 _TIMECODE = re.compile(r"^(\d{1,2}):(\d{2}):(\d{2})[:;](\d{1,3})(?:\.(\d+))?$")
 _COUNT_HEADERS = ("blendshapecount",)
 JSON_FORMAT = "npcface-motion"
@@ -171,12 +173,12 @@ def _clean_times(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     offset = 0.0  # added to raw times after a wrap or a restart
     for i in range(1, len(raw)):
         step = raw[i] + offset - previous
-        if step < -DAY_S / 2:  # midnight wrap
+        if abs(step + DAY_S) < MAX_GAP_S:  # midnight wrap
             offset += DAY_S
             step += DAY_S
         if abs(step) <= 1e-9:
             continue  # repeated timecode
-        if step < 0:  # the clock restarted: continue one frame after the previous row
+        if step < 0 or step > MAX_GAP_S:  # the clock restarted or jumped: one frame after the last row
             offset += nominal - step
             step = nominal
         previous = raw[i] + offset
