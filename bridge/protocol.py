@@ -177,7 +177,7 @@ class Opened(ServerMessage):
     outputs: list[str]
     channels: list[str]
     fps: float
-    avatar: str | None
+    avatar: str | None = None
     frame_size: list[int]
     frame_format: str
     frame_window: int

@@ -1,0 +1,257 @@
+"""The npcface sidecar: one ZeroMQ ROUTER serving many clients and sessions (bridge/PROTOCOL.md).
+
+The loop thread owns the socket and every session's motion (audio in -> ticks out, real time per
+session). Renders and avatar rigging run in thread pools; their results come back to the loop
+through a completion queue and a wake-up pipe, so only the loop thread touches the socket.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+import queue
+import secrets
+import time
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable
+
+import zmq
+
+from .. import __version__
+from ..core.errors import NpcfaceError
+from .limits import Limits, Liveness
+from .protocol import (PROTOCOL_VERSION, ClientMessage, ErrorReply, ProtocolError, encode, error_reply, parse_request,
+                       request_context, unpack_header)
+from .server_handlers import RequestHandlers
+from .server_session import WireSession
+
+log = logging.getLogger("npcface.serve")
+
+
+def renderer_available() -> bool:
+    return all(importlib.util.find_spec(f"npcface.core.{name}") is not None for name in ("rig", "render"))
+
+
+def motion_available() -> bool:
+    return importlib.util.find_spec("npcface.core.motion") is not None
+
+
+@dataclass
+class ClientState:
+    identity: bytes
+    last_seen: float
+    said_hello: bool = False
+    sessions: dict[str, WireSession] = field(default_factory=dict)
+    outbox: list[list[bytes]] = field(default_factory=list)  # messages ZeroMQ could not take yet
+
+
+class Server(RequestHandlers):
+    """``Server(endpoint).run()`` serves until ``stop()`` (from any thread) or SIGINT in the caller."""
+
+    def __init__(self, endpoint: str = "tcp://127.0.0.1:5555", limits: Limits = Limits(),
+                 liveness: Liveness = Liveness(), render_workers: int | None = None,
+                 curve_secret_key: bytes | None = None):
+        self.endpoint_requested = endpoint
+        self.limits = limits
+        self.liveness = liveness
+        self.instance = secrets.token_hex(8)
+        self.started = time.monotonic()
+        self.clients: dict[bytes, ClientState] = {}
+        self.avatars: OrderedDict[str, object] = OrderedDict()  # avatar id -> Rig, least recent first
+        self.errors_sent = 0
+        self.has_frames = renderer_available()
+        self.has_latents = motion_available()
+        self._completions: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._wake_read, self._wake_write = os.pipe()
+        os.set_blocking(self._wake_read, False)
+        self._stopping = False
+        self._render_pool = ThreadPoolExecutor(max_workers=render_workers or os.cpu_count() or 2,
+                                               thread_name_prefix="npcface-render")
+        self._rig_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="npcface-rig")
+        self._context = zmq.Context()
+        self.socket = self._context.socket(zmq.ROUTER)
+        self.socket.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        self.socket.setsockopt(zmq.SNDHWM, 100_000)  # ticks are small; frames are bounded by the window
+        self.socket.setsockopt(zmq.MAXMSGSIZE, 4 * limits.max_message_bytes)
+        if curve_secret_key is not None:
+            self.socket.curve_secretkey = curve_secret_key
+            self.socket.curve_publickey = zmq.curve_public(curve_secret_key)
+            self.socket.curve_server = True
+        self.socket.bind(endpoint)
+        self.endpoint = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
+
+    # ------------------------------------------------------------ the loop
+
+    def stop(self) -> None:
+        """Ask the loop to finish (thread-safe, signal-safe)."""
+        self._stopping = True
+        self._wake()
+
+    def _wake(self) -> None:
+        try:
+            os.write(self._wake_write, b"!")
+        except (BlockingIOError, OSError):
+            pass  # the pipe is full (already awake) or closed (shutting down)
+
+    def run(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self.socket, zmq.POLLIN)
+        poller.register(self._wake_read, zmq.POLLIN)
+        log.info("npcface serve: listening on %s (instance %s)", self.endpoint, self.instance)
+        try:
+            while not self._stopping:
+                timeout_ms = 1000 if not any(c.outbox for c in self.clients.values()) else 5
+                events = dict(poller.poll(timeout_ms))
+                if self._wake_read in events:
+                    self._drain_wake_pipe()
+                if self.socket in events:
+                    self._receive_burst()
+                self._run_completions()
+                self._flush_outboxes()
+                self._expire_idle_clients()
+        finally:
+            self.close()
+
+    def _drain_wake_pipe(self) -> None:
+        try:
+            while os.read(self._wake_read, 4096):
+                pass
+        except BlockingIOError:
+            pass
+
+    def _receive_burst(self) -> None:
+        # Bounded, so completions (frames) are not starved by a flood of requests.
+        for _ in range(256):
+            try:
+                frames = self.socket.recv_multipart(zmq.NOBLOCK, copy=True)
+            except zmq.Again:
+                return
+            self._handle(frames[0], frames[1:])
+
+    def _run_completions(self) -> None:
+        while True:
+            try:
+                completion = self._completions.get_nowait()
+            except queue.Empty:
+                return
+            completion()
+
+    def complete_later(self, completion: Callable[[], None]) -> None:
+        """From a worker thread: run ``completion`` on the loop thread."""
+        self._completions.put(completion)
+        self._wake()
+
+    def close(self) -> None:
+        self._stopping = True
+        self._render_pool.shutdown(wait=True, cancel_futures=True)
+        self._rig_pool.shutdown(wait=True, cancel_futures=True)
+        self.socket.close(linger=0)
+        self._context.term()
+        for fd in (self._wake_read, self._wake_write):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        log.info("npcface serve: stopped")
+
+    # ------------------------------------------------------------ requests
+
+    def _handle(self, identity: bytes, frames: list[bytes]) -> None:
+        now = time.monotonic()
+        client = self.clients.get(identity)
+        if client is None:
+            client = self.clients[identity] = ClientState(identity, now)
+        client.last_seen = now
+        request_id = request_type = session = None
+        try:
+            size = sum(len(f) for f in frames)
+            if size > self.limits.max_message_bytes:
+                raise ProtocolError("message_too_large", f"message of {size} bytes exceeds the limit of "
+                                    f"{self.limits.max_message_bytes} bytes", limit=self.limits.max_message_bytes)
+            if not frames:
+                raise ProtocolError("bad_message", "empty message")
+            header = unpack_header(frames[0])
+            request_id, request_type, session = request_context(header)
+            message = parse_request(header, frames[1:])
+            self.dispatch(client, message, frames[1:])
+        except NpcfaceError as exc:
+            self.send_error(client, exc, request_id, request_type, session)
+        except Exception as exc:  # a bug must not take the server down for everyone
+            log.exception("internal error on %s request", request_type)
+            self.send_error(client, ProtocolError("internal", f"internal server error ({type(exc).__name__})"),
+                            request_id, request_type, session)
+
+    def send_error(self, client: ClientState, exc: NpcfaceError, request_id=None, request=None, session=None) -> None:
+        self.errors_sent += 1
+        reply: ErrorReply = error_reply(exc, request_id, request, session)
+        self.send(client, encode(reply))
+
+    # ------------------------------------------------------------ sending
+
+    def send(self, client: ClientState, message: list[bytes]) -> None:
+        if client.outbox:
+            client.outbox.append(message)
+            return
+        self._send_now(client, message)
+
+    def _send_now(self, client: ClientState, message: list[bytes]) -> bool:
+        try:
+            self.socket.send_multipart([client.identity, *message], zmq.NOBLOCK, copy=len(message[-1]) < 65536)
+            return True
+        except zmq.Again:  # the client's pipe is full: keep it, in order, and retry
+            client.outbox.append(message)
+            return False
+        except zmq.ZMQError as exc:
+            if exc.errno == zmq.EHOSTUNREACH:  # the client is gone
+                self.forget_client(client, "disconnected")
+                return False
+            raise
+
+    def _flush_outboxes(self) -> None:
+        for client in list(self.clients.values()):
+            while client.outbox:
+                message = client.outbox.pop(0)
+                if not self._send_now(client, message):
+                    if client.outbox and client.outbox[-1] is message:  # re-queued by _send_now
+                        client.outbox.insert(0, client.outbox.pop())
+                    break
+
+    def _expire_idle_clients(self) -> None:
+        deadline = time.monotonic() - self.liveness.idle_timeout_s
+        for client in [c for c in self.clients.values() if c.last_seen < deadline]:
+            self.forget_client(client, f"silent for {self.liveness.idle_timeout_s:g} s")
+
+    def forget_client(self, client: ClientState, why: str) -> None:
+        if client.sessions:
+            log.info("npcface serve: client freed (%s), closing %d session(s)", why, len(client.sessions))
+        for wire in client.sessions.values():
+            wire.npc.cancel_line()
+        client.sessions.clear()
+        client.outbox.clear()
+        self.clients.pop(client.identity, None)
+
+    # ------------------------------------------------------------ shared helpers for handlers
+
+    def session_count(self) -> int:
+        return sum(len(c.sessions) for c in self.clients.values())
+
+    @staticmethod
+    def avatar_id(image: bytes, face_index: int | None) -> str:
+        digest = hashlib.sha256(image)
+        digest.update(f"/face={face_index}".encode())
+        return digest.hexdigest()[:24]
+
+    def server_name(self) -> str:
+        return f"npcface/{__version__}"
+
+    def protocol_version(self) -> str:
+        return PROTOCOL_VERSION
+
+    def dispatch(self, client: ClientState, message: ClientMessage, payloads: list[bytes]) -> None:
+        if not client.said_hello and message.type not in ("hello", "ping"):
+            raise ProtocolError("hello_required", "say 'hello' first (new connection or the server restarted)")
+        getattr(self, f"on_{message.type}")(client, message, payloads)

@@ -1,0 +1,280 @@
+"""One handler per client request type (``on_<type>``), mixed into bridge/server.Server.
+
+Handlers run on the server loop's thread; they raise ProtocolError / NpcfaceError for bad
+requests (the server turns those into ``error`` replies naming the request).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from ..core.arkit import ARKIT_NAMES, EMOTIONS, OCULUS_VISEMES, VRM_PRESETS
+from ..core.errors import NpcfaceError
+from ..core.session import LineFormat, NpcSession, SessionSettings
+from ..core.types import ControlEvent, Controls, EmotionEvent, GazeEvent
+from .protocol import (AudioChunk, AvatarReply, Close, Closed, EndLine, FrameAck, Hello, Open, Opened, Ping, Pong,
+                       PROTOCOL_MAJOR, ProtocolError, SetControls, SetEmotion, SetGaze, Stats, StatsRequest,
+                       UploadAvatar, Welcome, encode)
+from .server_session import RenderedFrame, RenderJob, WireSession, encode_pixels
+
+if TYPE_CHECKING:
+    from .server import ClientState, Server
+
+log = logging.getLogger("npcface.serve")
+
+
+def capabilities(has_frames: bool) -> dict:
+    return {
+        "outputs": ["latents", "frames"] if has_frames else ["latents"],
+        "frame_formats": ["rgba8", "rgb8", "jpeg"],
+        "sample_formats": ["s16le", "f32le"],
+        "channels": {
+            "head_rotation": ["yaw", "pitch", "roll"],
+            "head_translation": ["x", "y", "z"],
+            "gaze": ["yaw", "pitch"],
+            "arkit": list(ARKIT_NAMES),
+            "visemes": list(OCULUS_VISEMES),
+            "vrm": list(VRM_PRESETS),
+        },
+        "emotions": list(EMOTIONS),
+    }
+
+
+class RequestHandlers:
+    """Request handlers; ``self`` is the Server."""
+
+    # ------------------------------------------------------------ connection
+
+    def on_hello(self: "Server", client: "ClientState", message: Hello, payloads: list[bytes]) -> None:
+        major = message.protocol.split(".", 1)[0]
+        if major != str(PROTOCOL_MAJOR):
+            raise ProtocolError("version_mismatch", f"this server speaks protocol {self.protocol_version()}, "
+                                f"not {message.protocol!r}", supported=[self.protocol_version()])
+        if client.sessions:  # a second hello starts over
+            self.forget_client(client, "said hello again")
+            self.clients[client.identity] = client
+        client.said_hello = True
+        log.info("npcface serve: hello from %r", message.client)
+        self.send(client, encode(Welcome(
+            id=message.id, protocol=self.protocol_version(), server=self.server_name(), instance=self.instance,
+            capabilities=capabilities(self.has_frames), limits=self.limits.to_wire(),
+            heartbeat_s=self.liveness.heartbeat_s, idle_timeout_s=self.liveness.idle_timeout_s)))
+
+    def on_ping(self: "Server", client: "ClientState", message: Ping, payloads: list[bytes]) -> None:
+        self.send(client, encode(Pong(id=message.id, instance=self.instance)))
+
+    def on_stats(self: "Server", client: "ClientState", message: StatsRequest, payloads: list[bytes]) -> None:
+        self.send(client, encode(Stats(
+            id=message.id, instance=self.instance, uptime_s=time.monotonic() - self.started,
+            clients=len(self.clients), sessions=self.session_count(), avatars=len(self.avatars),
+            errors_sent=self.errors_sent, your_sessions=[s.stats() for s in client.sessions.values()])))
+
+    # ------------------------------------------------------------ avatars
+
+    def on_upload_avatar(self: "Server", client: "ClientState", message: UploadAvatar, payloads: list[bytes]) -> None:
+        if not self.has_frames:
+            raise ProtocolError("unsupported", "this server has no renderer, so it takes no avatars")
+        image = payloads[0]
+        avatar = self.avatar_id(image, message.face_index)
+        if avatar in self.avatars:
+            self.avatars.move_to_end(avatar)
+            self.send(client, encode(self._avatar_reply(message.id, avatar, cached=True)))
+            return
+        self._rig_pool.submit(self._build_rig, client.identity, message, image, avatar)
+
+    def _build_rig(self: "Server", identity: bytes, message: UploadAvatar, image: bytes, avatar: str) -> None:
+        """Worker thread: decode + rig, then reply from the loop thread."""
+        from ..core.rig import build_rig, load_image
+
+        width = height = 0
+        try:
+            pixels = load_image(image)
+            height, width = pixels.shape[:2]
+            if width * height > self.limits.max_avatar_pixels:
+                raise ProtocolError("avatar_too_large", f"image of {width}x{height} pixels exceeds the limit of "
+                                    f"{self.limits.max_avatar_pixels} pixels", limit=self.limits.max_avatar_pixels)
+            result: NpcfaceError | object = build_rig(pixels, face_index=message.face_index)
+        except NpcfaceError as exc:
+            result = exc
+        except Exception as exc:  # a rigging bug must answer the request, not vanish in the pool
+            log.exception("rigging failed")
+            result = ProtocolError("internal", f"rigging failed ({type(exc).__name__})")
+
+        def reply() -> None:
+            client = self.clients.get(identity)
+            if isinstance(result, NpcfaceError):
+                if client is not None:
+                    self.send_error(client, result, message.id, "upload_avatar")
+                return
+            self.avatars[avatar] = (result, width, height)
+            while len(self.avatars) > self.limits.max_avatars:
+                self.avatars.popitem(last=False)
+            if client is not None:
+                self.send(client, encode(self._avatar_reply(message.id, avatar, cached=False)))
+
+        self.complete_later(reply)
+
+    def _avatar_reply(self: "Server", request_id: str | None, avatar: str, cached: bool) -> AvatarReply:
+        _, width, height = self.avatars[avatar]
+        return AvatarReply(id=request_id, avatar=avatar, cached=cached, width=int(width), height=int(height))
+
+    # ------------------------------------------------------------ sessions
+
+    def on_open(self: "Server", client: "ClientState", message: Open, payloads: list[bytes]) -> None:
+        if message.session in client.sessions:
+            raise ProtocolError("session_exists", f"session {message.session!r} is already open")
+        if len(client.sessions) >= self.limits.max_sessions_per_client:
+            raise ProtocolError("too_many_sessions", f"this client already has {len(client.sessions)} sessions "
+                                "open", limit=self.limits.max_sessions_per_client)
+        if self.session_count() >= self.limits.max_sessions:
+            raise ProtocolError("too_many_sessions", "the server is full", limit=self.limits.max_sessions)
+        if not self.has_latents:
+            raise ProtocolError("unsupported", "this server has no motion generator installed")
+        if message.fps > self.limits.max_fps or max(message.frame_size) > self.limits.max_frame_size:
+            raise ProtocolError("bad_request", "fps or frame_size beyond this server's limits")
+        frames = "frames" in message.outputs
+        rig = None
+        if frames:
+            if not self.has_frames:
+                raise ProtocolError("unsupported", "this server has no renderer: ask for outputs ['latents']")
+            if message.avatar is None:
+                raise ProtocolError("avatar_required", "frames output needs an 'avatar' id (upload_avatar first)")
+        if message.avatar is not None:
+            cached = self.avatars.get(message.avatar)
+            if cached is None:
+                raise ProtocolError("unknown_avatar", f"avatar {message.avatar!r} is not cached here: upload it again")
+            self.avatars.move_to_end(message.avatar)
+            rig = cached[0]
+        controls = Controls(fps=message.fps, seed=message.seed, motion_amplitude=message.motion_amplitude,
+                            head_distance=message.head_distance, language=message.language,
+                            lookahead_s=message.lookahead_s)
+        settings = SessionSettings(controls=controls, frame_size=tuple(message.frame_size) if frames else None,
+                                   max_line_seconds=self.limits.max_line_seconds)
+        npc = NpcSession(settings, rig if frames else None)
+        client.sessions[message.session] = WireSession(message.session, message, npc)
+        self.send(client, encode(Opened(
+            id=message.id, session=message.session, outputs=list(message.outputs), channels=list(message.channels),
+            fps=message.fps, avatar=message.avatar, frame_size=list(message.frame_size),
+            frame_format=message.frame_format, frame_window=message.frame_window)))
+
+    def _session(self: "Server", client: "ClientState", name: str) -> WireSession:
+        wire = client.sessions.get(name)
+        if wire is None:
+            raise ProtocolError("unknown_session", f"no open session {name!r} on this connection")
+        return wire
+
+    def on_close(self: "Server", client: "ClientState", message: Close, payloads: list[bytes]) -> None:
+        wire = self._session(client, message.session)
+        wire.npc.cancel_line()
+        del client.sessions[message.session]
+        self.send(client, encode(Closed(id=message.id, session=wire.name, lines=wire.npc.lines_started,
+                                        ticks_sent=wire.ticks_sent, frames_sent=wire.frames_sent,
+                                        frames_dropped=wire.frames_dropped)))
+
+    # ------------------------------------------------------------ audio and lines
+
+    def on_audio(self: "Server", client: "ClientState", message: AudioChunk, payloads: list[bytes]) -> None:
+        wire = self._session(client, message.session)
+        npc = wire.npc
+        expected = wire.expected_seq if npc.in_line else 0
+        if message.seq != expected:
+            raise ProtocolError("out_of_order", f"audio chunk seq {message.seq} arrived, expected seq {expected}"
+                                + ("" if npc.in_line else " (a new line starts at seq 0)"), expected_seq=expected)
+        if message.text is not None:
+            if message.seq != 0:
+                raise ProtocolError("bad_text", "text goes with the line's first chunk (seq 0) only")
+            if len(message.text) > self.limits.max_text_chars:
+                raise ProtocolError("text_too_long", f"text of {len(message.text)} characters exceeds the limit "
+                                    f"of {self.limits.max_text_chars}", limit=self.limits.max_text_chars)
+        line_format = LineFormat(message.rate, message.channels, message.format)
+        data = payloads[0]
+        npc.check_chunk(line_format, data)
+        if npc.line_seconds + npc.chunk_seconds(line_format, data) > self.limits.max_line_seconds:
+            raise ProtocolError("line_too_long", f"the line would exceed {self.limits.max_line_seconds:g} s of audio",
+                                limit=self.limits.max_line_seconds)
+        if message.seq == 0:
+            npc.start_line(line_format, message.text)
+            wire.start_line()
+        try:
+            motions = npc.push_pcm(data)
+        except NpcfaceError:
+            if message.seq == 0:  # the line never really started
+                npc.cancel_line()
+                wire.cancel_line()
+            raise
+        wire.expected_seq = message.seq + 1
+        self._emit(client, wire, wire.motion_out(motions))
+
+    def on_end_line(self: "Server", client: "ClientState", message: EndLine, payloads: list[bytes]) -> None:
+        wire = self._session(client, message.session)
+        if not wire.npc.in_line:
+            raise ProtocolError("no_line", "no line in progress (send audio with seq 0 first)")
+        duration = wire.npc.line_seconds
+        motions = wire.npc.end_line()
+        self._emit(client, wire, wire.motion_out(motions))
+        wire.end_line(message.id, duration)
+        self._pump(client, wire)
+
+    def _emit(self: "Server", client: "ClientState", wire: WireSession, ticks: list[list[bytes]]) -> None:
+        for tick in ticks:
+            self.send(client, tick)
+        self._pump(client, wire)
+
+    def _pump(self: "Server", client: "ClientState", wire: WireSession) -> None:
+        """Send what the window allows, start the next render, send finished line ends."""
+        for frame in wire.sendable_frames():
+            self.send(client, frame)
+        job = wire.next_render()
+        if job is not None:
+            self._render_pool.submit(self._render, client.identity, wire, job)
+        for line_end in wire.ready_line_ends():
+            self.send(client, line_end)
+
+    def _render(self: "Server", identity: bytes, wire: WireSession, job: RenderJob) -> None:
+        """Worker thread: render and encode one frame, then hand it to the loop thread."""
+        try:
+            frame = wire.npc.render(job.motion)
+            payload = encode_pixels(frame, wire.settings.frame_format, wire.settings.jpeg_quality)
+            rendered: RenderedFrame | None = RenderedFrame(job.line, job.index, float(job.motion.time), payload)
+        except Exception:  # a render bug drops the frame (counted), never the server
+            log.exception("render failed")
+            rendered = None
+
+        def deliver() -> None:
+            client = self.clients.get(identity)
+            if client is None or client.sessions.get(wire.name) is not wire:
+                return  # closed meanwhile
+            if rendered is None:
+                wire.render_failed(job)
+            else:
+                wire.rendered(rendered)
+            self._pump(client, wire)
+
+        self.complete_later(deliver)
+
+    def on_frame_ack(self: "Server", client: "ClientState", message: FrameAck, payloads: list[bytes]) -> None:
+        wire = self._session(client, message.session)
+        wire.ack(message.count)
+        self._pump(client, wire)
+
+    # ------------------------------------------------------------ emotion, gaze, controls
+
+    def _event_time(self: "Server", wire: WireSession, time_s: float | None) -> float:
+        return wire.npc.line_seconds if time_s is None else float(time_s)
+
+    def on_emotion(self: "Server", client: "ClientState", message: SetEmotion, payloads: list[bytes]) -> None:
+        wire = self._session(client, message.session)
+        if message.emotion not in EMOTIONS:
+            raise ProtocolError("bad_control", f"unknown emotion {message.emotion!r} (known: {', '.join(EMOTIONS)})")
+        wire.npc.set_event(EmotionEvent(self._event_time(wire, message.time), message.emotion, message.intensity,
+                                        message.ramp))
+
+    def on_gaze(self: "Server", client: "ClientState", message: SetGaze, payloads: list[bytes]) -> None:
+        wire = self._session(client, message.session)
+        wire.npc.set_event(GazeEvent(self._event_time(wire, message.time), message.yaw, message.pitch))
+
+    def on_controls(self: "Server", client: "ClientState", message: SetControls, payloads: list[bytes]) -> None:
+        wire = self._session(client, message.session)
+        wire.npc.set_event(ControlEvent(self._event_time(wire, message.time), message.motion_amplitude,
+                                        message.head_distance))

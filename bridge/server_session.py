@@ -1,0 +1,203 @@
+"""Wire-side state of one open session: audio sequence, tick numbering, the frame window and the
+drop-oldest policy (PROTOCOL.md section 7.3). No sockets here: methods return encoded messages
+for the server loop to send, so the policy is plain bookkeeping.
+"""
+from __future__ import annotations
+
+import io
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..core.session import NpcSession
+from ..core.types import Frame, MotionFrame
+from .protocol import FrameHeader, LineEnd, Open, Tick, encode
+
+
+@dataclass(frozen=True)
+class RenderJob:
+    line: int
+    index: int
+    motion: MotionFrame
+
+
+@dataclass(frozen=True)
+class RenderedFrame:
+    line: int
+    index: int
+    time: float
+    payload: bytes
+
+
+@dataclass
+class _LineCounts:
+    request_id: str | None = None
+    ticks: int = 0
+    duration: float = 0.0
+    frames_sent: int = 0
+    frames_dropped: int = 0
+    ended: bool = False  # end_line received, ticks all sent
+
+
+def _float_list(values) -> list[float]:
+    return [float(v) for v in values]
+
+
+def encode_pixels(frame: Frame, frame_format: str, jpeg_quality: int) -> bytes:
+    """A rendered frame in the session's wire format (section 5.5)."""
+    rgba = np.ascontiguousarray(frame.rgba, dtype=np.uint8)
+    if frame_format == "rgba8":
+        return rgba.tobytes()
+    if frame_format == "rgb8":
+        return np.ascontiguousarray(rgba[..., :3]).tobytes()
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(rgba[..., :3], "RGB").save(buffer, format="JPEG", quality=jpeg_quality)
+    return buffer.getvalue()
+
+
+class WireSession:
+    """One session as the protocol sees it. Owned by the server loop's thread."""
+
+    def __init__(self, name: str, settings: Open, npc: NpcSession):
+        self.name = name
+        self.settings = settings
+        self.npc = npc
+        self.latents = "latents" in settings.outputs
+        self.frames = "frames" in settings.outputs
+        self.window = settings.frame_window
+        self.line = -1  # the current (or last) line number
+        self.expected_seq = 0
+        self.next_index = 0
+        self.ticks_sent = 0
+        self.frames_sent = 0
+        self.frames_dropped = 0
+        self.in_flight = 0  # frames sent and not acknowledged
+        self.rendering = False  # one render at a time per session keeps frames in order
+        self._rendering_line = -1
+        self._render_queue: deque[RenderJob] = deque()
+        self._send_queue: deque[RenderedFrame] = deque()
+        self._lines: dict[int, _LineCounts] = {}
+
+    # ------------------------------------------------------------ lines and ticks
+
+    def start_line(self) -> None:
+        self.line += 1
+        self.expected_seq = 0
+        self.next_index = 0
+        self._lines[self.line] = _LineCounts()
+
+    def cancel_line(self) -> None:
+        """Forget a line that failed on its first chunk (nothing of it was sent)."""
+        del self._lines[self.line]
+        self.line -= 1
+
+    def motion_out(self, motions: list[MotionFrame]) -> list[list[bytes]]:
+        """Tick messages for new motion frames; queues their renders (dropping the oldest waiting)."""
+        out = []
+        counts = self._lines[self.line]
+        for motion in motions:
+            index = self.next_index
+            self.next_index += 1
+            counts.ticks += 1
+            if self.latents:
+                out.append(encode(self._tick(motion, index)))
+                self.ticks_sent += 1
+            if self.frames:
+                if len(self._render_queue) >= self.window:
+                    self._drop(self._render_queue.popleft().line)
+                self._render_queue.append(RenderJob(self.line, index, motion))
+        return out
+
+    def _tick(self, motion: MotionFrame, index: int) -> Tick:
+        channels = self.settings.channels
+        arkit = vis = vrm = None
+        if "arkit" in channels:
+            arkit = _float_list(motion.blendshapes)
+        if "visemes" in channels or "vrm" in channels:
+            from ..core.visemes import visemes_from_blendshapes, vrm_from_blendshapes
+
+            if "visemes" in channels:
+                vis = _float_list(visemes_from_blendshapes(motion.blendshapes))
+            if "vrm" in channels:
+                vrm = _float_list(vrm_from_blendshapes(motion.blendshapes))
+        return Tick(session=self.name, line=self.line, index=index, time=float(motion.time),
+                    head_rotation=_float_list(motion.head_rotation),
+                    head_translation=_float_list(motion.head_translation),
+                    gaze_left=_float_list(motion.gaze_left), gaze_right=_float_list(motion.gaze_right),
+                    arkit=arkit, visemes=vis, vrm=vrm)
+
+    def end_line(self, request_id: str | None, duration: float) -> None:
+        counts = self._lines[self.line]
+        counts.request_id = request_id
+        counts.duration = duration
+        counts.ended = True
+
+    def ready_line_ends(self) -> list[list[bytes]]:
+        """`line_end` messages for ended lines with no frame left to render or send (in order)."""
+        out = []
+        for line in sorted(self._lines):
+            counts = self._lines[line]
+            if not counts.ended or self._frames_outstanding(line):
+                break
+            out.append(encode(LineEnd(id=counts.request_id, session=self.name, line=line, ticks=counts.ticks,
+                                      duration=counts.duration, frames_sent=counts.frames_sent,
+                                      frames_dropped=counts.frames_dropped)))
+            del self._lines[line]
+        return out
+
+    def _frames_outstanding(self, line: int) -> bool:
+        rendering_this = self.rendering and self._rendering_line <= line
+        return (rendering_this or any(job.line <= line for job in self._render_queue)
+                or any(frame.line <= line for frame in self._send_queue))
+
+    # ------------------------------------------------------------ frames
+
+    def next_render(self) -> RenderJob | None:
+        if self.rendering or not self._render_queue:
+            return None
+        job = self._render_queue.popleft()
+        self.rendering = True
+        self._rendering_line = job.line
+        return job
+
+    def rendered(self, frame: RenderedFrame) -> None:
+        self.rendering = False
+        if len(self._send_queue) >= self.window:
+            self._drop(self._send_queue.popleft().line)
+        self._send_queue.append(frame)
+
+    def render_failed(self, job: RenderJob) -> None:
+        self.rendering = False
+        self._drop(job.line)
+
+    def sendable_frames(self) -> list[list[bytes]]:
+        """Frame messages the window allows now."""
+        out = []
+        width, height = self.settings.frame_size
+        while self._send_queue and self.in_flight < self.window:
+            frame = self._send_queue.popleft()
+            header = FrameHeader(session=self.name, line=frame.line, index=frame.index, time=frame.time,
+                                 width=width, height=height, format=self.settings.frame_format)
+            out.append(encode(header, [frame.payload]))
+            self.in_flight += 1
+            self.frames_sent += 1
+            if frame.line in self._lines:
+                self._lines[frame.line].frames_sent += 1
+        return out
+
+    def ack(self, count: int) -> None:
+        self.in_flight = max(0, self.in_flight - count)
+
+    def _drop(self, line: int) -> None:
+        self.frames_dropped += 1
+        if line in self._lines:
+            self._lines[line].frames_dropped += 1
+
+    def stats(self) -> dict:
+        return {"session": self.name, "line": max(self.line, 0), "in_line": self.npc.in_line,
+                "audio_s": float(self.npc.line_seconds), "ticks_sent": self.ticks_sent,
+                "frames_sent": self.frames_sent, "frames_dropped": self.frames_dropped,
+                "frames_in_flight": self.in_flight}

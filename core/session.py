@@ -1,0 +1,182 @@
+"""One talking NPC: PCM stream converter + motion stream + renderer, line after line.
+
+No networking and no animation logic here: this only composes the stages (core/audio,
+core/motion, core/render) and keeps the per-NPC state that outlives a line (emotion, gaze,
+controls). The sidecar (bridge/server.py) drives one NpcSession per open session.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+from .errors import AudioError, TextError
+from .types import ControlEvent, Controls, EmotionEvent, Frame, GazeEvent, MotionFrame
+
+if TYPE_CHECKING:
+    from .rig import Rig
+
+SampleFormat = Literal["s16le", "f32le"]
+_SAMPLE_BYTES = {"s16le": 2, "f32le": 4}
+MotionEvent = EmotionEvent | GazeEvent | ControlEvent
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    controls: Controls = Controls()
+    frame_size: tuple[int, int] | None = None  # (width, height); None: no rendering
+    max_line_seconds: float = 600.0
+
+
+@dataclass(frozen=True)
+class LineFormat:
+    """The PCM layout of one line's chunks (fixed for the whole line)."""
+
+    rate: int
+    channels: int
+    sample_format: SampleFormat
+
+    @property
+    def frame_bytes(self) -> int:
+        return self.channels * _SAMPLE_BYTES[self.sample_format]
+
+
+class _Line:
+    def __init__(self, stream, converter, line_format: LineFormat):
+        self.stream = stream
+        self.converter = converter
+        self.format = line_format
+        self.input_frames = 0  # sample frames received at the source rate
+
+    @property
+    def seconds(self) -> float:
+        return self.input_frames / self.format.rate
+
+
+class NpcSession:
+    """The stages for one NPC. Not thread-safe, except that ``render`` may run on another thread
+    while the owner pushes audio (the renderer only reads the rig)."""
+
+    def __init__(self, settings: SessionSettings, rig: "Rig | None" = None):
+        from .motion import MotionGenerator  # imported here so latents-only users skip nothing
+
+        self.settings = settings
+        self._generator = MotionGenerator(settings.controls)
+        self._renderer = None
+        if settings.frame_size is not None:
+            if rig is None:
+                raise ValueError("rendering needs a rig")
+            from .render import Renderer
+
+            self._renderer = Renderer(rig, size=settings.frame_size)
+        self._line: _Line | None = None
+        self._persistent: dict[type, MotionEvent] = {}  # the latest event of each kind (outlives lines)
+        self._pending: list[MotionEvent] = []  # events sent between lines, for the next line
+        self.lines_started = 0
+
+    # ------------------------------------------------------------ lines
+
+    @property
+    def in_line(self) -> bool:
+        return self._line is not None
+
+    @property
+    def line_seconds(self) -> float:
+        """Audio received so far on the current line (0 between lines)."""
+        return self._line.seconds if self._line is not None else 0.0
+
+    def start_line(self, line_format: LineFormat, text: str | None = None) -> None:
+        from .audio import PcmStreamConverter
+
+        if self._line is not None:
+            raise AudioError("a line is already in progress: end it first")
+        if text is not None and not text.strip():
+            text = None
+        if text is not None and "\x00" in text:
+            raise TextError("the line's text contains a NUL character")
+        converter = PcmStreamConverter(line_format.rate, line_format.channels, line_format.sample_format)
+        stream = self._generator.stream(text)
+        # State set on earlier lines holds from the start; events sent between lines follow.
+        for event in self._persistent.values():
+            held = replace(event, time=0.0, ramp=0.0) if hasattr(event, "ramp") else replace(event, time=0.0)
+            self._apply(stream, held)
+        for event in self._pending:
+            self._apply(stream, event)
+            self._persistent[type(event)] = event
+        self._pending = []
+        self._line = _Line(stream, converter, line_format)
+        self.lines_started += 1
+
+    def check_chunk(self, line_format: LineFormat, data: bytes) -> None:
+        """Raise AudioError if this chunk cannot extend the current line (state untouched)."""
+        line = self._line
+        if line is not None and line_format != line.format:
+            raise AudioError(f"the line's audio format changed mid-line ({line.format} -> {line_format})")
+        if not data:
+            raise AudioError("empty audio payload")
+        if len(data) % line_format.frame_bytes:
+            raise AudioError(f"payload of {len(data)} bytes is not a whole number of "
+                             f"{line_format.frame_bytes}-byte sample frames")
+        if line_format.sample_format == "f32le":
+            samples = np.frombuffer(data, dtype="<f4")
+            bad = ~np.isfinite(samples)
+            if bad.any():
+                raise AudioError(f"audio sample {int(np.argmax(bad)) // line_format.channels} of the chunk is NaN or infinite")
+
+    def chunk_seconds(self, line_format: LineFormat, data: bytes) -> float:
+        return len(data) // line_format.frame_bytes / line_format.rate
+
+    def push_pcm(self, data: bytes) -> list[MotionFrame]:
+        """Feed a chunk of the line's PCM; the motion frames it completes."""
+        line = self._require_line()
+        self.check_chunk(line.format, data)
+        samples16k = line.converter.push(data)
+        line.input_frames += len(data) // line.format.frame_bytes
+        return line.stream.push_audio(samples16k) if len(samples16k) else []
+
+    def end_line(self) -> list[MotionFrame]:
+        """The line's audio is complete: its remaining motion frames."""
+        line = self._require_line()
+        self._line = None
+        tail = line.converter.flush()
+        frames = line.stream.push_audio(tail) if len(tail) else []
+        return frames + line.stream.finish()
+
+    def cancel_line(self) -> None:
+        self._line = None
+
+    def _require_line(self) -> _Line:
+        if self._line is None:
+            raise AudioError("no line in progress")
+        return self._line
+
+    # ------------------------------------------------------------ controls
+
+    def set_event(self, event: MotionEvent) -> None:
+        """An emotion, gaze or control change at ``event.time`` on the current (or next) line."""
+        if self._line is None:
+            self._pending.append(event)
+        else:
+            self._apply(self._line.stream, event)
+            self._persistent[type(event)] = event
+
+    @staticmethod
+    def _apply(stream, event: MotionEvent) -> None:
+        if isinstance(event, EmotionEvent):
+            stream.set_emotion(event)
+        elif isinstance(event, GazeEvent):
+            stream.set_gaze(event)
+        else:
+            stream.set_controls(event)
+
+    # ------------------------------------------------------------ rendering
+
+    @property
+    def renders(self) -> bool:
+        return self._renderer is not None
+
+    def render(self, frame: MotionFrame) -> Frame:
+        if self._renderer is None:
+            raise ValueError("this session does not render frames")
+        return self._renderer.render(frame)
