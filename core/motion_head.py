@@ -1,0 +1,179 @@
+"""Head and eyes: prosody-driven head motion over never-repeating idle noise, gaze following with
+saccades, and stochastic blinks (more at pauses).
+
+Randomness is a function of (seed, channel, time), never of how audio was chunked: smooth noise
+comes from seeded knot values on a fixed time grid, and blinks / saccades are decided slot by slot
+on a fixed grid from seeded uniforms, so a stream and an offline pass draw the same numbers.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+
+from .motion_cues import Cues
+from .motion_emotion import ramped_timeline
+from .types import FEATURE_HOP_S, GazeEvent
+
+_BLOCK = 256  # random values are drawn in blocks of this many knots / slots
+
+
+@lru_cache(maxsize=512)
+def _uniform_block(seed: int, channel: int, block: int) -> np.ndarray:
+    return np.random.default_rng([seed & 0xFFFFFFFF, channel, block]).random((_BLOCK, 3))
+
+
+def slot_uniforms(seed: int, channel: int, slots: np.ndarray) -> np.ndarray:
+    """(N,) slot indices >= 0 -> (N, 3) uniforms in [0, 1), fixed per (seed, channel, slot)."""
+    slots = np.asarray(slots, dtype=np.int64)
+    out = np.empty((len(slots), 3))
+    for block in np.unique(slots // _BLOCK):
+        mask = slots // _BLOCK == block
+        out[mask] = _uniform_block(seed, channel, int(block))[slots[mask] % _BLOCK]
+    return out
+
+
+def smooth_noise(seed: int, channel: int, times: np.ndarray, spacing: float) -> np.ndarray:
+    """Smooth noise in about [-1, 1] at ``times``: cubic (Catmull-Rom) through seeded knots."""
+    pos = np.maximum(np.asarray(times, dtype=np.float64), 0.0) / spacing
+    base = np.floor(pos).astype(np.int64)
+    frac = pos - base
+    knots = [slot_uniforms(seed, channel, base + k + 1)[:, 0] * 2 - 1 for k in (-1, 0, 1, 2)]  # +1: index >= 0
+    p0, p1, p2, p3 = knots
+    return 0.5 * (2 * p1 + (p2 - p0) * frac + (2 * p0 - 5 * p1 + 4 * p2 - p3) * frac ** 2
+                  + (3 * p1 - p0 - 3 * p2 + p3) * frac ** 3)
+
+
+def layered_noise(seed: int, channel: int, times: np.ndarray) -> np.ndarray:
+    """Two octaves with an irrational spacing ratio, so the sum never repeats."""
+    slow = smooth_noise(seed, channel * 2, times, spacing=1.7)
+    fast = smooth_noise(seed, channel * 2 + 1, times, spacing=1.7 / np.sqrt(5.0))
+    return 0.75 * slow + 0.35 * fast
+
+
+# Random channels (any distinct small integers).
+_YAW, _PITCH, _ROLL, _SWAY_X, _SWAY_Y, _BLINKS, _SACCADES = range(1, 8)
+
+
+@dataclass
+class SlotScheduler:
+    """Decides, slot by slot in time order, whether an event (a blink, a saccade) starts there.
+
+    Slot i covers [i * slot, (i + 1) * slot). An event starts in slot i when the slot's seeded
+    uniform is below the hazard probability and the last event is ``refractory`` seconds back,
+    or unconditionally when ``max_gap`` seconds have passed. State is just the decided events.
+    """
+
+    seed: int
+    channel: int
+    slot: float
+    refractory: float
+    max_gap: float
+    next_slot: int = 0
+    starts: list[tuple[float, np.ndarray]] = field(default_factory=list)  # (time, the slot's uniforms)
+
+    def decide_until(self, t_end: float, hazard_per_s) -> None:
+        """Decide every slot starting before ``t_end``; ``hazard_per_s(times) -> rates``."""
+        last = int(np.floor(t_end / self.slot))
+        if last < self.next_slot:
+            return
+        slots = np.arange(self.next_slot, last + 1)
+        times = slots * self.slot
+        rates = np.asarray(hazard_per_s(times), dtype=np.float64)
+        draws = slot_uniforms(self.seed, self.channel, slots)
+        probability = 1.0 - np.exp(-rates * self.slot)
+        previous = self.starts[-1][0] if self.starts else -np.inf
+        for t, p, u in zip(times, probability, draws):
+            since = t - previous
+            if since >= self.refractory and (u[0] < p or since >= self.max_gap):
+                self.starts.append((float(t), u))
+                previous = t
+        self.next_slot = last + 1
+
+
+def blink_curve(times: np.ndarray, blinks: Sequence[tuple[float, np.ndarray]]) -> np.ndarray:
+    """EyeBlink weight (0 open, 1 closed) at ``times`` from blink starts: a fast close and a
+    slower reopening; each blink lasts 100-160 ms (from its seeded uniforms)."""
+    out = np.zeros(len(times))
+    for start, u in blinks:
+        duration = 0.10 + 0.06 * u[1]
+        closing = 0.4 * duration
+        rel = times - start
+        near = (rel > 0) & (rel < duration)
+        if not near.any():
+            continue
+        r = rel[near]
+        shape = np.where(r < closing, np.sin(0.5 * np.pi * r / closing),
+                         np.cos(0.5 * np.pi * (r - closing) / (duration - closing)))
+        out[near] = np.maximum(out[near], shape)
+    return out
+
+
+def saccade_offsets(times: np.ndarray, saccades: Sequence[tuple[float, np.ndarray]]) -> np.ndarray:
+    """(T, 2) gaze offset (yaw, pitch degrees): hold each fixation, jump in ~40 ms."""
+    out = np.zeros((len(times), 2))
+    previous = np.zeros(2)
+    for start, u in saccades:
+        target = np.array([(u[1] * 2 - 1) * 4.0, (u[2] * 2 - 1) * 2.5])
+        s = np.clip((times - start) / 0.04, 0.0, 1.0)[:, None]
+        after = times >= start
+        out[after] = (previous + (target - previous) * s)[after]
+        previous = target
+    return out
+
+
+@dataclass(frozen=True)
+class HeadLayer:
+    rotation: np.ndarray  # (T, 3) yaw, pitch, roll degrees (pitch + = chin up)
+    translation: np.ndarray  # (T, 3) metres
+    gaze: np.ndarray  # (T, 2, 2) [eye, (yaw, pitch)] degrees relative to the head
+    blink: np.ndarray  # (T,) 0..1
+
+
+def nod(times: np.ndarray, cues: Cues) -> np.ndarray:
+    """Downward head pitch (degrees, >= 0) following emphasis: each emphatic row pulls the chin
+    down, peaking ~150 ms later and easing back over ~0.4 s."""
+    row_times = cues.row_times()
+    out = np.zeros(len(times))
+    strength = cues.emphasis * (0.6 + 0.8 * cues.pitch) * FEATURE_HOP_S
+    active = np.nonzero(strength > 1e-4)[0]
+    if len(active) == 0:
+        return out
+    lag = times[:, None] - row_times[active][None, :]  # (T, A)
+    kernel = np.where((lag > -0.03) & (lag < 0.55), np.sin(np.pi * np.clip((lag + 0.03) / 0.58, 0, 1)) ** 2, 0.0)
+    return (kernel * strength[active]).sum(1) * 3.5
+
+
+def head_layer(times: np.ndarray, cues: Cues, seed: int, amplitude: np.ndarray, distance: np.ndarray,
+               gazes: Sequence[GazeEvent], emotion_pitch: np.ndarray, motion_gain: np.ndarray,
+               blinks: SlotScheduler, saccades: SlotScheduler) -> HeadLayer:
+    """Head pose, eye gaze and blinks for frame ``times`` (schedulers must be decided up to them)."""
+    activity = cues.at("activity", times)
+    liveliness = (0.5 + 1.2 * activity) * motion_gain * amplitude
+    gaze_target = ramped_timeline(times, np.zeros(2), [(g.time, np.array([g.yaw, g.pitch]), 0.08) for g in gazes])
+    head_follow = ramped_timeline(times, np.zeros(2), [(g.time, 0.3 * np.array([g.yaw, g.pitch]), 0.7) for g in gazes])
+    yaw = 4.0 * liveliness * layered_noise(seed, _YAW, times) + head_follow[:, 0]
+    pitch = (2.5 * liveliness * layered_noise(seed, _PITCH, times) - amplitude * motion_gain * nod(times, cues)
+             + emotion_pitch + head_follow[:, 1])
+    roll = 1.6 * liveliness * layered_noise(seed, _ROLL, times)
+    rotation = np.stack([yaw, pitch, roll], axis=1)
+    sway = 0.004 * liveliness
+    translation = np.stack([sway * layered_noise(seed, _SWAY_X, times), sway * layered_noise(seed, _SWAY_Y, times),
+                            (1.0 - distance) * 0.6], axis=1)  # z: the portrait sits ~0.6 m away
+    # The eyes hold the target while the head moves (vestibulo-ocular reflex), plus saccades.
+    eyes = np.clip(gaze_target + saccade_offsets(times, saccades.starts) - rotation[:, :2], -30.0, 30.0)
+    gaze = np.stack([eyes, eyes], axis=1)
+    return HeadLayer(rotation=rotation, translation=translation, gaze=gaze, blink=blink_curve(times, blinks.starts))
+
+
+def blink_hazard(cues: Cues, blink_gain_at) -> callable:
+    """Blink rate per second at given times: ~17/min baseline, several times that just after
+    speech stops (people blink at pauses), scaled by the emotion's blink gain."""
+    def hazard(times: np.ndarray) -> np.ndarray:
+        now = cues.at("level", times)
+        before = cues.at("level", times - 0.25)
+        pause_start = np.clip(before - now, 0.0, 1.0) * (now < 0.2)
+        return (0.3 + 2.0 * pause_start) * blink_gain_at(times)
+    return hazard

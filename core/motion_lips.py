@@ -1,0 +1,166 @@
+"""The lip layer: phones give timing and the shapes that must be hit (closures, lip-to-teeth,
+rounding); acoustics (loudness, F1, F2, frication) give how open the mouth really is.
+
+1. coarticulated_targets: each phone's viseme pose, blended by dominance with its neighbours
+   (Cohen-Massaro style: a phone's pull decays exponentially outside it, faster behind than
+   ahead, so lips anticipate the next sound by ~50-100 ms).
+2. acoustic_mouth: an openness / rounding / spreading pose from the cues alone.
+3. The two are mixed by how much the phones can be trusted (aligned > recognized > acoustic).
+4. Key shapes override: bilabials close the lips fully, F/V put the lip to the teeth.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .arkit import ARKIT_INDEX, ARKIT_NAMES
+from .motion_cues import Cues
+from .types import Phone, PhoneSource
+from .visemes import VISEME_INDEX, VISEME_POSES
+
+_VISEME_OF_PHONE: dict[str, str] = {
+    "SIL": "sil", "P": "PP", "B": "PP", "M": "PP", "F": "FF", "V": "FF", "TH": "TH", "DH": "TH",
+    "T": "DD", "D": "DD", "K": "kk", "G": "kk", "NG": "kk", "HH": "kk",
+    "CH": "CH", "JH": "CH", "SH": "CH", "ZH": "CH", "S": "SS", "Z": "SS", "N": "nn", "L": "nn",
+    "R": "RR", "ER": "RR", "AA": "aa", "AE": "aa", "AH": "aa", "AW": "aa", "AY": "aa",
+    "EH": "E", "EY": "E", "IH": "ih", "IY": "ih", "Y": "ih", "AO": "oh", "OW": "oh", "OY": "oh",
+    "UW": "ou", "UH": "ou", "W": "ou",
+}
+# How strongly a phone holds its shape against its neighbours.
+_DOMINANCE: dict[str, float] = {
+    "sil": 0.6, "PP": 3.0, "FF": 2.0, "TH": 0.8, "DD": 0.35, "kk": 0.2, "CH": 1.2, "SS": 0.8,
+    "nn": 0.35, "RR": 0.7, "aa": 0.6, "E": 0.55, "ih": 0.5, "oh": 0.8, "ou": 1.0,
+}
+_LOW_DOMINANCE_PHONES = {"HH": 0.05, "W": 1.4, "L": 0.3}
+BILABIALS = frozenset({"P", "B", "M"})
+LABIODENTALS = frozenset({"F", "V"})
+
+ANTICIPATION_S = 0.05  # a coming phone's pull falls by e every 50 ms before it starts
+CARRYOVER_S = 0.035  # a past phone's pull falls by e every 35 ms after it ends
+PHONE_REACH_S = 0.10  # phones further ahead than this do not pull (bounds streaming latency)
+CLOSURE_LEAD_S = 0.07  # lips start closing this long before a bilabial
+CLOSURE_RELEASE_S = 0.05
+PHONE_TRUST: dict[str, float] = {"aligned": 0.7, "recognized": 0.45, "acoustic": 0.2}
+_CLOSED_JAW = 0.06  # jaw opening during a bilabial (teeth apart, lips together)
+
+
+def _idx(*names: str) -> np.ndarray:
+    return np.array([ARKIT_INDEX[n] for n in names])
+
+
+_JAW = ARKIT_INDEX["JawOpen"]
+_CLOSE = ARKIT_INDEX["MouthClose"]
+_PRESS = _idx("MouthPressLeft", "MouthPressRight")
+_ROLL = _idx("MouthRollLower", "MouthRollUpper")
+_PARTING = _idx("MouthUpperUpLeft", "MouthUpperUpRight", "MouthLowerDownLeft", "MouthLowerDownRight",
+                "MouthStretchLeft", "MouthStretchRight", "MouthFunnel", "MouthPucker", "TongueOut")
+_STRETCH = _idx("MouthStretchLeft", "MouthStretchRight")
+_UPPER_UP = _idx("MouthUpperUpLeft", "MouthUpperUpRight")
+_LOWER_DOWN = _idx("MouthLowerDownLeft", "MouthLowerDownRight")
+_PUCKER, _FUNNEL = ARKIT_INDEX["MouthPucker"], ARKIT_INDEX["MouthFunnel"]
+
+
+def viseme_of(label: str) -> str | None:
+    return _VISEME_OF_PHONE.get(label.upper())
+
+
+def _phone_arrays(phones: Sequence[Phone], t_min: float, t_max: float):
+    """Starts, ends, viseme rows and dominances of the phones that can pull on [t_min, t_max]."""
+    rows = []
+    for p in phones:
+        viseme = viseme_of(p.label)
+        if viseme is None or p.end < t_min - 0.5 or p.start > t_max + PHONE_REACH_S:
+            continue
+        dominance = _LOW_DOMINANCE_PHONES.get(p.label.upper(), _DOMINANCE[viseme])
+        if p.stress == 1:
+            dominance *= 1.25
+        rows.append((p.start, p.end, VISEME_INDEX[viseme], dominance))
+    if not rows:
+        return None
+    starts, ends, visemes, dominance = (np.array(col) for col in zip(*rows))
+    return starts, ends, visemes.astype(int), dominance
+
+
+def coarticulated_targets(times: np.ndarray, phones: Sequence[Phone]) -> tuple[np.ndarray, np.ndarray]:
+    """(T, 52) dominance-blended viseme poses and (T,) coverage (0 where no phone is near)."""
+    arrays = _phone_arrays(phones, float(times.min(initial=0.0)), float(times.max(initial=0.0)))
+    if arrays is None:
+        return np.zeros((len(times), len(ARKIT_NAMES))), np.zeros(len(times))
+    starts, ends, visemes, dominance = arrays
+    ahead = starts[None, :] - times[:, None]  # (T, P) > 0: the phone is still to come
+    behind = times[:, None] - ends[None, :]  # (T, P) > 0: the phone is over
+    decay = np.where(ahead > 0, np.exp(-ahead / ANTICIPATION_S) * (ahead <= PHONE_REACH_S),
+                     np.where(behind > 0, np.exp(-behind / CARRYOVER_S), 1.0))
+    weights = dominance[None, :] * decay  # (T, P)
+    total = weights.sum(1)
+    blend = (weights @ VISEME_POSES[visemes]) / np.maximum(total, 1e-6)[:, None]  # (T, 52)
+    return blend, np.clip(total / 0.3, 0.0, 1.0)
+
+
+def key_shape_curve(times: np.ndarray, phones: Sequence[Phone], labels: frozenset[str]) -> np.ndarray:
+    """(T,) 1 inside any phone in ``labels``, easing in before it and out after it."""
+    out = np.zeros(len(times))
+    for p in phones:
+        if p.label.upper() not in labels or p.end < times.min(initial=0) - 1 or p.start > times.max(initial=0) + 1:
+            continue
+        rise = np.clip((times - (p.start - CLOSURE_LEAD_S)) / CLOSURE_LEAD_S, 0.0, 1.0)
+        fall = np.clip(((p.end + CLOSURE_RELEASE_S) - times) / CLOSURE_RELEASE_S, 0.0, 1.0)
+        inside = np.minimum(rise, fall)
+        out = np.maximum(out, inside * inside * (3 - 2 * inside))
+    return out
+
+
+def acoustic_mouth(times: np.ndarray, cues: Cues) -> np.ndarray:
+    """(T, 52) a mouth from acoustics alone: F1 and loudness open the jaw, F2 rounds or spreads
+    the lips, frication brings the teeth together."""
+    level = cues.at("level", times)
+    f1 = cues.at("f1_open", times)
+    fricative = cues.at("fricative", times)
+    mouth = np.zeros((len(times), len(ARKIT_NAMES)))
+    mouth[:, _JAW] = (0.22 * level + 0.5 * f1) * (1.0 - 0.7 * fricative)
+    rounding = cues.at("f2_round", times)
+    mouth[:, _PUCKER] = 0.6 * rounding
+    mouth[:, _FUNNEL] = 0.35 * rounding
+    mouth[:, _STRETCH] = (0.35 * cues.at("f2_spread", times) + 0.25 * fricative)[:, None]
+    mouth[:, _UPPER_UP] = (0.1 * level + 0.2 * fricative)[:, None]
+    mouth[:, _LOWER_DOWN] = (0.25 * f1 + 0.2 * fricative)[:, None]
+    return mouth
+
+
+@dataclass(frozen=True)
+class LipLayer:
+    mouth: np.ndarray  # (T, 52) mouth channels only
+    closure: np.ndarray  # (T,) 0..1: lips must meet (other layers may not part them)
+
+
+def apply_closure(mouth: np.ndarray, closure: np.ndarray) -> np.ndarray:
+    """Bilabial closure: jaw nearly shut, MouthClose cancelling it, lips pressed, nothing parting."""
+    c = closure[:, None]
+    out = mouth.copy()
+    out[:, _JAW] = mouth[:, _JAW] * (1 - closure) + _CLOSED_JAW * closure
+    out[:, _CLOSE] = np.maximum(mouth[:, _CLOSE] * (1 - closure), out[:, _JAW] * closure)
+    out[:, _PARTING] = mouth[:, _PARTING] * (1 - c)
+    out[:, _PRESS] = np.maximum(mouth[:, _PRESS], 0.45 * c)
+    out[:, _ROLL] = np.maximum(mouth[:, _ROLL], np.array([0.12, 0.08]) * c)
+    return out
+
+
+def apply_labiodental(mouth: np.ndarray, strength: np.ndarray) -> np.ndarray:
+    """F/V: lower lip rolled in under the upper teeth, upper lip lifted a little."""
+    pose = VISEME_POSES[VISEME_INDEX["FF"]]
+    s = 0.9 * strength[:, None]
+    return mouth * (1 - s) + pose[None, :] * s
+
+
+def lip_layer(times: np.ndarray, cues: Cues, phones: Sequence[Phone], source: PhoneSource) -> LipLayer:
+    targets, coverage = coarticulated_targets(times, phones)
+    level = cues.at("level", times)
+    targets = targets * (0.3 + 0.8 * level)[:, None]  # quieter speech, smaller shapes
+    trust = PHONE_TRUST[source] * coverage[:, None]
+    mouth = trust * targets + (1 - trust) * acoustic_mouth(times, cues)
+    mouth = apply_labiodental(mouth, key_shape_curve(times, phones, LABIODENTALS))
+    closure = key_shape_curve(times, phones, BILABIALS)
+    mouth = apply_closure(mouth, closure)
+    return LipLayer(mouth=np.clip(mouth, 0.0, 1.0), closure=closure)
