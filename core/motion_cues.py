@@ -17,7 +17,8 @@ SMOOTH_S = 0.03  # half-width of the short smoothing of loudness, voicing and fo
 REF_WINDOW_S = 2.0  # loudness reference: the loudest moment of the last two seconds
 SLOW_WINDOW_S = 0.5  # emphasis: loudness above the average of the last half second
 ACTIVITY_WINDOW_S = 0.6  # head liveliness follows talking over this long
-CUE_REACH_S = SMOOTH_S + 0.02  # how far ahead of a row its cues look
+DIP_BACK_S, DIP_AHEAD_S = 0.15, 0.05  # a dip is quieter than both the last 150 ms and the next 50 ms
+CUE_REACH_S = SMOOTH_S + 0.02  # how far ahead of a row its cues look (>= DIP_AHEAD_S, and smoothing + 20 ms)
 CUE_BACK_S = REF_WINDOW_S + max(SLOW_WINDOW_S, ACTIVITY_WINDOW_S) + SMOOTH_S  # how far back
 
 _REF_FLOOR_DB = -42.0  # a recording quieter than this is treated as quiet speech, not boosted
@@ -27,6 +28,16 @@ _EMPHASIS_CAP_DB = 6.0
 
 def _rows(seconds: float) -> int:
     return int(round(seconds / FEATURE_HOP_S))
+
+
+def max_behind(x: np.ndarray, rows: int) -> np.ndarray:
+    """Max of x over rows [r - rows, r]."""
+    return maximum_filter1d(x, size=rows + 1, origin=rows // 2, mode="nearest")
+
+
+def max_ahead(x: np.ndarray, rows: int) -> np.ndarray:
+    """Max of x over rows [r, r + rows]."""
+    return maximum_filter1d(x, size=rows + 1, origin=-((rows + 1) // 2), mode="nearest")
 
 
 def moving_average(x: np.ndarray, back: int, ahead: int, weights: np.ndarray | None = None) -> np.ndarray:
@@ -54,6 +65,7 @@ class Cues:
     emphasis: np.ndarray  # (R,) dB above the recent average loudness, on voiced rows
     pitch: np.ndarray  # (R,) 0..1 how high the voice is (f0 above 80 Hz, log scale)
     activity: np.ndarray  # (R,) 0..1 how much talking there was over the last ~0.6 s
+    dip: np.ndarray  # (R,) 0..1 a short quiet gap between louder sounds (a stop or nasal closure)
 
     @property
     def num_rows(self) -> int:
@@ -70,8 +82,7 @@ class Cues:
 def compute_cues(feats: AudioFeatures) -> Cues:
     smooth = _rows(SMOOTH_S)
     loud = moving_average(np.maximum(feats.loudness_db, -100.0), smooth, smooth)
-    ref = np.maximum(maximum_filter1d(loud, size=_rows(REF_WINDOW_S) + 1, origin=_rows(REF_WINDOW_S) // 2,
-                                      mode="nearest"), _REF_FLOOR_DB)
+    ref = np.maximum(max_behind(loud, _rows(REF_WINDOW_S)), _REF_FLOOR_DB)
     level = np.clip((loud - (ref - _LEVEL_RANGE_DB)) / _LEVEL_RANGE_DB, 0.0, 1.0)
     voiced_raw = np.clip(feats.voicing, 0.0, 1.0)
     voiced = moving_average(voiced_raw, smooth, smooth)
@@ -80,7 +91,8 @@ def compute_cues(feats: AudioFeatures) -> Cues:
     f2 = moving_average(feats.f2_hz, smooth, smooth, weights=has_f1)
     formant_trust = moving_average(has_f1.astype(np.float64), smooth, smooth) * level
     f1_open = np.clip((f1 - 280.0) / 520.0, 0.0, 1.0) * formant_trust
-    f2_round = np.clip((1350.0 - f2) / 500.0, 0.0, 1.0) * formant_trust
+    # Rounding must last a while to count: single-row F2 drops are LPC noise, not lips.
+    f2_round = moving_average(np.clip((1350.0 - f2) / 500.0, 0.0, 1.0) * formant_trust, _rows(0.06), _rows(0.02))
     f2_spread = np.clip((f2 - 1750.0) / 600.0, 0.0, 1.0) * formant_trust
     noisy = np.clip((feats.zero_crossing_rate - 0.12) / 0.15, 0.0, 1.0) * np.clip((feats.spectral_tilt + 5.0) / 15.0, 0.0, 1.0)
     fricative = moving_average(noisy * (1.0 - voiced_raw), smooth, smooth) * np.clip(level * 2.0, 0.0, 1.0)
@@ -91,6 +103,9 @@ def compute_cues(feats: AudioFeatures) -> Cues:
     f0 = moving_average(feats.f0_hz, smooth, smooth, weights=feats.f0_hz > 0)
     pitch = np.clip(np.log2(np.maximum(f0, 80.0) / 80.0) / 2.0, 0.0, 1.0) * voiced
     activity = moving_average(level * (0.6 + 0.4 * voiced), _rows(ACTIVITY_WINDOW_S), _rows(0.02))
+    before, after = max_behind(level, _rows(DIP_BACK_S)), max_ahead(level, _rows(DIP_AHEAD_S))
+    depth = np.minimum(before, after) - level
+    dip = np.clip((depth - 0.3) / 0.3, 0.0, 1.0) * (level < 0.45)
     return Cues(start_time=float(feats.start_time), level=level, voiced=voiced, f1_open=f1_open,
                 f2_round=f2_round, f2_spread=f2_spread, fricative=fricative, emphasis=emphasis, pitch=pitch,
-                activity=activity)
+                activity=activity, dip=dip)

@@ -43,6 +43,7 @@ PHONE_REACH_S = 0.10  # phones further ahead than this do not pull (bounds strea
 CLOSURE_LEAD_S = 0.07  # lips start closing this long before a bilabial
 CLOSURE_RELEASE_S = 0.05
 PHONE_TRUST: dict[str, float] = {"aligned": 0.7, "recognized": 0.45, "acoustic": 0.2}
+ACOUSTIC_CLOSURE = 0.85  # how far an acoustic dip closes the lips (phones alone claim a full closure)
 _CLOSED_JAW = 0.06  # jaw opening during a bilabial (teeth apart, lips together)
 
 
@@ -162,5 +163,9 @@ def lip_layer(times: np.ndarray, cues: Cues, phones: Sequence[Phone], source: Ph
     mouth = trust * targets + (1 - trust) * acoustic_mouth(times, cues)
     mouth = apply_labiodental(mouth, key_shape_curve(times, phones, LABIODENTALS))
     closure = key_shape_curve(times, phones, BILABIALS)
+    # Where no trustworthy phone says otherwise (other languages, singing, the not-yet-recognized
+    # tail of a stream), a short quiet gap between louder sounds closes the lips most of the way.
+    phone_says = coverage if source != "acoustic" else np.zeros_like(coverage)
+    closure = np.maximum(closure, ACOUSTIC_CLOSURE * cues.at("dip", times) * (1.0 - phone_says))
     mouth = apply_closure(mouth, closure)
     return LipLayer(mouth=np.clip(mouth, 0.0, 1.0), closure=closure)
