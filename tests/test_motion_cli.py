@@ -1,0 +1,60 @@
+"""`npcface animate` through the real CLI entry point: outputs, plot, and every bad input."""
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import soundfile
+
+from conftest import fixture_line
+from npcface.bridge.cli import main
+from npcface.core.arkit import ARKIT_NAMES
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(["animate", *argv])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--emotion", "grumpy"], "unknown emotion 'grumpy'"),
+    (["--emotion-at", "1.0=smug:0.5"], "unknown emotion 'smug'"),
+    (["--emotion-at", "soon=happy"], "--emotion-at time must be seconds"),
+    (["--emotion-at", "happy"], "--emotion-at needs TIME=NAME"),
+    (["--fps", "0"], "fps must be a number > 0"),
+    (["--fps", "nan"], "fps must be a number > 0"),
+    (["--fps", "100000"], "fps must be a number > 0"),
+    (["--text-file", "/nonexistent/line.txt"], "text file not found"),
+])
+def test_bad_controls_get_one_line_and_exit_2(capsys, tmp_path, extra, message):
+    wav, _ = fixture_line("line_greeting")
+    code, _, err = run_cli(capsys, str(wav), "-o", str(tmp_path / "out.csv"), *extra)
+    assert code == 2
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_bad_paths_get_specific_errors(capsys, tmp_path):
+    wav, _ = fixture_line("line_greeting")
+    cases = [
+        ([str(tmp_path / "missing.wav"), "-o", str(tmp_path / "o.csv")], "audio file not found"),
+        ([str(wav), "-o", str(tmp_path / "o.txt")], "output must end in .csv or .json"),
+        ([str(wav), "-o", str(tmp_path / "no_such_folder" / "o.csv")], "does not exist"),
+        ([str(wav), "-o", str(tmp_path)], "output must end in"),
+        ([str(wav), "-o", str(tmp_path / "o.csv"), "--plot", str(tmp_path / "p.jpg")], "plot must end in .png"),
+    ]
+    (tmp_path / "dir.csv").mkdir()
+    cases.append(([str(wav), "-o", str(tmp_path / "dir.csv")], "is a folder"))
+    not_audio = tmp_path / "notes.wav"
+    not_audio.write_text("this is not audio at all")
+    cases.append(([str(not_audio), "-o", str(tmp_path / "o.csv")], "notes.wav"))
+    silent_nan = tmp_path / "nan.wav"
+    soundfile.write(silent_nan, np.full(1600, np.nan, np.float32), 16000, subtype="FLOAT")
+    cases.append(([str(silent_nan), "-o", str(tmp_path / "o.csv")], "NaN"))
+    for argv, message in cases:
+        code, _, err = run_cli(capsys, *argv)
+        assert code == 2, argv
+        assert message in err and "Traceback" not in err, (argv, err)
