@@ -43,6 +43,9 @@ def _open_for_reading(path: str | Path) -> av.container.InputContainer:
     if not container.streams.video:
         container.close()
         raise FormatError(f"{path}: has no video stream")
+    if container.format.name == "image2" or container.format.name.endswith("_pipe"):
+        container.close()  # FFmpeg reads PNG/JPEG/WebP as one-frame "videos"; they are images
+        raise FormatError(f"{path}: is a still image ({container.format.name}), not a video")
     return container
 
 

@@ -1,0 +1,168 @@
+"""Face capture: a talking video becomes a MotionTrack (head rotation and translation, eye gaze,
+ARKit blendshapes) with MediaPipe's face mesh (0.10.21, its models ship in the wheel; nothing is
+downloaded). The landmark-to-channel mapping and its calibration are in capture_blendshapes.py.
+
+Frames where no face is found are filled by linear interpolation between the nearest frames
+with a face (held at the ends) and counted in CaptureResult.frames_without_face; a video with no
+face at all raises NoFaceError.
+
+Head translation is a rough estimate from the face's image position and size, assuming a 50
+degree horizontal field of view and 9 cm between the outer eye corners, and is given relative to
+the take's median position (x to the image right, y up, z toward the camera, metres).
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterable
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .capture_blendshapes import (MEASUREMENTS, channels_from_measurements, euler_from_frame,
+                                  measure_face, to_camera_coordinates)
+from .errors import ImageError, NoFaceError
+from .types import MotionTrack
+from .video_io import read_video, video_info
+
+CAMERA_FOV_DEG = 50.0
+EYE_CORNERS_M = 0.09  # outer eye corner distance of an adult face
+
+
+@dataclass(frozen=True)
+class CaptureResult:
+    track: MotionTrack
+    measurements: np.ndarray  # (T, len(MEASUREMENTS)) raw per-frame measurements, IOD units
+    frames_without_face: int
+    seconds: float  # wall-clock time spent decoding and tracking
+
+    @property
+    def capture_fps(self) -> float:
+        return len(self.track) / self.seconds if self.seconds > 0 else float("inf")
+
+    @property
+    def mouth_opening(self) -> np.ndarray:
+        """Inner-lip gap over the face size, per frame (the measuring stick for lip sync)."""
+        return self.measurements[:, MEASUREMENTS.index("lip_gap")]
+
+
+@contextmanager
+def _native_stderr_silenced():
+    """MediaPipe's C++ side prints set-up chatter (TFLite delegate, absl warnings) straight to
+    file descriptor 2 while it builds its graph; users should only see npcface's own messages.
+    (Only while the graph is built: a real error later still reaches the terminal.)"""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+class FaceTracker:
+    """MediaPipe face mesh in video mode (tracks from frame to frame, faster than detecting)."""
+
+    def __init__(self, video_mode: bool = True):
+        with _native_stderr_silenced():
+            import mediapipe as mp
+
+            self._mesh = mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=not video_mode, max_num_faces=1, refine_landmarks=True,
+                min_detection_confidence=0.5, min_tracking_confidence=0.5)
+            # The graph sets up (and logs) on background threads; one blank frame waits for that.
+            self._mesh.process(np.zeros((64, 64, 3), np.uint8))
+        self._seen_face = False  # the landmark stage logs once more on its first face
+
+    def landmarks(self, rgb: np.ndarray) -> np.ndarray | None:
+        """(478, 3) normalized landmarks of the most prominent face, or None."""
+        if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+            raise ImageError(f"face tracking needs RGB uint8 frames, got {rgb.shape} {rgb.dtype}")
+        if self._seen_face:
+            result = self._mesh.process(np.ascontiguousarray(rgb))
+        else:
+            with _native_stderr_silenced():
+                result = self._mesh.process(np.ascontiguousarray(rgb))
+            self._seen_face = bool(result.multi_face_landmarks)
+        if not result.multi_face_landmarks:
+            return None
+        return np.array([(p.x, p.y, p.z) for p in result.multi_face_landmarks[0].landmark])
+
+    def close(self) -> None:
+        self._mesh.close()
+
+    def __enter__(self) -> "FaceTracker":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _head_position(points: np.ndarray, iod_px: float, width: int, height: int) -> np.ndarray:
+    """Camera-space head position in metres (pinhole camera, CAMERA_FOV_DEG wide)."""
+    focal = (width / 2) / np.tan(np.radians(CAMERA_FOV_DEG / 2))
+    depth = focal * EYE_CORNERS_M / iod_px
+    centre = points[[33, 263]].mean(axis=0)  # between the outer eye corners
+    return np.array([(centre[0] - width / 2) * depth / focal,
+                     (centre[1] + height / 2) * depth / focal,  # y is already up (negated)
+                     -depth])
+
+
+def _fill_gaps(values: np.ndarray, found: np.ndarray) -> np.ndarray:
+    """Linear interpolation over frames without a face (held at the ends), column by column."""
+    index = np.arange(len(values))
+    filled = values.reshape(len(values), -1).copy()
+    for column in range(filled.shape[1]):
+        filled[:, column] = np.interp(index, index[found], filled[found, column])
+    return filled.reshape(values.shape)
+
+
+def capture_frames(frames: Iterable[tuple[float, np.ndarray]], fps: float) -> CaptureResult:
+    """Track every (time, RGB frame) and turn the take into a MotionTrack at ``fps``."""
+    started = time.perf_counter()
+    times, found, rotations, positions, measured = [], [], [], [], []
+    with FaceTracker() as tracker:
+        for time_s, rgb in frames:
+            times.append(time_s)
+            landmarks = tracker.landmarks(rgb)
+            if landmarks is None:
+                found.append(False)
+                rotations.append(np.zeros(3))
+                positions.append(np.zeros(3))
+                measured.append(np.zeros(len(MEASUREMENTS)))
+                continue
+            points = to_camera_coordinates(landmarks, rgb.shape[1], rgb.shape[0])
+            rotation, iod, measurement = measure_face(points)
+            found.append(True)
+            rotations.append(np.array(euler_from_frame(rotation)))
+            positions.append(_head_position(points, iod, rgb.shape[1], rgb.shape[0]))
+            measured.append(measurement)
+    found = np.array(found, dtype=bool)
+    if not found.any():
+        raise NoFaceError(f"no face found in any of the {len(found)} frames")
+    rotations = _fill_gaps(np.array(rotations), found)
+    positions = _fill_gaps(np.array(positions), found)
+    measured = _fill_gaps(np.array(measured), found)
+    blendshapes, gaze = channels_from_measurements(measured)
+    track = MotionTrack(
+        fps=float(fps), times=np.array(times, dtype=np.float64), head_rotation=rotations,
+        head_translation=positions - np.median(positions, axis=0), gaze=gaze, blendshapes=blendshapes)
+    return CaptureResult(track=track, measurements=measured,
+                         frames_without_face=int((~found).sum()),
+                         seconds=time.perf_counter() - started)
+
+
+def capture_video_result(path: str | Path) -> CaptureResult:
+    """Capture a video file (any container PyAV reads); see capture_frames."""
+    info = video_info(path)
+    return capture_frames(read_video(path), info.fps)
+
+
+def capture_video(path: str | Path) -> MotionTrack:
+    """MediaPipe face mesh per frame -> head rotation, gaze and ARKit channels (the contract API)."""
+    return capture_video_result(path).track
