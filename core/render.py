@@ -1,0 +1,156 @@
+"""The mesh-warp portrait renderer: MotionFrame + Rig -> Frame (RGBA uint8).
+
+Per frame: blendshape deltas deform the rig's vertices, the head turns in 3D about its pivot
+and moves, a pinhole camera projects it, the vertex motion becomes a dense warp of the picture
+(render_warp), then the mouth interior and the eyes (lids, iris) are drawn where the warp alone
+would smear (render_mouth, render_eyes).
+
+Conventions (as core/livelink.py): yaw + = the head turns to its own left, pitch + = chin up,
+roll + = tilted toward its own left shoulder; eye yaw + = looking to its left, pitch + = up;
+head translation in metres, z + = toward the camera, which sits CAMERA_DISTANCE_M in front of
+the face (so z = -0.6 halves the head's size).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from .errors import ControlError
+from .render_eyes import EyeLayer
+from .render_mouth import MouthLayer
+from .render_warp import MeshWarp, warp_image
+from .rig import Rig
+from .types import Frame, MotionFrame
+
+CAMERA_DISTANCE_M = 0.6  # same as the motion generator's head_distance mapping
+IOD_METRES = 0.063  # a typical inter-ocular distance: converts metres to the portrait's pixels
+MAX_OUTPUT_SIDE = 4096
+WARP_GRID_SPACING = 4.0  # output pixels between warp-field nodes
+
+
+@dataclass(frozen=True)
+class FaceGeometry:
+    """One frame's vertex positions in output pixels."""
+
+    base: np.ndarray  # (V, 2) rest positions
+    deformed: np.ndarray  # (V, 2) after blendshapes and head motion
+    rigid: np.ndarray  # (V, 2) after head motion only (where teeth and eyeballs go)
+    weights: np.ndarray  # (52,) blendshape weights in [0, 1]
+
+
+class Renderer:
+    """Renders one rig at a fixed output size. ``cutout`` makes the background transparent."""
+
+    def __init__(self, rig: Rig, size: int | tuple[int, int] = 512, cutout: bool = False):
+        self.width, self.height = _output_size(size)
+        self.rig = rig
+        self.cutout = cutout
+        image, matte, offset, scale = _view(rig, self.width, self.height)
+        self.view_image = image  # (H, W, 3) uint8: the part of the picture the output shows
+        scale3 = np.array([scale[0], scale[1], scale.mean()], dtype=np.float32)
+        self.vertices = (rig.vertices - np.array([offset[0], offset[1], 0], dtype=np.float32)) * scale3
+        self.deltas = rig.deltas * scale3
+        self.pivot = (rig.pivot - np.array([offset[0], offset[1], 0], dtype=np.float32)) * scale3
+        self.head_weight = rig.head_weight[:, None]
+        px_per_metre = rig.iod * float(scale.mean()) / IOD_METRES
+        self.px_per_metre = px_per_metre
+        self.camera_z = float(self.vertices[1, 2]) + CAMERA_DISTANCE_M * px_per_metre  # nose tip + distance
+        self.warp = MeshWarp(self.vertices, rig.triangles, self.height, self.width, WARP_GRID_SPACING)
+        planes = np.concatenate([image.astype(np.float32), matte[..., None].astype(np.float32)], axis=2)
+        self.planes = torch.from_numpy(planes).permute(2, 0, 1).unsqueeze(0).contiguous()  # (1, 4, H, W)
+        self.base_xy = self._project(self.vertices)
+        self.mouth = MouthLayer(image, self.vertices[:, :2], rig.mouth_width * float(scale.mean()))
+        self.eyes = EyeLayer(image, self.vertices[:, :2])
+
+    def geometry(self, frame: MotionFrame) -> FaceGeometry:
+        weights = _check_frame(frame)
+        active = np.flatnonzero(weights > 1e-4)
+        deformed = self.vertices + np.tensordot(weights[active], self.deltas[active], axes=1)
+        rotation = rotation_matrix(*frame.head_rotation)
+        translation = np.asarray(frame.head_translation, dtype=np.float32) * self.px_per_metre
+        translation[1] *= -1.0  # y + = up in metres, down in pixels
+        moved_xy = self._project(self._move(deformed, rotation, translation))
+        rigid_xy = self._project(self._move(self.vertices, rotation, translation))
+        blend = deformed[:, :2] - self.vertices[:, :2]
+        head, rest = self.head_weight, self.vertices[:, :2]
+        # projection changes are added to the picture's positions, so rest reproduces the picture
+        deformed_xy = rest + head * (moved_xy - self.base_xy) + (1 - head) * blend
+        rigid_xy = rest + head * (rigid_xy - self.base_xy)
+        return FaceGeometry(base=self.vertices[:, :2], deformed=deformed_xy, rigid=rigid_xy, weights=weights)
+
+    def render(self, frame: MotionFrame) -> Frame:
+        geometry = self.geometry(frame)
+        grid = self.warp.sample_grid((geometry.deformed - geometry.base).astype(np.float64))
+        warped = warp_image(self.planes, grid)[0].permute(1, 2, 0).numpy()  # (H, W, 4) float32
+        rgb = np.ascontiguousarray(warped[..., :3])
+        self.mouth.draw(rgb, geometry, frame)
+        self.eyes.draw(rgb, geometry, frame)
+        out = np.empty((self.height, self.width, 4), dtype=np.uint8)
+        np.clip(rgb + 0.5, 0, 255, out=rgb)
+        out[..., :3] = rgb
+        out[..., 3] = np.clip(warped[..., 3] + 0.5, 0, 255) if self.cutout else 255
+        return Frame(time=float(frame.time), rgba=out)
+
+    def _move(self, points: np.ndarray, rotation: np.ndarray, translation: np.ndarray) -> np.ndarray:
+        return (points - self.pivot) @ rotation.T + self.pivot + translation
+
+    def _project(self, points: np.ndarray) -> np.ndarray:
+        """Pinhole projection about the pivot; points at the nose tip's depth keep their scale."""
+        depth = np.maximum(self.camera_z - points[:, 2:3], 1e-3)
+        focal = self.camera_z - float(self.vertices[1, 2])
+        return self.pivot[:2] + (points[:, :2] - self.pivot[:2]) * (focal / depth)
+
+
+def rotation_matrix(yaw: float, pitch: float, roll: float) -> np.ndarray:
+    """Camera axes x right, y down, z toward the camera; angles in degrees (see module docstring)."""
+    y, p, r = np.radians([yaw, pitch, roll])
+    turn = np.array([[np.cos(y), 0, np.sin(y)], [0, 1, 0], [-np.sin(y), 0, np.cos(y)]])
+    nod = np.array([[1, 0, 0], [0, np.cos(p), -np.sin(p)], [0, np.sin(p), np.cos(p)]])
+    tilt = np.array([[np.cos(r), -np.sin(r), 0], [np.sin(r), np.cos(r), 0], [0, 0, 1]])
+    return (tilt @ turn @ nod).astype(np.float32)
+
+
+def _output_size(size: int | tuple[int, int]) -> tuple[int, int]:
+    try:
+        width, height = (size, size) if np.isscalar(size) else tuple(size)
+        width, height = int(width), int(height)
+    except (TypeError, ValueError):
+        raise ControlError(f"output size must be an int or (width, height), got {size!r}") from None
+    if not (16 <= width <= MAX_OUTPUT_SIDE and 16 <= height <= MAX_OUTPUT_SIDE):
+        raise ControlError(f"output size {width}x{height} is out of range (16..{MAX_OUTPUT_SIDE} per side)")
+    return width, height
+
+
+def _check_frame(frame: MotionFrame) -> np.ndarray:
+    weights = np.asarray(frame.blendshapes, dtype=np.float32)
+    if weights.shape != (52,):
+        raise ControlError(f"a MotionFrame needs 52 blendshape weights, got shape {weights.shape}")
+    values = np.concatenate([weights, frame.head_rotation, frame.head_translation, frame.gaze_left,
+                             frame.gaze_right]).astype(np.float64)
+    if not np.all(np.isfinite(values)):
+        raise ControlError(f"MotionFrame at t={frame.time} has NaN or infinite values")
+    if frame.head_translation[2] * 1.0 >= 0.8 * CAMERA_DISTANCE_M:
+        raise ControlError(f"head translation z={frame.head_translation[2]} m puts the face at the camera")
+    return np.clip(weights, 0.0, 1.0)
+
+
+def _view(rig: Rig, width: int, height: int):
+    """The largest crop of the picture with the output's aspect, as centred on the face as it can be,
+    resized to the output. Returns (image, matte, crop offset (x, y), scale (sx, sy))."""
+    src_h, src_w = rig.image.shape[:2]
+    aspect = width / height
+    crop_w = min(src_w, round(src_h * aspect))
+    crop_h = min(src_h, round(crop_w / aspect))
+    centre = rig.landmarks[:468, :2].mean(axis=0)
+    x0 = int(np.clip(round(centre[0] - crop_w / 2), 0, src_w - crop_w))
+    y0 = int(np.clip(round(centre[1] - crop_h / 2), 0, src_h - crop_h))
+    interpolation = cv2.INTER_AREA if crop_w > width else cv2.INTER_CUBIC
+    image = cv2.resize(rig.image[y0:y0 + crop_h, x0:x0 + crop_w], (width, height), interpolation=interpolation)
+    matte = cv2.resize(rig.matte[y0:y0 + crop_h, x0:x0 + crop_w], (width, height), interpolation=interpolation)
+    # pixel centres: source x maps to (x + 0.5) * scale - 0.5 in the output
+    scale = np.array([width / crop_w, height / crop_h], dtype=np.float32)
+    offset = np.array([x0, y0], dtype=np.float32) - 0.5 + 0.5 / scale
+    return image, matte, offset, scale

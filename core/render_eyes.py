@@ -1,0 +1,179 @@
+"""Eyes: the iris moves inside the eye for gaze, and eyelids really close for blinks.
+
+Once per rig and size, each eye gets a plate (the eye with its iris painted out) and an iris
+patch (the iris with the parts the lids hide filled in by mirroring). Per frame, inside the
+current lid opening the eyeball is drawn (plate + iris moved by the gaze) carried by the head's
+rigid motion, so it never squashes with the lids; where the lids now cover what was open, a
+lid is drawn from the skin colour above the eye, shaded, with a lash line at its edge. At rest
+with a straight gaze the layer is skipped and the picture is unchanged.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .render_draw import bounding_box, fit_affine, inverse_points, polygon_mask, sample, smoothstep
+from .rig_mesh import (EYE_LEFT_LOWER, EYE_LEFT_UPPER, EYE_RIGHT_LOWER, EYE_RIGHT_UPPER, IRIS_LEFT,
+                       IRIS_RIGHT)
+
+EYEBALL_RADIUS_PER_EYE_WIDTH = 0.45  # iris travel per radian of gaze, in eye widths
+MAX_GAZE_DEGREES = 40.0
+
+
+@dataclass
+class _Eye:
+    upper: list[int]
+    lower: list[int]
+    iris: tuple[int, ...]
+    gaze_index: int  # 0 = MotionFrame.gaze_left, 1 = gaze_right
+    box: tuple[int, int, int, int]  # patch around the eye (rest pixels)
+    plate: np.ndarray  # (h, w, 3) float32 over box, the eye with its iris painted out
+    iris_rgba: np.ndarray  # (h, w, 4) float32 iris patch (premultiplied colour, alpha)
+    iris_centre: np.ndarray  # (2,)
+    width: float  # corner to corner, pixels
+    lid: np.ndarray  # (3,) float32 skin colour of the lid
+    open_rest: np.ndarray  # (H, W) float32, the rest opening shrunk by a pixel
+
+
+class EyeLayer:
+    def __init__(self, image: np.ndarray, base_xy: np.ndarray):
+        self.height, self.width = image.shape[:2]
+        self.base_xy = base_xy.astype(np.float64)
+        picture = image.astype(np.float32)
+        self.eyes = [self._prepare(picture, EYE_LEFT_UPPER, EYE_LEFT_LOWER, IRIS_LEFT, 0),
+                     self._prepare(picture, EYE_RIGHT_UPPER, EYE_RIGHT_LOWER, IRIS_RIGHT, 1)]
+        right, left = self.base_xy[33], self.base_xy[263]
+        self.x_axis = (left - right) / np.linalg.norm(left - right)
+        self.y_axis = np.array([-self.x_axis[1], self.x_axis[0]])
+
+    def _prepare(self, picture, upper, lower, iris, gaze_index) -> _Eye:
+        xy = self.base_xy
+        contour = list(upper) + list(lower[-2:0:-1])
+        eye_width = float(np.linalg.norm(xy[upper[0]] - xy[upper[-1]]))
+        centre = xy[iris[0]]
+        radius = float(np.mean(np.linalg.norm(xy[list(iris[1:])] - centre, axis=1)))
+        radius = float(np.clip(radius, 0.12 * eye_width, 0.3 * eye_width))
+        box = bounding_box(np.vstack([xy[contour], centre[None] - 1.6 * radius, centre[None] + 1.6 * radius]),
+                           3, self.width, self.height)
+        opening = np.zeros((self.height, self.width), dtype=np.float32)
+        if box is not None:
+            x0, y0, x1, y1 = box
+            opening[y0:y1, x0:x1] = polygon_mask(xy[contour], box)
+        open_rest = cv2.erode(opening, np.ones((3, 3), np.uint8))
+        ys, xs = np.mgrid[0:self.height, 0:self.width]
+        dist = np.hypot(xs - centre[0], ys - centre[1]).astype(np.float32)
+        box = box or (0, 0, 1, 1)
+        x0, y0, x1, y1 = box
+        patch = np.clip(picture[y0:y1, x0:x1], 0, 255).astype(np.uint8)
+        covered = ((dist[y0:y1, x0:x1] < radius * 1.12)
+                   & (cv2.dilate(opening[y0:y1, x0:x1], np.ones((3, 3), np.uint8)) > 0)).astype(np.uint8)
+        plate = _paint_out_iris(picture[y0:y1, x0:x1], opening[y0:y1, x0:x1], dist[y0:y1, x0:x1], covered,
+                                radius, centre[1] - y0)
+        iris_rgba = _iris_patch(picture[y0:y1, x0:x1], opening[y0:y1, x0:x1], dist[y0:y1, x0:x1],
+                                centre - (x0, y0), radius)
+        lid = _lid_colour(picture, xy, upper, eye_width)
+        return _Eye(list(upper), list(lower), tuple(iris), gaze_index, box, plate, iris_rgba,
+                    centre, eye_width, lid, open_rest)
+
+    def draw(self, rgb: np.ndarray, geometry, frame) -> None:
+        gazes = (frame.gaze_left, frame.gaze_right)
+        for eye in self.eyes:
+            yaw, pitch = np.clip(gazes[eye.gaze_index], -MAX_GAZE_DEGREES, MAX_GAZE_DEGREES)
+            shift = EYEBALL_RADIUS_PER_EYE_WIDTH * eye.width * np.array([np.sin(np.radians(yaw)),
+                                                                         -np.sin(np.radians(pitch))])
+            shift = shift[0] * self.x_axis + shift[1] * self.y_axis
+            ids = eye.upper + eye.lower
+            lids_moved = np.abs(geometry.deformed[ids] - geometry.rigid[ids]).max()
+            if lids_moved < 0.05 and np.abs(shift).max() < 0.05:
+                continue  # the warp already shows this eye as it is in the picture
+            self._draw_eye(rgb, eye, geometry, shift)
+
+    def _draw_eye(self, rgb, eye: _Eye, geometry, shift) -> None:
+        contour = eye.upper + eye.lower[-2:0:-1]
+        current = geometry.deformed[contour]
+        rest_moved = geometry.rigid[contour]
+        box = bounding_box(np.vstack([current, rest_moved]), 3, self.width, self.height)
+        if box is None:
+            return
+        eyeball_motion = fit_affine(self.base_xy[contour + [eye.iris[0]]], geometry.rigid[contour + [eye.iris[0]]])
+        map_x, map_y = inverse_points(eyeball_motion, box)
+        ex0, ey0 = eye.box[:2]
+        ball = sample(self._eyeball(eye, shift), map_x - ex0, map_y - ey0)
+        covered_before = sample(eye.open_rest, map_x, map_y)[..., None]
+        opening = polygon_mask(current, box)[..., None]
+        lid = self._lid(eye, current, box, rgb[box[1]:box[3], box[0]:box[2]])
+        x0, y0, x1, y1 = box
+        region = rgb[y0:y1, x0:x1]
+        outside = covered_before * lid + (1 - covered_before) * region
+        region[:] = opening * ball + (1 - opening) * outside
+
+    def _eyeball(self, eye: _Eye, shift: np.ndarray) -> np.ndarray:
+        """The eyeball over the eye's box with the iris moved by shift (pixels)."""
+        x0, y0, x1, y1 = eye.box
+        moved = cv2.warpAffine(eye.iris_rgba, np.array([[1, 0, shift[0]], [0, 1, shift[1]]]),
+                               (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        return moved[..., :3] + (1 - moved[..., 3:4]) * eye.plate
+
+    def _lid(self, eye: _Eye, current: np.ndarray, box, warped: np.ndarray) -> np.ndarray:
+        """Lid skin over box: the stretched lid of the warp evened out toward the skin colour, shaded
+        darker toward its edge, with a lash line along the edge."""
+        x0, y0, x1, y1 = box
+        upper = current[: len(eye.upper)]
+        order = np.argsort(upper[:, 0])
+        xs = np.arange(x0, x1, dtype=np.float64)
+        edge = np.interp(xs, upper[order, 0], upper[order, 1])
+        ys = np.arange(y0, y1, dtype=np.float64)[:, None]
+        above = edge[None, :] - ys  # pixels above the lid's edge
+        lash = max(1.0, 0.045 * eye.width)
+        shade = 0.86 + 0.14 * smoothstep(0.0, 0.2 * eye.width, above)
+        lid = (0.55 * eye.lid[None, None, :] + 0.45 * warped) * shade[..., None]
+        lash_strength = smoothstep(-0.8, 0.2, above) * (1 - smoothstep(lash - 0.5, lash + 0.5, above))
+        return (lid * (1 - 0.65 * lash_strength[..., None])).astype(np.float32)
+
+
+def _iris_patch(patch, opening, dist, centre, radius) -> np.ndarray:
+    """Premultiplied RGBA iris: visible iris pixels, hidden ones mirrored from the other half."""
+    h, w = dist.shape
+    visible = cv2.erode(opening, np.ones((3, 3), np.uint8)) > 0.5
+    colour = patch.copy()
+    ys, xs = np.mgrid[0:h, 0:w]
+    mirror_y = np.clip(np.round(2 * centre[1] - ys).astype(int), 0, h - 1)
+    hidden = (dist < radius + 1) & ~visible
+    from_mirror = hidden & visible[mirror_y, xs]
+    colour[from_mirror] = patch[mirror_y[from_mirror], xs[from_mirror]]
+    still = (hidden & ~from_mirror).astype(np.uint8)
+    if still.any():
+        colour = cv2.inpaint(np.clip(colour, 0, 255).astype(np.uint8), still, 3, cv2.INPAINT_TELEA).astype(np.float32)
+    alpha = np.clip(radius + 0.5 - dist, 0, 1)[..., None]
+    return np.concatenate([colour * alpha, alpha], axis=2).astype(np.float32)
+
+
+def _lid_colour(picture, xy, upper, eye_width) -> np.ndarray:
+    """Median skin colour a little above the upper lid."""
+    height, width = picture.shape[:2]
+    samples = []
+    for i in upper[2:-2]:
+        for lift in (0.2, 0.28, 0.36):
+            x, y = np.round(xy[i] - (0, lift * eye_width)).astype(int)
+            if 0 <= x < width and 0 <= y < height:
+                samples.append(picture[y, x])
+    if not samples:
+        return np.full(3, 128.0, np.float32)
+    return np.median(np.array(samples), axis=0).astype(np.float32)
+
+
+def _paint_out_iris(patch, opening, dist, covered, radius, centre_y) -> np.ndarray:
+    """The eye with its iris replaced by the white of the eye (its own colour), shaded under the lid."""
+    visible = (cv2.erode(opening, np.ones((3, 3), np.uint8)) > 0.5) & (dist > radius * 1.2)
+    white = patch[visible]
+    if len(white) >= 6:
+        sclera = np.percentile(white, 60, axis=0)
+    else:  # an eye that is nearly all iris: a slightly warm off-white at the picture's brightness
+        sclera = np.full(3, float(np.percentile(patch, 90))) * np.array([1.0, 0.97, 0.93])
+    rows = np.arange(patch.shape[0], dtype=np.float32)[:, None]
+    shade = 0.78 + 0.22 * np.clip((rows - (centre_y - radius)) / (1.4 * radius), 0, 1)
+    fill = sclera[None, None, :] * shade[..., None]
+    weight = cv2.GaussianBlur(covered.astype(np.float32), (3, 3), 0)[..., None]
+    return (weight * fill + (1 - weight) * patch).astype(np.float32)

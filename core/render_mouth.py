@@ -1,0 +1,134 @@
+"""The mouth interior drawn where the lips part: dark cavity, upper teeth on the upper jaw,
+lower teeth and a hint of tongue on the lower jaw.
+
+Everything is drawn in the mouth's rest coordinates and carried by the head's rigid motion, so
+the teeth never stretch with the lips and look the same from frame to frame. Where the source
+picture already shows the inside of the mouth (parted lips, visible teeth), those pixels are
+kept, attached to the upper jaw; at rest the layer reproduces the picture exactly.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .arkit import ARKIT_INDEX
+from .render_draw import bounding_box, fit_affine, inverse_points, polygon_mask, sample, smoothstep
+from .rig_mesh import CHIN, LIPS_LOWER_INNER, LIPS_LOWER_OUTER, LIPS_UPPER_INNER, LIPS_UPPER_OUTER
+
+INNER_CONTOUR = list(LIPS_UPPER_INNER) + list(LIPS_LOWER_INNER[-2:0:-1])
+OUTER_CONTOUR = list(LIPS_UPPER_OUTER) + list(LIPS_LOWER_OUTER[-2:0:-1])
+UPPER_JAW_POINTS = list(LIPS_UPPER_OUTER) + [1, 2, 4, 5, 6, 98, 327, 168, 33, 263, 133, 362]
+TOOTH_EDGES = (0.0, 0.17, 0.31, 0.44, 0.56, 0.67)  # tooth boundaries across the mouth, in half-widths
+TEETH_WHITE = np.array([236.0, 230.0, 214.0], dtype=np.float32)
+
+
+class MouthLayer:
+    def __init__(self, image: np.ndarray, base_xy: np.ndarray, mouth_width: float):
+        self.height, self.width = image.shape[:2]
+        self.image = image.astype(np.float32)
+        self.base_xy = base_xy.astype(np.float64)
+        self.mouth_width = max(mouth_width, 4.0)
+        left, right = self.base_xy[291], self.base_xy[61]
+        self.centre = (left + right) / 2
+        self.axis = (left - right) / np.linalg.norm(left - right)  # along the mouth, to its left
+        self.normal = np.array([-self.axis[1], self.axis[0]])  # down the face
+        self.half_width = np.linalg.norm(left - right) / 2
+        self.upper_line = self._line(LIPS_UPPER_INNER)
+        self.lower_line = self._line(LIPS_LOWER_INNER)
+        box = bounding_box(self.base_xy[INNER_CONTOUR], 1, self.width, self.height)
+        shown = np.zeros((self.height, self.width), dtype=np.float32)
+        if box is not None:
+            x0, y0, x1, y1 = box
+            shown[y0:y1, x0:x1] = polygon_mask(self.base_xy[INNER_CONTOUR], box)
+        # the source's own mouth opening, one pixel wider so rest frames match it exactly
+        self.source_open = cv2.dilate(shown, np.ones((3, 3), np.uint8))
+        self.colours = _mouth_colours(self.image, self.base_xy, shown)
+
+    def _line(self, contour) -> tuple[np.ndarray, np.ndarray]:
+        """A lip line as (along, down) in mouth coordinates, sorted along the mouth."""
+        along, down = self._coords(self.base_xy[list(contour)])
+        order = np.argsort(along)
+        return along[order], down[order]
+
+    def _coords(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        rel = points - self.centre
+        return rel @ self.axis / self.half_width, rel @ self.normal
+
+    def draw(self, rgb: np.ndarray, geometry, frame) -> None:
+        """Composite the interior into rgb (H, W, 3 float32) inside the current lip opening."""
+        contour = geometry.deformed[INNER_CONTOUR]
+        box = bounding_box(contour, 2, self.width, self.height)
+        if box is None:
+            return
+        coverage = polygon_mask(contour, box)
+        if not coverage.any():
+            return
+        upper_jaw = fit_affine(self.base_xy[UPPER_JAW_POINTS], geometry.rigid[UPPER_JAW_POINTS])
+        map_x, map_y = inverse_points(upper_jaw, box)
+        kept = sample(self.source_open, map_x, map_y)[..., None]
+        source = sample(self.image, map_x, map_y)
+        jaw_shift = geometry.deformed[CHIN] - geometry.rigid[CHIN]
+        synth = self._synthesize(map_x, map_y, jaw_shift, upper_jaw, geometry.weights)
+        interior = kept * source + (1 - kept) * synth
+        x0, y0, x1, y1 = box
+        region = rgb[y0:y1, x0:x1]
+        cover = coverage[..., None]
+        region[:] = cover * interior + (1 - cover) * region
+
+    def _synthesize(self, map_x, map_y, jaw_shift, upper_jaw, weights) -> np.ndarray:
+        """Cavity, tongue and teeth at rest-pose positions (map_x, map_y)."""
+        c = self.colours
+        mw = self.mouth_width
+        along, down = self._coords(np.stack([map_x, map_y], axis=-1).astype(np.float64))
+        # the lower jaw's own motion, brought back to rest coordinates
+        jaw_rest = np.linalg.solve(upper_jaw[:, :2], jaw_shift)
+        jaw_down = float(jaw_rest @ self.normal)
+        jaw_along = float(jaw_rest @ self.axis) / self.half_width
+        upper = np.interp(along, *self.upper_line)
+        lower = np.interp(along - jaw_along, *self.lower_line) + jaw_down
+        depth = np.clip(1 - along ** 2, 0, 1)
+        out = c["cavity"] * (0.45 + 0.55 * depth)[..., None]
+        # tongue: a low mound on the floor of the mouth, rising toward the lower teeth
+        tongue_top = lower - 0.11 * mw - 0.04 * mw * depth
+        tongue = smoothstep(-1.5, 1.5, down - tongue_top) * smoothstep(0.0, 0.25, 0.8 - np.abs(along - jaw_along))
+        tongue_shade = (0.55 + 0.45 * smoothstep(0.0, 0.12 * mw, down - tongue_top)) * (0.6 + 0.4 * depth)
+        out = out + tongue[..., None] * (c["tongue"] * tongue_shade[..., None] - out)
+        lower_teeth = (smoothstep(-1.0, 1.0, down - (lower - 0.04 * mw)) * smoothstep(-1.0, 0.5, lower - down)
+                       * smoothstep(0.0, 0.2, 0.55 - np.abs(along - jaw_along)))
+        out = out + 0.8 * lower_teeth[..., None] * (c["teeth"] * (0.7 * (1 - 0.6 * along ** 2))[..., None] - out)
+        height = 0.13 * mw * np.sqrt(np.clip(1 - (along / 0.86) ** 2, 0, 1))
+        upper_teeth = smoothstep(-1.0, 1.0, upper + height - down) * (height > 0.5)
+        gaps = np.ones_like(along)
+        pixel = 0.7 / self.half_width  # a tooth gap is about a pixel wide
+        for edge in TOOTH_EDGES:
+            for sign in (1.0, -1.0):
+                gaps -= 0.28 * np.exp(-(((along - sign * edge) / pixel) ** 2))
+        shade = (1 - 0.5 * along ** 2) * gaps * (0.78 + 0.22 * smoothstep(0.0, 0.05 * mw, down - upper))
+        out = out + upper_teeth[..., None] * (c["teeth"] * shade[..., None] - out)
+        return out.astype(np.float32)
+
+
+def _mouth_colours(image: np.ndarray, base_xy: np.ndarray, shown: np.ndarray) -> dict[str, np.ndarray]:
+    """Cavity, tongue and teeth colours that belong to this picture (its lips, skin, palette)."""
+    height, width = image.shape[:2]
+    lips = np.zeros((height, width), dtype=np.uint8)
+    cv2.fillPoly(lips, [np.round(base_xy[OUTER_CONTOUR]).astype(np.int32)], 1)
+    cv2.fillPoly(lips, [np.round(base_xy[INNER_CONTOUR]).astype(np.int32)], 0)
+    lip = np.median(image[lips > 0], axis=0) if lips.any() else np.array([150.0, 80.0, 80.0])
+    face = np.zeros((height, width), dtype=np.uint8)
+    cheeks = base_xy[[50, 280, 101, 330, 205, 425]]
+    for x, y in np.round(cheeks).astype(int):
+        cv2.circle(face, (int(x), int(y)), max(2, int(0.02 * width)), 1, -1)
+    skin = np.median(image[face > 0], axis=0) if face.any() else lip
+    grey = float(np.mean(np.abs(np.diff(image.reshape(-1, 3)[::17], axis=1)))) < 4.0
+    teeth = 0.6 * TEETH_WHITE + 0.4 * np.maximum(skin, lip)
+    if (shown > 0.5).sum() > 12:  # the picture shows its teeth: use their colour
+        inside = image[shown > 0.5]
+        bright = inside[inside.mean(axis=1) >= np.percentile(inside.mean(axis=1), 70)]
+        if bright.mean() > 0.8 * skin.mean():
+            teeth = np.median(bright, axis=0)
+    colours = {"cavity": lip * np.array([0.32, 0.22, 0.22]) + 4.0,
+               "tongue": lip * np.array([0.78, 0.6, 0.6]) + np.array([14.0, 0.0, 0.0]), "teeth": teeth}
+    if grey:  # black-and-white pictures (and marble) keep no colour cast
+        colours = {k: np.full(3, v.mean()) for k, v in colours.items()}
+    return {k: np.asarray(v, dtype=np.float32) for k, v in colours.items()}

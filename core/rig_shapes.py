@@ -1,0 +1,283 @@
+"""Per-vertex deltas of the visible ARKit blendshapes, derived from the face's own proportions.
+
+Each shape moves a few handle vertices (lip and lid contours, brows, chin) by amounts measured
+in the face's units (mouth width, eye opening, inter-ocular distance), in the face's own frame
+(so a tilted portrait opens its jaw along its own chin axis). The skin around the handles follows
+by harmonic interpolation on the mesh graph (the smoothest falloff that meets the handles), and
+vertices far from the handles stay put.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.sparse import coo_matrix, csr_matrix
+from scipy.sparse.linalg import spsolve
+
+from .arkit import ARKIT_INDEX, ARKIT_NAMES
+from .rig_mesh import (BROW_LEFT_INNER, BROW_LEFT_MID, BROW_LEFT_OUTER, BROW_RIGHT_INNER, BROW_RIGHT_MID,
+                       BROW_RIGHT_OUTER, CHIN, EYE_LEFT_LOWER, EYE_LEFT_UPPER, EYE_RIGHT_LOWER, EYE_RIGHT_UPPER,
+                       FACE_OVAL, IRIS_LEFT, IRIS_RIGHT, LIPS_LOWER_INNER, LIPS_LOWER_OUTER, LIPS_UPPER_INNER,
+                       LIPS_UPPER_OUTER, NOSE_TIP, NOSE_WING_LEFT, NOSE_WING_RIGHT, NUM_LANDMARKS, FaceMesh)
+
+JAW_DROP_PER_MOUTH_WIDTH = 0.45  # chin travel at JawOpen = 1, as a fraction of the lip width
+
+
+@dataclass(frozen=True)
+class FaceFrame:
+    """The face's own axes in image pixels: x from its right eye to its left, y down its nose."""
+
+    origin: np.ndarray  # (2,) midpoint of the eye centres
+    x_axis: np.ndarray  # (2,) unit
+    y_axis: np.ndarray  # (2,) unit
+    iod: float  # inter-ocular distance (eye centre to eye centre), pixels
+    mouth_width: float  # lip corner to lip corner, pixels
+
+    def coords(self, xy: np.ndarray) -> np.ndarray:
+        """(N, 2) pixels -> (N, 2) face coordinates in inter-ocular units."""
+        rel = xy - self.origin
+        return np.stack([rel @ self.x_axis, rel @ self.y_axis], axis=-1) / self.iod
+
+    def to_pixels(self, du_dv: np.ndarray) -> np.ndarray:
+        """(N, 2) displacement in face units -> (N, 2) pixels."""
+        return (du_dv[:, :1] * self.x_axis + du_dv[:, 1:2] * self.y_axis) * self.iod
+
+
+def face_frame(landmarks: np.ndarray) -> FaceFrame:
+    right_eye = landmarks[[33, 133], :2].mean(axis=0)
+    left_eye = landmarks[[263, 362], :2].mean(axis=0)
+    x_axis = left_eye - right_eye
+    iod = float(np.linalg.norm(x_axis))
+    x_axis = x_axis / iod
+    y_axis = np.array([-x_axis[1], x_axis[0]])
+    mouth_width = float(np.linalg.norm(landmarks[291, :2] - landmarks[61, :2]))
+    return FaceFrame(origin=(right_eye + left_eye) / 2, x_axis=x_axis, y_axis=y_axis, iod=iod,
+                     mouth_width=mouth_width)
+
+
+class _ShapeBuilder:
+    """Turns handle displacements (face units) into whole-mesh deltas (pixels, 3D)."""
+
+    def __init__(self, mesh: FaceMesh, frame: FaceFrame):
+        self.mesh = mesh
+        self.frame = frame
+        self.uv = frame.coords(mesh.vertices[:, :2])
+        n = len(mesh.vertices)
+        tris = mesh.triangles
+        rows = np.concatenate([tris[:, 0], tris[:, 1], tris[:, 2], tris[:, 1], tris[:, 2], tris[:, 0]])
+        cols = np.concatenate([tris[:, 1], tris[:, 2], tris[:, 0], tris[:, 0], tris[:, 1], tris[:, 2]])
+        adjacency = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n)).tocsr()
+        adjacency.data[:] = 1.0
+        degree = np.asarray(adjacency.sum(axis=1)).ravel()
+        self.neighbours = [set(adjacency.indices[adjacency.indptr[i]:adjacency.indptr[i + 1]]) for i in range(n)]
+        self.laplacian = csr_matrix(np.diag(degree)) - adjacency
+        # never moved by any shape: irises (not in the warp), border and outer rings
+        self.always_fixed = np.zeros(n, dtype=bool)
+        self.always_fixed[list(IRIS_RIGHT + IRIS_LEFT)] = True
+        self.always_fixed[NUM_LANDMARKS + 3:] = mesh.head_weight[NUM_LANDMARKS + 3:] < 0.5
+
+    def delta(self, handles: dict[int, tuple[float, float]], fixed: tuple[int, ...] = (),
+              radius: float = 0.9, dz: dict[int, float] | None = None) -> np.ndarray:
+        """(V, 3) pixel delta: handles move by (du, dv) face units; the rest interpolates harmonically
+        within ``radius`` (face units) of the handles and stays put beyond it."""
+        n = len(self.mesh.vertices)
+        known = self.always_fixed.copy()
+        known[list(fixed)] = True
+        handle_ids = np.array(sorted(handles))
+        nearest = np.min(np.linalg.norm(self.uv[:, None, :] - self.uv[None, handle_ids, :], axis=2), axis=1)
+        known |= nearest > radius
+        values = np.zeros((n, 3))
+        values[handle_ids, :2] = self.frame.to_pixels(np.array([handles[i] for i in handle_ids]))
+        for i, value in (dz or {}).items():
+            values[i, 2] = value * self.frame.iod
+        known[handle_ids] = True
+        free = np.flatnonzero(~known)
+        if len(free):
+            lap = self.laplacian
+            rhs = -(lap[free][:, np.flatnonzero(known)] @ values[known])
+            solved = spsolve(lap[free][:, free].tocsc(), rhs)
+            values[free] = solved.reshape(len(free), 3)
+        return values.astype(np.float32)
+
+
+def _lip_side(builder: _ShapeBuilder, ids) -> np.ndarray:
+    """Lateral position of lip vertices: -1 at the subject's right corner, +1 at its left."""
+    uv = builder.uv
+    left, right = uv[291, 0], uv[61, 0]
+    centre, half = (left + right) / 2, (left - right) / 2
+    return np.clip((uv[list(ids), 0] - centre) / half, -1, 1)
+
+
+def build_blendshape_deltas(mesh: FaceMesh, frame: FaceFrame) -> np.ndarray:
+    """(52, V, 3) float32 pixel deltas in ARKIT_NAMES order (zero for shapes with no geometry)."""
+    b = _ShapeBuilder(mesh, frame)
+    deltas = np.zeros((len(ARKIT_NAMES), len(mesh.vertices), 3), dtype=np.float32)
+    mw = frame.mouth_width / frame.iod  # mouth width in face units
+    for name, delta in {**_mouth_shapes(b, mw), **_eye_shapes(b), **_brow_and_cheek_shapes(b, mw)}.items():
+        deltas[ARKIT_INDEX[name]] = delta
+    return deltas
+
+
+def _mouth_shapes(b: _ShapeBuilder, mw: float) -> dict[str, np.ndarray]:
+    upper = tuple(dict.fromkeys(LIPS_UPPER_OUTER[1:-1] + LIPS_UPPER_INNER[1:-1]))
+    lower = tuple(dict.fromkeys(LIPS_LOWER_OUTER[1:-1] + LIPS_LOWER_INNER[1:-1]))
+    corners = (61, 291, 78, 308)
+    lips = upper + lower + corners
+    side = dict(zip(lips, _lip_side(b, lips)))
+    uv = b.uv
+    chin_v, corner_v = uv[CHIN, 1], uv[[61, 291], 1].mean()
+    lower_oval = [i for i in FACE_OVAL if uv[i, 1] > corner_v]
+    eyes_and_nose = EYE_RIGHT_UPPER + EYE_RIGHT_LOWER + EYE_LEFT_UPPER + EYE_LEFT_LOWER + (NOSE_TIP,)
+    jaw = JAW_DROP_PER_MOUTH_WIDTH * mw
+
+    def lip_gap(i):  # lower lip drop profile at JawOpen = 1: most at the centre
+        return jaw * (0.4 + 0.55 * (1 - side[i] ** 2))
+
+    def lips_move(fn, ids=lips):
+        return {i: fn(i) for i in ids}
+
+    jaw_handles = lips_move(lambda i: (0.0, lip_gap(i)), lower)
+    jaw_handles.update({i: (0.0, 0.3 * jaw) for i in corners})
+    jaw_handles.update(lips_move(lambda i: (0.0, 0.0), upper))
+    for i in lower_oval:
+        w = np.clip((uv[i, 1] - corner_v) / max(chin_v - corner_v, 1e-6), 0, 1)
+        jaw_handles[i] = (-0.04 * np.sign(uv[i, 0]) * w, jaw * w ** 0.8)
+    shapes = {"JawOpen": b.delta(jaw_handles, fixed=eyes_and_nose, radius=1.2)}
+
+    def lateral(shift):
+        h = lips_move(lambda i: (shift * (0.6 if i in upper else 1.0), 0.0))
+        h.update({i: (shift * np.clip((uv[i, 1] - corner_v) / (chin_v - corner_v), 0, 1), 0.0) for i in lower_oval})
+        return b.delta(h, fixed=eyes_and_nose, radius=1.0)
+
+    shapes["JawLeft"], shapes["JawRight"] = lateral(0.12 * mw), lateral(-0.12 * mw)
+    shapes["JawForward"] = b.delta(lips_move(lambda i: (0.0, -0.02 * mw if i in lower else 0.0)),
+                                   fixed=eyes_and_nose, radius=0.8, dz={i: 0.08 for i in lower})
+    shapes["MouthClose"] = b.delta(lips_move(lambda i: (0.0, 0.35 * lip_gap(i) if i in upper
+                                                        else -0.65 * lip_gap(i) if i in lower else 0.0)),
+                                   fixed=eyes_and_nose + (CHIN,), radius=0.5)
+    inner_upper, inner_lower = set(LIPS_UPPER_INNER[1:-1]), set(LIPS_LOWER_INNER[1:-1])
+
+    def funnel(i):
+        du = -side[i] * 0.12 * mw * abs(side[i])
+        open_ = 0.07 * mw * (1 - side[i] ** 2)
+        return (du, -open_ if i in inner_upper else open_ if i in inner_lower else 0.0)
+
+    shapes["MouthFunnel"] = b.delta(lips_move(funnel), fixed=eyes_and_nose, radius=0.6,
+                                    dz={i: 0.08 for i in lips})
+    shapes["MouthPucker"] = b.delta(
+        lips_move(lambda i: (-side[i] * 0.22 * mw * abs(side[i]) ** 0.7,
+                             -0.03 * mw if i in upper else 0.03 * mw if i in lower else 0.0)),
+        fixed=eyes_and_nose, radius=0.6, dz={i: 0.12 for i in lips})
+    shapes["MouthLeft"] = b.delta(lips_move(lambda i: (0.12 * mw, 0.0)), fixed=eyes_and_nose, radius=0.6)
+    shapes["MouthRight"] = b.delta(lips_move(lambda i: (-0.12 * mw, 0.0)), fixed=eyes_and_nose, radius=0.6)
+
+    for suffix, sign in (("Left", 1.0), ("Right", -1.0)):
+        def weight(i, sign=sign):  # 1 at this side's corner, 0 from the centre over
+            return float(np.clip(sign * side[i], 0, 1)) ** 1.5
+
+        def half(i, sign=sign):  # this side's half of the lip, fading across the centre
+            return float(np.clip(0.5 + sign * side[i], 0, 1))
+
+        def add(name, fn, radius=0.7, fixed=eyes_and_nose):
+            shapes[name + suffix] = b.delta(lips_move(fn), fixed=fixed, radius=radius)
+
+        add("MouthSmile", lambda i: (sign * 0.11 * mw * weight(i), -0.12 * mw * weight(i)))
+        add("MouthFrown", lambda i: (sign * 0.02 * mw * weight(i), 0.09 * mw * weight(i)))
+        add("MouthDimple", lambda i: (sign * 0.06 * mw * weight(i), -0.01 * mw * weight(i)))
+        add("MouthStretch", lambda i: (sign * 0.10 * mw * weight(i), 0.04 * mw * weight(i)))
+        add("MouthPress", lambda i: (0.0, (0.025 * mw if i in upper else -0.025 * mw if i in lower else 0) * half(i)))
+        add("MouthLowerDown", lambda i: (0.0, 0.12 * mw * half(i) if i in lower else 0.0), 0.6,
+            eyes_and_nose + (CHIN,))
+        add("MouthUpperUp", lambda i: (0.0, -0.10 * mw * half(i) if i in upper else 0.0), 0.6)
+    outer_lower, outer_upper = set(LIPS_LOWER_OUTER[1:-1]), set(LIPS_UPPER_OUTER[1:-1])
+    pairs_lower = dict(zip(LIPS_LOWER_OUTER[1:-1], LIPS_LOWER_INNER[1:-1]))
+    pairs_upper = dict(zip(LIPS_UPPER_OUTER[1:-1], LIPS_UPPER_INNER[1:-1]))
+    shapes["MouthRollLower"] = b.delta(lips_move(lambda i: (0.0, -0.6 * (uv[i, 1] - uv[pairs_lower[i], 1])
+                                                            if i in outer_lower else 0.0)),
+                                       fixed=eyes_and_nose, radius=0.5)
+    shapes["MouthRollUpper"] = b.delta(lips_move(lambda i: (0.0, 0.6 * (uv[pairs_upper[i], 1] - uv[i, 1])
+                                                            if i in outer_upper else 0.0)),
+                                       fixed=eyes_and_nose, radius=0.5)
+    shrug = lips_move(lambda i: (0.0, -0.06 * mw if i in lower else 0.0))
+    shrug[CHIN] = (0.0, -0.03 * mw)
+    shapes["MouthShrugLower"] = b.delta(shrug, fixed=eyes_and_nose, radius=0.7)
+    shapes["MouthShrugUpper"] = b.delta(lips_move(lambda i: (0.0, -0.05 * mw if i in upper else 0.0)),
+                                        fixed=eyes_and_nose, radius=0.6)
+    return shapes
+
+
+def _eye_shapes(b: _ShapeBuilder) -> dict[str, np.ndarray]:
+    uv = b.uv
+    shapes = {}
+    for suffix, upper, lower, brows in (
+            ("Left", EYE_LEFT_UPPER, EYE_LEFT_LOWER, BROW_LEFT_INNER + BROW_LEFT_OUTER + BROW_LEFT_MID),
+            ("Right", EYE_RIGHT_UPPER, EYE_RIGHT_LOWER, BROW_RIGHT_INNER + BROW_RIGHT_OUTER + BROW_RIGHT_MID)):
+        corners = (upper[0], upper[-1])
+        gaps = {u: uv[l, 1] - uv[u, 1] for u, l in zip(upper[1:-1], lower[1:-1])}
+        lower_of = dict(zip(upper[1:-1], lower[1:-1]))
+
+        contour = set(upper) | set(lower)
+        # the skin ring just above the lid line (lashes, lid margin) moves with the lid as a unit
+        def ring_above(ids, exclude):
+            return {u: [n for n in b.neighbours[u] if n not in exclude and n < NUM_LANDMARKS and uv[n, 1] < uv[u, 1]]
+                    for u in ids}
+
+        ring1 = ring_above(upper[1:-1], contour)
+        ring1_ids = {n for ns in ring1.values() for n in ns}
+        ring2 = ring_above(ring1_ids, contour | ring1_ids)
+
+        def lids(up, down):
+            h = {c: (0.0, 0.0) for c in corners}
+            for u in upper[1:-1]:  # the lid margin follows the lid line, the next ring partly
+                for n in ring1[u]:
+                    h[n] = (0.0, _larger(h.get(n, (0.0, 0.0))[1], 0.85 * up * gaps[u]))
+                    for m in ring2[n]:
+                        h[m] = (0.0, _larger(h.get(m, (0.0, 0.0))[1], 0.5 * up * gaps[u]))
+            h.update({u: (0.0, up * gaps[u]) for u in upper[1:-1]})
+            h.update({lower_of[u]: (0.0, -down * gaps[u]) for u in upper[1:-1]})
+            return b.delta(h, fixed=brows, radius=0.35)
+
+        shapes["EyeBlink" + suffix] = lids(0.88, 0.12)
+        shapes["EyeSquint" + suffix] = lids(0.12, 0.3)
+        shapes["EyeWide" + suffix] = lids(-0.3, -0.06)
+    return shapes
+
+
+def _larger(a: float, b: float) -> float:
+    """The one of a, b farther from zero."""
+    return a if abs(a) >= abs(b) else b
+
+
+def _brow_and_cheek_shapes(b: _ShapeBuilder, mw: float) -> dict[str, np.ndarray]:
+    uv = b.uv
+    eyes = EYE_RIGHT_UPPER + EYE_RIGHT_LOWER + EYE_LEFT_UPPER + EYE_LEFT_LOWER
+    lips = LIPS_UPPER_OUTER + LIPS_LOWER_OUTER
+    shapes = {}
+    both_inner = BROW_RIGHT_INNER + BROW_LEFT_INNER
+    shapes["BrowInnerUp"] = b.delta({i: (0.0, -0.12) for i in both_inner}
+                                    | {i: (0.0, -0.05) for i in BROW_RIGHT_MID + BROW_LEFT_MID},
+                                    fixed=eyes, radius=0.5)
+    for suffix, sign, inner, outer, mid, wing, eye in (
+            ("Left", 1.0, BROW_LEFT_INNER, BROW_LEFT_OUTER, BROW_LEFT_MID, NOSE_WING_LEFT,
+             EYE_LEFT_LOWER),
+            ("Right", -1.0, BROW_RIGHT_INNER, BROW_RIGHT_OUTER, BROW_RIGHT_MID, NOSE_WING_RIGHT,
+             EYE_RIGHT_LOWER)):
+        shapes["BrowDown" + suffix] = b.delta({i: (-sign * 0.04, 0.10) for i in inner + mid}
+                                              | {i: (0.0, 0.05) for i in outer}, fixed=eyes, radius=0.5)
+        shapes["BrowOuterUp" + suffix] = b.delta({i: (0.0, -0.12) for i in outer}
+                                                 | {i: (0.0, -0.05) for i in mid}, fixed=eyes, radius=0.5)
+        shapes["NoseSneer" + suffix] = b.delta({i: (0.0, -0.06) for i in wing}, fixed=eyes + lips, radius=0.4)
+        # the cheek under the eye: vertices 0.15 .. 0.6 below the lower lid, rising
+        eye_centre = uv[list(eye)].mean(axis=0)
+        below = (uv[:, 1] - eye_centre[1])
+        cheek = np.flatnonzero((below > 0.2) & (below < 0.6) & (np.abs(uv[:, 0] - eye_centre[0]) < 0.3)
+                               & (np.arange(len(uv)) < NUM_LANDMARKS))
+        shapes["CheekSquint" + suffix] = b.delta({int(i): (0.0, -0.05) for i in cheek}, fixed=eyes + lips,
+                                                 radius=0.3)
+    puff = {}
+    for sign in (1.0, -1.0):
+        centre = np.array([sign * 0.75, 1.15])
+        near = np.flatnonzero((np.linalg.norm(uv - centre, axis=1) < 0.25) & (np.arange(len(uv)) < NUM_LANDMARKS))
+        puff.update({int(i): (sign * 0.07, 0.0) for i in near})
+    shapes["CheekPuff"] = b.delta(puff, fixed=eyes + lips, radius=0.4)
+    return shapes
