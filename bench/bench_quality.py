@@ -1,0 +1,209 @@
+"""Lip-sync quality on real talking videos: does the generated JawOpen follow the real mouth?
+
+    .venv/bin/python bench/bench_quality.py [--data DIR] [--refresh]
+
+For each video in ../shared/data/video (or $NPCFACE_DATA/video): capture the face (MediaPipe;
+cached under bench/results/), take the measured mouth opening (inner-lip gap over face size) as
+the truth, animate the clip's own audio with the motion generator (no text: we have no
+transcripts), and report Pearson r between the truth and
+- the generated JawOpen, and
+- a loudness-only baseline in the same run: the log loudness envelope (what volume-driven lip
+  sync in Live2D or SALSA amounts to),
+at lag 0 and at the best lag within +-200 ms (10 ms steps; lag > 0: the video's mouth moves
+after the curve). Clips the data README calls uncertain (possible audio offsets) or music are
+flagged and averaged apart. A PNG per clip shows the three curves (z-scored) over time.
+Exits 0 with a note when the data folder is absent.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results"
+MAX_LAG_S = 0.2
+LAG_STEP_S = 0.01
+LOUDNESS_FLOOR_DB = 40.0  # the baseline opens the mouth over the top 40 dB of the clip's loudness
+# What ../shared/data/README.md and SOURCES.tsv say about each clip's audio/mouth agreement.
+CLIP_NOTES = {
+    "v07": ("clear", "en-us"), "v13": ("clear", "en-us"), "v11": ("ok", "en-us"),
+    "v08": ("uncertain", "en-us"), "v09": ("uncertain", "en-us"), "v12": ("uncertain", "en-us"),
+    "v15": ("uncertain", "zh"), "v14": ("music", "singing"),
+}
+
+
+def data_dir(override: str | None) -> Path:
+    if override:
+        return Path(override)
+    if os.environ.get("NPCFACE_DATA"):
+        return Path(os.environ["NPCFACE_DATA"])
+    return REPO.parent / "shared" / "data"
+
+
+def capture_code_version() -> str:
+    """Cached captures are redone whenever the capture code changes."""
+    digest = hashlib.sha1()
+    for name in ("capture.py", "capture_blendshapes.py", "video_io.py"):
+        digest.update((REPO / "core" / name).read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def captured_curves(video: Path, refresh: bool) -> dict[str, np.ndarray | float]:
+    """times, mouth opening, captured JawOpen, capture speed; from the cache when still valid."""
+    from npcface.core.capture import capture_video_result
+
+    stat = video.stat()
+    key = f"{video.name}:{stat.st_size}:{int(stat.st_mtime)}:{capture_code_version()}"
+    cache = RESULTS / f"capture_{video.stem}.npz"
+    if cache.exists() and not refresh:
+        stored = np.load(cache, allow_pickle=False)
+        if str(stored["key"]) == key:
+            return {name: stored[name] for name in stored.files if name != "key"}
+    result = capture_video_result(video)
+    curves = {"times": result.track.times, "mouth_opening": result.mouth_opening,
+              "jaw_open": result.track.channel("JawOpen").astype(np.float64),
+              "capture_fps": np.float64(result.capture_fps),
+              "frames_without_face": np.float64(result.frames_without_face)}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    np.savez(cache, key=key, **curves)
+    return curves
+
+
+def loudness_envelope(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(times, log loudness floored LOUDNESS_FLOOR_DB under the clip's peak), 10 ms rows."""
+    from npcface.core.features import compute_features
+    from npcface.core.types import FEATURE_HOP_S
+
+    loudness = compute_features(samples).loudness_db.astype(np.float64)
+    envelope = np.maximum(loudness, loudness.max() - LOUDNESS_FLOOR_DB)
+    return np.arange(len(envelope)) * FEATURE_HOP_S, envelope
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a - a.mean(), b - b.mean()
+    denominator = np.sqrt((a * a).sum() * (b * b).sum())
+    return float((a * b).sum() / denominator) if denominator > 0 else 0.0
+
+
+def lagged_r(truth_times: np.ndarray, truth: np.ndarray, times: np.ndarray, curve: np.ndarray):
+    """(r at lag 0, best r within +-MAX_LAG_S, that lag in s). The curve is sampled at
+    truth_times - lag, so a positive lag means the video's mouth moves after the curve;
+    only frames where every lag stays inside the audio are compared."""
+    inside = (truth_times - MAX_LAG_S >= times[0]) & (truth_times + MAX_LAG_S <= times[-1])
+    lags = np.round(np.arange(-MAX_LAG_S, MAX_LAG_S + 1e-9, LAG_STEP_S), 3)
+    rs = [pearson(truth[inside], np.interp(truth_times[inside] - lag, times, curve)) for lag in lags]
+    best = int(np.argmax(rs))
+    return rs[int(np.argmin(np.abs(lags)))], rs[best], float(lags[best])
+
+
+def evaluate_clip(video: Path, refresh: bool) -> dict[str, object]:
+    from npcface.core.audio import load_audio
+    from npcface.core.motion import MotionGenerator
+    from npcface.core.types import Controls
+
+    clip = video.stem.split("_")[0]
+    reliability, language = CLIP_NOTES.get(clip, ("unknown", "en-us"))
+    started = time.perf_counter()
+    captured = captured_curves(video, refresh)
+    capture_s = time.perf_counter() - started
+    audio = load_audio(video)
+    started = time.perf_counter()
+    track = MotionGenerator(Controls(fps=60.0, language=language)).animate(audio)
+    animate_s = time.perf_counter() - started
+    loud_times, loudness = loudness_envelope(audio.samples)
+
+    truth_times, truth = captured["times"], captured["mouth_opening"]
+    generated = lagged_r(truth_times, truth, track.times, track.channel("JawOpen").astype(np.float64))
+    baseline = lagged_r(truth_times, truth, loud_times, loudness)
+    plot_clip(video.stem, truth_times, truth, track.times, track.channel("JawOpen"), loud_times, loudness,
+              generated, baseline)
+    return {"clip": clip, "name": video.stem, "reliability": reliability, "language": language,
+            "duration": audio.duration, "generated": generated, "baseline": baseline,
+            "captured_jaw_vs_lips": pearson(captured["jaw_open"], truth),
+            "capture_fps": float(captured["capture_fps"]), "capture_s": capture_s,
+            "frames_without_face": int(captured["frames_without_face"]), "animate_s": animate_s}
+
+
+def plot_clip(name, truth_times, truth, times, jaw, loud_times, loudness, generated, baseline) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def z(values: np.ndarray) -> np.ndarray:
+        values = np.asarray(values, dtype=np.float64)
+        return (values - values.mean()) / (values.std() + 1e-9)
+
+    figure, axis = plt.subplots(figsize=(14, 4))
+    axis.plot(truth_times, z(truth), color="black", linewidth=2, label="captured mouth opening (video)")
+    axis.plot(times, z(jaw), color="tab:blue", label=f"generated JawOpen  r={generated[0]:.2f} "
+                                                     f"(best {generated[1]:.2f} at {1000 * generated[2]:+.0f} ms)")
+    axis.plot(loud_times, z(loudness), color="tab:orange", alpha=0.7,
+              label=f"loudness baseline  r={baseline[0]:.2f} (best {baseline[1]:.2f} at {1000 * baseline[2]:+.0f} ms)")
+    axis.set_xlabel("time (s)")
+    axis.set_ylabel("z-score")
+    axis.set_title(name)
+    axis.legend(loc="upper right", fontsize=8)
+    axis.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(RESULTS / f"quality_{name}.png", dpi=80)
+    plt.close(figure)
+
+
+def print_table(rows: list[dict[str, object]]) -> None:
+    header = (f"{'clip':5s} {'reliability':11s} {'lang':7s} {'dur s':>6s} | {'gen r0':>6s} {'gen best':>8s} "
+              f"{'lag ms':>6s} | {'base r0':>7s} {'base best':>9s} {'lag ms':>6s} | {'cap fps':>7s} "
+              f"{'no face':>7s} {'jaw~lips':>8s}")
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        g, b = row["generated"], row["baseline"]
+        print(f"{row['clip']:5s} {row['reliability']:11s} {row['language']:7s} {row['duration']:6.2f} | "
+              f"{g[0]:6.2f} {g[1]:8.2f} {1000 * g[2]:+6.0f} | {b[0]:7.2f} {b[1]:9.2f} {1000 * b[2]:+6.0f} | "
+              f"{row['capture_fps']:7.0f} {row['frames_without_face']:7d} {row['captured_jaw_vs_lips']:8.2f}")
+    print("-" * len(header))
+    groups = {"all clips": rows,
+              "clear + ok (v07, v13, v11)": [r for r in rows if r["reliability"] in ("clear", "ok")],
+              "speech, not music": [r for r in rows if r["reliability"] != "music"]}
+    for label, group in groups.items():
+        if not group:
+            continue
+        mean = {k: np.mean([r[kind][i] for r in group]) for kind in ("generated", "baseline")
+                for i, k in ((0, f"{kind}0"), (1, f"{kind}best"))}
+        print(f"mean over {label:28s} ({len(group)}): generated r0 {mean['generated0']:.3f} best "
+              f"{mean['generatedbest']:.3f} | baseline r0 {mean['baseline0']:.3f} best {mean['baselinebest']:.3f} "
+              f"| generated - baseline at lag 0: {mean['generated0'] - mean['baseline0']:+.3f}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", help="the shared data folder (default ../shared/data)")
+    parser.add_argument("--refresh", action="store_true", help="capture again even when cached")
+    args = parser.parse_args()
+    video_dir = data_dir(args.data) / "video"
+    videos = sorted(video_dir.glob("v*.mp4")) if video_dir.is_dir() else []
+    if not videos:
+        print(f"no real videos in {video_dir}: nothing to measure (set NPCFACE_DATA or --data)")
+        return 0
+    sys.path.insert(0, str(REPO))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    rows = [evaluate_clip(video, args.refresh) for video in videos]
+    print("truth: captured inner-lip gap / face size; r = Pearson; lag > 0: the video's mouth moves after the curve\n")
+    print_table(rows)
+    total_frames = sum(r["duration"] * r["capture_fps"] for r in rows if r["capture_fps"] > 0)
+    print(f"\ncapture speed (MediaPipe + decode, 2 shared cores): "
+          f"{np.mean([r['capture_fps'] for r in rows]):.0f} frames/s on average; "
+          f"animate: {sum(r['duration'] for r in rows) / sum(r['animate_s'] for r in rows):.0f}x real time")
+    print(f"plots: {RESULTS}/quality_<clip>.png")
+    del total_frames
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
