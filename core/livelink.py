@@ -9,7 +9,7 @@ columns in any order and any letter case, 30 or 60 fps data, timecodes ``HH:MM:S
 writes a 60 fps timecode even for 30 fps data, stepping FF by 2). Times come from the timecodes:
 - the timecode rate is inferred as the smallest standard rate above the largest FF seen (when the
   take crosses a second boundary; a shorter take is assumed to use 60, the app's rate), or given;
-- rows that repeat the previous timecode are dropped (the app writes the first frame twice);
+- rows that repeat the previous timecode are dropped (the later copy);
 - a timecode that jumps back by about a day is a midnight wrap and is unwrapped; any other jump
   back, or forward by over a second (a restarted clock), is spliced on one frame after the
   previous row (shorter forward gaps are dropped frames and are kept as gaps);

@@ -66,7 +66,7 @@ def test_subframe_drift_gives_the_true_rate(tmp_path):
 
 def test_repeated_first_row_is_dropped_and_midnight_wraps(tmp_path):
     rows = livelink_rows(120, 30, start=(23, 59, 59, 0.0))
-    rows.insert(1, list(rows[1]))  # the app writes its first frame twice
+    rows.insert(1, list(rows[1]))  # a repeated row (same timecode)
     track = read_livelink_csv(write_rows(tmp_path / "wrap.csv", rows))
     assert len(track) == 120
     np.testing.assert_allclose(track.times, np.arange(120) / 30, atol=1e-6)

@@ -114,6 +114,13 @@ def test_unreadable_videos_get_specific_errors(tmp_path):
         container.mux(stream.encode(None))
     with pytest.raises(FormatError, match="no video stream"):
         video_info(audio_only)
+    # FFmpeg would read a PNG as a one-frame video; npcface says what it is.
+    from PIL import Image
+
+    still = tmp_path / "portrait.png"
+    Image.new("RGB", (32, 32), (10, 200, 30)).save(still)
+    with pytest.raises(FormatError, match="still image"):
+        list(read_video(still))
 
 
 def test_truncated_video_keeps_the_frames_before_the_damage_or_says_why(tmp_path):
@@ -145,3 +152,16 @@ def test_png_sequence(tmp_path):
     np.testing.assert_array_equal(first, frames[0])  # lossless
     with pytest.raises(FormatError):
         write_png_sequence(tmp_path / "empty", [])
+
+
+def test_audio_longer_than_the_video_is_kept_whole_and_bad_audio_refused(tmp_path):
+    path = tmp_path / "long_audio.mp4"
+    write_mp4(path, moving_square_frames(10), fps=25, audio=tone(1.5))  # 0.4 s of video
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        assert float(stream.duration * stream.time_base) == pytest.approx(1.5, abs=0.03)
+    assert len(list(read_video(path))) == 10
+    broken = Audio(samples=np.full(1600, np.nan, np.float32), source_rate=SAMPLE_RATE, source_channels=1)
+    with pytest.raises(FormatError, match="finite mono"):
+        write_mp4(tmp_path / "nan.mp4", moving_square_frames(2), fps=25, audio=broken)
+    assert not (tmp_path / "nan.mp4").exists()
