@@ -30,6 +30,7 @@ class VideoInfo:
     duration: float  # seconds (container duration, or frames / fps when the container lacks it)
     num_frames: int  # as the container states it; 0 when unknown
     has_audio: bool
+    rotation: int = 0  # degrees counter-clockwise applied for display (phone videos: often -90)
 
 
 def _open_for_reading(path: str | Path) -> av.container.InputContainer:
@@ -49,8 +50,24 @@ def _open_for_reading(path: str | Path) -> av.container.InputContainer:
     return container
 
 
+def _quarter_turns(rotation: float | None) -> int:
+    """Counter-clockwise quarter turns of a display rotation (phones store portrait video
+    sideways with a rotation flag; players, and npcface, turn it upright)."""
+    return int(round((rotation or 0) / 90.0)) % 4
+
+
+def _first_frame_rotation(container: av.container.InputContainer) -> int:
+    try:
+        for frame in container.decode(video=0):
+            return int(frame.rotation or 0)
+    except av.FFmpegError:
+        return 0  # read_video reports damaged data; the size and rate are still known
+    return 0
+
+
 def video_info(path: str | Path) -> VideoInfo:
-    """Frame rate, size, duration and whether there is an audio track, without decoding."""
+    """Frame rate, display size (after any rotation flag), duration and whether there is an
+    audio track; decodes one frame at most (for the rotation)."""
     with _open_for_reading(path) as container:
         stream = container.streams.video[0]
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
@@ -65,14 +82,19 @@ def video_info(path: str | Path) -> VideoInfo:
         width, height = stream.codec_context.width, stream.codec_context.height
         if fps <= 0 or width <= 0 or height <= 0:
             raise FormatError(f"{path}: video stream has no usable frame rate or size")
+        has_audio = bool(container.streams.audio)
+        rotation = _first_frame_rotation(container)
+        if _quarter_turns(rotation) % 2:
+            width, height = height, width
         return VideoInfo(fps=fps, width=width, height=height, duration=duration,
-                         num_frames=num_frames, has_audio=bool(container.streams.audio))
+                         num_frames=num_frames, has_audio=has_audio, rotation=rotation)
 
 
 def read_video(path: str | Path) -> Iterator[tuple[float, np.ndarray]]:
     """Yield (time in seconds, RGB uint8 (H, W, 3)) for every decoded frame, in order.
 
     Times are the frames' presentation timestamps (variable frame rate is kept as it is).
+    Frames come upright: a display-rotation flag (phone videos) is applied.
     Raises FormatError for a file that is not a video, is truncated so badly that nothing decodes,
     or holds no frames.
     """
@@ -88,7 +110,11 @@ def read_video(path: str | Path) -> Iterator[tuple[float, np.ndarray]]:
                 damage = frame
                 break
             time = frame.time if frame.time is not None else count / rate
-            yield float(time), frame.to_ndarray(format="rgb24")
+            rgb = frame.to_ndarray(format="rgb24")
+            turns = _quarter_turns(frame.rotation)
+            if turns:
+                rgb = np.ascontiguousarray(np.rot90(rgb, turns))
+            yield float(time), rgb
             count += 1
         if count == 0 and damage is not None:
             raise FormatError(f"{path}: video data does not decode ({damage.strerror or damage})")

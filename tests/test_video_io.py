@@ -165,3 +165,27 @@ def test_audio_longer_than_the_video_is_kept_whole_and_bad_audio_refused(tmp_pat
     with pytest.raises(FormatError, match="finite mono"):
         write_mp4(tmp_path / "nan.mp4", moving_square_frames(2), fps=25, audio=broken)
     assert not (tmp_path / "nan.mp4").exists()
+
+
+def test_phone_rotation_flag_is_applied(tmp_path):
+    """Phones store portrait video sideways plus a display rotation; frames must come upright."""
+    from fractions import Fraction
+
+    path = tmp_path / "phone.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 32, "yuv420p"
+        stream.set_display_rotation(90)  # display = stored frame turned 90 degrees counter-clockwise
+        stored = np.zeros((32, 64, 3), np.uint8)
+        stored[:, :12] = 255  # a white band on the stored frame's left edge
+        for i in range(3):
+            frame = av.VideoFrame.from_ndarray(stored, format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, 25)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    info = video_info(path)
+    assert (info.width, info.height, info.rotation) == (32, 64, 90)
+    _, upright = next(read_video(path))
+    assert upright.shape == (64, 32, 3)
+    # Turned counter-clockwise, the left edge becomes the bottom edge.
+    assert upright[-8:].mean() > 200 and upright[:40].mean() < 30
