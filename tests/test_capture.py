@@ -22,6 +22,7 @@ ROLLS = [0, 3, 6, 9, 12, 15, 18, 21, 24, 21, 18, 15, 12, 9, 6, 3, 0,
 ZOOMS = [1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95]
 JAW_DROPS = [0, 0, 4, 8, 12, 16, 20, 24, 28, 32, 32, 28, 24, 20, 16, 12, 8, 4, 0, 0]
 BLINK = [0, 0, 0, 1, 1, 1, 0, 0, 0]
+IRIS_SHIFTS = [0, 0, 2, 4, 6, 4, 2, 0, -2, -4, -6, -4, -2, 0, 0]  # px to the image right
 BLANK_FRAMES = 3
 
 
@@ -86,6 +87,21 @@ def eyes_closed(image: np.ndarray, points: np.ndarray) -> np.ndarray:
     return np.asarray(canvas)
 
 
+def irises_shifted(image: np.ndarray, points: np.ndarray, shift: int) -> np.ndarray:
+    """Both irises moved ``shift`` px to the image right (the subject's left), sclera behind."""
+    if shift == 0:
+        return image
+    out = image.copy()
+    rows, cols = np.mgrid[0:SIZE, 0:SIZE]
+    for centre, ring in ((468, (469, 470, 471, 472)), (473, (474, 475, 476, 477))):
+        cx, cy = points[centre]
+        radius = np.mean([np.linalg.norm(points[k] - points[centre]) for k in ring]) + 1
+        out[(cols - cx) ** 2 + (rows - cy) ** 2 <= radius ** 2] = (225, 215, 210)
+        ys, xs = np.nonzero((cols - shift - cx) ** 2 + (rows - cy) ** 2 <= radius ** 2)
+        out[ys, xs] = image[ys, xs - shift]
+    return out
+
+
 class Take:
     """Frame ranges of each segment of the built video."""
 
@@ -108,6 +124,7 @@ def take(face, tmp_path_factory):
     take.add("blank", [np.full_like(image, 90)] * BLANK_FRAMES)
     take.add("jaw", [jaw_dropped(image, points, drop) for drop in JAW_DROPS])
     take.add("blink", [eyes_closed(image, points) if shut else image for shut in BLINK])
+    take.add("gaze", [irises_shifted(image, points, shift) for shift in IRIS_SHIFTS])
     take.add("mirror", [image[:, ::-1]] * 3)
     path = tmp_path_factory.mktemp("capture") / "built_take.mp4"
     write_mp4(path, take.frames, fps=FPS)
@@ -175,6 +192,23 @@ def test_closed_eyes_blink_both_channels(take):
         values = track.channel(name)[blink]
         assert values[shut].min() > 0.7, name
         assert values[~shut].max() < 0.15, name
+
+
+def test_iris_shifts_turn_both_eyes_the_same_way(take):
+    track = take.result.track
+    gaze = track.gaze[take.segments["gaze"]]
+    shifts = np.array(IRIS_SHIFTS)
+    for eye in (0, 1):
+        yaw = gaze[:, eye, 0]
+        assert spearmanr(shifts, yaw).statistic > 0.85  # iris to the image right: looks to its left
+        assert yaw[shifts == 6].min() > 8 and yaw[shifts == -6].max() < -8
+    segment = take.segments["gaze"]
+    # Looking to its left: the left eye looks out, the right eye looks in (toward the nose).
+    at_left = segment.start + IRIS_SHIFTS.index(6)
+    at_right = segment.start + IRIS_SHIFTS.index(-6)
+    assert track.channel("EyeLookOutLeft")[at_left] > 0.2 and track.channel("EyeLookInRight")[at_left] > 0.2
+    assert track.channel("EyeLookInLeft")[at_right] > 0.2 and track.channel("EyeLookOutRight")[at_right] > 0.2
+    assert track.channel("EyeLookOutLeft")[at_right] == 0 and track.channel("EyeLookInLeft")[at_left] == 0
 
 
 def test_a_mirrored_face_mirrors_roll_and_yaw(take):
