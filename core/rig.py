@@ -162,14 +162,18 @@ def content_id_of(image: np.ndarray, face_index: int | None) -> str:
 
 def build_rig(image: np.ndarray, face_index: int | None = None, name: str = "the image") -> Rig:
     """Rig a portrait (RGB uint8 from load_image). Raises NoFaceError naming ``name`` if no face."""
+    from .capture import _native_stderr_silenced  # MediaPipe's C++ set-up chatter
+
     image = _check_image(image, name)
-    landmarks = detect_landmarks(image, face_index, name)
+    with _native_stderr_silenced():
+        landmarks = detect_landmarks(image, face_index, name)
+        matte = person_matte(image)
     height, width = image.shape[:2]
     mesh: FaceMesh = build_mesh(landmarks, width, height)
     frame = face_frame(landmarks)
     deltas = build_blendshape_deltas(mesh, frame)
     return Rig(
-        content_id=content_id_of(image, face_index), image=image, matte=person_matte(image),
+        content_id=content_id_of(image, face_index), image=image, matte=matte,
         landmarks=landmarks, vertices=mesh.vertices, triangles=mesh.triangles,
         num_face_triangles=mesh.num_face_triangles, head_weight=mesh.head_weight, deltas=deltas,
         pivot=_head_pivot(landmarks, frame), frame_origin=frame.origin.astype(np.float32),

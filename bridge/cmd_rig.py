@@ -1,0 +1,50 @@
+"""``npcface rig``: a portrait picture -> a rig file the renderer and the sidecar load.
+
+    npcface rig portrait.png -o portrait.rig [--face N]
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from ..core.errors import FormatError, NpcfaceError
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "rig", help="portrait picture -> rig file (face mesh, blendshapes, regions, matte)",
+        description="Rig a portrait for the renderer: any picture with a face (photo, painting, drawing).")
+    parser.add_argument("image", help="the portrait (PNG, JPEG, WebP, ...)")
+    parser.add_argument("-o", "--output", required=True, help="rig file to write (.rig)")
+    parser.add_argument("--face", type=int, default=None,
+                        help="which face when there are several (0 = largest, the default)")
+    parser.set_defaults(run=run)
+
+
+def check_output_file(path: str, suffixes: tuple[str, ...], what: str) -> Path:
+    out = Path(path)
+    if out.suffix.lower() not in suffixes:
+        raise FormatError(f"{what} must end in {' or '.join(suffixes)}, got {path!r}")
+    if out.is_dir():
+        raise FormatError(f"{what} {path!r} is a folder")
+    if not out.parent.is_dir():
+        raise FormatError(f"cannot write {path!r}: folder {str(out.parent)!r} does not exist")
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..core.rig import build_rig, load_image
+
+    output = check_output_file(args.output, (".rig",), "rig output")
+    started = time.perf_counter()
+    image = load_image(args.image)
+    rig = build_rig(image, face_index=args.face, name=args.image)
+    try:
+        rig.save(output)
+    except OSError as error:
+        raise NpcfaceError(f"cannot write {output}: {error.strerror or error}") from None
+    height, width = rig.image.shape[:2]
+    print(f"wrote {output}: {width}x{height} portrait, {len(rig.vertices)} vertices, "
+          f"content id {rig.content_id} ({time.perf_counter() - started:.2f} s)")
+    return 0
