@@ -1,0 +1,209 @@
+"""The Unity sample's C# client, compiled with Debian's mcs (C# 7.2) and run with mono.
+
+The client core is checked against the real peers: msgpack-python's bytes both ways, a pyzmq
+ROUTER socket on loopback, and the real `npcface serve`. The Unity components are compiled against
+the UnityEngine stand-in in unity_sample/Tests~/ so a typo cannot ship.
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+
+import msgpack
+import pytest
+import zmq
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "unity_sample"
+CORE_SOURCES = sorted((SAMPLE / "Runtime" / "Core").glob("*.cs"))
+
+pytestmark = pytest.mark.skipif(shutil.which("mcs") is None or shutil.which("mono") is None,
+                                reason="mono-devel is not installed (tools/bootstrap.sh installs it)")
+
+
+def compile_cs(sources: list[Path], out: Path, references: list[Path] = (), target: str = "exe") -> Path:
+    """Compiles with the language level the sample promises (C# 7.2), warnings as errors."""
+    command = ["mcs", "-langversion:7.2", "-warnaserror+", "-nologo", f"-target:{target}", f"-out:{out}"]
+    command += [f"-r:{ref}" for ref in references]
+    command += [str(s) for s in sources]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, f"mcs failed:\n{result.stdout}\n{result.stderr}"
+    return out
+
+
+def run_mono(exe: Path, *args: str, timeout: float = 60) -> dict[str, str]:
+    result = subprocess.run(["mono", "--debug", str(exe), *args], capture_output=True, text=True, timeout=timeout)
+    lines = dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
+    lines["_rc"] = str(result.returncode)
+    lines["_stderr"] = result.stderr
+    return lines
+
+
+@pytest.fixture(scope="module")
+def core_check(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("cs") / "CoreCheck.exe"
+    return compile_cs(CORE_SOURCES + [SAMPLE / "Tests~" / "CoreCheck" / "CoreCheck.cs"], out)
+
+
+# ---------------------------------------------------------------- msgpack
+
+def test_msgpack_encoding_matches_msgpack_python(core_check, tmp_path):
+    out = tmp_path / "sample.bin"
+    assert run_mono(core_check, "msgpack-encode", str(out))["encoded"] == "ok"
+    data = out.read_bytes()
+    decoded = msgpack.unpackb(data, raw=False, strict_map_key=False)
+    ints = [0, 1, 127, 128, 255, 256, 65535, 65536, 2**32 - 1, 2**32, 2**63 - 1, -1, -32, -33, -128, -129,
+            -32768, -32769, -(2**31), -(2**31) - 1, -(2**63)]
+    assert decoded["ints"] == ints
+    assert decoded["u64max"] == 2**64 - 1
+    assert decoded["f32"] == 0.25 and decoded["f64"] == 1.0 / 3.0
+    assert decoded["nil"] is None and decoded["yes"] is True and decoded["no"] is False
+    assert decoded["short_str"] == "héllo"
+    assert decoded["str_255"] == "a" * 255 and decoded["str_65536"] == "b" * 65536
+    assert decoded["bin_0"] == b"" and decoded["bin_300"] == bytes(300) and decoded["bin_70000"] == bytes(70000)
+    assert decoded["array_16"] == [None] * 16 and decoded["array_70000"] == [0.0] * 70000
+    assert decoded["map_20"] == {f"k{i}": i for i in range(20)}
+    # Same shortest encodings as the reference implementation (the 0.25 float32 aside).
+    assert msgpack.packb(ints) in data
+    assert msgpack.packb("b" * 65536) in data and msgpack.packb(bytes(70000)) in data
+
+
+def test_msgpack_roundtrip_of_python_values(core_check, tmp_path):
+    value = {
+        "type": "tick", "seq": 2**40, "neg": -(2**40), "small": -5, "t": 0.016666666666666666,
+        "weights": [0.0, 0.5, 1.0, 1e-30, -2.5e10], "nested": {"a": [1, [2, [3, {"b": None}]]]},
+        "blob": bytes(range(256)) * 3, "flags": [True, False], "empty_map": {}, "empty_list": [],
+        "unicode": "Grüße, 世界 🙂",
+    }
+    src, dst = tmp_path / "in.bin", tmp_path / "out.bin"
+    src.write_bytes(msgpack.packb(value, use_bin_type=True))
+    assert run_mono(core_check, "msgpack-roundtrip", str(src), str(dst))["roundtrip"] == "ok"
+    assert msgpack.unpackb(dst.read_bytes(), raw=False) == value
+    # float32 values from numpy-style senders come back as the same float32.
+    src.write_bytes(msgpack.packb([1.5, 0.1], use_single_float=True))
+    run_mono(core_check, "msgpack-roundtrip", str(src), str(dst))
+    assert dst.read_bytes() == src.read_bytes()
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"", "ends in the middle"),
+    (b"\xc1", "never used"),
+    (b"\xd4\x01\x00", "extension type"),
+    (b"\x92\x01", "longer than its data"),
+    (b"\xdd\x7f\xff\xff\xff", "longer than its data"),
+    (b"\xc6\x00\x00\x10\x00abc", "ends in the middle"),
+    (b"\x81\x01\x02", "keys must be strings"),
+    (b"\x01\x02", "trailing bytes"),
+    (b"\x91" * 100 + b"\xc0", "nesting deeper"),
+])
+def test_msgpack_bad_bytes_get_a_specific_error(core_check, tmp_path, data, message):
+    src = tmp_path / "bad.bin"
+    src.write_bytes(data)
+    result = run_mono(core_check, "msgpack-decode", str(src))
+    assert message in result.get("msgpack_error", ""), result
+
+
+# ---------------------------------------------------------------- ZMTP against pyzmq
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RouterEcho:
+    """A real pyzmq ROUTER that echoes every message back to its sender, recording identities."""
+
+    def __init__(self):
+        self.context = zmq.Context()
+        self.router = self.context.socket(zmq.ROUTER)
+        self.router.linger = 0
+        self.port = self.router.bind_to_random_port("tcp://127.0.0.1")
+        self.identities: list[bytes] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def _loop(self):
+        poller = zmq.Poller()
+        poller.register(self.router, zmq.POLLIN)
+        while not self.stop.is_set():
+            if poller.poll(50):
+                identity, *frames = self.router.recv_multipart()
+                self.identities.append(identity)
+                self.router.send_multipart([identity, *frames])
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(5)
+        self.context.destroy(linger=0)
+
+
+def test_zmtp_dealer_talks_to_a_real_router(core_check):
+    echo = RouterEcho()
+    try:
+        result = run_mono(core_check, "echo", "127.0.0.1", str(echo.port))
+    finally:
+        echo.close()
+    assert result["_rc"] == "0", result
+    assert result["peer_socket_type"] == "ROUTER"
+    assert result["peer_minor_version"] == "1"
+    assert result["echo_matched"] == "7/7"  # empty, short, 255/256 boundary, multipart, 1 MB, 20 MB
+    assert result["quiet_timeout"] == "True"
+    assert result["pongs"] == "1"  # libzmq answers our ZMTP 3.1 PING
+    assert set(echo.identities) == {b"unity-test"}  # the READY Identity property reached the ROUTER
+
+
+def test_zmtp_refuses_wrong_peers_with_a_message(core_check):
+    # Nothing listening.
+    result = run_mono(core_check, "connect", "127.0.0.1", str(free_port()))
+    assert "cannot connect" in result["zmtp_error"] and result["_rc"] == "1"
+    # A ZeroMQ PUB socket cannot pair with a DEALER.
+    context = zmq.Context()
+    try:
+        pub = context.socket(zmq.PUB)
+        pub.linger = 0
+        port = pub.bind_to_random_port("tcp://127.0.0.1")
+        result = run_mono(core_check, "connect", "127.0.0.1", str(port))
+        assert "cannot talk to a PUB socket" in result["zmtp_error"] or "refused the handshake" in result["zmtp_error"], result
+        pub.close()
+        # A CurveZMQ server: refused, with the reason.
+        public, secret = zmq.curve_keypair()
+        curve = context.socket(zmq.ROUTER)
+        curve.linger = 0
+        curve.curve_server = True
+        curve.curve_secretkey = secret
+        port = curve.bind_to_random_port("tcp://127.0.0.1")
+        result = run_mono(core_check, "connect", "127.0.0.1", str(port))
+        assert "CURVE security mechanism" in result["zmtp_error"], result
+        curve.close()
+    finally:
+        context.destroy(linger=0)  # closes the sockets too, even after a failed assertion
+
+
+def test_zmtp_refuses_a_port_that_is_not_zeromq(core_check):
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+
+    def answer_http():
+        conn, _ = server.accept()
+        conn.recv(64)
+        conn.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n" + b"x" * 64)
+        conn.close()
+
+    thread = threading.Thread(target=answer_http, daemon=True)
+    thread.start()
+    try:
+        result = run_mono(core_check, "connect", "127.0.0.1", str(port))
+    finally:
+        thread.join(5)
+        server.close()
+    assert "not a ZeroMQ socket" in result["zmtp_error"], result
