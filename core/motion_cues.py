@@ -21,7 +21,7 @@ DIP_BACK_S, DIP_AHEAD_S = 0.15, 0.05  # a dip is quieter than both the last 150 
 CUE_REACH_S = SMOOTH_S + 0.02  # how far ahead of a row its cues look (>= DIP_AHEAD_S, and smoothing + 20 ms)
 CUE_BACK_S = REF_WINDOW_S + max(SLOW_WINDOW_S, ACTIVITY_WINDOW_S) + SMOOTH_S  # how far back
 
-_REF_FLOOR_DB = -42.0  # a recording quieter than this is treated as quiet speech, not boosted
+_REF_FLOOR_DB = -30.0  # a recording quieter than this is treated as quiet speech, not boosted
 _LEVEL_RANGE_DB = 28.0  # below the reference by this much = no opening
 _EMPHASIS_CAP_DB = 6.0
 
@@ -65,6 +65,7 @@ class Cues:
     emphasis: np.ndarray  # (R,) dB above the recent average loudness, on voiced rows
     pitch: np.ndarray  # (R,) 0..1 how high the voice is (f0 above 80 Hz, log scale)
     activity: np.ndarray  # (R,) 0..1 how much talking there was over the last ~0.6 s
+    phrase: np.ndarray  # (R,) 0..1 loudness over the last 250 ms: a mouth stays parted through a phrase
     dip: np.ndarray  # (R,) 0..1 a short quiet gap between louder sounds (a stop or nasal closure)
 
     @property
@@ -108,4 +109,4 @@ def compute_cues(feats: AudioFeatures) -> Cues:
     dip = np.clip((depth - 0.3) / 0.3, 0.0, 1.0) * (level < 0.45)
     return Cues(start_time=float(feats.start_time), level=level, voiced=voiced, f1_open=f1_open,
                 f2_round=f2_round, f2_spread=f2_spread, fricative=fricative, emphasis=emphasis, pitch=pitch,
-                activity=activity, dip=dip)
+                activity=activity, phrase=moving_average(level, _rows(0.25), _rows(0.05)), dip=dip)

@@ -43,6 +43,7 @@ PHONE_REACH_S = 0.10  # phones further ahead than this do not pull (bounds strea
 CLOSURE_LEAD_S = 0.07  # lips start closing this long before a bilabial
 CLOSURE_RELEASE_S = 0.05
 PHONE_TRUST: dict[str, float] = {"aligned": 0.7, "recognized": 0.45, "acoustic": 0.2}
+PHRASE_JAW = 0.12  # jaw kept open through a phrase, on top of the syllable opening
 ACOUSTIC_CLOSURE = 0.85  # how far an acoustic dip closes the lips (phones alone claim a full closure)
 _CLOSED_JAW = 0.06  # jaw opening during a bilabial (teeth apart, lips together)
 
@@ -92,8 +93,8 @@ def coarticulated_targets(times: np.ndarray, phones: Sequence[Phone]) -> tuple[n
     starts, ends, visemes, dominance = arrays
     ahead = starts[None, :] - times[:, None]  # (T, P) > 0: the phone is still to come
     behind = times[:, None] - ends[None, :]  # (T, P) > 0: the phone is over
-    decay = np.where(ahead > 0, np.exp(-ahead / ANTICIPATION_S) * (ahead <= PHONE_REACH_S),
-                     np.where(behind > 0, np.exp(-behind / CARRYOVER_S), 1.0))
+    decay = np.where(ahead > 0, np.exp(-np.clip(ahead, 0, 1) / ANTICIPATION_S) * (ahead <= PHONE_REACH_S),
+                     np.where(behind > 0, np.exp(-np.clip(behind, 0, 1) / CARRYOVER_S), 1.0))
     weights = dominance[None, :] * decay  # (T, P)
     total = weights.sum(1)
     blend = (weights @ VISEME_POSES[visemes]) / np.maximum(total, 1e-6)[:, None]  # (T, 52)
@@ -120,7 +121,7 @@ def acoustic_mouth(times: np.ndarray, cues: Cues) -> np.ndarray:
     f1 = cues.at("f1_open", times)
     fricative = cues.at("fricative", times)
     mouth = np.zeros((len(times), len(ARKIT_NAMES)))
-    mouth[:, _JAW] = (0.22 * level + 0.5 * f1) * (1.0 - 0.7 * fricative)
+    mouth[:, _JAW] = (0.22 * level + 0.5 * f1) * (1.0 - 0.7 * fricative) + PHRASE_JAW * cues.at("phrase", times)
     rounding = cues.at("f2_round", times)
     mouth[:, _PUCKER] = 0.6 * rounding
     mouth[:, _FUNNEL] = 0.35 * rounding
