@@ -154,7 +154,8 @@ def _empty(start_time: float) -> AudioFeatures:
     return AudioFeatures(start_time, np.zeros((0, N_MELS), np.float32), zeros, zeros, zeros, zeros, zeros, zeros, zeros)
 
 
-def _check_samples(samples16k: np.ndarray) -> np.ndarray:
+def check_samples16k(samples16k: np.ndarray) -> np.ndarray:
+    """Validate 16 kHz mono float samples (shape, type, finiteness); returns them as float64."""
     samples = np.asarray(samples16k)
     if samples.ndim != 1:
         raise AudioError(f"features need 16 kHz mono samples of shape (n,), got shape {samples.shape}")
@@ -180,7 +181,7 @@ class FeatureStream:
         """Append samples; returns the rows completed by them, or None if none yet."""
         if self._finished:
             raise AudioError("feature stream already flushed; start a new stream")
-        samples = _check_samples(samples16k)
+        samples = check_samples16k(samples16k)
         self._buffer = np.concatenate([self._buffer, samples])
         self._received += len(samples)
         ready = (len(self._buffer) - ANALYSIS) // HOP + 1 if len(self._buffer) >= ANALYSIS else 0

@@ -1,0 +1,143 @@
+"""Phones from acoustics alone, for any language and for singing (no language model).
+
+Each 10 ms feature row gets a class from loudness, voicing, F1/F2, spectral tilt and ZCR, and
+the classes become ARPAbet labels that carry the right mouth shape (so the viseme mapping used
+for English works unchanged):
+
+- silence: quieter than the loudest row so far minus 35 dB (or below -60 dBFS) -> SIL;
+- vowels (voiced, loud): F1 gives the jaw (open AA / mid / close), F2 spreading vs rounding
+  (IY, IH, EH, AE spread; UW, OW, AO rounded; AH neutral), thresholds scaled up 15 % for
+  high voices (f0 > 165 Hz) whose formants sit higher;
+- voiced murmur (voiced but 18 dB under the running peak, low F1) -> M / N;
+- unvoiced noise: S (steep high tilt and many zero crossings), F (milder), HH (breathy);
+- closures: short silent gaps (< 250 ms) between sounds -> P or T.
+Place of articulation for murmurs and closures comes from the F2 "locus" of the neighbouring
+vowel edges: bilabials pull F2 down (< 1300 Hz), alveolars do not.
+
+The running peak is causal, so the labels of a row never depend on later audio except through
+the small smoothing window; streaming re-segments and only the last ~0.3 s may change.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .types import FEATURE_HOP_S, AudioFeatures, Phone
+
+SILENCE_BELOW_PEAK_DB = 35.0
+ABSOLUTE_SILENCE_DB = -60.0
+MURMUR_BELOW_PEAK_DB = 18.0
+MAX_CLOSURE_S = 0.25
+MIN_SEGMENT_FRAMES = 3
+BILABIAL_F2_LOCUS = 1300.0
+HIGH_VOICE_F0 = 165.0
+_SMOOTH = 2  # mode filter half-width in rows
+
+
+def _vowel_labels(f1: np.ndarray, f2: np.ndarray) -> np.ndarray:
+    """Vowel class per row from (speaker-scaled) F1 and F2."""
+    labels = np.full(len(f1), "AH", dtype=object)
+    open_, mid_open, mid_close, close = f1 >= 650, (f1 >= 500) & (f1 < 650), (f1 >= 380) & (f1 < 500), (f1 > 0) & (f1 < 380)
+    labels[open_] = "AA"
+    labels[mid_open & (f2 >= 1700)] = "EH"
+    labels[mid_open & (f2 > 0) & (f2 < 1250)] = "AO"
+    labels[mid_close & (f2 >= 1800)] = "IH"
+    labels[mid_close & (f2 > 0) & (f2 < 1200)] = "OW"
+    labels[close & (f2 >= 1900)] = "IY"
+    labels[close & (f2 > 0) & (f2 < 1300)] = "UW"
+    labels[close & (f2 >= 1300) & (f2 < 1900)] = "IH"
+    return labels
+
+
+def row_classes(features: AudioFeatures) -> np.ndarray:
+    """One ARPAbet label per feature row, before smoothing and closure placement."""
+    loud = features.loudness_db
+    peak = np.maximum(np.maximum.accumulate(loud) if len(loud) else loud, -45.0)
+    silent = (loud < peak - SILENCE_BELOW_PEAK_DB) | (loud < ABSOLUTE_SILENCE_DB)
+    voiced = (features.voicing >= 0.5) & ~silent
+    scale = np.where(features.f0_hz > HIGH_VOICE_F0, 1.15, 1.0)
+    f1, f2 = features.f1_hz / scale, features.f2_hz / scale
+    labels = _vowel_labels(f1, f2)
+    murmur = voiced & (loud < peak - MURMUR_BELOW_PEAK_DB) & (f1 < 400)
+    labels[murmur] = "N"
+    noise = ~voiced & ~silent
+    tilt, zcr = features.spectral_tilt, features.zero_crossing_rate
+    labels[noise] = "HH"
+    labels[noise & (tilt > 3.0)] = "F"
+    labels[noise & (tilt > 10.0) & (zcr > 0.25)] = "S"
+    labels[silent] = "SIL"
+    return labels
+
+
+def _mode_filter(labels: np.ndarray) -> np.ndarray:
+    """Most common label within +-_SMOOTH rows (ties keep the row's own label)."""
+    if len(labels) <= 2 * _SMOOTH:
+        return labels.copy()
+    names, codes = np.unique(labels, return_inverse=True)
+    padded = np.pad(codes, _SMOOTH, mode="edge")
+    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * _SMOOTH + 1)  # (T, 5)
+    counts = (windows[:, :, None] == np.arange(len(names))[None, None, :]).sum(axis=1)  # (T, labels)
+    own = counts[np.arange(len(codes)), codes]
+    best = counts.argmax(axis=1)
+    chosen = np.where(counts[np.arange(len(codes)), best] > own, best, codes)
+    return names[chosen]
+
+
+def _runs(labels: np.ndarray) -> list[list]:
+    """[label, first_row, end_row) runs, short runs merged into the previous one."""
+    if len(labels) == 0:
+        return []
+    change = np.flatnonzero(labels[1:] != labels[:-1]) + 1
+    starts = np.concatenate([[0], change])
+    ends = np.concatenate([change, [len(labels)]])
+    runs: list[list] = []
+    for start, end in zip(starts, ends):
+        label = labels[start]
+        if runs and (end - start < MIN_SEGMENT_FRAMES or runs[-1][0] == label):
+            runs[-1][2] = end
+        elif not runs and end - start < MIN_SEGMENT_FRAMES and end < len(labels):
+            runs.append([labels[end], start, end])  # a short first run joins the next label
+        else:
+            runs.append([label, start, end])
+    merged: list[list] = []
+    for run in runs:
+        if merged and merged[-1][0] == run[0]:
+            merged[-1][2] = run[2]
+        else:
+            merged.append(run)
+    return merged
+
+
+def _edge_f2(f2: np.ndarray, row: int, direction: int) -> float:
+    """Median F2 of up to 5 voiced rows next to a gap, walking away from it."""
+    picked = []
+    position = row
+    while 0 <= position < len(f2) and len(picked) < 5 and abs(position - row) < 10:
+        if f2[position] > 0:
+            picked.append(f2[position])
+        position += direction
+    return float(np.median(picked)) if picked else np.inf
+
+
+def _place_closures(runs: list[list], features: AudioFeatures) -> None:
+    """Short silences between sounds become stop closures; murmurs become M or N by F2 locus."""
+    f2 = features.f2_hz / np.where(features.f0_hz > HIGH_VOICE_F0, 1.15, 1.0)
+    max_rows = int(round(MAX_CLOSURE_S / FEATURE_HOP_S))
+    for index, (label, start, end) in enumerate(runs):
+        inner = 0 < index < len(runs) - 1
+        if label == "SIL" and inner and end - start <= max_rows:
+            locus = min(_edge_f2(f2, start - 1, -1), _edge_f2(f2, end, 1))
+            runs[index][0] = "P" if locus < BILABIAL_F2_LOCUS else "T"
+        elif label == "N":
+            locus = min(_edge_f2(f2, start - 1, -1), _edge_f2(f2, end, 1))
+            runs[index][0] = "M" if locus < BILABIAL_F2_LOCUS else "N"
+
+
+def acoustic_phones(features: AudioFeatures) -> tuple[Phone, ...]:
+    """Phones covering every feature row (times on the features' timeline)."""
+    runs = _runs(_mode_filter(row_classes(features)))
+    _place_closures(runs, features)
+    origin = features.start_time
+    return tuple(
+        Phone(label=label, start=origin + start * FEATURE_HOP_S, end=origin + end * FEATURE_HOP_S)
+        for label, start, end in runs
+    )
