@@ -72,6 +72,7 @@ class Open(SessionMessage):
     frame_format: FrameFormat = "rgba8"
     jpeg_quality: Annotated[int, Field(ge=1, le=100)] = 85
     frame_window: Annotated[int, Field(ge=1, le=64)] = 4
+    frame_policy: Literal["latest", "every"] = "latest"
     seed: Annotated[int, Field(ge=0, le=2**63 - 1)] = 0
     language: Annotated[str, StringConstraints(min_length=2, max_length=32)] = "en-us"
     motion_amplitude: Annotated[float, Field(ge=0.0, le=3.0)] = 1.0
@@ -181,6 +182,7 @@ class Opened(ServerMessage):
     frame_size: list[int]
     frame_format: str
     frame_window: int
+    frame_policy: str = "latest"
 
 
 class Tick(ServerMessage):

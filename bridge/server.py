@@ -81,7 +81,11 @@ class Server(RequestHandlers):
             self.socket.curve_secretkey = curve_secret_key
             self.socket.curve_publickey = zmq.curve_public(curve_secret_key)
             self.socket.curve_server = True
-        self.socket.bind(endpoint)
+        try:
+            self.socket.bind(endpoint)
+        except zmq.ZMQError:
+            self.close()
+            raise
         self.endpoint = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
 
     # ------------------------------------------------------------ the loop

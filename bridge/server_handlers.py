@@ -156,7 +156,8 @@ class RequestHandlers:
         self.send(client, encode(Opened(
             id=message.id, session=message.session, outputs=list(message.outputs), channels=list(message.channels),
             fps=message.fps, avatar=message.avatar, frame_size=list(message.frame_size),
-            frame_format=message.frame_format, frame_window=message.frame_window)))
+            frame_format=message.frame_format, frame_window=message.frame_window,
+            frame_policy=message.frame_policy)))
 
     def _session(self: "Server", client: "ClientState", name: str) -> WireSession:
         wire = client.sessions.get(name)

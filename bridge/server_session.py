@@ -68,6 +68,7 @@ class WireSession:
         self.latents = "latents" in settings.outputs
         self.frames = "frames" in settings.outputs
         self.window = settings.frame_window
+        self.keep_every_frame = settings.frame_policy == "every"  # offline: never drop, pace by acks
         self.line = -1  # the current (or last) line number
         self.expected_seq = 0
         self.next_index = 0
@@ -106,7 +107,7 @@ class WireSession:
                 out.append(encode(self._tick(motion, index)))
                 self.ticks_sent += 1
             if self.frames:
-                if len(self._render_queue) >= self.window:
+                if len(self._render_queue) >= self.window and not self.keep_every_frame:
                     self._drop(self._render_queue.popleft().line)
                 self._render_queue.append(RenderJob(self.line, index, motion))
         return out
@@ -158,6 +159,8 @@ class WireSession:
     def next_render(self) -> RenderJob | None:
         if self.rendering or not self._render_queue:
             return None
+        if self.keep_every_frame and len(self._send_queue) >= self.window:
+            return None  # back-pressure: render on when the client has taken frames in
         job = self._render_queue.popleft()
         self.rendering = True
         self._rendering_line = job.line
@@ -165,7 +168,7 @@ class WireSession:
 
     def rendered(self, frame: RenderedFrame) -> None:
         self.rendering = False
-        if len(self._send_queue) >= self.window:
+        if len(self._send_queue) >= self.window and not self.keep_every_frame:
             self._drop(self._send_queue.popleft().line)
         self._send_queue.append(frame)
 

@@ -1,0 +1,119 @@
+"""`npcface serve`: run the sidecar (bridge/PROTOCOL.md) until Ctrl-C."""
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import signal
+import sys
+from pathlib import Path
+
+import zmq
+
+from ..core.errors import NpcfaceError
+from .limits import Limits, Liveness
+
+DEFAULT_ENDPOINT = "tcp://127.0.0.1:5555"
+log = logging.getLogger("npcface.serve")
+
+
+class ServeError(NpcfaceError):
+    code = "bad_config"
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("serve", help="run the sidecar: ZeroMQ server for game engines",
+                                   description="Run the npcface sidecar (protocol: bridge/PROTOCOL.md).")
+    parser.add_argument("--bind", default=DEFAULT_ENDPOINT,
+                        help=f"ZeroMQ endpoint, tcp://HOST:PORT or ipc://PATH (default {DEFAULT_ENDPOINT})")
+    parser.add_argument("--curve-secret-key", type=Path, metavar="FILE",
+                        help="Z85 secret key file: encrypt and authenticate with CurveZMQ (needed off loopback)")
+    parser.add_argument("--make-keys", type=Path, metavar="DIR",
+                        help="write a new server key pair (server.key, server.pub) into DIR and exit")
+    parser.add_argument("--insecure", action="store_true",
+                        help="allow a non-loopback bind without CurveZMQ (anyone who reaches the port can use it)")
+    parser.add_argument("--idle-timeout", type=float, default=Liveness().idle_timeout_s, metavar="SECONDS",
+                        help="free a silent client's sessions after this long (default %(default)s)")
+    parser.add_argument("--workers", type=int, default=None, help="render threads (default: one per core)")
+    parser.add_argument("--max-sessions", type=int, default=Limits().max_sessions)
+    parser.add_argument("--max-sessions-per-client", type=int, default=Limits().max_sessions_per_client)
+    parser.add_argument("--max-message-bytes", type=int, default=Limits().max_message_bytes)
+    parser.add_argument("--max-line-seconds", type=float, default=Limits().max_line_seconds)
+    parser.add_argument("--quiet", action="store_true", help="log warnings only")
+    parser.set_defaults(run=run)
+
+
+def is_loopback_endpoint(endpoint: str) -> bool:
+    """True for ipc:// and for tcp:// on 127.0.0.0/8, ::1 or localhost."""
+    if endpoint.startswith(("ipc://", "inproc://")):
+        return True
+    if not endpoint.startswith("tcp://"):
+        return False
+    host = endpoint[len("tcp://"):].rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # "*", an interface name or a host name: not provably local
+
+
+def check_endpoint(endpoint: str, secure: bool, insecure: bool) -> None:
+    if not endpoint.startswith(("tcp://", "ipc://")):
+        raise ServeError(f"--bind must be tcp://HOST:PORT or ipc://PATH, got {endpoint!r}")
+    if endpoint.startswith("tcp://"):
+        port = endpoint.rsplit(":", 1)[-1]
+        if port != "*" and not (port.isdigit() and 0 <= int(port) <= 65535):
+            raise ServeError(f"--bind {endpoint}: the port must be 0-65535 (0 or * = any free port)")
+    if is_loopback_endpoint(endpoint) or secure:
+        return
+    if not insecure:
+        raise ServeError(f"refusing to listen on {endpoint}, which is not loopback: configure CurveZMQ "
+                         "(--curve-secret-key) or pass --insecure if the network is trusted")
+    log.warning("!!! INSECURE: listening on %s without encryption or authentication: anyone who can reach "
+                "this port can use this server !!!", endpoint)
+
+
+def make_keys(folder: Path) -> int:
+    folder.mkdir(parents=True, exist_ok=True)
+    public, secret = zmq.curve_keypair()
+    (folder / "server.key").write_bytes(secret)
+    (folder / "server.key").chmod(0o600)
+    (folder / "server.pub").write_bytes(public)
+    print(f"wrote {folder / 'server.key'} (keep secret) and {folder / 'server.pub'} (give to clients)")
+    return 0
+
+
+def read_secret_key(path: Path) -> bytes:
+    try:
+        key = path.read_bytes().strip()
+    except OSError as exc:
+        raise ServeError(f"cannot read the CurveZMQ key {path}: {exc.strerror}") from None
+    if len(key) != 40:
+        raise ServeError(f"{path} is not a Z85 CurveZMQ secret key (40 characters); make one with --make-keys")
+    return key
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s", stream=sys.stderr)
+    if args.make_keys is not None:
+        return make_keys(args.make_keys)
+    if args.idle_timeout <= 0 or (args.workers is not None and args.workers < 1):
+        raise ServeError("--idle-timeout and --workers must be positive")
+    secret = read_secret_key(args.curve_secret_key) if args.curve_secret_key else None
+    check_endpoint(args.bind, secure=secret is not None, insecure=args.insecure)
+    from .server import Server
+
+    limits = Limits(max_sessions=args.max_sessions, max_sessions_per_client=args.max_sessions_per_client,
+                    max_message_bytes=args.max_message_bytes, max_line_seconds=args.max_line_seconds)
+    try:
+        server = Server(args.bind, limits=limits, liveness=Liveness(args.idle_timeout), render_workers=args.workers,
+                        curve_secret_key=secret)
+    except zmq.ZMQError as exc:
+        raise ServeError(f"cannot listen on {args.bind}: {exc}") from None
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: server.stop())
+    # Scripts and tests read this line to learn the port when --bind asks for port 0 (any free one).
+    print(f"npcface serve: ready on {server.endpoint}", flush=True)
+    server.run()
+    return 0
