@@ -143,10 +143,10 @@ def build_mesh(landmarks: np.ndarray, width: int, height: int) -> FaceMesh:
                                        (MOUTH_CENTRE, LIPS_UPPER_INNER, LIPS_LOWER_INNER)):
         for contour in (upper, lower):
             hole_tris += [(a, b, centre_index) for a, b in zip(contour[:-1], contour[1:])]
-    inner = np.concatenate([landmarks, np.array(centres, dtype=np.float32)])
-
     iod = float(np.linalg.norm(landmarks[EYE_LEFT_CENTRE_LANDMARKS].mean(0)[:2]
                                - landmarks[EYE_RIGHT_CENTRE_LANDMARKS].mean(0)[:2]))
+    inner = np.concatenate([landmarks, np.array(centres, dtype=np.float32)])
+    inner[:, 2] = smooth_depth(inner, sigma=0.2 * iod)
     outer_xy = _ring_points(landmarks, width, height, min_gap=max(0.12 * iod, 2.0))
     oval_ids = np.array(FACE_OVAL)
     all_xy = np.concatenate([landmarks[oval_ids, :2], outer_xy])
@@ -165,18 +165,29 @@ def build_mesh(landmarks: np.ndarray, width: int, height: int) -> FaceMesh:
     oval_radius = np.linalg.norm(landmarks[oval_ids, :2] - oval_centre, axis=1).mean()
     distance = np.linalg.norm(outer_xy - oval_centre, axis=1) / oval_radius
     below_chin = np.clip((outer_xy[:, 1] - landmarks[CHIN, 1]) / (0.5 * oval_radius), 0, 1)
-    outer_weight = np.clip(1.0 - (distance - 1.25) / 1.0, 0, 1) * (1.0 - 0.8 * below_chin)
+    beyond_first_ring = np.clip((distance - RING_SCALES[0]) / (RING_SCALES[1] - RING_SCALES[0]), 0, 1)
+    outer_weight = np.clip(1.0 - (distance - RING_SCALES[0]) / 1.0, 0, 1) * (1.0 - 0.6 * below_chin * beyond_first_ring)
     on_border = ((outer_xy[:, 0] <= 0.5) | (outer_xy[:, 0] >= width - 1.5)
                  | (outer_xy[:, 1] <= 0.5) | (outer_xy[:, 1] >= height - 1.5))
     outer_weight[on_border] = 0.0
-    side_depth = float(np.percentile(landmarks[oval_ids, 2], 20))
-    outer = np.column_stack([outer_xy, np.full(len(outer_xy), side_depth)])
+    # an outer vertex turns like the nearest edge of the face (hair and ears hug the head)
+    nearest_oval = np.argmin(((outer_xy[:, None, :] - landmarks[oval_ids, None, :2][:, 0][None]) ** 2).sum(-1), axis=1)
+    outer = np.column_stack([outer_xy, inner[oval_ids[nearest_oval], 2]])
 
     vertices = np.concatenate([inner, outer]).astype(np.float32)
     head_weight = np.concatenate([np.ones(len(inner)), outer_weight]).astype(np.float32)
     triangles = np.concatenate([face_tris, np.array(hole_tris), np.array(outer_tris)]).astype(np.int32)
     return FaceMesh(vertices=vertices, triangles=triangles, head_weight=head_weight,
                     num_face_triangles=len(face_tris) + len(hole_tris))
+
+
+def smooth_depth(points: np.ndarray, sigma: float) -> np.ndarray:
+    """Depth low-passed over the picture plane. The mesh wraps around the sides of the face, where
+    triangles are slivers in the picture with very different depths at almost the same place; a
+    turn would fold them over. Smoothed depth keeps the face's relief (nose, cheeks) without folds."""
+    xy = points[:, :2].astype(np.float64)
+    weights = np.exp(-((xy[:, None, :] - xy[None, :, :]) ** 2).sum(-1) / (2 * sigma ** 2))
+    return (weights @ points[:, 2] / weights.sum(axis=1)).astype(np.float32)
 
 
 EYE_RIGHT_CENTRE_LANDMARKS = [33, 133]

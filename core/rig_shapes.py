@@ -138,7 +138,9 @@ def _mouth_shapes(b: _ShapeBuilder, mw: float) -> dict[str, np.ndarray]:
 
     jaw_handles = lips_move(lambda i: (0.0, lip_gap(i)), lower)
     jaw_handles.update({i: (0.0, 0.3 * jaw) for i in corners})
-    jaw_handles.update(lips_move(lambda i: (0.0, 0.0), upper))
+    # the upper lip stays, except near the corners, which the jaw pulls down
+    jaw_handles.update(lips_move(lambda i: (0.0, 0.3 * jaw * np.clip((abs(side[i]) - 0.55) / 0.45, 0, 1) ** 2),
+                                 upper))
     for i in lower_oval:
         w = np.clip((uv[i, 1] - corner_v) / max(chin_v - corner_v, 1e-6), 0, 1)
         jaw_handles[i] = (-0.04 * np.sign(uv[i, 0]) * w, jaw * w ** 0.8)
@@ -230,9 +232,9 @@ def _eye_shapes(b: _ShapeBuilder) -> dict[str, np.ndarray]:
             h = {c: (0.0, 0.0) for c in corners}
             for u in upper[1:-1]:  # the lid margin follows the lid line, the next ring partly
                 for n in ring1[u]:
-                    h[n] = (0.0, _larger(h.get(n, (0.0, 0.0))[1], 0.85 * up * gaps[u]))
+                    h[n] = (0.0, _smaller(h.get(n), 0.85 * up * gaps[u]))
                     for m in ring2[n]:
-                        h[m] = (0.0, _larger(h.get(m, (0.0, 0.0))[1], 0.5 * up * gaps[u]))
+                        h[m] = (0.0, _smaller(h.get(m), 0.5 * up * gaps[u]))
             h.update({u: (0.0, up * gaps[u]) for u in upper[1:-1]})
             h.update({lower_of[u]: (0.0, -down * gaps[u]) for u in upper[1:-1]})
             return b.delta(h, fixed=brows, radius=0.35)
@@ -243,9 +245,12 @@ def _eye_shapes(b: _ShapeBuilder) -> dict[str, np.ndarray]:
     return shapes
 
 
-def _larger(a: float, b: float) -> float:
-    """The one of a, b farther from zero."""
-    return a if abs(a) >= abs(b) else b
+def _smaller(handle: tuple[float, float] | None, value: float) -> float:
+    """The handle's vertical move or value, whichever is nearer zero (a vertex next to several lid
+    points follows the one that moves least, so the lid margin never overtakes the lid line)."""
+    if handle is None:
+        return value
+    return handle[1] if abs(handle[1]) <= abs(value) else value
 
 
 def _brow_and_cheek_shapes(b: _ShapeBuilder, mw: float) -> dict[str, np.ndarray]:
