@@ -5,7 +5,7 @@ before the start and after the end count as zeros), and nothing looks across row
 streaming exact by construction: `FeatureStream` emits row i as soon as the window of row i has
 arrived (25 ms after the hop starts), and concatenated streaming rows equal the offline rows.
 
-Per row (all vectorised over frames with torch):
+Per row (all vectorised over frames; numpy, with torchaudio's mel filterbank):
 - log-mel: 25 ms Hann window, 512-point FFT, 40 mel bands 60..7600 Hz, natural log of power;
 - loudness: RMS of the 25 ms window in dBFS, floored at -90;
 - f0 + voicing: YIN (cumulative mean normalised difference) on the 40 ms window, 60..500 Hz;
@@ -18,7 +18,6 @@ Per row (all vectorised over frames with torch):
 from __future__ import annotations
 
 import numpy as np
-import torch
 import torchaudio
 
 from .errors import AudioError
@@ -39,111 +38,105 @@ _SHORT_OFFSET = (ANALYSIS - SHORT) // 2
 _MEL_BANK = torchaudio.functional.melscale_fbanks(
     N_FFT // 2 + 1, f_min=60.0, f_max=7600.0, n_mels=N_MELS, sample_rate=SAMPLE_RATE, norm="slaney", mel_scale="slaney"
 )  # (257, 40)
-_HANN = torch.hann_window(SHORT, periodic=False, dtype=torch.float64)
-_HAMMING = torch.hamming_window(SHORT, periodic=False, dtype=torch.float64)
-_FREQS = torch.fft.rfftfreq(N_FFT, 1.0 / SAMPLE_RATE)
+_MEL = _MEL_BANK.numpy().astype(np.float64)
+_HANN = np.hanning(SHORT)
+_HAMMING = np.hamming(SHORT)
+_FREQS = np.fft.rfftfreq(N_FFT, 1.0 / SAMPLE_RATE)
 _LOW_BAND = (_FREQS >= 100) & (_FREQS < 1500)
 _HIGH_BAND = (_FREQS >= 2500) & (_FREQS < 8000)
+_MAX_LAG = int(SAMPLE_RATE / F0_MIN)  # 266
+_MIN_LAG = int(SAMPLE_RATE / F0_MAX)  # 32
 
 
-def _frames_features(windows: torch.Tensor) -> dict[str, np.ndarray]:
-    """windows: (T, ANALYSIS) float64 -> feature columns, each (T,) or (T, N_MELS)."""
+def _frames_features(windows: np.ndarray) -> dict[str, np.ndarray]:
+    """windows: (T, ANALYSIS) float64 -> feature columns, each (T,) or (T, N_MELS).
+
+    numpy rather than torch here: streaming calls this for one or two rows at a time, where
+    torch's per-op overhead cost ~1 ms a call; on whole lines both run at the same speed.
+    """
     short = windows[:, _SHORT_OFFSET : _SHORT_OFFSET + SHORT]  # (T, 400)
-    energy = (short**2).mean(dim=1)
-    loudness = torch.clamp(10.0 * torch.log10(energy + 1e-12), min=SILENCE_DB)
+    energy = (short**2).mean(axis=1)
+    loudness = np.maximum(10.0 * np.log10(energy + 1e-12), SILENCE_DB)
 
-    spectrum = torch.fft.rfft(short * _HANN, n=N_FFT).abs() ** 2  # (T, 257)
-    log_mel = torch.log(spectrum.float() @ _MEL_BANK + 1e-10)  # (T, 40)
-    low = spectrum[:, _LOW_BAND].sum(dim=1)
-    high = spectrum[:, _HIGH_BAND].sum(dim=1)
-    tilt = 10.0 * torch.log10((high + 1e-12) / (low + 1e-12))
+    spectrum = np.abs(np.fft.rfft(short * _HANN, n=N_FFT)) ** 2  # (T, 257)
+    log_mel = np.log(spectrum @ _MEL + 1e-10)  # (T, 40)
+    low = spectrum[:, _LOW_BAND].sum(axis=1)
+    high = spectrum[:, _HIGH_BAND].sum(axis=1)
+    tilt = 10.0 * np.log10((high + 1e-12) / (low + 1e-12))
 
-    signs = torch.signbit(short)
-    zcr = (signs[:, 1:] != signs[:, :-1]).double().mean(dim=1)
+    signs = np.signbit(short)
+    zcr = (signs[:, 1:] != signs[:, :-1]).mean(axis=1)
 
     f0, voicing = _yin(windows)
-    voicing = torch.where(loudness > VOICING_FLOOR_DB, voicing, torch.zeros_like(voicing))
+    voicing = np.where(loudness > VOICING_FLOOR_DB, voicing, 0.0)
     voiced = voicing >= 0.5
-    f0 = torch.where(voiced, f0, torch.zeros_like(f0))
     f1, f2 = _formants(short)
-    f1 = torch.where(voiced, f1, torch.zeros_like(f1))
-    f2 = torch.where(voiced, f2, torch.zeros_like(f2))
     columns = dict(
-        log_mel=log_mel, loudness_db=loudness, f0_hz=f0, voicing=voicing,
-        f1_hz=f1, f2_hz=f2, spectral_tilt=tilt, zero_crossing_rate=zcr,
+        log_mel=log_mel, loudness_db=loudness, f0_hz=np.where(voiced, f0, 0.0), voicing=voicing,
+        f1_hz=np.where(voiced, f1, 0.0), f2_hz=np.where(voiced, f2, 0.0), spectral_tilt=tilt, zero_crossing_rate=zcr,
     )
-    return {name: value.float().numpy() for name, value in columns.items()}
+    return {name: value.astype(np.float32) for name, value in columns.items()}
 
 
-def _yin(windows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _yin(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """YIN pitch on (T, ANALYSIS) windows -> (f0 Hz, voicing in [0, 1]), both (T,)."""
-    max_lag = int(SAMPLE_RATE / F0_MIN)  # 266
-    min_lag = int(SAMPLE_RATE / F0_MAX)  # 32
-    width = ANALYSIS - max_lag - 1  # integration window (lags up to max_lag + 1 stay inside)
-    x = windows - windows.mean(dim=1, keepdim=True)
+    width = ANALYSIS - _MAX_LAG - 1  # integration window (lags up to max_lag + 1 stay inside)
+    x = windows - windows.mean(axis=1, keepdims=True)
     head = x[:, :width]
     # difference d(lag) = sum (x_j - x_{j+lag})^2 over j < width, via one FFT cross-correlation
     n = 1 << (ANALYSIS + width).bit_length()
-    cross = torch.fft.irfft(torch.fft.rfft(x, n=n) * torch.fft.rfft(head, n=n).conj(), n=n)[:, : max_lag + 2]
-    squares = torch.cumsum(torch.nn.functional.pad(x**2, (1, 0)), dim=1)
-    lags = torch.arange(max_lag + 2)
+    cross = np.fft.irfft(np.fft.rfft(x, n=n) * np.conj(np.fft.rfft(head, n=n)), n=n)[:, : _MAX_LAG + 2]
+    squares = np.cumsum(np.pad(x**2, ((0, 0), (1, 0))), axis=1)
+    lags = np.arange(_MAX_LAG + 2)
     tail_energy = squares[:, lags + width] - squares[:, lags]  # sum x_{j+lag}^2
-    diff = (head**2).sum(dim=1, keepdim=True) + tail_energy - 2.0 * cross  # (T, max_lag+2)
+    diff = (head**2).sum(axis=1, keepdims=True) + tail_energy - 2.0 * cross  # (T, max_lag+2)
     diff[:, 0] = 0.0
-    running = torch.cumsum(diff[:, 1:], dim=1) / torch.arange(1, max_lag + 2)
-    cmnd = torch.ones_like(diff)
-    cmnd[:, 1:] = diff[:, 1:] / torch.clamp(running, min=1e-12)
+    running = np.cumsum(diff[:, 1:], axis=1) / np.arange(1, _MAX_LAG + 2)
+    cmnd = np.ones_like(diff)
+    cmnd[:, 1:] = diff[:, 1:] / np.maximum(running, 1e-12)
 
-    inner = cmnd[:, min_lag : max_lag + 1]  # lags min_lag..max_lag
-    before = cmnd[:, min_lag - 1 : max_lag]
-    after = cmnd[:, min_lag + 1 : max_lag + 2]
+    inner = cmnd[:, _MIN_LAG : _MAX_LAG + 1]  # lags min_lag..max_lag
+    before = cmnd[:, _MIN_LAG - 1 : _MAX_LAG]
+    after = cmnd[:, _MIN_LAG + 1 : _MAX_LAG + 2]
     dips = (inner < 0.2) & (inner <= before) & (inner <= after)  # YIN: first dip under threshold
-    has_dip = dips.any(dim=1)
-    first_dip = torch.argmax(dips.int(), dim=1)
-    best = torch.where(has_dip, first_dip, torch.argmin(inner, dim=1))
-    rows = torch.arange(len(windows))
+    best = np.where(dips.any(axis=1), np.argmax(dips, axis=1), np.argmin(inner, axis=1))
+    rows = np.arange(len(windows))
     y0, y1, y2 = before[rows, best], inner[rows, best], after[rows, best]
     curvature = y0 - 2.0 * y1 + y2
-    shift = torch.where(curvature > 1e-9, 0.5 * (y0 - y2) / curvature, torch.zeros_like(y1)).clamp(-0.5, 0.5)
-    lag = best.double() + min_lag + shift
-    f0 = SAMPLE_RATE / lag
-    voicing = (1.0 - y1).clamp(0.0, 1.0)
-    return f0, voicing
+    safe = np.where(curvature > 1e-9, curvature, 1.0)
+    shift = np.clip(np.where(curvature > 1e-9, 0.5 * (y0 - y2) / safe, 0.0), -0.5, 0.5)
+    f0 = SAMPLE_RATE / (best + _MIN_LAG + shift)
+    return f0, np.clip(1.0 - y1, 0.0, 1.0)
 
 
-def _formants(short: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _formants(short: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """F1, F2 (Hz) of (T, SHORT) windows from LPC roots; 0 where no resonance is found."""
-    emphasised = torch.cat([short[:, :1], short[:, 1:] - 0.9 * short[:, :-1]], dim=1) * _HAMMING
+    emphasised = np.concatenate([short[:, :1], short[:, 1:] - 0.9 * short[:, :-1]], axis=1) * _HAMMING
     n = 1 << (2 * SHORT).bit_length()
-    power = torch.fft.rfft(emphasised, n=n).abs() ** 2
-    autocorr = torch.fft.irfft(power, n=n)[:, : LPC_ORDER + 1]
+    autocorr = np.fft.irfft(np.abs(np.fft.rfft(emphasised, n=n)) ** 2, n=n)[:, : LPC_ORDER + 1]
     autocorr[:, 0] = autocorr[:, 0] * (1.0 + 1e-9) + 1e-12  # white-noise floor keeps Levinson stable
     coeffs = _levinson(autocorr)  # (T, order): x_t ~ sum_k a_k x_{t-k}
-    companion = torch.zeros(len(short), LPC_ORDER, LPC_ORDER, dtype=torch.float64)
+    companion = np.zeros((len(short), LPC_ORDER, LPC_ORDER))
     companion[:, 0, :] = coeffs
-    companion[:, 1:, :-1] = torch.eye(LPC_ORDER - 1, dtype=torch.float64)
-    roots = torch.linalg.eigvals(companion)  # (T, order) complex
-    freq = torch.angle(roots) * SAMPLE_RATE / (2 * np.pi)
-    bandwidth = -torch.log(torch.clamp(roots.abs(), min=1e-9)) * SAMPLE_RATE / np.pi
+    companion[:, 1:, :-1] = np.eye(LPC_ORDER - 1)
+    roots = np.linalg.eigvals(companion)  # (T, order) complex
+    freq = np.angle(roots) * SAMPLE_RATE / (2 * np.pi)
+    bandwidth = -np.log(np.maximum(np.abs(roots), 1e-9)) * SAMPLE_RATE / np.pi
     usable = (freq > 150.0) & (freq < 5000.0) & (bandwidth < 500.0)
-    candidates = torch.where(usable, freq, torch.full_like(freq, float("inf")))
-    ordered = torch.sort(candidates, dim=1).values
+    ordered = np.sort(np.where(usable, freq, np.inf), axis=1)
     f1, f2 = ordered[:, 0], ordered[:, 1]
-    f1 = torch.where(torch.isfinite(f1), f1, torch.zeros_like(f1))
-    f2 = torch.where(torch.isfinite(f2), f2, torch.zeros_like(f2))
-    return f1, f2
+    return np.where(np.isfinite(f1), f1, 0.0), np.where(np.isfinite(f2), f2, 0.0)
 
 
-def _levinson(autocorr: torch.Tensor) -> torch.Tensor:
+def _levinson(autocorr: np.ndarray) -> np.ndarray:
     """Levinson-Durbin over a batch: (T, order+1) autocorrelation -> (T, order) predictor."""
     batch, order = autocorr.shape[0], autocorr.shape[1] - 1
-    a = torch.zeros(batch, order, dtype=torch.float64)
-    error = autocorr[:, 0].clone()
+    a = np.zeros((batch, order))
+    error = autocorr[:, 0].copy()
     for i in range(order):
-        acc = autocorr[:, i + 1] - (a[:, :i] * autocorr[:, 1 : i + 1].flip(1)).sum(dim=1)
+        acc = autocorr[:, i + 1] - (a[:, :i] * autocorr[:, i:0:-1]).sum(axis=1)
         k = acc / error
-        previous = a[:, :i].clone()
-        a[:, :i] = previous - k[:, None] * previous.flip(1)
+        a[:, :i] = a[:, :i] - k[:, None] * a[:, i - 1 :: -1][:, :i] if i else a[:, :i]
         a[:, i] = k
         error = error * (1.0 - k**2)
     return a
@@ -204,7 +197,7 @@ class FeatureStream:
         if ready <= 0:
             return None
         span = self._buffer[: (ready - 1) * HOP + ANALYSIS]
-        windows = torch.from_numpy(np.lib.stride_tricks.sliding_window_view(span, ANALYSIS)[::HOP].copy())
+        windows = np.lib.stride_tricks.sliding_window_view(span, ANALYSIS)[::HOP]
         columns = _frames_features(windows)
         row_start = self.start_time + self._buffer_row * FEATURE_HOP_S
         self._buffer = self._buffer[ready * HOP :]

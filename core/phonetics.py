@@ -23,10 +23,10 @@ import numpy as np
 
 from . import phonetics_sphinx as sphinx
 from .errors import ControlError
-from .features import FeatureStream, check_samples16k, concat_features
-from .phonetics_acoustic import acoustic_phones
+from .features import FeatureStream, check_samples16k
+from .phonetics_acoustic import AcousticTracker
 from .phonetics_g2p import words_of
-from .types import SAMPLE_RATE, Audio, AudioFeatures, Phone, PhoneTimeline
+from .types import SAMPLE_RATE, Audio, Phone, PhoneTimeline
 
 ENGLISH = {"en", "en-us"}
 _LANGUAGE = re.compile(r"^(singing|[a-z]{2,3}(-[a-z0-9]{1,8})*)$")
@@ -60,7 +60,7 @@ class PhoneStream:
         self._samples = 0
         self._aligner = self._recognizer = None
         self._features: FeatureStream | None = None
-        self._feature_blocks: list[AudioFeatures] = []
+        self._acoustic = AcousticTracker()
         self._result: PhoneTimeline | None = None
         if self.language not in ENGLISH:
             self.source = "acoustic"
@@ -87,7 +87,7 @@ class PhoneStream:
         if self._features is not None:
             block = self._features.push(samples)
             if block is not None:
-                self._feature_blocks.append(block)
+                self._acoustic.add(block)
             return
         if self._aligner is not None:
             self._audio.append(samples)
@@ -100,7 +100,7 @@ class PhoneStream:
         if self._result is not None:
             return self._result.phones
         if self._features is not None:
-            return acoustic_phones(concat_features(self._feature_blocks)) if self._feature_blocks else ()
+            return self._acoustic.phones()
         run = self._aligner or self._recognizer
         segments = run.segments()
         covered = min(segments[-1].end, self.duration) if segments else 0.0
@@ -113,8 +113,8 @@ class PhoneStream:
         if self._features is not None:
             tail = self._features.flush()
             if tail is not None:
-                self._feature_blocks.append(tail)
-            phones = acoustic_phones(concat_features(self._feature_blocks)) if self._feature_blocks else ()
+                self._acoustic.add(tail)
+            phones = self._acoustic.final()
             self._result = PhoneTimeline(self._timeline_of_phones(phones), "acoustic", self.language)
             return self._result
         source = "recognized"

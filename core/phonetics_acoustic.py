@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .features import concat_features
 from .types import FEATURE_HOP_S, AudioFeatures, Phone
 
 SILENCE_BELOW_PEAK_DB = 35.0
@@ -48,10 +49,13 @@ def _vowel_labels(f1: np.ndarray, f2: np.ndarray) -> np.ndarray:
     return labels
 
 
-def row_classes(features: AudioFeatures) -> np.ndarray:
-    """One ARPAbet label per feature row, before smoothing and closure placement."""
+def row_classes(features: AudioFeatures, peak_before: float = -np.inf) -> np.ndarray:
+    """One ARPAbet label per feature row, before smoothing and closure placement.
+
+    `peak_before` is the loudest row before these rows (streaming works on a tail of the line).
+    """
     loud = features.loudness_db
-    peak = np.maximum(np.maximum.accumulate(loud) if len(loud) else loud, -45.0)
+    peak = np.maximum(np.maximum.accumulate(np.maximum(loud, peak_before)) if len(loud) else loud, -45.0)
     silent = (loud < peak - SILENCE_BELOW_PEAK_DB) | (loud < ABSOLUTE_SILENCE_DB)
     voiced = (features.voicing >= 0.5) & ~silent
     scale = np.where(features.f0_hz > HIGH_VOICE_F0, 1.15, 1.0)
@@ -132,12 +136,62 @@ def _place_closures(runs: list[list], features: AudioFeatures) -> None:
             runs[index][0] = "M" if locus < BILABIAL_F2_LOCUS else "N"
 
 
+def _segment(features: AudioFeatures, peak_before: float = -np.inf) -> list[list]:
+    runs = _runs(_mode_filter(row_classes(features, peak_before)))
+    _place_closures(runs, features)
+    return runs
+
+
+def _to_phones(runs: list[list], origin: float) -> list[Phone]:
+    return [Phone(label, origin + start * FEATURE_HOP_S, origin + end * FEATURE_HOP_S) for label, start, end in runs]
+
+
 def acoustic_phones(features: AudioFeatures) -> tuple[Phone, ...]:
     """Phones covering every feature row (times on the features' timeline)."""
-    runs = _runs(_mode_filter(row_classes(features)))
-    _place_closures(runs, features)
-    origin = features.start_time
-    return tuple(
-        Phone(label=label, start=origin + start * FEATURE_HOP_S, end=origin + end * FEATURE_HOP_S)
-        for label, start, end in runs
+    return tuple(_to_phones(_segment(features), features.start_time))
+
+
+class AcousticTracker:
+    """Streaming acoustic phones: re-segments only the recent rows, so each update is cheap.
+
+    Phones that ended more than HOLD_ROWS rows before the newest row are frozen; the rest is
+    recomputed on every update. The final timeline (`final`) re-segments the whole line, so it
+    equals `acoustic_phones` on the same rows exactly.
+    """
+
+    HOLD_ROWS = 50  # 0.5 s
+
+    def __init__(self):
+        self._blocks: list[AudioFeatures] = []  # every row, for the final timeline
+        self._work: AudioFeatures | None = None  # rows not yet frozen
+        self._peak_before = -np.inf  # loudest row before the working rows
+        self._frozen: list[Phone] = []
+
+    def add(self, block: AudioFeatures) -> None:
+        self._blocks.append(block)
+        self._work = block if self._work is None else concat_features([self._work, block])
+
+    def phones(self) -> tuple[Phone, ...]:
+        if self._work is None or self._work.num_frames == 0:
+            return tuple(self._frozen)
+        runs = _segment(self._work, self._peak_before)
+        settled = [run for run in runs[:-1] if run[2] <= self._work.num_frames - self.HOLD_ROWS]
+        if settled:
+            self._frozen.extend(_to_phones(settled, self._work.start_time))
+            cut = settled[-1][2]
+            self._peak_before = max(self._peak_before, float(self._work.loudness_db[:cut].max()))
+            self._work = slice_features(self._work, cut)
+            runs = [[label, start - cut, end - cut] for label, start, end in runs[len(settled):]]
+        return tuple(self._frozen) + tuple(_to_phones(runs, self._work.start_time))
+
+    def final(self) -> tuple[Phone, ...]:
+        return acoustic_phones(concat_features(self._blocks)) if self._blocks else ()
+
+
+def slice_features(features: AudioFeatures, first_row: int) -> AudioFeatures:
+    """The rows from `first_row` on, with their start time."""
+    names = ["log_mel", "loudness_db", "f0_hz", "voicing", "f1_hz", "f2_hz", "spectral_tilt", "zero_crossing_rate"]
+    return AudioFeatures(
+        start_time=features.start_time + first_row * FEATURE_HOP_S,
+        **{name: getattr(features, name)[first_row:] for name in names},
     )
