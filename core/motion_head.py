@@ -28,11 +28,11 @@ def _uniform_block(seed: int, channel: int, block: int) -> np.ndarray:
 def slot_uniforms(seed: int, channel: int, slots: np.ndarray) -> np.ndarray:
     """(N,) slot indices >= 0 -> (N, 3) uniforms in [0, 1), fixed per (seed, channel, slot)."""
     slots = np.asarray(slots, dtype=np.int64)
-    out = np.empty((len(slots), 3))
-    for block in np.unique(slots // _BLOCK):
-        mask = slots // _BLOCK == block
-        out[mask] = _uniform_block(seed, channel, int(block))[slots[mask] % _BLOCK]
-    return out
+    if len(slots) == 0:
+        return np.empty((0, 3))
+    first, last = int(slots.min()) // _BLOCK, int(slots.max()) // _BLOCK
+    table = np.concatenate([_uniform_block(seed, channel, b) for b in range(first, last + 1)])
+    return table[slots - first * _BLOCK]
 
 
 def smooth_noise(seed: int, channel: int, times: np.ndarray, spacing: float) -> np.ndarray:
@@ -40,8 +40,8 @@ def smooth_noise(seed: int, channel: int, times: np.ndarray, spacing: float) -> 
     pos = np.maximum(np.asarray(times, dtype=np.float64), 0.0) / spacing
     base = np.floor(pos).astype(np.int64)
     frac = pos - base
-    knots = [slot_uniforms(seed, channel, base + k + 1)[:, 0] * 2 - 1 for k in (-1, 0, 1, 2)]  # +1: index >= 0
-    p0, p1, p2, p3 = knots
+    knots = slot_uniforms(seed, channel, base[:, None] + np.arange(4)[None, :]).reshape(len(base), 4, 3)
+    p0, p1, p2, p3 = (knots[:, k, 0] * 2 - 1 for k in range(4))  # knot base + k - 1, shifted so index >= 0
     return 0.5 * (2 * p1 + (p2 - p0) * frac + (2 * p0 - 5 * p1 + 4 * p2 - p3) * frac ** 2
                   + (3 * p1 - p0 - 3 * p2 + p3) * frac ** 3)
 
@@ -143,7 +143,7 @@ def nod(times: np.ndarray, cues: Cues) -> np.ndarray:
         return out
     lag = times[:, None] - row_times[active][None, :]  # (T, A)
     kernel = np.where((lag > -0.03) & (lag < 0.55), np.sin(np.pi * np.clip((lag + 0.03) / 0.58, 0, 1)) ** 2, 0.0)
-    return (kernel * strength[active]).sum(1) * 3.5
+    return (kernel * strength[active]).sum(1) * 5.0
 
 
 def head_layer(times: np.ndarray, cues: Cues, seed: int, amplitude: np.ndarray, distance: np.ndarray,
@@ -154,7 +154,7 @@ def head_layer(times: np.ndarray, cues: Cues, seed: int, amplitude: np.ndarray, 
     liveliness = (0.5 + 1.2 * activity) * motion_gain * amplitude
     gaze_target = ramped_timeline(times, np.zeros(2), [(g.time, np.array([g.yaw, g.pitch]), 0.08) for g in gazes])
     head_follow = ramped_timeline(times, np.zeros(2), [(g.time, 0.3 * np.array([g.yaw, g.pitch]), 0.7) for g in gazes])
-    yaw = 4.0 * liveliness * layered_noise(seed, _YAW, times) + head_follow[:, 0]
+    yaw = 5.0 * liveliness * layered_noise(seed, _YAW, times) + head_follow[:, 0]
     pitch = (2.5 * liveliness * layered_noise(seed, _PITCH, times) - amplitude * motion_gain * nod(times, cues)
              + emotion_pitch + head_follow[:, 1])
     roll = 1.6 * liveliness * layered_noise(seed, _ROLL, times)

@@ -43,6 +43,11 @@ PHONE_REACH_S = 0.10  # phones further ahead than this do not pull (bounds strea
 CLOSURE_LEAD_S = 0.07  # lips start closing this long before a bilabial
 CLOSURE_RELEASE_S = 0.05
 PHONE_TRUST: dict[str, float] = {"aligned": 0.7, "recognized": 0.45, "acoustic": 0.2}
+# How far a phone's claim of a key shape is believed: (bilabial closure, F/V lip to teeth). The
+# acoustic segmenter calls any soft fricative "F" and guesses bilabials from F2, so its claims
+# only lean the lips that way.
+KEY_SHAPE_TRUST: dict[str, tuple[float, float]] = {"aligned": (1.0, 1.0), "recognized": (1.0, 0.7),
+                                                   "acoustic": (0.85, 0.3)}
 PHRASE_JAW = 0.12  # jaw kept open through a phrase, on top of the syllable opening
 ACOUSTIC_CLOSURE = 0.85  # how far an acoustic dip closes the lips (phones alone claim a full closure)
 _CLOSED_JAW = 0.06  # jaw opening during a bilabial (teeth apart, lips together)
@@ -162,8 +167,9 @@ def lip_layer(times: np.ndarray, cues: Cues, phones: Sequence[Phone], source: Ph
     targets = targets * (0.3 + 0.8 * level)[:, None]  # quieter speech, smaller shapes
     trust = PHONE_TRUST[source] * coverage[:, None]
     mouth = trust * targets + (1 - trust) * acoustic_mouth(times, cues)
-    mouth = apply_labiodental(mouth, key_shape_curve(times, phones, LABIODENTALS))
-    closure = key_shape_curve(times, phones, BILABIALS)
+    closure_trust, labiodental_trust = KEY_SHAPE_TRUST[source]
+    mouth = apply_labiodental(mouth, labiodental_trust * key_shape_curve(times, phones, LABIODENTALS))
+    closure = closure_trust * key_shape_curve(times, phones, BILABIALS)
     # Where no trustworthy phone says otherwise (other languages, singing, the not-yet-recognized
     # tail of a stream), a short quiet gap between louder sounds closes the lips most of the way.
     phone_says = coverage if source != "acoustic" else np.zeros_like(coverage)
