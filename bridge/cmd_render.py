@@ -38,6 +38,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--fps", type=float, default=30.0, help="frames per second (default 30)")
     parser.add_argument("--seed", type=int, default=0, help="random seed for head motion and blinks")
     parser.add_argument("--face", type=int, default=None, help="which face when there are several (0 = largest)")
+    parser.add_argument("--framing", choices=("picture", "head"), default="picture",
+                        help="show the whole picture (default) or a head-and-shoulders crop")
     parser.add_argument("--cutout", action="store_true", help="transparent background (PNG frames keep alpha)")
     parser.add_argument("-o", "--output", required=True, help="output: a .mp4 file, or a folder for PNG frames")
     parser.add_argument("--sheet", help="also write a contact-sheet PNG of frames across the line")
@@ -142,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
     sheet = check_output_file(args.sheet, (".png",), "--sheet") if args.sheet else None
     text = _read_text(args)
     rig = load_portrait(args.portrait, args.face)
-    renderer = Renderer(rig, size, cutout=args.cutout)
+    renderer = Renderer(rig, size, cutout=args.cutout, framing=args.framing)
     audio = load_audio(args.audio)
     track = generator.animate(audio, text=text, emotions=emotions)
     keep = np.unique(np.linspace(0, len(track) - 1, min(SHEET_FRAMES, len(track))).round().astype(int))

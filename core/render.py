@@ -29,6 +29,8 @@ CAMERA_DISTANCE_M = 0.6  # same as the motion generator's head_distance mapping
 IOD_METRES = 0.063  # a typical inter-ocular distance: converts metres to the portrait's pixels
 MAX_OUTPUT_SIDE = 4096
 WARP_GRID_SPACING = 4.0  # output pixels between warp-field nodes
+FRAMINGS = ("picture", "head")
+HEAD_FRAMING_FACES = 2.3  # a "head" crop is this many face heights tall
 
 
 @dataclass(frozen=True)
@@ -42,13 +44,20 @@ class FaceGeometry:
 
 
 class Renderer:
-    """Renders one rig at a fixed output size. ``cutout`` makes the background transparent."""
+    """Renders one rig at a fixed output size.
 
-    def __init__(self, rig: Rig, size: int | tuple[int, int] = 512, cutout: bool = False):
+    framing "picture" shows the whole picture (cropped to the output's aspect), "head" a
+    head-and-shoulders crop around the face. ``cutout`` makes the background transparent.
+    """
+
+    def __init__(self, rig: Rig, size: int | tuple[int, int] = 512, cutout: bool = False,
+                 framing: str = "picture"):
         self.width, self.height = _output_size(size)
+        if framing not in FRAMINGS:
+            raise ControlError(f"framing must be one of {', '.join(FRAMINGS)}, got {framing!r}")
         self.rig = rig
         self.cutout = cutout
-        image, matte, offset, scale = _view(rig, self.width, self.height)
+        image, matte, offset, scale = _view(rig, self.width, self.height, framing)
         self.view_image = image  # (H, W, 3) uint8: the part of the picture the output shows
         scale3 = np.array([scale[0], scale[1], scale.mean()], dtype=np.float32)
         self.vertices = (rig.vertices - np.array([offset[0], offset[1], 0], dtype=np.float32)) * scale3
@@ -63,7 +72,7 @@ class Renderer:
         self.planes = torch.from_numpy(planes).permute(2, 0, 1).unsqueeze(0).contiguous()  # (1, 4, H, W)
         self.base_xy = self._project(self.vertices)
         self.mouth = MouthLayer(image, self.vertices[:, :2], rig.mouth_width * float(scale.mean()))
-        self.eyes = EyeLayer(image, self.vertices[:, :2])
+        self.eyes = EyeLayer(image, self.vertices[:, :2], rig.triangles)
 
     def geometry(self, frame: MotionFrame) -> FaceGeometry:
         weights = _check_frame(frame)
@@ -137,14 +146,17 @@ def _check_frame(frame: MotionFrame) -> np.ndarray:
     return np.clip(weights, 0.0, 1.0)
 
 
-def _view(rig: Rig, width: int, height: int):
-    """The largest crop of the picture with the output's aspect, as centred on the face as it can be,
-    resized to the output. Returns (image, matte, crop offset (x, y), scale (sx, sy))."""
+def _view(rig: Rig, width: int, height: int, framing: str):
+    """The crop of the picture the output shows (the output's aspect, as centred on the face as it
+    can be), resized to the output. Returns (image, matte, crop offset (x, y), scale (sx, sy))."""
     src_h, src_w = rig.image.shape[:2]
     aspect = width / height
     crop_w = min(src_w, round(src_h * aspect))
+    face = rig.landmarks[:468, :2]
+    if framing == "head":
+        crop_w = min(crop_w, max(16, round(HEAD_FRAMING_FACES * np.ptp(face[:, 1]) * max(aspect, 1.0))))
     crop_h = min(src_h, round(crop_w / aspect))
-    centre = rig.landmarks[:468, :2].mean(axis=0)
+    centre = face.mean(axis=0) + (0, 0.12 * np.ptp(face[:, 1]) if framing == "head" else 0)
     x0 = int(np.clip(round(centre[0] - crop_w / 2), 0, src_w - crop_w))
     y0 = int(np.clip(round(centre[1] - crop_h / 2), 0, src_h - crop_h))
     interpolation = cv2.INTER_AREA if crop_w > width else cv2.INTER_CUBIC

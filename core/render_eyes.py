@@ -15,8 +15,8 @@ import cv2
 import numpy as np
 
 from .render_draw import bounding_box, fit_affine, inverse_points, polygon_mask, sample, smoothstep
-from .rig_mesh import (EYE_LEFT_LOWER, EYE_LEFT_UPPER, EYE_RIGHT_LOWER, EYE_RIGHT_UPPER, IRIS_LEFT,
-                       IRIS_RIGHT)
+from .rig_mesh import (BROW_LEFT_LOWER, BROW_RIGHT_LOWER, EYE_LEFT_LOWER, EYE_LEFT_UPPER, EYE_RIGHT_LOWER,
+                       EYE_RIGHT_UPPER, IRIS_LEFT, IRIS_RIGHT, lid_rings)
 
 EYEBALL_RADIUS_PER_EYE_WIDTH = 0.45  # iris travel per radian of gaze, in eye widths
 MAX_GAZE_DEGREES = 40.0
@@ -35,20 +35,26 @@ class _Eye:
     width: float  # corner to corner, pixels
     lid: np.ndarray  # (3,) float32 skin colour of the lid
     open_rest: np.ndarray  # (H, W) float32, the rest opening shrunk by a pixel
+    lid_top: list[int] = ()  # mesh vertices along the top of the moving lid (toward the crease)
 
 
 class EyeLayer:
-    def __init__(self, image: np.ndarray, base_xy: np.ndarray):
+    def __init__(self, image: np.ndarray, base_xy: np.ndarray, triangles: np.ndarray):
         self.height, self.width = image.shape[:2]
         self.base_xy = base_xy.astype(np.float64)
-        picture = image.astype(np.float32)
-        self.eyes = [self._prepare(picture, EYE_LEFT_UPPER, EYE_LEFT_LOWER, IRIS_LEFT, 0),
-                     self._prepare(picture, EYE_RIGHT_UPPER, EYE_RIGHT_LOWER, IRIS_RIGHT, 1)]
         right, left = self.base_xy[33], self.base_xy[263]
         self.x_axis = (left - right) / np.linalg.norm(left - right)
         self.y_axis = np.array([-self.x_axis[1], self.x_axis[0]])
+        picture = image.astype(np.float32)
+        down = self.base_xy @ self.y_axis
+        self.eyes = [self._prepare(picture, EYE_LEFT_UPPER, EYE_LEFT_LOWER, IRIS_LEFT, BROW_LEFT_LOWER, 0),
+                     self._prepare(picture, EYE_RIGHT_UPPER, EYE_RIGHT_LOWER, IRIS_RIGHT, BROW_RIGHT_LOWER, 1)]
+        for eye in self.eyes:
+            ring1, ring2 = lid_rings(triangles, down, tuple(eye.upper), tuple(eye.lower))
+            top = sorted({n for ns in ring2.values() for n in ns}) or sorted({n for ns in ring1.values() for n in ns})
+            eye.lid_top = top
 
-    def _prepare(self, picture, upper, lower, iris, gaze_index) -> _Eye:
+    def _prepare(self, picture, upper, lower, iris, brow_lower, gaze_index) -> _Eye:
         xy = self.base_xy
         contour = list(upper) + list(lower[-2:0:-1])
         eye_width = float(np.linalg.norm(xy[upper[0]] - xy[upper[-1]]))
@@ -73,7 +79,7 @@ class EyeLayer:
                                 radius, centre[1] - y0)
         iris_rgba = _iris_patch(picture[y0:y1, x0:x1], opening[y0:y1, x0:x1], dist[y0:y1, x0:x1],
                                 centre - (x0, y0), radius)
-        lid = _lid_colour(picture, xy, upper, eye_width)
+        lid = _lid_colour(picture, xy, upper, lower, brow_lower, eye_width)
         return _Eye(list(upper), list(lower), tuple(iris), gaze_index, box, plate, iris_rgba,
                     centre, eye_width, lid, open_rest)
 
@@ -94,19 +100,26 @@ class EyeLayer:
         contour = eye.upper + eye.lower[-2:0:-1]
         current = geometry.deformed[contour]
         rest_moved = geometry.rigid[contour]
-        box = bounding_box(np.vstack([current, rest_moved]), 3, self.width, self.height)
+        top = geometry.rigid[eye.lid_top] if len(eye.lid_top) else rest_moved[: len(eye.upper)]
+        box = bounding_box(np.vstack([current, rest_moved, top]), 3, self.width, self.height)
         if box is None:
             return
         eyeball_motion = fit_affine(self.base_xy[contour + [eye.iris[0]]], geometry.rigid[contour + [eye.iris[0]]])
         map_x, map_y = inverse_points(eyeball_motion, box)
         ex0, ey0 = eye.box[:2]
         ball = sample(self._eyeball(eye, shift), map_x - ex0, map_y - ey0)
-        covered_before = sample(eye.open_rest, map_x, map_y)[..., None]
+        covered_before = sample(eye.open_rest, map_x, map_y)
         opening = polygon_mask(current, box)[..., None]
-        lid = self._lid(eye, current, box, rgb[box[1]:box[3], box[0]:box[2]])
+        # how far the lid has come down, as a fraction of a third of the opening
+        upper_ids, lower_ids = eye.upper[1:-1], eye.lower[1:-1]
+        gap = np.mean(geometry.rigid[lower_ids, 1] - geometry.rigid[upper_ids, 1])
+        drop = np.mean(geometry.deformed[upper_ids, 1] - geometry.rigid[upper_ids, 1])
+        travel = float(np.clip(drop / max(0.3 * gap, 1e-3), 0, 1))
+        lid, band = self._lid(eye, current, top, box, rgb[box[1]:box[3], box[0]:box[2]])
+        cover = np.maximum(covered_before, travel * band)[..., None]
         x0, y0, x1, y1 = box
         region = rgb[y0:y1, x0:x1]
-        outside = covered_before * lid + (1 - covered_before) * region
+        outside = cover * lid + (1 - cover) * region
         region[:] = opening * ball + (1 - opening) * outside
 
     def _eyeball(self, eye: _Eye, shift: np.ndarray) -> np.ndarray:
@@ -116,21 +129,30 @@ class EyeLayer:
                                (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
         return moved[..., :3] + (1 - moved[..., 3:4]) * eye.plate
 
-    def _lid(self, eye: _Eye, current: np.ndarray, box, warped: np.ndarray) -> np.ndarray:
-        """Lid skin over box: the stretched lid of the warp evened out toward the skin colour, shaded
-        darker toward its edge, with a lash line along the edge."""
+    def _lid(self, eye: _Eye, current: np.ndarray, top: np.ndarray, box, warped: np.ndarray):
+        """Lid skin over box (the warp's stretched lid evened out toward the skin colour, darker toward
+        its edge, a lash line along the edge), and the band from the lid's edge up to ``top`` points
+        where a moving lid replaces the stretched picture (soft at its top and ends)."""
         x0, y0, x1, y1 = box
         upper = current[: len(eye.upper)]
         order = np.argsort(upper[:, 0])
         xs = np.arange(x0, x1, dtype=np.float64)
         edge = np.interp(xs, upper[order, 0], upper[order, 1])
+        top_order = np.argsort(top[:, 0])
+        ceiling = np.minimum(np.interp(xs, top[top_order, 0], top[top_order, 1]), edge)
         ys = np.arange(y0, y1, dtype=np.float64)[:, None]
         above = edge[None, :] - ys  # pixels above the lid's edge
         lash = max(1.0, 0.045 * eye.width)
         shade = 0.86 + 0.14 * smoothstep(0.0, 0.2 * eye.width, above)
-        lid = (0.55 * eye.lid[None, None, :] + 0.45 * warped) * shade[..., None]
+        lid = (0.8 * eye.lid[None, None, :] + 0.2 * warped) * shade[..., None]
         lash_strength = smoothstep(-0.8, 0.2, above) * (1 - smoothstep(lash - 0.5, lash + 0.5, above))
-        return (lid * (1 - 0.65 * lash_strength[..., None])).astype(np.float32)
+        lid = lid * (1 - 0.65 * lash_strength[..., None])
+        height = np.maximum(edge - ceiling, 1.0)[None, :]
+        band = smoothstep(-0.5, 0.5, above) * smoothstep(0.0, 0.5, (ys - ceiling[None, :]) / height)
+        left, right = upper[order[0], 0], upper[order[-1], 0]
+        margin = max(0.12 * (right - left), 1.0)
+        band = band * (smoothstep(left, left + margin, xs) * (1 - smoothstep(right - margin, right, xs)))[None, :]
+        return lid.astype(np.float32), band.astype(np.float32)
 
 
 def _iris_patch(patch, opening, dist, centre, radius) -> np.ndarray:
@@ -150,18 +172,25 @@ def _iris_patch(patch, opening, dist, centre, radius) -> np.ndarray:
     return np.concatenate([colour * alpha, alpha], axis=2).astype(np.float32)
 
 
-def _lid_colour(picture, xy, upper, eye_width) -> np.ndarray:
-    """Median skin colour a little above the upper lid."""
+def _lid_colour(picture, xy, upper, lower, brow_lower, eye_width) -> np.ndarray:
+    """Lid skin: half the skin between the upper lid and the brow (often a shadowed socket or
+    make-up), half the skin under the eye (the face's plain skin tone)."""
     height, width = picture.shape[:2]
-    samples = []
-    for i in upper[2:-2]:
-        for lift in (0.2, 0.28, 0.36):
-            x, y = np.round(xy[i] - (0, lift * eye_width)).astype(int)
-            if 0 <= x < width and 0 <= y < height:
-                samples.append(picture[y, x])
-    if not samples:
-        return np.full(3, 128.0, np.float32)
-    return np.median(np.array(samples), axis=0).astype(np.float32)
+    brow_line = xy[list(brow_lower)]
+
+    def median_at(points) -> np.ndarray | None:
+        values = [picture[y, x] for x, y in np.round(points).astype(int) if 0 <= x < width and 0 <= y < height]
+        return np.median(np.array(values), axis=0) if values else None
+
+    between = []
+    for point in xy[list(upper[2:-2])]:
+        brow = brow_line[np.argmin(np.abs(brow_line[:, 0] - point[0]))]
+        if brow[1] > point[1] - 0.1 * eye_width:  # no brow above this point: go up a fixed amount
+            brow = point - (0, 0.5 * eye_width)
+        between += [point + fraction * (brow - point) for fraction in (0.3, 0.4, 0.5)]
+    under = [point + (0, lift * eye_width) for point in xy[list(lower[2:-2])] for lift in (0.25, 0.35)]
+    found = [m for m in (median_at(between), median_at(under)) if m is not None]
+    return np.mean(found, axis=0).astype(np.float32) if found else np.full(3, 128.0, np.float32)
 
 
 def _paint_out_iris(patch, opening, dist, covered, radius, centre_y) -> np.ndarray:

@@ -18,7 +18,7 @@ from .rig_mesh import CHIN, LIPS_LOWER_INNER, LIPS_LOWER_OUTER, LIPS_UPPER_INNER
 INNER_CONTOUR = list(LIPS_UPPER_INNER) + list(LIPS_LOWER_INNER[-2:0:-1])
 OUTER_CONTOUR = list(LIPS_UPPER_OUTER) + list(LIPS_LOWER_OUTER[-2:0:-1])
 UPPER_JAW_POINTS = list(LIPS_UPPER_OUTER) + [1, 2, 4, 5, 6, 98, 327, 168, 33, 263, 133, 362]
-TOOTH_EDGES = (0.0, 0.17, 0.31, 0.44, 0.56, 0.67)  # tooth boundaries across the mouth, in half-widths
+TOOTH_EDGES = (0.0, 0.17, 0.31, 0.44)  # tooth boundaries across the mouth, in half-widths
 TEETH_WHITE = np.array([236.0, 230.0, 214.0], dtype=np.float32)
 
 
@@ -101,8 +101,8 @@ class MouthLayer:
         gaps = np.ones_like(along)
         pixel = 0.7 / self.half_width  # a tooth gap is about a pixel wide
         for edge in TOOTH_EDGES:
-            for sign in (1.0, -1.0):
-                gaps -= 0.28 * np.exp(-(((along - sign * edge) / pixel) ** 2))
+            for sign in (1.0, -1.0) if edge else (1.0,):
+                gaps -= 0.14 * np.exp(-(((along - sign * edge) / pixel) ** 2))
         shade = (1 - 0.5 * along ** 2) * gaps * (0.78 + 0.22 * smoothstep(0.0, 0.05 * mw, down - upper))
         out = out + upper_teeth[..., None] * (c["teeth"] * shade[..., None] - out)
         return out.astype(np.float32)

@@ -35,6 +35,10 @@ BROW_RIGHT_MID = (105, 52)
 BROW_LEFT_INNER = (336, 296, 285, 295)
 BROW_LEFT_OUTER = (300, 293, 276, 283)
 BROW_LEFT_MID = (334, 282)
+BROW_RIGHT_LOWER = (46, 53, 52, 65, 55)
+BROW_LEFT_LOWER = (276, 283, 282, 295, 285)
+BROWS = frozenset(BROW_RIGHT_INNER + BROW_RIGHT_OUTER + BROW_RIGHT_MID + BROW_RIGHT_LOWER
+                  + BROW_LEFT_INNER + BROW_LEFT_OUTER + BROW_LEFT_MID + BROW_LEFT_LOWER)
 NOSE_WING_RIGHT = (48, 64, 98, 115, 129, 219)
 NOSE_WING_LEFT = (278, 294, 327, 344, 358, 439)
 NOSE_TIP = 1
@@ -179,6 +183,27 @@ def build_mesh(landmarks: np.ndarray, width: int, height: int) -> FaceMesh:
     triangles = np.concatenate([face_tris, np.array(hole_tris), np.array(outer_tris)]).astype(np.int32)
     return FaceMesh(vertices=vertices, triangles=triangles, head_weight=head_weight,
                     num_face_triangles=len(face_tris) + len(hole_tris))
+
+
+def lid_rings(triangles: np.ndarray, down: np.ndarray, upper: tuple[int, ...], lower: tuple[int, ...]
+              ) -> tuple[dict[int, list[int]], dict[int, list[int]]]:
+    """The two rings of face-mesh vertices above an upper lid line (the lid margin with the lashes,
+    then the skin up toward the crease), never brow vertices. ``down`` is each vertex's position
+    down the face. Returns ({lid point: ring-1 vertices}, {ring-1 vertex: ring-2 vertices})."""
+    neighbours: dict[int, set[int]] = {}
+    for a, b, c in triangles:
+        for p, q in ((a, b), (b, c), (c, a)):
+            neighbours.setdefault(int(p), set()).add(int(q))
+            neighbours.setdefault(int(q), set()).add(int(p))
+
+    def above(ids, exclude):
+        return {u: sorted(n for n in neighbours.get(u, ()) if n not in exclude and n < NUM_LANDMARKS
+                          and down[n] < down[u]) for u in ids}
+
+    contour = set(upper) | set(lower) | BROWS
+    ring1 = above(upper[1:-1], contour)
+    ring1_ids = {n for ns in ring1.values() for n in ns}
+    return ring1, above(sorted(ring1_ids), contour | ring1_ids)
 
 
 def smooth_depth(points: np.ndarray, sigma: float) -> np.ndarray:

@@ -17,7 +17,7 @@ from scipy.sparse.linalg import spsolve
 from .arkit import ARKIT_INDEX, ARKIT_NAMES
 from .rig_mesh import (BROW_LEFT_INNER, BROW_LEFT_MID, BROW_LEFT_OUTER, BROW_RIGHT_INNER, BROW_RIGHT_MID,
                        BROW_RIGHT_OUTER, CHIN, EYE_LEFT_LOWER, EYE_LEFT_UPPER, EYE_RIGHT_LOWER, EYE_RIGHT_UPPER,
-                       FACE_OVAL, IRIS_LEFT, IRIS_RIGHT, LIPS_LOWER_INNER, LIPS_LOWER_OUTER, LIPS_UPPER_INNER,
+                       FACE_OVAL, IRIS_LEFT, IRIS_RIGHT, lid_rings, LIPS_LOWER_INNER, LIPS_LOWER_OUTER, LIPS_UPPER_INNER,
                        LIPS_UPPER_OUTER, NOSE_TIP, NOSE_WING_LEFT, NOSE_WING_RIGHT, NUM_LANDMARKS, FaceMesh)
 
 JAW_DROP_PER_MOUTH_WIDTH = 0.45  # chin travel at JawOpen = 1, as a fraction of the lip width
@@ -218,15 +218,7 @@ def _eye_shapes(b: _ShapeBuilder) -> dict[str, np.ndarray]:
         gaps = {u: uv[l, 1] - uv[u, 1] for u, l in zip(upper[1:-1], lower[1:-1])}
         lower_of = dict(zip(upper[1:-1], lower[1:-1]))
 
-        contour = set(upper) | set(lower)
-        # the skin ring just above the lid line (lashes, lid margin) moves with the lid as a unit
-        def ring_above(ids, exclude):
-            return {u: [n for n in b.neighbours[u] if n not in exclude and n < NUM_LANDMARKS and uv[n, 1] < uv[u, 1]]
-                    for u in ids}
-
-        ring1 = ring_above(upper[1:-1], contour)
-        ring1_ids = {n for ns in ring1.values() for n in ns}
-        ring2 = ring_above(ring1_ids, contour | ring1_ids)
+        ring1, ring2 = lid_rings(b.mesh.triangles, uv[:, 1], upper, lower)
 
         def lids(up, down):
             h = {c: (0.0, 0.0) for c in corners}
@@ -234,7 +226,7 @@ def _eye_shapes(b: _ShapeBuilder) -> dict[str, np.ndarray]:
                 for n in ring1[u]:
                     h[n] = (0.0, _smaller(h.get(n), 0.85 * up * gaps[u]))
                     for m in ring2[n]:
-                        h[m] = (0.0, _smaller(h.get(m), 0.5 * up * gaps[u]))
+                        h[m] = (0.0, _smaller(h.get(m), 0.35 * up * gaps[u]))
             h.update({u: (0.0, up * gaps[u]) for u in upper[1:-1]})
             h.update({lower_of[u]: (0.0, -down * gaps[u]) for u in upper[1:-1]})
             return b.delta(h, fixed=brows, radius=0.35)
