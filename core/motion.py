@@ -21,7 +21,7 @@ from .features import FeatureStream, concat_features
 from .motion_cues import CUE_BACK_S, CUE_REACH_S, compute_cues
 from .motion_emotion import emotion_layer, parse_emotion, ramped_timeline, validate_emotion_event
 from .motion_head import SlotScheduler, blink_hazard, head_layer
-from .motion_lips import lip_layer
+from .motion_lips import PhoneTable, lip_layer
 from .types import (FEATURE_HOP_S, SAMPLE_RATE, Audio, AudioFeatures, ControlEvent, Controls, EmotionEvent,
                     GazeEvent, MotionFrame, MotionTrack, Phone, PhoneTimeline)
 
@@ -109,6 +109,7 @@ class MotionStream:
         self._blinks = SlotScheduler(seed, 6, slot=0.05, refractory=1.0, max_gap=6.0)
         self._saccades = SlotScheduler(seed, 7, slot=0.1, refractory=0.35, max_gap=4.0)
         self.timeline: PhoneTimeline | None = None  # set by finish()
+        self._phone_table: tuple[tuple[Phone, ...], PhoneTable] | None = None  # (phones, their table)
 
     # ---- events (times on the audio timeline; a past time applies from the next frame)
     def set_emotion(self, event: EmotionEvent) -> None:
@@ -186,11 +187,12 @@ class MotionStream:
 
     def _frames_at(self, times: np.ndarray) -> list[MotionFrame]:
         cues = compute_cues(self._rows)
-        phones, source = self._phones.current()
+        phones, source = self._current_phones()
         emotion = emotion_layer(times, self._emotions)
         amplitude, distance = self._control_curves(times)
         lips = lip_layer(times, cues, phones, source)
-        self._blinks.decide_until(float(times[-1]), blink_hazard(cues, lambda t: emotion_layer(t, self._emotions).blink_gain))
+        blink_gain = lambda t: emotion_layer(t, self._emotions).blink_gain  # noqa: E731 - slots between frames
+        self._blinks.decide_until(float(times[-1]), blink_hazard(cues, blink_gain))
         self._saccades.decide_until(float(times[-1]), lambda t: np.full(len(t), 0.7))
         head = head_layer(times, cues, int(self.controls.seed), amplitude, distance, self._gazes,
                           emotion.head_pitch, emotion.motion_gain, self._blinks, self._saccades)
@@ -199,6 +201,12 @@ class MotionStream:
                             head_translation=tuple(map(float, head.translation[i])),
                             gaze_left=tuple(map(float, head.gaze[i, 0])), gaze_right=tuple(map(float, head.gaze[i, 1])),
                             blendshapes=blendshapes[i]) for i, t in enumerate(times)]
+
+    def _current_phones(self) -> tuple[PhoneTable, str]:
+        phones, source = self._phones.current()
+        if self._phone_table is None or self._phone_table[0] is not phones:
+            self._phone_table = (phones, PhoneTable.build(phones))
+        return self._phone_table[1], source
 
     def _control_curves(self, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         amp = ramped_timeline(times, np.array([self.controls.motion_amplitude]),

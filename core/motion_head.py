@@ -35,26 +35,32 @@ def slot_uniforms(seed: int, channel: int, slots: np.ndarray) -> np.ndarray:
     return table[slots - first * _BLOCK]
 
 
-def smooth_noise(seed: int, channel: int, times: np.ndarray, spacing: float) -> np.ndarray:
-    """Smooth noise in about [-1, 1] at ``times``: cubic (Catmull-Rom) through seeded knots."""
+_NOISE_CHANNELS = 5  # head yaw, pitch, roll, sway x, sway y
+
+
+@lru_cache(maxsize=256)
+def _knot_block(seed: int, octave: int, block: int) -> np.ndarray:
+    return np.random.default_rng([seed & 0xFFFFFFFF, 100 + octave, block]).uniform(-1, 1, (_BLOCK, _NOISE_CHANNELS))
+
+
+def smooth_noise(seed: int, octave: int, times: np.ndarray, spacing: float) -> np.ndarray:
+    """(T,) -> (T, 5) smooth noise in about [-1, 1]: Catmull-Rom through seeded knots."""
     pos = np.maximum(np.asarray(times, dtype=np.float64), 0.0) / spacing
     base = np.floor(pos).astype(np.int64)
-    frac = pos - base
-    knots = slot_uniforms(seed, channel, base[:, None] + np.arange(4)[None, :]).reshape(len(base), 4, 3)
-    p0, p1, p2, p3 = (knots[:, k, 0] * 2 - 1 for k in range(4))  # knot base + k - 1, shifted so index >= 0
+    frac = (pos - base)[:, None]
+    first, last = int(base.min(initial=0)) // _BLOCK, (int(base.max(initial=0)) + 3) // _BLOCK
+    table = np.concatenate([_knot_block(seed, octave, b) for b in range(first, last + 1)])
+    p0, p1, p2, p3 = (table[base + k - first * _BLOCK] for k in range(4))  # knot base + k - 1, shifted to >= 0
     return 0.5 * (2 * p1 + (p2 - p0) * frac + (2 * p0 - 5 * p1 + 4 * p2 - p3) * frac ** 2
                   + (3 * p1 - p0 - 3 * p2 + p3) * frac ** 3)
 
 
-def layered_noise(seed: int, channel: int, times: np.ndarray) -> np.ndarray:
-    """Two octaves with an irrational spacing ratio, so the sum never repeats."""
-    slow = smooth_noise(seed, channel * 2, times, spacing=1.7)
-    fast = smooth_noise(seed, channel * 2 + 1, times, spacing=1.7 / np.sqrt(5.0))
-    return 0.75 * slow + 0.35 * fast
+def idle_noise(seed: int, times: np.ndarray) -> np.ndarray:
+    """(T,) -> (T, 5): two octaves with an irrational spacing ratio, so the sum never repeats."""
+    return 0.75 * smooth_noise(seed, 0, times, 1.7) + 0.35 * smooth_noise(seed, 1, times, 1.7 / np.sqrt(5.0))
 
 
-# Random channels (any distinct small integers).
-_YAW, _PITCH, _ROLL, _SWAY_X, _SWAY_Y, _BLINKS, _SACCADES = range(1, 8)
+_YAW, _PITCH, _ROLL, _SWAY_X, _SWAY_Y = range(_NOISE_CHANNELS)
 
 
 @dataclass
@@ -154,13 +160,14 @@ def head_layer(times: np.ndarray, cues: Cues, seed: int, amplitude: np.ndarray, 
     liveliness = (0.5 + 1.2 * activity) * motion_gain * amplitude
     gaze_target = ramped_timeline(times, np.zeros(2), [(g.time, np.array([g.yaw, g.pitch]), 0.08) for g in gazes])
     head_follow = ramped_timeline(times, np.zeros(2), [(g.time, 0.3 * np.array([g.yaw, g.pitch]), 0.7) for g in gazes])
-    yaw = 5.0 * liveliness * layered_noise(seed, _YAW, times) + head_follow[:, 0]
-    pitch = (2.5 * liveliness * layered_noise(seed, _PITCH, times) - amplitude * motion_gain * nod(times, cues)
+    noise = idle_noise(seed, times)  # (T, 5)
+    yaw = 5.0 * liveliness * noise[:, _YAW] + head_follow[:, 0]
+    pitch = (2.5 * liveliness * noise[:, _PITCH] - amplitude * motion_gain * nod(times, cues)
              + emotion_pitch + head_follow[:, 1])
-    roll = 1.6 * liveliness * layered_noise(seed, _ROLL, times)
+    roll = 1.6 * liveliness * noise[:, _ROLL]
     rotation = np.stack([yaw, pitch, roll], axis=1)
     sway = 0.004 * liveliness
-    translation = np.stack([sway * layered_noise(seed, _SWAY_X, times), sway * layered_noise(seed, _SWAY_Y, times),
+    translation = np.stack([sway * noise[:, _SWAY_X], sway * noise[:, _SWAY_Y],
                             (1.0 - distance) * 0.6], axis=1)  # z: the portrait sits ~0.6 m away
     # The eyes hold the target while the head moves (vestibulo-ocular reflex), plus saccades.
     eyes = np.clip(gaze_target + saccade_offsets(times, saccades.starts) - rotation[:, :2], -30.0, 30.0)

@@ -73,50 +73,64 @@ def viseme_of(label: str) -> str | None:
     return _VISEME_OF_PHONE.get(label.upper())
 
 
-def _phone_arrays(phones: Sequence[Phone], t_min: float, t_max: float):
-    """Starts, ends, viseme rows and dominances of the phones that can pull on [t_min, t_max]."""
-    rows = []
-    for p in phones:
-        viseme = viseme_of(p.label)
-        if viseme is None or p.end < t_min - 0.5 or p.start > t_max + PHONE_REACH_S:
-            continue
-        dominance = _LOW_DOMINANCE_PHONES.get(p.label.upper(), _DOMINANCE[viseme])
-        if p.stress == 1:
-            dominance *= 1.25
-        rows.append((p.start, p.end, VISEME_INDEX[viseme], dominance))
-    if not rows:
-        return None
-    starts, ends, visemes, dominance = (np.array(col) for col in zip(*rows))
-    return starts, ends, visemes.astype(int), dominance
+@dataclass(frozen=True)
+class PhoneTable:
+    """The phones as arrays (built once per timeline; the layer then only slices by time)."""
+
+    starts: np.ndarray  # (P,) seconds, ascending
+    ends: np.ndarray  # (P,)
+    visemes: np.ndarray  # (P,) row in VISEME_POSES
+    dominance: np.ndarray  # (P,)
+    bilabial: np.ndarray  # (P,) bool
+    labiodental: np.ndarray  # (P,) bool
+
+    @staticmethod
+    def build(phones: Sequence[Phone]) -> "PhoneTable":
+        rows = []
+        for p in sorted(phones, key=lambda p: p.start):
+            label = p.label.upper()
+            viseme = viseme_of(label)
+            if viseme is None:
+                continue
+            dominance = _LOW_DOMINANCE_PHONES.get(label, _DOMINANCE[viseme]) * (1.25 if p.stress == 1 else 1.0)
+            rows.append((p.start, p.end, VISEME_INDEX[viseme], dominance, label in BILABIALS, label in LABIODENTALS))
+        columns = list(zip(*rows)) if rows else [()] * 6
+        types = (float, float, int, float, bool, bool)
+        return PhoneTable(*(np.array(col, dtype=kind) for col, kind in zip(columns, types)))
+
+    def near(self, t_min: float, t_max: float, mask: np.ndarray | None = None) -> np.ndarray:
+        """Indices of the phones that end after t_min - 0.5 s and start before t_max + 0.5 s."""
+        first = int(np.searchsorted(self.starts, t_min - 1.5))  # phones are short; 1.5 s is plenty
+        last = int(np.searchsorted(self.starts, t_max + 0.5))
+        idx = np.arange(first, last)
+        idx = idx[(self.ends[idx] >= t_min - 0.5)]
+        return idx if mask is None else idx[mask[idx]]
 
 
-def coarticulated_targets(times: np.ndarray, phones: Sequence[Phone]) -> tuple[np.ndarray, np.ndarray]:
+def coarticulated_targets(times: np.ndarray, table: PhoneTable) -> tuple[np.ndarray, np.ndarray]:
     """(T, 52) dominance-blended viseme poses and (T,) coverage (0 where no phone is near)."""
-    arrays = _phone_arrays(phones, float(times.min(initial=0.0)), float(times.max(initial=0.0)))
-    if arrays is None:
+    idx = table.near(float(times.min(initial=0.0)), float(times.max(initial=0.0)))
+    if len(idx) == 0:
         return np.zeros((len(times), len(ARKIT_NAMES))), np.zeros(len(times))
-    starts, ends, visemes, dominance = arrays
-    ahead = starts[None, :] - times[:, None]  # (T, P) > 0: the phone is still to come
-    behind = times[:, None] - ends[None, :]  # (T, P) > 0: the phone is over
+    ahead = table.starts[idx][None, :] - times[:, None]  # (T, P) > 0: the phone is still to come
+    behind = times[:, None] - table.ends[idx][None, :]  # (T, P) > 0: the phone is over
     decay = np.where(ahead > 0, np.exp(-np.clip(ahead, 0, 1) / ANTICIPATION_S) * (ahead <= PHONE_REACH_S),
                      np.where(behind > 0, np.exp(-np.clip(behind, 0, 1) / CARRYOVER_S), 1.0))
-    weights = dominance[None, :] * decay  # (T, P)
+    weights = table.dominance[idx][None, :] * decay  # (T, P)
     total = weights.sum(1)
-    blend = (weights @ VISEME_POSES[visemes]) / np.maximum(total, 1e-6)[:, None]  # (T, 52)
+    blend = (weights @ VISEME_POSES[table.visemes[idx]]) / np.maximum(total, 1e-6)[:, None]  # (T, 52)
     return blend, np.clip(total / 0.3, 0.0, 1.0)
 
 
-def key_shape_curve(times: np.ndarray, phones: Sequence[Phone], labels: frozenset[str]) -> np.ndarray:
-    """(T,) 1 inside any phone in ``labels``, easing in before it and out after it."""
-    out = np.zeros(len(times))
-    for p in phones:
-        if p.label.upper() not in labels or p.end < times.min(initial=0) - 1 or p.start > times.max(initial=0) + 1:
-            continue
-        rise = np.clip((times - (p.start - CLOSURE_LEAD_S)) / CLOSURE_LEAD_S, 0.0, 1.0)
-        fall = np.clip(((p.end + CLOSURE_RELEASE_S) - times) / CLOSURE_RELEASE_S, 0.0, 1.0)
-        inside = np.minimum(rise, fall)
-        out = np.maximum(out, inside * inside * (3 - 2 * inside))
-    return out
+def key_shape_curve(times: np.ndarray, table: PhoneTable, mask: np.ndarray) -> np.ndarray:
+    """(T,) 1 inside any phone selected by ``mask``, easing in before it and out after it."""
+    idx = table.near(float(times.min(initial=0.0)), float(times.max(initial=0.0)), mask)
+    if len(idx) == 0:
+        return np.zeros(len(times))
+    rise = np.clip((times[:, None] - (table.starts[idx] - CLOSURE_LEAD_S)) / CLOSURE_LEAD_S, 0.0, 1.0)
+    fall = np.clip(((table.ends[idx] + CLOSURE_RELEASE_S) - times[:, None]) / CLOSURE_RELEASE_S, 0.0, 1.0)
+    inside = np.minimum(rise, fall)  # (T, P)
+    return (inside * inside * (3 - 2 * inside)).max(1)
 
 
 def acoustic_mouth(times: np.ndarray, cues: Cues) -> np.ndarray:
@@ -161,15 +175,15 @@ def apply_labiodental(mouth: np.ndarray, strength: np.ndarray) -> np.ndarray:
     return mouth * (1 - s) + pose[None, :] * s
 
 
-def lip_layer(times: np.ndarray, cues: Cues, phones: Sequence[Phone], source: PhoneSource) -> LipLayer:
+def lip_layer(times: np.ndarray, cues: Cues, phones: PhoneTable, source: PhoneSource) -> LipLayer:
     targets, coverage = coarticulated_targets(times, phones)
     level = cues.at("level", times)
     targets = targets * (0.3 + 0.8 * level)[:, None]  # quieter speech, smaller shapes
     trust = PHONE_TRUST[source] * coverage[:, None]
     mouth = trust * targets + (1 - trust) * acoustic_mouth(times, cues)
     closure_trust, labiodental_trust = KEY_SHAPE_TRUST[source]
-    mouth = apply_labiodental(mouth, labiodental_trust * key_shape_curve(times, phones, LABIODENTALS))
-    closure = closure_trust * key_shape_curve(times, phones, BILABIALS)
+    mouth = apply_labiodental(mouth, labiodental_trust * key_shape_curve(times, phones, phones.labiodental))
+    closure = closure_trust * key_shape_curve(times, phones, phones.bilabial)
     # Where no trustworthy phone says otherwise (other languages, singing, the not-yet-recognized
     # tail of a stream), a short quiet gap between louder sounds closes the lips most of the way.
     phone_says = coverage if source != "acoustic" else np.zeros_like(coverage)

@@ -136,6 +136,14 @@ def test_same_seed_same_track_and_other_seed_same_lips(lines):
         [closes(other, p) for p in phones_of(other, {"P", "B", "M"})]
 
 
+def test_whole_pipeline_is_deterministic(lines):
+    audio, text, track = lines["line_bilabials"]
+    again = MotionGenerator().animate(audio, text=text)
+    assert again.phones == track.phones
+    np.testing.assert_array_equal(again.blendshapes, track.blendshapes)
+    np.testing.assert_array_equal(again.gaze, track.gaze)
+
+
 def test_blinks_at_a_plausible_rate_and_length_over_a_minute(lines):
     gap = np.zeros(int(16000 * 0.8), np.float32)
     parts = []
