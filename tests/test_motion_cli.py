@@ -58,3 +58,35 @@ def test_bad_paths_get_specific_errors(capsys, tmp_path):
         code, _, err = run_cli(capsys, *argv)
         assert code == 2, argv
         assert message in err and "Traceback" not in err, (argv, err)
+
+
+def test_animate_writes_livelink_csv_json_and_plot(capsys, tmp_path):
+    from PIL import Image
+
+    from npcface.core.livelink import read_livelink_csv, read_motion_json
+
+    wav, text = fixture_line("line_bilabials")
+    csv_path, json_path, png = tmp_path / "line.csv", tmp_path / "line.json", tmp_path / "line.png"
+    code, out, err = run_cli(capsys, str(wav), "--text", text, "--emotion", "happy:0.5", "--emotion-at", "2=sad:0.8",
+                             "--fps", "30", "--seed", "4", "-o", str(csv_path), "--plot", str(png))
+    assert code == 0, err
+    assert "phones: aligned" in out
+    track = read_livelink_csv(csv_path)
+    duration = soundfile.info(str(wav)).duration
+    assert abs(len(track) - duration * 30) <= 2
+    with open(csv_path, newline="") as handle:
+        header = next(csv.reader(handle))
+    assert header[2:54] == list(ARKIT_NAMES)
+    smile = track.channel("MouthSmileLeft")
+    frown = track.channel("MouthFrownLeft")
+    assert smile[track.times < 1.5].mean() > 0.3 and frown[track.times > 2.6].mean() > 0.3
+    with Image.open(png) as image:
+        assert image.size[0] > 800 and len(np.unique(np.asarray(image.convert("L")))) > 20  # a real picture
+    text_file = tmp_path / "line.txt"
+    text_file.write_text(text, encoding="utf-8")
+    code, _, err = run_cli(capsys, str(wav), "--text-file", str(text_file), "-o", str(json_path))
+    assert code == 0, err
+    again = read_motion_json(json_path)
+    assert len(again) == pytest.approx(duration * 60, abs=2)
+    assert again.phones is not None and again.phones.source == "aligned"
+    assert json.loads(json_path.read_text())["fps"] == 60.0
