@@ -112,11 +112,11 @@ class Server(RequestHandlers):
                 events = dict(poller.poll(timeout_ms))
                 if self._wake_read in events:
                     self._drain_wake_pipe()
-                if self.socket in events:
-                    self._receive_burst()
+                drained = self._receive_burst() if self.socket in events else True
                 self._run_completions()
                 self._flush_outboxes()
-                self._expire_idle_clients()
+                if drained:  # only judge silence once every queued message has been read
+                    self._expire_idle_clients()
         finally:
             self.close()
 
@@ -127,14 +127,16 @@ class Server(RequestHandlers):
         except BlockingIOError:
             pass
 
-    def _receive_burst(self) -> None:
+    def _receive_burst(self) -> bool:
+        """Handle queued requests; True when the queue was emptied."""
         # Bounded, so completions (frames) are not starved by a flood of requests.
         for _ in range(256):
             try:
                 frames = self.socket.recv_multipart(zmq.NOBLOCK, copy=True)
             except zmq.Again:
-                return
+                return True
             self._handle(frames[0], frames[1:])
+        return False
 
     def _run_completions(self) -> None:
         while True:
@@ -172,14 +174,16 @@ class Server(RequestHandlers):
         client.last_seen = now
         request_id = request_type = session = None
         try:
-            size = sum(len(f) for f in frames)
-            if size > self.limits.max_message_bytes:
-                raise ProtocolError("message_too_large", f"message of {size} bytes exceeds the limit of "
-                                    f"{self.limits.max_message_bytes} bytes", limit=self.limits.max_message_bytes)
             if not frames:
                 raise ProtocolError("bad_message", "empty message")
             header = unpack_header(frames[0])
             request_id, request_type, session = request_context(header)
+            size = sum(len(f) for f in frames)
+            if size > self.limits.max_message_bytes:
+                raise ProtocolError("message_too_large", f"message of {size} bytes exceeds the limit of "
+                                    f"{self.limits.max_message_bytes} bytes", limit=self.limits.max_message_bytes)
+            if not client.said_hello and header["type"] not in ("hello", "ping"):
+                raise ProtocolError("hello_required", "say 'hello' first (new connection or the server restarted)")
             message = parse_request(header, frames[1:])
             self.dispatch(client, message, frames[1:])
         except NpcfaceError as exc:
@@ -188,6 +192,8 @@ class Server(RequestHandlers):
             log.exception("internal error on %s request", request_type)
             self.send_error(client, ProtocolError("internal", f"internal server error ({type(exc).__name__})"),
                             request_id, request_type, session)
+        # Silence counts from when the server was done with the message, not from its arrival.
+        client.last_seen = time.monotonic()
 
     def send_error(self, client: ClientState, exc: NpcfaceError, request_id=None, request=None, session=None) -> None:
         self.errors_sent += 1
@@ -256,6 +262,4 @@ class Server(RequestHandlers):
         return PROTOCOL_VERSION
 
     def dispatch(self, client: ClientState, message: ClientMessage, payloads: list[bytes]) -> None:
-        if not client.said_hello and message.type not in ("hello", "ping"):
-            raise ProtocolError("hello_required", "say 'hello' first (new connection or the server restarted)")
         getattr(self, f"on_{message.type}")(client, message, payloads)

@@ -1,0 +1,132 @@
+"""Helpers for the sidecar tests: a real server on a free loopback port, and a raw DEALER client
+that sends whatever bytes a test wants (the Python reference client validates too much for that)."""
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from typing import Any, Iterator
+
+import msgpack
+import numpy as np
+import zmq
+
+from npcface.bridge.limits import Limits, Liveness
+from npcface.bridge.protocol import decode_server
+from npcface.bridge.server import Server
+from npcface.core.audio import load_audio
+
+
+@contextlib.contextmanager
+def running_server(limits: Limits = Limits(), liveness: Liveness = Liveness(), workers: int | None = 2) -> Iterator[Server]:
+    server = Server("tcp://127.0.0.1:0", limits=limits, liveness=liveness, render_workers=workers)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        thread.join(timeout=10)
+        assert not thread.is_alive(), "the server loop did not stop"
+
+
+class RawClient:
+    """A DEALER that speaks msgpack maps without validating them."""
+
+    def __init__(self, endpoint: str):
+        self.context = zmq.Context()
+        self.socket = self.context.socket(zmq.DEALER)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        self.socket.connect(endpoint)
+        self.counter = 0
+        self.backlog: list = []  # messages skipped while waiting for a reply, for recv()
+
+    def close(self) -> None:
+        self.socket.close(linger=0)
+        self.context.term()
+
+    def __enter__(self) -> "RawClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def send(self, header: dict[str, Any] | bytes, *payloads: bytes) -> None:
+        raw = header if isinstance(header, bytes) else msgpack.packb(header, use_bin_type=True)
+        self.socket.send_multipart([raw, *payloads])
+
+    def recv(self, timeout_s: float = 10.0):
+        """(header object, payloads); AssertionError on timeout."""
+        if self.backlog:
+            return self.backlog.pop(0)
+        assert self.socket.poll(int(timeout_s * 1000)), "no message from the server"
+        message, payloads = decode_server(self.socket.recv_multipart())
+        return message, payloads
+
+    def request(self, header: dict[str, Any], *payloads: bytes, timeout_s: float = 10.0):
+        """Send with a fresh id; return the reply echoing it (other messages skipped)."""
+        self.counter += 1
+        header = {**header, "id": f"t{self.counter}"}
+        self.send(header, *payloads)
+        deadline = time.monotonic() + timeout_s
+        skipped = []
+        while time.monotonic() < deadline:
+            assert self.socket.poll(int((deadline - time.monotonic()) * 1000)), f"no reply to {header['type']}"
+            received = decode_server(self.socket.recv_multipart())
+            if getattr(received[0], "id", None) == header["id"]:
+                self.backlog.extend(skipped)
+                return received[0]
+            skipped.append(received)
+        raise AssertionError(f"no reply to {header['type']}")
+
+    def hello(self):
+        return self.request({"type": "hello", "protocol": "1.0"})
+
+    def drain(self, quiet_s: float = 0.3) -> list:
+        """Everything the server sends until it is quiet for ``quiet_s``."""
+        out, self.backlog = self.backlog, []
+        while self.socket.poll(int(quiet_s * 1000)):
+            out.append(decode_server(self.socket.recv_multipart()))
+        return out
+
+    def collect_line(self, session: str, end_id: str, timeout_s: float = 30.0):
+        """(ticks, frames [(header, payload)], line_end, errors) until the line_end echoing ``end_id``."""
+        ticks, frames, errors = [], [], []
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            message, payloads = self.recv(deadline - time.monotonic())
+            if message.type == "tick" and message.session == session:
+                ticks.append(message)
+            elif message.type == "frame" and message.session == session:
+                frames.append((message, payloads[0]))
+            elif message.type == "error":
+                errors.append(message)
+            elif message.type == "line_end" and message.id == end_id:
+                return ticks, frames, message, errors
+        raise AssertionError("no line_end")
+
+
+def greeting_pcm(rate: int = 16000) -> tuple[np.ndarray, str]:
+    """The greeting fixture as 16 kHz float samples, and its text."""
+    from conftest import fixture_line
+
+    wav, text = fixture_line("line_greeting")
+    return load_audio(wav).samples, text
+
+
+def s16(samples: np.ndarray) -> bytes:
+    return (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()
+
+
+def send_line(client: RawClient, session: str, pcm: bytes, rate: int = 16000, chunk_bytes: int = 3200,
+              text: str | None = None, fmt: str = "s16le", channels: int = 1) -> str:
+    """Send a whole line in chunks plus end_line; returns the end_line's id."""
+    for seq, start in enumerate(range(0, len(pcm), chunk_bytes)):
+        header = {"type": "audio", "session": session, "seq": seq, "rate": rate, "format": fmt, "channels": channels}
+        if seq == 0 and text is not None:
+            header["text"] = text
+        client.send(header, pcm[start:start + chunk_bytes])
+    client.counter += 1
+    end_id = f"end{client.counter}"
+    client.send({"type": "end_line", "id": end_id, "session": session})
+    return end_id
