@@ -196,7 +196,7 @@ class MotionStream:
         self._saccades.decide_until(float(times[-1]), lambda t: np.full(len(t), 0.7))
         head = head_layer(times, cues, int(self.controls.seed), amplitude, distance, self._gazes,
                           emotion.head_pitch, emotion.motion_gain, self._blinks, self._saccades)
-        blendshapes = compose_face(lips.mouth, lips.closure, emotion.face, head.blink, head.gaze)
+        blendshapes = compose_face(lips.mouth, lips.closure, emotion.face, head.blink, head.gaze, head.brow_raise)
         return [MotionFrame(time=float(t), head_rotation=tuple(map(float, head.rotation[i])),
                             head_translation=tuple(map(float, head.translation[i])),
                             gaze_left=tuple(map(float, head.gaze[i, 0])), gaze_right=tuple(map(float, head.gaze[i, 1])),
@@ -228,16 +228,19 @@ _BLINK = _i("EyeBlinkLeft", "EyeBlinkRight")
 _WIDE_SQUINT = _i("EyeWideLeft", "EyeWideRight", "EyeSquintLeft", "EyeSquintRight")
 _LOOK_LEFT_EYE = _i("EyeLookOutLeft", "EyeLookInLeft", "EyeLookUpLeft", "EyeLookDownLeft")
 _LOOK_RIGHT_EYE = _i("EyeLookInRight", "EyeLookOutRight", "EyeLookUpRight", "EyeLookDownRight")
+_BROWS_UP = _i("BrowInnerUp", "BrowOuterUpLeft", "BrowOuterUpRight")
+_BROW_RAISE_WEIGHTS = np.array([0.3, 0.2, 0.2])
 _EYE_RANGE_DEG = 30.0  # gaze angle at which an EyeLook channel reaches 1
 
 
 def compose_face(mouth: np.ndarray, closure: np.ndarray, emotion_face: np.ndarray, blink: np.ndarray,
-                 gaze: np.ndarray) -> np.ndarray:
+                 gaze: np.ndarray, brow_raise: np.ndarray) -> np.ndarray:
     """Stack the layers into (T, 52) ARKit weights. Lip closures win over emotion (a smile stays,
     but nothing the emotion does may part closed lips); a blink wins over wide / squinting eyes."""
     emotion = emotion_face.astype(np.float64).copy()
     emotion[:, _EMOTION_PARTING] *= (1.0 - closure)[:, None]
     face = mouth + emotion
+    face[:, _BROWS_UP] += _BROW_RAISE_WEIGHTS * brow_raise[:, None]
     face[:, _WIDE_SQUINT] *= (1.0 - blink)[:, None]
     face[:, _BLINK] = np.maximum(face[:, _BLINK], blink[:, None])
     for eye, channels in ((0, _LOOK_LEFT_EYE), (1, _LOOK_RIGHT_EYE)):

@@ -136,6 +136,7 @@ class HeadLayer:
     translation: np.ndarray  # (T, 3) metres
     gaze: np.ndarray  # (T, 2, 2) [eye, (yaw, pitch)] degrees relative to the head
     blink: np.ndarray  # (T,) 0..1
+    brow_raise: np.ndarray  # (T,) 0..1 eyebrows lift with the emphasis that nods the head
 
 
 def nod(times: np.ndarray, cues: Cues) -> np.ndarray:
@@ -162,7 +163,8 @@ def head_layer(times: np.ndarray, cues: Cues, seed: int, amplitude: np.ndarray, 
     head_follow = ramped_timeline(times, np.zeros(2), [(g.time, 0.3 * np.array([g.yaw, g.pitch]), 0.7) for g in gazes])
     noise = idle_noise(seed, times)  # (T, 5)
     yaw = 5.0 * liveliness * noise[:, _YAW] + head_follow[:, 0]
-    pitch = (2.5 * liveliness * noise[:, _PITCH] - amplitude * motion_gain * nod(times, cues)
+    nodding = nod(times, cues)
+    pitch = (2.5 * liveliness * noise[:, _PITCH] - amplitude * motion_gain * nodding
              + emotion_pitch + head_follow[:, 1])
     roll = 1.6 * liveliness * noise[:, _ROLL]
     rotation = np.stack([yaw, pitch, roll], axis=1)
@@ -172,7 +174,9 @@ def head_layer(times: np.ndarray, cues: Cues, seed: int, amplitude: np.ndarray, 
     # The eyes hold the target while the head moves (vestibulo-ocular reflex), plus saccades.
     eyes = np.clip(gaze_target + saccade_offsets(times, saccades.starts) - rotation[:, :2], -30.0, 30.0)
     gaze = np.stack([eyes, eyes], axis=1)
-    return HeadLayer(rotation=rotation, translation=translation, gaze=gaze, blink=blink_curve(times, blinks.starts))
+    brow_raise = np.clip((nodding - 1.0) / 3.0, 0.0, 1.0) * np.clip(amplitude, 0.0, 1.0)
+    return HeadLayer(rotation=rotation, translation=translation, gaze=gaze, blink=blink_curve(times, blinks.starts),
+                     brow_raise=brow_raise)
 
 
 def blink_hazard(cues: Cues, blink_gain_at) -> callable:
