@@ -10,7 +10,9 @@ for English works unchanged):
   high voices (f0 > 165 Hz) whose formants sit higher;
 - voiced murmur (voiced but 18 dB under the running peak, low F1) -> M / N;
 - unvoiced noise: S (steep high tilt and many zero crossings), F (milder), HH (breathy);
-- closures: short silent gaps (< 250 ms) between sounds -> P or T.
+  but loud rows with a vowel-like (low) tilt are rough voice that YIN missed -> AH;
+- closures: short silent gaps (< 250 ms) between sounds, and sharp loudness dips (15 dB under
+  the surrounding 160 ms) -> P or T (unvoiced) or M or N (voiced murmur).
 Place of articulation for murmurs and closures comes from the F2 "locus" of the neighbouring
 vowel edges: bilabials pull F2 down (< 1300 Hz), alveolars do not.
 
@@ -29,6 +31,8 @@ ABSOLUTE_SILENCE_DB = -60.0
 MURMUR_BELOW_PEAK_DB = 18.0
 MAX_CLOSURE_S = 0.25
 MIN_SEGMENT_FRAMES = 3
+DIP_DB = 15.0
+DIP_REACH = 8  # rows (80 ms) each side
 BILABIAL_F2_LOCUS = 1300.0
 HIGH_VOICE_F0 = 165.0
 _SMOOTH = 2  # mode filter half-width in rows
@@ -68,8 +72,26 @@ def row_classes(features: AudioFeatures, peak_before: float = -np.inf) -> np.nda
     labels[noise] = "HH"
     labels[noise & (tilt > 3.0)] = "F"
     labels[noise & (tilt > 10.0) & (zcr > 0.25)] = "S"
+    # loud, dark (low-tilt) rows with weak periodicity are rough or noisy voice, not frication
+    labels[noise & (tilt < -12.0) & (loud > peak - 20.0)] = "AH"
     labels[silent] = "SIL"
+    dips = _energy_dips(loud) & ~silent
+    labels[dips & voiced] = "N"  # murmur: M or N by F2 locus later
+    labels[dips & ~voiced] = "SIL"  # a stop's closure: P or T later, if it is short
     return labels
+
+
+def _energy_dips(loud: np.ndarray) -> np.ndarray:
+    """Rows of a sharp loudness dip: >= DIP_DB under the loudest row within +-80 ms, and
+    within 20 ms of the dip's bottom (connected speech rarely falls to silence at a closure)."""
+    if len(loud) < 5:
+        return np.zeros(len(loud), dtype=bool)
+    padded = np.pad(loud, DIP_REACH, mode="edge")
+    around = np.lib.stride_tricks.sliding_window_view(padded, 2 * DIP_REACH + 1).max(axis=1)
+    near = np.lib.stride_tricks.sliding_window_view(np.pad(loud, 2, mode="edge"), 5)
+    bottom = (loud <= near.min(axis=1)) & (around - loud >= DIP_DB)
+    close_to_bottom = np.convolve(bottom.astype(float), np.ones(5), mode="same") > 0
+    return close_to_bottom & (around - loud >= DIP_DB - 6.0)
 
 
 def _mode_filter(labels: np.ndarray) -> np.ndarray:
