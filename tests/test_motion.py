@@ -162,30 +162,40 @@ def test_blinks_at_a_plausible_rate_and_length_over_a_minute(lines):
     np.testing.assert_array_equal(track.channel("EyeBlinkLeft"), track.channel("EyeBlinkRight"))
 
 
-def test_streaming_with_text_agrees_with_offline_alignment(lines):
+def stream_line(audio: Audio, text: str | None, rng: np.random.Generator, controls: Controls = Controls()) -> list:
+    stream = MotionGenerator(controls).stream(text)
+    frames, pos = [], 0
+    while pos < len(audio.samples):
+        size = int(rng.integers(160, 4800))  # 10 ms .. 300 ms chunks
+        frames += stream.push_audio(audio.samples[pos:pos + size])
+        pos += size
+    return frames + stream.finish()
+
+
+@pytest.mark.parametrize("with_text", [True, False])
+def test_streaming_agrees_with_offline(lines, with_text):
     """Streaming only has the phones PhoneStream found within the lookahead; offline has the
-    forced alignment of the whole line. Stated agreement: JawOpen correlation >= 0.85, mean
-    absolute JawOpen difference <= 0.06, and >= 80 % of the aligned bilabials still close."""
+    phones of the whole line (forced alignment with text). Measured here (random chunks):
+    with text JawOpen r 0.87-0.99 per line, mean |diff| <= 0.02, 26/29 bilabials close (offline
+    29/29); without text r >= 0.99. Stated agreement: r >= 0.8 per line and >= 0.9 on average,
+    mean |JawOpen diff| <= 0.03, >= 85 % of the bilabials close; head and gaze identical."""
     rng = np.random.default_rng(1)
-    closed = total = 0
-    for name in ("line_bilabials", "line_greeting"):
-        audio, text, offline = lines[name]
-        stream = MotionGenerator().stream(text)
-        frames, pos = [], 0
-        while pos < len(audio.samples):
-            size = int(rng.integers(160, 4800))
-            frames += stream.push_audio(audio.samples[pos:pos + size])
-            pos += size
-        frames += stream.finish()
+    rs, closed, total = [], 0, 0
+    for name, (audio, text, aligned) in lines.items():
+        offline = aligned if with_text else MotionGenerator().animate(audio)
+        frames = stream_line(audio, text if with_text else None, rng)
         streamed = MotionTrack.from_frames(frames, offline.fps, phones=offline.phones)
         assert len(streamed) == len(offline)
         jaw_s, jaw_o = streamed.channel("JawOpen"), offline.channel("JawOpen")
-        assert np.corrcoef(jaw_s, jaw_o)[0, 1] >= 0.85, name
-        assert np.abs(jaw_s - jaw_o).mean() <= 0.06, name
-        np.testing.assert_allclose(streamed.head_rotation[:, 0], offline.head_rotation[:, 0], atol=1e-9)
-        c, n = closure_rate(streamed)  # judged against the offline (aligned) phones
+        rs.append(np.corrcoef(jaw_s, jaw_o)[0, 1])
+        assert rs[-1] >= 0.8, name
+        assert np.abs(jaw_s - jaw_o).mean() <= 0.03, name
+        np.testing.assert_allclose(streamed.head_rotation, offline.head_rotation, atol=1e-9)
+        np.testing.assert_allclose(streamed.gaze, offline.gaze, atol=1e-9)
+        c, n = closure_rate(streamed)  # judged against the offline phones
         closed, total = closed + c, total + n
-    assert closed / total >= 0.8, f"{closed}/{total}"
+    assert np.mean(rs) >= (0.9 if with_text else 0.97)
+    assert closed / total >= 0.85, f"{closed}/{total}"
 
 
 def test_other_languages_and_no_text_still_move_the_mouth(lines):
