@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-import torch
 
 from .errors import ControlError
 from .render_eyes import EyeLayer
@@ -68,8 +67,7 @@ class Renderer:
         self.px_per_metre = px_per_metre
         self.camera_z = float(self.vertices[1, 2]) + CAMERA_DISTANCE_M * px_per_metre  # nose tip + distance
         self.warp = MeshWarp(self.vertices, rig.triangles, self.height, self.width, WARP_GRID_SPACING)
-        planes = np.concatenate([image.astype(np.float32), matte[..., None].astype(np.float32)], axis=2)
-        self.planes = torch.from_numpy(planes).permute(2, 0, 1).unsqueeze(0).contiguous()  # (1, 4, H, W)
+        self.view_matte = matte
         self.base_xy = self._project(self.vertices)
         self.mouth = MouthLayer(image, self.vertices[:, :2], rig.mouth_width * float(scale.mean()))
         self.eyes = EyeLayer(image, self.vertices[:, :2], rig.triangles)
@@ -92,16 +90,14 @@ class Renderer:
 
     def render(self, frame: MotionFrame) -> Frame:
         geometry = self.geometry(frame)
-        grid = self.warp.sample_grid((geometry.deformed - geometry.base).astype(np.float64))
-        warped = warp_image(self.planes, grid)[0].permute(1, 2, 0).numpy()  # (H, W, 4) float32
-        rgb = np.ascontiguousarray(warped[..., :3])
+        maps = self.warp.backward_maps((geometry.deformed - geometry.base).astype(np.float64))
+        rgb = warp_image(self.view_image, maps)  # (H, W, 3) uint8
         self.mouth.draw(rgb, geometry, frame)
         self.eyes.draw(rgb, geometry, frame)
-        out = np.empty((self.height, self.width, 4), dtype=np.uint8)
-        np.clip(rgb + 0.5, 0, 255, out=rgb)
-        out[..., :3] = rgb
-        out[..., 3] = np.clip(warped[..., 3] + 0.5, 0, 255) if self.cutout else 255
-        return Frame(time=float(frame.time), rgba=out)
+        rgba = cv2.cvtColor(rgb, cv2.COLOR_RGB2RGBA)
+        if self.cutout:
+            rgba[..., 3] = warp_image(self.view_matte, maps)
+        return Frame(time=float(frame.time), rgba=rgba)
 
     def _move(self, points: np.ndarray, rotation: np.ndarray, translation: np.ndarray) -> np.ndarray:
         return (points - self.pivot) @ rotation.T + self.pivot + translation

@@ -51,3 +51,11 @@ def sample(image: np.ndarray, map_x: np.ndarray, map_y: np.ndarray) -> np.ndarra
 def smoothstep(edge0: float, edge1: float, x: np.ndarray) -> np.ndarray:
     t = np.clip((x - edge0) / (edge1 - edge0), 0.0, 1.0)
     return t * t * (3 - 2 * t)
+
+
+def composite(rgb: np.ndarray, box: tuple[int, int, int, int], cover: np.ndarray, colour: np.ndarray) -> None:
+    """rgb[box] = cover * colour + (1 - cover) * rgb[box], in place on a uint8 image; cover (h, w, 1)."""
+    x0, y0, x1, y1 = box
+    region = rgb[y0:y1, x0:x1].astype(np.float32)
+    region += cover * (colour - region)
+    rgb[y0:y1, x0:x1] = np.clip(region + 0.5, 0, 255).astype(np.uint8)

@@ -115,12 +115,13 @@ class EyeLayer:
         gap = np.mean(geometry.rigid[lower_ids, 1] - geometry.rigid[upper_ids, 1])
         drop = np.mean(geometry.deformed[upper_ids, 1] - geometry.rigid[upper_ids, 1])
         travel = float(np.clip(drop / max(0.3 * gap, 1e-3), 0, 1))
-        lid, band = self._lid(eye, current, top, box, rgb[box[1]:box[3], box[0]:box[2]])
-        cover = np.maximum(covered_before, travel * band)[..., None]
         x0, y0, x1, y1 = box
-        region = rgb[y0:y1, x0:x1]
+        region = rgb[y0:y1, x0:x1].astype(np.float32)
+        lid, band = self._lid(eye, current, top, box, region)
+        cover = np.maximum(covered_before, travel * band)[..., None]
         outside = cover * lid + (1 - cover) * region
-        region[:] = opening * ball + (1 - opening) * outside
+        result = opening * ball + (1 - opening) * outside
+        rgb[y0:y1, x0:x1] = np.clip(result + 0.5, 0, 255).astype(np.uint8)
 
     def _eyeball(self, eye: _Eye, shift: np.ndarray) -> np.ndarray:
         """The eyeball over the eye's box with the iris moved by shift (pixels)."""

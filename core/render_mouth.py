@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from .arkit import ARKIT_INDEX
-from .render_draw import bounding_box, fit_affine, inverse_points, polygon_mask, sample, smoothstep
+from .render_draw import bounding_box, composite, fit_affine, inverse_points, polygon_mask, sample, smoothstep
 from .rig_mesh import CHIN, LIPS_LOWER_INNER, LIPS_LOWER_OUTER, LIPS_UPPER_INNER, LIPS_UPPER_OUTER
 
 INNER_CONTOUR = list(LIPS_UPPER_INNER) + list(LIPS_LOWER_INNER[-2:0:-1])
@@ -55,7 +55,7 @@ class MouthLayer:
         return rel @ self.axis / self.half_width, rel @ self.normal
 
     def draw(self, rgb: np.ndarray, geometry, frame) -> None:
-        """Composite the interior into rgb (H, W, 3 float32) inside the current lip opening."""
+        """Composite the interior into rgb (H, W, 3 uint8) inside the current lip opening."""
         contour = geometry.deformed[INNER_CONTOUR]
         box = bounding_box(contour, 2, self.width, self.height)
         if box is None:
@@ -70,10 +70,7 @@ class MouthLayer:
         jaw_shift = geometry.deformed[CHIN] - geometry.rigid[CHIN]
         synth = self._synthesize(map_x, map_y, jaw_shift, upper_jaw, geometry.weights)
         interior = kept * source + (1 - kept) * synth
-        x0, y0, x1, y1 = box
-        region = rgb[y0:y1, x0:x1]
-        cover = coverage[..., None]
-        region[:] = cover * interior + (1 - cover) * region
+        composite(rgb, box, coverage[..., None], interior)
 
     def _synthesize(self, map_x, map_y, jaw_shift, upper_jaw, weights) -> np.ndarray:
         """Cavity, tongue and teeth at rest-pose positions (map_x, map_y)."""

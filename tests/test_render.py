@@ -199,8 +199,7 @@ def test_no_folds_or_tears_at_the_mesh_border(renderer, face_rig, yaw, pitch, ro
     before, after = signed_areas(geometry.base, outer), signed_areas(geometry.deformed, outer)
     solid = np.abs(before) > 1.0
     assert np.all(np.sign(before[solid]) == np.sign(after[solid]))
-    grid = renderer.warp.sample_grid((geometry.deformed - geometry.base).astype(np.float64))[0].numpy()
-    pixels = (grid + 1) * (SIZE - 1) / 2
+    pixels = np.stack(renderer.warp.backward_maps((geometry.deformed - geometry.base).astype(np.float64)), axis=-1)
     jump = np.maximum(np.abs(np.diff(pixels, axis=1))[:-1].max(-1), np.abs(np.diff(pixels, axis=0))[:, :-1].max(-1))
     lips = np.vstack([geometry.base[list(LIPS_UPPER_OUTER + LIPS_LOWER_OUTER)],
                       geometry.deformed[list(LIPS_UPPER_OUTER + LIPS_LOWER_OUTER)]])

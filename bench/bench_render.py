@@ -1,0 +1,139 @@
+"""Renderer speed: frames per second at 256x256 and 512x512, where the time goes per stage, rig build
+time and memory, against baselines measured in the same run (one plain ``grid_sample`` of the
+picture, and OpenCV's ``remap``, at the same size).
+
+    .venv/bin/python bench/bench_render.py [--frames 300] [--portrait path.png] [--threads 2]
+
+Target (issue 3): 512x512 at 60 fps or more per stream on 2 CPU cores.
+"""
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from npcface.core.arkit import ARKIT_INDEX  # noqa: E402
+from npcface.core.render import Renderer  # noqa: E402
+from npcface.core.render_warp import warp_image  # noqa: E402
+from npcface.core.rig import build_rig, load_image  # noqa: E402
+from npcface.core.types import MotionFrame  # noqa: E402
+
+
+def talking_frames(count: int, fps: float = 60.0) -> list[MotionFrame]:
+    """A busy, speech-like motion: jaw and lips every syllable, blinks, head turns, gaze shifts."""
+    frames = []
+    for i in range(count):
+        t = i / fps
+        weights = np.zeros(52, dtype=np.float32)
+        weights[ARKIT_INDEX["JawOpen"]] = 0.35 * (1 + np.sin(2 * np.pi * 4.0 * t)) / 2 + 0.05
+        weights[ARKIT_INDEX["MouthFunnel"]] = 0.3 * max(0.0, np.sin(2 * np.pi * 1.3 * t))
+        weights[ARKIT_INDEX["MouthSmileLeft"]] = weights[ARKIT_INDEX["MouthSmileRight"]] = 0.3
+        weights[ARKIT_INDEX["BrowInnerUp"]] = 0.3 * max(0.0, np.sin(2 * np.pi * 0.5 * t))
+        blink = max(0.0, 1 - abs((t % 3.0) - 1.5) / 0.08)
+        weights[ARKIT_INDEX["EyeBlinkLeft"]] = weights[ARKIT_INDEX["EyeBlinkRight"]] = blink
+        gaze = (10 * np.sin(2 * np.pi * 0.3 * t), 4 * np.sin(2 * np.pi * 0.2 * t))
+        frames.append(MotionFrame(time=t, head_rotation=(8 * np.sin(2 * np.pi * 0.4 * t),
+                                                         5 * np.sin(2 * np.pi * 0.7 * t), 3 * np.sin(t)),
+                                  head_translation=(0.0, 0.0, 0.0), gaze_left=gaze, gaze_right=gaze,
+                                  blendshapes=weights))
+    return frames
+
+
+def timed(fn, repeats: int) -> float:
+    """Median seconds of fn() over repeats calls (after one warm-up call)."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def stage_times(renderer: Renderer, frames: list[MotionFrame]) -> dict[str, float]:
+    """Mean milliseconds per stage of Renderer.render, stage by stage (the same calls it makes)."""
+    totals = dict.fromkeys(("geometry (deltas, rotation, projection)", "warp maps (sparse + inversion + upsample)",
+                            "remap of the picture", "-", "mouth layer", "eye layers", "to RGBA"), 0.0)
+    for frame in frames:
+        t0 = time.perf_counter()
+        geometry = renderer.geometry(frame)
+        t1 = time.perf_counter()
+        maps = renderer.warp.backward_maps((geometry.deformed - geometry.base).astype(np.float64))
+        t2 = time.perf_counter()
+        rgb = warp_image(renderer.view_image, maps)
+        t3 = time.perf_counter()
+        t4 = time.perf_counter()
+        renderer.mouth.draw(rgb, geometry, frame)
+        t5 = time.perf_counter()
+        renderer.eyes.draw(rgb, geometry, frame)
+        t6 = time.perf_counter()
+        cv2.cvtColor(rgb, cv2.COLOR_RGB2RGBA)
+        t7 = time.perf_counter()
+        for key, seconds in zip(totals, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5, t7 - t6)):
+            totals[key] += seconds
+    return {key: 1000 * value / len(frames) for key, value in totals.items()}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=300)
+    parser.add_argument("--portrait", default=str(ROOT / "fixtures" / "portrait_astronaut.png"))
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    cv2.setNumThreads(args.threads)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; portrait {Path(args.portrait).name}")
+
+    image = load_image(args.portrait)
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    build = timed(lambda: build_rig(image), 3)
+    rig = build_rig(image)
+    print(f"rig build: {1000 * build:.0f} ms (median of 3; MediaPipe mesh + matte + 52 blendshape solves)")
+
+    frames = talking_frames(args.frames)
+    for size in (256, 512):
+        init = timed(lambda: Renderer(rig, size), 2)
+        renderer = Renderer(rig, size)
+        start = time.perf_counter()
+        for frame in frames:
+            renderer.render(frame)
+        seconds = time.perf_counter() - start
+        fps = len(frames) / seconds
+        planes = torch.from_numpy(np.dstack([renderer.view_image, renderer.view_matte]).astype(np.float32))
+        planes = planes.permute(2, 0, 1).unsqueeze(0).contiguous()
+        ys_n, xs_n = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
+        identity = torch.stack([xs_n, ys_n], dim=-1).unsqueeze(0)
+        base_torch = timed(lambda: F.grid_sample(planes, identity, mode="bilinear", padding_mode="border",
+                                                 align_corners=True), 50)
+        xs, ys = np.meshgrid(np.arange(size, dtype=np.float32), np.arange(size, dtype=np.float32))
+        base_cv = timed(lambda: cv2.remap(renderer.view_image, xs, ys, cv2.INTER_LINEAR), 50)
+        print(f"\n{size}x{size}: {fps:.1f} fps ({1000 / fps:.2f} ms/frame over {len(frames)} talking frames), "
+              f"renderer set-up {1000 * init:.0f} ms")
+        print(f"  baseline, one grid_sample of the picture (4 planes): {1000 * base_torch:.2f} ms "
+              f"({1 / base_torch:.0f} fps); cv2.remap (uint8 RGB): {1000 * base_cv:.2f} ms ({1 / base_cv:.0f} fps)")
+        print(f"  a whole frame costs {(1 / fps) / base_torch:.1f} plain grid_samples")
+        for stage, ms in stage_times(renderer, frames[: min(120, len(frames))]).items():
+            if stage != "-":
+                print(f"  {stage:45s} {ms:6.2f} ms")
+        target = "meets" if fps >= 60 else "misses"
+        if size == 512:
+            print(f"  target 60 fps at 512x512: {target} it ({fps / 60:.2f}x)")
+    rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    arrays = sum(a.nbytes for a in (rig.image, rig.matte, rig.deltas, rig.vertices)) / 2 ** 20
+    print(f"\nmemory: rig arrays {arrays:.1f} MiB; peak RSS {rss_after:.0f} MiB "
+          f"({rss_before:.0f} MiB before rigging, torch + MediaPipe loaded)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
