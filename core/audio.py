@@ -115,6 +115,7 @@ class _PolyphaseResampler:
         self.half = int(math.ceil(_ZERO_CROSSINGS / self.cutoff))  # kernel half-width in input samples
         self.offsets = np.arange(-self.half + 1, self.half + 1)  # taps relative to floor(t)
         self._table = self._phase_table() if self.up <= 4096 else None
+        self._conv_weight = self._conv_kernels() if self._table is not None else None
         self._buffer = np.zeros(self.half, dtype=np.float32)  # zeros stand for x[-half..-1]
         self._buffer_start = -self.half  # global input index of _buffer[0]
         self._received = 0  # input samples pushed so far
@@ -128,7 +129,44 @@ class _PolyphaseResampler:
         fractions = np.arange(self.up)[:, None] / self.up  # (up, 1)
         return self._kernel(fractions - self.offsets[None, :])  # (up, taps)
 
+    def _conv_kernels(self):
+        """The phase filters as one strided convolution (torch conv1d), for long blocks.
+
+        Output n = k * up + c needs x[k * down + floor(c * down / up) + offsets]: channel c's
+        kernel is its phase filter shifted by floor(c * down / up); the stride is `down`.
+        """
+        import torch
+
+        shifts = (np.arange(self.up) * self.down) // self.up
+        length = int(shifts[-1]) + len(self.offsets)
+        if self.up * length > 4_000_000:
+            return None  # awkward rate pairs (e.g. 44099 Hz): the gather path is leaner
+        weight = np.zeros((self.up, 1, length), dtype=np.float32)
+        phases = (np.arange(self.up) * self.down) % self.up
+        for channel in range(self.up):
+            weight[channel, 0, shifts[channel] : shifts[channel] + len(self.offsets)] = self._table[phases[channel]]
+        return torch.from_numpy(weight)
+
+    def _compute_conv(self, first: int, count: int) -> np.ndarray:
+        import torch
+
+        k_first, k_last = first // self.up, (first + count - 1) // self.up
+        start = k_first * self.down + int(self.offsets[0])  # global input index of kernel position 0
+        length = (k_last - k_first) * self.down + self._conv_weight.shape[2]
+        lo, hi = start - self._buffer_start, start - self._buffer_start + length
+        source = self._buffer[max(lo, 0) : max(min(hi, len(self._buffer)), 0)]
+        # inputs outside the buffer only feed outputs outside [first, first + count): zeros
+        left = max(-lo, 0)
+        source = np.pad(source, (left, length - left - len(source)))
+        with torch.no_grad():
+            out = torch.nn.functional.conv1d(torch.from_numpy(source)[None, None], self._conv_weight, stride=self.down)
+        flat = out[0].T.reshape(-1).numpy()  # (k, c) -> n = k * up + c
+        offset = first - k_first * self.up
+        return flat[offset : offset + count].copy()
+
     def _compute(self, first: int, count: int) -> np.ndarray:
+        if self._conv_weight is not None and count >= 4 * self.up:
+            return self._compute_conv(first, count)
         out = np.empty(count, dtype=np.float32)
         for block_start in range(0, count, _BLOCK):
             n = np.arange(first + block_start, first + min(count, block_start + _BLOCK), dtype=np.int64)
