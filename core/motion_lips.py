@@ -42,7 +42,7 @@ CARRYOVER_S = 0.035  # a past phone's pull falls by e every 35 ms after it ends
 PHONE_REACH_S = 0.10  # phones further ahead than this do not pull (bounds streaming latency)
 CLOSURE_LEAD_S = 0.07  # lips start closing this long before a bilabial
 CLOSURE_RELEASE_S = 0.05
-PHONE_TRUST: dict[str, float] = {"aligned": 0.7, "recognized": 0.45, "acoustic": 0.2}
+PHONE_TRUST: dict[str, float] = {"aligned": 0.7, "recognized": 0.7, "acoustic": 0.2}
 # How far a phone's claim of a key shape is believed: (bilabial closure, F/V lip to teeth). The
 # acoustic segmenter calls any soft fricative "F" and guesses bilabials from F2, so its claims
 # only lean the lips that way.
