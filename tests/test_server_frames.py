@@ -1,0 +1,132 @@
+"""Rendered frames over the wire: avatars, formats, the credit window and drop-oldest policy."""
+from __future__ import annotations
+
+import io
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from npcface.bridge.limits import Limits
+from server_helpers import RawClient, greeting_pcm, running_server, s16, send_line
+
+
+@pytest.fixture(scope="module")
+def server():
+    with running_server() as server:
+        yield server
+
+
+@pytest.fixture
+def client(server):
+    with RawClient(server.endpoint) as client:
+        client.hello()
+        yield client
+
+
+@pytest.fixture(scope="module")
+def line_pcm():
+    samples, _ = greeting_pcm()
+    return s16(samples[:16000])  # 1 s
+
+
+@pytest.fixture(scope="module")
+def avatar(server, portrait_bytes):
+    with RawClient(server.endpoint) as client:
+        client.hello()
+        reply = client.request({"type": "upload_avatar"}, portrait_bytes, timeout_s=60)
+    assert reply.type == "avatar", reply
+    return reply.avatar
+
+
+@pytest.fixture(scope="module")
+def portrait_bytes():
+    from conftest import FIXTURES
+
+    return (FIXTURES / "portrait_astronaut.png").read_bytes()
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_avatar_upload_is_cached_by_content(client, avatar, portrait_bytes):
+    again = client.request({"type": "upload_avatar"}, portrait_bytes)
+    assert (again.avatar, again.cached, again.width, again.height) == (avatar, True, 512, 512)
+
+
+@pytest.mark.parametrize("payload, code", [
+    (b"definitely not an image", "bad_image"),
+    (png_bytes(np.full((200, 200, 3), 128, dtype=np.uint8)), "no_face"),
+])
+def test_bad_avatars_get_specific_errors(client, payload, code):
+    reply = client.request({"type": "upload_avatar"}, payload, timeout_s=60)
+    assert (reply.type, reply.code, reply.request) == ("error", code, "upload_avatar")
+
+
+def test_upload_without_payload_is_a_bad_request(client):
+    assert client.request({"type": "upload_avatar"}).code == "bad_request"
+
+
+def test_every_frame_policy_delivers_all_frames_in_order(client, avatar, line_pcm):
+    opened = client.request({"type": "open", "session": "f", "outputs": ["latents", "frames"], "avatar": avatar,
+                             "frame_size": [160, 128], "frame_format": "jpeg", "frame_policy": "every"})
+    assert opened.type == "opened", opened
+    end_id = send_line(client, "f", line_pcm)
+    ticks, frames = [], []
+    while True:  # acknowledge as we go, like a real client
+        message, payloads = client.recv(60)
+        if message.type == "frame":
+            frames.append((message, payloads[0]))
+            client.send({"type": "frame_ack", "session": "f"})
+        elif message.type == "tick":
+            ticks.append(message)
+        elif message.type == "line_end" and message.id == end_id:
+            break
+    assert (message.frames_sent, message.frames_dropped) == (len(ticks), 0)
+    assert [h.index for h, _ in frames] == [t.index for t in ticks]
+    assert [h.time for h, _ in frames] == [t.time for t in ticks]
+    first = np.asarray(Image.open(io.BytesIO(frames[0][1])))
+    assert first.shape == (128, 160, 3)
+    moved = [np.abs(np.asarray(Image.open(io.BytesIO(p)), dtype=int) - first).mean() for _, p in frames]
+    assert max(moved) > 1.0, "the portrait should move while it speaks"
+
+
+def test_a_client_that_stops_reading_frames_gets_the_newest_ones_and_a_drop_count(client, avatar, line_pcm):
+    client.request({"type": "open", "session": "slow", "outputs": ["latents", "frames"], "avatar": avatar,
+                    "frame_size": [128, 128], "frame_format": "rgb8", "frame_window": 2})
+    end_id = send_line(client, "slow", line_pcm)
+    time.sleep(2.0)  # not acknowledging: the window stays full while the whole line renders
+    backlog = client.drain(0.5)
+    frames = [(m, p[0]) for m, p in backlog if m.type == "frame"]
+    ticks = [m for m, _ in backlog if m.type == "tick"]
+    assert len(frames) == 2, "exactly the window's worth of frames before any acknowledgement"
+    assert all(len(p) == 128 * 128 * 3 for _, p in frames)
+    stats = client.request({"type": "stats"}).your_sessions[0]
+    assert stats["frames_dropped"] > 0 and stats["frames_in_flight"] == 2
+    line_end = None
+    while line_end is None:  # now catch up
+        client.send({"type": "frame_ack", "session": "slow", "count": 2})
+        for message, payloads in client.drain(0.3):
+            if message.type == "frame":
+                frames.append((message, payloads[0]))
+            elif message.type == "tick":
+                ticks.append(message)
+            elif message.type == "line_end" and message.id == end_id:
+                line_end = message
+    assert line_end.ticks == len(ticks), "ticks are never dropped"
+    assert line_end.frames_sent == len(frames) and line_end.frames_sent + line_end.frames_dropped == len(ticks)
+    indices = [h.index for h, _ in frames]
+    assert indices == sorted(indices) and indices[-1] == ticks[-1].index, "drop oldest keeps the newest"
+
+
+def test_avatar_pixel_limit():
+    with running_server(limits=Limits(max_avatar_pixels=100_000)) as server, RawClient(server.endpoint) as client:
+        client.hello()
+        from conftest import FIXTURES
+
+        reply = client.request({"type": "upload_avatar"}, (FIXTURES / "portrait_astronaut.png").read_bytes())
+    assert (reply.code, reply.details["limit"]) == ("avatar_too_large", 100_000)
