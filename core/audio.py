@@ -31,6 +31,7 @@ MAX_RATE = 384_000
 MAX_CHANNELS = 32
 MIN_DURATION_S = 0.020
 MAX_DURATION_S = 600.0
+MAX_FILE_BYTES = 1 << 30  # 1 GiB: far above 10 minutes of any sane audio, refused before reading
 _ZERO_CROSSINGS = 16  # resampler kernel half-width in zero crossings of the sinc
 _ROLLOFF = 0.94  # cutoff as a fraction of the lower Nyquist frequency
 _KAISER_BETA = 8.6
@@ -234,6 +235,9 @@ def load_audio(path: str | Path, max_duration_s: float = MAX_DURATION_S) -> Audi
         raise AudioError(f"audio file not found: {path}")
     if path.is_dir():
         raise AudioError(f"expected an audio file, got a folder: {path}")
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise AudioError(f"{path} is too large to be a dialogue line: {size / 2**20:.0f} MiB (limit {MAX_FILE_BYTES >> 20} MiB)")
     data = path.read_bytes()
     return decode_audio_bytes(data, name=str(path), max_duration_s=max_duration_s)
 

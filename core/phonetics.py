@@ -22,7 +22,8 @@ import re
 import numpy as np
 
 from . import phonetics_sphinx as sphinx
-from .errors import ControlError
+from .audio import MAX_DURATION_S
+from .errors import AudioError, ControlError
 from .features import FeatureStream, check_samples16k
 from .phonetics_acoustic import AcousticTracker
 from .phonetics_g2p import words_of
@@ -83,6 +84,8 @@ class PhoneStream:
         if self._result is not None:
             raise ControlError("phone stream already finished; start a new stream for the next line")
         samples = check_samples16k(samples16k).astype(np.float32)
+        if (self._samples + len(samples)) / SAMPLE_RATE > MAX_DURATION_S:
+            raise AudioError(f"line too long for phones: over {MAX_DURATION_S:.0f} s (split the line)")
         self._samples += len(samples)
         if self._features is not None:
             block = self._features.push(samples)

@@ -213,6 +213,16 @@ def test_too_long_file_is_rejected_before_decoding_it_all(tmp_path):
         load_audio(path, max_duration_s=4.0)
 
 
+def test_huge_file_is_refused_before_reading(tmp_path, monkeypatch):
+    import npcface.core.audio as audio_module
+
+    path = tmp_path / "big.wav"
+    soundfile.write(str(path), np.zeros(16000, np.int16), 16000, subtype="PCM_16")
+    monkeypatch.setattr(audio_module, "MAX_FILE_BYTES", 1000)  # the real limit is 1 GiB
+    with pytest.raises(AudioError, match=r"too large to be a dialogue line"):
+        load_audio(path)
+
+
 def test_pcm_shapes_and_types():
     int16 = (tone(16000, 0.1) * 32767).astype(np.int16)
     assert np.allclose(audio_from_pcm(int16, 16000).samples, tone(16000, 0.1), atol=1e-4)

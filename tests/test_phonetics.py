@@ -317,3 +317,13 @@ def test_bad_stream_use():
         stream.push(np.zeros(160, np.float32))
     with pytest.raises(TextError, match="must be a string"):
         PhoneStream(123, "en-us")  # type: ignore[arg-type]
+
+
+def test_stream_refuses_endless_lines(monkeypatch):
+    import npcface.core.phonetics as phonetics_module
+
+    monkeypatch.setattr(phonetics_module, "MAX_DURATION_S", 1.0)  # the real limit is 600 s
+    stream = PhoneStream(None, "de")
+    stream.push(np.zeros(16000, np.float32))
+    with pytest.raises(AudioError, match="line too long"):
+        stream.push(np.zeros(160, np.float32))
