@@ -206,3 +206,24 @@ def test_other_languages_and_no_text_still_move_the_mouth(lines):
         jaw = track.channel("JawOpen")
         assert np.corrcoef(jaw, aligned.channel("JawOpen"))[0, 1] >= 0.6, language
         assert jaw.max() >= 0.3 and np.percentile(jaw, 10) < 0.05
+
+
+def test_library_bad_inputs_get_specific_errors():
+    from npcface.core.errors import AudioError, ControlError, TextError
+
+    second = Audio(np.zeros(16000, np.float32), 16000, 1)
+    with pytest.raises(AudioError, match="too short for one frame"):
+        MotionGenerator().animate(Audio(np.zeros(0, np.float32), 16000, 1))
+    assert len(MotionGenerator().animate(Audio(np.zeros(1, np.float32), 16000, 1))) == 1  # one sample: one frame
+    with pytest.raises(ControlError, match="language"):
+        MotionGenerator(Controls(language="!!")).animate(second)
+    with pytest.raises(TextError, match="text must be a string"):
+        MotionGenerator().animate(second, text=5)
+    with pytest.raises(ControlError, match="seed"):
+        MotionGenerator(Controls(seed=1.5))
+    with pytest.raises(ControlError, match="ramp"):
+        MotionGenerator().animate(second, emotions=[EmotionEvent(0.0, "happy", 1.0, ramp=-1.0)])
+    stream = MotionGenerator().stream()
+    stream.finish()
+    with pytest.raises(AudioError, match="finished"):
+        stream.push_audio(np.zeros(10, np.float32))
