@@ -292,20 +292,28 @@ class SidecarClient:
         ``realtime`` paces the chunks like live playback. Retries the line after a server restart.
         """
         pcm = pcm_s16le(np.asarray(samples, dtype=np.float32))
-        chunk_bytes = max(2, int(chunk_s * rate) * 2)
+        return self.say_pcm(session, pcm, rate, text=text, chunk_s=chunk_s, realtime=realtime,
+                            ack_frames=ack_frames, attempts=attempts)
+
+    def say_pcm(self, session: str, pcm: bytes, rate: int, channels: int = 1, sample_format: str = "s16le",
+                text: str | None = None, chunk_s: float = 0.1, realtime: bool = False, ack_frames: bool = True,
+                attempts: int = 3) -> LineResult:
+        """``say`` for raw interleaved PCM bytes, sent as they are."""
+        frame_bytes = channels * (2 if sample_format == "s16le" else 4)
+        chunk_frames = max(1, int(chunk_s * rate))
         for attempt in range(attempts):
             try:
-                return self._say_once(session, pcm, rate, text, chunk_bytes, realtime, ack_frames)
+                return self._say_once(session, pcm, rate, channels, sample_format, text, chunk_frames * frame_bytes,
+                                      chunk_frames / rate, realtime, ack_frames)
             except _Rejoined:
                 continue
         raise SidecarUnavailable(f"the sidecar restarted {attempts} times during one line")
 
-    def _say_once(self, session: str, pcm: bytes, rate: int, text: str | None, chunk_bytes: int,
-                  realtime: bool, ack_frames: bool) -> LineResult:
+    def _say_once(self, session: str, pcm: bytes, rate: int, channels: int, sample_format: str, text: str | None,
+                  chunk_bytes: int, chunk_period: float, realtime: bool, ack_frames: bool) -> LineResult:
         result = LineResult()
         chunks = [pcm[i:i + chunk_bytes] for i in range(0, len(pcm), chunk_bytes)]
         started = time.monotonic()
-        chunk_period = chunk_bytes / 2 / rate
         first_chunk_sent: float | None = None
         sent_ids: set[str] = set()
         end_id: str | None = None
@@ -316,8 +324,8 @@ class SidecarClient:
             if chunks and (not realtime or now >= started + (len(sent_ids)) * chunk_period):
                 chunk = chunks.pop(0)
                 request_id = self._next_id()
-                self._send(AudioChunk(id=request_id, session=session, seq=len(sent_ids), rate=rate, format="s16le",
-                                      text=text if not sent_ids else None), [chunk])
+                self._send(AudioChunk(id=request_id, session=session, seq=len(sent_ids), rate=rate, channels=channels,
+                                      format=sample_format, text=text if not sent_ids else None), [chunk])
                 first_chunk_sent = first_chunk_sent or time.monotonic()
                 sent_ids.add(request_id)
                 continue
