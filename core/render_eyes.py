@@ -35,6 +35,7 @@ class _Eye:
     width: float  # corner to corner, pixels
     lid: np.ndarray  # (3,) float32 skin colour of the lid
     open_rest: np.ndarray  # (H, W) float32, the rest opening shrunk by a pixel
+    whole_eye: np.ndarray  # (H, W) float32, the rest opening grown by two pixels (corners and all)
     lid_top: list[int] = ()  # mesh vertices along the top of the moving lid (toward the crease)
 
 
@@ -68,6 +69,7 @@ class EyeLayer:
             x0, y0, x1, y1 = box
             opening[y0:y1, x0:x1] = polygon_mask(xy[contour], box)
         open_rest = cv2.erode(opening, np.ones((3, 3), np.uint8))
+        whole_eye = cv2.GaussianBlur(cv2.dilate(opening, np.ones((5, 5), np.uint8)), (3, 3), 0)
         ys, xs = np.mgrid[0:self.height, 0:self.width]
         dist = np.hypot(xs - centre[0], ys - centre[1]).astype(np.float32)
         box = box or (0, 0, 1, 1)
@@ -81,7 +83,7 @@ class EyeLayer:
                                 centre - (x0, y0), radius)
         lid = _lid_colour(picture, xy, upper, lower, brow_lower, eye_width)
         return _Eye(list(upper), list(lower), tuple(iris), gaze_index, box, plate, iris_rgba,
-                    centre, eye_width, lid, open_rest)
+                    centre, eye_width, lid, open_rest, whole_eye)
 
     def draw(self, rgb: np.ndarray, geometry, frame) -> None:
         gazes = (frame.gaze_left, frame.gaze_right)
@@ -115,10 +117,12 @@ class EyeLayer:
         gap = np.mean(geometry.rigid[lower_ids, 1] - geometry.rigid[upper_ids, 1])
         drop = np.mean(geometry.deformed[upper_ids, 1] - geometry.rigid[upper_ids, 1])
         travel = float(np.clip(drop / max(0.3 * gap, 1e-3), 0, 1))
+        closed = float(smoothstep(0.6, 0.9, drop / max(gap, 1e-3)))  # near shut, the lid hides the corners too
         x0, y0, x1, y1 = box
         region = rgb[y0:y1, x0:x1].astype(np.float32)
         lid, band = self._lid(eye, current, top, box, region)
-        cover = np.maximum(covered_before, travel * band)[..., None]
+        cover = np.maximum(np.maximum(covered_before, travel * band), closed * sample(eye.whole_eye, map_x, map_y))
+        cover = cover[..., None]
         outside = cover * lid + (1 - cover) * region
         result = opening * ball + (1 - opening) * outside
         rgb[y0:y1, x0:x1] = np.clip(result + 0.5, 0, 255).astype(np.uint8)

@@ -150,7 +150,7 @@ def build_mesh(landmarks: np.ndarray, width: int, height: int) -> FaceMesh:
     iod = float(np.linalg.norm(landmarks[EYE_LEFT_CENTRE_LANDMARKS].mean(0)[:2]
                                - landmarks[EYE_RIGHT_CENTRE_LANDMARKS].mean(0)[:2]))
     inner = np.concatenate([landmarks, np.array(centres, dtype=np.float32)])
-    inner[:, 2] = smooth_depth(inner, sigma=0.2 * iod)
+    inner[:, 2] = edge_smoothed_depth(inner, landmarks[list(FACE_OVAL), :2], sigma=0.2 * iod)
     outer_xy = _ring_points(landmarks, width, height, min_gap=max(0.12 * iod, 2.0))
     oval_ids = np.array(FACE_OVAL)
     all_xy = np.concatenate([landmarks[oval_ids, :2], outer_xy])
@@ -206,13 +206,18 @@ def lid_rings(triangles: np.ndarray, down: np.ndarray, upper: tuple[int, ...], l
     return ring1, above(sorted(ring1_ids), contour | ring1_ids)
 
 
-def smooth_depth(points: np.ndarray, sigma: float) -> np.ndarray:
-    """Depth low-passed over the picture plane. The mesh wraps around the sides of the face, where
-    triangles are slivers in the picture with very different depths at almost the same place; a
-    turn would fold them over. Smoothed depth keeps the face's relief (nose, cheeks) without folds."""
+def edge_smoothed_depth(points: np.ndarray, oval: np.ndarray, sigma: float) -> np.ndarray:
+    """Depth low-passed over the picture plane toward the face's edge. The mesh wraps around the
+    sides of the face, where triangles are slivers in the picture with very different depths at
+    almost the same place; a turn would fold them over. The middle of the face (nose, lips, eyes)
+    keeps its full relief, which is what makes a turned head read as turned."""
     xy = points[:, :2].astype(np.float64)
     weights = np.exp(-((xy[:, None, :] - xy[None, :, :]) ** 2).sum(-1) / (2 * sigma ** 2))
-    return (weights @ points[:, 2] / weights.sum(axis=1)).astype(np.float32)
+    smooth = weights @ points[:, 2] / weights.sum(axis=1)
+    centre = oval.mean(axis=0)
+    radius = np.linalg.norm(oval - centre, axis=1).mean()
+    edge = np.clip((np.linalg.norm(xy - centre, axis=1) / radius - 0.55) / 0.3, 0, 1)
+    return ((1 - edge) * points[:, 2] + edge * smooth).astype(np.float32)
 
 
 EYE_RIGHT_CENTRE_LANDMARKS = [33, 133]
