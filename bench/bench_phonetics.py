@@ -17,14 +17,19 @@ With --plots, writes bench/results/phonetics_<file>.png (waveform, loudness, F1/
 """
 from __future__ import annotations
 
-import argparse
 import os
-import sys
-import time
-from pathlib import Path
 
-import numpy as np
-import torch
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core, before numpy/torch start their pools
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 ENGLISH = ("a15", "a16", "a18", "a07")  # a07 is English singing: run both ways
@@ -96,14 +101,18 @@ def stream_phones(samples: np.ndarray, text: str | None, language: str, chunk: i
     final = stream.finish()
     seconds = time.perf_counter() - start
     lags = [pushed - (phones[-1].end if phones else 0.0) for pushed, phones in snapshots]
-    settled = agree = 0
+    # agreement with the final timeline by how long ago the streamed phone ended
+    buckets = {"<0.1s": [0, 0], "0.1-0.3s": [0, 0], ">0.3s": [0, 0]}
     for pushed, phones in snapshots[:: max(1, len(snapshots) // 200)]:
         for phone in phones:
-            if phone.label == "SIL" or phone.end > pushed - 0.3:
+            if phone.label == "SIL":
                 continue
-            settled += 1
-            agree += any(q.label == phone.label and abs(q.start - phone.start) <= 0.03 for q in final.phones)
-    return final, seconds, lags, agree / max(settled, 1)
+            age = pushed - phone.end
+            bucket = buckets["<0.1s" if age < 0.1 else ("0.1-0.3s" if age < 0.3 else ">0.3s")]
+            bucket[0] += 1
+            bucket[1] += any(q.label == phone.label and abs(q.start - phone.start) <= 0.03 for q in final.phones)
+    agreement = {name: hits / max(count, 1) for name, (count, hits) in buckets.items()}
+    return final, seconds, lags, agreement
 
 
 def summary(timeline, duration: float) -> str:
@@ -192,7 +201,8 @@ def bench_file(path: Path, chunk_ms: float, make_plot: bool) -> dict[str, float]
         row[f"phones {key} stream"] = stream_seconds / duration
         row[f"lag {key} median"] = float(np.median(lags))
         row[f"lag {key} p95"] = float(np.percentile(lags, 95))
-        row[f"agree {key}"] = agreement
+        for bucket, share in agreement.items():
+            row[f"agree {key} {bucket}"] = share
         row[f"stream==offline {key}"] = float(final.phones == timeline.phones)
         print(f"    {key:20s} source={timeline.source:10s} {summary(timeline, duration)}")
         if name == "aligned":
@@ -222,7 +232,6 @@ def main() -> int:
         print(f"no real audio at {folder}; nothing to measure")
         return 0
     torch.set_num_threads(1)
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
     rows = {}
     for path in sorted(folder.iterdir()):
         print(f"{path.name}")

@@ -34,6 +34,7 @@ SILENCE_DB = -90.0
 VOICING_FLOOR_DB = -50.0  # quieter frames are unvoiced whatever the periodicity says
 _LEFT_PAD = (ANALYSIS - HOP) // 2  # row i's window starts at i*HOP - _LEFT_PAD
 _SHORT_OFFSET = (ANALYSIS - SHORT) // 2
+FEATURE_COLUMNS = ("log_mel", "loudness_db", "f0_hz", "voicing", "f1_hz", "f2_hz", "spectral_tilt", "zero_crossing_rate")
 
 _MEL_BANK = torchaudio.functional.melscale_fbanks(
     N_FFT // 2 + 1, f_min=60.0, f_max=7600.0, n_mels=N_MELS, sample_rate=SAMPLE_RATE, norm="slaney", mel_scale="slaney"
@@ -218,6 +219,13 @@ def concat_features(parts: list[AudioFeatures], start_time: float | None = None)
         return _empty(start_time or 0.0)
     if len(parts) == 1:
         return parts[0]
-    names = ["log_mel", "loudness_db", "f0_hz", "voicing", "f1_hz", "f2_hz", "spectral_tilt", "zero_crossing_rate"]
-    joined = {name: np.concatenate([getattr(part, name) for part in parts]) for name in names}
+    joined = {name: np.concatenate([getattr(part, name) for part in parts]) for name in FEATURE_COLUMNS}
     return AudioFeatures(start_time=parts[0].start_time, **joined)
+
+
+def slice_features(features: AudioFeatures, first_row: int) -> AudioFeatures:
+    """The rows from `first_row` on, with their start time."""
+    return AudioFeatures(
+        start_time=features.start_time + first_row * FEATURE_HOP_S,
+        **{name: getattr(features, name)[first_row:] for name in FEATURE_COLUMNS},
+    )

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .features import concat_features
+from .features import concat_features, slice_features
 from .types import FEATURE_HOP_S, AudioFeatures, Phone
 
 SILENCE_BELOW_PEAK_DB = 35.0
@@ -208,12 +208,3 @@ class AcousticTracker:
 
     def final(self) -> tuple[Phone, ...]:
         return acoustic_phones(concat_features(self._blocks)) if self._blocks else ()
-
-
-def slice_features(features: AudioFeatures, first_row: int) -> AudioFeatures:
-    """The rows from `first_row` on, with their start time."""
-    names = ["log_mel", "loudness_db", "f0_hz", "voicing", "f1_hz", "f2_hz", "spectral_tilt", "zero_crossing_rate"]
-    return AudioFeatures(
-        start_time=features.start_time + first_row * FEATURE_HOP_S,
-        **{name: getattr(features, name)[first_row:] for name in names},
-    )

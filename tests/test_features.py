@@ -9,10 +9,10 @@ from hypothesis import strategies as st
 from conftest import fixture_line
 from npcface.core.audio import load_audio
 from npcface.core.errors import AudioError
-from npcface.core.features import N_MELS, FeatureStream, compute_features, concat_features
+from npcface.core.features import FEATURE_COLUMNS, N_MELS, FeatureStream, compute_features, concat_features
 from npcface.core.types import SAMPLE_RATE
 
-COLUMNS = ["log_mel", "loudness_db", "f0_hz", "voicing", "f1_hz", "f2_hz", "spectral_tilt", "zero_crossing_rate"]
+COLUMNS = list(FEATURE_COLUMNS)
 
 
 def speech(name: str = "line_bilabials") -> np.ndarray:
