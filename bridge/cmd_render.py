@@ -129,40 +129,52 @@ def render_frames(renderer, track, progress: Progress | None = None,
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..core.audio import load_audio
-    from ..core.contact_sheet import save_contact_sheet
-    from ..core.motion import MotionGenerator, parse_emotion
-    from ..core.render import Renderer
-    from ..core.video_io import write_mp4, write_png_sequence
+    from ..core.motion import parse_emotion
     from .cmd_animate import _read_text, parse_emotion_at
 
-    size = parse_size(args.size)
-    generator = MotionGenerator(Controls(fps=args.fps, seed=args.seed, language=args.language))
     name, intensity = parse_emotion(args.emotion)
     emotions = [EmotionEvent(0.0, name, intensity, ramp=0.0)] + [parse_emotion_at(s) for s in args.emotion_at]
-    kind = output_kind(args.output)
-    sheet = check_output_file(args.sheet, (".png",), "--sheet") if args.sheet else None
-    text = _read_text(args)
-    rig = load_portrait(args.portrait, args.face)
-    renderer = Renderer(rig, size, cutout=args.cutout, framing=args.framing)
-    audio = load_audio(args.audio)
+    summary = render_line(args.portrait, args.audio, args.output, text=_read_text(args), emotions=emotions,
+                          size=parse_size(args.size), controls=Controls(fps=args.fps, seed=args.seed,
+                                                                        language=args.language),
+                          framing=args.framing, cutout=args.cutout, face=args.face, sheet=args.sheet)
+    print(summary)
+    return 0
+
+
+def render_line(portrait: str, audio_path: str, output: str, *, text: str | None = None,
+                emotions: Sequence[EmotionEvent] = (), size: tuple[int, int] = (512, 512),
+                controls: Controls = Controls(fps=30.0), framing: str = "picture", cutout: bool = False,
+                face: int | None = None, sheet: str | None = None) -> str:
+    """Portrait (picture or .rig) + a line's audio -> an mp4 with the line's audio (or a folder of PNG
+    frames), and optionally a contact sheet. Returns a one-line summary. (``npcface demo`` uses it.)"""
+    from ..core.audio import load_audio
+    from ..core.contact_sheet import save_contact_sheet
+    from ..core.motion import MotionGenerator
+    from ..core.render import Renderer
+    from ..core.video_io import write_mp4, write_png_sequence
+
+    generator = MotionGenerator(controls)  # checks fps and the other controls first
+    kind = output_kind(output)
+    sheet_path = check_output_file(sheet, (".png",), "--sheet") if sheet else None
+    renderer = Renderer(load_portrait(portrait, face), size, cutout=cutout, framing=framing)
+    audio = load_audio(audio_path)
     track = generator.animate(audio, text=text, emotions=emotions)
     keep = np.unique(np.linspace(0, len(track) - 1, min(SHEET_FRAMES, len(track))).round().astype(int))
     progress = Progress(len(track), "render")
-    frames, kept = render_frames(renderer, track, progress, keep if sheet else ())
+    frames, kept = render_frames(renderer, track, progress, keep if sheet_path else ())
     started = time.perf_counter()
     try:
         if kind == "mp4":
-            write_mp4(args.output, frames, args.fps, audio=audio)
+            write_mp4(output, frames, controls.fps, audio=audio)
         else:
-            write_png_sequence(args.output, frames)
+            write_png_sequence(output, frames)
     except OSError as error:
-        raise NpcfaceError(f"cannot write {args.output}: {error.strerror or error}") from None
+        raise NpcfaceError(f"cannot write {output}: {error.strerror or error}") from None
     finally:
         progress.close()
     seconds = time.perf_counter() - started
-    if sheet is not None:
-        save_contact_sheet(sheet, [kept[i] for i in keep], [f"{track.times[i]:.2f} s" for i in keep], columns=6)
-    print(f"wrote {args.output}: {len(track)} frames {size[0]}x{size[1]} at {args.fps:g} fps "
-          f"({audio.duration:.2f} s of audio, rendered and encoded in {seconds:.1f} s)")
-    return 0
+    if sheet_path is not None:
+        save_contact_sheet(sheet_path, [kept[i] for i in keep], [f"{track.times[i]:.2f} s" for i in keep])
+    return (f"wrote {output}: {len(track)} frames {size[0]}x{size[1]} at {controls.fps:g} fps "
+            f"({audio.duration:.2f} s of audio, rendered and encoded in {seconds:.1f} s)")
