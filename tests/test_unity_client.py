@@ -207,3 +207,102 @@ def test_zmtp_refuses_a_port_that_is_not_zeromq(core_check):
         thread.join(5)
         server.close()
     assert "not a ZeroMQ socket" in result["zmtp_error"], result
+
+
+# ---------------------------------------------------------------- the full conversation with `npcface serve`
+
+@pytest.fixture(scope="module")
+def sidecar_port():
+    """The real `npcface serve` on a free loopback port, for this module's tests."""
+    import os
+    import sys
+
+    port = free_port()
+    npcface = Path(sys.executable).parent / "npcface"
+    server = subprocess.Popen([str(npcface), "serve", "--bind", f"tcp://127.0.0.1:{port}", "--quiet"],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                              env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    ready = threading.Event()
+
+    def watch_stdout():  # the server prints "npcface serve: ready on <endpoint>" once it listens
+        for line in server.stdout:
+            if "ready on" in line:
+                ready.set()
+
+    threading.Thread(target=watch_stdout, daemon=True).start()
+    try:
+        assert ready.wait(120), "npcface serve did not get ready within 120 s"
+        yield port
+    finally:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+@pytest.fixture(scope="module")
+def console_demo(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("demo") / "ConsoleDemo.exe"
+    return compile_cs(CORE_SOURCES + sorted((SAMPLE / "Tools~" / "ConsoleDemo").glob("*.cs")), out)
+
+
+def test_console_demo_runs_the_whole_conversation(console_demo, sidecar_port, portrait_path, tmp_path):
+    from conftest import fixture_line
+    from npcface.core.arkit import ARKIT_INDEX
+
+    wav, text = fixture_line("line_bilabials")
+    frames_dir = tmp_path / "frames"
+    frames_dir.mkdir()
+    # --realtime paces the audio like playback, so the renderer keeps up and frame acks matter.
+    result = run_mono(console_demo, "--port", str(sidecar_port), "--portrait", str(portrait_path),
+                      "--wav", str(wav), "--text", text, "--fps", "30", "--realtime",
+                      "--frames-out", str(frames_dir), timeout=120)
+    assert result["_rc"] == "0", result
+    assert result["protocol"] == "1.0"
+    assert result["arkit_names"] == "52" and int(result["jaw_open_index"]) == ARKIT_INDEX["JawOpen"]
+    assert result["avatar_size"] == "512x512" and result["avatar_again_cached"] == "true"
+    assert result["opened_outputs"] == "latents,frames"
+
+    # Ticks: one per 1/30 s of the line, in order, with every channel at its size.
+    duration = float(result["audio_duration"])
+    ticks = int(result["ticks"])
+    import soundfile
+
+    assert duration == pytest.approx(soundfile.info(str(wav)).duration, abs=1e-3)
+    assert float(result["line_end_duration"]) == pytest.approx(duration, abs=1e-3)
+    assert abs(ticks - duration * 30) <= 2 and int(result["line_end_ticks"]) == ticks
+    assert result["ticks_in_order"] == "true" and result["arkit_in_range"] == "true"
+    assert (result["arkit_lengths"], result["viseme_lengths"], result["vrm_lengths"]) == ("52", "15", "11")
+    assert float(result["jaw_open_max"]) > 0.2  # the mouth opens on speech
+    # The mid-line "happy" reaches the face: more smile after it than before.
+    assert float(result["smile_after_emotion"]) > float(result["smile_before_emotion"]) + 0.2
+
+    # Frames: the acks kept the 4-frame window moving; every tick's frame was sent or dropped.
+    frames = int(result["frames"])
+    assert frames > 4 and frames == int(result["frames_sent"])
+    assert frames + int(result["frames_dropped"]) == ticks
+    assert result["frame_format"] == "rgba8" and result["frame_size"] == "512x512"
+    assert int(result["frame_bytes"]) == 512 * 512 * 4
+    assert result["frame_indices_increasing"] == "true" and float(result["frames_differ"]) > 0.5
+    saved = sorted(frames_dir.glob("*.rgba8"))
+    assert len(saved) == frames and all(f.stat().st_size == 512 * 512 * 4 for f in saved)
+
+    # Each deliberately bad request got its own error code; the server carried on.
+    assert result["error_bad_fps"] == "bad_request"
+    assert result["error_unknown_emotion"] == "bad_control"
+    assert result["error_unknown_session"] == "unknown_session"
+    assert result["error_out_of_order"] == "out_of_order:expected_seq=0"
+    assert result["error_no_line"] == "no_line"
+    assert result["alive_after_errors"] == "true"
+    assert int(result["closed_ticks_sent"]) == ticks and result["failures"] == "0"
+
+
+def test_console_demo_reports_a_missing_sidecar(console_demo, portrait_path):
+    from conftest import fixture_line
+
+    wav, _ = fixture_line("line_bilabials")
+    result = run_mono(console_demo, "--port", str(free_port()), "--portrait", str(portrait_path), "--wav", str(wav))
+    assert result["_rc"] == "1"
+    assert "cannot connect" in result["failure"] and "npcface serve" in result["failure"]
