@@ -165,6 +165,16 @@ def test_text_without_words_is_recognition():
     audio, _ = line("line_vowels")
     assert phones_for(audio, "...").source == "recognized"
     assert phones_for(audio, "").source == "recognized"
+    chinese = phones_for(audio, "你好世界")  # no Latin letters to pronounce in en-us
+    assert chinese.source == "recognized" and chinese.missing_words == ()
+
+
+def test_far_more_text_than_audio_falls_back_to_recognition():
+    audio, _ = line("line_greeting")
+    half_second = audio_from_pcm(audio.samples[:8000], SAMPLE_RATE)
+    timeline = phones_for(half_second, LINES["line_greeting"])
+    assert timeline.source == "recognized"
+    assert_covers(timeline, 0.5)
 
 
 # ------------------------------------------------------------------ recognition without text
