@@ -160,6 +160,19 @@ def test_blinks_at_a_plausible_rate_and_length_over_a_minute(lines):
     lengths = [(np.argmax(blink[s + 1:] < 0.05) + 1) / track.fps for s in np.nonzero((blink[1:] > 0.05) & (blink[:-1] <= 0.05))[0]]
     assert 0.06 <= np.median(lengths) <= 0.17
     np.testing.assert_array_equal(track.channel("EyeBlinkLeft"), track.channel("EyeBlinkRight"))
+    # more at pauses: the 0.4 s after speech stops are ~16 % of the time here but get more of the blinks
+    from scipy.ndimage import maximum_filter1d
+
+    from npcface.core.features import compute_features
+
+    loud = compute_features(minute.samples).loudness_db > -50
+    pause_start = ~loud & (maximum_filter1d(loud.astype(float), 41, origin=20) > 0)
+    shares = []
+    for seed in range(4):
+        blink = MotionGenerator(Controls(language="xx", seed=seed)).animate(minute).channel("EyeBlinkLeft")
+        starts = np.nonzero((blink[1:] > 0.05) & (blink[:-1] <= 0.05))[0] / track.fps
+        shares.append(pause_start[np.minimum((starts * 100).astype(int), len(pause_start) - 1)].mean())
+    assert np.mean(shares) >= 1.5 * pause_start.mean(), (shares, pause_start.mean())
 
 
 def stream_line(audio: Audio, text: str | None, rng: np.random.Generator, controls: Controls = Controls()) -> list:
