@@ -1,5 +1,6 @@
-"""The mouth interior drawn where the lips part: dark cavity, upper teeth on the upper jaw,
-lower teeth and a hint of tongue on the lower jaw.
+"""The mouth interior drawn where the lips part: dark cavity, upper teeth on the upper jaw, a hint
+of tongue on the lower jaw (lower teeth, mostly hidden behind the lower lip in speech, are left
+out: drawn as a band they read as an outline of the lip).
 
 Everything is drawn in the mouth's rest coordinates and carried by the head's rigid motion, so
 the teeth never stretch with the lips and look the same from frame to frame. Where the source
@@ -18,7 +19,7 @@ from .rig_mesh import CHIN, LIPS_LOWER_INNER, LIPS_LOWER_OUTER, LIPS_UPPER_INNER
 INNER_CONTOUR = list(LIPS_UPPER_INNER) + list(LIPS_LOWER_INNER[-2:0:-1])
 OUTER_CONTOUR = list(LIPS_UPPER_OUTER) + list(LIPS_LOWER_OUTER[-2:0:-1])
 UPPER_JAW_POINTS = list(LIPS_UPPER_OUTER) + [1, 2, 4, 5, 6, 98, 327, 168, 33, 263, 133, 362]
-TOOTH_EDGES = (0.0, 0.17, 0.31, 0.44)  # tooth boundaries across the mouth, in half-widths
+TOOTH_EDGES = (0.0, 0.17, 0.31)  # tooth boundaries across the mouth, in half-widths
 TEETH_WHITE = np.array([236.0, 230.0, 214.0], dtype=np.float32)
 
 
@@ -42,7 +43,15 @@ class MouthLayer:
             shown[y0:y1, x0:x1] = polygon_mask(self.base_xy[INNER_CONTOUR], box)
         # the source's own mouth opening, one pixel wider so rest frames match it exactly
         self.source_open = cv2.dilate(shown, np.ones((3, 3), np.uint8))
+        self.rest_gap = self._gap(self.base_xy)
+        # lips parted in the picture (teeth showing): keep its inside; else only at rest
+        self.source_parted = self.rest_gap > 0.06 * self.mouth_width
         self.colours = _mouth_colours(self.image, self.base_xy, shown)
+
+    @staticmethod
+    def _gap(points: np.ndarray) -> float:
+        """Mean distance between the inner lips around the middle of the mouth."""
+        return float(np.mean(np.linalg.norm(points[[13, 82, 312]] - points[[14, 87, 317]], axis=1)))
 
     def _line(self, contour) -> tuple[np.ndarray, np.ndarray]:
         """A lip line as (along, down) in mouth coordinates, sorted along the mouth."""
@@ -66,6 +75,8 @@ class MouthLayer:
         upper_jaw = fit_affine(self.base_xy[UPPER_JAW_POINTS], geometry.rigid[UPPER_JAW_POINTS])
         map_x, map_y = inverse_points(upper_jaw, box)
         kept = sample(self.source_open, map_x, map_y)[..., None]
+        if not self.source_parted:  # the closed lips' seam must not show as a rim inside the mouth
+            kept = kept * (1 - smoothstep(0.0, 0.04 * self.mouth_width, self._gap(geometry.deformed) - self.rest_gap))
         source = sample(self.image, map_x, map_y)
         jaw_shift = geometry.deformed[CHIN] - geometry.rigid[CHIN]
         synth = self._synthesize(map_x, map_y, jaw_shift, upper_jaw, geometry.weights)
@@ -90,16 +101,13 @@ class MouthLayer:
         tongue = smoothstep(-1.5, 1.5, down - tongue_top) * smoothstep(0.0, 0.25, 0.8 - np.abs(along - jaw_along))
         tongue_shade = (0.55 + 0.45 * smoothstep(0.0, 0.12 * mw, down - tongue_top)) * (0.6 + 0.4 * depth)
         out = out + tongue[..., None] * (c["tongue"] * tongue_shade[..., None] - out)
-        lower_teeth = (smoothstep(-1.0, 1.0, down - (lower - 0.04 * mw)) * smoothstep(-1.0, 0.5, lower - down)
-                       * smoothstep(0.0, 0.2, 0.55 - np.abs(along - jaw_along)))
-        out = out + 0.8 * lower_teeth[..., None] * (c["teeth"] * (0.7 * (1 - 0.6 * along ** 2))[..., None] - out)
         height = 0.13 * mw * np.sqrt(np.clip(1 - (along / 0.86) ** 2, 0, 1))
         upper_teeth = smoothstep(-1.0, 1.0, upper + height - down) * (height > 0.5)
         gaps = np.ones_like(along)
         pixel = 0.7 / self.half_width  # a tooth gap is about a pixel wide
         for edge in TOOTH_EDGES:
             for sign in (1.0, -1.0) if edge else (1.0,):
-                gaps -= 0.14 * np.exp(-(((along - sign * edge) / pixel) ** 2))
+                gaps -= 0.08 * np.exp(-(((along - sign * edge) / pixel) ** 2))
         shade = (1 - 0.5 * along ** 2) * gaps * (0.78 + 0.22 * smoothstep(0.0, 0.05 * mw, down - upper))
         out = out + upper_teeth[..., None] * (c["teeth"] * shade[..., None] - out)
         return out.astype(np.float32)
