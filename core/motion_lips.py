@@ -67,6 +67,7 @@ _STRETCH = _idx("MouthStretchLeft", "MouthStretchRight")
 _UPPER_UP = _idx("MouthUpperUpLeft", "MouthUpperUpRight")
 _LOWER_DOWN = _idx("MouthLowerDownLeft", "MouthLowerDownRight")
 _PUCKER, _FUNNEL = ARKIT_INDEX["MouthPucker"], ARKIT_INDEX["MouthFunnel"]
+_OPENING = _idx("JawOpen", "MouthUpperUpLeft", "MouthUpperUpRight", "MouthLowerDownLeft", "MouthLowerDownRight")
 
 
 def viseme_of(label: str) -> str | None:
@@ -178,7 +179,10 @@ def apply_labiodental(mouth: np.ndarray, strength: np.ndarray) -> np.ndarray:
 def lip_layer(times: np.ndarray, cues: Cues, phones: PhoneTable, source: PhoneSource) -> LipLayer:
     targets, coverage = coarticulated_targets(times, phones)
     level = cues.at("level", times)
-    targets = targets * (0.3 + 0.8 * level)[:, None]  # quieter speech, smaller shapes
+    # Quieter speech opens the mouth less; lip shapes (rounding, spreading) depend less on loudness
+    # and so can start before the sound, over the preceding consonant.
+    targets = targets * (0.75 + 0.25 * level)[:, None]
+    targets[:, _OPENING] *= ((0.3 + 0.8 * level) / (0.75 + 0.25 * level))[:, None]
     trust = PHONE_TRUST[source] * coverage[:, None]
     mouth = trust * targets + (1 - trust) * acoustic_mouth(times, cues)
     closure_trust, labiodental_trust = KEY_SHAPE_TRUST[source]

@@ -240,3 +240,16 @@ def test_library_bad_inputs_get_specific_errors():
     stream.finish()
     with pytest.raises(AudioError, match="finished"):
         stream.push_audio(np.zeros(10, np.float32))
+
+
+def test_lips_anticipate_rounding_before_the_vowel_sounds(lines):
+    """Coarticulation: the lips are already rounding 40 ms before a rounded vowel starts."""
+    ratios = []
+    for _, _, track in lines.values():
+        phones, pucker = track.phones.phones, track.channel("MouthPucker")
+        for before, phone in zip(phones, phones[1:]):
+            if phone.label in ("UW", "OW", "W") and before.label not in ("UW", "OW", "W", "SIL"):
+                peak = pucker[inside(track, phone)].max()
+                ratios.append(np.interp(phone.start - 0.04, track.times, pucker) / peak)
+    assert len(ratios) >= 4
+    assert np.median(ratios) >= 0.3, ratios
