@@ -13,7 +13,8 @@ Offline and streaming share one code path (`phones_for` pushes the whole line th
 `PhoneStream`), and pocketsphinx's live mode is chunk-size independent, so the final timeline of
 a stream equals the offline one for the same audio.
 
-Every timeline covers [0, duration] without gaps or overlaps (gaps are SIL).
+Every timeline covers [0, duration] without gaps or overlaps (gaps are SIL). Vowels carry
+`stress` 1 or 0 from loudness (see phonetics_stress.py; the dictionary has no stress marks).
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from .errors import AudioError, ControlError
 from .features import FeatureStream, check_samples16k
 from .phonetics_acoustic import AcousticTracker
 from .phonetics_g2p import words_of
+from .phonetics_stress import LoudnessTrack, mark_stress
 from .types import SAMPLE_RATE, Audio, Phone, PhoneTimeline
 
 ENGLISH = {"en", "en-us"}
@@ -63,6 +65,7 @@ class PhoneStream:
         self._features: FeatureStream | None = None
         self._acoustic = AcousticTracker()
         self._result: PhoneTimeline | None = None
+        self._loudness = LoudnessTrack()  # for vowel stress
         if self.language not in ENGLISH:
             self.source = "acoustic"
             self._features = FeatureStream()
@@ -87,6 +90,7 @@ class PhoneStream:
         if (self._samples + len(samples)) / SAMPLE_RATE > MAX_DURATION_S:
             raise AudioError(f"line too long for phones: over {MAX_DURATION_S:.0f} s (split the line)")
         self._samples += len(samples)
+        self._loudness.push(samples)
         if self._features is not None:
             block = self._features.push(samples)
             if block is not None:
@@ -103,7 +107,7 @@ class PhoneStream:
         if self._result is not None:
             return self._result.phones
         if self._features is not None:
-            return self._acoustic.phones()
+            return mark_stress(self._acoustic.phones(), self._loudness)
         run = self._aligner or self._recognizer
         segments = run.segments()
         covered = min(segments[-1].end, self.duration) if segments else 0.0
@@ -145,7 +149,7 @@ class PhoneStream:
         return self._timeline_of_phones(phones, end)
 
     def _timeline_of_phones(self, phones, end: float | None = None) -> tuple[Phone, ...]:
-        return cover(phones, self.duration if end is None else end)
+        return mark_stress(cover(phones, self.duration if end is None else end), self._loudness)
 
 
 def cover(phones, end: float) -> tuple[Phone, ...]:

@@ -110,6 +110,42 @@ def test_open_vowels_are_where_the_jaw_line_says(aligned):
     assert {"UW", "OW"} <= set(sequence)  # who, knew, you, owe
 
 
+# which vowel of each multi-syllable fixture word carries lexical stress (0 = first)
+LEXICAL_STRESS = {
+    "stranger": 0, "baker": 0, "about": 1, "beware": 1, "midnight": 0, "purple": 0, "maybe": 0,
+    "before": 1, "monday": 0, "father": 0, "vivid": 0, "foxes": 0, "ferry": 0, "seven": 0,
+    "very": 0, "heavy": 0, "violins": 2,
+}
+
+
+def test_aligned_stress_falls_on_the_stressed_syllable_mostly(aligned):
+    """Loudest vowel of each content word vs the dictionary's stress: measured 14 of 17."""
+    right = total = 0
+    for timeline in aligned.values():
+        stresses: dict[str, list[int]] = {}
+        for phone in timeline.phones:
+            if phone.label in VOWELS:
+                stresses.setdefault(phone.word, []).append(phone.stress)
+                assert phone.stress in (0, 1)
+            else:
+                assert phone.stress == 0
+        assert set(stresses.get("the", [0])) == {0}  # function words stay unstressed
+        for word, marks in stresses.items():
+            if word in LEXICAL_STRESS:
+                total += 1
+                right += marks.count(1) == 1 and marks.index(1) == LEXICAL_STRESS[word]
+    assert total == len(LEXICAL_STRESS)
+    assert right / total >= 0.7
+
+
+def test_recognized_and_acoustic_phones_mark_prominent_vowels():
+    audio, _ = line("line_greeting")
+    for timeline in (phones_for(audio), phones_for(audio, language="it")):
+        vowels = [p for p in timeline.phones if p.label in VOWELS]
+        stressed = [p for p in vowels if p.stress == 1]
+        assert 0.15 * len(vowels) <= len(stressed) <= 0.7 * len(vowels)
+
+
 def test_words_missing_from_the_dictionary_are_guessed_and_listed():
     audio, text = line("line_names")  # "Zorbulax and Quillindra met Brimwick by the moat."
     timeline = phones_for(audio, text)

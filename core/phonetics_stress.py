@@ -1,0 +1,97 @@
+"""Which vowels carry stress, from loudness (the bundled dictionary has no stress marks).
+
+- Phones with words (alignment): in each content word, the loudest vowel gets primary stress
+  (1); vowels of function words ("the", "a", "of"...) and the word's other vowels get 0.
+- Phones without words (recognition, acoustic fallback): a vowel is stressed when it is at
+  least as loud as the vowels either side of it (within 0.5 s) and within 10 dB of the loudest
+  vowel so far: the syllables a listener hears as prominent.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from .types import SAMPLE_RATE, Phone
+
+VOWELS = frozenset("AA AE AH AO AW AY EH ER EY IH IY OW OY UH UW".split())
+FUNCTION_WORDS = frozenset(
+    """a an the and or but if of to in on at by for with from as is am are was were be been being
+    it its i me my we us our you your he him his she her they them their this that these those
+    not no do does did have has had will would can could shall should may might must there
+    than then so""".split()
+)
+HOP = 160  # 10 ms
+NEIGHBOUR_S = 0.5
+PROMINENCE_RANGE_DB = 10.0
+
+
+class LoudnessTrack:
+    """dBFS of each complete 10 ms hop of a growing signal."""
+
+    def __init__(self):
+        self._pending = np.zeros(0, dtype=np.float32)
+        self._levels: list[np.ndarray] = []
+        self._array = np.zeros(0)
+
+    def push(self, samples: np.ndarray) -> None:
+        joined = np.concatenate([self._pending, samples])
+        whole = len(joined) // HOP * HOP
+        if whole:
+            power = (joined[:whole].astype(np.float64).reshape(-1, HOP) ** 2).mean(axis=1)
+            self._levels.append(10.0 * np.log10(power + 1e-12))
+            self._array = np.zeros(0)  # rebuilt lazily
+        self._pending = joined[whole:]
+
+    def levels(self) -> np.ndarray:
+        if self._levels and len(self._array) != sum(len(level) for level in self._levels):
+            self._array = np.concatenate(self._levels)
+            self._levels = [self._array]
+        return self._array
+
+    def mean_db(self, start: float, end: float) -> float:
+        levels = self.levels()
+        first = int(start * SAMPLE_RATE) // HOP
+        last = max(first + 1, int(np.ceil(end * SAMPLE_RATE / HOP)))
+        window = levels[first:last]
+        return float(window.mean()) if len(window) else -120.0
+
+
+def mark_stress(phones: tuple[Phone, ...], loudness: LoudnessTrack) -> tuple[Phone, ...]:
+    """The same phones with `stress` set on vowels (see the module notes)."""
+    vowels = [i for i, phone in enumerate(phones) if phone.label in VOWELS]
+    if not vowels:
+        return phones
+    level = {i: loudness.mean_db(phones[i].start, phones[i].end) for i in vowels}
+    stressed = _lexical(phones, vowels, level) if any(phones[i].word for i in vowels) else _prominent(phones, vowels, level)
+    return tuple(replace(phone, stress=1 if i in stressed else 0) if phone.label in VOWELS else phone for i, phone in enumerate(phones))
+
+
+def _lexical(phones, vowels: list[int], level: dict[int, float]) -> set[int]:
+    by_word: dict[tuple[str, int], list[int]] = {}
+    word_number = 0
+    previous_word = None
+    for i, phone in enumerate(phones):  # a word's phones share a number, even split by a pause
+        if not phone.word:
+            continue
+        if phone.word != previous_word:
+            word_number += 1
+            previous_word = phone.word
+        if i in level and phone.word not in FUNCTION_WORDS:
+            by_word.setdefault((phone.word, word_number), []).append(i)
+    return {max(members, key=lambda i: level[i]) for members in by_word.values()}
+
+
+def _prominent(phones, vowels: list[int], level: dict[int, float]) -> set[int]:
+    stressed = set()
+    loudest = -np.inf
+    for position, i in enumerate(vowels):
+        loudest = max(loudest, level[i])
+        neighbours = [
+            level[j]
+            for j in (vowels[position - 1] if position > 0 else None, vowels[position + 1] if position + 1 < len(vowels) else None)
+            if j is not None and abs(phones[j].start - phones[i].start) <= NEIGHBOUR_S
+        ]
+        if all(level[i] >= other for other in neighbours) and level[i] >= loudest - PROMINENCE_RANGE_DB:
+            stressed.add(i)
+    return stressed
