@@ -52,8 +52,11 @@ class EyeLayer:
                      self._prepare(picture, EYE_RIGHT_UPPER, EYE_RIGHT_LOWER, IRIS_RIGHT, BROW_RIGHT_LOWER, 1)]
         for eye in self.eyes:
             ring1, ring2 = lid_rings(triangles, down, tuple(eye.upper), tuple(eye.lower))
-            top = sorted({n for ns in ring2.values() for n in ns}) or sorted({n for ns in ring1.values() for n in ns})
-            eye.lid_top = top
+            margin = sorted({n for ns in ring1.values() for n in ns})
+            eye.lid_top = sorted({n for ns in ring2.values() for n in ns}) or margin
+            visible_lid = _median_between(picture, self.base_xy[margin], self.base_xy[eye.lid_top])
+            if visible_lid is not None:  # the lid skin the open eye shows, lashes left out
+                eye.lid = 0.4 * visible_lid + 0.6 * eye.lid
 
     def _prepare(self, picture, upper, lower, iris, brow_lower, gaze_index) -> _Eye:
         xy = self.base_xy
@@ -120,10 +123,11 @@ class EyeLayer:
         closed = float(smoothstep(0.6, 0.9, drop / max(gap, 1e-3)))  # near shut, the lid hides the corners too
         x0, y0, x1, y1 = box
         region = rgb[y0:y1, x0:x1].astype(np.float32)
-        lid, band = self._lid(eye, current, top, box, region)
+        lid, band = self._lid(eye, current, top, box)
         cover = np.maximum(np.maximum(covered_before, travel * band), closed * sample(eye.whole_eye, map_x, map_y))
         cover = cover[..., None]
         outside = cover * lid + (1 - cover) * region
+        opening = opening * (1 - closed)  # shut: no sliver of eyeball along the lash line
         result = opening * ball + (1 - opening) * outside
         rgb[y0:y1, x0:x1] = np.clip(result + 0.5, 0, 255).astype(np.uint8)
 
@@ -134,27 +138,31 @@ class EyeLayer:
                                (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
         return moved[..., :3] + (1 - moved[..., 3:4]) * eye.plate
 
-    def _lid(self, eye: _Eye, current: np.ndarray, top: np.ndarray, box, warped: np.ndarray):
-        """Lid skin over box (the warp's stretched lid evened out toward the skin colour, darker toward
-        its edge, a lash line along the edge), and the band from the lid's edge up to ``top`` points
-        where a moving lid replaces the stretched picture (soft at its top and ends)."""
+    def _lid(self, eye: _Eye, current: np.ndarray, top: np.ndarray, box):
+        """Lid skin over box (the lid's colour, a little darker toward its edge, a lash line along the
+        edge), and the band from the lid's edge up to ``top`` points where a moving lid replaces the
+        stretched picture (soft at its top and ends)."""
         x0, y0, x1, y1 = box
         upper = current[: len(eye.upper)]
         order = np.argsort(upper[:, 0])
         xs = np.arange(x0, x1, dtype=np.float64)
         edge = np.interp(xs, upper[order, 0], upper[order, 1])
         top_order = np.argsort(top[:, 0])
-        ceiling = np.minimum(np.interp(xs, top[top_order, 0], top[top_order, 1]), edge)
+        # up to a little above the crease ring: all of the skin the lid stretched
+        ceiling = np.minimum(np.interp(xs, top[top_order, 0], top[top_order, 1]) - 0.08 * eye.width, edge)
+        # a lid is round: the band thins toward the eye's corners
+        left, right = upper[order[0], 0], upper[order[-1], 0]
+        across = np.clip((xs - (left + right) / 2) / max((right - left) / 2, 1.0), -1, 1)
+        ceiling = edge - (edge - ceiling) * np.sqrt(1 - 0.85 * across ** 2)
         ys = np.arange(y0, y1, dtype=np.float64)[:, None]
         above = edge[None, :] - ys  # pixels above the lid's edge
         lash = max(1.0, 0.045 * eye.width)
-        shade = 0.86 + 0.14 * smoothstep(0.0, 0.2 * eye.width, above)
-        lid = (0.8 * eye.lid[None, None, :] + 0.2 * warped) * shade[..., None]
+        shade = 0.9 + 0.1 * smoothstep(0.0, 0.2 * eye.width, above)
+        lid = eye.lid[None, None, :] * shade[..., None]
         lash_strength = smoothstep(-0.8, 0.2, above) * (1 - smoothstep(lash - 0.5, lash + 0.5, above))
         lid = lid * (1 - 0.65 * lash_strength[..., None])
         height = np.maximum(edge - ceiling, 1.0)[None, :]
-        band = smoothstep(-0.5, 0.5, above) * smoothstep(0.0, 0.5, (ys - ceiling[None, :]) / height)
-        left, right = upper[order[0], 0], upper[order[-1], 0]
+        band = smoothstep(-0.5, 0.5, above) * smoothstep(0.0, 0.3, (ys - ceiling[None, :]) / height)
         margin = max(0.12 * (right - left), 1.0)
         band = band * (smoothstep(left, left + margin, xs) * (1 - smoothstep(right - margin, right, xs)))[None, :]
         return lid.astype(np.float32), band.astype(np.float32)
@@ -196,6 +204,20 @@ def _lid_colour(picture, xy, upper, lower, brow_lower, eye_width) -> np.ndarray:
     under = [point + (0, lift * eye_width) for point in xy[list(lower[2:-2])] for lift in (0.25, 0.35)]
     found = [m for m in (median_at(between), median_at(under)) if m is not None]
     return np.mean(found, axis=0).astype(np.float32) if found else np.full(3, 128.0, np.float32)
+
+
+def _median_between(picture, lower_points: np.ndarray, upper_points: np.ndarray) -> np.ndarray | None:
+    """Median colour inside the polygon between two point rows, without its darkest third."""
+    if len(lower_points) < 2 or len(upper_points) < 2:
+        return None
+    polygon = np.vstack([lower_points[np.argsort(lower_points[:, 0])], upper_points[np.argsort(-upper_points[:, 0])]])
+    mask = np.zeros(picture.shape[:2], dtype=np.uint8)
+    cv2.fillPoly(mask, [np.round(polygon).astype(np.int32)], 1)
+    values = picture[mask > 0]
+    if len(values) < 4:
+        return None
+    bright = values[values.mean(axis=1) >= np.percentile(values.mean(axis=1), 33)]
+    return np.median(bright, axis=0).astype(np.float32)
 
 
 def _paint_out_iris(patch, opening, dist, covered, radius, centre_y) -> np.ndarray:

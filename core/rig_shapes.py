@@ -226,7 +226,7 @@ def _eye_shapes(b: _ShapeBuilder) -> dict[str, np.ndarray]:
                 for n in ring1[u]:
                     h[n] = (0.0, _smaller(h.get(n), 0.85 * up * gaps[u]))
                     for m in ring2[n]:
-                        h[m] = (0.0, _smaller(h.get(m), 0.35 * up * gaps[u]))
+                        h[m] = (0.0, _smaller(h.get(m), 0.15 * up * gaps[u]))
             h.update({u: (0.0, up * gaps[u]) for u in upper[1:-1]})
             h.update({lower_of[u]: (0.0, -down * gaps[u]) for u in upper[1:-1]})
             return b.delta(h, fixed=brows, radius=0.35)
