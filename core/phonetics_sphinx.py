@@ -86,6 +86,12 @@ class _DecoderPool:
 _POOL = _DecoderPool()
 
 
+def warm_up() -> None:
+    """Put one decoder of each kind in the pool."""
+    for kind in ("align", "recognize"):
+        _POOL.release(kind, _POOL.acquire(kind))
+
+
 class _SphinxRun:
     """One utterance on one pooled decoder: push 16 kHz float audio, read phone segments."""
 

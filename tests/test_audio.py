@@ -7,6 +7,8 @@ import av
 import numpy as np
 import pytest
 import soundfile
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import FIXTURES, fixture_line
 from npcface.core.audio import (
@@ -269,6 +271,28 @@ def _to_rate(samples16k: np.ndarray, rate: int) -> np.ndarray:
     """Test signal at another rate (linear interpolation is enough for a synthetic input)."""
     times = np.arange(int(len(samples16k) * rate / SAMPLE_RATE)) / rate
     return np.interp(times, np.arange(len(samples16k)) / SAMPLE_RATE, samples16k).astype(np.float32)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.sampled_from([8000, 11025, 22050, 24000, 32000, 44100, 48000, 96000]),
+    st.integers(min_value=1, max_value=2),
+    st.lists(st.integers(min_value=1, max_value=5000), min_size=1, max_size=20),
+)
+def test_stream_chunking_never_changes_the_samples(rate, channels, sizes):
+    rng = np.random.default_rng(rate)
+    interleaved = (0.3 * rng.standard_normal(int(rate * 0.3) * channels)).astype("<f4")
+    data = interleaved.tobytes()
+    offline = audio_from_pcm(interleaved.reshape(-1, channels), rate).samples
+    converter = PcmStreamConverter(rate, channels, "f32le")
+    pieces, position, index = [], 0, 0
+    while position < len(data):
+        size = sizes[index % len(sizes)]
+        pieces.append(converter.push(data[position : position + size]))
+        position, index = position + size, index + 1
+    streamed = np.concatenate(pieces + [converter.flush()])
+    assert len(streamed) == len(offline)
+    assert np.allclose(streamed, offline, atol=1e-6)
 
 
 def test_stream_buffers_a_split_sample():

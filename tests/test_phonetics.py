@@ -10,7 +10,7 @@ from conftest import FIXTURES, fixture_line
 from npcface.core.audio import audio_from_pcm, load_audio
 from npcface.core.errors import AudioError, ControlError, TextError
 from npcface.core.features import compute_features
-from npcface.core.phonetics import PhoneStream, phones_for
+from npcface.core.phonetics import PhoneStream, phones_for, warm_up
 from npcface.core.phonetics_g2p import guess_pronunciation, words_of
 from npcface.core.types import SAMPLE_RATE, Audio
 
@@ -340,6 +340,17 @@ def test_streamed_phones_settle_quickly(text, language):
 
 
 # ------------------------------------------------------------------ bad input
+
+
+def test_warm_up_leaves_loaded_decoders_for_the_next_lines():
+    from npcface.core import phonetics_sphinx
+
+    warm_up()
+    idle = phonetics_sphinx._POOL._idle
+    assert len(idle["align"]) >= 1 and len(idle["recognize"]) >= 1
+    loaded = idle["align"][-1]
+    PhoneStream(LINES["line_vowels"], "en-us").finish()  # takes the idle decoder and returns it
+    assert loaded in idle["align"]
 
 
 def test_bad_language_codes():
