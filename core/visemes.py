@@ -68,7 +68,10 @@ MOUTH_CHANNELS: tuple[str, ...] = (
     "MouthStretchLeft", "MouthStretchRight", "MouthPressLeft", "MouthPressRight", "TongueOut",
 )
 _MOUTH_IDX = np.array([ARKIT_INDEX[n] for n in MOUTH_CHANNELS])
-_TEMPERATURE = 0.015  # squared-distance scale of the soft assignment; small = decisive
+_PROTOS = VISEME_POSES[1:, _MOUTH_IDX].astype(np.float64)  # (14, M), all but "sil"
+_UNIT_PROTOS = _PROTOS / np.linalg.norm(_PROTOS, axis=1, keepdims=True)
+_SHAPE_TEMPERATURE = 0.03  # cosine-similarity scale of the soft assignment; small = decisive
+_SPEAKING_SIZE = 0.15  # a mouth this far from rest (L2 over the mouth channels) is fully a viseme
 
 
 def lip_gap(bs: np.ndarray) -> np.ndarray:
@@ -87,19 +90,22 @@ def lip_gap(bs: np.ndarray) -> np.ndarray:
 def visemes_from_blendshapes(bs: np.ndarray) -> np.ndarray:
     """(..., 52) ARKit weights -> (..., 15) Oculus viseme weights (sum to 1 per frame).
 
-    A soft nearest-prototype assignment on the mouth channels: the viseme whose pose is
-    closest gets most of the weight; a neutral mouth is "sil".
+    The mouth's shape picks the viseme (cosine similarity with each viseme pose on the mouth
+    channels, so a small "ou" is still "ou"); how far the mouth is from rest decides how much
+    is left to "sil".
     """
     bs = np.asarray(bs, dtype=np.float32)
     if bs.shape[-1] != len(ARKIT_NAMES):
         raise ValueError(f"expected (..., {len(ARKIT_NAMES)}) blendshapes, got {bs.shape}")
-    mouth = bs[..., _MOUTH_IDX]  # (..., M)
-    protos = VISEME_POSES[:, _MOUTH_IDX]  # (15, M)
-    d2 = ((mouth[..., None, :] - protos) ** 2).sum(-1)  # (..., 15)
-    logits = -d2 / _TEMPERATURE
+    mouth = bs[..., _MOUTH_IDX].astype(np.float64)  # (..., M)
+    size = np.linalg.norm(mouth, axis=-1, keepdims=True)  # (..., 1)
+    cosine = (mouth @ _UNIT_PROTOS.T) / np.maximum(size, 1e-9)  # (..., 14) without "sil"
+    logits = cosine / _SHAPE_TEMPERATURE
     logits -= logits.max(-1, keepdims=True)
-    weights = np.exp(logits)
-    return (weights / weights.sum(-1, keepdims=True)).astype(np.float32)
+    shape = np.exp(logits)
+    shape /= shape.sum(-1, keepdims=True)
+    speaking = np.clip(size / _SPEAKING_SIZE, 0.0, 1.0)
+    return np.concatenate([1.0 - speaking, shape * speaking], axis=-1).astype(np.float32)
 
 
 _VRM_VOWELS = {"aa": "aa", "ih": "ih", "ou": "ou", "ee": "E", "oh": "oh"}

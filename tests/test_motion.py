@@ -253,3 +253,19 @@ def test_lips_anticipate_rounding_before_the_vowel_sounds(lines):
                 ratios.append(np.interp(phone.start - 0.04, track.times, pucker) / peak)
     assert len(ratios) >= 4
     assert np.median(ratios) >= 0.3, ratios
+
+
+def test_viseme_view_of_generated_tracks_names_the_key_shapes(lines):
+    from npcface.core.arkit import OCULUS_VISEMES
+    from npcface.core.visemes import visemes_from_blendshapes
+
+    named = {"PP": [], "FF": [], "aa": [], "sil": []}
+    expected = {"P": "PP", "B": "PP", "M": "PP", "F": "FF", "V": "FF", "AA": "aa", "AE": "aa", "SIL": "sil"}
+    for _, _, track in lines.values():
+        top = visemes_from_blendshapes(track.blendshapes).argmax(1)
+        for p in track.phones.phones:
+            middle = np.argmin(np.abs(track.times - 0.5 * (p.start + p.end)))
+            if p.label in expected and p.start <= track.times[middle] < p.end:
+                named[expected[p.label]].append(OCULUS_VISEMES[top[middle]] == expected[p.label])
+    assert np.mean(named["PP"]) >= 0.9 and np.mean(named["FF"]) >= 0.9
+    assert np.mean(named["aa"]) >= 0.6 and np.mean(named["sil"]) >= 0.6
