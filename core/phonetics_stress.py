@@ -8,8 +8,6 @@
 """
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 
 from .types import SAMPLE_RATE, Phone
@@ -49,12 +47,14 @@ class LoudnessTrack:
             self._levels = [self._array]
         return self._array
 
-    def mean_db(self, start: float, end: float) -> float:
+    def mean_db(self, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """Mean level of each [start, end) span in seconds (-120 where no hop has arrived)."""
         levels = self.levels()
-        first = int(start * SAMPLE_RATE) // HOP
-        last = max(first + 1, int(np.ceil(end * SAMPLE_RATE / HOP)))
-        window = levels[first:last]
-        return float(window.mean()) if len(window) else -120.0
+        running = np.concatenate([[0.0], np.cumsum(levels)])
+        first = np.minimum((starts * SAMPLE_RATE).astype(np.int64) // HOP, len(levels))
+        last = np.minimum(np.maximum(first + 1, np.ceil(ends * SAMPLE_RATE / HOP).astype(np.int64)), len(levels))
+        count = last - first
+        return np.where(count > 0, (running[last] - running[first]) / np.maximum(count, 1), -120.0)
 
 
 def mark_stress(phones: tuple[Phone, ...], loudness: LoudnessTrack) -> tuple[Phone, ...]:
@@ -62,9 +62,16 @@ def mark_stress(phones: tuple[Phone, ...], loudness: LoudnessTrack) -> tuple[Pho
     vowels = [i for i, phone in enumerate(phones) if phone.label in VOWELS]
     if not vowels:
         return phones
-    level = {i: loudness.mean_db(phones[i].start, phones[i].end) for i in vowels}
+    spans = np.array([(phones[i].start, phones[i].end) for i in vowels])
+    level = dict(zip(vowels, loudness.mean_db(spans[:, 0], spans[:, 1]).tolist()))
     stressed = _lexical(phones, vowels, level) if any(phones[i].word for i in vowels) else _prominent(phones, vowels, level)
-    return tuple(replace(phone, stress=1 if i in stressed else 0) if phone.label in VOWELS else phone for i, phone in enumerate(phones))
+    marked = list(phones)
+    for i in vowels:
+        stress = 1 if i in stressed else 0
+        if phones[i].stress != stress:
+            phone = phones[i]
+            marked[i] = Phone(phone.label, phone.start, phone.end, stress, phone.word)
+    return tuple(marked)
 
 
 def _lexical(phones, vowels: list[int], level: dict[int, float]) -> set[int]:
