@@ -196,7 +196,9 @@ class MotionStream:
         self._saccades.decide_until(float(times[-1]), lambda t: np.full(len(t), 0.7))
         head = head_layer(times, cues, int(self.controls.seed), amplitude, distance, self._gazes,
                           emotion.head_pitch, emotion.motion_gain, self._blinks, self._saccades)
-        blendshapes = compose_face(lips.mouth, lips.closure, emotion.face, head.blink, head.gaze, head.brow_raise)
+        mouth = lips.mouth.copy()
+        mouth[:, _SPEECH_OPENING] *= emotion.jaw_gain[:, None]
+        blendshapes = compose_face(mouth, lips.closure, emotion.face, head.blink, head.gaze, head.brow_raise)
         return [MotionFrame(time=float(t), head_rotation=tuple(map(float, head.rotation[i])),
                             head_translation=tuple(map(float, head.translation[i])),
                             gaze_left=tuple(map(float, head.gaze[i, 0])), gaze_right=tuple(map(float, head.gaze[i, 1])),
@@ -224,6 +226,7 @@ def _i(*names: str) -> np.ndarray:
 
 _EMOTION_PARTING = _i("JawOpen", "MouthFunnel", "MouthUpperUpLeft", "MouthUpperUpRight", "MouthLowerDownLeft",
                       "MouthLowerDownRight", "MouthStretchLeft", "MouthStretchRight")
+_SPEECH_OPENING = _i("JawOpen", "MouthLowerDownLeft", "MouthLowerDownRight")
 _BLINK = _i("EyeBlinkLeft", "EyeBlinkRight")
 _WIDE_SQUINT = _i("EyeWideLeft", "EyeWideRight", "EyeSquintLeft", "EyeSquintRight")
 _LOOK_LEFT_EYE = _i("EyeLookOutLeft", "EyeLookInLeft", "EyeLookUpLeft", "EyeLookDownLeft")

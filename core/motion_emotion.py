@@ -48,6 +48,7 @@ for _row, _name in enumerate(EMOTIONS):
 _HEAD_PITCH = np.array([0.0, 1.5, -6.0, -2.5, 3.0, -2.0, -1.5])
 _MOTION_GAIN = np.array([1.0, 1.25, 0.55, 1.35, 1.15, 0.8, 1.0])
 _BLINK_GAIN = np.array([1.0, 1.0, 0.8, 0.7, 0.6, 1.6, 1.0])
+_JAW_GAIN = np.array([1.0, 1.0, 0.8, 1.15, 1.1, 0.9, 0.95])  # sad speech is slack, angry speech emphatic
 
 
 def parse_emotion(spec: str) -> tuple[str, float]:
@@ -113,6 +114,7 @@ class EmotionLayer:
     head_pitch: np.ndarray  # (T,) degrees
     motion_gain: np.ndarray  # (T,) multiplies head motion
     blink_gain: np.ndarray  # (T,) multiplies the blink rate
+    jaw_gain: np.ndarray  # (T,) multiplies how far speech opens the mouth
 
 
 def emotion_weights(times: np.ndarray, events: Sequence[EmotionEvent]) -> np.ndarray:
@@ -136,4 +138,5 @@ def emotion_layer(times: np.ndarray, events: Sequence[EmotionEvent]) -> EmotionL
         head_pitch=weights @ _HEAD_PITCH,
         motion_gain=neutral_share + weights @ _MOTION_GAIN,
         blink_gain=neutral_share + weights @ _BLINK_GAIN,
+        jaw_gain=neutral_share + weights @ _JAW_GAIN,
     )

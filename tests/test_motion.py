@@ -269,3 +269,15 @@ def test_viseme_view_of_generated_tracks_names_the_key_shapes(lines):
                 named[expected[p.label]].append(OCULUS_VISEMES[top[middle]] == expected[p.label])
     assert np.mean(named["PP"]) >= 0.9 and np.mean(named["FF"]) >= 0.9
     assert np.mean(named["aa"]) >= 0.6 and np.mean(named["sil"]) >= 0.6
+
+
+def test_emotion_colours_articulation_but_closures_hold(lines):
+    audio, _, neutral = lines["line_bilabials"]
+    jaw = {}
+    for emotion in ("sad", "angry"):
+        track = MotionGenerator().animate_with_phones(audio, neutral.phones, emotions=[EmotionEvent(0.0, emotion, 1.0, 0.0)])
+        jaw[emotion] = track.channel("JawOpen")
+        c, n = closure_rate(track)
+        assert c / n >= 0.9, emotion
+    speaking = neutral.channel("JawOpen") > 0.2
+    assert jaw["sad"][speaking].mean() < 0.9 * neutral.channel("JawOpen")[speaking].mean() < 0.9 * jaw["angry"][speaking].mean()
