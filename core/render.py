@@ -20,7 +20,7 @@ import numpy as np
 from .errors import ControlError
 from .render_eyes import EyeLayer
 from .render_mouth import MouthLayer
-from .render_warp import MeshWarp, warp_image
+from .render_warp import MeshWarp, Surround, warp_image
 from .rig import Rig
 from .types import Frame, MotionFrame
 
@@ -57,6 +57,7 @@ class Renderer:
         self.rig = rig
         self.cutout = cutout
         image, matte, offset, scale = _view(rig, self.width, self.height, framing)
+        self.surround, self.matte_surround = _surround(rig, offset, scale, self.width, self.height)
         self.view_image = image  # (H, W, 3) uint8: the part of the picture the output shows
         scale3 = np.array([scale[0], scale[1], scale.mean()], dtype=np.float32)
         self.vertices = (rig.vertices - np.array([offset[0], offset[1], 0], dtype=np.float32)) * scale3
@@ -66,6 +67,7 @@ class Renderer:
         px_per_metre = rig.iod * float(scale.mean()) / IOD_METRES
         self.px_per_metre = px_per_metre
         self.camera_z = float(self.vertices[1, 2]) + CAMERA_DISTANCE_M * px_per_metre  # nose tip + distance
+        self.focal = CAMERA_DISTANCE_M * px_per_metre
         self.warp = MeshWarp(self.vertices, rig.triangles, self.height, self.width, WARP_GRID_SPACING)
         self.view_matte = matte
         self.base_xy = self._project(self.vertices)
@@ -77,26 +79,32 @@ class Renderer:
         active = np.flatnonzero(weights > 1e-4)
         deformed = self.vertices + np.tensordot(weights[active], self.deltas[active], axes=1)
         rotation = rotation_matrix(*frame.head_rotation)
-        translation = np.asarray(frame.head_translation, dtype=np.float32) * self.px_per_metre
-        translation[1] *= -1.0  # y + = up in metres, down in pixels
-        moved_xy = self._project(self._move(deformed, rotation, translation))
-        rigid_xy = self._project(self._move(self.vertices, rotation, translation))
+        x, y, z = (float(v) * self.px_per_metre for v in frame.head_translation)
+        sway = np.array([x, -y, 0.0], dtype=np.float32)  # y + = up in metres, down in pixels
+        moved_xy = self._project(self._move(deformed, rotation, sway))
+        rigid_xy = self._project(self._move(self.vertices, rotation, sway))
         blend = deformed[:, :2] - self.vertices[:, :2]
         head, rest = self.head_weight, self.vertices[:, :2]
         # projection changes are added to the picture's positions, so rest reproduces the picture
         deformed_xy = rest + head * (moved_xy - self.base_xy) + (1 - head) * blend
         rigid_xy = rest + head * (rigid_xy - self.base_xy)
+        # distance (z) zooms the whole picture about the head, as a camera moving back would: scaling
+        # the head alone would smear its hair and shoulders into the fixed background
+        zoom = self.focal / max(self.focal - z, 1e-3)
+        centre = self.pivot[:2]
+        deformed_xy = centre + (deformed_xy - centre) * zoom
+        rigid_xy = centre + (rigid_xy - centre) * zoom
         return FaceGeometry(base=self.vertices[:, :2], deformed=deformed_xy, rigid=rigid_xy, weights=weights)
 
     def render(self, frame: MotionFrame) -> Frame:
         geometry = self.geometry(frame)
         maps = self.warp.backward_maps((geometry.deformed - geometry.base).astype(np.float64))
-        rgb = warp_image(self.view_image, maps)  # (H, W, 3) uint8
+        rgb = warp_image(self.view_image, maps, self.surround)  # (H, W, 3) uint8
         self.mouth.draw(rgb, geometry, frame)
         self.eyes.draw(rgb, geometry, frame)
         rgba = cv2.cvtColor(rgb, cv2.COLOR_RGB2RGBA)
         if self.cutout:
-            rgba[..., 3] = warp_image(self.view_matte, maps)
+            rgba[..., 3] = warp_image(self.view_matte, maps, self.matte_surround)
         return Frame(time=float(frame.time), rgba=rgba)
 
     def _move(self, points: np.ndarray, rotation: np.ndarray, translation: np.ndarray) -> np.ndarray:
@@ -105,8 +113,7 @@ class Renderer:
     def _project(self, points: np.ndarray) -> np.ndarray:
         """Pinhole projection about the pivot; points at the nose tip's depth keep their scale."""
         depth = np.maximum(self.camera_z - points[:, 2:3], 1e-3)
-        focal = self.camera_z - float(self.vertices[1, 2])
-        return self.pivot[:2] + (points[:, :2] - self.pivot[:2]) * (focal / depth)
+        return self.pivot[:2] + (points[:, :2] - self.pivot[:2]) * (self.focal / depth)
 
 
 def rotation_matrix(yaw: float, pitch: float, roll: float) -> np.ndarray:
@@ -162,3 +169,28 @@ def _view(rig: Rig, width: int, height: int, framing: str):
     scale = np.array([width / crop_w, height / crop_h], dtype=np.float32)
     offset = np.array([x0, y0], dtype=np.float32) - 0.5 + 0.5 / scale
     return image, matte, offset, scale
+
+
+SURROUND_MARGIN = 0.35  # of the view's size, on each side, kept for zoomed-out frames
+
+
+def _surround(rig: Rig, offset: np.ndarray, scale: np.ndarray, width: int, height: int) -> tuple[Surround, Surround]:
+    """The picture around the view (up to SURROUND_MARGIN on each side) at the output's scale."""
+    src_h, src_w = rig.image.shape[:2]
+    # the view's source rectangle: output pixel u <-> source x = u / scale + offset
+    x0, x1 = offset[0] - 0.5 / scale[0], offset[0] + (width - 0.5) / scale[0]
+    y0, y1 = offset[1] - 0.5 / scale[1], offset[1] + (height - 0.5) / scale[1]
+    mx, my = SURROUND_MARGIN * (x1 - x0), SURROUND_MARGIN * (y1 - y0)
+    cx0, cy0 = int(max(0, np.floor(x0 - mx))), int(max(0, np.floor(y0 - my)))
+    cx1, cy1 = int(min(src_w, np.ceil(x1 + mx))), int(min(src_h, np.ceil(y1 + my)))
+    size = (max(1, round((cx1 - cx0) * scale[0])), max(1, round((cy1 - cy0) * scale[1])))
+    interpolation = cv2.INTER_AREA if scale.mean() < 1 else cv2.INTER_CUBIC
+    canvas_scale = np.array([size[0] / (cx1 - cx0), size[1] / (cy1 - cy0)], dtype=np.float32)
+    # output u -> source x = u / scale + offset -> canvas c = (x + 0.5 - cx0) * canvas_scale - 0.5
+    affine_scale = canvas_scale / scale
+    affine_offset = (offset + 0.5 - np.array([cx0, cy0], dtype=np.float32)) * canvas_scale - 0.5
+    surrounds = []
+    for picture in (rig.image, rig.matte):
+        canvas = cv2.resize(picture[cy0:cy1, cx0:cx1], size, interpolation=interpolation)
+        surrounds.append(Surround(canvas, affine_scale, affine_offset))
+    return surrounds[0], surrounds[1]

@@ -107,6 +107,36 @@ class MeshWarp:
         return self.pixels_x - fine[..., 0], self.pixels_y - fine[..., 1]
 
 
-def warp_image(image: np.ndarray, maps: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    """Sample image (H, W[, C], any dtype OpenCV takes) at the backward maps, edges replicated."""
-    return cv2.remap(image, maps[0], maps[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+def warp_image(image: np.ndarray, maps: tuple[np.ndarray, np.ndarray], surround: "Surround | None" = None
+               ) -> np.ndarray:
+    """Sample image (H, W[, C], any dtype OpenCV takes) at the backward maps. Where the maps leave
+    it (a zoomed-out frame), ``surround`` fills in."""
+    out = cv2.remap(image, maps[0], maps[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    if surround is not None:
+        height, width = image.shape[:2]
+        outside = (maps[0] < -0.5) | (maps[0] > width - 0.5) | (maps[1] < -0.5) | (maps[1] > height - 0.5)
+        if outside.any():
+            out[outside] = surround.sample(maps)[outside]
+    return out
+
+
+class Surround:
+    """What lies around the output's view: the rest of the picture (a margin of it, at the output's
+    scale), then a blurred mirror image of it where the picture ends (soft, without streaks)."""
+
+    def __init__(self, canvas: np.ndarray, scale: np.ndarray, offset: np.ndarray):
+        self.canvas = canvas  # (h, w[, C]) the picture around the view
+        self.scale, self.offset = scale, offset  # canvas pixel = output pixel * scale + offset
+        blur = max(3.0, 0.05 * max(canvas.shape[:2]))
+        self.blurred = cv2.GaussianBlur(canvas, (0, 0), blur)
+
+    def sample(self, maps: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        map_x = maps[0] * self.scale[0] + self.offset[0]
+        map_y = maps[1] * self.scale[1] + self.offset[1]
+        out = cv2.remap(self.canvas, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        height, width = self.canvas.shape[:2]
+        beyond = (map_x < -0.5) | (map_x > width - 0.5) | (map_y < -0.5) | (map_y > height - 0.5)
+        if beyond.any():
+            blurred = cv2.remap(self.blurred, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+            out[beyond] = blurred[beyond]
+        return out
