@@ -111,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
                         curve_secret_key=secret)
     except zmq.ZMQError as exc:
         raise ServeError(f"cannot listen on {args.bind}: {exc}") from None
+    log.info("npcface serve: warmed up in %.2f s", server.warm_up())
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: server.stop())
     # Scripts and tests read this line to learn the port when --bind asks for port 0 (any free one).

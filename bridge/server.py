@@ -88,6 +88,26 @@ class Server(RequestHandlers):
             raise
         self.endpoint = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
 
+    def warm_up(self, concurrent_lines: int = 4) -> float:
+        """Load the motion stack before serving, so early lines do not stall every other session:
+        phone decoders take ~80 ms each to load and hold the GIL meanwhile, and the phonetics
+        module keeps the decoders of finished lines for the next ones. Seconds spent."""
+        if not self.has_latents:
+            return 0.0
+        from ..core.session import LineFormat, NpcSession, SessionSettings
+
+        started = time.monotonic()
+        try:
+            npcs = [NpcSession(SessionSettings()) for _ in range(2 * concurrent_lines)]
+            for index, npc in enumerate(npcs):  # with text (aligner) and without (recognizer)
+                npc.start_line(LineFormat(16000, 1, "s16le"), "hello" if index % 2 else None)
+                npc.push_pcm(b"\x00\x00" * 8000)
+            for npc in npcs:
+                npc.end_line()
+        except Exception as exc:  # serve anyway: requests will get the error, with its request named
+            log.warning("npcface serve: warm-up failed (%s: %s)", type(exc).__name__, exc)
+        return time.monotonic() - started
+
     # ------------------------------------------------------------ the loop
 
     def stop(self) -> None:

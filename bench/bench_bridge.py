@@ -1,0 +1,293 @@
+"""Sidecar benchmarks over real loopback ZeroMQ, each against a baseline measured in the same run.
+
+1. Concurrent latent-only NPC sessions at 30 ticks/s: the most sessions (streaming their lines in
+   real time, 20 ms chunks, starts spread over one second) with no tick later than 50 ms behind
+   the moment its audio had arrived. Baseline: the same schedule against a bare ZeroMQ echo.
+2. One 512x512 frame stream's fps over the wire (rgba8 and jpeg). Baseline: the renderer alone in
+   one process, and 1 MiB messages through bare ZeroMQ.
+3. Latency from an audio chunk sent to the first tick it completes (lookahead 0.12 s and 0.06 s).
+   Baseline: a bare ZeroMQ request/reply round trip.
+
+Run: .venv/bin/python bench/bench_bridge.py [--quick]
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import msgpack
+import numpy as np
+import zmq
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "fixtures"
+CHUNK_S = 0.02
+FPS = 30.0
+LATE_LIMIT_S = 0.050
+
+
+def greeting() -> tuple[bytes, str]:
+    from npcface.core.audio import load_audio
+
+    samples = load_audio(FIXTURES / "line_greeting.wav").samples
+    text = (FIXTURES / "line_greeting.txt").read_text().strip()
+    return (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes(), text
+
+
+class ServeProcess:
+    def __init__(self):
+        self.process = subprocess.Popen([sys.executable, "-m", "npcface.bridge.cli", "serve", "--bind",
+                                         "tcp://127.0.0.1:0", "--quiet", "--max-sessions-per-client", "256"],
+                                        stdout=subprocess.PIPE, text=True)
+        self.endpoint = re.search(r"ready on (\S+)", self.process.stdout.readline()).group(1)
+
+    def stop(self) -> None:
+        self.process.send_signal(2)
+        self.process.wait(timeout=20)
+
+
+class EchoServer:
+    """Baseline: a ROUTER that answers every message with one small message (in a thread)."""
+
+    def __init__(self):
+        self.context = zmq.Context()
+        self.socket = self.context.socket(zmq.ROUTER)
+        port = self.socket.bind_to_random_port("tcp://127.0.0.1")
+        self.endpoint = f"tcp://127.0.0.1:{port}"
+        self.running = True
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while self.running:
+            if self.socket.poll(50):
+                frames = self.socket.recv_multipart()
+                self.socket.send_multipart([frames[0], frames[1]])
+
+    def stop(self) -> None:
+        self.running = False
+        self.thread.join()
+        self.socket.close(0)
+        self.context.term()
+
+
+def dealer(endpoint: str) -> tuple[zmq.Context, zmq.Socket]:
+    context = zmq.Context()
+    socket = context.socket(zmq.DEALER)
+    socket.setsockopt(zmq.LINGER, 0)
+    socket.connect(endpoint)
+    return context, socket
+
+
+def request(socket: zmq.Socket, header: dict, *payloads: bytes) -> dict:
+    header = {**header, "id": "req"}
+    socket.send_multipart([msgpack.packb(header), *payloads])
+    while True:
+        reply = msgpack.unpackb(socket.recv_multipart()[0])
+        if reply.get("id") == "req":
+            if reply["type"] == "error":
+                raise RuntimeError(reply)
+            return reply
+
+
+# ---------------------------------------------------------------- 1. concurrent sessions
+
+
+def run_sessions(endpoint: str, count: int, pcm: bytes, text: str, echo: bool, lookahead: float = 0.12) -> dict:
+    """Stream ``count`` lines at once in real time; lateness of every tick (or echo reply)."""
+    context, socket = dealer(endpoint)
+    if not echo:
+        request(socket, {"type": "hello", "protocol": "1.0"})
+        for k in range(count):
+            request(socket, {"type": "open", "session": f"n{k}", "fps": FPS, "lookahead_s": lookahead})
+    chunk_bytes = int(CHUNK_S * 16000) * 2
+    chunks = [pcm[i:i + chunk_bytes] for i in range(0, len(pcm), chunk_bytes)]
+    starts = [k / count for k in range(count)]  # spread over one second, like NPCs that start apart
+    sent = [0] * count
+    arrived_at: list[list[float]] = [[] for _ in range(count)]  # wall time chunk i was sent
+    audio_to_tick: list[float] = []  # tick received - when the audio at its time was sent
+    chunk_to_tick: list[float] = []  # tick received - when the latest chunk before it was sent
+    ends = 0
+    t0 = time.monotonic() + 0.2
+    while ends < count:
+        now = time.monotonic()
+        for k in range(count):
+            due = t0 + starts[k] + sent[k] * CHUNK_S
+            if sent[k] < len(chunks) and now >= due:
+                header = {"type": "audio", "session": f"n{k}", "seq": sent[k], "rate": 16000}
+                if sent[k] == 0:
+                    header["text"] = text
+                socket.send_multipart([msgpack.packb(header), chunks[sent[k]]])
+                arrived_at[k].append(time.monotonic())
+                sent[k] += 1
+                if sent[k] == len(chunks):
+                    if echo:
+                        ends += 1
+                    else:
+                        socket.send_multipart([msgpack.packb({"type": "end_line", "session": f"n{k}"})])
+        next_due = min((t0 + starts[k] + sent[k] * CHUNK_S for k in range(count) if sent[k] < len(chunks)),
+                       default=now + 0.05)
+        while socket.poll(max(0, int((next_due - time.monotonic()) * 1000))):
+            message = msgpack.unpackb(socket.recv_multipart()[0])
+            received = time.monotonic()
+            if echo:
+                k = int(message["session"][1:])
+                chunk_to_tick.append(received - arrived_at[k][message["seq"]])
+                audio_to_tick.append(chunk_to_tick[-1] + lookahead)
+            elif message["type"] == "tick":
+                k = int(message["session"][1:])
+                holding = min(int(message["time"] / CHUNK_S), len(chunks) - 1)  # the chunk with its sound
+                audio_to_tick.append(received - arrived_at[k][holding])
+                chunk_to_tick.append(received - arrived_at[k][-1])
+            elif message["type"] == "line_end":
+                ends += 1
+            elif message["type"] == "error":
+                raise RuntimeError(message)
+            if time.monotonic() >= next_due:
+                break
+    socket.close(0)
+    context.term()
+    # Behind real time: later than the lookahead the session asked for (the tick could not be earlier).
+    late = np.array(audio_to_tick) - lookahead
+    chunk = np.array(chunk_to_tick)
+    return {"sessions": count, "ticks": len(late), "p50_ms": 1000 * np.median(late), "max_ms": 1000 * late.max(),
+            "audio_p50_ms": 1000 * np.median(audio_to_tick), "audio_max_ms": 1000 * np.max(audio_to_tick),
+            "chunk_p50_ms": 1000 * np.median(chunk), "chunk_max_ms": 1000 * chunk.max()}
+
+
+def bench_sessions(pcm: bytes, text: str, quick: bool) -> None:
+    print("\n(1) concurrent latent-only sessions, 30 ticks/s, real-time 20 ms chunks; lateness = how long after "
+          "its audio + lookahead had been sent a tick arrived")
+    echo = EchoServer()
+    base = run_sessions(echo.endpoint, 64, pcm[: 16000 * 2 * 3], text, echo=True)
+    echo.stop()
+    print(f"  baseline, bare ZeroMQ echo of 64 streams' chunks: p50 {base['chunk_p50_ms']:.2f} ms, "
+          f"max {base['chunk_max_ms']:.2f} ms")
+    best = 0
+    for count in ([1, 4, 8] if quick else [1, 2, 4, 6, 8, 12, 16, 24, 32]):
+        server = ServeProcess()
+        try:
+            result = run_sessions(server.endpoint, count, pcm, text, echo=False)
+        finally:
+            server.stop()
+        ok = result["max_ms"] <= LATE_LIMIT_S * 1000
+        print(f"  {count:3d} sessions: {result['ticks']:5d} ticks, p50 {result['p50_ms']:6.1f} ms, "
+              f"max {result['max_ms']:7.1f} ms  {'ok' if ok else 'LATE'}")
+        if not ok:
+            break
+        best = count
+    print(f"  => {best} concurrent sessions held with no tick more than {LATE_LIMIT_S * 1000:.0f} ms late")
+
+
+# ---------------------------------------------------------------- 2. frame stream
+
+
+def frame_stream(endpoint: str, pcm: bytes, text: str, frame_format: str) -> tuple[float, int]:
+    context, socket = dealer(endpoint)
+    request(socket, {"type": "hello", "protocol": "1.0"})
+    avatar = request(socket, {"type": "upload_avatar"}, (FIXTURES / "portrait_astronaut.png").read_bytes())["avatar"]
+    request(socket, {"type": "open", "session": "f", "outputs": ["frames"], "avatar": avatar, "fps": FPS,
+                     "frame_size": [512, 512], "frame_format": frame_format, "frame_policy": "every",
+                     "frame_window": 8})
+    socket.send_multipart([msgpack.packb({"type": "audio", "session": "f", "seq": 0, "rate": 16000, "text": text}), pcm])
+    socket.send_multipart([msgpack.packb({"type": "end_line", "session": "f", "id": "end"})])
+    frames, first = 0, None
+    while True:
+        parts = socket.recv_multipart()
+        message = msgpack.unpackb(parts[0])
+        if message["type"] == "frame":
+            first = first or time.monotonic()
+            frames += 1
+            socket.send_multipart([msgpack.packb({"type": "frame_ack", "session": "f"})])
+        elif message["type"] == "line_end":
+            break
+        elif message["type"] == "error":
+            raise RuntimeError(message)
+    elapsed = time.monotonic() - first
+    socket.close(0)
+    context.term()
+    return (frames - 1) / elapsed, frames
+
+
+def bench_frames(pcm: bytes, text: str) -> None:
+    print("\n(2) one 512x512 frame stream over the wire (whole line sent at once, frame_policy 'every')")
+    from npcface.core.rig import build_rig, load_image
+    from npcface.core.render import Renderer
+    from npcface.core.session import LineFormat, NpcSession, SessionSettings
+
+    rig = build_rig(load_image(FIXTURES / "portrait_astronaut.png"))
+    npc = NpcSession(SessionSettings())
+    npc.start_line(LineFormat(16000, 1, "s16le"), text)
+    motions = npc.push_pcm(pcm) + npc.end_line()
+    renderer = Renderer(rig, size=512)
+    started = time.monotonic()
+    for motion in motions[:60]:
+        renderer.render(motion)
+    alone = 60 / (time.monotonic() - started)
+    print(f"  baseline, renderer alone in one thread: {alone:.1f} fps")
+    echo = EchoServer()
+    context, socket = dealer(echo.endpoint)
+    payload = b"\x00" * (512 * 512 * 4)
+    started = time.monotonic()
+    for _ in range(200):
+        socket.send_multipart([msgpack.packb({"type": "x"}), payload])
+        socket.recv_multipart()
+    print(f"  baseline, bare ZeroMQ 1 MiB request/reply: {200 / (time.monotonic() - started):.0f} messages/s")
+    socket.close(0)
+    context.term()
+    echo.stop()
+    server = ServeProcess()
+    try:
+        for frame_format in ("rgba8", "jpeg"):
+            fps, count = frame_stream(server.endpoint, pcm, text, frame_format)
+            print(f"  sidecar, {frame_format}: {fps:.1f} fps over the wire ({count} frames)")
+    finally:
+        server.stop()
+
+
+# ---------------------------------------------------------------- 3. latency
+
+
+def bench_latency(pcm: bytes, text: str) -> None:
+    print("\n(3) latency: audio chunk sent -> first tick it completes, one session, real-time 20 ms chunks")
+    echo = EchoServer()
+    context, socket = dealer(echo.endpoint)
+    trips = []
+    for _ in range(200):
+        started = time.monotonic()
+        socket.send_multipart([msgpack.packb({"type": "x"}), b"\x00" * 640])
+        socket.recv_multipart()
+        trips.append(time.monotonic() - started)
+    socket.close(0)
+    context.term()
+    echo.stop()
+    print(f"  baseline, bare ZeroMQ round trip with a 20 ms chunk: p50 {1000 * statistics.median(trips):.2f} ms")
+    for lookahead in (0.12, 0.06):
+        server = ServeProcess()
+        try:
+            result = run_sessions(server.endpoint, 1, pcm, text, echo=False, lookahead=lookahead)
+        finally:
+            server.stop()
+        print(f"  lookahead {lookahead:.2f} s: latest chunk sent -> tick p50 {result['chunk_p50_ms']:.1f} ms, "
+              f"max {result['chunk_max_ms']:.1f} ms; the chunk holding a sound -> its tick p50 "
+              f"{result['audio_p50_ms']:.0f} ms, max {result['audio_max_ms']:.0f} ms")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer session counts")
+    args = parser.parse_args()
+    pcm, text = greeting()
+    bench_latency(pcm, text)
+    bench_frames(pcm, text)
+    bench_sessions(pcm, text, args.quick)
+
+
+if __name__ == "__main__":
+    main()
