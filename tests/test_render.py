@@ -280,3 +280,24 @@ def test_render_command_errors(args, message, tmp_path, capsys):
     assert err.startswith("npcface render: error:") and len(err.strip().splitlines()) == 1
     assert re.search(message, err), err
     assert not (tmp_path / "a.mp4").exists()
+
+
+def test_progress_bar_only_on_a_terminal():
+    import io
+
+    from npcface.bridge.cmd_render import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal, pipe = Terminal(), io.StringIO()
+    for stream in (terminal, pipe):
+        progress = Progress(40, "render", stream=stream)
+        for done in (10, 20, 40):
+            progress.update(done)
+        progress.close()
+    assert pipe.getvalue() == ""
+    lines = terminal.getvalue().split("\r")
+    assert "10/40 frames" in lines[1] and "40/40 frames" in lines[-1]
+    assert lines[-1].count("#") == 30 and terminal.getvalue().endswith("\n")
