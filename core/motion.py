@@ -7,6 +7,11 @@ the same stream, with the phones of the whole line (forced alignment) instead of
 
 A frame at time t reads feature rows no further than t + FRAME_REACH_S, and every random draw is
 fixed by (seed, time), so how the audio was chunked does not change the output.
+
+Conventions: head yaw + = turning to its own left, pitch + = chin up, roll + = toward its left
+shoulder (as core/render.py and core/livelink.py); gaze is relative to the head. ARKit's
+MouthClose means "lips closed while the jaw is open": lips meet when MouthClose = JawOpen
+(core/visemes.lip_gap measures it), which is what bilabials produce.
 """
 from __future__ import annotations
 
@@ -31,6 +36,7 @@ NOD_BACK_S = 0.6  # the nod kernel reads emphasis this far back
 FRAME_REACH_S = CUE_REACH_S + 0.04  # feature rows a frame reads ahead of its time (cues + nod lead)
 _ROWS_KEPT_S = CUE_BACK_S + NOD_BACK_S + 0.2  # feature rows kept behind the next frame
 MAX_FPS = 1000.0
+_SACCADES_PER_S = 0.7  # small gaze shifts while holding a target (plus the refractory time)
 
 
 def validate_controls(controls: Controls) -> Controls:
@@ -186,14 +192,13 @@ class MotionStream:
             self._rows = AudioFeatures(start_time=rows.start_time + drop * FEATURE_HOP_S, **fields)
 
     def _frames_at(self, times: np.ndarray) -> list[MotionFrame]:
+        """The stages, in order, for a run of frame times."""
         cues = compute_cues(self._rows)
         phones, source = self._current_phones()
         emotion = emotion_layer(times, self._emotions)
         amplitude, distance = self._control_curves(times)
         lips = lip_layer(times, cues, phones, source)
-        blink_gain = lambda t: emotion_layer(t, self._emotions).blink_gain  # noqa: E731 - slots between frames
-        self._blinks.decide_until(float(times[-1]), blink_hazard(cues, blink_gain))
-        self._saccades.decide_until(float(times[-1]), lambda t: np.full(len(t), 0.7))
+        self._decide_blinks_and_saccades(float(times[-1]), cues)
         head = head_layer(times, cues, int(self.controls.seed), amplitude, distance, self._gazes,
                           emotion.head_pitch, emotion.motion_gain, self._blinks, self._saccades)
         mouth = lips.mouth.copy()
@@ -203,6 +208,13 @@ class MotionStream:
                             head_translation=tuple(map(float, head.translation[i])),
                             gaze_left=tuple(map(float, head.gaze[i, 0])), gaze_right=tuple(map(float, head.gaze[i, 1])),
                             blendshapes=blendshapes[i]) for i, t in enumerate(times)]
+
+    def _decide_blinks_and_saccades(self, until: float, cues) -> None:
+        def blink_gain(slot_times: np.ndarray) -> np.ndarray:  # slots fall between frames
+            return emotion_layer(slot_times, self._emotions).blink_gain
+
+        self._blinks.decide_until(until, blink_hazard(cues, blink_gain))
+        self._saccades.decide_until(until, lambda slot_times: np.full(len(slot_times), _SACCADES_PER_S))
 
     def _current_phones(self) -> tuple[PhoneTable, str]:
         phones, source = self._phones.current()
