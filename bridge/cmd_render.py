@@ -16,7 +16,7 @@ import numpy as np
 
 from ..core.errors import ControlError, FormatError, NpcfaceError
 from ..core.types import Controls, EmotionEvent
-from .cmd_rig import check_output_file
+from .cmd_animate import _check_output as check_output_file
 
 SHEET_FRAMES = 12
 

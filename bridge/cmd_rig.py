@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
-from ..core.errors import FormatError, NpcfaceError
+from ..core.errors import NpcfaceError
+from .cmd_animate import _check_output as check_output_file
 
 
 def add_parser(subparsers) -> None:
@@ -20,17 +20,6 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--face", type=int, default=None,
                         help="which face when there are several (0 = largest, the default)")
     parser.set_defaults(run=run)
-
-
-def check_output_file(path: str, suffixes: tuple[str, ...], what: str) -> Path:
-    out = Path(path)
-    if out.suffix.lower() not in suffixes:
-        raise FormatError(f"{what} must end in {' or '.join(suffixes)}, got {path!r}")
-    if out.is_dir():
-        raise FormatError(f"{what} {path!r} is a folder")
-    if not out.parent.is_dir():
-        raise FormatError(f"cannot write {path!r}: folder {str(out.parent)!r} does not exist")
-    return out
 
 
 def run(args: argparse.Namespace) -> int:
