@@ -244,7 +244,7 @@ _WIDE_SQUINT = _i("EyeWideLeft", "EyeWideRight", "EyeSquintLeft", "EyeSquintRigh
 _LOOK_LEFT_EYE = _i("EyeLookOutLeft", "EyeLookInLeft", "EyeLookUpLeft", "EyeLookDownLeft")
 _LOOK_RIGHT_EYE = _i("EyeLookInRight", "EyeLookOutRight", "EyeLookUpRight", "EyeLookDownRight")
 _BROWS_UP = _i("BrowInnerUp", "BrowOuterUpLeft", "BrowOuterUpRight")
-_BROW_RAISE_WEIGHTS = np.array([0.3, 0.2, 0.2])
+_BROW_RAISE_WEIGHTS = np.array([0.25, 0.15, 0.15])
 _EYE_RANGE_DEG = 30.0  # gaze angle at which an EyeLook channel reaches 1
 
 

@@ -150,7 +150,7 @@ def nod(times: np.ndarray, cues: Cues) -> np.ndarray:
         return out
     lag = times[:, None] - row_times[active][None, :]  # (T, A)
     kernel = np.where((lag > -0.03) & (lag < 0.55), np.sin(np.pi * np.clip((lag + 0.03) / 0.58, 0, 1)) ** 2, 0.0)
-    return (kernel * strength[active]).sum(1) * 5.0
+    return (kernel * strength[active]).sum(1) * 4.0
 
 
 def head_layer(times: np.ndarray, cues: Cues, seed: int, amplitude: np.ndarray, distance: np.ndarray,
@@ -174,7 +174,7 @@ def head_layer(times: np.ndarray, cues: Cues, seed: int, amplitude: np.ndarray, 
     # The eyes hold the target while the head moves (vestibulo-ocular reflex), plus saccades.
     eyes = np.clip(gaze_target + saccade_offsets(times, saccades.starts) - rotation[:, :2], -30.0, 30.0)
     gaze = np.stack([eyes, eyes], axis=1)
-    brow_raise = np.clip((nodding - 1.0) / 3.0, 0.0, 1.0) * np.clip(amplitude, 0.0, 1.0)
+    brow_raise = np.clip((nodding - 1.5) / 4.0, 0.0, 1.0) * np.clip(amplitude, 0.0, 1.0)
     return HeadLayer(rotation=rotation, translation=translation, gaze=gaze, blink=blink_curve(times, blinks.starts),
                      brow_raise=brow_raise)
 

@@ -43,6 +43,9 @@ PHONE_REACH_S = 0.10  # phones further ahead than this do not pull (bounds strea
 CLOSURE_LEAD_S = 0.07  # lips start closing this long before a bilabial
 CLOSURE_RELEASE_S = 0.05
 PHONE_TRUST: dict[str, float] = {"aligned": 0.7, "recognized": 0.7, "acoustic": 0.2}
+# Recognized phones time the mouth well but often mislabel its shape (W, R, UW for anything
+# rounded-ish), so their rounding / spreading is damped.
+LIP_SHAPE_TRUST: dict[str, float] = {"aligned": 1.0, "recognized": 0.6, "acoustic": 0.8}
 # How far a phone's claim of a key shape is believed: (bilabial closure, F/V lip to teeth). The
 # acoustic segmenter calls any soft fricative "F" and guesses bilabials from F2, so its claims
 # only lean the lips that way.
@@ -181,8 +184,9 @@ def lip_layer(times: np.ndarray, cues: Cues, phones: PhoneTable, source: PhoneSo
     level = cues.at("level", times)
     # Quieter speech opens the mouth less; lip shapes (rounding, spreading) depend less on loudness
     # and so can start before the sound, over the preceding consonant.
-    targets = targets * (0.75 + 0.25 * level)[:, None]
-    targets[:, _OPENING] *= ((0.3 + 0.8 * level) / (0.75 + 0.25 * level))[:, None]
+    shape_gain = (0.75 + 0.25 * level) * LIP_SHAPE_TRUST[source]
+    targets = targets * shape_gain[:, None]
+    targets[:, _OPENING] *= ((0.3 + 0.8 * level) / np.maximum(shape_gain, 1e-6))[:, None]
     trust = PHONE_TRUST[source] * coverage[:, None]
     mouth = trust * targets + (1 - trust) * acoustic_mouth(times, cues)
     closure_trust, labiodental_trust = KEY_SHAPE_TRUST[source]
