@@ -19,6 +19,7 @@ Every timeline covers [0, duration] without gaps or overlaps (gaps are SIL). Vow
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -28,7 +29,7 @@ from .errors import AudioError, ControlError
 from .features import FeatureStream, check_samples16k
 from .phonetics_acoustic import AcousticTracker
 from .phonetics_g2p import words_of
-from .phonetics_stress import LoudnessTrack, mark_stress
+from .phonetics_stress import LoudnessTrack, mark_stress, vowel_peak
 from .types import SAMPLE_RATE, Audio, Phone, PhoneTimeline
 
 ENGLISH = {"en", "en-us"}
@@ -71,6 +72,7 @@ class PhoneStream:
         self._acoustic = AcousticTracker()
         self._result: PhoneTimeline | None = None
         self._loudness = LoudnessTrack()  # for vowel stress
+        self._settled = _Settled()
         if self.language not in ENGLISH:
             self.source = "acoustic"
             self._features = FeatureStream()
@@ -113,10 +115,46 @@ class PhoneStream:
             return self._result.phones
         if self._features is not None:
             return mark_stress(self._acoustic.phones(), self._loudness)
-        run = self._aligner or self._recognizer
-        segments = run.segments()
+        return self._live_sphinx_phones()
+
+    def _live_sphinx_phones(self) -> tuple[Phone, ...]:
+        """Streaming phones from the decoder's partial result.
+
+        Rebuilding every phone on every call made long lines quadratic, so phones that ended
+        SETTLE_S before the newest one (at a word boundary) are kept as built, as long as the
+        decoder's segment at the cache's edge stays the same (it rarely revises that far back).
+        """
+        segments = (self._aligner or self._recognizer).segments()
+        cache = self._settled
+        if cache.count and (len(segments) < cache.count or segments[cache.count - 1] != cache.last):
+            cache = self._settled = _Settled()
         covered = min(segments[-1].end, self.duration) if segments else 0.0
-        return self._timeline(segments, covered)
+        tail = segments[cache.count :]
+        cut = _settle_point(tail, covered - SETTLE_S)
+        settling = self._raw(tail[:cut], cache.end, tail[cut - 1].end) if cut else ()
+        rest_start = max(cache.end, tail[cut - 1].end) if cut else cache.end
+        rest = self._raw(tail[cut:], rest_start, covered)
+        # stress looks 0.5 s either side: recompute it with the settled neighbours as context
+        context = tuple(p for p in cache.phones if p.end > cache.end - 0.6)
+        marked = mark_stress(context + settling + rest, self._loudness, cache.loudest)
+        settled_now = marked[len(context) : len(context) + len(settling)]
+        if cut:
+            cache.phones = _join(cache.phones, settled_now)
+            cache.loudest = max(cache.loudest, vowel_peak(settled_now, self._loudness))
+            cache.count += cut
+            cache.last, cache.end = tail[cut - 1], rest_start
+        return _join(cache.phones, marked[len(context) + len(settling) :])
+
+    def _raw(self, segments, start: float, end: float) -> tuple[Phone, ...]:
+        """Phones of decoder segments covering [start, end], before stress marks."""
+        phones = [
+            Phone(segment.label, segment.start, segment.end, word=self.words[segment.word_index] if segment.word_index >= 0 else "")
+            for segment in segments
+        ]
+        return cover(phones, end, max(start, 0.0))
+
+    def _build(self, segments, start: float, end: float, loudest_before: float) -> tuple[Phone, ...]:
+        return mark_stress(self._raw(segments, start, end), self._loudness, loudest_before)
 
     def finish(self) -> PhoneTimeline:
         """End of line: the final timeline over the whole pushed audio."""
@@ -157,10 +195,42 @@ class PhoneStream:
         return mark_stress(cover(phones, self.duration if end is None else end), self._loudness)
 
 
-def cover(phones, end: float) -> tuple[Phone, ...]:
-    """Clip phones to [0, end], fill gaps with SIL and merge neighbouring silences."""
+SETTLE_S = 1.0
+
+
+@dataclass
+class _Settled:
+    """Streaming phones already built: `count` decoder segments, ending at `end` seconds."""
+
+    phones: tuple[Phone, ...] = ()
+    count: int = 0
+    last: sphinx.Segment | None = None
+    end: float = 0.0
+    loudest: float = -np.inf
+
+
+def _settle_point(segments, horizon: float) -> int:
+    """How many leading segments end before `horizon` and stop at a word boundary."""
+    cut = 0
+    for index, segment in enumerate(segments[:-1]):
+        if segment.end > horizon:
+            break
+        following = segments[index + 1]
+        if segment.word_index < 0 or following.word_index != segment.word_index:
+            cut = index + 1
+    return cut
+
+
+def _join(first: tuple[Phone, ...], second: tuple[Phone, ...]) -> tuple[Phone, ...]:
+    if first and second and first[-1].label == "SIL" and second[0].label == "SIL":
+        return first[:-1] + (Phone("SIL", first[-1].start, second[0].end),) + second[1:]
+    return first + second
+
+
+def cover(phones, end: float, start: float = 0.0) -> tuple[Phone, ...]:
+    """Clip phones to [start, end], fill gaps with SIL and merge neighbouring silences."""
     result: list[Phone] = []
-    cursor = 0.0
+    cursor = start
     for phone in sorted(phones, key=lambda p: p.start):
         start, stop = max(phone.start, cursor), min(phone.end, end)
         if stop - start < 1e-6:

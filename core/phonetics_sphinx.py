@@ -123,6 +123,8 @@ class _SphinxRun:
         """Best segmentation so far (all of it after `finish`); times exclude the lead-in."""
         found = []
         for seg in self.decoder.seg() or ():
+            if seg.word == "(NULL)":  # the grammar's null transitions, no audio
+                continue
             slot = self.slots.get(seg.word)
             label = slot.label if slot else ("SIL" if seg.word in _FILLERS or seg.word.startswith("+") else seg.word)
             start = seg.start_frame * FRAME_S - LEAD_IN_S

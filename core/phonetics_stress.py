@@ -57,14 +57,26 @@ class LoudnessTrack:
         return np.where(count > 0, (running[last] - running[first]) / np.maximum(count, 1), -120.0)
 
 
-def mark_stress(phones: tuple[Phone, ...], loudness: LoudnessTrack) -> tuple[Phone, ...]:
-    """The same phones with `stress` set on vowels (see the module notes)."""
+def vowel_peak(phones, loudness: LoudnessTrack) -> float:
+    """The loudest vowel level among these phones (-inf if none)."""
+    spans = np.array([(p.start, p.end) for p in phones if p.label in VOWELS])
+    return float(loudness.mean_db(spans[:, 0], spans[:, 1]).max()) if len(spans) else -np.inf
+
+
+def mark_stress(phones: tuple[Phone, ...], loudness: LoudnessTrack, loudest_before: float = -np.inf) -> tuple[Phone, ...]:
+    """The same phones with `stress` set on vowels (see the module notes).
+
+    `loudest_before`: the loudest vowel before these phones, when they continue a line.
+    """
     vowels = [i for i, phone in enumerate(phones) if phone.label in VOWELS]
     if not vowels:
         return phones
     spans = np.array([(phones[i].start, phones[i].end) for i in vowels])
     level = dict(zip(vowels, loudness.mean_db(spans[:, 0], spans[:, 1]).tolist()))
-    stressed = _lexical(phones, vowels, level) if any(phones[i].word for i in vowels) else _prominent(phones, vowels, level)
+    if any(phones[i].word for i in vowels):
+        stressed = _lexical(phones, vowels, level)
+    else:
+        stressed = _prominent(phones, vowels, level, loudest_before)
     marked = list(phones)
     for i in vowels:
         stress = 1 if i in stressed else 0
@@ -89,9 +101,8 @@ def _lexical(phones, vowels: list[int], level: dict[int, float]) -> set[int]:
     return {max(members, key=lambda i: level[i]) for members in by_word.values()}
 
 
-def _prominent(phones, vowels: list[int], level: dict[int, float]) -> set[int]:
+def _prominent(phones, vowels: list[int], level: dict[int, float], loudest: float) -> set[int]:
     stressed = set()
-    loudest = -np.inf
     for position, i in enumerate(vowels):
         loudest = max(loudest, level[i])
         neighbours = [

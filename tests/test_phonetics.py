@@ -339,6 +339,24 @@ def test_streamed_phones_settle_quickly(text, language):
     assert agreeing / settled >= 0.85
 
 
+@pytest.mark.parametrize("text", [LINES["line_greeting"], None])
+def test_cached_streaming_phones_equal_a_full_rebuild(text):
+    """phones() keeps settled phones between calls (long lines were quadratic): at every step
+    the result must equal building all phones from the decoder's partial result again."""
+    audio, _ = line("line_greeting")
+    stream = PhoneStream(text, "en-us")
+    cached_steps = 0
+    for position in range(0, len(audio.samples), 800):
+        stream.push(audio.samples[position : position + 800])
+        streamed = stream.phones()
+        segments = (stream._aligner or stream._recognizer).segments()
+        covered = min(segments[-1].end, stream.duration) if segments else 0.0
+        assert streamed == stream._build(segments, 0.0, covered, -np.inf)
+        cached_steps += stream._settled.count > 0
+    assert cached_steps > 50  # the cache was in use for most of the line
+    stream.finish()
+
+
 # ------------------------------------------------------------------ bad input
 
 
