@@ -281,3 +281,24 @@ def test_emotion_colours_articulation_but_closures_hold(lines):
         assert c / n >= 0.9, emotion
     speaking = neutral.channel("JawOpen") > 0.2
     assert jaw["sad"][speaking].mean() < 0.9 * neutral.channel("JawOpen")[speaking].mean() < 0.9 * jaw["angry"][speaking].mean()
+
+
+def test_head_moves_more_while_talking_and_nods_after_emphasis(lines):
+    from npcface.core.features import compute_features
+    from npcface.core.motion_cues import compute_cues
+
+    gap = np.zeros(int(16000 * 1.5), np.float32)
+    talk = Audio(np.concatenate([x for audio, _, _ in lines.values() for x in (audio.samples, gap)]), 16000, 1)
+    cues = compute_cues(compute_features(talk.samples))
+    ratios, nods = [], []
+    for seed in range(3):
+        track = MotionGenerator(Controls(language="xx", seed=seed)).animate(talk)
+        speed = np.linalg.norm(np.diff(track.head_rotation, axis=0), axis=1) * track.fps  # degrees / s
+        talking = cues.at("activity", track.times[1:]) > 0.5
+        silent = cues.at("level", track.times[1:]) < 0.02
+        ratios.append(speed[talking].mean() / speed[silent].mean())
+        emphasis, chin_down = cues.at("emphasis", track.times), -track.head_rotation[:, 1]
+        lag = int(0.2 * track.fps)  # the nod follows the stressed syllable
+        nods.append(np.corrcoef(emphasis[:-lag], chin_down[lag:])[0, 1])
+    assert np.mean(ratios) >= 1.4, ratios
+    assert np.mean(nods) >= 0.2, nods
