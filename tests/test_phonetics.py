@@ -16,6 +16,7 @@ from npcface.core.types import SAMPLE_RATE, Audio
 
 BILABIALS = {"P", "B", "M"}
 VOWELS = set("AA AE AH AO AW AY EH ER EY IH IY OW OY UH UW".split())
+ARPABET = VOWELS | set("B CH D DH F G HH JH K L M N NG P R S SH T TH V W Y Z ZH SIL".split())
 LINES = json.loads((FIXTURES / "lines.json").read_text())
 
 
@@ -34,6 +35,7 @@ def overlaps(a, b, slack: float = 0.03) -> bool:
 
 def assert_covers(timeline, duration: float):
     phones = timeline.phones
+    assert {p.label for p in phones} <= ARPABET
     assert phones[0].start == 0.0
     assert phones[-1].end == pytest.approx(duration, abs=1e-6)
     for before, after in zip(phones, phones[1:]):
@@ -305,6 +307,7 @@ def stream_line(audio: Audio, text: str | None, language: str, sizes: list[int])
         position += size
         index += 1
         snapshots.append((position / SAMPLE_RATE, stream.phones()))
+        assert {p.label for p in snapshots[-1][1]} <= ARPABET  # no decoder markers like (NULL)
     return stream.finish(), snapshots
 
 
