@@ -306,3 +306,65 @@ def test_console_demo_reports_a_missing_sidecar(console_demo, portrait_path):
     result = run_mono(console_demo, "--port", str(free_port()), "--portrait", str(portrait_path), "--wav", str(wav))
     assert result["_rc"] == "1"
     assert "cannot connect" in result["failure"] and "npcface serve" in result["failure"]
+
+
+def test_client_arkit_names_match_the_python_side(core_check):
+    from npcface.core.arkit import ARKIT_NAMES
+
+    assert run_mono(core_check, "arkit-names")["arkit"].split(",") == list(ARKIT_NAMES)
+
+
+# ---------------------------------------------------------------- the Unity components
+
+@pytest.fixture(scope="module")
+def component_check(tmp_path_factory) -> Path:
+    """Builds like Unity's asmdefs: the core without UnityEngine, the components against the stand-in."""
+    out = tmp_path_factory.mktemp("unity")
+    stand_in = compile_cs([SAMPLE / "Tests~" / "UnityEngineStandIn" / "UnityEngine.cs"], out / "UnityEngine.dll", target="library")
+    core = compile_cs(CORE_SOURCES, out / "Npcface.Core.dll", target="library")
+    runtime = compile_cs(sorted((SAMPLE / "Runtime" / "Components").glob("*.cs")), out / "Npcface.Runtime.dll",
+                         references=[stand_in, core], target="library")
+    return compile_cs([SAMPLE / "Tests~" / "ComponentCheck" / "ComponentCheck.cs", SAMPLE / "Tools~" / "ConsoleDemo" / "WavFile.cs"],
+                      out / "ComponentCheck.exe", references=[stand_in, core, runtime])
+
+
+def test_a_typo_in_a_component_fails_the_build(tmp_path):
+    """The stand-in build is a real check: a misspelt Unity member does not compile."""
+    source = (SAMPLE / "Runtime" / "Components" / "NpcfaceFrameApplier.cs").read_text()
+    assert "Texture.LoadRawTextureData(flipped)" in source
+    broken = tmp_path / "NpcfaceFrameApplier.cs"
+    broken.write_text(source.replace("Texture.LoadRawTextureData(flipped)", "Texture.LoadRawTextureDate(flipped)"))
+    stand_in = compile_cs([SAMPLE / "Tests~" / "UnityEngineStandIn" / "UnityEngine.cs"], tmp_path / "UnityEngine.dll", target="library")
+    core = compile_cs(CORE_SOURCES, tmp_path / "Npcface.Core.dll", target="library")
+    others = [p for p in sorted((SAMPLE / "Runtime" / "Components").glob("*.cs")) if p.name != broken.name]
+    result = subprocess.run(["mcs", "-langversion:7.2", "-nologo", "-target:library", f"-out:{tmp_path / 'r.dll'}",
+                             f"-r:{stand_in}", f"-r:{core}", *map(str, others), str(broken)], capture_output=True, text=True)
+    assert result.returncode != 0 and "LoadRawTextureDate" in result.stdout + result.stderr
+
+
+def test_components_drive_a_rig_bones_and_a_raw_image_from_the_sidecar(component_check, sidecar_port, portrait_path):
+    from conftest import fixture_line
+
+    wav, text = fixture_line("line_bilabials")
+    result = run_mono(component_check, "scene", str(sidecar_port), str(portrait_path), str(wav), text, timeout=90)
+    assert result["_rc"] == "0", result
+    assert result["errors"] == "0", result["_stderr"]
+    assert result["spoke"] == "True" and result["line_ends"] == "1" and result["audio_scheduled"] == "True"
+    # Bound: "blendShape1.jawOpen", "EyeBlinkLeft", "Mouth_Smile_L", "Fcl_MTH_A" (mapping asset), "viseme_PP".
+    assert result["bound_shapes"] == "5" and result["unrelated_weight"] == "0"
+    assert float(result["jaw_weight_max"]) > 20  # on Unity's 0-100 scale
+    assert float(result["viseme_pp_max"]) > 20  # the bilabial line closes the lips (PP)
+    assert int(result["mapped_checks"]) > 50 and result["mapped_mismatches"] == "0"  # the asset's 0.5 scale holds
+    # Head and eyes turn to the side the pose says (yaw + = the character's left = -X in Unity).
+    assert int(result["yaw_checks"]) > 20 and result["yaw_wrong_side"] == "0"
+    assert int(result["gaze_checks"]) > 10 and result["gaze_wrong_side"] == "0"
+    # Frames reach the RawImage as a bottom-up RGBA32 texture, one after another.
+    assert int(result["frames_received"]) > 60 and int(result["frames_shown"]) > 60
+    assert result["texture"] == "512x512 RGBA32" and result["raw_image_has_texture"] == "True"
+    assert result["rows_flipped"] == "True"
+
+
+def test_components_without_a_sidecar_warn_once_and_keep_running(component_check):
+    result = run_mono(component_check, "offline", str(free_port()), timeout=30)
+    assert result["_rc"] == "0", result
+    assert result["face_open"] == "False" and result["warnings"] == "1" and result["exceptions"] == "0"

@@ -19,6 +19,7 @@ static class CoreCheck
                 case "msgpack-encode": return EncodeSample(args[1]);
                 case "echo": return Echo(args[1], int.Parse(args[2]));
                 case "connect": return ConnectOnly(args[1], int.Parse(args[2]));
+                case "arkit-names": Console.WriteLine("arkit=" + string.Join(",", Arkit.Names)); return 0;
                 default:
                     Console.Error.WriteLine("usage: CoreCheck.exe msgpack-roundtrip IN OUT | msgpack-decode IN | msgpack-encode OUT | echo HOST PORT | connect HOST PORT");
                     return 64;

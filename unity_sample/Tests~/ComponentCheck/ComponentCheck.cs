@@ -1,0 +1,188 @@
+// Runs the Unity components in the UnityEngine stand-in's player loop against the real sidecar:
+// a scene with a sidecar, a face speaking a WAV clip, a blendshape rig, head and eye bones and a
+// RawImage. Prints "key=value" lines for tests/test_unity_client.py.
+//
+//   mono ComponentCheck.exe scene PORT PORTRAIT WAV TEXT   |   mono ComponentCheck.exe offline PORT
+using System;
+using System.Diagnostics;
+using System.IO;
+using System.Linq;
+using System.Threading;
+using Npcface.Tools;
+using Npcface.Unity;
+using UnityEngine;
+using UnityEngine.UI;
+
+static class ComponentCheck
+{
+    static int Main(string[] args)
+    {
+        int port = int.Parse(args[1]);
+        return args[0] == "offline" ? Offline(port) : Scene(port, File.ReadAllBytes(args[2]), WavFile.Read(args[3]), args[4]);
+    }
+
+    static void Print(string key, object value) { Console.WriteLine(key + "=" + value); }
+
+    static NpcfaceSidecar AddSidecar(int port)
+    {
+        var go = new GameObject("Sidecar");
+        go.SetActive(false);  // fields are set before Awake/OnEnable, as the Inspector does
+        var sidecar = go.AddComponent<NpcfaceSidecar>();
+        sidecar.port = port;
+        go.SetActive(true);
+        return sidecar;
+    }
+
+    // No sidecar listening: one clear warning, no exception, nothing opened.
+    static int Offline(int port)
+    {
+        AddSidecar(port);
+        var faceObject = new GameObject("Guard");
+        NpcfaceFace face = faceObject.AddComponent<NpcfaceFace>();
+        var clock = Stopwatch.StartNew();
+        while (clock.ElapsedMilliseconds < 1500)
+        {
+            StandIn.RunFrame();
+            Thread.Sleep(10);
+        }
+        Print("face_open", face.IsOpen);
+        Print("warnings", StandIn.Logs.Count(l => l.StartsWith("warning:") && l.Contains("cannot connect")));
+        Print("exceptions", StandIn.Logs.Count(l => l.StartsWith("exception:")));
+        return 0;
+    }
+
+    static int Scene(int port, byte[] portrait, WavFile wav, string text)
+    {
+        AddSidecar(port);
+
+        var guard = new GameObject("Guard");
+        guard.SetActive(false);
+        NpcfaceFace face = guard.AddComponent<NpcfaceFace>();
+        face.frames = true;
+        face.visemes = true;
+        face.SetAvatarImage(portrait);
+
+        var clip = AudioClip.Create("line", wav.Samples.Length / wav.Channels, wav.Channels, wav.Rate, false);
+        clip.SetData(wav.Samples, 0);
+        NpcfaceAudioStreamer streamer = guard.AddComponent<NpcfaceAudioStreamer>();
+        streamer.clip = clip;
+        streamer.text = text;
+
+        // A rig whose shapes use three naming styles, one custom name mapped by an asset, one viseme.
+        var headMeshObject = new GameObject("HeadMesh");
+        headMeshObject.transform.parent = guard.transform;
+        SkinnedMeshRenderer skin = headMeshObject.AddComponent<SkinnedMeshRenderer>();
+        var mesh = new Mesh();
+        foreach (string shape in new[] { "blendShape1.jawOpen", "EyeBlinkLeft", "Mouth_Smile_L", "Fcl_MTH_A", "viseme_PP", "Unrelated" })
+            mesh.AddBlendShapeFrame(shape, 100f, null, null, null);
+        skin.sharedMesh = mesh;
+        var mapping = ScriptableObject.CreateInstance<NpcfaceBlendshapeMapping>();
+        mapping.entries.Add(new NpcfaceBlendshapeMapping.Entry { source = "JawOpen", blendShape = "Fcl_MTH_A", scale = 0.5f });
+        NpcfaceBlendshapeApplier blendshapes = guard.AddComponent<NpcfaceBlendshapeApplier>();
+        blendshapes.mapping = mapping;
+        blendshapes.bindVisemeShapes = true;
+
+        var headBone = new GameObject("Head");
+        headBone.transform.parent = guard.transform;
+        var leftEye = new GameObject("LeftEye");
+        leftEye.transform.parent = headBone.transform;
+        NpcfaceHeadEyeApplier bones = guard.AddComponent<NpcfaceHeadEyeApplier>();
+        bones.head = headBone.transform;
+        bones.leftEye = leftEye.transform;
+
+        var canvas = new GameObject("Portrait");
+        RawImage image = canvas.AddComponent<RawImage>();
+        NpcfaceFrameApplier frames = guard.AddComponent<NpcfaceFrameApplier>();
+        frames.rawImage = image;
+
+        int lineEnds = 0, framesReceived = 0;
+        double frameLagSum = 0;
+        face.LineEnded += end => lineEnds++;
+        face.FrameReceived += frame => { framesReceived++; frameLagSum += face.LineTime - frame.Time; };
+        guard.SetActive(true);
+
+        var clock = Stopwatch.StartNew();
+        bool spoke = false;
+        double lineEndsAt = double.MaxValue;
+        float jawMax = 0f, visemePPMax = 0f;
+        int mappedChecks = 0, mappedMismatches = 0, yawChecks = 0, yawWrongSide = 0, gazeChecks = 0, gazeWrongSide = 0;
+        int lastShown = -1, shownChanges = 0;
+        bool flipOk = true;
+        while (clock.Elapsed.TotalSeconds < 60 && StandIn.DspTime < lineEndsAt + 0.3)
+        {
+            StandIn.DspTime = clock.Elapsed.TotalSeconds;
+            StandIn.RunFrame();
+            if (!spoke && face.IsOpen)
+            {
+                spoke = streamer.Speak();
+                lineEndsAt = StandIn.DspTime + streamer.startDelaySeconds + wav.Duration;
+            }
+            if (face.HasPose)
+            {
+                float jaw = skin.GetBlendShapeWeight(mesh.GetBlendShapeIndex("blendShape1.jawOpen"));
+                float mapped = skin.GetBlendShapeWeight(mesh.GetBlendShapeIndex("Fcl_MTH_A"));
+                jawMax = Math.Max(jawMax, jaw);
+                visemePPMax = Math.Max(visemePPMax, skin.GetBlendShapeWeight(mesh.GetBlendShapeIndex("viseme_PP")));
+                mappedChecks++;
+                if (Math.Abs(mapped - 0.5f * jaw) > 0.01f) mappedMismatches++;
+                // yaw + = the character's left = -X for a character facing +Z.
+                float yaw = face.Pose.HeadRotation[0];
+                if (Math.Abs(yaw) > 1f)
+                {
+                    yawChecks++;
+                    Vector3 forward = headBone.transform.rotation * Vector3.forward;
+                    if (Math.Sign(forward.x) != -Math.Sign(yaw)) yawWrongSide++;
+                }
+                float eyeYaw = face.Pose.GazeLeft[0] + yaw;
+                if (Math.Abs(face.Pose.GazeLeft[0]) > 1f && Math.Abs(eyeYaw) > 1f && Math.Abs(face.Pose.HeadRotation[1]) < 5f)
+                {
+                    gazeChecks++;
+                    Vector3 look = leftEye.transform.rotation * Vector3.forward;
+                    if (Math.Sign(look.x) != -Math.Sign(eyeYaw)) gazeWrongSide++;
+                }
+            }
+            if (frames.ShownIndex != lastShown && face.CurrentFrame != null)
+            {
+                shownChanges++;
+                lastShown = frames.ShownIndex;
+                flipOk &= RowsFlipped(face.CurrentFrame, frames.Texture);
+            }
+            Thread.Sleep(4);
+        }
+        Print("spoke", spoke);
+        Print("line_ends", lineEnds);
+        Print("bound_shapes", blendshapes.BoundCount);
+        Print("jaw_weight_max", jawMax);
+        Print("viseme_pp_max", visemePPMax);
+        Print("blink_bound", mesh.GetBlendShapeIndex("EyeBlinkLeft") >= 0);
+        Print("mapped_checks", mappedChecks);
+        Print("mapped_mismatches", mappedMismatches);
+        Print("unrelated_weight", skin.GetBlendShapeWeight(mesh.GetBlendShapeIndex("Unrelated")));
+        Print("yaw_checks", yawChecks);
+        Print("yaw_wrong_side", yawWrongSide);
+        Print("gaze_checks", gazeChecks);
+        Print("gaze_wrong_side", gazeWrongSide);
+        Print("frames_received", framesReceived);
+        Print("frame_arrival_lag_ms", framesReceived == 0 ? 0 : (int)(1000 * frameLagSum / framesReceived));
+        Print("frames_shown", shownChanges);
+        Print("texture", frames.Texture == null ? "none" : frames.Texture.width + "x" + frames.Texture.height + " " + frames.Texture.format);
+        Print("raw_image_has_texture", image.texture == frames.Texture && image.texture != null);
+        Print("rows_flipped", flipOk);
+        Print("audio_scheduled", guard.GetComponent<AudioSource>().isPlaying);
+        Print("errors", StandIn.Logs.Count(l => l.StartsWith("error:") || l.StartsWith("exception:")));
+        foreach (string log in StandIn.Logs)
+            Console.Error.WriteLine(log);
+        return 0;
+    }
+
+    // The texture's first row must be the frame's last row (Unity textures are bottom-up).
+    static bool RowsFlipped(Npcface.Client.FrameMessage frame, Texture2D texture)
+    {
+        byte[] raw = texture.GetRawTextureData();
+        int row = frame.Width * 4;
+        for (int i = 0; i < row; i++)
+            if (raw[i] != frame.Pixels[(frame.Height - 1) * row + i] || raw[(frame.Height - 1) * row + i] != frame.Pixels[i])
+                return false;
+        return true;
+    }
+}
