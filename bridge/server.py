@@ -13,7 +13,7 @@ import os
 import queue
 import secrets
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
@@ -45,7 +45,7 @@ class ClientState:
     last_seen: float
     said_hello: bool = False
     sessions: dict[str, WireSession] = field(default_factory=dict)
-    outbox: list[list[bytes]] = field(default_factory=list)  # messages ZeroMQ could not take yet
+    outbox: deque[list[bytes]] = field(default_factory=deque)  # messages ZeroMQ could not take yet
 
 
 class Server(RequestHandlers):
@@ -164,7 +164,10 @@ class Server(RequestHandlers):
                 completion = self._completions.get_nowait()
             except queue.Empty:
                 return
-            completion()
+            try:
+                completion()
+            except Exception:  # a bug in one session's completion must not stop the server
+                log.exception("npcface serve: internal error while delivering a result")
 
     def complete_later(self, completion: Callable[[], None]) -> None:
         """From a worker thread: run ``completion`` on the loop thread."""
@@ -223,32 +226,30 @@ class Server(RequestHandlers):
     # ------------------------------------------------------------ sending
 
     def send(self, client: ClientState, message: list[bytes]) -> None:
-        if client.outbox:
-            client.outbox.append(message)
-            return
-        self._send_now(client, message)
+        """Send now, or queue behind what is already waiting (order is kept; latents never drop)."""
+        if client.outbox or not self._try_send(client, message):
+            if client.identity in self.clients:
+                client.outbox.append(message)
 
-    def _send_now(self, client: ClientState, message: list[bytes]) -> bool:
+    def _try_send(self, client: ClientState, message: list[bytes]) -> bool:
+        """True if ZeroMQ took the message; False if the client's pipe is full or it is gone."""
         try:
             self.socket.send_multipart([client.identity, *message], zmq.NOBLOCK, copy=len(message[-1]) < 65536)
             return True
-        except zmq.Again:  # the client's pipe is full: keep it, in order, and retry
-            client.outbox.append(message)
+        except zmq.Again:  # the client is not reading fast enough: retry from its outbox
             return False
         except zmq.ZMQError as exc:
-            if exc.errno == zmq.EHOSTUNREACH:  # the client is gone
+            if exc.errno == zmq.EHOSTUNREACH:
                 self.forget_client(client, "disconnected")
-                return False
-            raise
+            else:
+                log.warning("npcface serve: send failed (%s); client dropped", exc)
+                self.forget_client(client, "send failed")
+            return False
 
     def _flush_outboxes(self) -> None:
         for client in list(self.clients.values()):
-            while client.outbox:
-                message = client.outbox.pop(0)
-                if not self._send_now(client, message):
-                    if client.outbox and client.outbox[-1] is message:  # re-queued by _send_now
-                        client.outbox.insert(0, client.outbox.pop())
-                    break
+            while client.outbox and self._try_send(client, client.outbox[0]):
+                client.outbox.popleft()
 
     def _expire_idle_clients(self) -> None:
         deadline = time.monotonic() - self.liveness.idle_timeout_s
