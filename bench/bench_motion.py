@@ -50,7 +50,7 @@ def bench_file(path: Path, chunk_ms: float) -> dict[str, float]:
     from npcface.core.audio import load_audio
     from npcface.core.features import compute_features
     from npcface.core.features import FeatureStream
-    from npcface.core.motion import MotionGenerator, MotionStream, _FixedPhones
+    from npcface.core.motion import MotionGenerator
     from npcface.core.phonetics import phones_for
     from npcface.core.types import Controls
 
@@ -70,7 +70,7 @@ def bench_file(path: Path, chunk_ms: float) -> dict[str, float]:
         return sum(per_chunk) + timed(stream.finish)[1], per_chunk
 
     t_stream, per_chunk = stream_time(lambda: generator.stream(None), chunk_ms)
-    t_stream_fixed, _ = stream_time(lambda: MotionStream(generator.controls, _FixedPhones(timeline)), chunk_ms)
+    t_stream_fixed, _ = stream_time(lambda: generator.stream_with_phones(timeline), chunk_ms)
     t_stream_100, _ = stream_time(lambda: generator.stream(None), 100.0)
     features_stream = FeatureStream()
     stream_features = sum(timed(features_stream.push, audio.samples[p:p + int(16 * chunk_ms)])[1]

@@ -284,7 +284,7 @@ class MotionGenerator:
     def animate_with_phones(self, audio: Audio, timeline: PhoneTimeline, emotions: Sequence[EmotionEvent] = (),
                             gazes: Sequence[GazeEvent] = ()) -> MotionTrack:
         """``animate`` with phones already known (e.g. from an external aligner)."""
-        stream = MotionStream(self.controls, _FixedPhones(timeline))
+        stream = self.stream_with_phones(timeline)
         for event in emotions:
             stream.set_emotion(event)
         for event in gazes:
@@ -295,7 +295,12 @@ class MotionGenerator:
         return MotionTrack.from_frames(frames, fps=self.controls.fps, phones=timeline)
 
     def stream(self, text: str | None = None) -> MotionStream:
+        """A live stream: phones come from a PhoneStream as the audio arrives."""
         return MotionStream(self.controls, _LivePhones(text, self.controls.language))
+
+    def stream_with_phones(self, timeline: PhoneTimeline) -> MotionStream:
+        """A stream whose phones are known up front (e.g. a pre-aligned line)."""
+        return MotionStream(self.controls, _FixedPhones(timeline))
 
 
 assert len(EMOTIONS) == 7 and len(ARKIT_NAMES) == 52

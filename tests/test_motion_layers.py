@@ -14,7 +14,7 @@ from conftest import fixture_line
 from npcface.core.arkit import ARKIT_INDEX, EMOTIONS, OCULUS_VISEMES, VRM_PRESETS
 from npcface.core.audio import load_audio
 from npcface.core.errors import AudioError, ControlError
-from npcface.core.motion import MotionGenerator, MotionStream, _FixedPhones, parse_emotion
+from npcface.core.motion import MotionGenerator, parse_emotion
 from npcface.core.motion_emotion import EMOTION_POSES, emotion_weights
 from npcface.core.types import ControlEvent, Controls, EmotionEvent, GazeEvent, MotionTrack, Phone, PhoneTimeline
 from npcface.core.visemes import VISEME_POSES, lip_gap, visemes_from_blendshapes, vrm_from_blendshapes
@@ -34,7 +34,7 @@ def hand_phones(duration: float) -> PhoneTimeline:
 
 
 def stream_in_chunks(audio, timeline, controls, sizes, events=()) -> MotionTrack:
-    stream = MotionStream(controls, _FixedPhones(timeline))
+    stream = MotionGenerator(controls).stream_with_phones(timeline)
     for event in events:
         stream.set_emotion(event)
     frames, pos = [], 0
@@ -108,7 +108,7 @@ def test_controls_are_validated():
         MotionGenerator(Controls(motion_amplitude=-1))
     with pytest.raises(ControlError, match="head_distance"):
         MotionGenerator(Controls(head_distance=0))
-    stream = MotionStream(Controls(), _FixedPhones(PhoneTimeline((), "acoustic")))
+    stream = MotionGenerator().stream_with_phones(PhoneTimeline((), "acoustic"))
     with pytest.raises(ControlError, match="unknown emotion"):
         stream.set_emotion(EmotionEvent(0.0, "smug"))
     with pytest.raises(ControlError, match="gaze"):
@@ -148,7 +148,7 @@ def test_streaming_with_random_chunks_equals_offline(greeting):
 
 def test_frames_wait_for_lookahead_and_no_longer(greeting):
     controls = Controls(lookahead_s=0.12)
-    stream = MotionStream(controls, _FixedPhones(hand_phones(greeting.duration)))
+    stream = MotionGenerator(controls).stream_with_phones(hand_phones(greeting.duration))
     chunk = 320  # 20 ms
     latest_lag = []
     for pos in range(0, len(greeting.samples) - chunk, chunk):
@@ -195,7 +195,7 @@ def test_head_distance_and_amplitude_controls(greeting):
     assert np.allclose(near.head_translation[:, 2], 0.0) and far.head_translation[:, 2].max() < -0.3
     calm = MotionGenerator(Controls(motion_amplitude=0.3)).animate_with_phones(greeting, timeline)
     assert calm.head_rotation.std(0).sum() < 0.5 * near.head_rotation.std(0).sum()
-    stream = MotionStream(Controls(), _FixedPhones(timeline))
+    stream = MotionGenerator().stream_with_phones(timeline)
     stream.set_controls(ControlEvent(time=1.0, head_distance=3.0, ramp=0.2))
     frames = stream.push_audio(greeting.samples) + stream.finish()
     z = np.array([f.head_translation[2] for f in frames])
