@@ -30,10 +30,13 @@ from .motion_lips import PhoneTable, lip_layer
 from .types import (FEATURE_HOP_S, SAMPLE_RATE, Audio, AudioFeatures, ControlEvent, Controls, EmotionEvent,
                     GazeEvent, MotionFrame, MotionTrack, Phone, PhoneTimeline)
 
-__all__ = ["MotionGenerator", "MotionStream", "parse_emotion", "validate_controls", "FRAME_REACH_S"]
+__all__ = ["MotionGenerator", "MotionStream", "parse_emotion", "validate_controls", "FRAME_REACH_S", "MIN_LOOKAHEAD_S"]
 
 NOD_BACK_S = 0.6  # the nod kernel reads emphasis this far back
 FRAME_REACH_S = CUE_REACH_S + 0.04  # feature rows a frame reads ahead of its time (cues + nod lead)
+# A feature row needs 25 ms of audio past its start, so no frame can leave sooner than this after
+# its time, whatever Controls.lookahead_s asks for (a smaller lookahead acts as this one).
+MIN_LOOKAHEAD_S = FRAME_REACH_S + 0.025
 _ROWS_KEPT_S = CUE_BACK_S + NOD_BACK_S + 0.2  # feature rows kept behind the next frame
 MAX_FPS = 1000.0
 _SACCADES_PER_S = 0.7  # small gaze shifts while holding a target (plus the refractory time)

@@ -161,6 +161,18 @@ def test_frames_wait_for_lookahead_and_no_longer(greeting):
     assert max(latest_lag) < 0.12 + 0.02 + 1 / 60 + 1e-6  # and not later than lookahead + one chunk + one frame
 
 
+def test_a_lookahead_below_the_features_reach_acts_as_the_minimum(greeting):
+    from npcface.core.motion import MIN_LOOKAHEAD_S
+
+    stream = MotionGenerator(Controls(lookahead_s=0.02)).stream_with_phones(hand_phones(greeting.duration))
+    lags = []
+    for pos in range(0, len(greeting.samples) - 160, 160):
+        frames = stream.push_audio(greeting.samples[pos:pos + 160])
+        lags += [(pos + 160) / 16000 - f.time for f in frames]
+    assert MIN_LOOKAHEAD_S - 1e-9 <= min(lags) and max(lags) < MIN_LOOKAHEAD_S + 0.01 + 1 / 60
+    assert MIN_LOOKAHEAD_S <= Controls().lookahead_s  # the default lookahead is honoured exactly
+
+
 def test_seed_changes_head_and_blinks_but_not_lips(greeting):
     timeline = hand_phones(greeting.duration)
     a = MotionGenerator(Controls(seed=1)).animate_with_phones(greeting, timeline)
