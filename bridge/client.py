@@ -24,7 +24,7 @@ import numpy as np
 import zmq
 
 from ..core.errors import NpcfaceError
-from ..core.types import MotionTrack
+from ..core.types import MotionFrame, MotionTrack
 from .protocol import (PROTOCOL_VERSION, AudioChunk, AvatarReply, Close, Closed, ClientMessage, EndLine, ErrorReply,
                        FrameAck, FrameHeader, Hello, LineEnd, Open, Opened, Ping, Pong, ServerMessage, SetControls,
                        SetEmotion, SetGaze, Stats, StatsRequest, Tick, UploadAvatar, Welcome, decode_server, encode)
@@ -64,15 +64,10 @@ def track_from_ticks(ticks: Sequence[Tick], fps: float) -> MotionTrack:
     """Ticks (with the "arkit" channel) as a MotionTrack, for CSV / JSON export."""
     if any(t.arkit is None for t in ticks):
         raise NpcfaceError("ticks lack the 'arkit' channel: open the session with channels ['arkit']")
-    count = len(ticks)
-    return MotionTrack(
-        fps=fps,
-        times=np.array([t.time for t in ticks], dtype=np.float64),
-        head_rotation=np.array([t.head_rotation for t in ticks], dtype=np.float64).reshape(count, 3),
-        head_translation=np.array([t.head_translation for t in ticks], dtype=np.float64).reshape(count, 3),
-        gaze=np.array([[t.gaze_left, t.gaze_right] for t in ticks], dtype=np.float64).reshape(count, 2, 2),
-        blendshapes=np.array([t.arkit for t in ticks], dtype=np.float32).reshape(count, 52),
-    )
+    frames = [MotionFrame(time=t.time, head_rotation=tuple(t.head_rotation), head_translation=tuple(t.head_translation),
+                          gaze_left=tuple(t.gaze_left), gaze_right=tuple(t.gaze_right),
+                          blendshapes=np.asarray(t.arkit, dtype=np.float32)) for t in ticks]
+    return MotionTrack.from_frames(frames, fps)
 
 
 def frame_pixels(header: FrameHeader, payload: bytes) -> np.ndarray:

@@ -1,13 +1,11 @@
 """`npcface serve` as a real process: Ctrl-C, restarts rejoined by the client, bind security, Curve."""
 from __future__ import annotations
 
-import os
 import re
 import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
