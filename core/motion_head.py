@@ -7,7 +7,7 @@ on a fixed grid from seeded uniforms, so a stream and an offline pass draw the s
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -17,6 +17,7 @@ from .motion_cues import Cues
 from .motion_emotion import ramped_timeline
 from .types import FEATURE_HOP_S, GazeEvent
 
+Hazard = Callable[[np.ndarray], np.ndarray]  # times (s) -> events per second (or a gain) at those times
 _BLOCK = 256  # random values are drawn in blocks of this many knots / slots
 
 
@@ -80,7 +81,7 @@ class SlotScheduler:
     next_slot: int = 0
     starts: list[tuple[float, np.ndarray]] = field(default_factory=list)  # (time, the slot's uniforms)
 
-    def decide_until(self, t_end: float, hazard_per_s) -> None:
+    def decide_until(self, t_end: float, hazard_per_s: Hazard) -> None:
         """Decide every slot starting before ``t_end``; ``hazard_per_s(times) -> rates``."""
         last = int(np.floor(t_end / self.slot))
         if last < self.next_slot:
@@ -179,7 +180,7 @@ def head_layer(times: np.ndarray, cues: Cues, seed: int, amplitude: np.ndarray, 
                      brow_raise=brow_raise)
 
 
-def blink_hazard(cues: Cues, blink_gain_at) -> callable:
+def blink_hazard(cues: Cues, blink_gain_at: Hazard) -> Hazard:
     """Blink rate per second at given times: ~17/min baseline, several times that just after
     speech stops (people blink at pauses), scaled by the emotion's blink gain."""
     def hazard(times: np.ndarray) -> np.ndarray:

@@ -74,17 +74,24 @@ _SHAPE_TEMPERATURE = 0.03  # cosine-similarity scale of the soft assignment; sma
 _SPEAKING_SIZE = 0.15  # a mouth this far from rest (L2 over the mouth channels) is fully a viseme
 
 
+def _w(bs: np.ndarray, name: str) -> np.ndarray:
+    return bs[..., ARKIT_INDEX[name]]
+
+
+def _pair(bs: np.ndarray, stem: str) -> np.ndarray:
+    """Mean of the Left and Right channels of ``stem``."""
+    return 0.5 * (_w(bs, stem + "Left") + _w(bs, stem + "Right"))
+
+
 def lip_gap(bs: np.ndarray) -> np.ndarray:
     """How far apart the lips are, from the blendshapes (0 = lips meet), shape (...,).
 
     The jaw parts the lips unless MouthClose cancels it; lowering the lower lip / raising the
     upper lip parts them further; pressing and rolling the lips in closes them.
     """
-    w = lambda name: bs[..., ARKIT_INDEX[name]]  # noqa: E731 - short local accessor
-    gap = (np.maximum(w("JawOpen") - w("MouthClose"), 0.0)
-           + 0.5 * (w("MouthLowerDownLeft") + w("MouthLowerDownRight")) * 0.5
-           + 0.5 * (w("MouthUpperUpLeft") + w("MouthUpperUpRight")) * 0.5)
-    return np.maximum(gap - 0.25 * (w("MouthPressLeft") + w("MouthPressRight")) * 0.5, 0.0)
+    gap = (np.maximum(_w(bs, "JawOpen") - _w(bs, "MouthClose"), 0.0)
+           + 0.5 * _pair(bs, "MouthLowerDown") + 0.5 * _pair(bs, "MouthUpperUp"))
+    return np.maximum(gap - 0.25 * _pair(bs, "MouthPress"), 0.0)
 
 
 def visemes_from_blendshapes(bs: np.ndarray) -> np.ndarray:
@@ -126,15 +133,18 @@ def vrm_from_blendshapes(bs: np.ndarray) -> np.ndarray:
         proto = VISEME_POSES[VISEME_INDEX[viseme], _MOUTH_IDX]
         extent = np.clip((mouth @ proto) / float(proto @ proto), 0.0, 1.0)
         out[..., VRM_PRESETS.index(preset)] = vis[..., VISEME_INDEX[viseme]] * extent
-    w = lambda name: bs[..., ARKIT_INDEX[name]]  # noqa: E731
-    pair = lambda stem: 0.5 * (w(stem + "Left") + w(stem + "Right"))  # noqa: E731
-    clip = lambda x: np.clip(x, 0.0, 1.0)  # noqa: E731
+    def pair(stem: str) -> np.ndarray:
+        return _pair(bs, stem)
+
+    def clip(x: np.ndarray) -> np.ndarray:
+        return np.clip(x, 0.0, 1.0)
+
     smile, frown, brow_down = pair("MouthSmile"), pair("MouthFrown"), pair("BrowDown")
     cheek = pair("CheekSquint")
     out[..., VRM_PRESETS.index("blink")] = pair("EyeBlink")
     out[..., VRM_PRESETS.index("happy")] = clip((smile - 0.1) / 0.5) * clip(cheek / 0.15)
     out[..., VRM_PRESETS.index("relaxed")] = clip((smile - 0.1) / 0.4) * (1 - clip(cheek / 0.15))
     out[..., VRM_PRESETS.index("angry")] = clip((brow_down - 0.1) / 0.5) * clip(0.3 + pair("NoseSneer") + pair("EyeSquint"))
-    out[..., VRM_PRESETS.index("sad")] = clip((frown - 0.05) / 0.4) * clip(w("BrowInnerUp") / 0.3)
+    out[..., VRM_PRESETS.index("sad")] = clip((frown - 0.05) / 0.4) * clip(_w(bs, "BrowInnerUp") / 0.3)
     out[..., VRM_PRESETS.index("surprised")] = clip((pair("EyeWide") - 0.1) / 0.4) * clip(pair("BrowOuterUp") / 0.3)
     return out
