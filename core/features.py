@@ -129,18 +129,17 @@ def _formants(short: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.where(np.isfinite(f1), f1, 0.0), np.where(np.isfinite(f2), f2, 0.0)
 
 
+_TOEPLITZ = np.abs(np.arange(LPC_ORDER)[:, None] - np.arange(LPC_ORDER)[None, :])  # (order, order) lags
+
+
 def _levinson(autocorr: np.ndarray) -> np.ndarray:
-    """Levinson-Durbin over a batch: (T, order+1) autocorrelation -> (T, order) predictor."""
-    batch, order = autocorr.shape[0], autocorr.shape[1] - 1
-    a = np.zeros((batch, order))
-    error = autocorr[:, 0].copy()
-    for i in range(order):
-        acc = autocorr[:, i + 1] - (a[:, :i] * autocorr[:, i:0:-1]).sum(axis=1)
-        k = acc / error
-        a[:, :i] = a[:, :i] - k[:, None] * a[:, i - 1 :: -1][:, :i] if i else a[:, :i]
-        a[:, i] = k
-        error = error * (1.0 - k**2)
-    return a
+    """LPC normal equations over a batch: (T, order+1) autocorrelation -> (T, order) predictor.
+
+    One batched Toeplitz solve (what Levinson-Durbin computes, with far fewer numpy calls,
+    which is what costs on the one-or-two-row batches of streaming).
+    """
+    matrices = autocorr[:, _TOEPLITZ]  # (T, order, order)
+    return np.linalg.solve(matrices, autocorr[:, 1:, None])[:, :, 0]
 
 
 def _empty(start_time: float) -> AudioFeatures:
