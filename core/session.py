@@ -56,20 +56,17 @@ class _Line:
 
 class NpcSession:
     """The stages for one NPC. Not thread-safe, except that ``render`` may run on another thread
-    while the owner pushes audio (the renderer only reads the rig)."""
+    while the owner pushes audio (rendering shares no state with the motion stream)."""
 
     def __init__(self, settings: SessionSettings, rig: "Rig | None" = None):
         from .motion import MotionGenerator  # imported here so latents-only users skip nothing
 
         self.settings = settings
         self._generator = MotionGenerator(settings.controls)
-        self._renderer = None
-        if settings.frame_size is not None:
-            if rig is None:
-                raise ValueError("rendering needs a rig")
-            from .render import Renderer
-
-            self._renderer = Renderer(rig, size=settings.frame_size)
+        if settings.frame_size is not None and rig is None:
+            raise ValueError("rendering needs a rig")
+        self._rig = rig
+        self._renderer = None  # built by the first render, on the rendering thread (it takes ~0.15 s)
         self._line: _Line | None = None
         self._persistent: dict[type, MotionEvent] = {}  # the latest event of each kind (outlives lines)
         self._pending: list[MotionEvent] = []  # events sent between lines, for the next line
@@ -174,9 +171,14 @@ class NpcSession:
 
     @property
     def renders(self) -> bool:
-        return self._renderer is not None
+        return self.settings.frame_size is not None
 
     def render(self, frame: MotionFrame) -> Frame:
-        if self._renderer is None:
+        """The portrait at ``frame``. Call from one thread at a time (any thread)."""
+        if self.settings.frame_size is None:
             raise ValueError("this session does not render frames")
+        if self._renderer is None:
+            from .render import Renderer
+
+            self._renderer = Renderer(self._rig, size=self.settings.frame_size)
         return self._renderer.render(frame)
