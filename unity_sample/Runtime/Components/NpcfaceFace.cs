@@ -10,6 +10,7 @@ using UnityEngine;
 namespace Npcface.Unity
 {
     [DisallowMultipleComponent]
+    [DefaultExecutionOrder(-50)]  // samples the pose before other scripts' Update read it
     [AddComponentMenu("npcface/Npcface Face")]
     public sealed class NpcfaceFace : MonoBehaviour
     {

@@ -11,6 +11,7 @@ using UnityEngine;
 namespace Npcface.Unity
 {
     [DisallowMultipleComponent]
+    [DefaultExecutionOrder(-100)]  // routes this frame's messages before the faces sample them
     [AddComponentMenu("npcface/Npcface Sidecar")]
     public sealed class NpcfaceSidecar : MonoBehaviour
     {

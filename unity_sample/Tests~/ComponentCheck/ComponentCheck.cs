@@ -82,6 +82,23 @@ static class ComponentCheck
         blendshapes.mapping = mapping;
         blendshapes.bindVisemeShapes = true;
 
+        // A VRoid model: its "Fcl_" shapes through the VRoid preset, driven by the vrm channel.
+        face.vrm = true;
+        var vroidObject = new GameObject("VRoidFace");
+        vroidObject.transform.parent = guard.transform;
+        SkinnedMeshRenderer vroidSkin = vroidObject.AddComponent<SkinnedMeshRenderer>();
+        var vroidMesh = new Mesh();
+        foreach (string shape in new[] { "Fcl_MTH_A", "Fcl_EYE_Close_L", "Fcl_ALL_Joy", "JawOpen" })
+            vroidMesh.AddBlendShapeFrame(shape, 100f, null, null, null);
+        vroidSkin.sharedMesh = vroidMesh;
+        var vroidMapping = ScriptableObject.CreateInstance<NpcfaceBlendshapeMapping>();
+        vroidMapping.FillVRoid();
+        NpcfaceBlendshapeApplier vroid = vroidObject.AddComponent<NpcfaceBlendshapeApplier>();
+        vroid.face = face;
+        vroid.renderers = new[] { vroidSkin };
+        vroid.mapping = vroidMapping;
+        blendshapes.renderers = new[] { skin };
+
         var headBone = new GameObject("Head");
         headBone.transform.parent = guard.transform;
         var leftEye = new GameObject("LeftEye");
@@ -102,9 +119,9 @@ static class ComponentCheck
         guard.SetActive(true);
 
         var clock = Stopwatch.StartNew();
-        bool spoke = false;
+        bool spoke = false, happy = false;
         double lineEndsAt = double.MaxValue;
-        float jawMax = 0f, visemePPMax = 0f;
+        float jawMax = 0f, visemePPMax = 0f, vroidAaMax = 0f, vroidJoyMax = 0f;
         int mappedChecks = 0, mappedMismatches = 0, yawChecks = 0, yawWrongSide = 0, gazeChecks = 0, gazeWrongSide = 0;
         int lastShown = -1, shownChanges = 0;
         bool flipOk = true;
@@ -117,12 +134,19 @@ static class ComponentCheck
                 spoke = streamer.Speak();
                 lineEndsAt = StandIn.DspTime + streamer.startDelaySeconds + wav.Duration;
             }
+            if (spoke && !happy && face.LineTime > 1.0)
+            {
+                face.SetEmotion("happy", 0.9f);  // mid-line, through the component
+                happy = true;
+            }
             if (face.HasPose)
             {
                 float jaw = skin.GetBlendShapeWeight(mesh.GetBlendShapeIndex("blendShape1.jawOpen"));
                 float mapped = skin.GetBlendShapeWeight(mesh.GetBlendShapeIndex("Fcl_MTH_A"));
                 jawMax = Math.Max(jawMax, jaw);
                 visemePPMax = Math.Max(visemePPMax, skin.GetBlendShapeWeight(mesh.GetBlendShapeIndex("viseme_PP")));
+                vroidAaMax = Math.Max(vroidAaMax, vroidSkin.GetBlendShapeWeight(vroidMesh.GetBlendShapeIndex("Fcl_MTH_A")));
+                vroidJoyMax = Math.Max(vroidJoyMax, vroidSkin.GetBlendShapeWeight(vroidMesh.GetBlendShapeIndex("Fcl_ALL_Joy")));
                 mappedChecks++;
                 if (Math.Abs(mapped - 0.5f * jaw) > 0.01f) mappedMismatches++;
                 // yaw + = the character's left = -X for a character facing +Z.
@@ -158,6 +182,9 @@ static class ComponentCheck
         Print("mapped_checks", mappedChecks);
         Print("mapped_mismatches", mappedMismatches);
         Print("unrelated_weight", skin.GetBlendShapeWeight(mesh.GetBlendShapeIndex("Unrelated")));
+        Print("vroid_bound", vroid.BoundCount);
+        Print("vroid_aa_max", vroidAaMax);
+        Print("vroid_joy_max", vroidJoyMax);
         Print("yaw_checks", yawChecks);
         Print("yaw_wrong_side", yawWrongSide);
         Print("gaze_checks", gazeChecks);

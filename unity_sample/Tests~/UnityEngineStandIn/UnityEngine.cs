@@ -5,6 +5,7 @@
 // run the components; the harness's own controls are internal (see StandIn below).
 using System;
 using System.Collections.Generic;
+using System.Linq;
 using System.Reflection;
 using System.Runtime.CompilerServices;
 
@@ -237,6 +238,12 @@ namespace UnityEngine
         public static float Clamp(float value, float min, float max) { return value < min ? min : value > max ? max : value; }
     }
 
+    public static class Random
+    {
+        static readonly System.Random generator = new System.Random(0);
+        public static float Range(float minInclusive, float maxInclusive) { return minInclusive + (float)generator.NextDouble() * (maxInclusive - minInclusive); }
+    }
+
     public static class Debug
     {
         public static void Log(object message) { StandIn.Logs.Add("log: " + message); }
@@ -421,6 +428,19 @@ namespace UnityEngine
 
     [AttributeUsage(AttributeTargets.Class)] public sealed class DisallowMultipleComponent : Attribute { }
 
+    [AttributeUsage(AttributeTargets.Method, AllowMultiple = true)]
+    public sealed class ContextMenu : Attribute
+    {
+        public ContextMenu(string itemName) { }
+    }
+
+    [AttributeUsage(AttributeTargets.Class)]
+    public sealed class DefaultExecutionOrder : Attribute
+    {
+        public DefaultExecutionOrder(int order) { this.order = order; }
+        public int order { get; private set; }
+    }
+
     [AttributeUsage(AttributeTargets.Class)]
     public sealed class AddComponentMenu : Attribute
     {
@@ -445,7 +465,8 @@ namespace UnityEngine
         /// <summary>One player-loop frame: Start (once), then every Update, then every LateUpdate.</summary>
         internal static void RunFrame()
         {
-            var live = Components.FindAll(c => c is Behaviour && ((Behaviour)c).isActiveAndEnabled);
+            // Unity's order: DefaultExecutionOrder first, then (here) creation order; OrderBy is stable.
+            List<Component> live = Components.Where(c => c is Behaviour && ((Behaviour)c).isActiveAndEnabled).OrderBy(Order).ToList();
             foreach (Component c in live)
                 if (Started.Add(c))
                     Call(c, "Start");
@@ -453,6 +474,12 @@ namespace UnityEngine
                 Call(c, "Update");
             foreach (Component c in live)
                 Call(c, "LateUpdate");
+        }
+
+        static int Order(Component component)
+        {
+            object[] found = component.GetType().GetCustomAttributes(typeof(DefaultExecutionOrder), true);
+            return found.Length > 0 ? ((DefaultExecutionOrder)found[0]).order : 0;
         }
 
         internal static void Call(Component component, string method)
