@@ -68,7 +68,7 @@ def stage_times(renderer: Renderer, frames: list[MotionFrame]) -> dict[str, floa
         t0 = time.perf_counter()
         geometry = renderer.geometry(frame)
         t1 = time.perf_counter()
-        maps = renderer.warp.backward_maps((geometry.deformed - geometry.base).astype(np.float64))
+        maps = renderer.backward_maps(geometry)
         t2 = time.perf_counter()
         rgb = warp_image(renderer.view_image, maps)
         t3 = time.perf_counter()

@@ -20,8 +20,9 @@ import numpy as np
 from .errors import ControlError
 from .render_eyes import EyeLayer
 from .render_mouth import MouthLayer
-from .render_warp import MeshWarp, Surround, warp_image
+from .render_warp import MeshWarp, Surround, Unfolder, warp_image, zoom_maps
 from .rig import Rig
+from .rig_mesh import tessellation_triangles
 from .types import Frame, MotionFrame
 
 CAMERA_DISTANCE_M = 0.6  # same as the motion generator's head_distance mapping
@@ -40,6 +41,8 @@ class FaceGeometry:
     deformed: np.ndarray  # (V, 2) after blendshapes and head motion
     rigid: np.ndarray  # (V, 2) after head motion only (where teeth and eyeballs go)
     weights: np.ndarray  # (52,) blendshape weights in [0, 1]
+    zoom: float = 1.0  # the whole view's scale about zoom_centre (head distance)
+    zoom_centre: tuple[float, float] = (0.0, 0.0)
 
 
 class Renderer:
@@ -69,6 +72,10 @@ class Renderer:
         self.camera_z = float(self.vertices[1, 2]) + CAMERA_DISTANCE_M * px_per_metre  # nose tip + distance
         self.focal = CAMERA_DISTANCE_M * px_per_metre
         self.warp = MeshWarp(self.vertices, rig.triangles, self.height, self.width, WARP_GRID_SPACING)
+        # folds are undone everywhere but in the eye and mouth holes (their layers cover them)
+        face = len(tessellation_triangles())
+        solid = np.r_[rig.triangles[:face], rig.triangles[rig.num_face_triangles:]]
+        self.unfold = Unfolder(self.vertices[:, :2], solid, movable=rig.head_weight > 0)
         self.view_matte = matte
         self.base_xy = self._project(self.vertices)
         self.mouth = MouthLayer(image, self.vertices[:, :2], rig.mouth_width * float(scale.mean()))
@@ -92,13 +99,22 @@ class Renderer:
         # the head alone would smear its hair and shoulders into the fixed background
         zoom = self.focal / max(self.focal - z, 1e-3)
         centre = self.pivot[:2]
-        deformed_xy = centre + (deformed_xy - centre) * zoom
+        deformed_xy = centre + (self.unfold(deformed_xy) - centre) * zoom
         rigid_xy = centre + (rigid_xy - centre) * zoom
-        return FaceGeometry(base=self.vertices[:, :2], deformed=deformed_xy, rigid=rigid_xy, weights=weights)
+        return FaceGeometry(base=self.vertices[:, :2], deformed=deformed_xy, rigid=rigid_xy, weights=weights,
+                            zoom=zoom, zoom_centre=(float(centre[0]), float(centre[1])))
+
+    def backward_maps(self, geometry: FaceGeometry) -> tuple[np.ndarray, np.ndarray]:
+        """Where each output pixel comes from in the view: the mesh warp, then the zoom as a plain
+        scaling of the map (the warp's field ends at the view's edge; a zoomed-out frame does not)."""
+        centre = np.array(geometry.zoom_centre, dtype=np.float32)
+        unzoomed = centre + (geometry.deformed - centre) / geometry.zoom
+        maps = self.warp.backward_maps((unzoomed - geometry.base).astype(np.float64))
+        return maps if abs(geometry.zoom - 1.0) < 1e-6 else zoom_maps(maps, centre, geometry.zoom)
 
     def render(self, frame: MotionFrame) -> Frame:
         geometry = self.geometry(frame)
-        maps = self.warp.backward_maps((geometry.deformed - geometry.base).astype(np.float64))
+        maps = self.backward_maps(geometry)
         rgb = warp_image(self.view_image, maps, self.surround)  # (H, W, 3) uint8
         self.mouth.draw(rgb, geometry, frame)
         self.eyes.draw(rgb, geometry, frame)

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 from scipy.sparse import csr_matrix
 
-INVERSION_STEPS = 4
+INVERSION_STEPS = 8
 
 
 def barycentric_matrix(nodes: np.ndarray, vertices: np.ndarray, triangles: np.ndarray) -> csr_matrix:
@@ -97,14 +97,48 @@ class MeshWarp:
         comes from, as float32 (H, W) arrays for ``cv2.remap``."""
         rows, cols = self.coarse_shape
         forward = np.ascontiguousarray((self.matrix @ displacement).astype(np.float32).reshape(rows, cols, 2))
+        source = self._invert(forward)
+        backward = np.ascontiguousarray(self.nodes - source)  # (rows, cols, 2)
+        fine = cv2.remap(backward, self.fine_x, self.fine_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return self.pixels_x - fine[..., 0], self.pixels_y - fine[..., 1]
+
+
+    def _invert(self, forward: np.ndarray) -> np.ndarray:
+        """Solve src + D(src) = node for every node by Newton's method on the bilinear field D:
+        plain fixed-point steps diverge where a turn stretches the picture more than twofold."""
+        spacing = 1.0 / self.to_coarse  # pixels between nodes, (x, y)
+        d_dy, d_dx = np.gradient(forward, axis=(0, 1))
+        jacobian = np.ascontiguousarray(np.concatenate([d_dx / spacing[0], d_dy / spacing[1]], axis=2))  # dDx/dx, dDy/dx, dDx/dy, dDy/dy
         source = self.nodes - forward
         for _ in range(INVERSION_STEPS):
             at = source * self.to_coarse
             moved = cv2.remap(forward, at[..., 0], at[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-            source = self.nodes - moved
-        backward = np.ascontiguousarray(self.nodes - source)  # (rows, cols, 2)
-        fine = cv2.remap(backward, self.fine_x, self.fine_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        return self.pixels_x - fine[..., 0], self.pixels_y - fine[..., 1]
+            slope = cv2.remap(jacobian, at[..., 0], at[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            residual = source + moved - self.nodes
+            a, c, b, d = 1 + slope[..., 0], slope[..., 1], slope[..., 2], 1 + slope[..., 3]  # [[a, b], [c, d]]
+            det = a * d - b * c
+            solvable = np.abs(det) > 0.05  # folded or nearly: a plain fixed-point step instead
+            safe = np.where(solvable, det, 1.0)
+            step_x = np.where(solvable, (d * residual[..., 0] - b * residual[..., 1]) / safe, residual[..., 0])
+            step_y = np.where(solvable, (a * residual[..., 1] - c * residual[..., 0]) / safe, residual[..., 1])
+            step = np.stack([step_x, step_y], axis=-1)
+            # bilinear cells end at the nodes: longer steps overshoot, so cap them at a cell
+            length = np.hypot(step_x, step_y)[..., None]
+            source = source - step * np.minimum(1.0, float(spacing.mean()) / np.maximum(length, 1e-6))
+        return source
+
+
+def zoom_maps(maps: tuple[np.ndarray, np.ndarray], centre: np.ndarray, zoom: float) -> tuple[np.ndarray, np.ndarray]:
+    """Backward maps of the same warp seen through a zoom by ``zoom`` about ``centre``; beyond the
+    warp's field the motion is taken as none (the picture's border does not move)."""
+    map_x, map_y = maps
+    height, width = map_x.shape
+    px, py = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    at_x = centre[0] + (px - centre[0]) / zoom
+    at_y = centre[1] + (py - centre[1]) / zoom
+    motion = np.dstack([map_x - px, map_y - py])
+    moved = cv2.remap(motion, at_x, at_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return at_x + moved[..., 0], at_y + moved[..., 1]
 
 
 def warp_image(image: np.ndarray, maps: tuple[np.ndarray, np.ndarray], surround: "Surround | None" = None
@@ -140,3 +174,43 @@ class Surround:
             blurred = cv2.remap(self.blurred, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
             out[beyond] = blurred[beyond]
         return out
+
+
+UNFOLD_STEPS = 24
+
+
+def signed_areas(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    a, b, c = points[triangles[:, 0]], points[triangles[:, 1]], points[triangles[:, 2]]
+    return (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+
+
+class Unfolder:
+    """Takes the folds out of a deformed mesh. A 2D warp cannot hide a far cheek behind the nose
+    (a 3/4 portrait turning further away): the triangles there turn over and the inverse map has
+    no single answer. Each step pulls the motion of every turned-over triangle's corners toward
+    their mean motion (a triangle that moves as one keeps its rest shape) until none is left."""
+
+    def __init__(self, rest: np.ndarray, triangles: np.ndarray, movable: np.ndarray, min_area: float = 0.5):
+        area = signed_areas(rest, triangles)
+        keep = np.abs(area) > min_area  # slivers flip at any motion and do not matter
+        self.rest = rest
+        self.triangles = triangles[keep]
+        self.orientation = np.sign(area[keep])
+        self.movable = movable  # (V,) bool, vertices the unfolding may move
+
+    def __call__(self, points: np.ndarray) -> np.ndarray:
+        motion = points - self.rest
+        for _ in range(UNFOLD_STEPS):
+            flipped = signed_areas(self.rest + motion, self.triangles) * self.orientation <= 0
+            if not flipped.any():
+                break
+            tris = self.triangles[flipped]
+            mean = motion[tris].mean(axis=1)  # (F, 2)
+            pull = np.zeros_like(motion)
+            count = np.zeros(len(motion))
+            for k in range(3):
+                np.add.at(pull, tris[:, k], mean - motion[tris[:, k]])
+                np.add.at(count, tris[:, k], 1.0)
+            moved = (count > 0) & self.movable
+            motion[moved] += 0.6 * pull[moved] / count[moved, None]
+        return self.rest + motion
