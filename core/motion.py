@@ -197,7 +197,7 @@ class MotionStream:
     def _frames_at(self, times: np.ndarray) -> list[MotionFrame]:
         """The stages, in order, for a run of frame times."""
         cues = compute_cues(self._rows)
-        phones, source = self._current_phones()
+        phones, source = self._current_phones(float(times[0]))
         emotion = emotion_layer(times, self._emotions)
         amplitude, distance = self._control_curves(times)
         lips = lip_layer(times, cues, phones, source)
@@ -219,10 +219,12 @@ class MotionStream:
         self._blinks.decide_until(until, blink_hazard(cues, blink_gain))
         self._saccades.decide_until(until, lambda slot_times: np.full(len(slot_times), _SACCADES_PER_S))
 
-    def _current_phones(self) -> tuple[PhoneTable, str]:
+    def _current_phones(self, first_time: float) -> tuple[PhoneTable, str]:
         phones, source = self._phones.current()
         if self._phone_table is None or self._phone_table[0] is not phones:
-            self._phone_table = (phones, PhoneTable.build(phones))
+            # A fixed timeline is tabled once, whole; a live one anew each time, its recent part only.
+            since = -np.inf if isinstance(self._phones, _FixedPhones) else first_time - 2.0
+            self._phone_table = (phones, PhoneTable.build(phones, since))
         return self._phone_table[1], source
 
     def _control_curves(self, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

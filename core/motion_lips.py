@@ -89,9 +89,16 @@ class PhoneTable:
     labiodental: np.ndarray  # (P,) bool
 
     @staticmethod
-    def build(phones: Sequence[Phone]) -> "PhoneTable":
+    def build(phones: Sequence[Phone], since: float = -np.inf) -> "PhoneTable":
+        """From time-ordered phones; only those ending after ``since`` (read from the end, so a
+        long live timeline costs only its recent part)."""
+        recent = []
+        for p in reversed(phones):
+            if p.end < since:
+                break
+            recent.append(p)
         rows = []
-        for p in sorted(phones, key=lambda p: p.start):
+        for p in sorted(recent, key=lambda p: p.start):
             label = p.label.upper()
             viseme = viseme_of(label)
             if viseme is None:
