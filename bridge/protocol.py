@@ -183,6 +183,7 @@ class Opened(ServerMessage):
     frame_format: str
     frame_window: int
     frame_policy: str = "latest"
+    lookahead_s: float = 0.0
 
 
 class Tick(ServerMessage):

@@ -41,6 +41,13 @@ def capabilities(has_frames: bool) -> dict:
     }
 
 
+def min_lookahead_s() -> float:
+    """The least lookahead the motion generator works with (a smaller request acts as this)."""
+    from ..core import motion
+
+    return float(getattr(motion, "MIN_LOOKAHEAD_S", 0.0))
+
+
 class RequestHandlers:
     """Request handlers; ``self`` is the Server."""
 
@@ -157,7 +164,7 @@ class RequestHandlers:
             id=message.id, session=message.session, outputs=list(message.outputs), channels=list(message.channels),
             fps=message.fps, avatar=message.avatar, frame_size=list(message.frame_size),
             frame_format=message.frame_format, frame_window=message.frame_window,
-            frame_policy=message.frame_policy)))
+            frame_policy=message.frame_policy, lookahead_s=max(message.lookahead_s, min_lookahead_s()))))
 
     def _session(self: "Server", client: "ClientState", name: str) -> WireSession:
         wire = client.sessions.get(name)

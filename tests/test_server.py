@@ -221,3 +221,14 @@ def test_one_bad_client_does_not_disturb_another(server, short_line):
         ticks, _, line_end, errors = good.collect_line("g", end_id)
         assert errors == [] and line_end.ticks == len(ticks) > 0
         assert [m.code for m, _ in bad.drain()] == ["bad_message", "bad_message", "hello_required", "bad_message"]
+
+
+def test_ticks_wait_for_exactly_the_lookahead_the_server_announces(client, short_line):
+    opened = client.request({"type": "open", "session": "la", "lookahead_s": 0.0})
+    assert opened.lookahead_s > 0.05, "a zero lookahead is raised to what the generator needs"
+    sent_s = 1.0
+    client.send({"type": "audio", "session": "la", "seq": 0, "rate": 16000}, s16(short_line[:int(sent_s * 16000)]))
+    ticks = [m for m, _ in client.drain(0.5) if m.type == "tick"]
+    assert ticks, "ticks flow before the line ends"
+    latest = max(t.time for t in ticks)
+    assert sent_s - opened.lookahead_s - 1.5 / 30 <= latest <= sent_s - opened.lookahead_s + 1e-6
