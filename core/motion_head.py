@@ -7,6 +7,7 @@ on a fixed grid from seeded uniforms, so a stream and an offline pass draw the s
 """
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -99,6 +100,12 @@ class SlotScheduler:
                 previous = t
         self.next_slot = last + 1
 
+    def since(self, t: float) -> list[tuple[float, np.ndarray]]:
+        """The events from the last one starting at or before ``t`` on (older ones no longer
+        show), so a long line does not make every frame walk its whole history."""
+        first = bisect.bisect_right(self.starts, t, key=lambda event: event[0]) - 1
+        return self.starts[max(first, 0):]
+
 
 def blink_curve(times: np.ndarray, blinks: Sequence[tuple[float, np.ndarray]]) -> np.ndarray:
     """EyeBlink weight (0 open, 1 closed) at ``times`` from blink starts: a fast close and a
@@ -173,10 +180,10 @@ def head_layer(times: np.ndarray, cues: Cues, seed: int, amplitude: np.ndarray, 
     translation = np.stack([sway * noise[:, _SWAY_X], sway * noise[:, _SWAY_Y],
                             (1.0 - distance) * 0.6], axis=1)  # z: the portrait sits ~0.6 m away
     # The eyes hold the target while the head moves (vestibulo-ocular reflex), plus saccades.
-    eyes = np.clip(gaze_target + saccade_offsets(times, saccades.starts) - rotation[:, :2], -30.0, 30.0)
+    eyes = np.clip(gaze_target + saccade_offsets(times, saccades.since(times[0] - 0.05)) - rotation[:, :2], -30.0, 30.0)
     gaze = np.stack([eyes, eyes], axis=1)
     brow_raise = np.clip((nodding - 1.5) / 4.0, 0.0, 1.0) * np.clip(amplitude, 0.0, 1.0)
-    return HeadLayer(rotation=rotation, translation=translation, gaze=gaze, blink=blink_curve(times, blinks.starts),
+    return HeadLayer(rotation=rotation, translation=translation, gaze=gaze, blink=blink_curve(times, blinks.since(times[0] - 0.2)),
                      brow_raise=brow_raise)
 
 
