@@ -13,6 +13,7 @@ Run: .venv/bin/python bench/bench_bridge.py [--quick]
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import statistics
 import subprocess
@@ -41,9 +42,9 @@ def greeting() -> tuple[bytes, str]:
 
 
 class ServeProcess:
-    def __init__(self):
+    def __init__(self, *extra: str):
         self.process = subprocess.Popen([sys.executable, "-m", "npcface.bridge.cli", "serve", "--bind",
-                                         "tcp://127.0.0.1:0", "--quiet", "--max-sessions-per-client", "256"],
+                                         "tcp://127.0.0.1:0", "--quiet", "--max-sessions-per-client", "256", *extra],
                                         stdout=subprocess.PIPE, text=True)
         self.endpoint = re.search(r"ready on (\S+)", self.process.stdout.readline()).group(1)
 
@@ -188,25 +189,29 @@ def bench_sessions(pcm: bytes, text: str, quick: bool) -> None:
 # ---------------------------------------------------------------- 2. frame stream
 
 
-def frame_stream(endpoint: str, pcm: bytes, text: str, frame_format: str) -> tuple[float, int]:
+def frame_stream(endpoint: str, pcm: bytes, text: str, frame_format: str, streams: int = 1) -> tuple[float, int]:
+    """Frames per second received, all ``streams`` sessions together (each a whole line at once)."""
     context, socket = dealer(endpoint)
     request(socket, {"type": "hello", "protocol": "1.0"})
     avatar = request(socket, {"type": "upload_avatar"}, (FIXTURES / "portrait_astronaut.png").read_bytes())["avatar"]
-    request(socket, {"type": "open", "session": "f", "outputs": ["frames"], "avatar": avatar, "fps": FPS,
-                     "frame_size": [512, 512], "frame_format": frame_format, "frame_policy": "every",
-                     "frame_window": 8})
-    socket.send_multipart([msgpack.packb({"type": "audio", "session": "f", "seq": 0, "rate": 16000, "text": text}), pcm])
-    socket.send_multipart([msgpack.packb({"type": "end_line", "session": "f", "id": "end"})])
-    frames, first = 0, None
-    while True:
+    for k in range(streams):
+        request(socket, {"type": "open", "session": f"f{k}", "outputs": ["frames"], "avatar": avatar, "fps": FPS,
+                         "frame_size": [512, 512], "frame_format": frame_format, "frame_policy": "every",
+                         "frame_window": 8})
+    for k in range(streams):
+        header = {"type": "audio", "session": f"f{k}", "seq": 0, "rate": 16000, "text": text}
+        socket.send_multipart([msgpack.packb(header), pcm])
+        socket.send_multipart([msgpack.packb({"type": "end_line", "session": f"f{k}"})])
+    frames, first, ends = 0, None, 0
+    while ends < streams:
         parts = socket.recv_multipart()
         message = msgpack.unpackb(parts[0])
         if message["type"] == "frame":
             first = first or time.monotonic()
             frames += 1
-            socket.send_multipart([msgpack.packb({"type": "frame_ack", "session": "f"})])
+            socket.send_multipart([msgpack.packb({"type": "frame_ack", "session": message["session"]})])
         elif message["type"] == "line_end":
-            break
+            ends += 1
         elif message["type"] == "error":
             raise RuntimeError(message)
     elapsed = time.monotonic() - first
@@ -249,6 +254,14 @@ def bench_frames(pcm: bytes, text: str) -> None:
             print(f"  sidecar, {frame_format}: {fps:.1f} fps over the wire ({count} frames)")
     finally:
         server.stop()
+    print("  the render pool: two rgba8 streams at once, total fps")
+    for workers in ("1", "2"):
+        server = ServeProcess("--workers", workers)
+        try:
+            fps, count = frame_stream(server.endpoint, pcm, text, "rgba8", streams=2)
+            print(f"    {workers} render thread(s): {fps:.1f} fps ({count} frames)")
+        finally:
+            server.stop()
 
 
 # ---------------------------------------------------------------- 3. latency
@@ -282,11 +295,16 @@ def bench_latency(pcm: bytes, text: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer session counts")
+    parser.add_argument("--only", type=int, choices=(1, 2, 3), help="run one benchmark")
     args = parser.parse_args()
     pcm, text = greeting()
-    bench_latency(pcm, text)
-    bench_frames(pcm, text)
-    bench_sessions(pcm, text, args.quick)
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start")
+    if args.only in (None, 3):
+        bench_latency(pcm, text)
+    if args.only in (None, 2):
+        bench_frames(pcm, text)
+    if args.only in (None, 1):
+        bench_sessions(pcm, text, args.quick)
 
 
 if __name__ == "__main__":
