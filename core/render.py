@@ -28,7 +28,7 @@ from .types import Frame, MotionFrame
 CAMERA_DISTANCE_M = 0.6  # same as the motion generator's head_distance mapping
 IOD_METRES = 0.063  # a typical inter-ocular distance: converts metres to the portrait's pixels
 MAX_OUTPUT_SIDE = 4096
-WARP_GRID_SPACING = 4.0  # output pixels between warp-field nodes
+WARP_GRID_SPACING = 4  # output pixels between warp-field nodes
 FRAMINGS = ("picture", "head")
 HEAD_FRAMING_FACES = 2.3  # a "head" crop is this many face heights tall
 

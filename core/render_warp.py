@@ -14,6 +14,8 @@ import numpy as np
 from scipy.sparse import csr_matrix
 
 INVERSION_STEPS = 8
+CONVERGED_PX = 0.05  # inversion stops once the nodes land within this of their targets,
+UNCONVERGED_SHARE = 0.003  # all but this share of them
 
 
 def barycentric_matrix(nodes: np.ndarray, vertices: np.ndarray, triangles: np.ndarray) -> csr_matrix:
@@ -75,56 +77,60 @@ class MeshWarp:
     measured faster here and free of thread start-up cost on small arrays; see bench_render).
     """
 
-    def __init__(self, vertices: np.ndarray, triangles: np.ndarray, height: int, width: int,
-                 spacing: float = 4.0):
+    def __init__(self, vertices: np.ndarray, triangles: np.ndarray, height: int, width: int, spacing: int = 4):
         self.height, self.width = height, width
-        cols = max(2, int(np.ceil((width - 1) / spacing)) + 1)
-        rows = max(2, int(np.ceil((height - 1) / spacing)) + 1)
-        xs, ys = np.linspace(0, width - 1, cols), np.linspace(0, height - 1, rows)
+        self.spacing = k = max(1, int(spacing))
+        # node (i, j) sits at pixel ((j + 0.5) k - 0.5, (i + 0.5) k - 0.5): the layout cv2.resize
+        # assumes, so one resize upsamples the node field exactly (bilinear)
+        cols, rows = -(-width // k), -(-height // k)
+        xs, ys = (np.arange(cols) + 0.5) * k - 0.5, (np.arange(rows) + 0.5) * k - 0.5
         nodes = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)
         self.coarse_shape = (rows, cols)
         self.matrix = barycentric_matrix(nodes, vertices[:, :2].astype(np.float64), triangles)
         self.nodes = nodes.reshape(rows, cols, 2).astype(np.float32)
-        # pixels -> coarse-grid coordinates (node 0 at pixel 0, the last node at the last pixel)
-        self.to_coarse = np.array([(cols - 1) / max(width - 1, 1), (rows - 1) / max(height - 1, 1)],
-                                  dtype=np.float32)
         px, py = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
         self.pixels_x, self.pixels_y = px, py
-        self.fine_x, self.fine_y = px * self.to_coarse[0], py * self.to_coarse[1]
+
+    def to_coarse(self, points: np.ndarray) -> np.ndarray:
+        """Pixel positions (..., 2) -> coordinates in the node grid."""
+        return (points + 0.5) / self.spacing - 0.5
 
     def backward_maps(self, displacement: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(V, 2) forward vertex displacement in pixels -> (map_x, map_y): where each output pixel
         comes from, as float32 (H, W) arrays for ``cv2.remap``."""
         rows, cols = self.coarse_shape
         forward = np.ascontiguousarray((self.matrix @ displacement).astype(np.float32).reshape(rows, cols, 2))
-        source = self._invert(forward)
-        backward = np.ascontiguousarray(self.nodes - source)  # (rows, cols, 2)
-        fine = cv2.remap(backward, self.fine_x, self.fine_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        backward = np.ascontiguousarray(self.nodes - self._invert(forward))  # (rows, cols, 2)
+        k = self.spacing
+        fine = cv2.resize(backward, (cols * k, rows * k), interpolation=cv2.INTER_LINEAR)[:self.height, :self.width]
         return self.pixels_x - fine[..., 0], self.pixels_y - fine[..., 1]
-
 
     def _invert(self, forward: np.ndarray) -> np.ndarray:
         """Solve src + D(src) = node for every node by Newton's method on the bilinear field D:
         plain fixed-point steps diverge where a turn stretches the picture more than twofold."""
-        spacing = 1.0 / self.to_coarse  # pixels between nodes, (x, y)
-        d_dy, d_dx = np.gradient(forward, axis=(0, 1))
-        jacobian = np.ascontiguousarray(np.concatenate([d_dx / spacing[0], d_dy / spacing[1]], axis=2))  # dDx/dx, dDy/dx, dDx/dy, dDy/dy
+        d_dy, d_dx = np.gradient(forward / self.spacing, axis=(0, 1))
+        jacobian = np.ascontiguousarray(np.concatenate([d_dx, d_dy], axis=2))  # dDx/dx, dDy/dx, dDx/dy, dDy/dy
         source = self.nodes - forward
+        cap = float(self.spacing)
         for _ in range(INVERSION_STEPS):
-            at = source * self.to_coarse
+            at = self.to_coarse(source)
             moved = cv2.remap(forward, at[..., 0], at[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-            slope = cv2.remap(jacobian, at[..., 0], at[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
             residual = source + moved - self.nodes
+            if np.count_nonzero(np.abs(residual) > CONVERGED_PX) <= UNCONVERGED_SHARE * residual.size:
+                break  # the rest sit in folds (between parted lips), which the mouth layer covers
+            slope = cv2.remap(jacobian, at[..., 0], at[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
             a, c, b, d = 1 + slope[..., 0], slope[..., 1], slope[..., 2], 1 + slope[..., 3]  # [[a, b], [c, d]]
             det = a * d - b * c
-            solvable = np.abs(det) > 0.05  # folded or nearly: a plain fixed-point step instead
-            safe = np.where(solvable, det, 1.0)
-            step_x = np.where(solvable, (d * residual[..., 0] - b * residual[..., 1]) / safe, residual[..., 0])
-            step_y = np.where(solvable, (a * residual[..., 1] - c * residual[..., 0]) / safe, residual[..., 1])
-            step = np.stack([step_x, step_y], axis=-1)
+            # folded or nearly (|det| small): a plain fixed-point step instead
+            solvable = np.abs(det) > 0.05
+            inverse_det = np.where(solvable, 1.0 / np.where(solvable, det, 1.0), 0.0)
+            step = np.empty_like(residual)
+            step[..., 0] = (d * residual[..., 0] - b * residual[..., 1]) * inverse_det
+            step[..., 1] = (a * residual[..., 1] - c * residual[..., 0]) * inverse_det
+            step[~solvable] = residual[~solvable]
             # bilinear cells end at the nodes: longer steps overshoot, so cap them at a cell
-            length = np.hypot(step_x, step_y)[..., None]
-            source = source - step * np.minimum(1.0, float(spacing.mean()) / np.maximum(length, 1e-6))
+            length = np.sqrt((step ** 2).sum(axis=-1, keepdims=True))
+            source = source - step * np.minimum(1.0, cap / np.maximum(length, 1e-6))
         return source
 
 
