@@ -31,6 +31,8 @@ ABSOLUTE_SILENCE_DB = -60.0
 MURMUR_BELOW_PEAK_DB = 18.0
 MAX_CLOSURE_S = 0.25
 MIN_SEGMENT_FRAMES = 3
+MIN_VOWEL_FRAMES = 6  # 60 ms
+VOWEL_LABELS = frozenset("AA AE AH AO EH IH IY OW UW".split())
 DIP_DB = 15.0
 DIP_REACH = 8  # rows (80 ms) each side
 BILABIAL_F2_LOCUS = 1300.0
@@ -118,7 +120,9 @@ def _runs(labels: np.ndarray) -> list[list]:
     runs: list[list] = []
     for start, end in zip(starts, ends):
         label = labels[start]
-        if runs and (end - start < MIN_SEGMENT_FRAMES or runs[-1][0] == label):
+        # a vowel colour shorter than MIN_VOWEL_FRAMES inside a vowel is formant movement
+        glide = runs and label in VOWEL_LABELS and runs[-1][0] in VOWEL_LABELS and end - start < MIN_VOWEL_FRAMES
+        if runs and (end - start < MIN_SEGMENT_FRAMES or runs[-1][0] == label or glide):
             runs[-1][2] = end
         elif not runs and end - start < MIN_SEGMENT_FRAMES and end < len(labels):
             runs.append([labels[end], start, end])  # a short first run joins the next label
