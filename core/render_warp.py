@@ -211,12 +211,12 @@ class Unfolder:
             if not flipped.any():
                 break
             tris = self.triangles[flipped]
-            mean = motion[tris].mean(axis=1)  # (F, 2)
-            pull = np.zeros_like(motion)
-            count = np.zeros(len(motion))
-            for k in range(3):
-                np.add.at(pull, tris[:, k], mean - motion[tris[:, k]])
-                np.add.at(count, tris[:, k], 1.0)
+            corners = motion[tris]  # (F, 3, 2)
+            towards = corners.mean(axis=1, keepdims=True) - corners
+            ids, n = tris.ravel(), len(motion)
+            count = np.bincount(ids, minlength=n)
+            pull = np.stack([np.bincount(ids, weights=towards[..., axis].ravel(), minlength=n) for axis in (0, 1)],
+                            axis=1)
             moved = (count > 0) & self.movable
             motion[moved] += 0.6 * pull[moved] / count[moved, None]
         return self.rest + motion
