@@ -211,6 +211,9 @@ def test_zmtp_refuses_a_port_that_is_not_zeromq(core_check):
 
 # ---------------------------------------------------------------- the full conversation with `npcface serve`
 
+IDLE_TIMEOUT_S = 2.0
+
+
 @pytest.fixture(scope="module")
 def sidecar_port():
     """The real `npcface serve` on a free loopback port, for this module's tests."""
@@ -219,7 +222,9 @@ def sidecar_port():
 
     port = free_port()
     npcface = Path(sys.executable).parent / "npcface"
-    server = subprocess.Popen([str(npcface), "serve", "--bind", f"tcp://127.0.0.1:{port}", "--quiet"],
+    # A 2 s idle timeout (heartbeat 0.67 s) so that the heartbeat test below takes seconds, not minutes.
+    server = subprocess.Popen([str(npcface), "serve", "--bind", f"tcp://127.0.0.1:{port}", "--quiet",
+                               "--idle-timeout", str(IDLE_TIMEOUT_S)],
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
     ready = threading.Event()
@@ -297,6 +302,21 @@ def test_console_demo_runs_the_whole_conversation(console_demo, sidecar_port, po
     assert result["error_no_line"] == "no_line"
     assert result["alive_after_errors"] == "true"
     assert int(result["closed_ticks_sent"]) == ticks and result["failures"] == "0"
+
+
+@pytest.mark.parametrize("heartbeat", [True, False])
+def test_heartbeats_keep_an_idle_session_alive(console_demo, sidecar_port, heartbeat):
+    from conftest import fixture_line
+
+    wav, _ = fixture_line("line_bilabials")
+    extra = [] if heartbeat else ["--no-heartbeat"]
+    result = run_mono(console_demo, "--port", str(sidecar_port), "--wav", str(wav), "--idle", str(2 * IDLE_TIMEOUT_S), *extra)
+    assert result["_rc"] == "0", result
+    assert float(result["heartbeat_s"]) == pytest.approx(IDLE_TIMEOUT_S / 3)
+    if heartbeat:
+        assert result["idle_session_survived"] == "true" and int(result["heartbeat_pongs"]) >= 3
+    else:  # the control: silent for twice the timeout, the server forgot the client
+        assert result["idle_session_survived"] == "false" and result["idle_error"] in ("hello_required", "unknown_session")
 
 
 def test_console_demo_reports_a_missing_sidecar(console_demo, portrait_path):

@@ -64,6 +64,10 @@ namespace Npcface.Client
         volatile bool closing;
         volatile string lostReason;
 
+        const string HeartbeatIdPrefix = "heartbeat-";
+
+        /// <summary>Pongs received for the client's own heartbeat pings (they are not queued).</summary>
+        public int HeartbeatPongs { get; private set; }
         /// <summary>Send a ping after this long without sending (set from welcome.heartbeat_s).</summary>
         public double HeartbeatSeconds = 5.0;
         /// <summary>The server's welcome, once received.</summary>
@@ -213,12 +217,18 @@ namespace Npcface.Client
         /// <summary>The next message if one is waiting (never blocks). One consumer thread only.</summary>
         public bool TryReceive(out ServerMessage message)
         {
+            return TryReceive(0, out message);
+        }
+
+        /// <summary>Waits up to timeoutMs for the next message (false on timeout). One consumer thread only.</summary>
+        public bool TryReceive(int timeoutMs, out ServerMessage message)
+        {
             if (setAside.Count > 0)
             {
                 message = setAside.Dequeue();
                 return true;
             }
-            return TakeFromInbox(0, out message);
+            return TakeFromInbox(timeoutMs, out message);
         }
 
         /// <summary>Waits for the reply to request `id` (other messages stay queued for TryReceive).</summary>
@@ -313,6 +323,11 @@ namespace Npcface.Client
                         // A malformed server message is skipped; the connection stays usable.
                         message = new UnknownMessage { Type = "invalid", Raw = new Dictionary<string, object> { { "reason", e.Message } } };
                     }
+                    if (message is PongMessage && message.Id != null && message.Id.StartsWith(HeartbeatIdPrefix))
+                    {
+                        HeartbeatPongs++;
+                        continue;
+                    }
                     Deliver(message);
                 }
             }
@@ -336,7 +351,11 @@ namespace Npcface.Client
                     if (outbox.TryTake(out frames, wait))
                         dealer.Send(frames);
                     else if (!closing && Welcome != null && sinceLastSend.ElapsedMilliseconds >= heartbeatMs)
-                        dealer.Send(new List<byte[]> { MsgPack.Encode(Header("ping")) });
+                    {
+                        var ping = Header("ping");
+                        ping["id"] = HeartbeatIdPrefix + ping["id"];  // its pong is swallowed by ReadLoop
+                        dealer.Send(new List<byte[]> { MsgPack.Encode(ping) });
+                    }
                     else
                         continue;
                     sinceLastSend.Reset();

@@ -63,6 +63,7 @@ namespace Npcface.Client
                 throw new ArgumentException("identity must be 1..255 bytes and must not start with a zero byte");
             var tcp = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
             tcp.NoDelay = true;  // ticks are small and latency matters more than packet count
+            tcp.ReceiveBufferSize = 4 << 20;  // a 1 MiB frame in few reads
             try
             {
                 IAsyncResult pending = tcp.BeginConnect(host, port, null, null);

@@ -44,6 +44,8 @@ namespace Npcface.Tools
             int port = int.Parse(Get(args, "port", "5555"));
             double fps = double.Parse(Get(args, "fps", "30"), CultureInfo.InvariantCulture);
             WavFile wav = WavFile.Read(args["wav"]);
+            if (args.ContainsKey("idle"))
+                return IdleCheck(host, port, wav, double.Parse(args["idle"], CultureInfo.InvariantCulture), args.ContainsKey("no-heartbeat"));
             byte[] portrait = File.ReadAllBytes(args["portrait"]);
             string framesOut = Get(args, "frames-out", null);
 
@@ -84,6 +86,35 @@ namespace Npcface.Tools
                 Print("closed_ticks_sent", closed.TicksSent);
                 Print("failures", line.Failures);
                 return line.Failures == 0 ? 0 : 1;
+            }
+        }
+
+        // Opens a session, stays silent for `seconds` (heartbeats only, unless disabled), then
+        // speaks a short line: the session must have survived the server's idle timeout.
+        static int IdleCheck(string host, int port, WavFile wav, double seconds, bool noHeartbeat)
+        {
+            using (NpcfaceClient client = NpcfaceClient.Connect(host, port, 5000))
+            {
+                WelcomeMessage welcome = client.Handshake();
+                Print("heartbeat_s", welcome.HeartbeatSeconds);
+                if (noHeartbeat)
+                    client.HeartbeatSeconds = 1e6;
+                client.WaitFor<OpenedMessage>(client.Open("idle", new SessionOptions()));
+                Thread.Sleep(TimeSpan.FromSeconds(seconds));
+                client.SendAudio("idle", wav.Samples, 0, Math.Min(wav.Samples.Length, wav.Rate / 2), wav.Rate, wav.Channels);
+                string end = client.EndLine("idle");
+                try
+                {
+                    LineEndMessage line = client.WaitFor<LineEndMessage>(end, 20000);
+                    Print("idle_session_survived", line.Ticks > 0);
+                    Print("heartbeat_pongs", client.HeartbeatPongs);
+                }
+                catch (NpcfaceRequestException e)
+                {
+                    Print("idle_session_survived", false);
+                    Print("idle_error", e.Code);
+                }
+                return 0;
             }
         }
 
