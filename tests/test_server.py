@@ -232,3 +232,16 @@ def test_ticks_wait_for_exactly_the_lookahead_the_server_announces(client, short
     assert ticks, "ticks flow before the line ends"
     latest = max(t.time for t in ticks)
     assert sent_s - opened.lookahead_s - 1.5 / 30 <= latest <= sent_s - opened.lookahead_s + 1e-6
+
+
+def test_the_whole_server_has_a_session_limit_too():
+    with running_server(limits=Limits(max_sessions=3, max_sessions_per_client=2)) as server:
+        with RawClient(server.endpoint) as first, RawClient(server.endpoint) as second:
+            first.hello()
+            second.hello()
+            assert [first.request({"type": "open", "session": n}).type for n in "ab"] == ["opened", "opened"]
+            assert second.request({"type": "open", "session": "a"}).type == "opened"  # names are per client
+            full = second.request({"type": "open", "session": "b"})
+            assert (full.code, full.details["limit"]) == ("too_many_sessions", 3) and "full" in full.message
+            first.request({"type": "close", "session": "a"})
+            assert second.request({"type": "open", "session": "b"}).type == "opened"
