@@ -214,37 +214,57 @@ def test_zmtp_refuses_a_port_that_is_not_zeromq(core_check):
 IDLE_TIMEOUT_S = 2.0
 
 
-@pytest.fixture(scope="module")
-def sidecar_port():
-    """The real `npcface serve` on a free loopback port, for this module's tests."""
-    import os
-    import sys
+class Sidecar:
+    """The real `npcface serve` as a subprocess on a fixed loopback port (restartable)."""
 
-    port = free_port()
-    npcface = Path(sys.executable).parent / "npcface"
-    # A 2 s idle timeout (heartbeat 0.67 s) so that the heartbeat test below takes seconds, not minutes.
-    server = subprocess.Popen([str(npcface), "serve", "--bind", f"tcp://127.0.0.1:{port}", "--quiet",
-                               "--idle-timeout", str(IDLE_TIMEOUT_S)],
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                              env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    ready = threading.Event()
+    def __init__(self, port: int):
+        self.port = port
+        self.process: subprocess.Popen | None = None
 
-    def watch_stdout():  # the server prints "npcface serve: ready on <endpoint>" once it listens
-        for line in server.stdout:
-            if "ready on" in line:
-                ready.set()
+    def start(self) -> None:
+        import os
+        import sys
 
-    threading.Thread(target=watch_stdout, daemon=True).start()
-    try:
+        npcface = Path(sys.executable).parent / "npcface"
+        # A 2 s idle timeout (heartbeat 0.67 s) so that the heartbeat test takes seconds, not minutes.
+        self.process = subprocess.Popen(
+            [str(npcface), "serve", "--bind", f"tcp://127.0.0.1:{self.port}", "--quiet", "--idle-timeout", str(IDLE_TIMEOUT_S)],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        ready = threading.Event()
+
+        def watch_stdout(process=self.process):  # it prints "npcface serve: ready on <endpoint>" once it listens
+            for line in process.stdout:
+                if "ready on" in line:
+                    ready.set()
+
+        threading.Thread(target=watch_stdout, daemon=True).start()
         assert ready.wait(120), "npcface serve did not get ready within 120 s"
-        yield port
-    finally:
-        server.terminate()
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.terminate()
         try:
-            server.wait(10)
+            self.process.wait(10)
         except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+
+@pytest.fixture(scope="module")
+def sidecar():
+    server = Sidecar(free_port())
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def sidecar_port(sidecar) -> int:
+    return sidecar.port
 
 
 @pytest.fixture(scope="module")
@@ -446,3 +466,26 @@ def test_each_component_lives_in_a_file_of_its_own_name():
     for source in sources:
         classes = re.findall(r"class (\w+)\s*:\s*(?:MonoBehaviour|ScriptableObject)\b", source.read_text())
         assert classes == [source.stem], source.name
+
+
+def test_components_reconnect_and_reopen_after_a_sidecar_restart(component_check, sidecar):
+    """A sidecar restarted during play (a crash, a new build): the face comes back by itself."""
+    from conftest import fixture_line
+
+    wav, _ = fixture_line("line_bilabials")
+    harness = subprocess.Popen(["mono", "--debug", str(component_check), "restart", str(sidecar.port), str(wav)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = harness.stdout.readline()
+        assert first.strip() == "phase=open", first + harness.stderr.read()
+        sidecar.stop()
+        sidecar.start()  # the same port, a new server that knows nothing of the client
+        out, err = harness.communicate(timeout=150)
+    finally:
+        if harness.poll() is None:
+            harness.kill()
+            harness.wait()
+    result = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    assert result["lost"] == "True" and result["reopened"] == "True", out + err
+    assert result["spoke"] == "True" and result["line_ends_completed"] == "True", out + err
+    assert result["errors"] == "0", err

@@ -2,7 +2,8 @@
 // a scene with a sidecar, a face speaking a WAV clip, a blendshape rig, head and eye bones and a
 // RawImage. Prints "key=value" lines for tests/test_unity_client.py.
 //
-//   mono ComponentCheck.exe scene PORT PORTRAIT WAV TEXT   |   mono ComponentCheck.exe offline PORT
+//   mono ComponentCheck.exe scene PORT PORTRAIT WAV TEXT  |  offline PORT  |  restart PORT WAV
+// "restart" prints phase=open, then expects the test to restart the sidecar on the same port.
 using System;
 using System.Diagnostics;
 using System.IO;
@@ -18,7 +19,9 @@ static class ComponentCheck
     static int Main(string[] args)
     {
         int port = int.Parse(args[1]);
-        return args[0] == "offline" ? Offline(port) : Scene(port, File.ReadAllBytes(args[2]), WavFile.Read(args[3]), args[4]);
+        if (args[0] == "offline") return Offline(port);
+        if (args[0] == "restart") return Restart(port, WavFile.Read(args[2]));
+        return Scene(port, File.ReadAllBytes(args[2]), WavFile.Read(args[3]), args[4]);
     }
 
     static void Print(string key, object value) { Console.WriteLine(key + "=" + value); }
@@ -48,6 +51,49 @@ static class ComponentCheck
         Print("face_open", face.IsOpen);
         Print("warnings", StandIn.Logs.Count(l => l.StartsWith("warning:") && l.Contains("cannot connect")));
         Print("exceptions", StandIn.Logs.Count(l => l.StartsWith("exception:")));
+        return 0;
+    }
+
+    // Runs player-loop frames until `done` or the timeout; false on timeout.
+    static bool RunUntil(Func<bool> done, double timeoutSeconds)
+    {
+        var clock = Stopwatch.StartNew();
+        while (!done())
+        {
+            if (clock.Elapsed.TotalSeconds > timeoutSeconds)
+                return false;
+            StandIn.DspTime = StandIn.Clock.Elapsed.TotalSeconds;
+            StandIn.RunFrame();
+            Thread.Sleep(5);
+        }
+        return true;
+    }
+
+    // The sidecar dies and comes back: the face notices, reconnects, re-opens and speaks again.
+    static int Restart(int port, WavFile wav)
+    {
+        AddSidecar(port);
+        var guard = new GameObject("Guard");
+        guard.SetActive(false);
+        NpcfaceFace face = guard.AddComponent<NpcfaceFace>();
+        var clip = AudioClip.Create("line", wav.Samples.Length / wav.Channels, wav.Channels, wav.Rate, false);
+        clip.SetData(wav.Samples, 0);
+        NpcfaceAudioStreamer streamer = guard.AddComponent<NpcfaceAudioStreamer>();
+        streamer.clip = clip;
+        int lineEnds = 0;
+        face.LineEnded += end => lineEnds++;
+        guard.SetActive(true);
+
+        Print("phase", RunUntil(() => face.IsOpen, 30) ? "open" : "never_opened");
+        Print("lost", RunUntil(() => !face.IsOpen, 60));
+        var reconnect = Stopwatch.StartNew();
+        Print("reopened", RunUntil(() => face.IsOpen, 90));
+        Print("reopen_seconds", reconnect.Elapsed.TotalSeconds.ToString("F1"));
+        Print("spoke", streamer.Speak());
+        Print("line_ends_completed", RunUntil(() => lineEnds > 0, 30));
+        Print("errors", StandIn.Logs.Count(l => l.StartsWith("error:") || l.StartsWith("exception:")));
+        foreach (string log in StandIn.Logs)
+            Console.Error.WriteLine(log);
         return 0;
     }
 
