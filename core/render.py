@@ -31,6 +31,7 @@ MAX_OUTPUT_SIDE = 4096
 WARP_GRID_SPACING = 4  # output pixels between warp-field nodes
 FRAMINGS = ("picture", "head")
 HEAD_FRAMING_FACES = 2.3  # a "head" crop is this many face heights tall
+MAX_TURN_STRETCH = 2.5  # a head turn may grow (shrink) a mesh triangle at most this much in area
 
 
 @dataclass(frozen=True)
@@ -71,11 +72,14 @@ class Renderer:
         self.px_per_metre = px_per_metre
         self.camera_z = float(self.vertices[1, 2]) + CAMERA_DISTANCE_M * px_per_metre  # nose tip + distance
         self.focal = CAMERA_DISTANCE_M * px_per_metre
-        self.warp = MeshWarp(self.vertices, rig.triangles, self.height, self.width, WARP_GRID_SPACING)
+        self.warp = MeshWarp(self.vertices, rig.triangles, self.height, self.width, WARP_GRID_SPACING,
+                             num_face_triangles=rig.num_face_triangles)
         # folds are undone everywhere but in the eye and mouth holes (their layers cover them)
         face = len(tessellation_triangles())
         solid = np.r_[rig.triangles[:face], rig.triangles[rig.num_face_triangles:]]
         self.unfold = Unfolder(self.vertices[:, :2], solid, movable=rig.head_weight > 0)
+        self.unstretch = Unfolder(self.vertices[:, :2], solid, movable=rig.head_weight > 0, max_stretch=MAX_TURN_STRETCH,
+                                  min_squeeze=1 / MAX_TURN_STRETCH)
         self.view_matte = matte
         self.base_xy = self._project(self.vertices)
         self.mouth = MouthLayer(image, self.vertices[:, :2], rig.mouth_width * float(scale.mean()))
@@ -95,6 +99,9 @@ class Renderer:
         # projection changes are added to the picture's positions, so rest reproduces the picture
         deformed_xy = rest + head * (moved_xy - self.base_xy) + (1 - head) * blend
         rigid_xy = rest + head * (rigid_xy - self.base_xy)
+        # the turn alone may not fold or overstretch the mesh; the expression rides on top of it
+        reined = self.unstretch(rigid_xy)
+        deformed_xy, rigid_xy = deformed_xy + (reined - rigid_xy), reined
         # distance (z) zooms the whole picture about the head, as a camera moving back would: scaling
         # the head alone would smear its hair and shoulders into the fixed background
         zoom = self.focal / max(self.focal - z, 1e-3)

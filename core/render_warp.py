@@ -14,6 +14,7 @@ import numpy as np
 from scipy.sparse import csr_matrix
 
 INVERSION_STEPS = 8
+FIELD_BLUR_NODES = 0.7  # Gaussian sigma, in node spacings, of the forward field
 CONVERGED_PX = 0.05  # inversion stops once the nodes land within this of their targets,
 UNCONVERGED_SHARE = 0.003  # all but this share of them
 
@@ -60,6 +61,23 @@ def barycentric_matrix(nodes: np.ndarray, vertices: np.ndarray, triangles: np.nd
                       shape=(n, len(vertices)))
 
 
+def visible_first(vertices: np.ndarray, triangles: np.ndarray, num_face_triangles: int | None) -> np.ndarray:
+    """The face's triangles reordered as a depth buffer would see them, the rest after.
+
+    In a 3/4 portrait MediaPipe puts the hidden far cheek behind the nose, so the face mesh
+    overlaps itself in the picture; where it does, a point of the picture belongs to the surface
+    facing the camera and nearest to it, not to whichever triangle comes first in the list."""
+    count = len(triangles) if num_face_triangles is None else num_face_triangles
+    face = triangles[:count]
+    xy = vertices[:, :2]
+    a, b, c = xy[face[:, 0]], xy[face[:, 1]], xy[face[:, 2]]
+    area = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+    facing = np.sign(area) == np.sign(np.sum(area))  # the orientation most of the face has
+    depth = vertices[face, 2].mean(axis=1)  # toward the camera
+    order = np.lexsort((-depth, ~facing))  # facing the camera first, then nearest first
+    return np.concatenate([face[order], triangles[count:]])
+
+
 def _barycentric(points: np.ndarray, tri: np.ndarray) -> np.ndarray | None:
     a, b, c = tri
     det = (b[1] - c[1]) * (a[0] - c[0]) + (c[0] - b[0]) * (a[1] - c[1])
@@ -77,7 +95,8 @@ class MeshWarp:
     measured faster here and free of thread start-up cost on small arrays; see bench_render).
     """
 
-    def __init__(self, vertices: np.ndarray, triangles: np.ndarray, height: int, width: int, spacing: int = 4):
+    def __init__(self, vertices: np.ndarray, triangles: np.ndarray, height: int, width: int, spacing: int = 4,
+                 num_face_triangles: int | None = None):
         self.height, self.width = height, width
         self.spacing = k = max(1, int(spacing))
         # node (i, j) sits at pixel ((j + 0.5) k - 0.5, (i + 0.5) k - 0.5): the layout cv2.resize
@@ -86,7 +105,8 @@ class MeshWarp:
         xs, ys = (np.arange(cols) + 0.5) * k - 0.5, (np.arange(rows) + 0.5) * k - 0.5
         nodes = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)
         self.coarse_shape = (rows, cols)
-        self.matrix = barycentric_matrix(nodes, vertices[:, :2].astype(np.float64), triangles)
+        self.matrix = barycentric_matrix(nodes, vertices[:, :2].astype(np.float64),
+                                         visible_first(vertices, triangles, num_face_triangles))
         self.nodes = nodes.reshape(rows, cols, 2).astype(np.float32)
         px, py = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
         self.pixels_x, self.pixels_y = px, py
@@ -99,7 +119,10 @@ class MeshWarp:
         """(V, 2) forward vertex displacement in pixels -> (map_x, map_y): where each output pixel
         comes from, as float32 (H, W) arrays for ``cv2.remap``."""
         rows, cols = self.coarse_shape
-        forward = np.ascontiguousarray((self.matrix @ displacement).astype(np.float32).reshape(rows, cols, 2))
+        forward = (self.matrix @ displacement).astype(np.float32).reshape(rows, cols, 2)
+        # triangles thinner than a node cell (a nose side seen in 3/4) give node values that fold
+        # between nodes: a light blur keeps the sampled field as smooth as the mesh's motion
+        forward = cv2.GaussianBlur(forward, (3, 3), FIELD_BLUR_NODES, borderType=cv2.BORDER_REPLICATE)
         backward = np.ascontiguousarray(self.nodes - self._invert(forward))  # (rows, cols, 2)
         k = self.spacing
         fine = cv2.resize(backward, (cols * k, rows * k), interpolation=cv2.INTER_LINEAR)[:self.height, :self.width]
@@ -194,20 +217,27 @@ class Unfolder:
     """Takes the folds out of a deformed mesh. A 2D warp cannot hide a far cheek behind the nose
     (a 3/4 portrait turning further away): the triangles there turn over and the inverse map has
     no single answer. Each step pulls the motion of every turned-over triangle's corners toward
-    their mean motion (a triangle that moves as one keeps its rest shape) until none is left."""
+    their mean motion (a triangle that moves as one keeps its rest shape) until none is left.
+    With ``max_stretch`` / ``min_squeeze`` it also reins in triangles that would grow or shrink more
+    than that: a far cheek turning into view has almost no pixels in the picture (stretched, they
+    read as a smear), and one squeezed behind the nose is a fold about to happen."""
 
-    def __init__(self, rest: np.ndarray, triangles: np.ndarray, movable: np.ndarray, min_area: float = 0.5):
+    def __init__(self, rest: np.ndarray, triangles: np.ndarray, movable: np.ndarray, min_area: float = 0.02,
+                 max_stretch: float = np.inf, min_squeeze: float = 0.0):
         area = signed_areas(rest, triangles)
         keep = np.abs(area) > min_area  # slivers flip at any motion and do not matter
         self.rest = rest
         self.triangles = triangles[keep]
-        self.orientation = np.sign(area[keep])
+        self.area = area[keep]
         self.movable = movable  # (V,) bool, vertices the unfolding may move
+        self.max_stretch = max_stretch  # triangles may grow at most this much in area, too
+        self.min_squeeze = min_squeeze  # and shrink to no less than this
 
     def __call__(self, points: np.ndarray) -> np.ndarray:
         motion = points - self.rest
         for _ in range(UNFOLD_STEPS):
-            flipped = signed_areas(self.rest + motion, self.triangles) * self.orientation <= 0
+            ratio = signed_areas(self.rest + motion, self.triangles) / self.area
+            flipped = (ratio <= self.min_squeeze) | (ratio > self.max_stretch)
             if not flipped.any():
                 break
             tris = self.triangles[flipped]
