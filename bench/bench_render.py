@@ -3,12 +3,18 @@ time and memory, against baselines measured in the same run (one plain ``grid_sa
 picture, and OpenCV's ``remap``, at the same size).
 
     .venv/bin/python bench/bench_render.py [--frames 300] [--portrait path.png] [--threads 2]
+    .venv/bin/python bench/bench_render.py --gallery out/gallery   # contact sheets, see below
 
 Target (issue 3): 512x512 at 60 fps or more per stream on 2 CPU cores.
+
+``--gallery DIR`` renders every portrait in ../shared/data/images (or $NPCFACE_DATA/images)
+speaking a real line (a15, with a happy then surprised emotion) plus a sweep of poses and
+expressions, one contact sheet per portrait, to look at.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import sys
 import time
@@ -84,12 +90,59 @@ def stage_times(renderer: Renderer, frames: list[MotionFrame]) -> dict[str, floa
     return {key: 1000 * value / len(frames) for key, value in totals.items()}
 
 
+def pose(name: str, yaw=0.0, pitch=0.0, roll=0.0, gaze=(0.0, 0.0), **weights) -> tuple[str, MotionFrame]:
+    blendshapes = np.zeros(52, dtype=np.float32)
+    for key, value in weights.items():
+        blendshapes[ARKIT_INDEX[key]] = value
+    return name, MotionFrame(0.0, (yaw, pitch, roll), (0.0, 0.0, 0.0), gaze, gaze, blendshapes)
+
+
+SWEEP = (pose("yaw -20", yaw=-20), pose("yaw +20 talking", yaw=20, JawOpen=0.4), pose("pitch +15", pitch=15),
+         pose("pitch -15 roll 10", pitch=-15, roll=10), pose("smile", MouthSmileLeft=0.8, MouthSmileRight=0.8, JawOpen=0.3),
+         pose("frown", MouthFrownLeft=1, MouthFrownRight=1, BrowDownLeft=1, BrowDownRight=1),
+         pose("pucker", MouthPucker=1), pose("blink", EyeBlinkLeft=1, EyeBlinkRight=1),
+         pose("gaze right", gaze=(25.0, 0.0)), pose("gaze up-left", gaze=(-20.0, 15.0)),
+         pose("surprise", JawOpen=0.5, BrowInnerUp=1, BrowOuterUpLeft=1, BrowOuterUpRight=1, EyeWideLeft=1,
+              EyeWideRight=1), pose("jaw 1", JawOpen=1))
+
+
+def gallery(folder: Path) -> int:
+    from npcface.core.audio import load_audio
+    from npcface.core.contact_sheet import save_contact_sheet
+    from npcface.core.motion import MotionGenerator
+    from npcface.core.types import Controls, EmotionEvent
+
+    data = Path(os.environ["NPCFACE_DATA"]) if os.environ.get("NPCFACE_DATA") else ROOT.parent / "shared" / "data"
+    portraits = sorted((data / "images").glob("*"))
+    line = data / "audio" / "a15_a2f_Claire_neutral.wav"
+    if not portraits or not line.is_file():
+        print(f"no portraits or line under {data}: nothing to render")
+        return 0
+    folder.mkdir(parents=True, exist_ok=True)
+    audio = load_audio(line)
+    track = MotionGenerator(Controls(fps=30.0)).animate(
+        audio, emotions=[EmotionEvent(0.0, "happy", 0.5, 0.0), EmotionEvent(audio.duration / 2, "surprised", 0.8)])
+    jaw = track.channel("JawOpen")
+    picks = sorted(set(np.argsort(-jaw)[:3].tolist() + np.linspace(0, len(track) - 1, 9).round().astype(int).tolist()))
+    for path in portraits + [ROOT / "fixtures" / "portrait_astronaut.png"]:
+        renderer = Renderer(build_rig(load_image(path), name=str(path)), 256, framing="head")
+        frames = [renderer.render(track.frame(i)).rgba for i in picks] + [renderer.render(f).rgba for _, f in SWEEP]
+        labels = [f"{track.times[i]:.2f} s, jaw {jaw[i]:.2f}" for i in picks] + [name for name, _ in SWEEP]
+        out = folder / f"{path.stem}.png"
+        save_contact_sheet(out, frames, labels, columns=6, tile=256)
+        print(f"wrote {out}")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--portrait", default=str(ROOT / "fixtures" / "portrait_astronaut.png"))
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--gallery", help="write contact sheets of every shared portrait to this folder instead")
     args = parser.parse_args()
+    if args.gallery:
+        return gallery(Path(args.gallery))
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; portrait {Path(args.portrait).name}")
