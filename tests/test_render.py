@@ -302,3 +302,27 @@ def test_progress_bar_only_on_a_terminal():
     lines = terminal.getvalue().split("\r")
     assert "10/40 frames" in lines[1] and "40/40 frames" in lines[-1]
     assert lines[-1].count("#") == 30 and terminal.getvalue().endswith("\n")
+
+
+def test_head_framing_fills_the_frame_with_the_face(tmp_path):
+    from conftest import FIXTURES
+
+    rig = build_rig(load_image(FIXTURES / "portrait_astronaut.png"))
+    eye_distance = {}
+    for framing in ("picture", "head"):
+        renderer = Renderer(rig, 256, framing=framing)
+        points = landmarks_of(renderer.render(motion()).rgba[..., :3])
+        eye_distance[framing] = np.linalg.norm(points[263, :2] - points[33, :2])
+    assert eye_distance["head"] > 1.8 * eye_distance["picture"], eye_distance
+    with pytest.raises(ControlError, match="framing"):
+        Renderer(rig, 64, framing="waist")
+
+
+def test_render_command_refuses_face_index_with_a_rig_file(tmp_path, capsys):
+    from conftest import FIXTURES, fixture_line
+
+    rig_path = tmp_path / "a.rig"
+    assert npcface_main(["rig", str(FIXTURES / "portrait_astronaut.png"), "-o", str(rig_path)]) == 0
+    wav, _ = fixture_line("line_fricatives")
+    assert npcface_main(["render", str(rig_path), str(wav), "--face", "1", "-o", str(tmp_path / "a.mp4")]) == 2
+    assert "--face applies to pictures" in capsys.readouterr().err
