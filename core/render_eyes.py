@@ -77,7 +77,6 @@ class EyeLayer:
         dist = np.hypot(xs - centre[0], ys - centre[1]).astype(np.float32)
         box = box or (0, 0, 1, 1)
         x0, y0, x1, y1 = box
-        patch = np.clip(picture[y0:y1, x0:x1], 0, 255).astype(np.uint8)
         covered = ((dist[y0:y1, x0:x1] < radius * 1.12)
                    & (cv2.dilate(opening[y0:y1, x0:x1], np.ones((3, 3), np.uint8)) > 0)).astype(np.uint8)
         plate = _paint_out_iris(picture[y0:y1, x0:x1], opening[y0:y1, x0:x1], dist[y0:y1, x0:x1], covered,

@@ -97,7 +97,8 @@ class MouthLayer:
         depth = np.clip(1 - along ** 2, 0, 1)
         out = c["cavity"] * (0.45 + 0.55 * depth)[..., None]
         # tongue: a low mound on the floor of the mouth, rising toward the lower teeth
-        tongue_top = lower - 0.11 * mw - 0.04 * mw * depth
+        # TongueOut raises the tongue toward the teeth (it cannot leave the picture's mouth)
+        tongue_top = lower - (0.11 + 0.1 * weights[ARKIT_INDEX["TongueOut"]]) * mw - 0.04 * mw * depth
         tongue = smoothstep(-1.5, 1.5, down - tongue_top) * smoothstep(0.0, 0.25, 0.8 - np.abs(along - jaw_along))
         tongue_shade = (0.55 + 0.45 * smoothstep(0.0, 0.12 * mw, down - tongue_top)) * (0.6 + 0.4 * depth)
         out = out + tongue[..., None] * (c["tongue"] * tongue_shade[..., None] - out)
