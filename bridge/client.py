@@ -87,7 +87,9 @@ def pcm_s16le(samples: np.ndarray) -> bytes:
 
 class SidecarClient:
     def __init__(self, endpoint: str = "tcp://127.0.0.1:5555", timeout_s: float = 10.0, name: str = "npcface-python",
-                 curve_server_key: bytes | None = None):
+                 curve_server_key: bytes | None = None, curve_client_keys: tuple[bytes, bytes] | None = None):
+        """``curve_server_key``: the server's Z85 public key (CurveZMQ); ``curve_client_keys``: this
+        client's (public, secret) pair when the server only accepts known clients."""
         self.endpoint = endpoint
         self.timeout_s = timeout_s
         self.name = name
@@ -96,7 +98,7 @@ class SidecarClient:
         self._socket = self._context.socket(zmq.DEALER)
         self._socket.setsockopt(zmq.LINGER, 0)
         if curve_server_key is not None:
-            public, secret = zmq.curve_keypair()
+            public, secret = curve_client_keys or zmq.curve_keypair()
             self._socket.curve_serverkey = curve_server_key
             self._socket.curve_publickey = public
             self._socket.curve_secretkey = secret

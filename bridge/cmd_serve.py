@@ -27,9 +27,13 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--bind", default=DEFAULT_ENDPOINT,
                         help=f"ZeroMQ endpoint, tcp://HOST:PORT or ipc://PATH (default {DEFAULT_ENDPOINT})")
     parser.add_argument("--curve-secret-key", type=Path, metavar="FILE",
-                        help="Z85 secret key file: encrypt and authenticate with CurveZMQ (needed off loopback)")
+                        help="the server's secret certificate (NAME.key_secret from --make-keys): encrypt with "
+                             "CurveZMQ (needed off loopback)")
+    parser.add_argument("--curve-clients", type=Path, metavar="DIR",
+                        help="with --curve-secret-key: accept only clients whose public certificates (*.key) are in DIR")
     parser.add_argument("--make-keys", type=Path, metavar="DIR",
-                        help="write a new server key pair (server.key, server.pub) into DIR and exit")
+                        help="write a new CurveZMQ certificate pair (NAME.key public, NAME.key_secret) into DIR and exit")
+    parser.add_argument("--key-name", default="server", help="NAME for --make-keys (default: server)")
     parser.add_argument("--insecure", action="store_true",
                         help="allow a non-loopback bind without CurveZMQ (anyone who reaches the port can use it)")
     parser.add_argument("--idle-timeout", type=float, default=Liveness().idle_timeout_s, metavar="SECONDS",
@@ -74,41 +78,66 @@ def check_endpoint(endpoint: str, secure: bool, insecure: bool) -> None:
                 "this port can use this server !!!", endpoint)
 
 
-def make_keys(folder: Path) -> int:
+def make_keys(folder: Path, name: str) -> int:
+    import zmq.auth
+
+    if not name.replace("-", "").replace("_", "").isalnum():
+        raise ServeError(f"--key-name must be letters, digits, - or _, got {name!r}")
     folder.mkdir(parents=True, exist_ok=True)
-    public, secret = zmq.curve_keypair()
-    (folder / "server.key").write_bytes(secret)
-    (folder / "server.key").chmod(0o600)
-    (folder / "server.pub").write_bytes(public)
-    print(f"wrote {folder / 'server.key'} (keep secret) and {folder / 'server.pub'} (give to clients)")
+    public, secret = zmq.auth.create_certificates(folder, name)
+    Path(secret).chmod(0o600)
+    print(f"wrote {public} (public: give it to the other side) and {secret} (keep it secret)")
     return 0
 
 
 def read_secret_key(path: Path) -> bytes:
+    """The Z85 secret key of a certificate file from --make-keys (or a bare 40-character key)."""
+    import zmq.auth
+
     try:
-        key = path.read_bytes().strip()
+        text = path.read_bytes().strip()
     except OSError as exc:
         raise ServeError(f"cannot read the CurveZMQ key {path}: {exc.strerror}") from None
-    if len(key) != 40:
-        raise ServeError(f"{path} is not a Z85 CurveZMQ secret key (40 characters); make one with --make-keys")
-    return key
+    if len(text) == 40:
+        return text
+    try:
+        _, secret = zmq.auth.load_certificate(path)
+    except (OSError, ValueError, KeyError):
+        secret = None
+    if not secret or len(secret) != 40:
+        raise ServeError(f"{path} is not a CurveZMQ secret certificate (Z85); make one with --make-keys")
+    return secret
+
+
+def check_clients_dir(folder: Path | None, secure: bool) -> Path | None:
+    if folder is None:
+        if secure:
+            log.warning("npcface serve: CurveZMQ on: traffic is encrypted, but any client that has the server's "
+                        "public key may connect (use --curve-clients DIR to allow only known clients)")
+        return None
+    if not secure:
+        raise ServeError("--curve-clients needs --curve-secret-key")
+    if not folder.is_dir() or not any(folder.glob("*.key")):
+        raise ServeError(f"--curve-clients {folder}: a folder with client public certificates (*.key) is needed")
+    return folder
 
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s", stream=sys.stderr)
     if args.make_keys is not None:
-        return make_keys(args.make_keys)
+        return make_keys(args.make_keys, args.key_name)
     if args.idle_timeout <= 0 or (args.workers is not None and args.workers < 1):
         raise ServeError("--idle-timeout and --workers must be positive")
     secret = read_secret_key(args.curve_secret_key) if args.curve_secret_key else None
     check_endpoint(args.bind, secure=secret is not None, insecure=args.insecure)
+    clients_dir = check_clients_dir(args.curve_clients, secure=secret is not None)
     from .server import Server
 
     limits = Limits(max_sessions=args.max_sessions, max_sessions_per_client=args.max_sessions_per_client,
                     max_message_bytes=args.max_message_bytes, max_line_seconds=args.max_line_seconds)
     try:
         server = Server(args.bind, limits=limits, liveness=Liveness(args.idle_timeout), render_workers=args.workers,
-                        curve_secret_key=secret)
+                        curve_secret_key=secret, curve_clients_dir=clients_dir)
     except zmq.ZMQError as exc:
         raise ServeError(f"cannot listen on {args.bind}: {exc}") from None
     log.info("npcface serve: warmed up in %.2f s", server.warm_up())

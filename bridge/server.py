@@ -16,6 +16,7 @@ import time
 from collections import OrderedDict, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import zmq
@@ -53,7 +54,7 @@ class Server(RequestHandlers):
 
     def __init__(self, endpoint: str = "tcp://127.0.0.1:5555", limits: Limits = Limits(),
                  liveness: Liveness = Liveness(), render_workers: int | None = None,
-                 curve_secret_key: bytes | None = None):
+                 curve_secret_key: bytes | None = None, curve_clients_dir: Path | None = None):
         self.endpoint_requested = endpoint
         self.limits = limits
         self.liveness = liveness
@@ -77,6 +78,13 @@ class Server(RequestHandlers):
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.setsockopt(zmq.SNDHWM, 100_000)  # ticks are small; frames are bounded by the window
         self.socket.setsockopt(zmq.MAXMSGSIZE, 4 * limits.max_message_bytes)
+        self._authenticator = None
+        if curve_clients_dir is not None:  # ZAP: only the listed clients' keys get in
+            from zmq.auth.thread import ThreadAuthenticator
+
+            self._authenticator = ThreadAuthenticator(self._context)
+            self._authenticator.start()
+            self._authenticator.configure_curve(domain="*", location=str(curve_clients_dir))
         if curve_secret_key is not None:
             self.socket.curve_secretkey = curve_secret_key
             self.socket.curve_publickey = zmq.curve_public(curve_secret_key)
@@ -179,6 +187,8 @@ class Server(RequestHandlers):
         self._render_pool.shutdown(wait=True, cancel_futures=True)
         self._rig_pool.shutdown(wait=True, cancel_futures=True)
         self.socket.close(linger=0)
+        if self._authenticator is not None:
+            self._authenticator.stop()
         self._context.term()
         for fd in (self._wake_read, self._wake_write):
             try:

@@ -107,21 +107,31 @@ def test_bad_bind_addresses_get_one_line_errors(bind):
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "--bind" in result.stderr
 
 
-def test_curve_keys_encrypt_and_authenticate(tmp_path: Path):
-    assert run_cli("serve", "--make-keys", str(tmp_path)).returncode == 0
-    server = ServeProcess("--bind", "tcp://0.0.0.0:0", "--curve-secret-key", str(tmp_path / "server.key"))
+def test_curve_keys_encrypt_and_admit_only_known_clients(tmp_path: Path):
+    import zmq
+    import zmq.auth
+
+    keys, allowed = tmp_path / "keys", tmp_path / "allowed"
+    assert run_cli("serve", "--make-keys", str(keys)).returncode == 0
+    assert run_cli("serve", "--make-keys", str(allowed), "--key-name", "guard-npc").returncode == 0
+    server_public, _ = zmq.auth.load_certificate(keys / "server.key")
+    known = zmq.auth.load_certificate(allowed / "guard-npc.key_secret")
+    server = ServeProcess("--bind", "tcp://0.0.0.0:0", "--curve-secret-key", str(keys / "server.key_secret"),
+                          "--curve-clients", str(allowed))
     try:
         endpoint = server.endpoint.replace("0.0.0.0", "127.0.0.1")
-        public = (tmp_path / "server.pub").read_bytes()
-        with SidecarClient(endpoint, timeout_s=10, curve_server_key=public) as client:
+        with SidecarClient(endpoint, timeout_s=10, curve_server_key=server_public, curve_client_keys=known) as client:
             assert client.ping().instance == client.welcome.instance
-        plain = SidecarClient(endpoint, timeout_s=1.0)
-        with pytest.raises(SidecarUnavailable):
-            plain.hello()
-        plain.close()
+        for stranger in (SidecarClient(endpoint, timeout_s=1.0, curve_server_key=server_public),  # unknown key
+                         SidecarClient(endpoint, timeout_s=1.0)):  # no encryption at all
+            with pytest.raises(SidecarUnavailable):
+                stranger.hello()
+            stranger.close()
     finally:
         assert server.interrupt()[0] == 0
     bad_key = tmp_path / "bad.key"
     bad_key.write_text("short")
     result = run_cli("serve", "--curve-secret-key", str(bad_key))
-    assert result.returncode == 2 and "Z85" in result.stderr
+    assert result.returncode == 2 and "CurveZMQ secret certificate" in result.stderr
+    no_keys = run_cli("serve", "--curve-clients", str(allowed))
+    assert no_keys.returncode == 2 and "--curve-secret-key" in no_keys.stderr
