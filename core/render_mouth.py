@@ -42,7 +42,7 @@ class MouthLayer:
             x0, y0, x1, y1 = box
             shown[y0:y1, x0:x1] = polygon_mask(self.base_xy[INNER_CONTOUR], box)
         # the source's own mouth opening, one pixel wider so rest frames match it exactly
-        self.source_open = cv2.dilate(shown, np.ones((3, 3), np.uint8))
+        self.source_open = (cv2.dilate(shown, np.ones((3, 3), np.uint8)) > 0).astype(np.float32)
         self.rest_gap = self._gap(self.base_xy)
         # lips parted in the picture (teeth showing): keep its inside; else only at rest
         self.source_parted = self.rest_gap > 0.06 * self.mouth_width

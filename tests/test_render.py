@@ -68,6 +68,7 @@ def test_neutral_frame_reproduces_the_picture(renderer):
     error = (out - renderer.view_image)[face]
     psnr = 10 * np.log10(255.0 ** 2 / max(np.mean(error ** 2), 1e-12))
     assert psnr >= 40.0, psnr
+    assert np.abs(out - renderer.view_image).max() <= 1  # in fact the whole picture, to the pixel
 
 
 def test_output_is_rgba_of_the_requested_size(face_rig):
