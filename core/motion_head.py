@@ -18,6 +18,7 @@ from .motion_cues import Cues
 from .motion_emotion import ramped_timeline
 from .types import FEATURE_HOP_S, GazeEvent
 
+SACCADE_S = 0.025  # a small saccade takes 20-30 ms
 Hazard = Callable[[np.ndarray], np.ndarray]  # times (s) -> events per second (or a gain) at those times
 _BLOCK = 256  # random values are drawn in blocks of this many knots / slots
 
@@ -126,12 +127,12 @@ def blink_curve(times: np.ndarray, blinks: Sequence[tuple[float, np.ndarray]]) -
 
 
 def saccade_offsets(times: np.ndarray, saccades: Sequence[tuple[float, np.ndarray]]) -> np.ndarray:
-    """(T, 2) gaze offset (yaw, pitch degrees): hold each fixation, jump in ~40 ms."""
+    """(T, 2) gaze offset (yaw, pitch degrees): hold each fixation, jump in SACCADE_S."""
     out = np.zeros((len(times), 2))
     previous = np.zeros(2)
     for start, u in saccades:
         target = np.array([(u[1] * 2 - 1) * 4.0, (u[2] * 2 - 1) * 2.5])
-        s = np.clip((times - start) / 0.04, 0.0, 1.0)[:, None]
+        s = np.clip((times - start) / SACCADE_S, 0.0, 1.0)[:, None]
         after = times >= start
         out[after] = (previous + (target - previous) * s)[after]
         previous = target
