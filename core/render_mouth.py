@@ -74,9 +74,18 @@ class MouthLayer:
             return
         upper_jaw = fit_affine(self.base_xy[UPPER_JAW_POINTS], geometry.rigid[UPPER_JAW_POINTS])
         map_x, map_y = inverse_points(upper_jaw, box)
-        kept = sample(self.source_open, map_x, map_y)[..., None]
-        if not self.source_parted:  # the closed lips' seam must not show as a rim inside the mouth
-            kept = kept * (1 - smoothstep(0.0, 0.04 * self.mouth_width, self._gap(geometry.deformed) - self.rest_gap))
+        kept = sample(self.source_open, map_x, map_y)
+        opened = float(smoothstep(0.0, 0.04 * self.mouth_width, self._gap(geometry.deformed) - self.rest_gap))
+        if self.source_parted:
+            # the picture's upper teeth stay with the upper jaw; its lower lip and teeth go with the jaw,
+            # so below the middle of its opening the synthesized mouth takes over as the jaw drops
+            along, down = self._coords(np.stack([map_x, map_y], axis=-1).astype(np.float64))
+            upper, lower = np.interp(along, *self.upper_line), np.interp(along, *self.lower_line)
+            upper_half = 1 - smoothstep(-1.0, 1.0, down - (upper + 0.55 * (lower - upper)))
+            kept = kept * (1 - opened + opened * upper_half)
+        else:  # the closed lips' seam must not show as a rim inside the mouth
+            kept = kept * (1 - opened)
+        kept = kept[..., None]
         source = sample(self.image, map_x, map_y)
         jaw_shift = geometry.deformed[CHIN] - geometry.rigid[CHIN]
         synth = self._synthesize(map_x, map_y, jaw_shift, upper_jaw, geometry.weights)
