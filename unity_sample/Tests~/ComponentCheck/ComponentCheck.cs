@@ -54,6 +54,24 @@ static class ComponentCheck
         return 0;
     }
 
+    static SkinnedMeshRenderer AddSkin(GameObject parent, string name, params string[] shapes)
+    {
+        var holder = new GameObject(name);
+        holder.transform.parent = parent.transform;
+        SkinnedMeshRenderer skin = holder.AddComponent<SkinnedMeshRenderer>();
+        var mesh = new Mesh();
+        foreach (string shape in shapes)
+            mesh.AddBlendShapeFrame(shape, 100f, null, null, null);
+        skin.sharedMesh = mesh;
+        return skin;
+    }
+
+    static NpcfaceAudioStreamer AddStreamer(GameObject guard, WavFile wav, string text)
+    {
+        NpcfaceAudioStreamer streamer = AddStreamer(guard, wav, text);
+        return streamer;
+    }
+
     // Runs player-loop frames until `done` or the timeout; false on timeout.
     static bool RunUntil(Func<bool> done, double timeoutSeconds)
     {
@@ -76,10 +94,7 @@ static class ComponentCheck
         var guard = new GameObject("Guard");
         guard.SetActive(false);
         NpcfaceFace face = guard.AddComponent<NpcfaceFace>();
-        var clip = AudioClip.Create("line", wav.Samples.Length / wav.Channels, wav.Channels, wav.Rate, false);
-        clip.SetData(wav.Samples, 0);
-        NpcfaceAudioStreamer streamer = guard.AddComponent<NpcfaceAudioStreamer>();
-        streamer.clip = clip;
+        NpcfaceAudioStreamer streamer = AddStreamer(guard, wav, "");
         int lineEnds = 0;
         face.LineEnded += end => lineEnds++;
         guard.SetActive(true);
@@ -108,20 +123,11 @@ static class ComponentCheck
         face.visemes = true;
         face.SetAvatarImage(portrait);
 
-        var clip = AudioClip.Create("line", wav.Samples.Length / wav.Channels, wav.Channels, wav.Rate, false);
-        clip.SetData(wav.Samples, 0);
-        NpcfaceAudioStreamer streamer = guard.AddComponent<NpcfaceAudioStreamer>();
-        streamer.clip = clip;
-        streamer.text = text;
+        NpcfaceAudioStreamer streamer = AddStreamer(guard, wav, text);
 
         // A rig whose shapes use three naming styles, one custom name mapped by an asset, one viseme.
-        var headMeshObject = new GameObject("HeadMesh");
-        headMeshObject.transform.parent = guard.transform;
-        SkinnedMeshRenderer skin = headMeshObject.AddComponent<SkinnedMeshRenderer>();
-        var mesh = new Mesh();
-        foreach (string shape in new[] { "blendShape1.jawOpen", "EyeBlinkLeft", "Mouth_Smile_L", "Fcl_MTH_A", "viseme_PP", "Unrelated" })
-            mesh.AddBlendShapeFrame(shape, 100f, null, null, null);
-        skin.sharedMesh = mesh;
+        SkinnedMeshRenderer skin = AddSkin(guard, "HeadMesh", "blendShape1.jawOpen", "EyeBlinkLeft", "Mouth_Smile_L", "Fcl_MTH_A", "viseme_PP", "Unrelated");
+        Mesh mesh = skin.sharedMesh;
         var mapping = ScriptableObject.CreateInstance<NpcfaceBlendshapeMapping>();
         mapping.entries.Add(new NpcfaceBlendshapeMapping.Entry { source = "JawOpen", blendShape = "Fcl_MTH_A", scale = 0.5f });
         NpcfaceBlendshapeApplier blendshapes = guard.AddComponent<NpcfaceBlendshapeApplier>();
@@ -130,16 +136,11 @@ static class ComponentCheck
 
         // A VRoid model: its "Fcl_" shapes through the VRoid preset, driven by the vrm channel.
         face.vrm = true;
-        var vroidObject = new GameObject("VRoidFace");
-        vroidObject.transform.parent = guard.transform;
-        SkinnedMeshRenderer vroidSkin = vroidObject.AddComponent<SkinnedMeshRenderer>();
-        var vroidMesh = new Mesh();
-        foreach (string shape in new[] { "Fcl_MTH_A", "Fcl_EYE_Close_L", "Fcl_ALL_Joy", "JawOpen" })
-            vroidMesh.AddBlendShapeFrame(shape, 100f, null, null, null);
-        vroidSkin.sharedMesh = vroidMesh;
+        SkinnedMeshRenderer vroidSkin = AddSkin(guard, "VRoidFace", "Fcl_MTH_A", "Fcl_EYE_Close_L", "Fcl_ALL_Joy", "JawOpen");
+        Mesh vroidMesh = vroidSkin.sharedMesh;
         var vroidMapping = ScriptableObject.CreateInstance<NpcfaceBlendshapeMapping>();
         vroidMapping.FillVRoid();
-        NpcfaceBlendshapeApplier vroid = vroidObject.AddComponent<NpcfaceBlendshapeApplier>();
+        NpcfaceBlendshapeApplier vroid = vroidSkin.gameObject.AddComponent<NpcfaceBlendshapeApplier>();
         vroid.face = face;
         vroid.renderers = new[] { vroidSkin };
         vroid.mapping = vroidMapping;
