@@ -107,10 +107,13 @@ class MouthLayer:
         out = c["cavity"] * (0.45 + 0.55 * depth)[..., None]
         # tongue: a low mound on the floor of the mouth, rising toward the lower teeth
         # TongueOut raises the tongue toward the teeth (it cannot leave the picture's mouth)
-        tongue_top = lower - (0.11 + 0.1 * weights[ARKIT_INDEX["TongueOut"]]) * mw - 0.04 * mw * depth
-        tongue = smoothstep(-1.5, 1.5, down - tongue_top) * smoothstep(0.0, 0.25, 0.8 - np.abs(along - jaw_along))
-        tongue_shade = (0.55 + 0.45 * smoothstep(0.0, 0.12 * mw, down - tongue_top)) * (0.6 + 0.4 * depth)
+        tongue_top = lower - (0.1 + 0.1 * weights[ARKIT_INDEX["TongueOut"]]) * mw - 0.03 * mw * depth
+        tongue = smoothstep(-1.5, 1.5, down - tongue_top) * smoothstep(0.0, 0.25, 0.75 - np.abs(along - jaw_along))
+        tongue_shade = (0.4 + 0.35 * smoothstep(0.0, 0.1 * mw, down - tongue_top)) * (0.6 + 0.4 * depth)
         out = out + tongue[..., None] * (c["tongue"] * tongue_shade[..., None] - out)
+        # the lower lip's inner rim shades what is just behind it (keeps the lip's edge crisp)
+        rim = smoothstep(-0.04 * mw, 0.0, down - lower)
+        out = out * (1 - 0.55 * rim)[..., None]
         height = 0.13 * mw * np.sqrt(np.clip(1 - (along / 0.86) ** 2, 0, 1))
         upper_teeth = smoothstep(-1.0, 1.0, upper + height - down) * (height > 0.5)
         gaps = np.ones_like(along)
