@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import tracemalloc
 import sys
 import time
 from pathlib import Path
@@ -156,7 +157,10 @@ def main() -> int:
     frames = talking_frames(args.frames)
     for size in (256, 512):
         init = timed(lambda: Renderer(rig, size), 2)
+        tracemalloc.start()
         renderer = Renderer(rig, size)
+        held = tracemalloc.get_traced_memory()[0] / 2 ** 20
+        tracemalloc.stop()
         start = time.perf_counter()
         for frame in frames:
             renderer.render(frame)
@@ -171,7 +175,7 @@ def main() -> int:
         xs, ys = np.meshgrid(np.arange(size, dtype=np.float32), np.arange(size, dtype=np.float32))
         base_cv = timed(lambda: cv2.remap(renderer.view_image, xs, ys, cv2.INTER_LINEAR), 50)
         print(f"\n{size}x{size}: {fps:.1f} fps ({1000 / fps:.2f} ms/frame over {len(frames)} talking frames), "
-              f"renderer set-up {1000 * init:.0f} ms")
+              f"renderer set-up {1000 * init:.0f} ms, {held:.1f} MiB held per renderer (stream)")
         print(f"  baseline, one grid_sample of the picture (4 planes): {1000 * base_torch:.2f} ms "
               f"({1 / base_torch:.0f} fps); cv2.remap (uint8 RGB): {1000 * base_cv:.2f} ms ({1 / base_cv:.0f} fps)")
         print(f"  a whole frame costs {(1 / fps) / base_torch:.1f} plain grid_samples")
