@@ -206,6 +206,7 @@ class Surround:
 
 
 UNFOLD_STEPS = 24
+STRETCH_MIN_AREA = 4.0  # square pixels: smaller triangles are only checked for folds
 
 
 def signed_areas(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
@@ -229,6 +230,7 @@ class Unfolder:
         self.rest = rest
         self.triangles = triangles[keep]
         self.area = area[keep]
+        self.sized = np.abs(self.area) > STRETCH_MIN_AREA
         self.movable = movable  # (V,) bool, vertices the unfolding may move
         self.max_stretch = max_stretch  # triangles may grow at most this much in area, too
         self.min_squeeze = min_squeeze  # and shrink to no less than this
@@ -237,7 +239,8 @@ class Unfolder:
         motion = points - self.rest
         for _ in range(UNFOLD_STEPS):
             ratio = signed_areas(self.rest + motion, self.triangles) / self.area
-            flipped = (ratio <= self.min_squeeze) | (ratio > self.max_stretch)
+            # a sliver's area ratio swings wildly with sub-pixel motion: only folds count for it
+            flipped = (ratio <= 0) | (self.sized & ((ratio <= self.min_squeeze) | (ratio > self.max_stretch)))
             if not flipped.any():
                 break
             tris = self.triangles[flipped]
