@@ -21,6 +21,8 @@ from .rig_mesh import (BROW_LEFT_INNER, BROW_LEFT_MID, BROW_LEFT_OUTER, BROW_RIG
                        LIPS_UPPER_OUTER, NOSE_TIP, NOSE_WING_LEFT, NOSE_WING_RIGHT, NUM_LANDMARKS, FaceMesh)
 
 JAW_DROP_PER_MOUTH_WIDTH = 0.45  # chin travel at JawOpen = 1, as a fraction of the lip width
+PARTED_LIPS = 0.06  # lips this far apart at rest (a fraction of the lip width) count as parted
+BILABIAL_PRESS = 0.45  # MouthPressLeft/Right of a bilabial (core/motion_lips): seals parted lips
 
 
 @dataclass(frozen=True)
@@ -173,7 +175,22 @@ def _mouth_shapes(b: _ShapeBuilder, mw: float) -> dict[str, np.ndarray]:
     shapes["MouthLeft"] = b.delta(lips_move(lambda i: (0.12 * mw, 0.0)), fixed=eyes_and_nose, radius=0.6)
     shapes["MouthRight"] = b.delta(lips_move(lambda i: (-0.12 * mw, 0.0)), fixed=eyes_and_nose, radius=0.6)
 
+    # A picture with parted lips (teeth showing) has them apart at rest; pressed lips (a bilabial
+    # sets MouthPressLeft/Right to BILABIAL_PRESS) must still meet, so pressing closes that gap too.
+    rest_gap = {u: uv[l, 1] - uv[u, 1] for u, l in zip(LIPS_UPPER_INNER[1:-1], LIPS_LOWER_INNER[1:-1])}
+    rest_gap.update({l: g for (u, g), l in zip(list(rest_gap.items()), LIPS_LOWER_INNER[1:-1])})
+    rest_gap.update({o: rest_gap[u] for o, u in zip(LIPS_UPPER_OUTER[1:-1] + LIPS_LOWER_OUTER[1:-1],
+                                                     LIPS_UPPER_INNER[1:-1] + LIPS_LOWER_INNER[1:-1])})
+    parted = np.median(list(rest_gap.values())) > PARTED_LIPS * mw
+
     for suffix, sign in (("Left", 1.0), ("Right", -1.0)):
+        def seal(i, sign=sign):  # this side's share of closing half the rest gap (inner lips fully)
+            if not parted or i not in rest_gap:
+                return 0.0
+            follow = 1.0 if i in LIPS_UPPER_INNER or i in LIPS_LOWER_INNER else 0.6
+            share = float(np.clip(0.5 + sign * side[i], 0, 1))
+            return follow * share * max(rest_gap[i], 0.0) / 2 / BILABIAL_PRESS
+
         def weight(i, sign=sign):  # 1 at this side's corner, 0 from the centre over
             return float(np.clip(sign * side[i], 0, 1)) ** 1.5
 
@@ -187,7 +204,8 @@ def _mouth_shapes(b: _ShapeBuilder, mw: float) -> dict[str, np.ndarray]:
         add("MouthFrown", lambda i: (sign * 0.02 * mw * weight(i), 0.09 * mw * weight(i)))
         add("MouthDimple", lambda i: (sign * 0.06 * mw * weight(i), -0.01 * mw * weight(i)))
         add("MouthStretch", lambda i: (sign * 0.10 * mw * weight(i), 0.04 * mw * weight(i)))
-        add("MouthPress", lambda i: (0.0, (0.025 * mw if i in upper else -0.025 * mw if i in lower else 0) * half(i)))
+        add("MouthPress", lambda i: (0.0, (0.025 * mw * half(i) + seal(i)) if i in upper
+                                     else (-0.025 * mw * half(i) - seal(i)) if i in lower else 0.0))
         add("MouthLowerDown", lambda i: (0.0, 0.12 * mw * half(i) if i in lower else 0.0), 0.6,
             eyes_and_nose + (CHIN,))
         add("MouthUpperUp", lambda i: (0.0, -0.10 * mw * half(i) if i in upper else 0.0), 0.6)
