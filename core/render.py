@@ -28,7 +28,8 @@ from .types import Frame, MotionFrame
 CAMERA_DISTANCE_M = 0.6  # same as the motion generator's head_distance mapping
 IOD_METRES = 0.063  # a typical inter-ocular distance: converts metres to the portrait's pixels
 MAX_OUTPUT_SIDE = 4096
-WARP_GRID_SPACING = 4  # output pixels between warp-field nodes
+WARP_GRID_SPACING = (2, 4)  # output pixels between warp-field nodes: fewest, most
+NODES_PER_MOUTH = 20  # the grid is fine enough to close parted lips: this many nodes across the mouth
 FRAMINGS = ("picture", "head")
 HEAD_FRAMING_FACES = 2.3  # a "head" crop is this many face heights tall
 MAX_TURN_STRETCH = 2.5  # a head turn may grow (shrink) a mesh triangle at most this much in area
@@ -72,7 +73,9 @@ class Renderer:
         self.px_per_metre = px_per_metre
         self.camera_z = float(self.vertices[1, 2]) + CAMERA_DISTANCE_M * px_per_metre  # nose tip + distance
         self.focal = CAMERA_DISTANCE_M * px_per_metre
-        self.warp = MeshWarp(self.vertices, rig.triangles, self.height, self.width, WARP_GRID_SPACING,
+        mouth_px = rig.mouth_width * float(scale.mean())
+        spacing = int(np.clip(mouth_px // NODES_PER_MOUTH, *WARP_GRID_SPACING))
+        self.warp = MeshWarp(self.vertices, rig.triangles, self.height, self.width, spacing,
                              num_face_triangles=rig.num_face_triangles)
         # folds are undone everywhere but in the eye and mouth holes (their layers cover them)
         face = len(tessellation_triangles())

@@ -43,6 +43,7 @@ class MouthLayer:
             shown[y0:y1, x0:x1] = polygon_mask(self.base_xy[INNER_CONTOUR], box)
         # the source's own mouth opening, one pixel wider so rest frames match it exactly
         self.source_open = (cv2.dilate(shown, np.ones((3, 3), np.uint8)) > 0).astype(np.float32)
+        self.source_inside = cv2.erode(shown, np.ones((3, 3), np.uint8))  # strictly inside, for sealing
         self.rest_gap = self._gap(self.base_xy)
         # lips parted in the picture (teeth showing): keep its inside; else only at rest
         self.source_parted = self.rest_gap > 0.06 * self.mouth_width
@@ -90,7 +91,41 @@ class MouthLayer:
         jaw_shift = geometry.deformed[CHIN] - geometry.rigid[CHIN]
         synth = self._synthesize(map_x, map_y, jaw_shift, upper_jaw, geometry.weights)
         interior = kept * source + (1 - kept) * synth
+        closing = self._closing(geometry)
+        if closing > 0:  # lips closing past their rest gap: what still shows between them is shadow
+            seam = 0.25 * (self.colours["upper_lip"] + self.colours["lower_lip"])  # lips in their own shadow
+            interior = interior + closing * (seam - interior)
         composite(rgb, box, coverage[..., None], interior)
+        if closing > 0:
+            self._seal(rgb, geometry, upper_jaw, closing)
+
+    def _closing(self, geometry) -> float:
+        """0 .. 1: how far parted lips have closed past their rest gap (0 for closed-lip pictures)."""
+        if not self.source_parted:
+            return 0.0
+        return float(smoothstep(0.0, 0.6 * self.rest_gap, self.rest_gap - self._gap(geometry.deformed)))
+
+    def _seal(self, rgb: np.ndarray, geometry, upper_jaw: np.ndarray, closing: float) -> None:
+        """Parted lips closing past their rest gap: the warp can only squeeze the teeth between them
+        into a band about a grid cell wide, so lips are painted over what the closed lips now hide."""
+        upper_ids, lower_ids = list(LIPS_UPPER_INNER), list(LIPS_LOWER_INNER)
+        hidden_outline = geometry.rigid[INNER_CONTOUR]
+        box = bounding_box(np.vstack([hidden_outline, geometry.deformed[INNER_CONTOUR]]), 2, self.width, self.height)
+        if box is None:
+            return
+        map_x, map_y = inverse_points(upper_jaw, box)
+        hidden = sample(self.source_inside, map_x, map_y) * (1 - polygon_mask(geometry.deformed[INNER_CONTOUR], box))
+        x0, y0, x1, y1 = box
+        xs = np.arange(x0, x1, dtype=np.float64)
+        upper, lower = geometry.deformed[upper_ids], geometry.deformed[lower_ids]
+        top = np.interp(xs, *upper[np.argsort(upper[:, 0])].T)
+        bottom = np.interp(xs, *lower[np.argsort(lower[:, 0])].T)
+        seam = ((top + bottom) / 2)[None, :]
+        ys = np.arange(y0, y1, dtype=np.float64)[:, None]
+        below = smoothstep(-0.5, 0.5, ys - seam)[..., None]
+        colour = (1 - below) * self.colours["upper_lip"] + below * self.colours["lower_lip"]
+        colour = colour * (1 - 0.45 * np.exp(-((ys - seam) / 0.8) ** 2))[..., None]  # where the lips meet
+        composite(rgb, box, (closing * hidden)[..., None], colour.astype(np.float32))
 
     def _synthesize(self, map_x, map_y, jaw_shift, upper_jaw, weights) -> np.ndarray:
         """Cavity, tongue and teeth at rest-pose positions (map_x, map_y)."""
@@ -145,8 +180,14 @@ def _mouth_colours(image: np.ndarray, base_xy: np.ndarray, shown: np.ndarray) ->
         bright = inside[inside.mean(axis=1) >= np.percentile(inside.mean(axis=1), 70)]
         if bright.mean() > 0.8 * skin.mean():
             teeth = np.median(bright, axis=0)
+    lip_halves = []
+    for outer, inner in ((LIPS_UPPER_OUTER, LIPS_UPPER_INNER), (LIPS_LOWER_OUTER, LIPS_LOWER_INNER)):
+        half = np.zeros((height, width), dtype=np.uint8)
+        cv2.fillPoly(half, [np.round(base_xy[list(outer) + list(inner[::-1])]).astype(np.int32)], 1)
+        lip_halves.append(np.median(image[half > 0], axis=0) if half.any() else lip)
     colours = {"cavity": lip * np.array([0.32, 0.22, 0.22]) + 4.0,
-               "tongue": lip * np.array([0.78, 0.6, 0.6]) + np.array([14.0, 0.0, 0.0]), "teeth": teeth}
+               "tongue": lip * np.array([0.78, 0.6, 0.6]) + np.array([14.0, 0.0, 0.0]), "teeth": teeth,
+               "upper_lip": lip_halves[0], "lower_lip": lip_halves[1]}
     if grey:  # black-and-white pictures (and marble) keep no colour cast
         colours = {k: np.full(3, v.mean()) for k, v in colours.items()}
     return {k: np.asarray(v, dtype=np.float32) for k, v in colours.items()}

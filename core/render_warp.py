@@ -122,7 +122,8 @@ class MeshWarp:
         forward = (self.matrix @ displacement).astype(np.float32).reshape(rows, cols, 2)
         # triangles thinner than a node cell (a nose side seen in 3/4) give node values that fold
         # between nodes: a light blur keeps the sampled field as smooth as the mesh's motion
-        forward = cv2.GaussianBlur(forward, (3, 3), FIELD_BLUR_NODES, borderType=cv2.BORDER_REPLICATE)
+        if FIELD_BLUR_NODES > 0:
+            forward = cv2.GaussianBlur(forward, (3, 3), FIELD_BLUR_NODES, borderType=cv2.BORDER_REPLICATE)
         backward = np.ascontiguousarray(self.nodes - self._invert(forward))  # (rows, cols, 2)
         k = self.spacing
         fine = cv2.resize(backward, (cols * k, rows * k), interpolation=cv2.INTER_LINEAR)[:self.height, :self.width]

@@ -327,3 +327,18 @@ def test_render_command_refuses_face_index_with_a_rig_file(tmp_path, capsys):
     wav, _ = fixture_line("line_fricatives")
     assert npcface_main(["render", str(rig_path), str(wav), "--face", "1", "-o", str(tmp_path / "a.mp4")]) == 2
     assert "--face applies to pictures" in capsys.readouterr().err
+
+
+def test_pressed_lips_close_a_portrait_that_shows_its_teeth(renderer):
+    """The astronaut smiles with her teeth showing; a bilabial (lips pressed, as the motion
+    generator writes it) must still close her lips over them."""
+    rows, cols = mouth_box(renderer)
+
+    def teeth_pixels(frame):
+        patch = rgb(renderer, frame)[rows, cols]
+        return int(((luminance(patch) > 170) & (patch.max(axis=-1) - patch.min(axis=-1) < 40)).sum())
+
+    bilabial = motion(MouthPressLeft=0.45, MouthPressRight=0.45, MouthRollLower=0.12, MouthRollUpper=0.08,
+                      JawOpen=0.06, MouthClose=0.06)
+    showing, pressed = teeth_pixels(motion()), teeth_pixels(bilabial)
+    assert showing > 40 and pressed < 0.3 * showing, (showing, pressed)
