@@ -189,7 +189,8 @@ def _mouth_shapes(b: _ShapeBuilder, mw: float) -> dict[str, np.ndarray]:
                 return 0.0
             follow = 1.0 if i in LIPS_UPPER_INNER or i in LIPS_LOWER_INNER else 0.6
             share = float(np.clip(0.5 + sign * side[i], 0, 1))
-            return follow * share * max(rest_gap[i], 0.0) / 2 / BILABIAL_PRESS
+            # 85%: with the press's own thinning the lips just meet (overlapping lips would fold)
+            return 0.85 * follow * share * max(rest_gap[i], 0.0) / 2 / BILABIAL_PRESS
 
         def weight(i, sign=sign):  # 1 at this side's corner, 0 from the centre over
             return float(np.clip(sign * side[i], 0, 1)) ** 1.5
