@@ -28,8 +28,8 @@ from .types import Frame, MotionFrame
 CAMERA_DISTANCE_M = 0.6  # same as the motion generator's head_distance mapping
 IOD_METRES = 0.063  # a typical inter-ocular distance: converts metres to the portrait's pixels
 MAX_OUTPUT_SIDE = 4096
-WARP_GRID_SPACING = (2, 4)  # output pixels between warp-field nodes: fewest, most
-NODES_PER_MOUTH = 20  # the grid is fine enough to close parted lips: this many nodes across the mouth
+WARP_GRID_SPACING = (3, 4)  # output pixels between warp-field nodes: fewest, most
+NODES_PER_MOUTH = 20  # a grid fine enough for the lips: about this many nodes across the mouth
 FRAMINGS = ("picture", "head")
 HEAD_FRAMING_FACES = 2.3  # a "head" crop is this many face heights tall
 MAX_TURN_STRETCH = 2.5  # a head turn may grow (shrink) a mesh triangle at most this much in area
