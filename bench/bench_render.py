@@ -3,7 +3,7 @@ time and memory, against baselines measured in the same run (one plain ``grid_sa
 picture, and OpenCV's ``remap``, at the same size).
 
     .venv/bin/python bench/bench_render.py [--frames 300] [--portrait path.png] [--threads 2]
-    .venv/bin/python bench/bench_render.py --gallery out/gallery   # contact sheets, see below
+    .venv/bin/python bench/bench_render.py --gallery bench/results/render_gallery   # see below
 
 Target (issue 3): 512x512 at 60 fps or more per stream on 2 CPU cores.
 
