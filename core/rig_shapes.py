@@ -8,7 +8,7 @@ vertices far from the handles stay put.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.sparse import coo_matrix, csr_matrix
@@ -120,61 +120,110 @@ def build_blendshape_deltas(mesh: FaceMesh, frame: FaceFrame) -> np.ndarray:
     return deltas
 
 
+@dataclass
+class _Mouth:
+    """What every mouth shape measures from: lip vertex sets, lateral positions, jaw travel."""
+
+    b: _ShapeBuilder
+    mw: float  # mouth width, face units
+    upper: tuple[int, ...] = ()
+    lower: tuple[int, ...] = ()
+    corners: tuple[int, ...] = (61, 291, 78, 308)
+    side: dict = field(default_factory=dict)  # lip vertex -> -1 (its right corner) .. +1 (its left)
+    fixed: tuple[int, ...] = EYE_RIGHT_UPPER + EYE_RIGHT_LOWER + EYE_LEFT_UPPER + EYE_LEFT_LOWER + (NOSE_TIP,)
+
+    def __post_init__(self):
+        self.upper = tuple(dict.fromkeys(LIPS_UPPER_OUTER[1:-1] + LIPS_UPPER_INNER[1:-1]))
+        self.lower = tuple(dict.fromkeys(LIPS_LOWER_OUTER[1:-1] + LIPS_LOWER_INNER[1:-1]))
+        self.side = dict(zip(self.lips, _lip_side(self.b, self.lips)))
+        uv = self.b.uv
+        self.chin_v, self.corner_v = uv[CHIN, 1], uv[[61, 291], 1].mean()
+        self.lower_oval = [i for i in FACE_OVAL if uv[i, 1] > self.corner_v]
+        self.jaw = JAW_DROP_PER_MOUTH_WIDTH * self.mw
+
+    @property
+    def lips(self) -> tuple[int, ...]:
+        return self.upper + self.lower + self.corners
+
+    def lip_gap(self, i: int) -> float:
+        """Lower lip drop at JawOpen = 1: most at the centre."""
+        return self.jaw * (0.4 + 0.55 * (1 - self.side[i] ** 2))
+
+    def below_corners(self, i: int) -> float:
+        """0 at the mouth corners' level, 1 at the chin."""
+        return float(np.clip((self.b.uv[i, 1] - self.corner_v) / max(self.chin_v - self.corner_v, 1e-6), 0, 1))
+
+    def shape(self, fn, ids=None, radius: float = 0.7, fixed: tuple[int, ...] = (), dz=None) -> np.ndarray:
+        """Deltas of the shape whose lip handles move by fn(vertex) (face units)."""
+        handles = {i: fn(i) for i in (self.lips if ids is None else ids)}
+        return self.b.delta(handles, fixed=self.fixed + fixed, radius=radius, dz=dz)
+
+
 def _mouth_shapes(b: _ShapeBuilder, mw: float) -> dict[str, np.ndarray]:
-    upper = tuple(dict.fromkeys(LIPS_UPPER_OUTER[1:-1] + LIPS_UPPER_INNER[1:-1]))
-    lower = tuple(dict.fromkeys(LIPS_LOWER_OUTER[1:-1] + LIPS_LOWER_INNER[1:-1]))
-    corners = (61, 291, 78, 308)
-    lips = upper + lower + corners
-    side = dict(zip(lips, _lip_side(b, lips)))
-    uv = b.uv
-    chin_v, corner_v = uv[CHIN, 1], uv[[61, 291], 1].mean()
-    lower_oval = [i for i in FACE_OVAL if uv[i, 1] > corner_v]
-    eyes_and_nose = EYE_RIGHT_UPPER + EYE_RIGHT_LOWER + EYE_LEFT_UPPER + EYE_LEFT_LOWER + (NOSE_TIP,)
-    jaw = JAW_DROP_PER_MOUTH_WIDTH * mw
+    m = _Mouth(b, mw)
+    return {**_jaw_shapes(m), **_lip_shapes(m), **_side_shapes(m)}
 
-    def lip_gap(i):  # lower lip drop profile at JawOpen = 1: most at the centre
-        return jaw * (0.4 + 0.55 * (1 - side[i] ** 2))
 
-    def lips_move(fn, ids=lips):
-        return {i: fn(i) for i in ids}
-
-    jaw_handles = lips_move(lambda i: (0.0, lip_gap(i)), lower)
-    jaw_handles.update({i: (0.0, 0.3 * jaw) for i in corners})
+def _jaw_shapes(m: _Mouth) -> dict[str, np.ndarray]:
+    b, jaw, side = m.b, m.jaw, m.side
+    handles = {i: (0.0, m.lip_gap(i)) for i in m.lower}
+    handles.update({i: (0.0, 0.3 * jaw) for i in m.corners})
     # the upper lip stays, except near the corners, which the jaw pulls down
-    jaw_handles.update(lips_move(lambda i: (0.0, 0.3 * jaw * np.clip((abs(side[i]) - 0.55) / 0.45, 0, 1) ** 2),
-                                 upper))
-    for i in lower_oval:
-        w = np.clip((uv[i, 1] - corner_v) / max(chin_v - corner_v, 1e-6), 0, 1)
-        jaw_handles[i] = (-0.04 * np.sign(uv[i, 0]) * w, jaw * w ** 0.8)
-    shapes = {"JawOpen": b.delta(jaw_handles, fixed=eyes_and_nose, radius=1.2)}
+    handles.update({i: (0.0, 0.3 * jaw * np.clip((abs(side[i]) - 0.55) / 0.45, 0, 1) ** 2) for i in m.upper})
+    for i in m.lower_oval:
+        w = m.below_corners(i)
+        handles[i] = (-0.04 * np.sign(b.uv[i, 0]) * w, jaw * w ** 0.8)
+    shapes = {"JawOpen": b.delta(handles, fixed=m.fixed, radius=1.2)}
 
     def lateral(shift):
-        h = lips_move(lambda i: (shift * (0.6 if i in upper else 1.0), 0.0))
-        h.update({i: (shift * np.clip((uv[i, 1] - corner_v) / (chin_v - corner_v), 0, 1), 0.0) for i in lower_oval})
-        return b.delta(h, fixed=eyes_and_nose, radius=1.0)
+        h = {i: (shift * (0.6 if i in m.upper else 1.0), 0.0) for i in m.lips}
+        h.update({i: (shift * m.below_corners(i), 0.0) for i in m.lower_oval})
+        return b.delta(h, fixed=m.fixed, radius=1.0)
 
-    shapes["JawLeft"], shapes["JawRight"] = lateral(0.12 * mw), lateral(-0.12 * mw)
-    shapes["JawForward"] = b.delta(lips_move(lambda i: (0.0, -0.02 * mw if i in lower else 0.0)),
-                                   fixed=eyes_and_nose, radius=0.8, dz={i: 0.08 for i in lower})
-    shapes["MouthClose"] = b.delta(lips_move(lambda i: (0.0, 0.35 * lip_gap(i) if i in upper
-                                                        else -0.65 * lip_gap(i) if i in lower else 0.0)),
-                                   fixed=eyes_and_nose + (CHIN,), radius=0.5)
+    shapes["JawLeft"], shapes["JawRight"] = lateral(0.12 * m.mw), lateral(-0.12 * m.mw)
+    shapes["JawForward"] = m.shape(lambda i: (0.0, -0.02 * m.mw if i in m.lower else 0.0), radius=0.8,
+                                   dz={i: 0.08 for i in m.lower})
+    shapes["MouthClose"] = m.shape(lambda i: (0.0, 0.35 * m.lip_gap(i) if i in m.upper
+                                              else -0.65 * m.lip_gap(i) if i in m.lower else 0.0),
+                                   radius=0.5, fixed=(CHIN,))
+    return shapes
+
+
+def _lip_shapes(m: _Mouth) -> dict[str, np.ndarray]:
+    """Shapes of both lips together: funnel, pucker, sideways, rolls and shrugs."""
+    mw, side, uv = m.mw, m.side, m.b.uv
     inner_upper, inner_lower = set(LIPS_UPPER_INNER[1:-1]), set(LIPS_LOWER_INNER[1:-1])
 
     def funnel(i):
-        du = -side[i] * 0.12 * mw * abs(side[i])
-        open_ = 0.07 * mw * (1 - side[i] ** 2)
-        return (du, -open_ if i in inner_upper else open_ if i in inner_lower else 0.0)
+        opening = 0.07 * mw * (1 - side[i] ** 2)
+        return (-side[i] * 0.12 * mw * abs(side[i]),
+                -opening if i in inner_upper else opening if i in inner_lower else 0.0)
 
-    shapes["MouthFunnel"] = b.delta(lips_move(funnel), fixed=eyes_and_nose, radius=0.6,
-                                    dz={i: 0.08 for i in lips})
-    shapes["MouthPucker"] = b.delta(
-        lips_move(lambda i: (-side[i] * 0.22 * mw * abs(side[i]) ** 0.7,
-                             -0.03 * mw if i in upper else 0.03 * mw if i in lower else 0.0)),
-        fixed=eyes_and_nose, radius=0.6, dz={i: 0.12 for i in lips})
-    shapes["MouthLeft"] = b.delta(lips_move(lambda i: (0.12 * mw, 0.0)), fixed=eyes_and_nose, radius=0.6)
-    shapes["MouthRight"] = b.delta(lips_move(lambda i: (-0.12 * mw, 0.0)), fixed=eyes_and_nose, radius=0.6)
+    shapes = {
+        "MouthFunnel": m.shape(funnel, radius=0.6, dz={i: 0.08 for i in m.lips}),
+        "MouthPucker": m.shape(lambda i: (-side[i] * 0.22 * mw * abs(side[i]) ** 0.7,
+                                          -0.03 * mw if i in m.upper else 0.03 * mw if i in m.lower else 0.0),
+                               radius=0.6, dz={i: 0.12 for i in m.lips}),
+        "MouthLeft": m.shape(lambda i: (0.12 * mw, 0.0), radius=0.6),
+        "MouthRight": m.shape(lambda i: (-0.12 * mw, 0.0), radius=0.6),
+    }
+    outer_lower, outer_upper = set(LIPS_LOWER_OUTER[1:-1]), set(LIPS_UPPER_OUTER[1:-1])
+    pairs_lower = dict(zip(LIPS_LOWER_OUTER[1:-1], LIPS_LOWER_INNER[1:-1]))
+    pairs_upper = dict(zip(LIPS_UPPER_OUTER[1:-1], LIPS_UPPER_INNER[1:-1]))
+    shapes["MouthRollLower"] = m.shape(lambda i: (0.0, -0.6 * (uv[i, 1] - uv[pairs_lower[i], 1])
+                                                  if i in outer_lower else 0.0), radius=0.5)
+    shapes["MouthRollUpper"] = m.shape(lambda i: (0.0, 0.6 * (uv[pairs_upper[i], 1] - uv[i, 1])
+                                                  if i in outer_upper else 0.0), radius=0.5)
+    shrug = {i: (0.0, -0.06 * mw if i in m.lower else 0.0) for i in m.lips}
+    shrug[CHIN] = (0.0, -0.03 * mw)
+    shapes["MouthShrugLower"] = m.b.delta(shrug, fixed=m.fixed, radius=0.7)
+    shapes["MouthShrugUpper"] = m.shape(lambda i: (0.0, -0.05 * mw if i in m.upper else 0.0), radius=0.6)
+    return shapes
 
+
+def _side_shapes(m: _Mouth) -> dict[str, np.ndarray]:
+    """The Left/Right pairs: smile, frown, dimple, stretch, press, lower down, upper up."""
+    mw, side, uv = m.mw, m.side, m.b.uv
     # A picture with parted lips (teeth showing) has them apart at rest; pressed lips (a bilabial
     # sets MouthPressLeft/Right to BILABIAL_PRESS) must still meet, so pressing closes that gap too.
     rest_gap = {u: uv[l, 1] - uv[u, 1] for u, l in zip(LIPS_UPPER_INNER[1:-1], LIPS_LOWER_INNER[1:-1])}
@@ -182,7 +231,7 @@ def _mouth_shapes(b: _ShapeBuilder, mw: float) -> dict[str, np.ndarray]:
     rest_gap.update({o: rest_gap[u] for o, u in zip(LIPS_UPPER_OUTER[1:-1] + LIPS_LOWER_OUTER[1:-1],
                                                      LIPS_UPPER_INNER[1:-1] + LIPS_LOWER_INNER[1:-1])})
     parted = np.median(list(rest_gap.values())) > PARTED_LIPS * mw
-
+    shapes = {}
     for suffix, sign in (("Left", 1.0), ("Right", -1.0)):
         def seal(i, sign=sign):  # this side's share of closing half the rest gap (inner lips fully)
             if not parted or i not in rest_gap:
@@ -198,32 +247,18 @@ def _mouth_shapes(b: _ShapeBuilder, mw: float) -> dict[str, np.ndarray]:
         def half(i, sign=sign):  # this side's half of the lip, fading across the centre
             return float(np.clip(0.5 + sign * side[i], 0, 1))
 
-        def add(name, fn, radius=0.7, fixed=eyes_and_nose):
-            shapes[name + suffix] = b.delta(lips_move(fn), fixed=fixed, radius=radius)
-
-        add("MouthSmile", lambda i: (sign * 0.11 * mw * weight(i), -0.12 * mw * weight(i)))
-        add("MouthFrown", lambda i: (sign * 0.02 * mw * weight(i), 0.09 * mw * weight(i)))
-        add("MouthDimple", lambda i: (sign * 0.06 * mw * weight(i), -0.01 * mw * weight(i)))
-        add("MouthStretch", lambda i: (sign * 0.10 * mw * weight(i), 0.04 * mw * weight(i)))
-        add("MouthPress", lambda i: (0.0, (0.025 * mw * half(i) + seal(i)) if i in upper
-                                     else (-0.025 * mw * half(i) - seal(i)) if i in lower else 0.0))
-        add("MouthLowerDown", lambda i: (0.0, 0.12 * mw * half(i) if i in lower else 0.0), 0.6,
-            eyes_and_nose + (CHIN,))
-        add("MouthUpperUp", lambda i: (0.0, -0.10 * mw * half(i) if i in upper else 0.0), 0.6)
-    outer_lower, outer_upper = set(LIPS_LOWER_OUTER[1:-1]), set(LIPS_UPPER_OUTER[1:-1])
-    pairs_lower = dict(zip(LIPS_LOWER_OUTER[1:-1], LIPS_LOWER_INNER[1:-1]))
-    pairs_upper = dict(zip(LIPS_UPPER_OUTER[1:-1], LIPS_UPPER_INNER[1:-1]))
-    shapes["MouthRollLower"] = b.delta(lips_move(lambda i: (0.0, -0.6 * (uv[i, 1] - uv[pairs_lower[i], 1])
-                                                            if i in outer_lower else 0.0)),
-                                       fixed=eyes_and_nose, radius=0.5)
-    shapes["MouthRollUpper"] = b.delta(lips_move(lambda i: (0.0, 0.6 * (uv[pairs_upper[i], 1] - uv[i, 1])
-                                                            if i in outer_upper else 0.0)),
-                                       fixed=eyes_and_nose, radius=0.5)
-    shrug = lips_move(lambda i: (0.0, -0.06 * mw if i in lower else 0.0))
-    shrug[CHIN] = (0.0, -0.03 * mw)
-    shapes["MouthShrugLower"] = b.delta(shrug, fixed=eyes_and_nose, radius=0.7)
-    shapes["MouthShrugUpper"] = b.delta(lips_move(lambda i: (0.0, -0.05 * mw if i in upper else 0.0)),
-                                        fixed=eyes_and_nose, radius=0.6)
+        up, down = m.upper, m.lower
+        shapes["MouthSmile" + suffix] = m.shape(lambda i: (sign * 0.11 * mw * weight(i), -0.12 * mw * weight(i)))
+        shapes["MouthFrown" + suffix] = m.shape(lambda i: (sign * 0.02 * mw * weight(i), 0.09 * mw * weight(i)))
+        shapes["MouthDimple" + suffix] = m.shape(lambda i: (sign * 0.06 * mw * weight(i), -0.01 * mw * weight(i)))
+        shapes["MouthStretch" + suffix] = m.shape(lambda i: (sign * 0.10 * mw * weight(i), 0.04 * mw * weight(i)))
+        shapes["MouthPress" + suffix] = m.shape(lambda i: (0.0, (0.025 * mw * half(i) + seal(i)) if i in up
+                                                           else (-0.025 * mw * half(i) - seal(i)) if i in down
+                                                           else 0.0))
+        shapes["MouthLowerDown" + suffix] = m.shape(lambda i: (0.0, 0.12 * mw * half(i) if i in down else 0.0),
+                                                    radius=0.6, fixed=(CHIN,))
+        shapes["MouthUpperUp" + suffix] = m.shape(lambda i: (0.0, -0.10 * mw * half(i) if i in up else 0.0),
+                                                  radius=0.6)
     return shapes
 
 
