@@ -65,13 +65,13 @@ class _FixedPhones:
     def __init__(self, timeline: PhoneTimeline):
         self.timeline = timeline
 
-    def push(self, samples: np.ndarray) -> None:
+    def push(self, samples: np.ndarray, rows: AudioFeatures | None) -> None:
         pass
 
     def current(self) -> tuple[tuple[Phone, ...], str]:
         return self.timeline.phones, self.timeline.source
 
-    def finish(self) -> PhoneTimeline:
+    def finish(self, rows: AudioFeatures | None) -> PhoneTimeline:
         return self.timeline
 
 
@@ -81,22 +81,22 @@ class _LivePhones:
     def __init__(self, text: str | None, language: str):
         from .phonetics import PhoneStream  # pocketsphinx loads only when phones are needed
 
-        self._stream = PhoneStream(text, language=language)
+        self._stream = PhoneStream(text, language=language, features_from_caller=True)  # the acoustic fallback reuses our rows
         english = language.lower() in ("en", "en-us")
         self._source = ("aligned" if text else "recognized") if english else "acoustic"
         self._final: PhoneTimeline | None = None
 
-    def push(self, samples: np.ndarray) -> None:
-        self._stream.push(samples)
+    def push(self, samples: np.ndarray, rows: AudioFeatures | None) -> None:
+        self._stream.push(samples, rows)
 
     def current(self) -> tuple[tuple[Phone, ...], str]:
         if self._final is not None:
             return self._final.phones, self._final.source
         return tuple(self._stream.phones()), self._source
 
-    def finish(self) -> PhoneTimeline:
+    def finish(self, rows: AudioFeatures | None) -> PhoneTimeline:
         if self._final is None:
-            self._final = self._stream.finish()
+            self._final = self._stream.finish(rows)
         return self._final
 
 
@@ -148,8 +148,9 @@ class MotionStream:
             raise AudioError(f"push_audio needs 16 kHz mono float samples of shape (n,), got {samples.dtype} {samples.shape}")
         if len(samples) == 0:
             return []
-        self._add_rows(self._features.push(samples))  # validates NaN / inf
-        self._phones.push(samples.astype(np.float32, copy=False))
+        rows = self._features.push(samples)  # validates NaN / inf
+        self._add_rows(rows)
+        self._phones.push(samples.astype(np.float32, copy=False), rows)
         self._received += len(samples)
         heard = self._received / SAMPLE_RATE
         rows_until = self._rows_end_time()
@@ -161,8 +162,9 @@ class MotionStream:
         if self._finished:
             return []
         self._finished = True
-        self._add_rows(self._features.flush())
-        self.timeline = self._phones.finish()
+        rows = self._features.flush()
+        self._add_rows(rows)
+        self.timeline = self._phones.finish(rows)
         duration = self._received / SAMPLE_RATE
         return self._emit_until(math.ceil(duration * self.controls.fps - 1e-9) - 1)
 

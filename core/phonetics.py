@@ -29,8 +29,8 @@ from .errors import AudioError, ControlError
 from .features import FeatureStream, check_samples16k
 from .phonetics_acoustic import AcousticTracker
 from .phonetics_g2p import words_of
-from .phonetics_stress import LoudnessTrack, mark_stress, vowel_peak
-from .types import SAMPLE_RATE, Audio, Phone, PhoneTimeline
+from .phonetics_stress import LoudnessTrack, ProminenceStream, mark_stress, vowel_peak
+from .types import FEATURE_HOP_S, SAMPLE_RATE, Audio, AudioFeatures, Phone, PhoneTimeline
 
 ENGLISH = {"en", "en-us"}
 _LANGUAGE = re.compile(r"^(singing|[a-z]{2,3}(-[a-z0-9]{1,8})*)$")
@@ -60,10 +60,16 @@ class PhoneStream:
     `phones()` gives the best phones so far: they cover the audio the search has processed
     (a few frames behind the pushed audio) and the last one or two may still change.
     `finish()` ends the line and returns the final timeline (equal to `phones_for`).
+
+    With `features_from_caller=True` the caller, which computes the same audio's features anyway
+    (the motion stream does), hands each push's new `FeatureStream` rows to `push` and its
+    flushed rows to `finish`, and the acoustic fallback computes none of its own.
     """
 
-    def __init__(self, text: str | None = None, language: str = "en-us"):
+    def __init__(self, text: str | None = None, language: str = "en-us", features_from_caller: bool = False):
         self.language = normalise_language(language)
+        self._features_from_caller = features_from_caller
+        self._next_row = 0  # the row the caller's next feature block must start at
         self.words = words_of(text) if text else []
         self.missing_words: tuple[str, ...] = ()
         self._samples = 0
@@ -73,9 +79,10 @@ class PhoneStream:
         self._result: PhoneTimeline | None = None
         self._loudness = LoudnessTrack()  # for vowel stress
         self._settled = _Settled()
+        self._prominence = ProminenceStream(self._loudness)
         if self.language not in ENGLISH:
             self.source = "acoustic"
-            self._features = FeatureStream()
+            self._features = None if features_from_caller else FeatureStream()
             return
         self._audio: list[np.ndarray] = []  # kept with text, for the mismatch check and fallback
         if self.words:
@@ -90,18 +97,19 @@ class PhoneStream:
     def duration(self) -> float:
         return self._samples / SAMPLE_RATE
 
-    def push(self, samples16k: np.ndarray) -> None:
+    def push(self, samples16k: np.ndarray, features: AudioFeatures | None = None) -> None:
+        """Add audio; `features`: the rows these samples completed (only with features_from_caller)."""
         if self._result is not None:
             raise ControlError("phone stream already finished; start a new stream for the next line")
+        if features is not None and not self._features_from_caller:
+            raise ControlError("this phone stream computes its own features; pass features_from_caller=True to hand it rows")
         samples = check_samples16k(samples16k).astype(np.float32)
         if (self._samples + len(samples)) / SAMPLE_RATE > MAX_DURATION_S:
             raise AudioError(f"line too long for phones: over {MAX_DURATION_S:.0f} s (split the line)")
         self._samples += len(samples)
         self._loudness.push(samples)
-        if self._features is not None:
-            block = self._features.push(samples)
-            if block is not None:
-                self._acoustic.add(block)
+        if self.source == "acoustic":
+            self._add_rows(self._features.push(samples) if self._features is not None else self._caller_rows(features))
             return
         if self._aligner is not None:
             self._audio.append(samples)
@@ -109,12 +117,24 @@ class PhoneStream:
         else:
             self._recognizer.push(samples)
 
+    def _caller_rows(self, features: AudioFeatures | None) -> AudioFeatures | None:
+        if features is not None and features.num_frames:
+            if abs(features.start_time - self._next_row * FEATURE_HOP_S) > 1e-6:
+                raise ControlError(f"feature rows must continue the stream: expected row {self._next_row} "
+                                   f"at {self._next_row * FEATURE_HOP_S:.2f} s, got rows from {features.start_time:.3f} s")
+            self._next_row += features.num_frames
+        return features
+
+    def _add_rows(self, rows: AudioFeatures | None) -> None:
+        if rows is not None and rows.num_frames:
+            self._acoustic.add(rows)
+
     def phones(self) -> tuple[Phone, ...]:
         """Best phones so far (the tail may still be revised)."""
         if self._result is not None:
             return self._result.phones
-        if self._features is not None:
-            return mark_stress(self._acoustic.phones(), self._loudness)
+        if self.source == "acoustic":
+            return self._prominence.mark(*self._acoustic.parts())
         return self._live_sphinx_phones()
 
     def _live_sphinx_phones(self) -> tuple[Phone, ...]:
@@ -156,14 +176,15 @@ class PhoneStream:
     def _build(self, segments, start: float, end: float, loudest_before: float) -> tuple[Phone, ...]:
         return mark_stress(self._raw(segments, start, end), self._loudness, loudest_before)
 
-    def finish(self) -> PhoneTimeline:
-        """End of line: the final timeline over the whole pushed audio."""
+    def finish(self, features: AudioFeatures | None = None) -> PhoneTimeline:
+        """End of line: the final timeline over the whole pushed audio (`features`: the caller's
+        flushed feature rows, with features_from_caller)."""
         if self._result is not None:
             return self._result
-        if self._features is not None:
-            tail = self._features.flush()
-            if tail is not None:
-                self._acoustic.add(tail)
+        if features is not None and not self._features_from_caller:
+            raise ControlError("this phone stream computes its own features; pass features_from_caller=True to hand it rows")
+        if self.source == "acoustic":
+            self._add_rows(self._features.flush() if self._features is not None else self._caller_rows(features))
             phones = self._acoustic.final()
             self._result = PhoneTimeline(self._timeline_of_phones(phones), "acoustic", self.language)
             return self._result

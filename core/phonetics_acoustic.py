@@ -191,24 +191,29 @@ class AcousticTracker:
         self._blocks: list[AudioFeatures] = []  # every row, for the final timeline
         self._work: AudioFeatures | None = None  # rows not yet frozen
         self._peak_before = -np.inf  # loudest row before the working rows
-        self._frozen: list[Phone] = []
+        self._frozen: tuple[Phone, ...] = ()
 
     def add(self, block: AudioFeatures) -> None:
         self._blocks.append(block)
         self._work = block if self._work is None else concat_features([self._work, block])
 
     def phones(self) -> tuple[Phone, ...]:
+        frozen, recent = self.parts()
+        return frozen + recent
+
+    def parts(self) -> tuple[tuple[Phone, ...], tuple[Phone, ...]]:
+        """(frozen phones, which only ever grow at the end; the recent ones, which may change)."""
         if self._work is None or self._work.num_frames == 0:
-            return tuple(self._frozen)
+            return self._frozen, ()
         runs = _segment(self._work, self._peak_before)
         settled = [run for run in runs[:-1] if run[2] <= self._work.num_frames - self.HOLD_ROWS]
         if settled:
-            self._frozen.extend(_to_phones(settled, self._work.start_time))
+            self._frozen += tuple(_to_phones(settled, self._work.start_time))
             cut = settled[-1][2]
             self._peak_before = max(self._peak_before, float(self._work.loudness_db[:cut].max()))
             self._work = slice_features(self._work, cut)
             runs = [[label, start - cut, end - cut] for label, start, end in runs[len(settled):]]
-        return tuple(self._frozen) + tuple(_to_phones(runs, self._work.start_time))
+        return self._frozen, tuple(_to_phones(runs, self._work.start_time))
 
     def final(self) -> tuple[Phone, ...]:
         return acoustic_phones(concat_features(self._blocks)) if self._blocks else ()

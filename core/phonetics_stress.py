@@ -113,3 +113,49 @@ def _prominent(phones, vowels: list[int], level: dict[int, float], loudest: floa
         if all(level[i] >= other for other in neighbours) and level[i] >= loudest - PROMINENCE_RANGE_DB:
             stressed.add(i)
     return stressed
+
+
+class ProminenceStream:
+    """`mark_stress` of a growing phone sequence without words, at a cost that does not grow
+    with the line: `mark(frozen, recent)` equals `mark_stress(frozen + recent, loudness)` as long
+    as `frozen` only grows at its end (its phones never change) and `recent` may change freely.
+
+    A frozen vowel's stress is final once the vowel after it is frozen too, or frozen phones
+    reach past NEIGHBOUR_S after it (so no later vowel can be its neighbour); final phones are
+    kept as marked and only the rest is marked again, with the last final vowel as context.
+    """
+
+    def __init__(self, loudness: LoudnessTrack):
+        self._loudness = loudness
+        self._done: tuple[Phone, ...] = ()  # marked phones whose stress can no longer change
+        self._last_vowel: Phone | None = None  # the last vowel of _done (left neighbour context)
+        self._loudest = -np.inf  # loudest vowel level in _done
+
+    def mark(self, frozen: tuple[Phone, ...], recent: tuple[Phone, ...]) -> tuple[Phone, ...]:
+        done = self._done
+        context = (self._last_vowel,) if self._last_vowel is not None else ()
+        open_part = frozen[len(done):] + recent
+        marked = mark_stress(context + open_part, self._loudness, self._loudest)[len(context):]
+        settled = _final_count(frozen, len(done))
+        if settled:
+            newly = marked[:settled]
+            self._done = done + newly
+            self._loudest = max(self._loudest, vowel_peak(newly, self._loudness))
+            self._last_vowel = next((p for p in reversed(newly) if p.label in VOWELS), self._last_vowel)
+        return done + marked
+
+
+def _final_count(frozen: tuple[Phone, ...], first: int) -> int:
+    """How many phones of frozen[first:] have final stress (see ProminenceStream)."""
+    final = 0
+    pending_vowel: float | None = None  # start of a frozen vowel still waiting for its right neighbour
+    for offset, phone in enumerate(frozen[first:]):
+        if pending_vowel is not None and (phone.label in VOWELS or phone.start > pending_vowel + NEIGHBOUR_S):
+            pending_vowel = None
+        if pending_vowel is None:
+            final = offset  # everything before this phone is final
+        if phone.label in VOWELS:
+            pending_vowel = phone.start
+    if pending_vowel is None:
+        final = len(frozen) - first
+    return final

@@ -1,0 +1,104 @@
+"""The streaming speed-ups change nothing: each shortcut is checked against the plain computation.
+
+- PhoneStream(features_from_caller=True) fed the motion stream's feature rows gives the same
+  phones, push by push, as a phone stream that computes its own features.
+- ProminenceStream (stress of a growing phone sequence, recent part only) equals mark_stress
+  over the whole sequence after every push.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import fixture_line
+from npcface.core.audio import load_audio
+from npcface.core.errors import ControlError
+from npcface.core.features import FeatureStream
+from npcface.core.phonetics import PhoneStream
+from npcface.core.phonetics_acoustic import AcousticTracker
+from npcface.core.phonetics_stress import VOWELS, LoudnessTrack, ProminenceStream, mark_stress
+from npcface.core.types import Phone
+
+
+def samples_of(name: str) -> np.ndarray:
+    return load_audio(fixture_line(name)[0]).samples
+
+
+def chunks(samples: np.ndarray, seed: int):
+    rng = np.random.default_rng(seed)
+    position = 0
+    while position < len(samples):
+        size = int(rng.integers(1, 1200))
+        yield samples[position : position + size]
+        position += size
+
+
+@pytest.mark.parametrize("language", ["de", "singing"])
+def test_acoustic_phones_from_the_callers_rows_equal_their_own(language):
+    samples = np.concatenate([samples_of("line_greeting"), samples_of("line_vowels")])
+    own = PhoneStream(None, language)
+    shared = PhoneStream(None, language, features_from_caller=True)
+    rows = FeatureStream()
+    pushes = 0
+    for chunk in chunks(samples, seed=5):
+        own.push(chunk)
+        shared.push(chunk, rows.push(chunk))
+        assert shared.phones() == own.phones()
+        pushes += 1
+    assert pushes > 50
+    final = shared.finish(rows.flush())
+    assert final == own.finish()
+    assert sum(p.label in VOWELS for p in final.phones) >= 5  # the line really has phones to compare
+
+
+def test_stress_of_a_growing_line_equals_marking_it_whole():
+    samples = np.concatenate([samples_of(name) for name in ("line_vowels", "line_greeting", "line_bilabials")])
+    rows, tracker, loudness = FeatureStream(), AcousticTracker(), LoudnessTrack()
+    marker = ProminenceStream(loudness)
+    frozen_lengths, stressed = set(), 0
+    for chunk in chunks(samples, seed=9):
+        loudness.push(chunk)
+        block = rows.push(chunk)
+        if block is not None:
+            tracker.add(block)
+        frozen, recent = tracker.parts()
+        marked = marker.mark(frozen, recent)
+        assert marked == mark_stress(frozen + recent, loudness)
+        frozen_lengths.add(len(frozen))
+        stressed = sum(p.stress == 1 for p in marked)
+    assert len(frozen_lengths) > 10  # phones froze along the way, so the shortcut was exercised
+    assert stressed >= 3
+
+
+def test_feature_rows_need_the_flag_and_must_continue_the_stream():
+    samples = samples_of("line_greeting")[:8000]
+    rows = FeatureStream()
+    first, second = rows.push(samples[:4000]), rows.push(samples[4000:])
+    with pytest.raises(ControlError, match="features_from_caller"):
+        PhoneStream(None, "de").push(samples[:4000], first)
+    stream = PhoneStream(None, "de", features_from_caller=True)
+    with pytest.raises(ControlError, match="must continue the stream"):
+        stream.push(samples[4000:], second)  # rows from 0.25 s, but the stream is at row 0
+    stream.push(samples[:4000], first)
+    stream.push(samples[4000:], second)
+    assert stream.phones()
+
+
+def test_stress_marks_stay_exact_when_the_recent_phones_change_arbitrarily():
+    """Random lines, random loudness, a frozen prefix growing by random steps and a recent tail
+    re-drawn at random on every call (a worst case no real segmenter produces)."""
+    rng = np.random.default_rng(11)
+    labels = ["AA", "IY", "UW", "P", "S", "M", "SIL"]
+    for _ in range(20):
+        loudness = LoudnessTrack()
+        loudness.push((rng.standard_normal(16000 * 6) * np.repeat(rng.uniform(0.001, 0.5, 600), 160)).astype(np.float32))
+        edges = np.cumsum(rng.uniform(0.03, 0.4, 40))
+        line = tuple(Phone(str(rng.choice(labels)), float(a), float(b)) for a, b in zip(edges[:-1], edges[1:]))
+        marker = ProminenceStream(loudness)
+        frozen_count = 0
+        while frozen_count < len(line):
+            frozen_count = min(len(line), frozen_count + int(rng.integers(0, 4)))
+            frozen = line[:frozen_count]
+            start = frozen[-1].end if frozen else 0.0
+            recent = tuple(Phone(str(rng.choice(labels)), start + 0.1 * k, start + 0.1 * (k + 1)) for k in range(int(rng.integers(0, 5))))
+            assert marker.mark(frozen, recent) == mark_stress(frozen + recent, loudness)
