@@ -6,11 +6,11 @@
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
-from ..core.errors import ControlError, FormatError, NpcfaceError, TextError
-from ..core.types import Controls, EmotionEvent
+from ..core.errors import NpcfaceError
+from ..core.types import Controls
+from .cli_args import check_output_file, emotions_from_args, read_text
 
 OUTPUT_SUFFIXES = (".csv", ".json")
 
@@ -35,59 +35,17 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(run=run)
 
 
-def _check_output(path: str, suffixes: tuple[str, ...], what: str) -> Path:
-    out = Path(path)
-    if out.suffix.lower() not in suffixes:
-        raise FormatError(f"{what} must end in {' or '.join(suffixes)}, got {path!r}")
-    if out.is_dir():
-        raise FormatError(f"{what} {path!r} is a folder")
-    if not out.parent.exists():
-        raise FormatError(f"cannot write {path!r}: folder {str(out.parent)!r} does not exist")
-    return out
-
-
-def _read_text(args: argparse.Namespace) -> str | None:
-    if args.text_file is None:
-        return args.text
-    try:
-        return Path(args.text_file).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise TextError(f"text file not found: {args.text_file}") from None
-    except UnicodeDecodeError:
-        raise TextError(f"text file is not UTF-8 text: {args.text_file}") from None
-    except OSError as error:
-        raise TextError(f"cannot read text file {args.text_file}: {error.strerror or error}") from None
-
-
-def parse_emotion_at(spec: str) -> EmotionEvent:
-    """``"1.5=angry:0.6"`` -> EmotionEvent(1.5, "angry", 0.6)."""
-    from ..core.motion import parse_emotion
-
-    when, sep, emotion = spec.partition("=")
-    if not sep:
-        raise ControlError(f"--emotion-at needs TIME=NAME[:INTENSITY], got {spec!r}")
-    try:
-        time = float(when)
-    except ValueError:
-        raise ControlError(f"--emotion-at time must be seconds, got {when!r}") from None
-    if not math.isfinite(time) or time < 0:
-        raise ControlError(f"--emotion-at time must be >= 0 seconds, got {when!r}")
-    name, intensity = parse_emotion(emotion)
-    return EmotionEvent(time=time, emotion=name, intensity=intensity)
-
-
 def run(args: argparse.Namespace) -> int:
     from ..core.audio import load_audio
     from ..core.livelink import write_livelink_csv, write_motion_json
-    from ..core.motion import MotionGenerator, parse_emotion
+    from ..core.motion import MotionGenerator
 
     controls = Controls(fps=args.fps, seed=args.seed, motion_amplitude=args.motion_amplitude, language=args.language)
     generator = MotionGenerator(controls)  # validates fps etc. before any slow work
-    name, intensity = parse_emotion(args.emotion)
-    emotions = [EmotionEvent(0.0, name, intensity, ramp=0.0)] + [parse_emotion_at(s) for s in args.emotion_at]
-    output = _check_output(args.output, OUTPUT_SUFFIXES, "output")
-    plot = _check_output(args.plot, (".png",), "plot") if args.plot else None
-    text = _read_text(args)
+    emotions = emotions_from_args(args)
+    output = check_output_file(args.output, OUTPUT_SUFFIXES, "output")
+    plot = check_output_file(args.plot, (".png",), "plot") if args.plot else None
+    text = read_text(args)
     audio = load_audio(args.audio)
     track = generator.animate(audio, text=text, emotions=emotions)
     try:

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..core.errors import ControlError, FormatError, NpcfaceError
 from ..core.types import Controls, EmotionEvent
-from .cmd_animate import _check_output as check_output_file
+from .cli_args import check_output_file
 
 SHEET_FRAMES = 12
 
@@ -129,12 +129,10 @@ def render_frames(renderer, track, progress: Progress | None = None,
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..core.motion import parse_emotion
-    from .cmd_animate import _read_text, parse_emotion_at
+    from .cli_args import emotions_from_args, read_text
 
-    name, intensity = parse_emotion(args.emotion)
-    emotions = [EmotionEvent(0.0, name, intensity, ramp=0.0)] + [parse_emotion_at(s) for s in args.emotion_at]
-    summary = render_line(args.portrait, args.audio, args.output, text=_read_text(args), emotions=emotions,
+    emotions = emotions_from_args(args)
+    summary = render_line(args.portrait, args.audio, args.output, text=read_text(args), emotions=emotions,
                           size=parse_size(args.size), controls=Controls(fps=args.fps, seed=args.seed,
                                                                         language=args.language),
                           framing=args.framing, cutout=args.cutout, face=args.face, sheet=args.sheet)

@@ -8,7 +8,7 @@ import argparse
 import time
 
 from ..core.errors import NpcfaceError
-from .cmd_animate import _check_output as check_output_file
+from .cli_args import check_output_file
 
 
 def add_parser(subparsers) -> None:

@@ -12,11 +12,8 @@ the take's median position (x to the image right, y up, z toward the camera, met
 """
 from __future__ import annotations
 
-import os
-import sys
 import time
 from collections.abc import Iterable
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +22,7 @@ import numpy as np
 from .capture_blendshapes import (MEASUREMENTS, channels_from_measurements, euler_from_frame,
                                   measure_face, to_camera_coordinates)
 from .errors import ImageError, NoFaceError
+from .native_quiet import native_stderr_silenced
 from .types import MotionTrack
 from .video_io import read_video, video_info
 
@@ -49,27 +47,11 @@ class CaptureResult:
         return self.measurements[:, MEASUREMENTS.index("lip_gap")]
 
 
-@contextmanager
-def _native_stderr_silenced():
-    """MediaPipe's C++ side prints set-up chatter (TFLite delegate, absl warnings) straight to
-    file descriptor 2 while it builds its graph; users should only see npcface's own messages.
-    (Only while the graph is built: a real error later still reaches the terminal.)"""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 class FaceTracker:
     """MediaPipe face mesh in video mode (tracks from frame to frame, faster than detecting)."""
 
     def __init__(self, video_mode: bool = True):
-        with _native_stderr_silenced():
+        with native_stderr_silenced():
             import mediapipe as mp
 
             self._mesh = mp.solutions.face_mesh.FaceMesh(
@@ -86,7 +68,7 @@ class FaceTracker:
         if self._seen_face:
             result = self._mesh.process(np.ascontiguousarray(rgb))
         else:
-            with _native_stderr_silenced():
+            with native_stderr_silenced():
                 result = self._mesh.process(np.ascontiguousarray(rgb))
             self._seen_face = bool(result.multi_face_landmarks)
         if not result.multi_face_landmarks:

@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .errors import FormatError, ImageError
+from .native_quiet import native_stderr_silenced
 from .rig_mesh import FaceMesh, build_mesh, detect_landmarks
 from .rig_shapes import FaceFrame, build_blendshape_deltas, face_frame
 
@@ -162,10 +163,8 @@ def content_id_of(image: np.ndarray, face_index: int | None) -> str:
 
 def build_rig(image: np.ndarray, face_index: int | None = None, name: str = "the image") -> Rig:
     """Rig a portrait (RGB uint8 from load_image). Raises NoFaceError naming ``name`` if no face."""
-    from .capture import _native_stderr_silenced  # MediaPipe's C++ set-up chatter
-
     image = _check_image(image, name)
-    with _native_stderr_silenced():
+    with native_stderr_silenced():
         landmarks = detect_landmarks(image, face_index, name)
         matte = person_matte(image)
     height, width = image.shape[:2]

@@ -1,0 +1,60 @@
+"""Argument helpers shared by the `npcface` subcommands (checked early, before any slow work)."""
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+from ..core.errors import ControlError, FormatError, TextError
+from ..core.types import EmotionEvent
+
+
+def check_output_file(path: str, suffixes: tuple[str, ...], what: str) -> Path:
+    """The output path, if it has an accepted suffix and its folder exists; else FormatError."""
+    out = Path(path)
+    if out.suffix.lower() not in suffixes:
+        raise FormatError(f"{what} must end in {' or '.join(suffixes)}, got {path!r}")
+    if out.is_dir():
+        raise FormatError(f"{what} {path!r} is a folder")
+    if not out.parent.exists():
+        raise FormatError(f"cannot write {path!r}: folder {str(out.parent)!r} does not exist")
+    return out
+
+
+def read_text(args: argparse.Namespace) -> str | None:
+    """The line's text from ``--text`` or ``--text-file`` (UTF-8), or None."""
+    if args.text_file is None:
+        return args.text
+    try:
+        return Path(args.text_file).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise TextError(f"text file not found: {args.text_file}") from None
+    except UnicodeDecodeError:
+        raise TextError(f"text file is not UTF-8 text: {args.text_file}") from None
+    except OSError as error:
+        raise TextError(f"cannot read text file {args.text_file}: {error.strerror or error}") from None
+
+
+def parse_emotion_at(spec: str) -> EmotionEvent:
+    """``"1.5=angry:0.6"`` -> EmotionEvent(1.5, "angry", 0.6)."""
+    from ..core.motion import parse_emotion
+
+    when, sep, emotion = spec.partition("=")
+    if not sep:
+        raise ControlError(f"--emotion-at needs TIME=NAME[:INTENSITY], got {spec!r}")
+    try:
+        time = float(when)
+    except ValueError:
+        raise ControlError(f"--emotion-at time must be seconds, got {when!r}") from None
+    if not math.isfinite(time) or time < 0:
+        raise ControlError(f"--emotion-at time must be >= 0 seconds, got {when!r}")
+    name, intensity = parse_emotion(emotion)
+    return EmotionEvent(time=time, emotion=name, intensity=intensity)
+
+
+def emotions_from_args(args: argparse.Namespace) -> list[EmotionEvent]:
+    """``--emotion`` for the whole line, then each ``--emotion-at`` change."""
+    from ..core.motion import parse_emotion
+
+    name, intensity = parse_emotion(args.emotion)
+    return [EmotionEvent(0.0, name, intensity, ramp=0.0)] + [parse_emotion_at(s) for s in args.emotion_at]
