@@ -68,7 +68,11 @@ static class ComponentCheck
 
     static NpcfaceAudioStreamer AddStreamer(GameObject guard, WavFile wav, string text)
     {
-        NpcfaceAudioStreamer streamer = AddStreamer(guard, wav, text);
+        var clip = AudioClip.Create("line", wav.Samples.Length / wav.Channels, wav.Channels, wav.Rate, false);
+        clip.SetData(wav.Samples, 0);
+        NpcfaceAudioStreamer streamer = guard.AddComponent<NpcfaceAudioStreamer>();
+        streamer.clip = clip;
+        streamer.text = text;
         return streamer;
     }
 
