@@ -190,12 +190,17 @@ namespace Npcface.Client
         /// <summary>Sends any header map (and optional payload) as is; returns its id if it has one.</summary>
         public string Post(Dictionary<string, object> header, byte[] payload = null)
         {
-            if (closing)
-                throw new ObjectDisposedException("NpcfaceClient");
             var frames = new List<byte[]> { MsgPack.Encode(header) };
             if (payload != null)
                 frames.Add(payload);
-            outbox.Add(frames);
+            try
+            {
+                outbox.Add(frames);
+            }
+            catch (InvalidOperationException)  // Dispose has completed the outbox
+            {
+                throw new ObjectDisposedException("NpcfaceClient");
+            }
             object id;
             header.TryGetValue("id", out id);
             return id as string;
@@ -335,6 +340,11 @@ namespace Npcface.Client
             {
                 Lose(e.Message);
             }
+            catch (Exception e)
+            {
+                // Last resort: a bug here must end the connection visibly, not the process.
+                Lose("npcface client reader failed: " + e);
+            }
         }
 
         void WriteLoop()
@@ -369,6 +379,10 @@ namespace Npcface.Client
             catch (InvalidOperationException)
             {
                 // the outbox was completed by Dispose
+            }
+            catch (Exception e)
+            {
+                Lose("npcface client writer failed: " + e);
             }
         }
 
