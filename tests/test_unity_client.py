@@ -314,6 +314,10 @@ def test_console_demo_runs_the_whole_conversation(console_demo, sidecar_port, po
     saved = sorted(frames_dir.glob("*.rgba8"))
     assert len(saved) == frames and all(f.stat().st_size == 512 * 512 * 4 for f in saved)
 
+    # A frames-only session in JPEG: JPEG files, no ticks (latents were not asked for).
+    assert int(result["jpeg_frames"]) > 0 and result["jpeg_session_ticks"] == "0"
+    assert 1000 < int(result["frame_jpeg_bytes"]) < 512 * 512 * 4 // 4
+
     # Each deliberately bad request got its own error code; the server carried on.
     assert result["error_bad_fps"] == "bad_request"
     assert result["error_unknown_emotion"] == "bad_control"

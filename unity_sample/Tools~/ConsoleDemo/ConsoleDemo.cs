@@ -80,6 +80,8 @@ namespace Npcface.Tools
                 LineEndMessage end = line.FinishLine(client.EndLine(Session));
                 line.Report(end, wav.Duration, fps, emotionTime);
 
+                if (canRender)
+                    JpegFrames(client, wav, avatar.Avatar);
                 BadRequests(client, wav);
 
                 ClosedMessage closed = client.WaitFor<ClosedMessage>(client.Close(Session));
@@ -137,6 +139,39 @@ namespace Npcface.Tools
                 line.Drain();
             }
             return emotionTime;
+        }
+
+        // A frames-only session with JPEG frames: a short line, the frames are JPEG files.
+        static void JpegFrames(NpcfaceClient client, WavFile wav, string avatar)
+        {
+            var options = new SessionOptions { Latents = false, Frames = true, Avatar = avatar, FrameFormat = "jpeg", FrameWindow = 64 };
+            client.WaitFor<OpenedMessage>(client.Open("portrait", options));
+            client.SendAudio("portrait", wav.Samples, 0, Math.Min(wav.Samples.Length, wav.Rate / 2 * wav.Channels), wav.Rate, wav.Channels);
+            string end = client.EndLine("portrait");
+            int jpegs = 0, ticks = 0;
+            long bytes = 0;
+            var clock = Stopwatch.StartNew();
+            while (clock.ElapsedMilliseconds < 30000)
+            {
+                ServerMessage message;
+                if (!client.TryReceive(1000, out message))
+                    continue;
+                var frame = message as FrameMessage;
+                if (frame != null && frame.Format == "jpeg" && frame.Pixels.Length > 2 && frame.Pixels[0] == 0xFF && frame.Pixels[1] == 0xD8)
+                {
+                    jpegs++;
+                    bytes += frame.Pixels.Length;
+                    client.AckFrames("portrait");
+                }
+                if (message is TickMessage)
+                    ticks++;
+                if (message.Id == end)
+                    break;
+            }
+            Print("jpeg_frames", jpegs);
+            Print("jpeg_session_ticks", ticks);
+            Print("frame_jpeg_bytes", jpegs == 0 ? 0 : bytes / jpegs);
+            client.WaitFor<ClosedMessage>(client.Close("portrait"));
         }
 
         // Each bad request must get its specific error code, and the session must survive it.
