@@ -110,6 +110,7 @@ class SidecarClient:
         self._sessions: dict[str, Open] = {}
         self._seq: dict[str, int] = {}
         self._last_send = time.monotonic()
+        self._rejoining = False
         self.rejoins = 0
 
     def __enter__(self) -> "SidecarClient":
@@ -151,16 +152,16 @@ class SidecarClient:
             message, payloads = decode_server(self._socket.recv_multipart())
             if message is None:
                 continue  # a message type from a newer server: ignored (PROTOCOL.md section 2)
-            if isinstance(message, Pong) and self.welcome is not None and message.instance != self.welcome.instance:
-                self._rejoin()
-                raise _Rejoined()
+            if isinstance(message, (Pong, ErrorReply)) and not self._is_current(message.id):
+                continue  # about a request sent to a previous server instance
+            restarted = (isinstance(message, Pong) and self.welcome is not None
+                         and message.instance != self.welcome.instance)
+            if restarted or (isinstance(message, ErrorReply) and message.code == "hello_required"):
+                if not self._rejoining:
+                    self._rejoin()
+                    raise _Rejoined()
             if isinstance(message, Pong):
                 continue
-            if isinstance(message, ErrorReply) and not self._is_current(message.id):
-                continue  # about a request sent to a previous server instance
-            if isinstance(message, ErrorReply) and message.code == "hello_required":
-                self._rejoin()
-                raise _Rejoined()
             return message, payloads
 
     def receive(self, timeout_s: float | None = None) -> tuple[ServerMessage, list[bytes]] | None:
@@ -173,7 +174,14 @@ class SidecarClient:
             return None
 
     def _request(self, message: ClientMessage, payloads: Sequence[bytes] = ()) -> ServerMessage:
-        """Send and wait for the reply with the same id (other messages are kept for ``receive``)."""
+        """Send and wait for the reply with the same id (other messages are kept for ``receive``).
+        After a server restart (rejoined meanwhile) the request is sent once more."""
+        try:
+            return self._request_once(message, payloads)
+        except _Rejoined:
+            return self._request_once(message.model_copy(update={"id": self._next_id()}), payloads)
+
+    def _request_once(self, message: ClientMessage, payloads: Sequence[bytes]) -> ServerMessage:
         self._send(message, payloads)
         deadline = time.monotonic() + self.timeout_s
         while (left := deadline - time.monotonic()) > 0:
@@ -193,17 +201,22 @@ class SidecarClient:
         self._generation += 1
         self.rejoins += 1
         self._inbox.clear()
-        self.hello()
-        for image, face_index in list(self._avatars.values()):
-            self._request(UploadAvatar(id=self._next_id(), face_index=face_index), [image])
-        for settings in list(self._sessions.values()):
-            self._request(settings.model_copy(update={"id": self._next_id()}))
+        self.welcome = None
+        self._rejoining = True  # errors now are answers to these requests, not another restart
+        try:
+            self.hello()
+            for image, face_index in list(self._avatars.values()):
+                self._request_once(UploadAvatar(id=self._next_id(), face_index=face_index), [image])
+            for settings in list(self._sessions.values()):
+                self._request_once(settings.model_copy(update={"id": self._next_id()}), ())
+        finally:
+            self._rejoining = False
         self._seq = {name: 0 for name in self._sessions}
 
     # ------------------------------------------------------------ requests
 
     def hello(self) -> Welcome:
-        reply = self._request(Hello(id=self._next_id(), protocol=PROTOCOL_VERSION, client=self.name))
+        reply = self._request_once(Hello(id=self._next_id(), protocol=PROTOCOL_VERSION, client=self.name), ())
         assert isinstance(reply, Welcome)
         self.welcome = reply
         return reply

@@ -39,6 +39,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--idle-timeout", type=float, default=Liveness().idle_timeout_s, metavar="SECONDS",
                         help="free a silent client's sessions after this long (default %(default)s)")
     parser.add_argument("--workers", type=int, default=None, help="render threads (default: one per core)")
+    parser.add_argument("--warm-lines", type=int, default=4, metavar="N",
+                        help="before serving, prepare the phone decoders for N lines at once (default 4)")
     parser.add_argument("--max-sessions", type=int, default=Limits().max_sessions)
     parser.add_argument("--max-sessions-per-client", type=int, default=Limits().max_sessions_per_client)
     parser.add_argument("--max-message-bytes", type=int, default=Limits().max_message_bytes)
@@ -126,8 +128,8 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s", stream=sys.stderr)
     if args.make_keys is not None:
         return make_keys(args.make_keys, args.key_name)
-    if args.idle_timeout <= 0 or (args.workers is not None and args.workers < 1):
-        raise ServeError("--idle-timeout and --workers must be positive")
+    if args.idle_timeout <= 0 or (args.workers is not None and args.workers < 1) or not 0 <= args.warm_lines <= 64:
+        raise ServeError("--idle-timeout and --workers must be positive, --warm-lines 0-64")
     secret = read_secret_key(args.curve_secret_key) if args.curve_secret_key else None
     check_endpoint(args.bind, secure=secret is not None, insecure=args.insecure)
     clients_dir = check_clients_dir(args.curve_clients, secure=secret is not None)
@@ -140,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
                         curve_secret_key=secret, curve_clients_dir=clients_dir)
     except zmq.ZMQError as exc:
         raise ServeError(f"cannot listen on {args.bind}: {exc}") from None
-    log.info("npcface serve: warmed up in %.2f s", server.warm_up())
+    log.info("npcface serve: warmed up in %.2f s", server.warm_up(concurrent_lines=args.warm_lines))
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: server.stop())
     # Scripts and tests read this line to learn the port when --bind asks for port 0 (any free one).
