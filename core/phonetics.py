@@ -142,20 +142,26 @@ class PhoneStream:
 
         Rebuilding every phone on every call made long lines quadratic, so phones that ended
         SETTLE_S before the newest one (at a word boundary) are kept as built, as long as the
-        decoder's segment at the cache's edge stays the same (it rarely revises that far back).
+        decoder's segment at the cache's edge stays the same (it rarely revises that far back);
+        only the decoder's segments from that edge on are read.
         """
-        segments = (self._aligner or self._recognizer).segments()
+        run = self._aligner or self._recognizer
         cache = self._settled
-        if cache.count and (len(segments) < cache.count or segments[cache.count - 1] != cache.last):
-            cache = self._settled = _Settled()
+        segments = run.segments(cache.last.index) if cache.count else run.segments()
+        if cache.count and segments and segments[0] == cache.last:
+            tail = segments[1:]
+        else:
+            if cache.count:  # the decoder revised the settled part: rebuild from the start
+                cache = self._settled = _Settled()
+                segments = run.segments()
+            tail = segments
         covered = min(segments[-1].end, self.duration) if segments else 0.0
-        tail = segments[cache.count :]
         cut = _settle_point(tail, covered - SETTLE_S)
         settling = self._raw(tail[:cut], cache.end, tail[cut - 1].end) if cut else ()
         rest_start = max(cache.end, tail[cut - 1].end) if cut else cache.end
         rest = self._raw(tail[cut:], rest_start, covered)
         # stress looks 0.5 s either side: recompute it with the settled neighbours as context
-        context = tuple(p for p in cache.phones if p.end > cache.end - 0.6)
+        context = _recent(cache.phones, cache.end - 0.6)
         marked = mark_stress(context + settling + rest, self._loudness, cache.loudest)
         settled_now = marked[len(context) : len(context) + len(settling)]
         if cut:
@@ -228,6 +234,14 @@ class _Settled:
     last: sphinx.Segment | None = None
     end: float = 0.0
     loudest: float = -np.inf
+
+
+def _recent(phones: tuple[Phone, ...], after: float) -> tuple[Phone, ...]:
+    """The trailing phones that end after `after` (phones are in time order)."""
+    first = len(phones)
+    while first > 0 and phones[first - 1].end > after:
+        first -= 1
+    return phones[first:]
 
 
 def _settle_point(segments, horizon: float) -> int:

@@ -17,6 +17,7 @@ Input conditioning: a 0.2 s lead-in of silence, and a fixed, deterministic dithe
 """
 from __future__ import annotations
 
+import itertools
 import threading
 from dataclasses import dataclass
 
@@ -51,6 +52,7 @@ class Segment:
     start: float  # seconds on the caller's timeline
     end: float
     word_index: int = -1  # index into the line's words, -1 for recognized phones and silence
+    index: int = -1  # position in the decoder's segment list (for reading only the list's tail)
 
 
 @dataclass(frozen=True)
@@ -119,17 +121,20 @@ class _SphinxRun:
     def push(self, samples16k: np.ndarray) -> None:
         self._feed(samples16k)
 
-    def segments(self) -> list[Segment]:
-        """Best segmentation so far (all of it after `finish`); times exclude the lead-in."""
+    def segments(self, first: int = 0) -> list[Segment]:
+        """Best segmentation so far (all of it after `finish`); times exclude the lead-in.
+
+        `first`: skip the decoder's segments before this index (skipping costs far less than
+        building them, which matters on long lines read on every push)."""
         found = []
-        for seg in self.decoder.seg() or ():
+        for index, seg in enumerate(itertools.islice(self.decoder.seg() or (), first, None), start=first):
             if seg.word == "(NULL)":  # the grammar's null transitions, no audio
                 continue
             slot = self.slots.get(seg.word)
             label = slot.label if slot else ("SIL" if seg.word in _FILLERS or seg.word.startswith("+") else seg.word)
             start = seg.start_frame * FRAME_S - LEAD_IN_S
             end = (seg.end_frame + 1) * FRAME_S - LEAD_IN_S
-            found.append(Segment(label, start, end, slot.word_index if slot else -1))
+            found.append(Segment(label, start, end, slot.word_index if slot else -1, index))
         return found
 
     def finish(self) -> tuple[list[Segment], float | None]:

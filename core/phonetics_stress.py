@@ -25,34 +25,43 @@ PROMINENCE_RANGE_DB = 10.0
 
 
 class LoudnessTrack:
-    """dBFS of each complete 10 ms hop of a growing signal."""
+    """dBFS of each complete 10 ms hop of a growing signal, with running sums of the levels
+    (kept as the signal grows, so a span's mean costs the same on a long line as on a short one)."""
 
     def __init__(self):
         self._pending = np.zeros(0, dtype=np.float32)
-        self._levels: list[np.ndarray] = []
-        self._array = np.zeros(0)
+        self._levels = np.zeros(0)
+        self._prefix = np.zeros(1)  # _prefix[k] = sum of the first k levels
+        self._count = 0
 
     def push(self, samples: np.ndarray) -> None:
         joined = np.concatenate([self._pending, samples])
         whole = len(joined) // HOP * HOP
         if whole:
             power = (joined[:whole].astype(np.float64).reshape(-1, HOP) ** 2).mean(axis=1)
-            self._levels.append(10.0 * np.log10(power + 1e-12))
-            self._array = np.zeros(0)  # rebuilt lazily
+            self._append(10.0 * np.log10(power + 1e-12))
         self._pending = joined[whole:]
 
+    def _append(self, levels: np.ndarray) -> None:
+        count = self._count + len(levels)
+        if count + 1 > len(self._prefix):  # grow by doubling: amortised O(1) per level
+            size = max(2 * len(self._prefix), count + 1)
+            self._levels = np.concatenate([self._levels[: self._count], np.zeros(size - 1 - self._count)])
+            self._prefix = np.concatenate([self._prefix[: self._count + 1], np.zeros(size - 1 - self._count)])
+        self._levels[self._count : count] = levels
+        # accumulate from the running total: the same additions, in the same order, as one cumsum
+        self._prefix[self._count + 1 : count + 1] = np.cumsum(np.concatenate([self._prefix[self._count : self._count + 1], levels]))[1:]
+        self._count = count
+
     def levels(self) -> np.ndarray:
-        if self._levels and len(self._array) != sum(len(level) for level in self._levels):
-            self._array = np.concatenate(self._levels)
-            self._levels = [self._array]
-        return self._array
+        return self._levels[: self._count]
 
     def mean_db(self, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
         """Mean level of each [start, end) span in seconds (-120 where no hop has arrived)."""
-        levels = self.levels()
-        running = np.concatenate([[0.0], np.cumsum(levels)])
-        first = np.minimum((starts * SAMPLE_RATE).astype(np.int64) // HOP, len(levels))
-        last = np.minimum(np.maximum(first + 1, np.ceil(ends * SAMPLE_RATE / HOP).astype(np.int64)), len(levels))
+        count_all = self._count
+        running = self._prefix
+        first = np.minimum((starts * SAMPLE_RATE).astype(np.int64) // HOP, count_all)
+        last = np.minimum(np.maximum(first + 1, np.ceil(ends * SAMPLE_RATE / HOP).astype(np.int64)), count_all)
         count = last - first
         return np.where(count > 0, (running[last] - running[first]) / np.maximum(count, 1), -120.0)
 

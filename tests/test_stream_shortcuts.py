@@ -102,3 +102,21 @@ def test_stress_marks_stay_exact_when_the_recent_phones_change_arbitrarily():
             start = frozen[-1].end if frozen else 0.0
             recent = tuple(Phone(str(rng.choice(labels)), start + 0.1 * k, start + 0.1 * (k + 1)) for k in range(int(rng.integers(0, 5))))
             assert marker.mark(frozen, recent) == mark_stress(frozen + recent, loudness)
+
+
+def test_loudness_running_sums_equal_one_cumsum_over_the_whole_signal():
+    rng = np.random.default_rng(2)
+    samples = (rng.standard_normal(16000 * 3) * np.repeat(rng.uniform(0.001, 0.5, 300), 160)).astype(np.float32)
+    track = LoudnessTrack()
+    for chunk in chunks(samples, seed=4):
+        track.push(chunk)
+    levels = 10 * np.log10((samples.astype(np.float64).reshape(-1, 160) ** 2).mean(axis=1) + 1e-12)
+    assert np.array_equal(track.levels(), levels)
+    starts = rng.uniform(0, 3.2, 200)
+    ends = starts + rng.uniform(0, 0.5, 200)
+    running = np.concatenate([[0.0], np.cumsum(levels)])
+    first = np.minimum((starts * 16000).astype(np.int64) // 160, len(levels))
+    last = np.minimum(np.maximum(first + 1, np.ceil(ends * 16000 / 160).astype(np.int64)), len(levels))
+    expected = np.where(last > first, (running[last] - running[first]) / np.maximum(last - first, 1), -120.0)
+    assert np.array_equal(track.mean_db(starts, ends), expected)
+    assert (expected == -120.0).any() and (expected > -120.0).sum() > 150  # both cases were exercised
