@@ -130,6 +130,8 @@ def run(args: argparse.Namespace) -> int:
         return make_keys(args.make_keys, args.key_name)
     if args.idle_timeout <= 0 or (args.workers is not None and args.workers < 1) or not 0 <= args.warm_lines <= 64:
         raise ServeError("--idle-timeout and --workers must be positive, --warm-lines 0-64")
+    if min(args.max_sessions, args.max_sessions_per_client, args.max_message_bytes, args.max_line_seconds) <= 0:
+        raise ServeError("--max-* limits must be positive")
     secret = read_secret_key(args.curve_secret_key) if args.curve_secret_key else None
     check_endpoint(args.bind, secure=secret is not None, insecure=args.insecure)
     clients_dir = check_clients_dir(args.curve_clients, secure=secret is not None)

@@ -116,10 +116,24 @@ def test_non_loopback_binds_are_refused_unless_insecure():
     assert returncode == 0 and "INSECURE" in stderr
 
 
+def test_ipc_endpoints_serve_locally(tmp_path: Path):
+    server = ServeProcess("--bind", f"ipc://{tmp_path / 'npcface.sock'}")
+    try:
+        with SidecarClient(server.endpoint, timeout_s=10) as client:
+            assert client.ping().instance == client.welcome.instance
+    finally:
+        assert server.interrupt()[0] == 0
+
+
 @pytest.mark.parametrize("bind", ["udp://127.0.0.1:5", "tcp://127.0.0.1:70000", "tcp://127.0.0.1:x"])
 def test_bad_bind_addresses_get_one_line_errors(bind):
     result = run_cli("serve", "--bind", bind)
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "--bind" in result.stderr
+
+
+def test_non_positive_limits_are_refused():
+    result = run_cli("serve", "--max-message-bytes", "0")
+    assert result.returncode == 2 and "--max-*" in result.stderr
 
 
 def test_curve_keys_encrypt_and_admit_only_known_clients(tmp_path: Path):
