@@ -245,3 +245,20 @@ def test_the_whole_server_has_a_session_limit_too():
             assert (full.code, full.details["limit"]) == ("too_many_sessions", 3) and "full" in full.message
             first.request({"type": "close", "session": "a"})
             assert second.request({"type": "open", "session": "b"}).type == "opened"
+
+
+def test_gaze_and_controls_reach_the_face(client, short_line):
+    results = {}
+    for name, events in (("free", []),
+                         ("steered", [{"type": "gaze", "yaw": 25.0, "pitch": -10.0, "time": 0.0},
+                                      {"type": "controls", "motion_amplitude": 0.0, "time": 0.0}])):
+        client.request({"type": "open", "session": name})
+        for event in events:
+            client.send({**event, "session": name})
+        ticks, _, _, errors = client.collect_line(name, send_line(client, name, s16(short_line)))
+        assert errors == []
+        late = ticks[len(ticks) // 2:]  # after the ramps
+        results[name] = (np.mean([t.gaze_left for t in late], axis=0), np.ptp([t.head_rotation for t in late], axis=0))
+    gaze, head_range = results["steered"]
+    assert gaze[0] > results["free"][0][0] + 10 and gaze[1] < results["free"][0][1] - 4, "the eyes turn to the target"
+    assert head_range.max() < results["free"][1].max() / 2, "motion_amplitude 0 calms the head"
