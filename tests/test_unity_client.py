@@ -324,6 +324,8 @@ def test_console_demo_runs_the_whole_conversation(console_demo, sidecar_port, po
     assert result["error_unknown_session"] == "unknown_session"
     assert result["error_out_of_order"] == "out_of_order:expected_seq=0"
     assert result["error_no_line"] == "no_line"
+    assert result["error_bad_controls"] == "bad_request" and result["valid_controls_silent"] == "true"
+    assert result["stats_type"] == "stats" and result["stats_has_sessions"] == "true"
     assert result["alive_after_errors"] == "true"
     assert int(result["closed_ticks_sent"]) == ticks and result["failures"] == "0"
 

@@ -142,6 +142,13 @@ namespace Npcface.Unity
                 sidecar.Client.SetGaze(SessionName, yaw, pitch);
         }
 
+        /// <summary>Scales head motion (0 freezes the head, up to 3) from now on.</summary>
+        public void SetMotionAmplitude(float amplitude)
+        {
+            if (IsOpen)
+                sidecar.Client.SetControls(SessionName, amplitude, null);
+        }
+
         // ------------------------------------------------------------ called by NpcfaceSidecar
 
         public void OnSidecarReady(NpcfaceSidecar ready)

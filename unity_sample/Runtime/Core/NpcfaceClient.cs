@@ -171,6 +171,19 @@ namespace Npcface.Client
             return Post(Header("gaze", "session", session, "yaw", yaw, "pitch", pitch, "time", time < 0 ? null : (object)time));
         }
 
+        /// <summary>Changes head motion and distance from `time` on (null leaves a value as it is).</summary>
+        public string SetControls(string session, double? motionAmplitude, double? headDistance, double time = -1)
+        {
+            return Post(Header("controls", "session", session, "motion_amplitude", motionAmplitude,
+                               "head_distance", headDistance, "time", time < 0 ? null : (object)time));
+        }
+
+        /// <summary>Asks for server and session counters; the reply arrives with Type "stats" (fields in Raw).</summary>
+        public string RequestStats()
+        {
+            return Post(Header("stats"));
+        }
+
         /// <summary>Returns frame-window credits after taking in frames (PROTOCOL.md 7.3): call it!</summary>
         public string AckFrames(string session, int count = 1)
         {

@@ -185,7 +185,18 @@ namespace Npcface.Tools
             string outOfOrder = client.SendAudioChunk(Session, 5, wav.Rate, 1, "s16le", pcm);
             Print("error_out_of_order", ErrorCode(client, outOfOrder));
             Print("error_no_line", ErrorCode(client, client.EndLine(Session)));
+            Print("error_bad_controls", ErrorCode(client, client.SetControls(Session, 7.5, null)));
+            string validControls = client.SetControls(Session, 0.5, 1.2);  // valid: no reply at all
+            ServerMessage stats = client.WaitFor<ServerMessage>(client.RequestStats());
+            Print("stats_type", stats.Type);
+            Print("stats_has_sessions", stats.Raw.ContainsKey("your_sessions"));
             PongMessage pong = client.WaitFor<PongMessage>(client.Ping());
+            // The server answers in order: anything about the valid controls came before the pong.
+            bool controlsAnswered = false;
+            ServerMessage late;
+            while (client.TryReceive(out late))
+                controlsAnswered |= late.Id == validControls;
+            Print("valid_controls_silent", !controlsAnswered);
             Print("alive_after_errors", pong.Instance == client.Welcome.Instance);
         }
 
