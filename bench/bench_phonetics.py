@@ -31,23 +31,11 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from _common import data_dir, timed  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 ENGLISH = ("a15", "a16", "a18", "a07")  # a07 is English singing: run both ways
 VOWELS = set("AA AE AH AO AW AY EH ER EY IH IY OW OY UH UW".split())
-
-
-def data_dir(override: str | None) -> Path:
-    if override:
-        return Path(override)
-    if os.environ.get("NPCFACE_DATA"):
-        return Path(os.environ["NPCFACE_DATA"])
-    return REPO.parent / "shared" / "data"
-
-
-def timed(fn, *args, **kwargs):
-    start = time.perf_counter()
-    result = fn(*args, **kwargs)
-    return result, time.perf_counter() - start
 
 
 def proxy_transcript(samples: np.ndarray) -> str:

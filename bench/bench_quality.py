@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+from _common import data_dir
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
@@ -37,14 +38,6 @@ CLIP_NOTES = {
     "v08": ("uncertain", "en-us"), "v09": ("uncertain", "en-us"), "v12": ("uncertain", "en-us"),
     "v15": ("uncertain", "zh"), "v14": ("music", "singing"),
 }
-
-
-def data_dir(override: str | None) -> Path:
-    if override:
-        return Path(override)
-    if os.environ.get("NPCFACE_DATA"):
-        return Path(os.environ["NPCFACE_DATA"])
-    return REPO.parent / "shared" / "data"
 
 
 def capture_code_version() -> str:
