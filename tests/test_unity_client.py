@@ -281,9 +281,10 @@ def test_console_demo_runs_the_whole_conversation(console_demo, sidecar_port, po
     frames_dir = tmp_path / "frames"
     frames_dir.mkdir()
     # --realtime paces the audio like playback, so the renderer keeps up and frame acks matter.
+    ticks_csv = tmp_path / "ticks.csv"
     result = run_mono(console_demo, "--port", str(sidecar_port), "--portrait", str(portrait_path),
                       "--wav", str(wav), "--text", text, "--fps", "30", "--realtime",
-                      "--frames-out", str(frames_dir), timeout=120)
+                      "--frames-out", str(frames_dir), "--ticks-out", str(ticks_csv), timeout=120)
     assert result["_rc"] == "0", result
     assert result["protocol"] == "1.0"
     assert result["arkit_names"] == "52" and int(result["jaw_open_index"]) == ARKIT_INDEX["JawOpen"]
@@ -328,6 +329,21 @@ def test_console_demo_runs_the_whole_conversation(console_demo, sidecar_port, po
     assert result["stats_type"] == "stats" and result["stats_has_sessions"] == "true"
     assert result["alive_after_errors"] == "true"
     assert int(result["closed_ticks_sent"]) == ticks and result["failures"] == "0"
+
+    # The reference Python client, sending the same line the same way, gets the same face.
+    import numpy as np
+    import soundfile
+    from npcface.bridge.client import SidecarClient
+
+    pcm = soundfile.read(str(wav), dtype="int16")[0].tobytes()
+    with SidecarClient(f"tcp://127.0.0.1:{sidecar_port}") as python_client:
+        python_client.open_session("python-guard", outputs=["latents"], channels=["arkit"], fps=30.0)
+        python_client.set_emotion("python-guard", "happy", 0.9, time_s=float(result["emotion_time"]), ramp=0.2)
+        python_line = python_client.say_pcm("python-guard", pcm, 22050, text=text, chunk_s=0.1)
+    csharp = np.loadtxt(ticks_csv, delimiter=",", ndmin=2)
+    python = np.array([[t.index, t.time, *t.head_rotation, *t.arkit] for t in python_line.ticks])
+    assert csharp.shape == python.shape == (ticks, 2 + 3 + 52)
+    np.testing.assert_allclose(csharp, python, atol=1e-5)  # float32 on the C# side
 
 
 @pytest.mark.parametrize("heartbeat", [True, False])

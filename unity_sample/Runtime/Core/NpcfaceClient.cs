@@ -427,6 +427,8 @@ namespace Npcface.Client
     public static class Pcm
     {
         /// <summary>Float samples in [-1, 1] (clamped) to signed 16-bit little-endian bytes.</summary>
+        /// <remarks>Scaled by 32768 like 16-bit decoders (and Unity's AudioClip) do, so samples that came
+        /// from 16-bit audio go back to exactly the same integers.</remarks>
         public static byte[] ToS16le(float[] samples, int offset, int count)
         {
             var bytes = new byte[count * 2];
@@ -434,7 +436,7 @@ namespace Npcface.Client
             {
                 float s = samples[offset + i];
                 if (float.IsNaN(s)) s = 0;
-                int v = (int)Math.Round(Math.Max(-1f, Math.Min(1f, s)) * 32767f);
+                int v = (int)Math.Max(-32768.0, Math.Min(32767.0, Math.Round(s * 32768.0)));
                 bytes[2 * i] = (byte)v;
                 bytes[2 * i + 1] = (byte)(v >> 8);
             }

@@ -79,6 +79,9 @@ namespace Npcface.Tools
                 double emotionTime = StreamLine(client, wav, Get(args, "text", null), args.ContainsKey("realtime"), line);
                 LineEndMessage end = line.FinishLine(client.EndLine(Session));
                 line.Report(end, wav.Duration, fps, emotionTime);
+                Print("emotion_time", emotionTime);
+                if (args.ContainsKey("ticks-out"))
+                    line.WriteTicks(args["ticks-out"]);
 
                 if (canRender)
                     JpegFrames(client, wav, avatar.Avatar);
@@ -335,6 +338,14 @@ namespace Npcface.Tools
                 ConsoleDemo.Print("frame_indices_increasing", frames.Select(f => f.Index).Zip(frames.Skip(1).Select(f => f.Index), (a, b) => a < b).All(ok => ok));
                 ConsoleDemo.Print("frames_differ", MeanAbsDifference(frames[0].Pixels, frames[frames.Count / 2].Pixels));
             }
+        }
+
+        /// <summary>One line per tick: index, time, head yaw/pitch/roll, then the 52 ARKit weights.</summary>
+        public void WriteTicks(string path)
+        {
+            var lines = ticks.Select(t => string.Join(",", new[] { t.Index.ToString(CultureInfo.InvariantCulture), t.Time.ToString("R", CultureInfo.InvariantCulture) }
+                .Concat(t.HeadRotation.Concat(t.Arkit).Select(v => v.ToString("R", CultureInfo.InvariantCulture)))));
+            File.WriteAllLines(path, lines);
         }
 
         double MeanSmile(IEnumerable<TickMessage> selected)
