@@ -425,7 +425,7 @@ def test_components_drive_a_rig_bones_and_a_raw_image_from_the_sidecar(component
     assert int(result["yaw_checks"]) > 20 and result["yaw_wrong_side"] == "0"
     assert int(result["gaze_checks"]) > 10 and result["gaze_wrong_side"] == "0"
     # Frames reach the RawImage as a bottom-up RGBA32 texture, one after another.
-    assert int(result["frames_received"]) > 60 and int(result["frames_shown"]) > 60
+    assert int(result["frames_received"]) > 40 and int(result["frames_shown"]) > 40
     assert result["texture"] == "512x512 RGBA32" and result["raw_image_has_texture"] == "True"
     assert result["rows_flipped"] == "True"
 
