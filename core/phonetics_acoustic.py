@@ -22,6 +22,7 @@ the small smoothing window; streaming re-segments and only the last ~0.3 s may c
 from __future__ import annotations
 
 import numpy as np
+from scipy.ndimage import maximum_filter1d, minimum_filter1d
 
 from .features import concat_features, slice_features
 from .types import FEATURE_HOP_S, AudioFeatures, Phone
@@ -40,19 +41,26 @@ HIGH_VOICE_F0 = 165.0
 _SMOOTH = 2  # mode filter half-width in rows
 
 
-def _vowel_labels(f1: np.ndarray, f2: np.ndarray) -> np.ndarray:
-    """Vowel class per row from (speaker-scaled) F1 and F2."""
-    labels = np.full(len(f1), "AH", dtype=object)
+# Row classes are small integer codes into LABELS (sorted, so ties in the mode filter go to the
+# alphabetically first label, as they would for the names themselves).
+LABELS = tuple(sorted({"AA", "AH", "AO", "EH", "IH", "IY", "OW", "UW", "N", "HH", "F", "S", "SIL"}))
+_LABEL_NAMES = np.array(LABELS, dtype=object)
+_CODE = {label: code for code, label in enumerate(LABELS)}
+
+
+def _vowel_codes(f1: np.ndarray, f2: np.ndarray) -> np.ndarray:
+    """Vowel class per row (a code into LABELS) from (speaker-scaled) F1 and F2."""
+    codes = np.full(len(f1), _CODE["AH"], dtype=np.int8)
     open_, mid_open, mid_close, close = f1 >= 650, (f1 >= 500) & (f1 < 650), (f1 >= 380) & (f1 < 500), (f1 > 0) & (f1 < 380)
-    labels[open_] = "AA"
-    labels[mid_open & (f2 >= 1700)] = "EH"
-    labels[mid_open & (f2 > 0) & (f2 < 1250)] = "AO"
-    labels[mid_close & (f2 >= 1800)] = "IH"
-    labels[mid_close & (f2 > 0) & (f2 < 1200)] = "OW"
-    labels[close & (f2 >= 1900)] = "IY"
-    labels[close & (f2 > 0) & (f2 < 1300)] = "UW"
-    labels[close & (f2 >= 1300) & (f2 < 1900)] = "IH"
-    return labels
+    codes[open_] = _CODE["AA"]
+    codes[mid_open & (f2 >= 1700)] = _CODE["EH"]
+    codes[mid_open & (f2 > 0) & (f2 < 1250)] = _CODE["AO"]
+    codes[mid_close & (f2 >= 1800)] = _CODE["IH"]
+    codes[mid_close & (f2 > 0) & (f2 < 1200)] = _CODE["OW"]
+    codes[close & (f2 >= 1900)] = _CODE["IY"]
+    codes[close & (f2 > 0) & (f2 < 1300)] = _CODE["UW"]
+    codes[close & (f2 >= 1300) & (f2 < 1900)] = _CODE["IH"]
+    return codes
 
 
 def row_classes(features: AudioFeatures, peak_before: float = -np.inf) -> np.ndarray:
@@ -60,27 +68,32 @@ def row_classes(features: AudioFeatures, peak_before: float = -np.inf) -> np.nda
 
     `peak_before` is the loudest row before these rows (streaming works on a tail of the line).
     """
+    return _LABEL_NAMES[_row_codes(features, peak_before)]
+
+
+def _row_codes(features: AudioFeatures, peak_before: float = -np.inf) -> np.ndarray:
+    """row_classes as codes into LABELS."""
     loud = features.loudness_db
     peak = np.maximum(np.maximum.accumulate(np.maximum(loud, peak_before)) if len(loud) else loud, -45.0)
     silent = (loud < peak - SILENCE_BELOW_PEAK_DB) | (loud < ABSOLUTE_SILENCE_DB)
     voiced = (features.voicing >= 0.5) & ~silent
     scale = np.where(features.f0_hz > HIGH_VOICE_F0, 1.15, 1.0)
     f1, f2 = features.f1_hz / scale, features.f2_hz / scale
-    labels = _vowel_labels(f1, f2)
+    codes = _vowel_codes(f1, f2)
     murmur = voiced & (loud < peak - MURMUR_BELOW_PEAK_DB) & (f1 < 400)
-    labels[murmur] = "N"
+    codes[murmur] = _CODE["N"]
     noise = ~voiced & ~silent
     tilt, zcr = features.spectral_tilt, features.zero_crossing_rate
-    labels[noise] = "HH"
-    labels[noise & (tilt > 3.0)] = "F"
-    labels[noise & (tilt > 10.0) & (zcr > 0.25)] = "S"
+    codes[noise] = _CODE["HH"]
+    codes[noise & (tilt > 3.0)] = _CODE["F"]
+    codes[noise & (tilt > 10.0) & (zcr > 0.25)] = _CODE["S"]
     # loud, dark (low-tilt) rows with weak periodicity are rough or noisy voice, not frication
-    labels[noise & (tilt < -12.0) & (loud > peak - 20.0)] = "AH"
-    labels[silent] = "SIL"
+    codes[noise & (tilt < -12.0) & (loud > peak - 20.0)] = _CODE["AH"]
+    codes[silent] = _CODE["SIL"]
     dips = _energy_dips(loud) & ~silent
-    labels[dips & voiced] = "N"  # murmur: M or N by F2 locus later
-    labels[dips & ~voiced] = "SIL"  # a stop's closure: P or T later, if it is short
-    return labels
+    codes[dips & voiced] = _CODE["N"]  # murmur: M or N by F2 locus later
+    codes[dips & ~voiced] = _CODE["SIL"]  # a stop's closure: P or T later, if it is short
+    return codes
 
 
 def _energy_dips(loud: np.ndarray) -> np.ndarray:
@@ -88,44 +101,41 @@ def _energy_dips(loud: np.ndarray) -> np.ndarray:
     within 20 ms of the dip's bottom (connected speech rarely falls to silence at a closure)."""
     if len(loud) < 5:
         return np.zeros(len(loud), dtype=bool)
-    padded = np.pad(loud, DIP_REACH, mode="edge")
-    around = np.lib.stride_tricks.sliding_window_view(padded, 2 * DIP_REACH + 1).max(axis=1)
-    near = np.lib.stride_tricks.sliding_window_view(np.pad(loud, 2, mode="edge"), 5)
-    bottom = (loud <= near.min(axis=1)) & (around - loud >= DIP_DB)
-    close_to_bottom = np.convolve(bottom.astype(float), np.ones(5), mode="same") > 0
+    around = maximum_filter1d(loud, 2 * DIP_REACH + 1, mode="nearest")  # loudest row within +-DIP_REACH
+    bottom = (loud <= minimum_filter1d(loud, 5, mode="nearest")) & (around - loud >= DIP_DB)
+    close_to_bottom = maximum_filter1d(bottom.view(np.uint8), 5, mode="constant") > 0  # a bottom within +-2 rows
     return close_to_bottom & (around - loud >= DIP_DB - 6.0)
 
 
-def _mode_filter(labels: np.ndarray) -> np.ndarray:
-    """Most common label within +-_SMOOTH rows (ties keep the row's own label)."""
-    if len(labels) <= 2 * _SMOOTH:
-        return labels.copy()
-    names, codes = np.unique(labels, return_inverse=True)
+def _mode_filter(codes: np.ndarray) -> np.ndarray:
+    """Most common code within +-_SMOOTH rows (ties keep the row's own code)."""
+    if len(codes) <= 2 * _SMOOTH:
+        return codes.copy()
     padded = np.pad(codes, _SMOOTH, mode="edge")
     windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * _SMOOTH + 1)  # (T, 5)
-    counts = (windows[:, :, None] == np.arange(len(names))[None, None, :]).sum(axis=1)  # (T, labels)
-    own = counts[np.arange(len(codes)), codes]
+    counts = (windows[:, :, None] == np.arange(len(LABELS))[None, None, :]).sum(axis=1)  # (T, labels)
+    rows = np.arange(len(codes))
+    own = counts[rows, codes]
     best = counts.argmax(axis=1)
-    chosen = np.where(counts[np.arange(len(codes)), best] > own, best, codes)
-    return names[chosen]
+    return np.where(counts[rows, best] > own, best, codes)
 
 
-def _runs(labels: np.ndarray) -> list[list]:
-    """[label, first_row, end_row) runs, short runs merged into the previous one."""
-    if len(labels) == 0:
+def _runs(codes: np.ndarray) -> list[list]:
+    """[label, first_row, end_row) runs of row codes, short runs merged into the previous one."""
+    if len(codes) == 0:
         return []
-    change = np.flatnonzero(labels[1:] != labels[:-1]) + 1
-    starts = np.concatenate([[0], change])
-    ends = np.concatenate([change, [len(labels)]])
+    change = np.flatnonzero(codes[1:] != codes[:-1]) + 1
+    starts = [0] + (change).tolist()
+    ends = change.tolist() + [len(codes)]
+    labels = [LABELS[code] for code in codes[starts].tolist()]
     runs: list[list] = []
-    for start, end in zip(starts, ends):
-        label = labels[start]
+    for label, start, end in zip(labels, starts, ends):
         # a vowel colour shorter than MIN_VOWEL_FRAMES inside a vowel is formant movement
         glide = runs and label in VOWEL_LABELS and runs[-1][0] in VOWEL_LABELS and end - start < MIN_VOWEL_FRAMES
         if runs and (end - start < MIN_SEGMENT_FRAMES or runs[-1][0] == label or glide):
             runs[-1][2] = end
-        elif not runs and end - start < MIN_SEGMENT_FRAMES and end < len(labels):
-            runs.append([labels[end], start, end])  # a short first run joins the next label
+        elif not runs and end - start < MIN_SEGMENT_FRAMES and end < len(codes):
+            runs.append([LABELS[codes[end]], start, end])  # a short first run joins the next label
         else:
             runs.append([label, start, end])
     merged: list[list] = []
@@ -139,13 +149,15 @@ def _runs(labels: np.ndarray) -> list[list]:
 
 def _edge_f2(f2: np.ndarray, row: int, direction: int) -> float:
     """Median F2 of up to 5 voiced rows next to a gap, walking away from it."""
-    picked = []
-    position = row
-    while 0 <= position < len(f2) and len(picked) < 5 and abs(position - row) < 10:
-        if f2[position] > 0:
-            picked.append(f2[position])
-        position += direction
-    return float(np.median(picked)) if picked else np.inf
+    if direction < 0:
+        span = f2[max(row - 9, 0) : row + 1][::-1] if row >= 0 else f2[:0]
+    else:
+        span = f2[max(row, 0) : row + 10]
+    picked = sorted(span[span > 0][:5].tolist())
+    if not picked:
+        return np.inf
+    middle = len(picked) // 2
+    return float(picked[middle]) if len(picked) % 2 else (picked[middle - 1] + picked[middle]) / 2
 
 
 def _place_closures(runs: list[list], features: AudioFeatures) -> None:
@@ -163,7 +175,7 @@ def _place_closures(runs: list[list], features: AudioFeatures) -> None:
 
 
 def _segment(features: AudioFeatures, peak_before: float = -np.inf) -> list[list]:
-    runs = _runs(_mode_filter(row_classes(features, peak_before)))
+    runs = _runs(_mode_filter(_row_codes(features, peak_before)))
     _place_closures(runs, features)
     return runs
 

@@ -120,3 +120,34 @@ def test_loudness_running_sums_equal_one_cumsum_over_the_whole_signal():
     expected = np.where(last > first, (running[last] - running[first]) / np.maximum(last - first, 1), -120.0)
     assert np.array_equal(track.mean_db(starts, ends), expected)
     assert (expected == -120.0).any() and (expected > -120.0).sum() > 150  # both cases were exercised
+
+
+def test_acoustic_row_smoothing_and_dips_equal_plain_loops():
+    """The vectorised mode filter and dip finder against straightforward per-row loops."""
+    from npcface.core.phonetics_acoustic import LABELS, _energy_dips, _mode_filter
+
+    rng = np.random.default_rng(8)
+    dip_rows = 0
+    for _ in range(30):
+        codes = rng.integers(0, 4, int(rng.integers(5, 80))).astype(np.int8)  # few labels: many ties
+        smoothed = _mode_filter(codes)
+        for row, code in enumerate(codes):
+            window = [int(codes[min(max(j, 0), len(codes) - 1)]) for j in range(row - 2, row + 3)]
+            counts = {label: window.count(label) for label in window}
+            best = min(counts, key=lambda label: (-counts[label], LABELS[label]))  # ties: alphabetically first
+            assert smoothed[row] == (best if counts[best] > counts[int(code)] else code)
+        loud = np.repeat(rng.uniform(-60, -10, len(codes) // 3 + 2), 3)[: len(codes)].astype(np.float32)
+        dips = _energy_dips(loud)
+        dip_rows += int(dips.sum())
+
+        def at(j: int) -> float:  # rows past the ends repeat the edge row
+            return loud[min(max(j, 0), len(loud) - 1)]
+
+        def loudest_near(j: int) -> float:
+            return max(at(k) for k in range(j - 8, j + 9))
+
+        for row in range(len(loud)):
+            bottoms = [j for j in range(max(row - 2, 0), min(row + 3, len(loud)))
+                       if at(j) <= min(at(k) for k in range(j - 2, j + 3)) and loudest_near(j) - at(j) >= 15.0]
+            assert dips[row] == (bool(bottoms) and loudest_near(row) - loud[row] >= 9.0)
+    assert dip_rows > 20
