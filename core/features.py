@@ -172,13 +172,26 @@ class FeatureStream:
 
     def push(self, samples16k: np.ndarray) -> AudioFeatures | None:
         """Append samples; returns the rows completed by them, or None if none yet."""
+        self.append(samples16k)
+        return self.take()
+
+    def append(self, samples16k: np.ndarray) -> None:
+        """Append samples without computing their rows yet (`take` does), for a caller that
+        needs the rows only now and then: rows computed together cost about what one costs."""
         if self._finished:
             raise AudioError("feature stream already flushed; start a new stream")
         samples = check_samples16k(samples16k)
         self._buffer = np.concatenate([self._buffer, samples])
         self._received += len(samples)
-        ready = (len(self._buffer) - ANALYSIS) // HOP + 1 if len(self._buffer) >= ANALYSIS else 0
-        return self._emit(ready)
+
+    def rows_complete(self) -> int:
+        """How many rows the samples so far complete (taken or not)."""
+        pending = (len(self._buffer) - ANALYSIS) // HOP + 1 if len(self._buffer) >= ANALYSIS else 0
+        return self._buffer_row + pending
+
+    def take(self) -> AudioFeatures | None:
+        """The completed rows not returned yet, or None if there are none."""
+        return self._emit(self.rows_complete() - self._buffer_row)
 
     def flush(self) -> AudioFeatures | None:
         """End of stream: the rows left (one per started 10 ms hop), zero-padded at the end."""

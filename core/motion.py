@@ -65,13 +65,16 @@ class _FixedPhones:
     def __init__(self, timeline: PhoneTimeline):
         self.timeline = timeline
 
-    def push(self, samples: np.ndarray, rows: AudioFeatures | None) -> None:
+    def push(self, samples: np.ndarray) -> None:
+        pass
+
+    def add_rows(self, rows: AudioFeatures | None) -> None:
         pass
 
     def current(self) -> tuple[tuple[Phone, ...], str]:
         return self.timeline.phones, self.timeline.source
 
-    def finish(self, rows: AudioFeatures | None) -> PhoneTimeline:
+    def finish(self) -> PhoneTimeline:
         return self.timeline
 
 
@@ -86,17 +89,20 @@ class _LivePhones:
         self._source = ("aligned" if text else "recognized") if english else "acoustic"
         self._final: PhoneTimeline | None = None
 
-    def push(self, samples: np.ndarray, rows: AudioFeatures | None) -> None:
-        self._stream.push(samples, rows)
+    def push(self, samples: np.ndarray) -> None:
+        self._stream.push(samples)
+
+    def add_rows(self, rows: AudioFeatures | None) -> None:
+        self._stream.add_features(rows)
 
     def current(self) -> tuple[tuple[Phone, ...], str]:
         if self._final is not None:
             return self._final.phones, self._final.source
         return tuple(self._stream.phones()), self._source
 
-    def finish(self, rows: AudioFeatures | None) -> PhoneTimeline:
+    def finish(self) -> PhoneTimeline:
         if self._final is None:
-            self._final = self._stream.finish(rows)
+            self._final = self._stream.finish()
         return self._final
 
 
@@ -148,23 +154,28 @@ class MotionStream:
             raise AudioError(f"push_audio needs 16 kHz mono float samples of shape (n,), got {samples.dtype} {samples.shape}")
         if len(samples) == 0:
             return []
-        rows = self._features.push(samples)  # validates NaN / inf
-        self._add_rows(rows)
-        self._phones.push(samples.astype(np.float32, copy=False), rows)
+        # Feature rows are computed only when frames are due: rows computed together cost about
+        # what one costs, and with chunks shorter than a frame most pushes release none.
+        self._features.append(samples)  # validates NaN / inf
+        self._phones.push(samples.astype(np.float32, copy=False))
         self._received += len(samples)
         heard = self._received / SAMPLE_RATE
-        rows_until = self._rows_end_time()
+        rows_until = (self._features.rows_complete() - 1) * FEATURE_HOP_S if self._features.rows_complete() else 0.0
         last_ready = min(heard - self.controls.lookahead_s, rows_until - FRAME_REACH_S)
-        return self._emit_until(math.floor(last_ready * self.controls.fps + 1e-9))
+        last_index = math.floor(last_ready * self.controls.fps + 1e-9)
+        if last_index < self._next_frame:
+            return []
+        self._add_rows(self._features.take())
+        return self._emit_until(last_index)
 
     def finish(self) -> list[MotionFrame]:
         """End of the line: flush the features and phones and return the remaining frames."""
         if self._finished:
             return []
         self._finished = True
-        rows = self._features.flush()
-        self._add_rows(rows)
-        self.timeline = self._phones.finish(rows)
+        self._add_rows(self._features.take())
+        self._add_rows(self._features.flush())
+        self.timeline = self._phones.finish()
         duration = self._received / SAMPLE_RATE
         return self._emit_until(math.ceil(duration * self.controls.fps - 1e-9) - 1)
 
@@ -172,12 +183,8 @@ class MotionStream:
     def _add_rows(self, rows: AudioFeatures | None) -> None:
         if rows is None or rows.num_frames == 0:
             return
+        self._phones.add_rows(rows)
         self._rows = rows if self._rows is None else concat_features([self._rows, rows])
-
-    def _rows_end_time(self) -> float:
-        if self._rows is None:
-            return 0.0
-        return self._rows.start_time + (self._rows.num_frames - 1) * FEATURE_HOP_S
 
     def _emit_until(self, last_index: int) -> list[MotionFrame]:
         if last_index < self._next_frame or self._rows is None:

@@ -62,8 +62,9 @@ class PhoneStream:
     `finish()` ends the line and returns the final timeline (equal to `phones_for`).
 
     With `features_from_caller=True` the caller, which computes the same audio's features anyway
-    (the motion stream does), hands each push's new `FeatureStream` rows to `push` and its
-    flushed rows to `finish`, and the acoustic fallback computes none of its own.
+    (the motion stream does), hands its `FeatureStream` rows, in order, to `add_features` (at
+    least before each `phones()` and, with the flushed rows, before `finish()`), and the
+    acoustic fallback computes none of its own.
     """
 
     def __init__(self, text: str | None = None, language: str = "en-us", features_from_caller: bool = False):
@@ -97,19 +98,17 @@ class PhoneStream:
     def duration(self) -> float:
         return self._samples / SAMPLE_RATE
 
-    def push(self, samples16k: np.ndarray, features: AudioFeatures | None = None) -> None:
-        """Add audio; `features`: the rows these samples completed (only with features_from_caller)."""
+    def push(self, samples16k: np.ndarray) -> None:
         if self._result is not None:
             raise ControlError("phone stream already finished; start a new stream for the next line")
-        if features is not None and not self._features_from_caller:
-            raise ControlError("this phone stream computes its own features; pass features_from_caller=True to hand it rows")
         samples = check_samples16k(samples16k).astype(np.float32)
         if (self._samples + len(samples)) / SAMPLE_RATE > MAX_DURATION_S:
             raise AudioError(f"line too long for phones: over {MAX_DURATION_S:.0f} s (split the line)")
         self._samples += len(samples)
         self._loudness.push(samples)
         if self.source == "acoustic":
-            self._add_rows(self._features.push(samples) if self._features is not None else self._caller_rows(features))
+            if self._features is not None:
+                self._add_rows(self._features.push(samples))
             return
         if self._aligner is not None:
             self._audio.append(samples)
@@ -117,13 +116,20 @@ class PhoneStream:
         else:
             self._recognizer.push(samples)
 
-    def _caller_rows(self, features: AudioFeatures | None) -> AudioFeatures | None:
-        if features is not None and features.num_frames:
-            if abs(features.start_time - self._next_row * FEATURE_HOP_S) > 1e-6:
-                raise ControlError(f"feature rows must continue the stream: expected row {self._next_row} "
-                                   f"at {self._next_row * FEATURE_HOP_S:.2f} s, got rows from {features.start_time:.3f} s")
-            self._next_row += features.num_frames
-        return features
+    def add_features(self, features: AudioFeatures | None) -> None:
+        """The caller's next feature rows of this line (only with features_from_caller)."""
+        if self._result is not None:
+            raise ControlError("phone stream already finished; start a new stream for the next line")
+        if not self._features_from_caller:
+            raise ControlError("this phone stream computes its own features; pass features_from_caller=True to hand it rows")
+        if features is None or features.num_frames == 0:
+            return
+        if abs(features.start_time - self._next_row * FEATURE_HOP_S) > 1e-6:
+            raise ControlError(f"feature rows must continue the stream: expected row {self._next_row} "
+                               f"at {self._next_row * FEATURE_HOP_S:.2f} s, got rows from {features.start_time:.3f} s")
+        self._next_row += features.num_frames
+        if self.source == "acoustic":
+            self._add_rows(features)
 
     def _add_rows(self, rows: AudioFeatures | None) -> None:
         if rows is not None and rows.num_frames:
@@ -182,15 +188,13 @@ class PhoneStream:
     def _build(self, segments, start: float, end: float, loudest_before: float) -> tuple[Phone, ...]:
         return mark_stress(self._raw(segments, start, end), self._loudness, loudest_before)
 
-    def finish(self, features: AudioFeatures | None = None) -> PhoneTimeline:
-        """End of line: the final timeline over the whole pushed audio (`features`: the caller's
-        flushed feature rows, with features_from_caller)."""
+    def finish(self) -> PhoneTimeline:
+        """End of line: the final timeline over the whole pushed audio."""
         if self._result is not None:
             return self._result
-        if features is not None and not self._features_from_caller:
-            raise ControlError("this phone stream computes its own features; pass features_from_caller=True to hand it rows")
         if self.source == "acoustic":
-            self._add_rows(self._features.flush() if self._features is not None else self._caller_rows(features))
+            if self._features is not None:
+                self._add_rows(self._features.flush())
             phones = self._acoustic.final()
             self._result = PhoneTimeline(self._timeline_of_phones(phones), "acoustic", self.language)
             return self._result

@@ -2,6 +2,8 @@
 
 - PhoneStream(features_from_caller=True) fed the motion stream's feature rows gives the same
   phones, push by push, as a phone stream that computes its own features.
+- MotionStream computes feature rows only on pushes that release frames: its frames equal
+  those of a stream that computed every push's rows at once (the same chunks).
 - ProminenceStream (stress of a growing phone sequence, recent part only) equals mark_stress
   over the whole sequence after every push.
 """
@@ -12,8 +14,8 @@ import pytest
 
 from conftest import fixture_line
 from npcface.core.audio import load_audio
-from npcface.core.errors import ControlError
-from npcface.core.features import FeatureStream
+from npcface.core.errors import AudioError, ControlError
+from npcface.core.features import FEATURE_COLUMNS, FeatureStream, concat_features
 from npcface.core.phonetics import PhoneStream
 from npcface.core.phonetics_acoustic import AcousticTracker
 from npcface.core.phonetics_stress import VOWELS, LoudnessTrack, ProminenceStream, mark_stress
@@ -42,11 +44,13 @@ def test_acoustic_phones_from_the_callers_rows_equal_their_own(language):
     pushes = 0
     for chunk in chunks(samples, seed=5):
         own.push(chunk)
-        shared.push(chunk, rows.push(chunk))
+        shared.push(chunk)
+        shared.add_features(rows.push(chunk))
         assert shared.phones() == own.phones()
         pushes += 1
     assert pushes > 50
-    final = shared.finish(rows.flush())
+    shared.add_features(rows.flush())
+    final = shared.finish()
     assert final == own.finish()
     assert sum(p.label in VOWELS for p in final.phones) >= 5  # the line really has phones to compare
 
@@ -75,12 +79,13 @@ def test_feature_rows_need_the_flag_and_must_continue_the_stream():
     rows = FeatureStream()
     first, second = rows.push(samples[:4000]), rows.push(samples[4000:])
     with pytest.raises(ControlError, match="features_from_caller"):
-        PhoneStream(None, "de").push(samples[:4000], first)
+        PhoneStream(None, "de").add_features(first)
     stream = PhoneStream(None, "de", features_from_caller=True)
+    stream.push(samples)
     with pytest.raises(ControlError, match="must continue the stream"):
-        stream.push(samples[4000:], second)  # rows from 0.25 s, but the stream is at row 0
-    stream.push(samples[:4000], first)
-    stream.push(samples[4000:], second)
+        stream.add_features(second)  # rows from 0.25 s, but the stream is at row 0
+    stream.add_features(first)
+    stream.add_features(second)
     assert stream.phones()
 
 
@@ -151,3 +156,58 @@ def test_acoustic_row_smoothing_and_dips_equal_plain_loops():
                        if at(j) <= min(at(k) for k in range(j - 2, j + 3)) and loudest_near(j) - at(j) >= 15.0]
             assert dips[row] == (bool(bottoms) and loudest_near(row) - loud[row] >= 9.0)
     assert dip_rows > 20
+
+
+@pytest.mark.parametrize("language", ["de", "en-us"])
+def test_frames_do_not_depend_on_when_feature_rows_are_computed(language):
+    from npcface.core.motion import MotionGenerator, MotionStream, _LivePhones
+    from npcface.core.types import Controls
+
+    class EagerRows(MotionStream):
+        """Computes every push's rows at once, as the stream did before rows were deferred."""
+
+        def push_audio(self, samples16k):
+            frames = super().push_audio(samples16k)
+            self._add_rows(self._features.take())
+            return frames
+
+    samples = samples_of("line_greeting")
+    controls = Controls(language=language)
+    lazy = MotionGenerator(controls).stream(None)
+    eager = EagerRows(controls, _LivePhones(None, language))
+    lazy_frames, eager_frames, idle_pushes = [], [], 0
+    for position in range(0, len(samples), 80):  # 5 ms chunks: most pushes release no frame
+        got = lazy.push_audio(samples[position : position + 80])
+        idle_pushes += not got
+        lazy_frames += got
+        eager_frames += eager.push_audio(samples[position : position + 80])
+    lazy_frames += lazy.finish()
+    eager_frames += eager.finish()
+    assert idle_pushes > len(samples) // 80 // 2
+    assert len(lazy_frames) == len(eager_frames) > 100
+    for a, b in zip(lazy_frames, eager_frames):
+        assert a.time == b.time and a.head_rotation == b.head_rotation
+        assert np.array_equal(a.blendshapes, b.blendshapes)
+    assert lazy.timeline == eager.timeline
+
+
+def test_feature_rows_taken_now_and_then_equal_rows_taken_every_push():
+    samples = samples_of("line_bilabials")
+    every, sometimes = FeatureStream(), FeatureStream()
+    rng = np.random.default_rng(6)
+    pushed, taken = [], []
+    for chunk in chunks(samples, seed=3):
+        pushed.append(every.push(chunk))
+        sometimes.append(chunk)
+        assert sometimes.rows_complete() == every.rows_complete()
+        if rng.random() < 0.3:
+            taken.append(sometimes.take())
+    pushed.append(every.flush())
+    taken += [sometimes.take(), sometimes.flush()]
+    a = concat_features([part for part in pushed if part is not None])
+    b = concat_features([part for part in taken if part is not None])
+    assert a.num_frames == b.num_frames == -(-len(samples) // 160)
+    for name in FEATURE_COLUMNS:
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    with pytest.raises(AudioError):
+        sometimes.append(samples[:160])  # flushed: the line is over
