@@ -97,6 +97,9 @@ class SidecarClient:
         self._context = zmq.Context()
         self._socket = self._context.socket(zmq.DEALER)
         self._socket.setsockopt(zmq.LINGER, 0)
+        # A DEALER blocks on send while it has no usable connection (e.g. a refused CurveZMQ
+        # handshake): bound the wait so the caller gets SidecarUnavailable, not a hang.
+        self._socket.setsockopt(zmq.SNDTIMEO, max(1, int(timeout_s * 1000)))
         if curve_server_key is not None:
             public, secret = curve_client_keys or zmq.curve_keypair()
             self._socket.curve_serverkey = curve_server_key
@@ -134,7 +137,11 @@ class SidecarClient:
         return request_id is None or request_id.split("-", 1)[0] == str(self._generation)
 
     def _send(self, message: ClientMessage, payloads: Sequence[bytes] = ()) -> None:
-        self._socket.send_multipart(encode(message, list(payloads)), copy=False)
+        try:
+            self._socket.send_multipart(encode(message, list(payloads)), copy=False)
+        except zmq.Again:
+            raise SidecarUnavailable(f"cannot send to the sidecar at {self.endpoint} (no connection within "
+                                     f"{self.timeout_s:g} s)") from None
         self._last_send = time.monotonic()
 
     def _receive_raw(self, timeout_s: float) -> tuple[ServerMessage, list[bytes]] | None:
