@@ -34,7 +34,7 @@ function readWav(path) {
 }
 
 // ---- Transport: one DEALER; frames are [msgpack header, ...payloads].
-const socket = new Dealer({ linger: 0, receiveTimeout: TIMEOUT_MS });
+const socket = new Dealer({ linger: 0, receiveTimeout: TIMEOUT_MS, sendTimeout: TIMEOUT_MS });
 socket.connect(endpoint);
 let nextId = 0;
 const newId = () => `node-${nextId++}`;
