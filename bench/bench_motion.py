@@ -58,10 +58,12 @@ class StageClock:
         from npcface.core.features import FeatureStream
         from npcface.core.phonetics import PhoneStream
 
-        for cls, names, stage in ((FeatureStream, ("push", "flush"), "features"),
-                                  (PhoneStream, ("push", "phones", "finish"), "phones")):
+        # (older code lacks some of these methods; nested calls count once, in the innermost)
+        for cls, names, stage in ((FeatureStream, ("push", "flush", "append", "take"), "features"),
+                                  (PhoneStream, ("push", "phones", "finish", "add_features"), "phones")):
             for name in names:
-                setattr(cls, name, self._wrap(getattr(cls, name), stage))
+                if hasattr(cls, name):
+                    setattr(cls, name, self._wrap(getattr(cls, name), stage))
 
     def _wrap(self, method, stage: str):
         def timed_method(*args, **kwargs):
