@@ -58,3 +58,17 @@ def emotions_from_args(args: argparse.Namespace) -> list[EmotionEvent]:
 
     name, intensity = parse_emotion(args.emotion)
     return [EmotionEvent(0.0, name, intensity, ramp=0.0)] + [parse_emotion_at(s) for s in args.emotion_at]
+
+
+def add_line_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments every command that speaks a line takes: the audio, its text, emotions, language."""
+    parser.add_argument("audio", help="the line's audio (WAV/FLAC/OGG/MP3, any rate and channel count)")
+    text = parser.add_mutually_exclusive_group()
+    text.add_argument("--text", help="what is said (English: enables forced alignment, the best lip sync)")
+    text.add_argument("--text-file", help="a UTF-8 file holding what is said")
+    parser.add_argument("--emotion", default="neutral",
+                        help="emotion for the whole line, NAME[:INTENSITY], e.g. happy:0.8")
+    parser.add_argument("--emotion-at", action="append", default=[], metavar="TIME=NAME[:INTENSITY]",
+                        help="change emotion at TIME seconds, e.g. 1.5=angry:0.6 (repeatable)")
+    parser.add_argument("--language", default="en-us",
+                        help="language of the line; anything but en-us uses language-independent acoustic phones")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..core.errors import NpcfaceError
 from ..core.types import Controls
-from .cli_args import check_output_file, emotions_from_args, read_text
+from .cli_args import add_line_arguments, check_output_file, emotions_from_args, read_text
 
 OUTPUT_SUFFIXES = (".csv", ".json")
 
@@ -19,14 +19,7 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "animate", help="audio (+ text, emotions) -> face motion as Live Link CSV or JSON",
         description="Animate a dialogue line: head pose, gaze, blinks and 52 ARKit blendshapes per frame.")
-    parser.add_argument("audio", help="the line's audio (WAV/FLAC/OGG/MP3, any rate and channel count)")
-    text = parser.add_mutually_exclusive_group()
-    text.add_argument("--text", help="what is said (English: enables forced alignment, the best lip sync)")
-    text.add_argument("--text-file", help="a UTF-8 file holding what is said")
-    parser.add_argument("--emotion", default="neutral", help="emotion for the whole line, NAME[:INTENSITY], e.g. happy:0.8")
-    parser.add_argument("--emotion-at", action="append", default=[], metavar="TIME=NAME[:INTENSITY]",
-                        help="change emotion at TIME seconds, e.g. 1.5=angry:0.6 (repeatable)")
-    parser.add_argument("--language", default="en-us", help="language of the line; anything but en-us uses acoustic phones")
+    add_line_arguments(parser)
     parser.add_argument("--fps", type=float, default=60.0, help="frames per second (default 60)")
     parser.add_argument("--seed", type=int, default=0, help="random seed for head motion, blinks and saccades")
     parser.add_argument("--motion-amplitude", type=float, default=1.0, help="head motion scale (0 freezes the head)")

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..core.errors import ControlError, FormatError, NpcfaceError
 from ..core.types import Controls, EmotionEvent
-from .cli_args import check_output_file
+from .cli_args import add_line_arguments, check_output_file
 
 SHEET_FRAMES = 12
 
@@ -26,14 +26,7 @@ def add_parser(subparsers) -> None:
         "render", help="portrait + audio (+ text, emotion) -> mp4 or PNG frames of the portrait speaking",
         description="Render a talking portrait: lip sync, head motion, blinks, gaze and emotion.")
     parser.add_argument("portrait", help="a picture with a face, or a rig file from `npcface rig`")
-    parser.add_argument("audio", help="the line's audio (WAV/FLAC/OGG/MP3, any rate and channel count)")
-    text = parser.add_mutually_exclusive_group()
-    text.add_argument("--text", help="what is said (English: enables forced alignment, the best lip sync)")
-    text.add_argument("--text-file", help="a UTF-8 file holding what is said")
-    parser.add_argument("--emotion", default="neutral", help="emotion for the whole line, NAME[:INTENSITY]")
-    parser.add_argument("--emotion-at", action="append", default=[], metavar="TIME=NAME[:INTENSITY]",
-                        help="change emotion at TIME seconds (repeatable)")
-    parser.add_argument("--language", default="en-us", help="language of the line")
+    add_line_arguments(parser)
     parser.add_argument("--size", default="512", help="output size: N (square) or WIDTHxHEIGHT (default 512)")
     parser.add_argument("--fps", type=float, default=30.0, help="frames per second (default 30)")
     parser.add_argument("--seed", type=int, default=0, help="random seed for head motion and blinks")
