@@ -39,8 +39,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--idle-timeout", type=float, default=Liveness().idle_timeout_s, metavar="SECONDS",
                         help="free a silent client's sessions after this long (default %(default)s)")
     parser.add_argument("--workers", type=int, default=None, help="render threads (default: one per core)")
-    parser.add_argument("--warm-lines", type=int, default=4, metavar="N",
-                        help="before serving, prepare the phone decoders for N lines at once (default 4)")
+    parser.add_argument("--warm-lines", type=int, default=8, metavar="N",
+                        help="before serving, load phone decoders for N English lines at once (~56 MB each; default 8)")
     parser.add_argument("--max-sessions", type=int, default=Limits().max_sessions)
     parser.add_argument("--max-sessions-per-client", type=int, default=Limits().max_sessions_per_client)
     parser.add_argument("--max-message-bytes", type=int, default=Limits().max_message_bytes)

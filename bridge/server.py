@@ -102,16 +102,16 @@ class Server(RequestHandlers):
         module keeps the decoders of finished lines for the next ones. Seconds spent."""
         if not self.has_latents:
             return 0.0
+        from ..core.phonetics import warm_up as load_phone_decoders
         from ..core.session import LineFormat, NpcSession, SessionSettings
 
         started = time.monotonic()
         try:
-            npcs = [NpcSession(SessionSettings()) for _ in range(2 * concurrent_lines)]
-            for index, npc in enumerate(npcs):  # with text (aligner) and without (recognizer)
-                npc.start_line(LineFormat(16000, 1, "s16le"), "hello" if index % 2 else None)
-                npc.push_pcm(b"\x00\x00" * 8000)
-            for npc in npcs:
-                npc.end_line()
+            load_phone_decoders(concurrent_lines)
+            npc = NpcSession(SessionSettings())  # one line through the whole stack loads the rest
+            npc.start_line(LineFormat(16000, 1, "s16le"), "hello")
+            npc.push_pcm(b"\x00\x00" * 8000)
+            npc.end_line()
         except Exception as exc:  # serve anyway: requests will get the error, with its request named
             log.warning("npcface serve: warm-up failed (%s: %s)", type(exc).__name__, exc)
         return time.monotonic() - started

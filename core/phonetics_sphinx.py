@@ -63,11 +63,13 @@ class _PhoneSlot:
 
 
 class _DecoderPool:
-    """Decoders take ~80 ms to load; keep idle ones per kind for the next line."""
+    """Decoders take ~80 ms to load (holding the GIL) and ~28 MB each; keep idle ones per kind
+    for the next lines. A server expecting N lines at once keeps N of each (see warm_up)."""
 
     def __init__(self):
         self._idle: dict[str, list[Decoder]] = {"align": [], "recognize": []}
         self._lock = threading.Lock()
+        self.keep = 4  # idle decoders kept per kind
 
     def acquire(self, kind: str) -> Decoder:
         with self._lock:
@@ -81,17 +83,20 @@ class _DecoderPool:
 
     def release(self, kind: str, decoder: Decoder) -> None:
         with self._lock:
-            if len(self._idle[kind]) < 4:
+            if len(self._idle[kind]) < self.keep:
                 self._idle[kind].append(decoder)
 
 
 _POOL = _DecoderPool()
 
 
-def warm_up() -> None:
-    """Put one decoder of each kind in the pool."""
+def warm_up(concurrent_lines: int = 1) -> None:
+    """Have ``concurrent_lines`` decoders of each kind loaded and idle, and keep at least that many."""
+    _POOL.keep = max(_POOL.keep, concurrent_lines)
     for kind in ("align", "recognize"):
-        _POOL.release(kind, _POOL.acquire(kind))
+        decoders = [_POOL.acquire(kind) for _ in range(concurrent_lines)]
+        for decoder in decoders:
+            _POOL.release(kind, decoder)
 
 
 class _SphinxRun:
