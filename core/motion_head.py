@@ -93,13 +93,19 @@ class SlotScheduler:
         rates = np.asarray(hazard_per_s(times), dtype=np.float64)
         draws = slot_uniforms(self.seed, self.channel, slots)
         probability = 1.0 - np.exp(-rates * self.slot)
-        previous = self.starts[-1][0] if self.starts else -np.inf
+        previous = self.starts[-1][0] if self.starts else self._prior_event()
         for t, p, u in zip(times, probability, draws):
             since = t - previous
             if since >= self.refractory and (u[0] < p or since >= self.max_gap):
                 self.starts.append((float(t), u))
                 previous = t
         self.next_slot = last + 1
+
+    def _prior_event(self) -> float:
+        """A seeded moment before the line for the "last" event, so that lines do not all open
+        with a forced blink (with no history, max_gap would have passed at t = 0)."""
+        u = np.random.default_rng([self.seed & 0xFFFFFFFF, 1000 + self.channel]).uniform()
+        return -u * self.max_gap
 
     def since(self, t: float) -> list[tuple[float, np.ndarray]]:
         """The events from the last one starting at or before ``t`` on (older ones no longer

@@ -230,3 +230,17 @@ def test_silence_gives_a_closed_neutral_mouth_and_still_blinks():
     speed = np.linalg.norm(np.diff(eye_in_world, axis=0), axis=1) * track.fps
     jumps = np.count_nonzero((speed[1:] > 30) & (speed[:-1] <= 30))
     assert 3 <= jumps <= 30
+
+
+def test_lines_do_not_all_open_with_a_blink(greeting):
+    # With no blink history, a line used to force one at t = 0 for every seed: every NPC line
+    # then began with a blink. Seeds must spread the first blink like the rest.
+    timeline = hand_phones(greeting.duration)
+    first_blinks = []
+    for seed in range(10):
+        track = MotionGenerator(Controls(fps=60, seed=seed)).animate_with_phones(greeting, timeline)
+        closed = np.flatnonzero(track.channel("EyeBlinkLeft") > 0.5)
+        first_blinks.append(track.times[closed[0]] if len(closed) else math.inf)
+    early = sum(t < 0.3 for t in first_blinks)
+    assert early <= 3, f"{early} of 10 seeds blink in the first 0.3 s: {np.round(first_blinks, 2)}"
+    assert len({round(t, 1) for t in first_blinks}) >= 6, first_blinks
