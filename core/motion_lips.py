@@ -39,10 +39,14 @@ LABIODENTALS = frozenset({"F", "V"})
 
 ANTICIPATION_S = 0.05  # a coming phone's pull falls by e every 50 ms before it starts
 CARRYOVER_S = 0.035  # a past phone's pull falls by e every 35 ms after it ends
+# The jaw is the heaviest articulator: it moves slower than the lips, so a consonant between two
+# vowels dips it only partly (real mouths stay open through a phrase with shallow dips).
+JAW_ANTICIPATION_S = 0.08
+JAW_CARRYOVER_S = 0.08
 PHONE_REACH_S = 0.10  # phones further ahead than this do not pull (bounds streaming latency)
 CLOSURE_LEAD_S = 0.07  # lips start closing this long before a bilabial
 CLOSURE_RELEASE_S = 0.05
-PHONE_TRUST: dict[str, float] = {"aligned": 0.7, "recognized": 0.7, "acoustic": 0.2}
+PHONE_TRUST: dict[str, float] = {"aligned": 0.85, "recognized": 0.85, "acoustic": 0.2}
 # Recognized phones time the mouth well but often mislabel its shape (W, R, UW for anything
 # rounded-ish), so their rounding / spreading is damped.
 LIP_SHAPE_TRUST: dict[str, float] = {"aligned": 1.0, "recognized": 0.6, "acoustic": 0.8}
@@ -51,6 +55,7 @@ LIP_SHAPE_TRUST: dict[str, float] = {"aligned": 1.0, "recognized": 0.6, "acousti
 # only lean the lips that way.
 KEY_SHAPE_TRUST: dict[str, tuple[float, float]] = {"aligned": (1.0, 1.0), "recognized": (1.0, 0.7),
                                                    "acoustic": (0.85, 0.3)}
+OPENING_AT_SILENCE, OPENING_PER_LEVEL = 0.5, 0.6  # phone jaw opening = (a + b * held level) * pose
 PHRASE_JAW = 0.12  # jaw kept open through a phrase, on top of the syllable opening
 ACOUSTIC_CLOSURE = 0.85  # how far an acoustic dip closes the lips (phones alone claim a full closure)
 _CLOSED_JAW = 0.06  # jaw opening during a bilabial (teeth apart, lips together)
@@ -125,12 +130,19 @@ def coarticulated_targets(times: np.ndarray, table: PhoneTable) -> tuple[np.ndar
         return np.zeros((len(times), len(ARKIT_NAMES))), np.zeros(len(times))
     ahead = table.starts[idx][None, :] - times[:, None]  # (T, P) > 0: the phone is still to come
     behind = times[:, None] - table.ends[idx][None, :]  # (T, P) > 0: the phone is over
-    decay = np.where(ahead > 0, np.exp(-np.clip(ahead, 0, 1) / ANTICIPATION_S) * (ahead <= PHONE_REACH_S),
-                     np.where(behind > 0, np.exp(-np.clip(behind, 0, 1) / CARRYOVER_S), 1.0))
-    weights = table.dominance[idx][None, :] * decay  # (T, P)
+    poses = VISEME_POSES[table.visemes[idx]]  # (P, 52)
+    weights = table.dominance[idx][None, :] * _decay(ahead, behind, ANTICIPATION_S, CARRYOVER_S)  # (T, P)
     total = weights.sum(1)
-    blend = (weights @ VISEME_POSES[table.visemes[idx]]) / np.maximum(total, 1e-6)[:, None]  # (T, 52)
+    blend = (weights @ poses) / np.maximum(total, 1e-6)[:, None]  # (T, 52)
+    jaw_weights = table.dominance[idx][None, :] * _decay(ahead, behind, JAW_ANTICIPATION_S, JAW_CARRYOVER_S)
+    blend[:, _JAW] = (jaw_weights @ poses[:, _JAW]) / np.maximum(jaw_weights.sum(1), 1e-6)
     return blend, np.clip(total / 0.3, 0.0, 1.0)
+
+
+def _decay(ahead: np.ndarray, behind: np.ndarray, anticipation_s: float, carryover_s: float) -> np.ndarray:
+    """(T, P) a phone's pull: 1 inside it, falling exponentially before and after it."""
+    return np.where(ahead > 0, np.exp(-np.clip(ahead, 0, 1) / anticipation_s) * (ahead <= PHONE_REACH_S),
+                    np.where(behind > 0, np.exp(-np.clip(behind, 0, 1) / carryover_s), 1.0))
 
 
 def key_shape_curve(times: np.ndarray, table: PhoneTable, mask: np.ndarray) -> np.ndarray:
@@ -193,7 +205,11 @@ def lip_layer(times: np.ndarray, cues: Cues, phones: PhoneTable, source: PhoneSo
     # and so can start before the sound, over the preceding consonant.
     shape_gain = (0.75 + 0.25 * level) * LIP_SHAPE_TRUST[source]
     targets = targets * shape_gain[:, None]
-    targets[:, _OPENING] *= ((0.3 + 0.8 * level) / np.maximum(shape_gain, 1e-6))[:, None]
+    # A phone's vowel already says how open the jaw is; loudness (relative to the speaker's recent
+    # level) only scales it a little. Scaling it fully made the jaw a loudness meter that spiked
+    # per syllable (worse on the real videos, bench/bench_quality.py).
+    held = cues.at("held", times)
+    targets[:, _OPENING] *= ((OPENING_AT_SILENCE + OPENING_PER_LEVEL * held) / np.maximum(shape_gain, 1e-6))[:, None]
     trust = PHONE_TRUST[source] * coverage[:, None]
     mouth = trust * targets + (1 - trust) * acoustic_mouth(times, cues)
     closure_trust, labiodental_trust = KEY_SHAPE_TRUST[source]
