@@ -163,8 +163,7 @@ def acoustic_mouth(times: np.ndarray, cues: Cues) -> np.ndarray:
     f1 = cues.at("f1_open", times)
     fricative = cues.at("fricative", times)
     mouth = np.zeros((len(times), len(ARKIT_NAMES)))
-    # F1 is the jaw cue in every language; loudness mostly says a sound is there, not how open.
-    mouth[:, _JAW] = (0.1 * level + 0.6 * f1) * (1.0 - 0.7 * fricative) + PHRASE_JAW * cues.at("phrase", times)
+    mouth[:, _JAW] = (0.22 * level + 0.5 * f1) * (1.0 - 0.7 * fricative) + PHRASE_JAW * cues.at("phrase", times)
     rounding = cues.at("f2_round", times)
     mouth[:, _PUCKER] = 0.6 * rounding
     mouth[:, _FUNNEL] = 0.35 * rounding
