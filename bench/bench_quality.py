@@ -1,6 +1,6 @@
 """Lip-sync quality on real talking videos: does the generated JawOpen follow the real mouth?
 
-    .venv/bin/python bench/bench_quality.py [--data DIR] [--refresh]
+    .venv/bin/python bench/bench_quality.py [--data DIR] [--refresh] [--before REV]
 
 For each video in ../shared/data/video (or $NPCFACE_DATA/video): capture the face (MediaPipe;
 cached under bench/results/), take the measured mouth opening (inner-lip gap over face size) as
@@ -12,14 +12,20 @@ transcripts), and report Pearson r between the truth and
 at lag 0 and at the best lag within +-200 ms (10 ms steps; lag > 0: the video's mouth moves
 after the curve). Clips the data README calls uncertain (possible audio offsets) or music are
 flagged and averaged apart. A PNG per clip shows the three curves (z-scored) over time.
+--before REV also animates every clip with the motion code at git revision REV (its core/ in a
+temporary folder, the same captures and the same baseline) and prints both per clip.
 Exits 0 with a note when the data folder is absent.
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
+import json
+import subprocess
 import sys
+import tempfile
 import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -97,7 +103,7 @@ def lagged_r(truth_times: np.ndarray, truth: np.ndarray, times: np.ndarray, curv
     return rs[int(np.argmin(np.abs(lags)))], rs[best], float(lags[best])
 
 
-def evaluate_clip(video: Path, refresh: bool) -> dict[str, object]:
+def evaluate_clip(video: Path, refresh: bool, plot: bool = True) -> dict[str, object]:
     from npcface.core.audio import load_audio
     from npcface.core.motion import MotionGenerator
     from npcface.core.types import Controls
@@ -119,8 +125,9 @@ def evaluate_clip(video: Path, refresh: bool) -> dict[str, object]:
     offsets = {"generated": lagged_r(truth_times, truth, track.times, track.channel("JawOpen").astype(np.float64),
                                      OFFSET_SEARCH_S),
                "baseline": lagged_r(truth_times, truth, loud_times, loudness, OFFSET_SEARCH_S)}
-    plot_clip(video.stem, truth_times, truth, track.times, track.channel("JawOpen"), loud_times, loudness,
-              generated, baseline)
+    if plot:
+        plot_clip(video.stem, truth_times, truth, track.times, track.channel("JawOpen"), loud_times, loudness,
+                  generated, baseline)
     return {"clip": clip, "name": video.stem, "reliability": reliability, "language": language,
             "duration": audio.duration, "generated": generated, "baseline": baseline, "offsets": offsets,
             "captured_jaw_vs_lips": pearson(captured["jaw_open"], truth),
@@ -183,10 +190,46 @@ def print_table(rows: list[dict[str, object]]) -> None:
               f"{np.mean([r['offsets']['baseline'][1] for r in group]):.3f}")
 
 
+def use_code_from(tree: str | None) -> None:
+    """Import npcface from another source tree (core/, bridge/, models/ at its top)."""
+    if tree:
+        package = types.ModuleType("npcface")
+        package.__path__ = [tree]
+        sys.modules["npcface"] = package
+
+
+def run_before(revision: str, args) -> dict[str, list[float]]:
+    """{clip: [gen r0, gen best, lag]} for the motion code at `revision`, in a subprocess."""
+    with tempfile.TemporaryDirectory(prefix="npcface-before-") as tree:
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", revision, "core", "bridge", "models"],
+                                 check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", tree], input=archive, check=True)
+        command = [sys.executable, __file__, "--json", "--code", tree] + (["--data", args.data] if args.data else [])
+        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    return json.loads(output.splitlines()[-1])
+
+
+def print_before_and_now(revision: str, before: dict[str, list[float]], rows: list[dict[str, object]]) -> None:
+    print(f"\ngenerated r per clip, before ({revision}) -> now (lag 0 | best within +-{1000 * MAX_LAG_S:.0f} ms @ lag)")
+    for row in rows:
+        old, new = before.get(row["clip"]), row["generated"]
+        if old:
+            print(f"{row['clip']:5s} r0 {old[0]:5.2f} -> {new[0]:5.2f} | best {old[1]:5.2f} @{1000 * old[2]:+4.0f} ms "
+                  f"-> {new[1]:5.2f} @{1000 * new[2]:+4.0f} ms")
+    common = [row for row in rows if row["clip"] in before]
+    if common:
+        print(f"mean ({len(common)}) r0 {np.mean([before[r['clip']][0] for r in common]):.3f} -> "
+              f"{np.mean([r['generated'][0] for r in common]):.3f} | best "
+              f"{np.mean([before[r['clip']][1] for r in common]):.3f} -> {np.mean([r['generated'][1] for r in common]):.3f}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", help="the shared data folder (default ../shared/data)")
     parser.add_argument("--refresh", action="store_true", help="capture again even when cached")
+    parser.add_argument("--before", metavar="REV", help="also measure the motion code at this git revision")
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # for --before's subprocess
+    parser.add_argument("--code", help=argparse.SUPPRESS)  # source tree to import npcface from
     args = parser.parse_args()
     video_dir = data_dir(args.data) / "video"
     videos = sorted(video_dir.glob("v*.mp4")) if video_dir.is_dir() else []
@@ -195,6 +238,12 @@ def main() -> int:
         return 0
     sys.path.insert(0, str(REPO))
     RESULTS.mkdir(parents=True, exist_ok=True)
+    use_code_from(args.code)
+    if args.json:
+        print(json.dumps({row["clip"]: list(row["generated"]) for row in
+                          (evaluate_clip(video, refresh=False, plot=False) for video in videos)}))
+        return 0
+    before = run_before(args.before, args) if args.before else None
     rows = [evaluate_clip(video, args.refresh) for video in videos]
     print("truth: captured inner-lip gap / face size; r = Pearson; lag > 0: the video's mouth moves after the curve")
     print(f"'within 1 s' (diagnostic): best r and lag within +-{OFFSET_SEARCH_S:g} s, to show clips whose audio "
@@ -204,6 +253,8 @@ def main() -> int:
           f"{np.mean([r['capture_fps'] for r in rows]):.0f} frames/s on average; "
           f"animate: {sum(r['duration'] for r in rows) / sum(r['animate_s'] for r in rows):.0f}x real time")
     print(f"plots: {RESULTS}/quality_<clip>.png")
+    if before is not None:
+        print_before_and_now(args.before, before, rows)
     return 0
 
 
