@@ -18,10 +18,15 @@ REF_WINDOW_S = 2.0  # loudness reference: the loudest moment of the last two sec
 SLOW_WINDOW_S = 0.5  # emphasis: loudness above the average of the last half second
 ACTIVITY_WINDOW_S = 0.6  # head liveliness follows talking over this long
 DIP_BACK_S, DIP_AHEAD_S = 0.15, 0.05  # a dip is quieter than both the last 150 ms and the next 50 ms
-# held: loudness bridged over short gaps (a consonant, a breath between words): a mouth stays
-# ready to open through a run of speech and relaxes only once the gap outlasts 300 + 50 ms.
+# held: loudness bridged over short gaps in a run of speech (a stop closure): the loudest moment
+# of the last 300 ms while a sound comes within the next 50 ms.
 HOLD_BACK_S, HOLD_AHEAD_S = 0.3, 0.05
-CUE_REACH_S = SMOOTH_S + 0.02  # how far ahead of a row its cues look (>= DIP_AHEAD_S, HOLD_AHEAD_S, smoothing + 20 ms)
+PHRASE_BACK_S, PHRASE_AHEAD_S = 0.25, 0.05
+CUE_REACH_S = SMOOTH_S + 0.02  # what core/motion.py budgets for the cues (+ 40 ms of its own margin)
+# What the cues really read ahead: the level is smoothed SMOOTH_S ahead and dip, held and phrase
+# look up to 50 ms further on it (tested). The motion layer's FRAME_REACH_S (CUE_REACH_S + 40 ms)
+# covers this; CUE_REACH_S alone does not.
+CUE_READ_AHEAD_S = SMOOTH_S + max(DIP_AHEAD_S, HOLD_AHEAD_S, PHRASE_AHEAD_S)
 CUE_BACK_S = REF_WINDOW_S + max(SLOW_WINDOW_S, ACTIVITY_WINDOW_S) + SMOOTH_S  # how far back
 
 _REF_FLOOR_DB = -30.0  # a recording quieter than this is treated as quiet speech, not boosted
@@ -54,6 +59,13 @@ def moving_average(x: np.ndarray, back: int, ahead: int, weights: np.ndarray | N
     return np.where(den > 1e-9, num / np.maximum(den, 1e-9), 0.0)
 
 
+def held_level(level: np.ndarray) -> np.ndarray:
+    """The lesser of the loudest level in the last HOLD_BACK_S and in the next HOLD_AHEAD_S: gaps
+    up to HOLD_AHEAD_S inside a run of speech are bridged (at the quieter side's level); a pause
+    relaxes at once."""
+    return np.minimum(max_behind(level, _rows(HOLD_BACK_S)), max_ahead(level, _rows(HOLD_AHEAD_S)))
+
+
 @dataclass(frozen=True)
 class Cues:
     """Per-row acoustic cues (row i at start_time + i * FEATURE_HOP_S)."""
@@ -70,7 +82,7 @@ class Cues:
     activity: np.ndarray  # (R,) 0..1 how much talking there was over the last ~0.6 s
     phrase: np.ndarray  # (R,) 0..1 loudness over the last 250 ms: a mouth stays parted through a phrase
     dip: np.ndarray  # (R,) 0..1 a short quiet gap between louder sounds (a stop or nasal closure)
-    held: np.ndarray  # (R,) 0..1 level held over gaps shorter than HOLD_BACK_S + HOLD_AHEAD_S
+    held: np.ndarray  # (R,) 0..1 level held over gaps up to HOLD_AHEAD_S (held_level)
 
     @property
     def num_rows(self) -> int:
@@ -108,10 +120,9 @@ def compute_cues(feats: AudioFeatures) -> Cues:
     f0 = moving_average(feats.f0_hz, smooth, smooth, weights=feats.f0_hz > 0)
     pitch = np.clip(np.log2(np.maximum(f0, 80.0) / 80.0) / 2.0, 0.0, 1.0) * voiced
     activity = moving_average(level * (0.6 + 0.4 * voiced), _rows(ACTIVITY_WINDOW_S), _rows(0.02))
-    held = np.minimum(max_behind(level, _rows(HOLD_BACK_S)), max_ahead(level, _rows(HOLD_AHEAD_S)))
     before, after = max_behind(level, _rows(DIP_BACK_S)), max_ahead(level, _rows(DIP_AHEAD_S))
     depth = np.minimum(before, after) - level
     dip = np.clip((depth - 0.3) / 0.3, 0.0, 1.0) * (level < 0.45)
     return Cues(start_time=float(feats.start_time), level=level, voiced=voiced, f1_open=f1_open,
                 f2_round=f2_round, f2_spread=f2_spread, fricative=fricative, emphasis=emphasis, pitch=pitch,
-                activity=activity, phrase=moving_average(level, _rows(0.25), _rows(0.05)), dip=dip, held=held)
+                activity=activity, phrase=moving_average(level, _rows(PHRASE_BACK_S), _rows(PHRASE_AHEAD_S)), dip=dip, held=held_level(level))
