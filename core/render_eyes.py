@@ -105,7 +105,9 @@ class EyeLayer:
         current = geometry.deformed[contour]
         rest_moved = geometry.rigid[contour]
         top = geometry.rigid[eye.lid_top] if len(eye.lid_top) else rest_moved[: len(eye.upper)]
-        box = bounding_box(np.vstack([current, rest_moved, top]), 3, self.width, self.height)
+        # some skin above the crease too: the lid's colour is spread down from it
+        above_top = top - 0.15 * eye.width * self.y_axis
+        box = bounding_box(np.vstack([current, rest_moved, top, above_top]), 3, self.width, self.height)
         if box is None:
             return
         eyeball_motion = fit_affine(self.base_xy[contour + [eye.iris[0]]], geometry.rigid[contour + [eye.iris[0]]])
@@ -122,7 +124,7 @@ class EyeLayer:
         closed = float(smoothstep(0.6, 0.9, drop / max(gap, 1e-3)))  # near shut, the lid hides the corners too
         x0, y0, x1, y1 = box
         region = rgb[y0:y1, x0:x1].astype(np.float32)
-        lid, band = self._lid(eye, current, top, box)
+        lid, band = self._lid(eye, current, top, box, region, map_x, map_y)
         cover = np.maximum(np.maximum(covered_before, travel * band), closed * sample(eye.whole_eye, map_x, map_y))
         cover = cover[..., None]
         outside = cover * lid + (1 - cover) * region
@@ -137,10 +139,12 @@ class EyeLayer:
                                (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
         return moved[..., :3] + (1 - moved[..., 3:4]) * eye.plate
 
-    def _lid(self, eye: _Eye, current: np.ndarray, top: np.ndarray, box):
-        """Lid skin over box (the lid's colour, a little darker toward its edge, a lash line along the
-        edge), and the band from the lid's edge up to ``top`` points where a moving lid replaces the
-        stretched picture (soft at its top and ends)."""
+    def _lid(self, eye: _Eye, current: np.ndarray, top: np.ndarray, box, region: np.ndarray, map_x, map_y):
+        """Lid skin over box: the frame's own skin around the eye spread over the opening (so its
+        colour carries on from the skin around the eye with no seam), pulled a little toward the
+        lid's colour, darker toward its edge, with a soft lash line along the edge; and the band from
+        the lid's edge up to ``top`` points where a moving lid replaces the stretched picture (soft at
+        its top and ends)."""
         x0, y0, x1, y1 = box
         upper = current[: len(eye.upper)]
         order = np.argsort(upper[:, 0])
@@ -156,10 +160,17 @@ class EyeLayer:
         ys = np.arange(y0, y1, dtype=np.float64)[:, None]
         above = edge[None, :] - ys  # pixels above the lid's edge
         lash = max(1.0, 0.045 * eye.width)
-        shade = 0.9 + 0.1 * smoothstep(0.0, 0.2 * eye.width, above)
-        lid = eye.lid[None, None, :] * shade[..., None]
+        # the skin around the eye, spread over the opening: a blur that leaves the eye itself out
+        skin_weight = 1 - sample(eye.whole_eye, map_x, map_y)
+        blur = int(0.6 * eye.width) | 1
+        spread = cv2.GaussianBlur(region * skin_weight[..., None], (blur, blur), 0)
+        weight = cv2.GaussianBlur(skin_weight, (blur, blur), 0)[..., None]
+        skin = spread / np.maximum(weight, 1e-3)
+        skin = np.where(weight > 0.002, skin, eye.lid[None, None, :])
+        shade = 0.8 + 0.2 * smoothstep(0.0, 0.3 * eye.width, above)  # the lid darkens toward its edge
+        lid = (0.8 * skin + 0.2 * eye.lid[None, None, :]) * shade[..., None]
         lash_strength = smoothstep(-0.8, 0.2, above) * (1 - smoothstep(lash - 0.5, lash + 0.5, above))
-        lid = lid * (1 - 0.65 * lash_strength[..., None])
+        lid = lid * (1 - 0.5 * lash_strength[..., None])
         height = np.maximum(edge - ceiling, 1.0)[None, :]
         band = smoothstep(-0.5, 0.5, above) * smoothstep(0.0, 0.3, (ys - ceiling[None, :]) / height)
         margin = max(0.12 * (right - left), 1.0)
