@@ -22,3 +22,29 @@ def timed(fn, *args, **kwargs):
     start = time.perf_counter()
     result = fn(*args, **kwargs)
     return result, time.perf_counter() - start
+
+
+def use_code_from(tree: str | None) -> None:
+    """Import npcface from another source tree (core/, bridge/, models/ at its top)."""
+    if tree:
+        import sys
+        import types
+
+        package = types.ModuleType("npcface")
+        package.__path__ = [tree]
+        sys.modules["npcface"] = package
+
+
+def run_at_revision(revision: str, script: str, arguments: list[str]) -> str:
+    """Run ``script --json --code TREE *arguments`` on the code at git ``revision``: its stdout.
+    Lets a bench compare older code with the current one in the same run, on the same machine."""
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="npcface-before-") as tree:
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", revision, "core", "bridge", "models"],
+                                 check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", tree], input=archive, check=True)
+        command = [sys.executable, script, "--json", "--code", tree, *arguments]
+        return subprocess.run(command, check=True, capture_output=True, text=True).stdout

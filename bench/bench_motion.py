@@ -22,29 +22,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
-import tempfile
 import time
-import types
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
-from _common import REPO, data_dir, timed
+from _common import data_dir, run_at_revision, timed, use_code_from
 
 CHUNKS_MS = (10, 20, 50, 100)
 ENGLISH = ("a15", "a16", "a18")
 TARGET_RTF = 20.0
-
-
-def use_code_from(tree: str | None) -> None:
-    """Import npcface from another source tree (core/, bridge/, models/ at its top)."""
-    if tree:
-        package = types.ModuleType("npcface")
-        package.__path__ = [tree]
-        sys.modules["npcface"] = package
 
 
 class StageClock:
@@ -224,14 +213,7 @@ def long_line(files: list[Path], seconds: float = 240.0) -> None:
 
 def run_before(revision: str, args) -> dict:
     """The same measurement on the code at `revision`, in a subprocess: its summary rows."""
-    with tempfile.TemporaryDirectory(prefix="npcface-before-") as tree:
-        archive = subprocess.run(["git", "-C", str(REPO), "archive", revision, "core", "bridge", "models"],
-                                 check=True, capture_output=True).stdout
-        subprocess.run(["tar", "-x", "-C", tree], input=archive, check=True)
-        command = [sys.executable, __file__, "--json", "--code", tree, "--repeat", str(args.repeat)]
-        if args.data:
-            command += ["--data", args.data]
-        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    output = run_at_revision(revision, __file__, ["--repeat", str(args.repeat)] + (["--data", args.data] if args.data else []))
     return json.loads(output)
 
 

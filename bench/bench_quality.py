@@ -21,16 +21,13 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import subprocess
 import sys
-import tempfile
 import time
-import types
 from pathlib import Path
 
 import numpy as np
 
-from _common import data_dir
+from _common import data_dir, run_at_revision, use_code_from
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
@@ -190,22 +187,9 @@ def print_table(rows: list[dict[str, object]]) -> None:
               f"{np.mean([r['offsets']['baseline'][1] for r in group]):.3f}")
 
 
-def use_code_from(tree: str | None) -> None:
-    """Import npcface from another source tree (core/, bridge/, models/ at its top)."""
-    if tree:
-        package = types.ModuleType("npcface")
-        package.__path__ = [tree]
-        sys.modules["npcface"] = package
-
-
 def run_before(revision: str, args) -> dict[str, list[float]]:
     """{clip: [gen r0, gen best, lag]} for the motion code at `revision`, in a subprocess."""
-    with tempfile.TemporaryDirectory(prefix="npcface-before-") as tree:
-        archive = subprocess.run(["git", "-C", str(REPO), "archive", revision, "core", "bridge", "models"],
-                                 check=True, capture_output=True).stdout
-        subprocess.run(["tar", "-x", "-C", tree], input=archive, check=True)
-        command = [sys.executable, __file__, "--json", "--code", tree] + (["--data", args.data] if args.data else [])
-        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    output = run_at_revision(revision, __file__, ["--data", args.data] if args.data else [])
     return json.loads(output.splitlines()[-1])
 
 
