@@ -165,14 +165,14 @@ class EyeLayer:
         blur = int(0.6 * eye.width) | 1
         spread = cv2.GaussianBlur(region * skin_weight[..., None], (blur, blur), 0)
         weight = cv2.GaussianBlur(skin_weight, (blur, blur), 0)[..., None]
-        skin = spread / np.maximum(weight, 1e-3)
-        skin = np.where(weight > 0.002, skin, eye.lid[None, None, :])
-        shade = 0.8 + 0.2 * smoothstep(0.0, 0.3 * eye.width, above)  # the lid darkens toward its edge
+        # where hardly any skin is near, fade smoothly to the lid's colour rather than switch to it
+        skin = (spread + 0.01 * eye.lid[None, None, :]) / (weight + 0.01)
+        shade = 0.85 + 0.15 * smoothstep(0.0, 0.15 * eye.width, above)  # the lid darkens toward its edge
         lid = (0.8 * skin + 0.2 * eye.lid[None, None, :]) * shade[..., None]
         lash_strength = smoothstep(-0.8, 0.2, above) * (1 - smoothstep(lash - 0.5, lash + 0.5, above))
         lid = lid * (1 - 0.5 * lash_strength[..., None])
         height = np.maximum(edge - ceiling, 1.0)[None, :]
-        band = smoothstep(-0.5, 0.5, above) * smoothstep(0.0, 0.3, (ys - ceiling[None, :]) / height)
+        band = smoothstep(-0.5, 0.5, above) * smoothstep(0.0, 0.6, (ys - ceiling[None, :]) / height)
         margin = max(0.12 * (right - left), 1.0)
         band = band * (smoothstep(left, left + margin, xs) * (1 - smoothstep(right - margin, right, xs)))[None, :]
         return lid.astype(np.float32), band.astype(np.float32)
