@@ -249,6 +249,8 @@ class SidecarClient:
         return reply.avatar
 
     def open_session(self, session: str, **settings: Any) -> Opened:
+        """``settings`` are Open's fields; ``idle=True`` (protocol 1.1) asks for idle ticks between
+        lines, which ``receive()`` returns (``tick.idle`` true, ``tick.line`` None)."""
         message = Open(id=self._next_id(), session=session, **settings)
         reply = self._request(message)
         assert isinstance(reply, Opened)
@@ -370,6 +372,10 @@ class SidecarClient:
         if isinstance(message, ErrorReply) and message.id in sent_ids:
             raise SidecarError(message)
         if getattr(message, "session", None) != session or isinstance(message, ErrorReply):
+            return False
+        if getattr(message, "idle", False):  # 1.1 idle tick/frame: not the line's; left for receive()
+            if isinstance(message, FrameHeader) and ack_frames:
+                self.frame_ack(session)  # an unacknowledged idle frame would hold the line's frames back
             return False
         if isinstance(message, Tick):
             if not result.ticks and first_chunk_sent is not None:

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapte
 
 from ..core.errors import NpcfaceError
 
-PROTOCOL_VERSION = "1.0"
+PROTOCOL_VERSION = "1.1"  # 1.1: open.idle, tick/frame idle (additive, section 7.4)
 PROTOCOL_MAJOR = 1
 
 RequestId = Annotated[str, StringConstraints(max_length=64)]
@@ -78,6 +78,7 @@ class Open(SessionMessage):
     motion_amplitude: Annotated[float, Field(ge=0.0, le=3.0)] = 1.0
     head_distance: Annotated[float, Field(ge=0.25, le=4.0)] = 1.0
     lookahead_s: Annotated[float, Field(ge=0.0, le=1.0)] = 0.12
+    idle: bool = False  # 1.1: real-time idle ticks between lines (section 7.4)
 
 
 class AudioChunk(SessionMessage):
@@ -184,12 +185,13 @@ class Opened(ServerMessage):
     frame_window: int
     frame_policy: str = "latest"
     lookahead_s: float = 0.0
+    idle: bool = False  # 1.1: echoes open.idle
 
 
 class Tick(ServerMessage):
     type: Literal["tick"] = "tick"
     session: str
-    line: int
+    line: int | None = None  # absent on idle ticks (1.1)
     index: int
     time: float
     head_rotation: list[float]
@@ -199,6 +201,7 @@ class Tick(ServerMessage):
     arkit: list[float] | None = None
     visemes: list[float] | None = None
     vrm: list[float] | None = None
+    idle: bool = False  # 1.1: an idle tick (time and index on the session's idle timeline)
 
 
 class FrameHeader(ServerMessage):
@@ -207,12 +210,13 @@ class FrameHeader(ServerMessage):
     type: Literal["frame"] = "frame"
     payload_count: ClassVar[int] = 1
     session: str
-    line: int
+    line: int | None = None  # absent on idle frames (1.1)
     index: int
     time: float
     width: int
     height: int
     format: str
+    idle: bool = False  # 1.1
 
 
 class LineEnd(ServerMessage):

@@ -135,13 +135,16 @@ class Server(RequestHandlers):
         poller.register(self._wake_read, zmq.POLLIN)
         log.info("npcface serve: listening on %s (instance %s)", self.endpoint, self.instance)
         try:
+            idle_wait_s = 1.0
             while not self._stopping:
                 timeout_ms = 1000 if not any(c.outbox for c in self.clients.values()) else 5
+                timeout_ms = min(timeout_ms, max(1, int(idle_wait_s * 1000)))
                 events = dict(poller.poll(timeout_ms))
                 if self._wake_read in events:
                     self._drain_wake_pipe()
                 drained = self._receive_burst() if self.socket in events else True
                 self._run_completions()
+                idle_wait_s = self.pump_idle(time.monotonic())  # after requests: talking sessions first
                 self._flush_outboxes()
                 if drained:  # only judge silence once every queued message has been read
                     self._expire_idle_clients()

@@ -41,6 +41,16 @@ def capabilities(has_frames: bool) -> dict:
     }
 
 
+def negotiated_version(client_version: str, server_version: str) -> str:
+    """The version spoken on a connection: the lower minor of the two (same major; section 10)."""
+    def minor(version: str) -> int:
+        tail = version.split(".", 1)[1] if "." in version else "0"
+        return int(tail) if tail.isdigit() else 0
+
+    major = server_version.split(".", 1)[0]
+    return f"{major}.{min(minor(client_version), minor(server_version))}"
+
+
 def min_lookahead_s() -> float:
     """The least lookahead the motion generator works with (a smaller request acts as this)."""
     from ..core import motion
@@ -64,7 +74,8 @@ class RequestHandlers:
         client.said_hello = True
         log.info("npcface serve: hello from %r", message.client)
         self.send(client, encode(Welcome(
-            id=message.id, protocol=self.protocol_version(), server=self.server_name(), instance=self.instance,
+            id=message.id, protocol=negotiated_version(message.protocol, self.protocol_version()),
+            server=self.server_name(), instance=self.instance,
             capabilities=capabilities(self.has_frames), limits=self.limits.to_wire(),
             heartbeat_s=self.liveness.heartbeat_s, idle_timeout_s=self.liveness.idle_timeout_s)))
 
@@ -110,6 +121,8 @@ class RequestHandlers:
 
         def reply() -> None:
             client = self.clients.get(identity)
+            if client is not None:  # it was waiting for this reply, not silent (rigging can take long)
+                client.last_seen = time.monotonic()
             if isinstance(result, NpcfaceError):
                 if client is not None:
                     self.send_error(client, result, message.id, "upload_avatar")
@@ -159,12 +172,15 @@ class RequestHandlers:
         settings = SessionSettings(controls=controls, frame_size=tuple(message.frame_size) if frames else None,
                                    max_line_seconds=self.limits.max_line_seconds)
         npc = NpcSession(settings, rig if frames else None)
-        client.sessions[message.session] = WireSession(message.session, message, npc)
+        wire = client.sessions[message.session] = WireSession(message.session, message, npc)
+        if message.idle:
+            self._start_idle(wire, time.monotonic())
         self.send(client, encode(Opened(
             id=message.id, session=message.session, outputs=list(message.outputs), channels=list(message.channels),
             fps=message.fps, avatar=message.avatar, frame_size=list(message.frame_size),
             frame_format=message.frame_format, frame_window=message.frame_window,
-            frame_policy=message.frame_policy, lookahead_s=max(message.lookahead_s, min_lookahead_s()))))
+            frame_policy=message.frame_policy, lookahead_s=max(message.lookahead_s, min_lookahead_s()),
+            idle=message.idle)))
 
     def _session(self: "Server", client: "ClientState", name: str) -> WireSession:
         wire = client.sessions.get(name)
@@ -202,14 +218,16 @@ class RequestHandlers:
             raise ProtocolError("line_too_long", f"the line would exceed {self.limits.max_line_seconds:g} s of audio",
                                 limit=self.limits.max_line_seconds)
         if message.seq == 0:
-            npc.start_line(line_format, message.text)
-            wire.start_line()
+            npc.start_line(line_format, message.text)  # stops idle motion
+            wire.start_line(time.monotonic())
         try:
             motions = npc.push_pcm(data)
         except NpcfaceError:
             if message.seq == 0:  # the line never really started
                 npc.cancel_line()
                 wire.cancel_line()
+                if wire.idle:
+                    self._start_idle(wire, time.monotonic())
             raise
         wire.expected_seq = message.seq + 1
         self._emit(client, wire, wire.motion_out(motions))
@@ -222,7 +240,31 @@ class RequestHandlers:
         motions = wire.npc.end_line()
         self._emit(client, wire, wire.motion_out(motions))
         wire.end_line(message.id, duration)
+        if wire.idle:  # idle resumes when a line streamed in real time would have finished playing
+            self._start_idle(wire, max(time.monotonic(), wire.line_started_at + duration))
         self._pump(client, wire)
+
+    # ------------------------------------------------------------ idle ticks (1.1, section 7.4)
+
+    @staticmethod
+    def _start_idle(wire: WireSession, origin: float) -> None:
+        wire.npc.start_idle()
+        wire.start_idle(origin)
+
+    def pump_idle(self: "Server", now: float) -> float:
+        """Emit the idle ticks due by ``now`` for every idling session; seconds until the next is due."""
+        wait = 1.0
+        for client in list(self.clients.values()):
+            for wire in list(client.sessions.values()):
+                if wire.idle_origin is None or not wire.npc.idling:
+                    continue
+                elapsed = now - wire.idle_origin
+                motions = wire.npc.idle_frames(elapsed) if elapsed >= 0 else []
+                if motions:
+                    self._emit(client, wire, wire.idle_out(motions))
+                fps = wire.settings.fps
+                wait = min(wait, max(0.0, (wire.idle_index / fps) - elapsed))
+        return wait
 
     def _emit(self: "Server", client: "ClientState", wire: WireSession, ticks: list[list[bytes]]) -> None:
         for tick in ticks:

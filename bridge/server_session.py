@@ -17,14 +17,14 @@ from .protocol import FrameHeader, LineEnd, Open, Tick, encode
 
 @dataclass(frozen=True)
 class RenderJob:
-    line: int
+    line: int | None  # None: an idle frame
     index: int
     motion: MotionFrame
 
 
 @dataclass(frozen=True)
 class RenderedFrame:
-    line: int
+    line: int | None  # None: an idle frame
     index: int
     time: float
     payload: bytes
@@ -81,10 +81,16 @@ class WireSession:
         self._render_queue: deque[RenderJob] = deque()
         self._send_queue: deque[RenderedFrame] = deque()
         self._lines: dict[int, _LineCounts] = {}
+        self.idle = settings.idle  # 1.1: idle ticks between lines (section 7.4)
+        self.idle_origin: float | None = None  # wall clock (monotonic) of idle time 0; None: not idling
+        self.idle_index = 0
+        self.line_started_at = 0.0  # wall clock of the current line's first chunk
 
     # ------------------------------------------------------------ lines and ticks
 
-    def start_line(self) -> None:
+    def start_line(self, now: float) -> None:
+        self.idle_origin = None
+        self.line_started_at = now
         self.line += 1
         self.expected_seq = 0
         self.next_index = 0
@@ -112,7 +118,27 @@ class WireSession:
                 self._render_queue.append(RenderJob(self.line, index, motion))
         return out
 
-    def _tick(self, motion: MotionFrame, index: int) -> Tick:
+    def start_idle(self, origin: float) -> None:
+        """Idle ticks from wall-clock ``origin`` on (index and time restart at 0)."""
+        self.idle_origin = origin
+        self.idle_index = 0
+
+    def idle_out(self, motions: list[MotionFrame]) -> list[list[bytes]]:
+        """Tick messages for idle motion frames; their renders always drop the oldest waiting."""
+        out = []
+        for motion in motions:
+            index = self.idle_index
+            self.idle_index += 1
+            if self.latents:
+                out.append(encode(self._tick(motion, index, idle=True)))
+                self.ticks_sent += 1
+            if self.frames:
+                if len(self._render_queue) >= self.window:
+                    self._drop(self._render_queue.popleft().line)
+                self._render_queue.append(RenderJob(None, index, motion))
+        return out
+
+    def _tick(self, motion: MotionFrame, index: int, idle: bool = False) -> Tick:
         channels = self.settings.channels
         arkit = vis = vrm = None
         if "arkit" in channels:
@@ -124,7 +150,7 @@ class WireSession:
                 vis = _float_list(visemes_from_blendshapes(motion.blendshapes))
             if "vrm" in channels:
                 vrm = _float_list(vrm_from_blendshapes(motion.blendshapes))
-        return Tick(session=self.name, line=self.line, index=index, time=float(motion.time),
+        return Tick(session=self.name, line=None if idle else self.line, idle=idle, index=index, time=float(motion.time),
                     head_rotation=_float_list(motion.head_rotation),
                     head_translation=_float_list(motion.head_translation),
                     gaze_left=_float_list(motion.gaze_left), gaze_right=_float_list(motion.gaze_right),
@@ -150,9 +176,11 @@ class WireSession:
         return out
 
     def _frames_outstanding(self, line: int) -> bool:
-        rendering_this = self.rendering and self._rendering_line <= line
-        return (rendering_this or any(job.line <= line for job in self._render_queue)
-                or any(frame.line <= line for frame in self._send_queue))
+        def before(other: int | None) -> bool:  # idle frames hold back no line end
+            return other is not None and other <= line
+
+        return ((self.rendering and before(self._rendering_line)) or any(before(job.line) for job in self._render_queue)
+                or any(before(frame.line) for frame in self._send_queue))
 
     # ------------------------------------------------------------ frames
 
@@ -183,7 +211,8 @@ class WireSession:
         while self._send_queue and self.in_flight < self.window:
             frame = self._send_queue.popleft()
             header = FrameHeader(session=self.name, line=frame.line, index=frame.index, time=frame.time,
-                                 width=width, height=height, format=self.settings.frame_format)
+                                 width=width, height=height, format=self.settings.frame_format,
+                                 idle=frame.line is None)
             out.append(encode(header, [frame.payload]))
             self.in_flight += 1
             self.frames_sent += 1
@@ -201,6 +230,7 @@ class WireSession:
 
     def stats(self) -> dict:
         return {"session": self.name, "line": max(self.line, 0), "in_line": self.npc.in_line,
+                "idling": self.idle_origin is not None,
                 "audio_s": float(self.npc.line_seconds), "ticks_sent": self.ticks_sent,
                 "frames_sent": self.frames_sent, "frames_dropped": self.frames_dropped,
                 "frames_in_flight": self.in_flight}

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 SampleFormat = Literal["s16le", "f32le"]
 _SAMPLE_BYTES = {"s16le": 2, "f32le": 4}
+_RATE_16K = 16000
 MotionEvent = EmotionEvent | GazeEvent | ControlEvent
 
 
@@ -70,6 +71,8 @@ class NpcSession:
         self._line: _Line | None = None
         self._persistent: dict[type, MotionEvent] = {}  # the latest event of each kind (outlives lines)
         self._pending: list[MotionEvent] = []  # events sent between lines, for the next line
+        self._idle = None  # the MotionStream fed silence between lines (None: not idling)
+        self._idle_samples = 0  # 16 kHz samples of silence fed to the idle stream
         self.lines_started = 0
 
     # ------------------------------------------------------------ lines
@@ -93,6 +96,7 @@ class NpcSession:
         if text is not None and "\x00" in text:
             raise TextError("the line's text contains a NUL character")
         converter = PcmStreamConverter(line_format.rate, line_format.channels, line_format.sample_format)
+        self.stop_idle()
         stream = self._generator.stream(text)
         # State set on earlier lines holds from the start; events sent between lines follow.
         for event in self._persistent.values():
@@ -142,11 +146,51 @@ class NpcSession:
 
     def cancel_line(self) -> None:
         self._line = None
+        self._idle = None
 
     def _require_line(self) -> _Line:
         if self._line is None:
             raise AudioError("no line in progress")
         return self._line
+
+    # ------------------------------------------------------------ idle (between lines)
+
+    @property
+    def idling(self) -> bool:
+        return self._idle is not None
+
+    @property
+    def idle_seconds(self) -> float:
+        """Silence fed to the idle stream so far: the idle timeline's clock."""
+        return self._idle_samples / _RATE_16K
+
+    def start_idle(self) -> None:
+        """Start an idle timeline at 0 s: the same generator fed silence (blinks, head, gaze and
+        emotion go on; the mouth rests). Only between lines; a new line stops it."""
+        if self._line is not None:
+            raise AudioError("a line is in progress: idle motion runs between lines only")
+        from .types import PhoneTimeline
+
+        self._idle = self._generator.stream_with_phones(PhoneTimeline((), "acoustic", self.settings.controls.language))
+        self._idle_samples = 0
+        for event in [*self._persistent.values(), *self._pending]:
+            held = replace(event, time=0.0, ramp=0.0) if hasattr(event, "ramp") else replace(event, time=0.0)
+            self._apply(self._idle, held)
+
+    def stop_idle(self) -> None:
+        self._idle = None
+
+    def idle_frames(self, until_s: float, max_step_s: float = 0.25) -> list[MotionFrame]:
+        """Idle frames up to ``until_s`` on the idle timeline (feeds at most ``max_step_s`` of
+        silence per call, so one late session cannot hog its caller's loop)."""
+        if self._idle is None:
+            return []
+        target = until_s + self.settings.controls.lookahead_s
+        needed = min(int(round(target * _RATE_16K)) - self._idle_samples, int(max_step_s * _RATE_16K))
+        if needed <= 0:
+            return []
+        self._idle_samples += needed
+        return self._idle.push_audio(np.zeros(needed, dtype=np.float32))
 
     # ------------------------------------------------------------ controls
 
@@ -154,6 +198,8 @@ class NpcSession:
         """An emotion, gaze or control change at ``event.time`` on the current (or next) line."""
         if self._line is None:
             self._pending.append(event)
+            if self._idle is not None:  # shown now on the idle timeline, and held for the next line
+                self._apply(self._idle, replace(event, time=self.idle_seconds))
         else:
             self._apply(self._line.stream, event)
             self._persistent[type(event)] = event
