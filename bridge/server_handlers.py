@@ -251,19 +251,26 @@ class RequestHandlers:
         wire.npc.start_idle()
         wire.start_idle(origin)
 
-    def pump_idle(self: "Server", now: float) -> float:
-        """Emit the idle ticks due by ``now`` for every idling session; seconds until the next is due."""
+    def pump_idle(self: "Server", now: float, budget_s: float = 0.002) -> float:
+        """Emit the idle ticks due by ``now``; seconds until the next is due (0: more work waits).
+        At most ``budget_s`` of work per call, starting where the last call stopped, so the loop
+        gets back to talking sessions' requests between slices of idle work."""
         wait = 1.0
-        for client in list(self.clients.values()):
-            for wire in list(client.sessions.values()):
-                if wire.idle_origin is None or not wire.npc.idling:
-                    continue
-                elapsed = now - wire.idle_origin
-                motions = wire.npc.idle_frames(elapsed) if elapsed >= 0 else []
-                if motions:
-                    self._emit(client, wire, wire.idle_out(motions))
-                fps = wire.settings.fps
-                wait = min(wait, max(0.0, (wire.idle_index / fps) - elapsed))
+        idling = [(client, wire) for client in self.clients.values() for wire in client.sessions.values()
+                  if wire.idle_origin is not None and wire.npc.idling]
+        if not idling:
+            return wait
+        start = self._idle_cursor % len(idling)
+        for done, (client, wire) in enumerate(idling[start:] + idling[:start]):
+            if time.monotonic() - now > budget_s:
+                self._idle_cursor = start + done
+                return 0.0
+            elapsed = now - wire.idle_origin
+            motions = wire.npc.idle_frames(elapsed) if elapsed >= 0 else []
+            if motions:
+                self._emit(client, wire, wire.idle_out(motions))
+            wait = min(wait, max(0.0, wire.idle_index / wire.settings.fps - elapsed))
+        self._idle_cursor = start
         return wait
 
     def _emit(self: "Server", client: "ClientState", wire: WireSession, ticks: list[list[bytes]]) -> None:

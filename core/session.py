@@ -6,6 +6,7 @@ controls). The sidecar (bridge/server.py) drives one NpcSession per open session
 """
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
@@ -73,6 +74,8 @@ class NpcSession:
         self._pending: list[MotionEvent] = []  # events sent between lines, for the next line
         self._idle = None  # the MotionStream fed silence between lines (None: not idling)
         self._idle_samples = 0  # 16 kHz samples of silence fed to the idle stream
+        self._idle_ready: deque[MotionFrame] = deque()  # idle frames computed ahead, not yet due
+        self._idle_next_time = 0.0  # the idle timeline's first frame not computed yet
         self.lines_started = 0
 
     # ------------------------------------------------------------ lines
@@ -146,7 +149,7 @@ class NpcSession:
 
     def cancel_line(self) -> None:
         self._line = None
-        self._idle = None
+        self.stop_idle()
 
     def _require_line(self) -> _Line:
         if self._line is None:
@@ -159,11 +162,6 @@ class NpcSession:
     def idling(self) -> bool:
         return self._idle is not None
 
-    @property
-    def idle_seconds(self) -> float:
-        """Silence fed to the idle stream so far: the idle timeline's clock."""
-        return self._idle_samples / _RATE_16K
-
     def start_idle(self) -> None:
         """Start an idle timeline at 0 s: the same generator fed silence (blinks, head, gaze and
         emotion go on; the mouth rests). Only between lines; a new line stops it."""
@@ -173,24 +171,34 @@ class NpcSession:
 
         self._idle = self._generator.stream_with_phones(PhoneTimeline((), "acoustic", self.settings.controls.language))
         self._idle_samples = 0
+        self._idle_ready.clear()
+        self._idle_next_time = 0.0
         for event in [*self._persistent.values(), *self._pending]:
             held = replace(event, time=0.0, ramp=0.0) if hasattr(event, "ramp") else replace(event, time=0.0)
             self._apply(self._idle, held)
 
     def stop_idle(self) -> None:
         self._idle = None
+        self._idle_ready.clear()
 
-    def idle_frames(self, until_s: float, max_step_s: float = 0.25) -> list[MotionFrame]:
-        """Idle frames up to ``until_s`` on the idle timeline (feeds at most ``max_step_s`` of
-        silence per call, so one late session cannot hog its caller's loop)."""
+    def idle_frames(self, until_s: float, block_s: float = 0.25) -> list[MotionFrame]:
+        """Idle frames with times up to ``until_s`` on the idle timeline. Silence goes in by blocks
+        of ``block_s`` (frames computed together cost far less each), so frames are computed up to
+        one block ahead and events set while idling show within about ``block_s``."""
         if self._idle is None:
             return []
-        target = until_s + self.settings.controls.lookahead_s
-        needed = min(int(round(target * _RATE_16K)) - self._idle_samples, int(max_step_s * _RATE_16K))
-        if needed <= 0:
-            return []
-        self._idle_samples += needed
-        return self._idle.push_audio(np.zeros(needed, dtype=np.float32))
+        lead = int(round((block_s + self.settings.controls.lookahead_s) * _RATE_16K))
+        if not self._idle_ready or self._idle_ready[-1].time < until_s:
+            if int(round(until_s * _RATE_16K)) + lead > self._idle_samples:  # at most one block per call
+                self._idle_samples += int(block_s * _RATE_16K)
+                frames = self._idle.push_audio(np.zeros(int(block_s * _RATE_16K), dtype=np.float32))
+                self._idle_ready.extend(frames)
+                if frames:
+                    self._idle_next_time = frames[-1].time + 1.0 / self.settings.controls.fps
+        out = []
+        while self._idle_ready and self._idle_ready[0].time <= until_s + 1e-9:
+            out.append(self._idle_ready.popleft())
+        return out
 
     # ------------------------------------------------------------ controls
 
@@ -199,7 +207,7 @@ class NpcSession:
         if self._line is None:
             self._pending.append(event)
             if self._idle is not None:  # shown now on the idle timeline, and held for the next line
-                self._apply(self._idle, replace(event, time=self.idle_seconds))
+                self._apply(self._idle, replace(event, time=self._idle_next_time))
         else:
             self._apply(self._line.stream, event)
             self._persistent[type(event)] = event
