@@ -17,3 +17,22 @@ def fixture_line(name: str) -> tuple[Path, str]:
 @pytest.fixture
 def portrait_path() -> Path:
     return FIXTURES / "portrait_astronaut.png"
+
+
+@pytest.fixture(scope="module")
+def server():
+    """A real sidecar on a free loopback port, shared by one test module."""
+    from server_helpers import running_server
+
+    with running_server() as server:
+        yield server
+
+
+@pytest.fixture
+def client(server):
+    """A raw protocol client that has said hello to the module's sidecar."""
+    from server_helpers import RawClient
+
+    with RawClient(server.endpoint) as client:
+        assert client.hello().type == "welcome"
+        yield client

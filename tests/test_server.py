@@ -14,19 +14,6 @@ from server_helpers import RawClient, greeting_pcm, running_server, s16, send_li
 
 
 @pytest.fixture(scope="module")
-def server():
-    with running_server() as server:
-        yield server
-
-
-@pytest.fixture
-def client(server):
-    with RawClient(server.endpoint) as client:
-        assert client.hello().type == "welcome"
-        yield client
-
-
-@pytest.fixture(scope="module")
 def short_line():
     samples, _ = greeting_pcm()
     return samples[: 16000 * 3 // 2]  # 1.5 s: enough speech, quick to process

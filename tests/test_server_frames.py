@@ -13,19 +13,6 @@ from server_helpers import RawClient, greeting_pcm, running_server, s16, send_li
 
 
 @pytest.fixture(scope="module")
-def server():
-    with running_server() as server:
-        yield server
-
-
-@pytest.fixture
-def client(server):
-    with RawClient(server.endpoint) as client:
-        client.hello()
-        yield client
-
-
-@pytest.fixture(scope="module")
 def line_pcm():
     samples, _ = greeting_pcm()
     return s16(samples[:16000])  # 1 s

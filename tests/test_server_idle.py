@@ -4,26 +4,12 @@ from __future__ import annotations
 import time
 
 import numpy as np
-import pytest
 
 from npcface.bridge.client import SidecarClient
 from npcface.core.arkit import ARKIT_INDEX
-from server_helpers import RawClient, greeting_pcm, running_server, s16, send_line
+from server_helpers import RawClient, greeting_pcm, s16, send_line
 
 FPS = 30.0
-
-
-@pytest.fixture(scope="module")
-def server():
-    with running_server() as server:
-        yield server
-
-
-@pytest.fixture
-def client(server):
-    with RawClient(server.endpoint) as client:
-        assert client.hello().type == "welcome"
-        yield client
 
 
 def idle_ticks(messages, session: str = "npc") -> list:
