@@ -11,6 +11,7 @@ from typing import Annotated, Any, ClassVar, Literal, Union
 import msgpack
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 
+from ..core.audio import SampleFormat
 from ..core.errors import NpcfaceError
 
 PROTOCOL_VERSION = "1.1"  # 1.1: open.idle, tick/frame idle (additive, section 7.4)
@@ -21,7 +22,6 @@ SessionName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 Output = Literal["latents", "frames"]
 Channel = Literal["arkit", "visemes", "vrm"]
 FrameFormat = Literal["rgba8", "rgb8", "jpeg"]
-SampleFormat = Literal["s16le", "f32le"]
 
 
 class ProtocolError(NpcfaceError):

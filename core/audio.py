@@ -312,7 +312,7 @@ def _short(error: Exception) -> str:
 
 
 SampleFormat = Literal["s16le", "f32le"]
-_SAMPLE_BYTES = {"s16le": 2, "f32le": 4}
+SAMPLE_BYTES: dict[str, int] = {"s16le": 2, "f32le": 4}  # bytes per sample of each PCM format
 
 
 class PcmStreamConverter:
@@ -326,11 +326,11 @@ class PcmStreamConverter:
         self.rate = _check_rate(rate)
         if not isinstance(channels, (int, np.integer)) or not 1 <= channels <= MAX_CHANNELS:
             raise AudioError(f"channels must be 1..{MAX_CHANNELS}, got {channels!r}")
-        if sample_format not in _SAMPLE_BYTES:
+        if sample_format not in SAMPLE_BYTES:
             raise AudioError(f"unknown PCM sample format {sample_format!r} (expected 's16le' or 'f32le')")
         self.channels = int(channels)
         self.sample_format = sample_format
-        self._frame_bytes = _SAMPLE_BYTES[sample_format] * self.channels
+        self._frame_bytes = SAMPLE_BYTES[sample_format] * self.channels
         self._pending = b""
         self._samples_in = 0  # input frames accepted so far (for error messages)
         self._resampler = _PolyphaseResampler(self.rate) if self.rate != SAMPLE_RATE else None

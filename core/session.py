@@ -8,19 +8,17 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .audio import SAMPLE_BYTES, SampleFormat
 from .errors import AudioError, TextError
-from .types import ControlEvent, Controls, EmotionEvent, Frame, GazeEvent, MotionFrame
+from .types import SAMPLE_RATE, ControlEvent, Controls, EmotionEvent, Frame, GazeEvent, MotionFrame
 
 if TYPE_CHECKING:
     from .rig import Rig
 
-SampleFormat = Literal["s16le", "f32le"]
-_SAMPLE_BYTES = {"s16le": 2, "f32le": 4}
-_RATE_16K = 16000
 MotionEvent = EmotionEvent | GazeEvent | ControlEvent
 
 
@@ -41,7 +39,7 @@ class LineFormat:
 
     @property
     def frame_bytes(self) -> int:
-        return self.channels * _SAMPLE_BYTES[self.sample_format]
+        return self.channels * SAMPLE_BYTES[self.sample_format]
 
 
 class _Line:
@@ -187,11 +185,11 @@ class NpcSession:
         one block ahead and events set while idling show within about ``block_s``."""
         if self._idle is None:
             return []
-        lead = int(round((block_s + self.settings.controls.lookahead_s) * _RATE_16K))
+        lead = int(round((block_s + self.settings.controls.lookahead_s) * SAMPLE_RATE))
         if not self._idle_ready or self._idle_ready[-1].time < until_s:
-            if int(round(until_s * _RATE_16K)) + lead > self._idle_samples:  # at most one block per call
-                self._idle_samples += int(block_s * _RATE_16K)
-                frames = self._idle.push_audio(np.zeros(int(block_s * _RATE_16K), dtype=np.float32))
+            if int(round(until_s * SAMPLE_RATE)) + lead > self._idle_samples:  # at most one block per call
+                self._idle_samples += int(block_s * SAMPLE_RATE)
+                frames = self._idle.push_audio(np.zeros(int(block_s * SAMPLE_RATE), dtype=np.float32))
                 self._idle_ready.extend(frames)
                 if frames:
                     self._idle_next_time = frames[-1].time + 1.0 / self.settings.controls.fps
