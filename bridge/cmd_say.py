@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import ControlError, NpcfaceError
-from ..core.types import Audio
+from ..core.types import SAMPLE_RATE, Audio
 from .client import LineResult, SidecarClient, frame_pixels
 from .cmd_serve import DEFAULT_ENDPOINT
 
@@ -63,7 +63,7 @@ def stream_line(client: SidecarClient, audio: Audio, text: str | None, *, sessio
                         frame_size=[size, size], frame_policy="every", frame_window=8)
     if emotion is not None:
         client.set_emotion(session, emotion[0], emotion[1], time_s=0.0)
-    result = client.say(session, audio.samples, 16000, text=text, realtime=realtime)
+    result = client.say(session, audio.samples, SAMPLE_RATE, text=text, realtime=realtime)
     client.close_session(session)  # not on failure: the server frees a silent client's sessions anyway
     return result
 

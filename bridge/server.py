@@ -105,12 +105,13 @@ class Server(RequestHandlers):
             return 0.0
         from ..core.phonetics import warm_up as load_phone_decoders
         from ..core.session import LineFormat, NpcSession, SessionSettings
+        from ..core.types import SAMPLE_RATE
 
         started = time.monotonic()
         try:
             load_phone_decoders(concurrent_lines)
             npc = NpcSession(SessionSettings())  # one line through the whole stack loads the rest
-            npc.start_line(LineFormat(16000, 1, "s16le"), "hello")
+            npc.start_line(LineFormat(SAMPLE_RATE, 1, "s16le"), "hello")
             npc.push_pcm(b"\x00\x00" * 8000)
             npc.end_line()
         except Exception as exc:  # serve anyway: requests will get the error, with its request named
