@@ -9,6 +9,7 @@ import argparse
 import importlib
 import sys
 
+from ..core.deps import dependency_error
 from ..core.errors import NpcfaceError
 
 SUBCOMMANDS = ("animate", "capture", "rig", "render", "serve", "say", "demo")
@@ -35,6 +36,12 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.run(args) or 0)
     except NpcfaceError as exc:
         print(f"npcface {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a package that installed but does not load: one line, no traceback
+        failed = dependency_error(exc)
+        if failed is None:
+            raise
+        print(f"npcface {args.command}: error: {failed}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"npcface {args.command}: interrupted", file=sys.stderr)

@@ -5,8 +5,12 @@ import argparse
 import math
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from ..core.errors import ControlError, FormatError, TextError
-from ..core.types import EmotionEvent
+
+if TYPE_CHECKING:  # modules load when a command runs, so `npcface --help` stays fast
+    from ..core.types import EmotionEvent
 
 
 def check_output_file(path: str, suffixes: tuple[str, ...], what: str) -> Path:
@@ -38,6 +42,7 @@ def read_text(args: argparse.Namespace) -> str | None:
 def parse_emotion_at(spec: str) -> EmotionEvent:
     """``"1.5=angry:0.6"`` -> EmotionEvent(1.5, "angry", 0.6)."""
     from ..core.motion import parse_emotion
+    from ..core.types import EmotionEvent
 
     when, sep, emotion = spec.partition("=")
     if not sep:
@@ -55,6 +60,7 @@ def parse_emotion_at(spec: str) -> EmotionEvent:
 def emotions_from_args(args: argparse.Namespace) -> list[EmotionEvent]:
     """``--emotion`` for the whole line, then each ``--emotion-at`` change."""
     from ..core.motion import parse_emotion
+    from ..core.types import EmotionEvent
 
     name, intensity = parse_emotion(args.emotion)
     return [EmotionEvent(0.0, name, intensity, ramp=0.0)] + [parse_emotion_at(s) for s in args.emotion_at]

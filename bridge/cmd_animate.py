@@ -9,7 +9,6 @@ import argparse
 from pathlib import Path
 
 from ..core.errors import NpcfaceError
-from ..core.types import Controls
 from .cli_args import add_line_arguments, check_output_file, emotions_from_args, read_text
 
 OUTPUT_SUFFIXES = (".csv", ".json")
@@ -32,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from ..core.audio import load_audio
     from ..core.livelink import write_livelink_csv, write_motion_json
     from ..core.motion import MotionGenerator
+    from ..core.types import Controls
 
     controls = Controls(fps=args.fps, seed=args.seed, motion_amplitude=args.motion_amplitude, language=args.language)
     generator = MotionGenerator(controls)  # validates fps etc. before any slow work

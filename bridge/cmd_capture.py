@@ -10,7 +10,10 @@ import sys
 from pathlib import Path
 
 from ..core.errors import FormatError
-from ..core.types import MotionTrack
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..core.types import MotionTrack
 
 OUTPUT_SUFFIXES = (".csv", ".json")
 PLOTTED_CHANNELS = ("JawOpen", "MouthClose", "MouthFunnel", "MouthPucker", "MouthSmileLeft",

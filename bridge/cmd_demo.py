@@ -11,8 +11,6 @@ import time
 from pathlib import Path
 
 from ..core.errors import NpcfaceError
-from .client import SidecarClient
-from .cmd_say import save_line, stream_line
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 LINE = "line_greeting"
@@ -30,6 +28,8 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..core.audio import load_audio
+    from .client import SidecarClient
+    from .cmd_say import save_line, stream_line
     from .server import Server
 
     wav, portrait = FIXTURES / f"{LINE}.wav", FIXTURES / "portrait_astronaut.png"

@@ -9,14 +9,18 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from ..core.errors import ControlError, FormatError, NpcfaceError
-from ..core.types import Controls, EmotionEvent
 from .cli_args import add_line_arguments, check_output_file
+
+if TYPE_CHECKING:  # heavy modules load when the command runs: `npcface --help` stays fast
+    import numpy as np
+
+    from ..core.types import Controls, EmotionEvent
 
 SHEET_FRAMES = 12
 
@@ -122,6 +126,7 @@ def render_frames(renderer, track, progress: Progress | None = None,
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..core.types import Controls
     from .cli_args import emotions_from_args, read_text
 
     emotions = emotions_from_args(args)
@@ -135,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
 
 def render_line(portrait: str, audio_path: str, output: str, *, text: str | None = None,
                 emotions: Sequence[EmotionEvent] = (), size: tuple[int, int] = (512, 512),
-                controls: Controls = Controls(fps=30.0), framing: str = "picture", cutout: bool = False,
+                controls: Controls | None = None, framing: str = "picture", cutout: bool = False,
                 face: int | None = None, sheet: str | None = None) -> str:
     """Portrait (picture or .rig) + a line's audio -> an mp4 with the line's audio (or a folder of PNG
     frames), and optionally a contact sheet. Returns a one-line summary. (``npcface demo`` uses it.)"""
@@ -145,21 +150,33 @@ def render_line(portrait: str, audio_path: str, output: str, *, text: str | None
     from ..core.render import Renderer
     from ..core.video_io import write_mp4, write_png_sequence
 
+    import numpy as np
+
+    from ..core.background import prefetched
+    from ..core.types import Controls
+
+    controls = controls if controls is not None else Controls(fps=30.0)
+
     generator = MotionGenerator(controls)  # checks fps and the other controls first
     kind = output_kind(output)
     sheet_path = check_output_file(sheet, (".png",), "--sheet") if sheet else None
-    renderer = Renderer(load_portrait(portrait, face), size, cutout=cutout, framing=framing)
     audio = load_audio(audio_path)
-    track = generator.animate(audio, text=text, emotions=emotions)
+    started = time.perf_counter()
+    # Rig the portrait (MediaPipe) while the line is animated (phonetics): both mostly native code.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="npcface-rig") as pool:
+        rigging = pool.submit(load_portrait, portrait, face)
+        track = generator.animate(audio, text=text, emotions=emotions)
+        rig = rigging.result()
+    renderer = Renderer(rig, size, cutout=cutout, framing=framing)
     keep = np.unique(np.linspace(0, len(track) - 1, min(SHEET_FRAMES, len(track))).round().astype(int))
     progress = Progress(len(track), "render")
     frames, kept = render_frames(renderer, track, progress, keep if sheet_path else ())
-    started = time.perf_counter()
     try:
+        # Frames render in a background thread while the encoder takes the previous ones.
         if kind == "mp4":
-            write_mp4(output, frames, controls.fps, audio=audio)
+            write_mp4(output, prefetched(frames), controls.fps, audio=audio)
         else:
-            write_png_sequence(output, frames)
+            write_png_sequence(output, prefetched(frames))
     except OSError as error:
         raise NpcfaceError(f"cannot write {output}: {error.strerror or error}") from None
     finally:
@@ -168,4 +185,4 @@ def render_line(portrait: str, audio_path: str, output: str, *, text: str | None
     if sheet_path is not None:
         save_contact_sheet(sheet_path, [kept[i] for i in keep], [f"{track.times[i]:.2f} s" for i in keep])
     return (f"wrote {output}: {len(track)} frames {size[0]}x{size[1]} at {controls.fps:g} fps "
-            f"({audio.duration:.2f} s of audio, rendered and encoded in {seconds:.1f} s)")
+            f"({audio.duration:.2f} s of audio, animated, rendered and encoded in {seconds:.1f} s)")

@@ -6,13 +6,16 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from ..core.errors import ControlError, NpcfaceError
-from ..core.types import SAMPLE_RATE, Audio
-from .client import LineResult, SidecarClient, frame_pixels
-from .cmd_serve import DEFAULT_ENDPOINT
+from .limits import DEFAULT_ENDPOINT
+
+if TYPE_CHECKING:  # heavy modules load when the command runs: `npcface --help` stays fast
+    import numpy as np
+
+    from ..core.types import Audio
+    from .client import LineResult, SidecarClient
 
 
 def add_parser(subparsers) -> None:
@@ -63,6 +66,8 @@ def stream_line(client: SidecarClient, audio: Audio, text: str | None, *, sessio
                         frame_size=[size, size], frame_policy="every", frame_window=8)
     if emotion is not None:
         client.set_emotion(session, emotion[0], emotion[1], time_s=0.0)
+    from ..core.types import SAMPLE_RATE
+
     result = client.say(session, audio.samples, SAMPLE_RATE, text=text, realtime=realtime)
     client.close_session(session)  # not on failure: the server frees a silent client's sessions anyway
     return result
@@ -70,6 +75,8 @@ def stream_line(client: SidecarClient, audio: Audio, text: str | None, *, sessio
 
 def frames_for_video(result: LineResult) -> list[np.ndarray]:
     """One image per tick; a dropped frame repeats the previous one (the mp4 keeps the audio's timing)."""
+    from .client import frame_pixels
+
     by_index = {header.index: frame_pixels(header, payload) for header, payload in result.frames}
     images, last = [], None
     for tick_index in range(result.line_end.ticks if result.line_end else 0):
@@ -106,6 +113,8 @@ def run(args: argparse.Namespace) -> int:
     text = read_text(args)
     emotion = parse_emotion_arg(args.emotion) if args.emotion else None
     stem = args.out if args.out is not None else Path(args.audio.stem)
+    from .client import SidecarClient
+
     with SidecarClient(args.connect, timeout_s=args.timeout, name="npcface-say") as client:
         result = stream_line(client, audio, text, session="say", fps=args.fps, avatar_image=args.avatar,
                              size=args.size, emotion=emotion, realtime=args.realtime)

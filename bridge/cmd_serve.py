@@ -8,12 +8,8 @@ import signal
 import sys
 from pathlib import Path
 
-import zmq
-
 from ..core.errors import NpcfaceError
-from .limits import Limits, Liveness
-
-DEFAULT_ENDPOINT = "tcp://127.0.0.1:5555"
+from .limits import DEFAULT_ENDPOINT, Limits, Liveness
 log = logging.getLogger("npcface.serve")
 
 
@@ -135,6 +131,8 @@ def run(args: argparse.Namespace) -> int:
     secret = read_secret_key(args.curve_secret_key) if args.curve_secret_key else None
     check_endpoint(args.bind, secure=secret is not None, insecure=args.insecure)
     clients_dir = check_clients_dir(args.curve_clients, secure=secret is not None)
+    import zmq
+
     from .server import Server
 
     limits = Limits(max_sessions=args.max_sessions, max_sessions_per_client=args.max_sessions_per_client,

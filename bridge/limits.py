@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+DEFAULT_ENDPOINT = "tcp://127.0.0.1:5555"  # loopback only: anything wider needs CurveZMQ keys
+
 
 @dataclass(frozen=True)
 class Limits:

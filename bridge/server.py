@@ -22,6 +22,7 @@ from typing import Callable
 import zmq
 
 from .. import __version__
+from ..core.deps import dependency_error
 from ..core.errors import NpcfaceError
 from .limits import Limits, Liveness
 from .protocol import (PROTOCOL_VERSION, ClientMessage, ErrorReply, ProtocolError, encode, error_reply, parse_request,
@@ -115,7 +116,8 @@ class Server(RequestHandlers):
             npc.push_pcm(b"\x00\x00" * 8000)
             npc.end_line()
         except Exception as exc:  # serve anyway: requests will get the error, with its request named
-            log.warning("npcface serve: warm-up failed (%s: %s)", type(exc).__name__, exc)
+            failed = dependency_error(exc)
+            log.warning("npcface serve: warm-up failed: %s", failed or f"{type(exc).__name__}: {exc}")
         return time.monotonic() - started
 
     # ------------------------------------------------------------ the loop
@@ -227,9 +229,14 @@ class Server(RequestHandlers):
         except NpcfaceError as exc:
             self.send_error(client, exc, request_id, request_type, session)
         except Exception as exc:  # a bug must not take the server down for everyone
-            log.exception("internal error on %s request", request_type)
-            self.send_error(client, ProtocolError("internal", f"internal server error ({type(exc).__name__})"),
-                            request_id, request_type, session)
+            failed = dependency_error(exc)
+            if failed is not None:  # a broken install, not a bug: one line, no traceback
+                log.warning("npcface serve: %s request: %s", request_type, failed)
+                self.send_error(client, failed, request_id, request_type, session)
+            else:
+                log.exception("internal error on %s request", request_type)
+                self.send_error(client, ProtocolError("internal", f"internal server error ({type(exc).__name__})"),
+                                request_id, request_type, session)
         # Silence counts from when the server was done with the message, not from its arrival.
         client.last_seen = time.monotonic()
 

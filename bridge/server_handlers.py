@@ -10,6 +10,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ..core.arkit import ARKIT_NAMES, EMOTIONS, OCULUS_VISEMES, VRM_PRESETS
+from ..core.deps import dependency_error
 from ..core.errors import NpcfaceError
 from ..core.session import LineFormat, NpcSession, SessionSettings
 from ..core.types import ControlEvent, Controls, EmotionEvent, GazeEvent
@@ -116,8 +117,12 @@ class RequestHandlers:
         except NpcfaceError as exc:
             result = exc
         except Exception as exc:  # a rigging bug must answer the request, not vanish in the pool
-            log.exception("rigging failed")
-            result = ProtocolError("internal", f"rigging failed ({type(exc).__name__})")
+            result = dependency_error(exc)
+            if result is not None:
+                log.warning("npcface serve: rigging: %s", result)
+            else:
+                log.exception("rigging failed")
+                result = ProtocolError("internal", f"rigging failed ({type(exc).__name__})")
 
         def reply() -> None:
             client = self.clients.get(identity)
@@ -294,8 +299,12 @@ class RequestHandlers:
             frame = wire.npc.render(job.motion)
             payload = encode_pixels(frame, wire.settings.frame_format, wire.settings.jpeg_quality)
             rendered: RenderedFrame | None = RenderedFrame(job.line, job.index, float(job.motion.time), payload)
-        except Exception:  # a render bug drops the frame (counted), never the server
-            log.exception("render failed")
+        except Exception as exc:  # a render bug drops the frame (counted), never the server
+            failed = dependency_error(exc)
+            if failed is not None:
+                log.warning("npcface serve: render: %s", failed)
+            else:
+                log.exception("render failed")
             rendered = None
 
         def deliver() -> None:

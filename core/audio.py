@@ -36,6 +36,7 @@ _ZERO_CROSSINGS = 16  # resampler kernel half-width in zero crossings of the sin
 _ROLLOFF = 0.94  # cutoff as a fraction of the lower Nyquist frequency
 _KAISER_BETA = 8.6
 _BLOCK = 65_536  # outputs computed per vectorised block (bounds memory on long files)
+_CONV_ROWS = 2048  # kernel positions per matrix product in the long-block path
 
 
 # ---------------------------------------------------------------- validation
@@ -130,38 +131,36 @@ class _PolyphaseResampler:
         fractions = np.arange(self.up)[:, None] / self.up  # (up, 1)
         return self._kernel(fractions - self.offsets[None, :])  # (up, taps)
 
-    def _conv_kernels(self):
-        """The phase filters as one strided convolution (torch conv1d), for long blocks.
+    def _conv_kernels(self) -> np.ndarray | None:
+        """The phase filters as one strided correlation, for long blocks: (up, length) float32.
 
         Output n = k * up + c needs x[k * down + floor(c * down / up) + offsets]: channel c's
         kernel is its phase filter shifted by floor(c * down / up); the stride is `down`.
         """
-        import torch
-
         shifts = (np.arange(self.up) * self.down) // self.up
         length = int(shifts[-1]) + len(self.offsets)
         if self.up * length > 4_000_000:
             return None  # awkward rate pairs (e.g. 44099 Hz): the gather path is leaner
-        weight = np.zeros((self.up, 1, length), dtype=np.float32)
+        weight = np.zeros((self.up, length), dtype=np.float32)
         phases = (np.arange(self.up) * self.down) % self.up
         for channel in range(self.up):
-            weight[channel, 0, shifts[channel] : shifts[channel] + len(self.offsets)] = self._table[phases[channel]]
-        return torch.from_numpy(weight)
+            weight[channel, shifts[channel] : shifts[channel] + len(self.offsets)] = self._table[phases[channel]]
+        return weight
 
     def _compute_conv(self, first: int, count: int) -> np.ndarray:
-        import torch
-
         k_first, k_last = first // self.up, (first + count - 1) // self.up
         start = k_first * self.down + int(self.offsets[0])  # global input index of kernel position 0
-        length = (k_last - k_first) * self.down + self._conv_weight.shape[2]
+        length = (k_last - k_first) * self.down + self._conv_weight.shape[1]
         lo, hi = start - self._buffer_start, start - self._buffer_start + length
         source = self._buffer[max(lo, 0) : max(min(hi, len(self._buffer)), 0)]
         # inputs outside the buffer only feed outputs outside [first, first + count): zeros
         left = max(-lo, 0)
         source = np.pad(source, (left, length - left - len(source)))
-        with torch.no_grad():
-            out = torch.nn.functional.conv1d(torch.from_numpy(source)[None, None], self._conv_weight, stride=self.down)
-        flat = out[0].T.reshape(-1).numpy()  # (k, c) -> n = k * up + c
+        windows = np.lib.stride_tricks.sliding_window_view(source, self._conv_weight.shape[1])[:: self.down]
+        out = np.empty((len(windows), self.up), dtype=np.float32)  # (k, c) -> n = k * up + c
+        for row in range(0, len(windows), _CONV_ROWS):  # bounded temporaries on long lines
+            out[row : row + _CONV_ROWS] = windows[row : row + _CONV_ROWS] @ self._conv_weight.T
+        flat = out.reshape(-1)
         offset = first - k_first * self.up
         return flat[offset : offset + count].copy()
 

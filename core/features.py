@@ -5,7 +5,7 @@ before the start and after the end count as zeros), and nothing looks across row
 streaming exact by construction: `FeatureStream` emits row i as soon as the window of row i has
 arrived (25 ms after the hop starts), and concatenated streaming rows equal the offline rows.
 
-Per row (all vectorised over frames; numpy, with torchaudio's mel filterbank):
+Per row (all vectorised over frames; numpy only, so animating never has to load torch):
 - log-mel: 25 ms Hann window, 512-point FFT, 40 mel bands 60..7600 Hz, natural log of power;
 - loudness: RMS of the 25 ms window in dBFS, floored at -90;
 - f0 + voicing: YIN (cumulative mean normalised difference) on the 40 ms window, 60..500 Hz;
@@ -18,7 +18,6 @@ Per row (all vectorised over frames; numpy, with torchaudio's mel filterbank):
 from __future__ import annotations
 
 import numpy as np
-import torchaudio
 
 from .errors import AudioError
 from .types import FEATURE_HOP_S, SAMPLE_RATE, AudioFeatures
@@ -36,10 +35,36 @@ _LEFT_PAD = (ANALYSIS - HOP) // 2  # row i's window starts at i*HOP - _LEFT_PAD
 _SHORT_OFFSET = (ANALYSIS - SHORT) // 2
 FEATURE_COLUMNS = ("log_mel", "loudness_db", "f0_hz", "voicing", "f1_hz", "f2_hz", "spectral_tilt", "zero_crossing_rate")
 
-_MEL_BANK = torchaudio.functional.melscale_fbanks(
-    N_FFT // 2 + 1, f_min=60.0, f_max=7600.0, n_mels=N_MELS, sample_rate=SAMPLE_RATE, norm="slaney", mel_scale="slaney"
-)  # (257, 40)
-_MEL = _MEL_BANK.numpy().astype(np.float64)
+
+
+def _slaney_hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    """Slaney's mel scale: linear below 1 kHz, logarithmic above."""
+    hz = np.asarray(hz, dtype=np.float64)
+    linear = hz / (200.0 / 3.0)
+    log_part = 15.0 + np.log(np.maximum(hz, 1e-10) / 1000.0) / (np.log(6.4) / 27.0)
+    return np.where(hz >= 1000.0, log_part, linear)
+
+
+def _slaney_mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    mel = np.asarray(mel, dtype=np.float64)
+    return np.where(mel >= 15.0, 1000.0 * np.exp((np.log(6.4) / 27.0) * (mel - 15.0)), mel * (200.0 / 3.0))
+
+
+def mel_filterbank(n_freqs: int, f_min: float, f_max: float, n_mels: int, sample_rate: int) -> np.ndarray:
+    """(n_freqs, n_mels) triangular filters on Slaney's mel scale with Slaney's area normalisation:
+    the same bank as torchaudio.functional.melscale_fbanks(..., norm="slaney", mel_scale="slaney")
+    (tests/test_features.py checks it), without importing torch (seconds at start-up)."""
+    freqs = np.linspace(0.0, sample_rate // 2, n_freqs)
+    edges = _slaney_mel_to_hz(np.linspace(_slaney_hz_to_mel(f_min), _slaney_hz_to_mel(f_max), n_mels + 2))
+    widths = np.diff(edges)  # (n_mels + 1,)
+    slopes = edges[None, :] - freqs[:, None]  # (n_freqs, n_mels + 2)
+    rising = -slopes[:, :-2] / widths[:-1]
+    falling = slopes[:, 2:] / widths[1:]
+    bank = np.maximum(0.0, np.minimum(rising, falling))
+    return bank * (2.0 / (edges[2:] - edges[:-2]))[None, :]
+
+
+_MEL = mel_filterbank(N_FFT // 2 + 1, 60.0, 7600.0, N_MELS, SAMPLE_RATE)  # (257, 40)
 _HANN = np.hanning(SHORT)
 _HAMMING = np.hamming(SHORT)
 _FREQS = np.fft.rfftfreq(N_FFT, 1.0 / SAMPLE_RATE)

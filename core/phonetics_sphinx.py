@@ -21,11 +21,15 @@ import itertools
 import threading
 from dataclasses import dataclass
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-from pocketsphinx import Decoder, get_model_path
 
 from .phonetics_g2p import guess_pronunciation
 from .types import SAMPLE_RATE
+
+if TYPE_CHECKING:  # loaded with the first decoder: a broken pocketsphinx fails the lines that need it
+    from pocketsphinx import Decoder
 
 FRAME_S = 0.01  # pocketsphinx frames
 LEAD_IN_S = 0.2
@@ -72,6 +76,8 @@ class _DecoderPool:
         self.keep = 4  # idle decoders kept per kind
 
     def acquire(self, kind: str) -> Decoder:
+        from pocketsphinx import Decoder, get_model_path
+
         with self._lock:
             if self._idle[kind]:
                 return self._idle[kind].pop()

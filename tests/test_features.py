@@ -174,3 +174,25 @@ def test_bad_samples():
 
 def test_empty_input_gives_no_rows():
     assert compute_features(np.zeros(0, np.float32)).num_frames == 0
+
+
+def test_mel_filterbank_equals_torchaudios_without_loading_torch():
+    """The log-mel rows use the same bank as torchaudio (Slaney scale and norm), computed in numpy
+    so that animating and rendering never pay torch's start-up."""
+    import subprocess
+    import sys
+
+    import torchaudio
+
+    from npcface.core.features import mel_filterbank
+
+    for n_freqs, f_min, f_max, n_mels, rate in ((257, 60.0, 7600.0, 40, 16000), (513, 0.0, 8000.0, 80, 22050)):
+        theirs = torchaudio.functional.melscale_fbanks(n_freqs, f_min=f_min, f_max=f_max, n_mels=n_mels,
+                                                       sample_rate=rate, norm="slaney", mel_scale="slaney").numpy()
+        ours = mel_filterbank(n_freqs, f_min, f_max, n_mels, rate)
+        assert ours.shape == theirs.shape
+        assert np.abs(ours - theirs).max() <= 1e-5 * theirs.max()  # theirs is float32
+    loaded = subprocess.run([sys.executable, "-c", "import sys, npcface.core.features, npcface.core.motion; "
+                             "print(sorted(m for m in ('torch', 'torchaudio') if m in sys.modules))"],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == "[]"

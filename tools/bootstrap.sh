@@ -35,7 +35,9 @@ if [ ! -x "$VENV/bin/python" ]; then
     echo "npcface setup: creating $VENV" >&2
     python3 -m venv "$VENV"
 fi
-if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+# The stamp says which lock the venv was built from; the package check catches a venv changed by
+# hand since (a `pip install -U` that brought in a release the lock does not name).
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || ! "$VENV/bin/python" "$ROOT/tools/lock_check.py" --venv "$LOCK" >/dev/null; then
     echo "npcface setup: installing the locked Python packages into $VENV (first run takes a few minutes)" >&2
     rm -f "$stamp"
     # Exact versions, no resolver: --no-deps keeps pip from pulling anything the lock lacks.

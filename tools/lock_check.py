@@ -2,6 +2,7 @@
 
     python tools/lock_check.py                 # pyproject vs lock: exit 1 and one line per problem
     python tools/lock_check.py --extras LOCK   # print installed packages the lock does not name
+    python tools/lock_check.py --venv LOCK     # exit 1 (one line per package) unless this env equals LOCK
 
 Used by tools/bootstrap.sh (to remove what an older lock installed) and tests/test_lock.py.
 """
@@ -71,10 +72,23 @@ def installed_extras(lock: Path) -> list[str]:
     return sorted(n for n in names if n not in pins and n != PROJECT)
 
 
+def venv_differences(lock: Path) -> list[str]:
+    """One line per locked package missing or at another version here, and per package the lock
+    does not name: what a venv built from an older lock, or changed by hand, still needs."""
+    installed = {normalise(d.metadata["Name"]): d.version for d in metadata.distributions() if d.metadata["Name"]}
+    problems = [f"{name}: {installed.get(name, 'not installed')} here, {version} in {lock.name}"
+                for name, version in read_lock(lock).items() if installed.get(name) != version]
+    return problems + [f"{name}: installed here, not in {lock.name}" for name in installed_extras(lock)]
+
+
 def main(argv: list[str]) -> int:
     if argv[:1] == ["--extras"] and len(argv) == 2:
         print("\n".join(installed_extras(Path(argv[1]))))
         return 0
+    if argv[:1] == ["--venv"] and len(argv) == 2:
+        problems = venv_differences(Path(argv[1]))
+        print("\n".join(problems))
+        return 1 if problems else 0
     if argv:
         print(__doc__, file=sys.stderr)
         return 2
