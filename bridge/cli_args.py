@@ -66,6 +66,13 @@ def emotions_from_args(args: argparse.Namespace) -> list[EmotionEvent]:
     return [EmotionEvent(0.0, name, intensity, ramp=0.0)] + [parse_emotion_at(s) for s in args.emotion_at]
 
 
+def add_motion_argument(parser: argparse.ArgumentParser, files: bool = True) -> None:
+    """``--motion``: which motion generator animates the line (core/motion_backends)."""
+    choices = "rules, learned or a .safetensors weights file (from `npcface train`)" if files else "rules or learned"
+    parser.add_argument("--motion", default=None, metavar="rules|learned" + ("|FILE" if files else ""),
+                        help=f"motion generator: {choices} (default: the measured best, see README)")
+
+
 def add_line_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments every command that speaks a line takes: the audio, its text, emotions, language."""
     parser.add_argument("audio", help="the line's audio (WAV/FLAC/OGG/MP3, any rate and channel count)")

@@ -9,7 +9,7 @@ import argparse
 from pathlib import Path
 
 from ..core.errors import NpcfaceError
-from .cli_args import add_line_arguments, check_output_file, emotions_from_args, read_text
+from .cli_args import add_line_arguments, add_motion_argument, check_output_file, emotions_from_args, read_text
 
 OUTPUT_SUFFIXES = (".csv", ".json")
 
@@ -22,6 +22,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--fps", type=float, default=60.0, help="frames per second (default 60)")
     parser.add_argument("--seed", type=int, default=0, help="random seed for head motion, blinks and saccades")
     parser.add_argument("--motion-amplitude", type=float, default=1.0, help="head motion scale (0 freezes the head)")
+    add_motion_argument(parser)
     parser.add_argument("-o", "--output", required=True, help="output file: .csv (Live Link Face) or .json")
     parser.add_argument("--plot", help="also write a PNG of the main curves over the waveform")
     parser.set_defaults(run=run)
@@ -30,11 +31,11 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..core.audio import load_audio
     from ..core.livelink import write_livelink_csv, write_motion_json
-    from ..core.motion import MotionGenerator
+    from ..core.motion_backends import make_generator
     from ..core.types import Controls
 
     controls = Controls(fps=args.fps, seed=args.seed, motion_amplitude=args.motion_amplitude, language=args.language)
-    generator = MotionGenerator(controls)  # validates fps etc. before any slow work
+    generator = make_generator(args.motion, controls)  # validates fps etc. before any slow work
     emotions = emotions_from_args(args)
     output = check_output_file(args.output, OUTPUT_SUFFIXES, "output")
     plot = check_output_file(args.plot, (".png",), "plot") if args.plot else None

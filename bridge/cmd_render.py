@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..core.errors import ControlError, FormatError, NpcfaceError
-from .cli_args import add_line_arguments, check_output_file
+from .cli_args import add_line_arguments, add_motion_argument, check_output_file
 
 if TYPE_CHECKING:  # heavy modules load when the command runs: `npcface --help` stays fast
     import numpy as np
@@ -40,6 +40,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--cutout", action="store_true", help="transparent background (PNG frames keep alpha)")
     parser.add_argument("-o", "--output", required=True, help="output: a .mp4 file, or a folder for PNG frames")
     parser.add_argument("--sheet", help="also write a contact-sheet PNG of frames across the line")
+    add_motion_argument(parser)
     parser.set_defaults(run=run)
 
 
@@ -133,7 +134,8 @@ def run(args: argparse.Namespace) -> int:
     summary = render_line(args.portrait, args.audio, args.output, text=read_text(args), emotions=emotions,
                           size=parse_size(args.size), controls=Controls(fps=args.fps, seed=args.seed,
                                                                         language=args.language),
-                          framing=args.framing, cutout=args.cutout, face=args.face, sheet=args.sheet)
+                          framing=args.framing, cutout=args.cutout, face=args.face, sheet=args.sheet,
+                          motion=args.motion)
     print(summary)
     return 0
 
@@ -141,12 +143,12 @@ def run(args: argparse.Namespace) -> int:
 def render_line(portrait: str, audio_path: str, output: str, *, text: str | None = None,
                 emotions: Sequence[EmotionEvent] = (), size: tuple[int, int] = (512, 512),
                 controls: Controls | None = None, framing: str = "picture", cutout: bool = False,
-                face: int | None = None, sheet: str | None = None) -> str:
+                face: int | None = None, sheet: str | None = None, motion: str | None = None) -> str:
     """Portrait (picture or .rig) + a line's audio -> an mp4 with the line's audio (or a folder of PNG
     frames), and optionally a contact sheet. Returns a one-line summary. (``npcface demo`` uses it.)"""
     from ..core.audio import load_audio
     from ..core.contact_sheet import save_contact_sheet
-    from ..core.motion import MotionGenerator
+    from ..core.motion_backends import make_generator
     from ..core.render import Renderer
     from ..core.video_io import write_mp4, write_png_sequence
 
@@ -157,7 +159,7 @@ def render_line(portrait: str, audio_path: str, output: str, *, text: str | None
 
     controls = controls if controls is not None else Controls(fps=30.0)
 
-    generator = MotionGenerator(controls)  # checks fps and the other controls first
+    generator = make_generator(motion, controls)  # checks fps and the other controls first
     kind = output_kind(output)
     sheet_path = check_output_file(sheet, (".png",), "--sheet") if sheet else None
     audio = load_audio(audio_path)

@@ -33,6 +33,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--emotion", help="emotion for the line, NAME or NAME:INTENSITY (e.g. happy:0.7)")
     parser.add_argument("--realtime", action="store_true", help="stream at playback speed, like a game would")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the sidecar")
+    parser.add_argument("--motion", choices=("rules", "learned"), default=None,
+                        help="motion generator (protocol 1.2 open.motion; default: the sidecar's)")
     parser.set_defaults(run=run)
 
 
@@ -53,7 +55,7 @@ def parse_emotion_arg(spec: str) -> tuple[str, float]:
 
 def stream_line(client: SidecarClient, audio: Audio, text: str | None, *, session: str, fps: float,
                 avatar_image: Path | None, size: int, emotion: tuple[str, float] | None = None,
-                realtime: bool = False) -> LineResult:
+                realtime: bool = False, motion: str | None = None) -> LineResult:
     """Open a session, speak one line through the protocol, close the session."""
     outputs = ["latents"]
     avatar = None
@@ -63,7 +65,8 @@ def stream_line(client: SidecarClient, audio: Audio, text: str | None, *, sessio
         avatar = client.upload_avatar(avatar_image)
         outputs.append("frames")
     client.open_session(session, outputs=outputs, channels=["arkit"], fps=fps, avatar=avatar,
-                        frame_size=[size, size], frame_policy="every", frame_window=8)
+                        frame_size=[size, size], frame_policy="every", frame_window=8,
+                        **({"motion": motion} if motion is not None else {}))
     if emotion is not None:
         client.set_emotion(session, emotion[0], emotion[1], time_s=0.0)
     from ..core.types import SAMPLE_RATE
@@ -117,7 +120,8 @@ def run(args: argparse.Namespace) -> int:
 
     with SidecarClient(args.connect, timeout_s=args.timeout, name="npcface-say") as client:
         result = stream_line(client, audio, text, session="say", fps=args.fps, avatar_image=args.avatar,
-                             size=args.size, emotion=emotion, realtime=args.realtime)
+                             size=args.size, emotion=emotion, realtime=args.realtime,
+                             motion=args.motion)
     for path in save_line(result, audio, stem, args.fps):
         print(path)
     end = result.line_end

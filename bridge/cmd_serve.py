@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from ..core.errors import NpcfaceError
+from .cli_args import add_motion_argument
 from .limits import DEFAULT_ENDPOINT, Limits, Liveness
 log = logging.getLogger("npcface.serve")
 
@@ -41,6 +42,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--max-sessions-per-client", type=int, default=Limits().max_sessions_per_client)
     parser.add_argument("--max-message-bytes", type=int, default=Limits().max_message_bytes)
     parser.add_argument("--max-line-seconds", type=float, default=Limits().max_line_seconds)
+    add_motion_argument(parser)
     parser.add_argument("--quiet", action="store_true", help="log warnings only")
     parser.set_defaults(run=run)
 
@@ -133,13 +135,17 @@ def run(args: argparse.Namespace) -> int:
     clients_dir = check_clients_dir(args.curve_clients, secure=secret is not None)
     import zmq
 
+    from ..core.motion_backends import make_generator
     from .server import Server
+
+    if args.motion not in (None, "rules"):  # a weights file that does not load stops serve now, in one line
+        make_generator(args.motion)
 
     limits = Limits(max_sessions=args.max_sessions, max_sessions_per_client=args.max_sessions_per_client,
                     max_message_bytes=args.max_message_bytes, max_line_seconds=args.max_line_seconds)
     try:
         server = Server(args.bind, limits=limits, liveness=Liveness(args.idle_timeout), render_workers=args.workers,
-                        curve_secret_key=secret, curve_clients_dir=clients_dir)
+                        curve_secret_key=secret, curve_clients_dir=clients_dir, motion=args.motion)
     except zmq.ZMQError as exc:
         raise ServeError(f"cannot listen on {args.bind}: {exc}") from None
     log.info("npcface serve: warmed up in %.2f s", server.warm_up(concurrent_lines=args.warm_lines))

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapte
 from ..core.audio import SampleFormat
 from ..core.errors import NpcfaceError
 
-PROTOCOL_VERSION = "1.1"  # 1.1: open.idle, tick/frame idle (additive, section 7.4)
+PROTOCOL_VERSION = "1.2"  # 1.1: open.idle, tick/frame idle (section 7.4); 1.2: open/opened.motion (7.5)
 PROTOCOL_MAJOR = 1
 
 RequestId = Annotated[str, StringConstraints(max_length=64)]
@@ -79,6 +79,7 @@ class Open(SessionMessage):
     head_distance: Annotated[float, Field(ge=0.25, le=4.0)] = 1.0
     lookahead_s: Annotated[float, Field(ge=0.0, le=1.0)] = 0.12
     idle: bool = False  # 1.1: real-time idle ticks between lines (section 7.4)
+    motion: Literal["rules", "learned"] | None = None  # 1.2: the motion generator; None: the server's default
 
 
 class AudioChunk(SessionMessage):
@@ -186,6 +187,7 @@ class Opened(ServerMessage):
     frame_policy: str = "latest"
     lookahead_s: float = 0.0
     idle: bool = False  # 1.1: echoes open.idle
+    motion: str | None = None  # 1.2 connections only: the motion generator animating the session
 
 
 class Tick(ServerMessage):

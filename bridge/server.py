@@ -24,6 +24,7 @@ import zmq
 from .. import __version__
 from ..core.deps import dependency_error
 from ..core.errors import NpcfaceError
+from ..core.motion_backends import MOTION_NAMES, check_motion
 from .limits import Limits, Liveness
 from .protocol import (PROTOCOL_VERSION, ClientMessage, ErrorReply, ProtocolError, encode, error_reply, parse_request,
                        request_context, unpack_header)
@@ -46,6 +47,7 @@ class ClientState:
     identity: bytes
     last_seen: float
     said_hello: bool = False
+    minor: int = 0  # the protocol minor version spoken with this client (section 10)
     sessions: dict[str, WireSession] = field(default_factory=dict)
     outbox: deque[list[bytes]] = field(default_factory=deque)  # messages ZeroMQ could not take yet
 
@@ -55,8 +57,13 @@ class Server(RequestHandlers):
 
     def __init__(self, endpoint: str = "tcp://127.0.0.1:5555", limits: Limits = Limits(),
                  liveness: Liveness = Liveness(), render_workers: int | None = None,
-                 curve_secret_key: bytes | None = None, curve_clients_dir: Path | None = None):
+                 curve_secret_key: bytes | None = None, curve_clients_dir: Path | None = None,
+                 motion: str | None = None):
         self.endpoint_requested = endpoint
+        # "rules" or "learned" by default; a weights file is what "learned" means on this server.
+        spec = check_motion(motion)
+        self.default_motion = "rules" if spec == "rules" else "learned"
+        self.learned_motion = spec if spec not in MOTION_NAMES else "learned"
         self.limits = limits
         self.liveness = liveness
         self.instance = secrets.token_hex(8)
@@ -111,7 +118,7 @@ class Server(RequestHandlers):
         started = time.monotonic()
         try:
             load_phone_decoders(concurrent_lines)
-            npc = NpcSession(SessionSettings())  # one line through the whole stack loads the rest
+            npc = NpcSession(SessionSettings(motion=self.motion_spec(self.default_motion)))  # one line through the whole stack loads the rest
             npc.start_line(LineFormat(SAMPLE_RATE, 1, "s16le"), "hello")
             npc.push_pcm(b"\x00\x00" * 8000)
             npc.end_line()

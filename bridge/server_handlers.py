@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from ..core.arkit import ARKIT_NAMES, EMOTIONS, OCULUS_VISEMES, VRM_PRESETS
 from ..core.deps import dependency_error
 from ..core.errors import NpcfaceError
+from ..core.motion_backends import MOTION_NAMES
 from ..core.session import LineFormat, NpcSession, SessionSettings
 from ..core.types import ControlEvent, Controls, EmotionEvent, GazeEvent
 from .protocol import (AudioChunk, AvatarReply, Close, Closed, EndLine, FrameAck, Hello, Open, Opened, Ping, Pong,
@@ -25,8 +26,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("npcface.serve")
 
 
-def capabilities(has_frames: bool) -> dict:
+def capabilities(has_frames: bool, default_motion: str) -> dict:
     return {
+        "motion": list(MOTION_NAMES),  # 1.2: open.motion's choices
+        "default_motion": default_motion,
         "outputs": ["latents", "frames"] if has_frames else ["latents"],
         "frame_formats": ["rgba8", "rgb8", "jpeg"],
         "sample_formats": ["s16le", "f32le"],
@@ -73,11 +76,13 @@ class RequestHandlers:
             self.forget_client(client, "said hello again")
             self.clients[client.identity] = client
         client.said_hello = True
+        protocol = negotiated_version(message.protocol, self.protocol_version())
+        client.minor = int(protocol.split(".")[1])
         log.info("npcface serve: hello from %r", message.client)
         self.send(client, encode(Welcome(
-            id=message.id, protocol=negotiated_version(message.protocol, self.protocol_version()),
+            id=message.id, protocol=protocol,
             server=self.server_name(), instance=self.instance,
-            capabilities=capabilities(self.has_frames), limits=self.limits.to_wire(),
+            capabilities=capabilities(self.has_frames, self.default_motion), limits=self.limits.to_wire(),
             heartbeat_s=self.liveness.heartbeat_s, idle_timeout_s=self.liveness.idle_timeout_s)))
 
     def on_ping(self: "Server", client: "ClientState", message: Ping, payloads: list[bytes]) -> None:
@@ -174,8 +179,9 @@ class RequestHandlers:
         controls = Controls(fps=message.fps, seed=message.seed, motion_amplitude=message.motion_amplitude,
                             head_distance=message.head_distance, language=message.language,
                             lookahead_s=message.lookahead_s)
+        motion = message.motion or self.default_motion
         settings = SessionSettings(controls=controls, frame_size=tuple(message.frame_size) if frames else None,
-                                   max_line_seconds=self.limits.max_line_seconds)
+                                   max_line_seconds=self.limits.max_line_seconds, motion=self.motion_spec(motion))
         npc = NpcSession(settings, rig if frames else None)
         wire = client.sessions[message.session] = WireSession(message.session, message, npc)
         if message.idle:
@@ -185,7 +191,11 @@ class RequestHandlers:
             fps=message.fps, avatar=message.avatar, frame_size=list(message.frame_size),
             frame_format=message.frame_format, frame_window=message.frame_window,
             frame_policy=message.frame_policy, lookahead_s=max(message.lookahead_s, min_lookahead_s()),
-            idle=message.idle)))
+            idle=message.idle, motion=motion if client.minor >= 2 else None)))
+
+    def motion_spec(self: "Server", name: str) -> str:
+        """What an open.motion name means here: "learned" is `serve --motion FILE`'s weights if given."""
+        return "rules" if name == "rules" else self.learned_motion
 
     def _session(self: "Server", client: "ClientState", name: str) -> WireSession:
         wire = client.sessions.get(name)

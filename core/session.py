@@ -27,6 +27,7 @@ class SessionSettings:
     controls: Controls = Controls()
     frame_size: tuple[int, int] | None = None  # (width, height); None: no rendering
     max_line_seconds: float = 600.0
+    motion: str = "rules"  # "rules", "learned" or a weights file (core/motion_backends)
 
 
 @dataclass(frozen=True)
@@ -59,10 +60,10 @@ class NpcSession:
     while the owner pushes audio (rendering shares no state with the motion stream)."""
 
     def __init__(self, settings: SessionSettings, rig: "Rig | None" = None):
-        from .motion import MotionGenerator  # imported here so latents-only users skip nothing
+        from .motion_backends import make_generator  # imported here so latents-only users skip nothing
 
         self.settings = settings
-        self._generator = MotionGenerator(settings.controls)
+        self._generator = make_generator(settings.motion, settings.controls)
         if settings.frame_size is not None and rig is None:
             raise ValueError("rendering needs a rig")
         self._rig = rig

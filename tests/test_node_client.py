@@ -43,11 +43,13 @@ def test_node_client_holds_the_conversation_and_gets_the_python_clients_face(nod
         assert result.returncode == 0, result.stderr
         summary = json.loads(result.stdout)
         with SidecarClient(server.endpoint) as python_client:
-            python_client.open_session("py", channels=["arkit", "visemes"], fps=30, seed=0)
+            python_client.open_session("py", channels=["arkit", "visemes"], fps=30, seed=0, motion="rules")
             pcm, rate = wav_pcm(wav)
             reference = python_client.say_pcm("py", pcm, rate, text=text, chunk_s=0.1)
 
-    assert summary["welcome"]["protocol"] == "1.0" and summary["welcome"]["arkit"] == list(ARKIT_NAMES)
+    assert summary["welcome"]["protocol"] == "1.2" and summary["welcome"]["arkit"] == list(ARKIT_NAMES)
+    assert summary["welcome"]["motion"] == ["rules", "learned"]
+    assert summary["opened"] == {"type": "opened", "motion": "rules"}  # 1.2: the generator it asked for
     bad = summary["badRequest"]
     assert (bad["type"], bad["code"], bad["id"]) == ("error", "unknown_session", bad["sentId"])
     latents = summary["latents"]

@@ -104,9 +104,9 @@ async function speak(session, wav, withFrames) {
 
 async function main() {
   const summary = {};
-  const welcome = await request({ type: "hello", protocol: "1.0", client: "node-test/0.1" });
+  const welcome = await request({ type: "hello", protocol: "1.2", client: "node-test/0.1" });
   summary.welcome = { type: welcome.type, protocol: welcome.protocol, arkit: welcome.capabilities.channels.arkit,
-                      outputs: welcome.capabilities.outputs };
+                      outputs: welcome.capabilities.outputs, motion: welcome.capabilities.motion };
 
   // A request for a session that does not exist: the error must name it by our id.
   const badId = newId();
@@ -115,8 +115,8 @@ async function main() {
   summary.badRequest = { sentId: badId, type: bad.header.type, id: bad.header.id, code: bad.header.code };
 
   const opened = await request({ type: "open", session: "node", outputs: ["latents"], channels: ["arkit", "visemes"],
-                                 fps: 30, seed: 0 });
-  summary.opened = opened.type;
+                                 fps: 30, seed: 0, motion: "rules" });
+  summary.opened = { type: opened.type, motion: opened.motion };
   const wav = readWav(wavPath);
   summary.latents = await speak("node", wav, false);
 

@@ -42,6 +42,8 @@ namespace Npcface.Unity
         [Range(0f, 3f)] public float motionAmplitude = 1f;
         [Range(0f, 1f)] public float lookaheadSeconds = 0.12f;
         public int seed = 0;
+        [Tooltip("rules or learned (protocol 1.2); empty: the sidecar's default")]
+        public string motion = "";
 
         /// <summary>The face now (valid when HasPose).</summary>
         public readonly FacePose Pose = new FacePose();
@@ -218,7 +220,7 @@ namespace Npcface.Unity
                 Latents = latents || !frames, Frames = frames, Channels = channels.ToArray(), Fps = fps,
                 Avatar = avatar, FrameWidth = frameWidth, FrameHeight = frameHeight, FrameFormat = frameFormat,
                 FrameWindow = frameWindow, Seed = seed, Language = language, MotionAmplitude = motionAmplitude,
-                LookaheadSeconds = lookaheadSeconds,
+                LookaheadSeconds = lookaheadSeconds, Motion = string.IsNullOrEmpty(motion) ? null : motion,
             };
             sidecar.Request(sidecar.Client.Open(SessionName, options), reply =>
             {

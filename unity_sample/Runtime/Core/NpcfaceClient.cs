@@ -45,11 +45,12 @@ namespace Npcface.Client
         public double MotionAmplitude = 1.0;
         public double HeadDistance = 1.0;
         public double LookaheadSeconds = 0.12;
+        public string Motion;                     // protocol 1.2: "rules" or "learned"; null: the sidecar's default
     }
 
     public sealed class NpcfaceClient : IDisposable
     {
-        public const string ProtocolVersion = "1.0";
+        public const string ProtocolVersion = "1.2";
         public const string ClientName = "unity-npcface/0.1";
 
         readonly ZmtpDealer dealer;
@@ -116,6 +117,8 @@ namespace Npcface.Client
                                 "seed", options.Seed, "language", options.Language,
                                 "motion_amplitude", options.MotionAmplitude, "head_distance", options.HeadDistance,
                                 "lookahead_s", options.LookaheadSeconds);
+            if (options.Motion != null)
+                header["motion"] = options.Motion;
             if (options.Frames)
             {
                 header["avatar"] = options.Avatar;

@@ -109,9 +109,11 @@ namespace Npcface.Client
         public string FrameFormat;
         public int FrameWindow;
         public int FrameWidth, FrameHeight;
+        public string Motion;  // 1.2: the motion generator animating the session
 
         public OpenedMessage(Dictionary<string, object> h)
         {
+            Motion = Fields.OptionalString(h, "motion");
             Outputs = Fields.OptionalStrings(h, "outputs");
             Channels = Fields.OptionalStrings(h, "channels");
             Fps = Fields.Double(h, "fps");
