@@ -60,9 +60,10 @@ def emotions_from_args(args: argparse.Namespace) -> list[EmotionEvent]:
     return [EmotionEvent(0.0, name, intensity, ramp=0.0)] + [parse_emotion_at(s) for s in args.emotion_at]
 
 
-def add_line_arguments(parser: argparse.ArgumentParser) -> None:
+def add_line_arguments(parser: argparse.ArgumentParser, audio_optional: bool = False) -> None:
     """The arguments every command that speaks a line takes: the audio, its text, emotions, language."""
-    parser.add_argument("audio", help="the line's audio (WAV/FLAC/OGG/MP3, any rate and channel count)")
+    parser.add_argument("audio", nargs="?" if audio_optional else None,
+                        help="the line's audio (WAV/FLAC/OGG/MP3, any rate and channel count)")
     text = parser.add_mutually_exclusive_group()
     text.add_argument("--text", help="what is said (English: enables forced alignment, the best lip sync)")
     text.add_argument("--text-file", help="a UTF-8 file holding what is said")
