@@ -158,16 +158,21 @@ def contact_sheet(folder: Path, crop_files: dict[str, Path], out: Path) -> None:
 
     renders = {name: np.load(path) for name, path in crop_files.items()}
     tiles, labels = [], []
+
+    def enlarged(crop: np.ndarray) -> np.ndarray:  # mouths are small: show their pixels, enlarged
+        scale = 200 / max(crop.shape[:2])
+        return cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+
     for path in sorted(folder.glob("*.npz")):
         data = np.load(path)
         for k in sorted(np.argsort(-data["opening"])[:3]):
             x0, y0, x1, y1 = data["mouth_boxes"][k]
-            tiles.append(data["real"][k][y0:y1, x0:x1])
+            tiles.append(enlarged(data["real"][k][y0:y1, x0:x1]))
             labels.append(f"{path.stem[:14]} real")
             for name, crops in renders.items():
-                tiles.append(crops[f"{path.stem}|{k}"])
+                tiles.append(enlarged(crops[f"{path.stem}|{k}"]))
                 labels.append(name)
-    save_contact_sheet(out, tiles, labels, columns=len(renders) + 1 if len(renders) > 1 else 6, tile=160)
+    save_contact_sheet(out, tiles, labels, columns=3 * (len(renders) + 1), tile=200)
 
 
 # ----------------------------------------------------------------------------- report
@@ -204,6 +209,7 @@ def main() -> int:
     parser.add_argument("--before", help="also score the renderer at this git revision")
     parser.add_argument("--sheet", help="write a contact sheet PNG of real vs rendered mouths")
     parser.add_argument("--clips", help="comma-separated clip stems to run (default: all)")
+    parser.add_argument("--cache", help="keep the tracked clips in this folder and reuse them (quicker reruns)")
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # scoring only (--before runs)
     parser.add_argument("--code", help=argparse.SUPPRESS)
     parser.add_argument("--prepared", help=argparse.SUPPRESS)
@@ -221,9 +227,11 @@ def main() -> int:
         print(f"no clips under {data}: nothing to measure (set --data or $NPCFACE_DATA)")
         return 0
     with tempfile.TemporaryDirectory(prefix="npcface-reenact-") as work:
-        folder = Path(work) / "clips"
-        folder.mkdir()
+        folder = Path(args.cache or work) / "clips"
+        folder.mkdir(parents=True, exist_ok=True)
         for clip in clips:
+            if (folder / f"{clip.stem}.npz").is_file():
+                continue  # prepared by an earlier run with the same --cache
             prepared = prepare(clip, folder)
             print(f"prepared {clip.name}: " + (f"{prepared['frames']} frames tracked, rig frame {prepared['rest']}"
                                                if prepared else "no face in the test frames, skipped"), flush=True)

@@ -19,8 +19,10 @@ from .rig_mesh import CHIN, LIPS_LOWER_INNER, LIPS_LOWER_OUTER, LIPS_UPPER_INNER
 INNER_CONTOUR = list(LIPS_UPPER_INNER) + list(LIPS_LOWER_INNER[-2:0:-1])
 OUTER_CONTOUR = list(LIPS_UPPER_OUTER) + list(LIPS_LOWER_OUTER[-2:0:-1])
 UPPER_JAW_POINTS = list(LIPS_UPPER_OUTER) + [1, 2, 4, 5, 6, 98, 327, 168, 33, 263, 133, 362]
-TOOTH_EDGES = (0.0, 0.17, 0.31)  # tooth boundaries across the mouth, in half-widths
 TEETH_WHITE = np.array([236.0, 230.0, 214.0], dtype=np.float32)
+TEETH_BRIGHTNESS = 1.1  # lit teeth against the picture's skin
+SOFTNESS = 0.012  # blur of the drawn interior, in mouth widths
+SEAM_WIDTH = 0.035  # the dark line where closed lips meet, in mouth widths
 
 
 class MouthLayer:
@@ -48,6 +50,7 @@ class MouthLayer:
         # lips parted in the picture (teeth showing): keep its inside; else only at rest
         self.source_parted = self.rest_gap > 0.06 * self.mouth_width
         self.colours = _mouth_colours(self.image, self.base_xy, shown)
+        self.seam = None if self.source_parted else _Seam(image, self.base_xy, self.mouth_width)
 
     @staticmethod
     def _gap(points: np.ndarray) -> float:
@@ -64,8 +67,12 @@ class MouthLayer:
         rel = points - self.centre
         return rel @ self.axis / self.half_width, rel @ self.normal
 
-    def draw(self, rgb: np.ndarray, geometry, frame) -> None:
-        """Composite the interior into rgb (H, W, 3 uint8) inside the current lip opening."""
+    def draw(self, rgb: np.ndarray, geometry, frame, maps: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        """Composite the interior into rgb (H, W, 3 uint8) inside the current lip opening; ``maps`` (the
+        frame's backward warp) lets the closed lips' seam be lifted off the parting lips."""
+        opened = float(smoothstep(0.0, 0.04 * self.mouth_width, self._gap(geometry.deformed) - self.rest_gap))
+        if self.seam is not None and maps is not None and opened > 0:
+            self.seam.lift(rgb, maps, geometry.deformed[OUTER_CONTOUR], opened)
         contour = geometry.deformed[INNER_CONTOUR]
         box = bounding_box(contour, 2, self.width, self.height)
         if box is None:
@@ -76,7 +83,6 @@ class MouthLayer:
         upper_jaw = fit_affine(self.base_xy[UPPER_JAW_POINTS], geometry.rigid[UPPER_JAW_POINTS])
         map_x, map_y = inverse_points(upper_jaw, box)
         kept = sample(self.source_open, map_x, map_y)
-        opened = float(smoothstep(0.0, 0.04 * self.mouth_width, self._gap(geometry.deformed) - self.rest_gap))
         if self.source_parted:
             # the picture's upper teeth stay with the upper jaw; its lower lip and teeth go with the jaw,
             # so below the middle of its opening the synthesized mouth takes over as the jaw drops
@@ -128,7 +134,9 @@ class MouthLayer:
         composite(rgb, box, (closing * hidden)[..., None], colour.astype(np.float32))
 
     def _synthesize(self, map_x, map_y, jaw_shift, upper_jaw, weights) -> np.ndarray:
-        """Cavity, tongue and teeth at rest-pose positions (map_x, map_y)."""
+        """Cavity, tongue, gums and teeth at rest-pose positions (map_x, map_y): the upper teeth hang
+        from the upper lip line (they move with the skull), the lower teeth and the tongue ride on
+        the jaw; everything is lit by how far the lips part and darkens with depth."""
         c = self.colours
         mw = self.mouth_width
         along, down = self._coords(np.stack([map_x, map_y], axis=-1).astype(np.float64))
@@ -138,31 +146,123 @@ class MouthLayer:
         jaw_along = float(jaw_rest @ self.axis) / self.half_width
         upper = np.interp(along, *self.upper_line)
         lower = np.interp(along - jaw_along, *self.lower_line) + jaw_down
-        depth = np.clip(1 - along ** 2, 0, 1)
-        out = c["cavity"] * (0.45 + 0.55 * depth)[..., None]
-        # tongue: a low mound on the floor of the mouth, rising toward the lower teeth
-        # TongueOut raises the tongue toward the teeth (it cannot leave the picture's mouth)
-        tongue_top = lower - (0.1 + 0.1 * weights[ARKIT_INDEX["TongueOut"]]) * mw - 0.03 * mw * depth
-        tongue = smoothstep(-1.5, 1.5, down - tongue_top) * smoothstep(0.0, 0.25, 0.75 - np.abs(along - jaw_along))
-        tongue_shade = (0.4 + 0.35 * smoothstep(0.0, 0.1 * mw, down - tongue_top)) * (0.6 + 0.4 * depth)
+        centre_gap = float(np.interp(0.0, *self.lower_line) + jaw_down - np.interp(0.0, *self.upper_line))
+        # light gets in as the lips part: a slit is in shadow, a wide-open mouth is lit
+        light = 0.7 + 0.3 * float(smoothstep(0.0, 0.3 * mw, centre_gap))
+        arch = np.sqrt(np.clip(1 - (along / 0.92) ** 2, 0, 1))  # the dental arch, foreshortened to the corners
+        # cavity: lit just inside the lips, dark deep inside and toward the corners
+        inside = np.minimum(down - upper, lower - down)
+        deep = smoothstep(0.0, 0.12 * mw, inside)
+        out = c["cavity"] * ((1.0 - 0.5 * deep) * (0.7 + 0.3 * arch) * light)[..., None]
+        # tongue: a low mound behind the lower teeth (TongueOut raises it toward the teeth)
+        tongue_top = lower - (0.07 + 0.12 * weights[ARKIT_INDEX["TongueOut"]]) * mw - 0.03 * mw * arch
+        tongue = smoothstep(-1.0, 1.0, down - tongue_top) * smoothstep(0.0, 0.3, 0.8 - np.abs(along - jaw_along))
+        tongue_shade = (0.35 + 0.3 * smoothstep(0.0, 0.08 * mw, down - tongue_top)) * (0.5 + 0.5 * arch) * light
         out = out + tongue[..., None] * (c["tongue"] * tongue_shade[..., None] - out)
-        # the lower lip's inner rim shades what is just behind it (keeps the lip's edge crisp)
-        rim = smoothstep(-0.04 * mw, 0.0, down - lower)
-        out = out * (1 - 0.55 * rim)[..., None]
-        height = 0.13 * mw * np.sqrt(np.clip(1 - (along / 0.86) ** 2, 0, 1))
-        upper_teeth = smoothstep(-1.0, 1.0, upper + height - down) * (height > 0.5)
-        gaps = np.ones_like(along)
-        pixel = 0.7 / self.half_width  # a tooth gap is about a pixel wide
-        for edge in TOOTH_EDGES:
-            for sign in (1.0, -1.0) if edge else (1.0,):
-                gaps -= 0.08 * np.exp(-(((along - sign * edge) / pixel) ** 2))
-        shade = (1 - 0.5 * along ** 2) * gaps * (0.78 + 0.22 * smoothstep(0.0, 0.05 * mw, down - upper))
+        # gums above the upper teeth: seen only when the upper lip rises off them
+        gum_edge = upper - 0.03 * mw
+        out = out + smoothstep(0.7, -0.7, down - gum_edge)[..., None] * (c["gums"] * light - out)
+        # lower teeth ride on the jaw: at rest their tips sit just behind the upper teeth (overbite),
+        # so in speech, where the jaw opens far less than the lips part, the two rows stay close
+        incisal = upper + TOOTH_LENGTH * mw * arch
+        lower_tips = incisal - OVERBITE * mw * arch + LOWER_TEETH_TRAVEL * jaw_down
+        lower_teeth = smoothstep(-0.7, 0.7, down - lower_tips)  # down to the lower lip, which hides the rest
+        lower_shade = 0.75 * light * (0.7 + 0.3 * arch) * _tooth_relief(along - jaw_along, self.half_width, mw, 0.8)
+        lower_shade = lower_shade * (0.75 + 0.25 * smoothstep(0.0, 0.03 * mw, down - lower_tips))
+        out = out + (lower_teeth * smoothstep(0.1, 0.4, arch))[..., None] * (c["teeth"] * lower_shade[..., None] - out)
+        # upper teeth: from the gum line to an incisal edge a little below the rest lip line
+        upper_teeth = smoothstep(-0.7, 0.7, down - gum_edge) * smoothstep(-0.7, 0.7, incisal - down) * smoothstep(0.0, 0.3, arch)
+        under_lip = 0.8 + 0.2 * smoothstep(-0.01 * mw, 0.04 * mw, down - upper)  # the upper lip's shadow
+        tip = 1 - 0.25 * smoothstep(-0.03 * mw, 0.0, down - incisal)  # translucent incisal edges
+        shade = light * under_lip * tip * (0.7 + 0.3 * arch) * _tooth_relief(along, self.half_width, mw)
         out = out + upper_teeth[..., None] * (c["teeth"] * shade[..., None] - out)
+        # the inner lips' wet rims: lip colour, a little darker, fading into the mouth
+        rim = np.maximum(np.exp(-np.maximum(down - upper, 0) / (0.015 * mw)),
+                         np.exp(-np.maximum(lower - down, 0) / (0.02 * mw)))
+        out = out + (0.6 * rim)[..., None] * (c["inner_lip"] - out)
+        # as soft as the picture around it: drawn edges are sharper than any camera's
+        out = cv2.GaussianBlur(out, (0, 0), max(0.5, SOFTNESS * mw))
         return out.astype(np.float32)
 
 
+class _Seam:
+    """Closed lips meet in a dark line. As they part, the warp carries that line onto the inner edges of
+    both lips (the hard dark crescent of a drawn mouth), so where the warp samples the seam, the lips
+    are drawn from a copy of the picture with the seam filled in from the lips around it."""
+
+    def __init__(self, image: np.ndarray, base_xy: np.ndarray, mouth_width: float):
+        height, width = image.shape[:2]
+        self.box = bounding_box(base_xy[OUTER_CONTOUR], 0.1 * mouth_width, width, height)
+        if self.box is None:
+            return
+        x0, y0, x1, y1 = self.box
+        band = np.zeros((y1 - y0, x1 - x0), dtype=np.uint8)
+        thickness = max(2, int(round(SEAM_WIDTH * mouth_width)))
+        for contour in (LIPS_UPPER_INNER, LIPS_LOWER_INNER):
+            points = np.round(base_xy[list(contour)] - (x0, y0)).astype(np.int32)
+            cv2.polylines(band, [points], False, 255, thickness, lineType=cv2.LINE_8)
+        cv2.fillPoly(band, [np.round(base_xy[INNER_CONTOUR] - (x0, y0)).astype(np.int32)], 255)
+        crop = np.ascontiguousarray(image[y0:y1, x0:x1])
+        self.filled = cv2.inpaint(crop, band, max(2, thickness), cv2.INPAINT_TELEA).astype(np.float32)
+        self.mask = cv2.GaussianBlur(band.astype(np.float32) / 255.0, (0, 0), max(0.6, 0.3 * thickness))
+
+    def lift(self, rgb: np.ndarray, maps: tuple[np.ndarray, np.ndarray], lips: np.ndarray, opened: float) -> None:
+        if self.box is None:
+            return
+        height, width = rgb.shape[:2]
+        box = bounding_box(lips, 2, width, height)
+        if box is None:
+            return
+        bx0, by0, bx1, by1 = box
+        map_x = maps[0][by0:by1, bx0:bx1] - self.box[0]
+        map_y = maps[1][by0:by1, bx0:bx1] - self.box[1]
+        weight = cv2.remap(self.mask, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        if not weight.any():
+            return
+        filled = sample(self.filled, map_x, map_y)
+        composite(rgb, box, (opened * weight)[..., None], filled)
+
+
+# where neighbouring teeth meet, from the middle outward, in half-widths of the mouth (before the
+# arch's foreshortening): central and lateral incisors, canines, premolars
+TOOTH_EDGES = (0.0, 0.17, 0.31, 0.45)
+TOOTH_LENGTH = 0.1  # upper incisors below the rest lip line, in mouth widths
+OVERBITE = 0.02  # the lower incisors' tips behind the upper ones at rest, in mouth widths
+LOWER_TEETH_TRAVEL = 0.5  # the lower incisors move this fraction of the chin's drop (nearer the hinge)
+
+
+def _tooth_relief(along: np.ndarray, half_width: float, mouth_width: float, size: float = 1.0) -> np.ndarray:
+    """1 on a tooth's face, darker in the narrow gaps between teeth (``size`` scales the teeth)."""
+    width = max(0.6, 0.012 * mouth_width) / half_width  # a gap: about a pixel, more on big mouths
+    relief = np.ones_like(along)
+    for edge in TOOTH_EDGES:
+        for sign in (1.0, -1.0) if edge else (1.0,):
+            relief -= 0.15 * np.exp(-(((along - sign * edge * size) / width) ** 2))
+    return relief
+
+
+def _sclera(image: np.ndarray, base_xy: np.ndarray) -> np.ndarray | None:
+    """The white of the eyes: the picture's own white under its own light (None when too small)."""
+    from .rig_mesh import EYE_LEFT_LOWER, EYE_LEFT_UPPER, EYE_RIGHT_LOWER, EYE_RIGHT_UPPER
+
+    height, width = image.shape[:2]
+    eyes = np.zeros((height, width), dtype=np.uint8)
+    for upper, lower in ((EYE_LEFT_UPPER, EYE_LEFT_LOWER), (EYE_RIGHT_UPPER, EYE_RIGHT_LOWER)):
+        cv2.fillPoly(eyes, [np.round(base_xy[list(upper) + list(lower[::-1])]).astype(np.int32)], 1)
+    if len(base_xy) > 477:  # leave the irises out
+        for centre, edge in ((468, 469), (473, 474)):
+            radius = float(np.linalg.norm(base_xy[edge] - base_xy[centre]))
+            cv2.circle(eyes, tuple(int(v) for v in np.round(base_xy[centre])), int(np.ceil(radius * 1.1)), 0, -1)
+    pixels = image[eyes > 0]
+    if len(pixels) < 8:
+        return None
+    luma = pixels.mean(axis=1)
+    return np.median(pixels[luma >= np.percentile(luma, 70)], axis=0)
+
+
 def _mouth_colours(image: np.ndarray, base_xy: np.ndarray, shown: np.ndarray) -> dict[str, np.ndarray]:
-    """Cavity, tongue and teeth colours that belong to this picture (its lips, skin, palette)."""
+    """Cavity, tongue, gums and teeth colours that belong to this picture: teeth from the white of
+    its eyes (its white balance and light), the rest from its lips and skin (its palette)."""
     height, width = image.shape[:2]
     lips = np.zeros((height, width), dtype=np.uint8)
     cv2.fillPoly(lips, [np.round(base_xy[OUTER_CONTOUR]).astype(np.int32)], 1)
@@ -174,7 +274,12 @@ def _mouth_colours(image: np.ndarray, base_xy: np.ndarray, shown: np.ndarray) ->
         cv2.circle(face, (int(x), int(y)), max(2, int(0.02 * width)), 1, -1)
     skin = np.median(image[face > 0], axis=0) if face.any() else lip
     grey = float(np.mean(np.abs(np.diff(image.reshape(-1, 3)[::17], axis=1)))) < 4.0
-    teeth = 0.6 * TEETH_WHITE + 0.4 * np.maximum(skin, lip)
+    sclera = _sclera(image, base_xy)
+    white = sclera if sclera is not None else 0.6 * TEETH_WHITE + 0.4 * np.maximum(skin, lip)
+    # teeth: the picture's white tinted a little by the skin, never brighter than the skin's light allows
+    # teeth: the hue of the picture's white, warmed by its skin, about as bright as the skin in its light
+    hue = 0.65 * white / max(float(white.mean()), 1.0) + 0.35 * skin / max(float(skin.mean()), 1.0)
+    teeth = np.minimum(TEETH_BRIGHTNESS * float(skin.mean()) * hue, 250.0)
     if (shown > 0.5).sum() > 12:  # the picture shows its teeth: use their colour
         inside = image[shown > 0.5]
         bright = inside[inside.mean(axis=1) >= np.percentile(inside.mean(axis=1), 70)]
@@ -185,8 +290,9 @@ def _mouth_colours(image: np.ndarray, base_xy: np.ndarray, shown: np.ndarray) ->
         half = np.zeros((height, width), dtype=np.uint8)
         cv2.fillPoly(half, [np.round(base_xy[list(outer) + list(inner[::-1])]).astype(np.int32)], 1)
         lip_halves.append(np.median(image[half > 0], axis=0) if half.any() else lip)
-    colours = {"cavity": lip * np.array([0.32, 0.22, 0.22]) + 4.0,
-               "tongue": lip * np.array([0.78, 0.6, 0.6]) + np.array([14.0, 0.0, 0.0]), "teeth": teeth,
+    colours = {"cavity": lip * np.array([0.42, 0.3, 0.3]) + 3.0,
+               "tongue": lip * np.array([0.8, 0.58, 0.58]) + np.array([12.0, 0.0, 0.0]), "teeth": teeth,
+               "gums": 0.75 * lip + 0.25 * skin, "inner_lip": 0.7 * lip,
                "upper_lip": lip_halves[0], "lower_lip": lip_halves[1]}
     if grey:  # black-and-white pictures (and marble) keep no colour cast
         colours = {k: np.full(3, v.mean()) for k, v in colours.items()}
