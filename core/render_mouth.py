@@ -16,11 +16,12 @@ from .arkit import ARKIT_INDEX
 from .render_draw import bounding_box, composite, fit_affine, inverse_points, polygon_mask, sample, smoothstep
 from .rig_mesh import CHIN, LIPS_LOWER_INNER, LIPS_LOWER_OUTER, LIPS_UPPER_INNER, LIPS_UPPER_OUTER
 
+LOWER_LIP_MIDDLE = [14, 87, 317]
 INNER_CONTOUR = list(LIPS_UPPER_INNER) + list(LIPS_LOWER_INNER[-2:0:-1])
 OUTER_CONTOUR = list(LIPS_UPPER_OUTER) + list(LIPS_LOWER_OUTER[-2:0:-1])
 UPPER_JAW_POINTS = list(LIPS_UPPER_OUTER) + [1, 2, 4, 5, 6, 98, 327, 168, 33, 263, 133, 362]
 TEETH_WHITE = np.array([236.0, 230.0, 214.0], dtype=np.float32)
-TEETH_BRIGHTNESS = 1.1  # lit teeth against the picture's skin
+TEETH_BRIGHTNESS = 1.3  # lit teeth against the picture's skin
 SOFTNESS = 0.012  # blur of the drawn interior, in mouth widths
 SEAM_WIDTH = 0.035  # the dark line where closed lips meet, in mouth widths
 
@@ -49,7 +50,7 @@ class MouthLayer:
         self.rest_gap = self._gap(self.base_xy)
         # lips parted in the picture (teeth showing): keep its inside; else only at rest
         self.source_parted = self.rest_gap > 0.06 * self.mouth_width
-        self.colours = _mouth_colours(self.image, self.base_xy, shown)
+        self.colours = _mouth_colours(self.image, self.base_xy, shown if self.source_parted else None)
         self.seam = None if self.source_parted else _Seam(image, self.base_xy, self.mouth_width)
 
     @staticmethod
@@ -95,7 +96,8 @@ class MouthLayer:
         kept = kept[..., None]
         source = sample(self.image, map_x, map_y)
         jaw_shift = geometry.deformed[CHIN] - geometry.rigid[CHIN]
-        synth = self._synthesize(map_x, map_y, jaw_shift, upper_jaw, geometry.weights)
+        lip_shift = (geometry.deformed[LOWER_LIP_MIDDLE] - geometry.rigid[LOWER_LIP_MIDDLE]).mean(axis=0)
+        synth = self._synthesize(map_x, map_y, jaw_shift, lip_shift, upper_jaw, geometry.weights)
         interior = kept * source + (1 - kept) * synth
         closing = self._closing(geometry)
         if closing > 0:  # lips closing past their rest gap: what still shows between them is shadow
@@ -133,7 +135,7 @@ class MouthLayer:
         colour = colour * (1 - 0.45 * np.exp(-((ys - seam) / 0.8) ** 2))[..., None]  # where the lips meet
         composite(rgb, box, (closing * hidden)[..., None], colour.astype(np.float32))
 
-    def _synthesize(self, map_x, map_y, jaw_shift, upper_jaw, weights) -> np.ndarray:
+    def _synthesize(self, map_x, map_y, jaw_shift, lip_shift, upper_jaw, weights) -> np.ndarray:
         """Cavity, tongue, gums and teeth at rest-pose positions (map_x, map_y): the upper teeth hang
         from the upper lip line (they move with the skull), the lower teeth and the tongue ride on
         the jaw; everything is lit by how far the lips part and darkens with depth."""
@@ -144,9 +146,10 @@ class MouthLayer:
         jaw_rest = np.linalg.solve(upper_jaw[:, :2], jaw_shift)
         jaw_down = float(jaw_rest @ self.normal)
         jaw_along = float(jaw_rest @ self.axis) / self.half_width
+        lip_down = float(np.linalg.solve(upper_jaw[:, :2], lip_shift) @ self.normal)  # the lower lip's own drop
         upper = np.interp(along, *self.upper_line)
-        lower = np.interp(along - jaw_along, *self.lower_line) + jaw_down
-        centre_gap = float(np.interp(0.0, *self.lower_line) + jaw_down - np.interp(0.0, *self.upper_line))
+        lower = np.interp(along - jaw_along, *self.lower_line) + lip_down
+        centre_gap = float(np.interp(0.0, *self.lower_line) + lip_down - np.interp(0.0, *self.upper_line))
         # light gets in as the lips part: a slit is in shadow, a wide-open mouth is lit
         light = 0.7 + 0.3 * float(smoothstep(0.0, 0.3 * mw, centre_gap))
         arch = np.sqrt(np.clip(1 - (along / 0.92) ** 2, 0, 1))  # the dental arch, foreshortened to the corners
@@ -155,7 +158,7 @@ class MouthLayer:
         deep = smoothstep(0.0, 0.12 * mw, inside)
         out = c["cavity"] * ((1.0 - 0.5 * deep) * (0.7 + 0.3 * arch) * light)[..., None]
         # tongue: a low mound behind the lower teeth (TongueOut raises it toward the teeth)
-        tongue_top = lower - (0.07 + 0.12 * weights[ARKIT_INDEX["TongueOut"]]) * mw - 0.03 * mw * arch
+        tongue_top = lower - (0.15 + 0.12 * weights[ARKIT_INDEX["TongueOut"]]) * mw - 0.04 * mw * arch
         tongue = smoothstep(-1.0, 1.0, down - tongue_top) * smoothstep(0.0, 0.3, 0.8 - np.abs(along - jaw_along))
         tongue_shade = (0.35 + 0.3 * smoothstep(0.0, 0.08 * mw, down - tongue_top)) * (0.5 + 0.5 * arch) * light
         out = out + tongue[..., None] * (c["tongue"] * tongue_shade[..., None] - out)
@@ -166,9 +169,13 @@ class MouthLayer:
         # so in speech, where the jaw opens far less than the lips part, the two rows stay close
         incisal = upper + TOOTH_LENGTH * mw * arch
         lower_tips = incisal - OVERBITE * mw * arch + LOWER_TEETH_TRAVEL * jaw_down
-        lower_teeth = smoothstep(-0.7, 0.7, down - lower_tips)  # down to the lower lip, which hides the rest
-        lower_shade = 0.75 * light * (0.7 + 0.3 * arch) * _tooth_relief(along - jaw_along, self.half_width, mw, 0.8)
+        # a wide-open jaw carries the lower lip and teeth down together: the lip hides all but their tips
+        lower_tips = np.clip(lower_tips, lower - LOWER_TEETH_SHOWN * mw * arch, lower - 0.03 * mw * arch)
+        lower_teeth = smoothstep(-0.7, 0.7, down - lower_tips) * smoothstep(0.7, -0.7, down - lower_tips - 0.12 * mw)
+        lower_shade = 0.75 * light * (0.7 + 0.3 * arch) * _tooth_relief(along - jaw_along, self.half_width, mw, 0.8, 0.07)
         lower_shade = lower_shade * (0.75 + 0.25 * smoothstep(0.0, 0.03 * mw, down - lower_tips))
+        behind_lip = smoothstep(-0.7, 0.7, down - lower_tips - 0.12 * mw)  # below them, the lower lip's inside
+        out = out + behind_lip[..., None] * (c["inner_lip"] * light - out)
         out = out + (lower_teeth * smoothstep(0.1, 0.4, arch))[..., None] * (c["teeth"] * lower_shade[..., None] - out)
         # upper teeth: from the gum line to an incisal edge a little below the rest lip line
         upper_teeth = smoothstep(-0.7, 0.7, down - gum_edge) * smoothstep(-0.7, 0.7, incisal - down) * smoothstep(0.0, 0.3, arch)
@@ -228,20 +235,22 @@ class _Seam:
 TOOTH_EDGES = (0.0, 0.17, 0.31, 0.45)
 TOOTH_LENGTH = 0.1  # upper incisors below the rest lip line, in mouth widths
 OVERBITE = 0.02  # the lower incisors' tips behind the upper ones at rest, in mouth widths
+LOWER_TEETH_SHOWN = 0.09  # at most this much of the lower teeth shows above the lower lip, in mouth widths
 LOWER_TEETH_TRAVEL = 0.5  # the lower incisors move this fraction of the chin's drop (nearer the hinge)
 
 
-def _tooth_relief(along: np.ndarray, half_width: float, mouth_width: float, size: float = 1.0) -> np.ndarray:
+def _tooth_relief(along: np.ndarray, half_width: float, mouth_width: float, size: float = 1.0,
+                  depth: float = 0.15) -> np.ndarray:
     """1 on a tooth's face, darker in the narrow gaps between teeth (``size`` scales the teeth)."""
     width = max(0.6, 0.012 * mouth_width) / half_width  # a gap: about a pixel, more on big mouths
     relief = np.ones_like(along)
     for edge in TOOTH_EDGES:
         for sign in (1.0, -1.0) if edge else (1.0,):
-            relief -= 0.15 * np.exp(-(((along - sign * edge * size) / width) ** 2))
+            relief -= depth * np.exp(-(((along - sign * edge * size) / width) ** 2))
     return relief
 
 
-def _sclera(image: np.ndarray, base_xy: np.ndarray) -> np.ndarray | None:
+def _sclera(image: np.ndarray, base_xy: np.ndarray, skin: np.ndarray) -> np.ndarray | None:
     """The white of the eyes: the picture's own white under its own light (None when too small)."""
     from .rig_mesh import EYE_LEFT_LOWER, EYE_LEFT_UPPER, EYE_RIGHT_LOWER, EYE_RIGHT_UPPER
 
@@ -256,11 +265,14 @@ def _sclera(image: np.ndarray, base_xy: np.ndarray) -> np.ndarray | None:
     pixels = image[eyes > 0]
     if len(pixels) < 8:
         return None
-    luma = pixels.mean(axis=1)
-    return np.median(pixels[luma >= np.percentile(luma, 70)], axis=0)
+    bright = pixels[pixels.mean(axis=1) >= np.percentile(pixels.mean(axis=1), 60)]
+    # of the bright pixels (lids and corners are skin), the white is the least like the skin's hue
+    hue = bright / np.maximum(bright.mean(axis=1, keepdims=True), 1.0)
+    unlike_skin = np.linalg.norm(hue - skin / max(float(skin.mean()), 1.0), axis=1)
+    return np.median(bright[unlike_skin >= np.percentile(unlike_skin, 60)], axis=0)
 
 
-def _mouth_colours(image: np.ndarray, base_xy: np.ndarray, shown: np.ndarray) -> dict[str, np.ndarray]:
+def _mouth_colours(image: np.ndarray, base_xy: np.ndarray, shown: np.ndarray | None) -> dict[str, np.ndarray]:
     """Cavity, tongue, gums and teeth colours that belong to this picture: teeth from the white of
     its eyes (its white balance and light), the rest from its lips and skin (its palette)."""
     height, width = image.shape[:2]
@@ -274,13 +286,14 @@ def _mouth_colours(image: np.ndarray, base_xy: np.ndarray, shown: np.ndarray) ->
         cv2.circle(face, (int(x), int(y)), max(2, int(0.02 * width)), 1, -1)
     skin = np.median(image[face > 0], axis=0) if face.any() else lip
     grey = float(np.mean(np.abs(np.diff(image.reshape(-1, 3)[::17], axis=1)))) < 4.0
-    sclera = _sclera(image, base_xy)
+    sclera = _sclera(image, base_xy, skin)
     white = sclera if sclera is not None else 0.6 * TEETH_WHITE + 0.4 * np.maximum(skin, lip)
     # teeth: the picture's white tinted a little by the skin, never brighter than the skin's light allows
-    # teeth: the hue of the picture's white, warmed by its skin, about as bright as the skin in its light
-    hue = 0.65 * white / max(float(white.mean()), 1.0) + 0.35 * skin / max(float(skin.mean()), 1.0)
-    teeth = np.minimum(TEETH_BRIGHTNESS * float(skin.mean()) * hue, 250.0)
-    if (shown > 0.5).sum() > 12:  # the picture shows its teeth: use their colour
+    # teeth: the hue of the picture's white, warmed by its skin, a little brighter than the skin in its light
+    hue = 0.5 * white / max(float(white.mean()), 1.0) + 0.5 * skin / max(float(skin.mean()), 1.0)
+    teeth = min(TEETH_BRIGHTNESS * float(skin.mean()), float(white.mean())) * hue  # never whiter than its eyes
+    if shown is not None and (shown > 0.5).sum() > 12:  # parted lips show the teeth: use their colour
+        # (between closed lips the opening is the seam, whose colour is the lips')
         inside = image[shown > 0.5]
         bright = inside[inside.mean(axis=1) >= np.percentile(inside.mean(axis=1), 70)]
         if bright.mean() > 0.8 * skin.mean():
@@ -292,7 +305,7 @@ def _mouth_colours(image: np.ndarray, base_xy: np.ndarray, shown: np.ndarray) ->
         lip_halves.append(np.median(image[half > 0], axis=0) if half.any() else lip)
     colours = {"cavity": lip * np.array([0.42, 0.3, 0.3]) + 3.0,
                "tongue": lip * np.array([0.8, 0.58, 0.58]) + np.array([12.0, 0.0, 0.0]), "teeth": teeth,
-               "gums": 0.75 * lip + 0.25 * skin, "inner_lip": 0.7 * lip,
+               "gums": 0.9 * lip + 0.1 * skin, "inner_lip": 0.7 * lip,
                "upper_lip": lip_halves[0], "lower_lip": lip_halves[1]}
     if grey:  # black-and-white pictures (and marble) keep no colour cast
         colours = {k: np.full(3, v.mean()) for k, v in colours.items()}
