@@ -182,20 +182,20 @@ METRICS = ("face PSNR", "face SSIM", "mouth PSNR", "mouth SSIM")
 
 def report(runs: dict[str, dict]) -> None:
     names = list(runs)
-    header = f"{'clip':32s} {'set':8s}" + "".join(f" {n[:10] + ' ' + m.split()[0][:1] + m.split()[1][:4]:>22s}"
-                                                 for m in METRICS for n in names)
-    print(header)
+    short = {"face PSNR": "face dB", "face SSIM": "face SSIM", "mouth PSNR": "mouth dB", "mouth SSIM": "mouth SSIM"}
+    print("renderers: " + ", ".join(names))
+    print(f"{'clip':32s} {'set':8s}" + "".join(f" {short[m] + ' ' + n.split()[0]:>17s}" for m in METRICS for n in names))
     clips = sorted(next(iter(runs.values())))
     held = {Path(c).stem for c in HELD_OUT}
     for clip in clips:
         kind = "held out" if clip in held else "tuning"
-        print(f"{clip:32s} {kind:8s}" + "".join(f" {runs[n][clip][i]:22.3f}" for i in range(4) for n in names))
+        print(f"{clip:32s} {kind:8s}" + "".join(f" {runs[n][clip][i]:17.3f}" for i in range(4) for n in names))
     for label, subset in (("held out", [c for c in clips if c in held]), ("tuning", [c for c in clips if c not in held]),
                           ("all", clips)):
         if not subset:
             continue
         print(f"{'mean, ' + label:32s} {len(subset):<8d}" + "".join(
-            f" {np.mean([runs[n][c][i] for c in subset]):22.3f}" for i in range(4) for n in names))
+            f" {np.mean([runs[n][c][i] for c in subset]):17.3f}" for i in range(4) for n in names))
     if len(names) == 2:
         before, now = names
         for label, subset in (("held out", [c for c in clips if c in held]), ("all", clips)):

@@ -1,11 +1,17 @@
-"""The mouth interior drawn where the lips part: dark cavity, upper teeth on the upper jaw, a hint
-of tongue on the lower jaw (lower teeth, mostly hidden behind the lower lip in speech, are left
-out: drawn as a band they read as an outline of the lip).
+"""The mouth interior drawn where the lips part, by rules measured against real mouths
+(bench/bench_reenact.py): upper teeth on the skull and lower teeth on the jaw (an overbite, so in
+speech the rows stay close), gaps between teeth, gums where the upper lip rises off them, a tongue
+lying low, a cavity that darkens with depth, the inner lips' wet rims. All of it is lit by how far
+the lips part and coloured from the picture itself: the teeth from the white of its eyes (its white
+balance and light) and its skin, the rest from its lips; black-and-white pictures stay grey.
+The tongue does not lift its tip for L/T/D/N/TH: the renderer sees MotionFrames, which carry no
+phones (TongueOut raises it).
 
 Everything is drawn in the mouth's rest coordinates and carried by the head's rigid motion, so
 the teeth never stretch with the lips and look the same from frame to frame. Where the source
 picture already shows the inside of the mouth (parted lips, visible teeth), those pixels are
-kept, attached to the upper jaw; at rest the layer reproduces the picture exactly.
+kept, attached to the upper jaw; at rest the layer reproduces the picture exactly. Closed lips
+meet in a dark seam that the warp would stretch onto the parting lips; it is lifted off (_Seam).
 """
 from __future__ import annotations
 
@@ -21,6 +27,7 @@ INNER_CONTOUR = list(LIPS_UPPER_INNER) + list(LIPS_LOWER_INNER[-2:0:-1])
 OUTER_CONTOUR = list(LIPS_UPPER_OUTER) + list(LIPS_LOWER_OUTER[-2:0:-1])
 UPPER_JAW_POINTS = list(LIPS_UPPER_OUTER) + [1, 2, 4, 5, 6, 98, 327, 168, 33, 263, 133, 362]
 TEETH_WHITE = np.array([236.0, 230.0, 214.0], dtype=np.float32)
+TEETH_IVORY = np.array([1.04, 1.0, 0.84])  # teeth reflect less blue than the white of the eye
 TEETH_BRIGHTNESS = 1.3  # lit teeth against the picture's skin
 SOFTNESS = 0.012  # blur of the drawn interior, in mouth widths
 SEAM_WIDTH = 0.035  # the dark line where closed lips meet, in mouth widths
@@ -291,7 +298,9 @@ def _mouth_colours(image: np.ndarray, base_xy: np.ndarray, shown: np.ndarray | N
     # teeth: the picture's white tinted a little by the skin, never brighter than the skin's light allows
     # teeth: the hue of the picture's white, warmed by its skin, a little brighter than the skin in its light
     hue = 0.5 * white / max(float(white.mean()), 1.0) + 0.5 * skin / max(float(skin.mean()), 1.0)
-    teeth = min(TEETH_BRIGHTNESS * float(skin.mean()), float(white.mean())) * hue  # never whiter than its eyes
+    hue = hue * TEETH_IVORY / TEETH_IVORY.mean()  # enamel over dentin: teeth are ivory, not white
+    # never whiter than its eyes, though small eyes in a dim picture read darker than teeth: at least the skin
+    teeth = min(TEETH_BRIGHTNESS * float(skin.mean()), max(float(white.mean()), float(skin.mean()))) * hue
     if shown is not None and (shown > 0.5).sum() > 12:  # parted lips show the teeth: use their colour
         # (between closed lips the opening is the seam, whose colour is the lips')
         inside = image[shown > 0.5]
@@ -305,7 +314,7 @@ def _mouth_colours(image: np.ndarray, base_xy: np.ndarray, shown: np.ndarray | N
         lip_halves.append(np.median(image[half > 0], axis=0) if half.any() else lip)
     colours = {"cavity": lip * np.array([0.42, 0.3, 0.3]) + 3.0,
                "tongue": lip * np.array([0.8, 0.58, 0.58]) + np.array([12.0, 0.0, 0.0]), "teeth": teeth,
-               "gums": 0.9 * lip + 0.1 * skin, "inner_lip": 0.7 * lip,
+               "gums": lip * np.array([1.0, 0.85, 0.85]), "inner_lip": 0.85 * lip,
                "upper_lip": lip_halves[0], "lower_lip": lip_halves[1]}
     if grey:  # black-and-white pictures (and marble) keep no colour cast
         colours = {k: np.full(3, v.mean()) for k, v in colours.items()}
