@@ -1,7 +1,7 @@
 """Self-reenactment: each real talking clip's own closed-mouth frame is rigged, driven by the clip's
-own capture, and compared with the real frames (PSNR and SSIM over the face box and the mouth box,
-boxes from the real frame's landmarks). The portrait is the person's own frame, so the gap is the
-renderer's. ``--before REV`` scores the renderer at git revision REV in the same run, on the same
+own capture, and compared with the real frames (PSNR and SSIM over the face box, the mouth box and
+the eye boxes, from the real frame's landmarks). The portrait is the person's own frame, so the gap
+is the renderer's. ``--before REV`` scores the renderer at git revision REV in the same run, on the same
 frames and curves; a contact sheet sets real, before and current mouths side by side.
 
     .venv/bin/python bench/bench_reenact.py [--before HEAD~3] [--sheet bench/results/reenact.png]
@@ -37,6 +37,8 @@ MAX_SECONDS = 6.0  # of each clip, tracked from its start
 MAX_SIDE = 512  # frames are scaled down to this on the longer side
 FRAMES_PER_CLIP = 12
 LIPS_OUTER = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 146, 91, 181, 84, 17, 314, 405, 321, 375)
+EYES = ((33, 246, 161, 160, 159, 158, 157, 173, 133, 7, 163, 144, 145, 153, 154, 155),
+        (263, 466, 388, 387, 386, 385, 384, 398, 362, 249, 390, 373, 374, 380, 381, 382))
 
 
 def ssim(a: np.ndarray, b: np.ndarray) -> float:
@@ -58,8 +60,9 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return 10 * np.log10(255.0 ** 2 / max(mse, 1e-10))
 
 
-def boxes(landmarks: np.ndarray, width: int, height: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """(face box, mouth box) as (x0, y0, x1, y1) from one frame's (478, 2) pixel landmarks."""
+def boxes(landmarks: np.ndarray, width: int, height: int) -> tuple[tuple[int, ...], ...]:
+    """(face box, mouth box, right eye box, left eye box) as (x0, y0, x1, y1) from one frame's (478, 2)
+    pixel landmarks; an eye box holds the eye and its lids (up to the crease)."""
     def clipped(x0, y0, x1, y1):
         return (int(max(0, x0)), int(max(0, y0)), int(min(width, x1)), int(min(height, y1)))
 
@@ -68,7 +71,12 @@ def boxes(landmarks: np.ndarray, width: int, height: int) -> tuple[tuple[int, ..
     span = np.ptp(lips[:, 0])
     pad = 0.1 * span  # the lips and a little skin: the interior weighs in, not the cheeks
     mouth = clipped(*(lips.min(axis=0) - pad), *(lips.max(axis=0) + pad))
-    return clipped(*face.min(axis=0), *face.max(axis=0)), mouth
+    eyes = []
+    for contour in EYES:
+        eye = landmarks[list(contour)]
+        span = np.ptp(eye[:, 0])
+        eyes.append(clipped(*(eye.min(axis=0) - (0.15 * span, 0.35 * span)), *(eye.max(axis=0) + (0.15 * span, 0.2 * span))))
+    return (clipped(*face.min(axis=0), *face.max(axis=0)), mouth, *eyes)
 
 
 # ----------------------------------------------------------------------------- preparing the clips
@@ -97,27 +105,37 @@ def prepare(clip: Path, folder: Path) -> dict | None:
     candidates = np.setdiff1d(np.arange(len(frames)), [rest])
     picks = candidates[np.linspace(0, len(candidates) - 1, FRAMES_PER_CLIP).round().astype(int)]
     height, width = frames[0][1].shape[:2]
-    face_boxes, mouth_boxes, kept = [], [], []
+    face_boxes, mouth_boxes, eye_boxes, kept = [], [], [], []
     with FaceTracker(video_mode=False) as tracker:
         for index in picks:
             found = tracker.landmarks(frames[index][1])
             if found is None:
                 continue
-            face, mouth = boxes(found[:, :2] * (width, height), width, height)
+            face, mouth, *eyes = boxes(found[:, :2] * (width, height), width, height)
             kept.append(index)
             face_boxes.append(face)
             mouth_boxes.append(mouth)
+            eye_boxes.append(eyes)
     if not kept:
         return None
     kept = np.array(kept)
     np.savez(folder / f"{clip.stem}.npz", rest=frames[rest][1], real=np.stack([frames[i][1] for i in kept]),
              picks=kept, face_boxes=np.array(face_boxes), mouth_boxes=np.array(mouth_boxes),
+             eye_boxes=np.array(eye_boxes),
              head_rotation=driven.head_rotation[kept], head_translation=driven.head_translation[kept],
              gaze=driven.gaze[kept], blendshapes=driven.blendshapes[kept], opening=opening[kept])
     return {"clip": clip.stem, "frames": len(frames), "rest": rest}
 
 
 # ----------------------------------------------------------------------------- scoring a renderer
+
+def compare(real: np.ndarray, rendered: np.ndarray, box) -> list[float]:
+    """[PSNR (RGB), SSIM (grey)] of the rendered frame against the real one inside box."""
+    x0, y0, x1, y1 = box
+    a, b = real[y0:y1, x0:x1], rendered[y0:y1, x0:x1]
+    grey_a, grey_b = (cv2.cvtColor(np.ascontiguousarray(x), cv2.COLOR_RGB2GRAY) for x in (a, b))
+    return [psnr(a, b), ssim(grey_a, grey_b)]
+
 
 def score(folder: Path, crops_path: Path | None) -> dict:
     """Render every prepared clip with the npcface code imported now; figures per clip."""
@@ -138,10 +156,8 @@ def score(folder: Path, crops_path: Path | None) -> dict:
             real = data["real"][k]
             row = []
             for box in (data["face_boxes"][k], data["mouth_boxes"][k]):
-                x0, y0, x1, y1 = box
-                a, b = real[y0:y1, x0:x1], rendered[y0:y1, x0:x1]
-                grey_a, grey_b = (cv2.cvtColor(np.ascontiguousarray(x), cv2.COLOR_RGB2GRAY) for x in (a, b))
-                row += [psnr(a, b), ssim(grey_a, grey_b)]
+                row += compare(real, rendered, box)
+            row += np.mean([compare(real, rendered, box) for box in data["eye_boxes"][k]], axis=0).tolist()
             rows.append(row)
             x0, y0, x1, y1 = data["mouth_boxes"][k]
             mouths.append(rendered[y0:y1, x0:x1])
@@ -177,29 +193,30 @@ def contact_sheet(folder: Path, crop_files: dict[str, Path], out: Path) -> None:
 
 # ----------------------------------------------------------------------------- report
 
-METRICS = ("face PSNR", "face SSIM", "mouth PSNR", "mouth SSIM")
+METRICS = ("face PSNR", "face SSIM", "mouth PSNR", "mouth SSIM", "eyes PSNR", "eyes SSIM")
 
 
 def report(runs: dict[str, dict]) -> None:
     names = list(runs)
-    short = {"face PSNR": "face dB", "face SSIM": "face SSIM", "mouth PSNR": "mouth dB", "mouth SSIM": "mouth SSIM"}
+    short = {"face PSNR": "face dB", "face SSIM": "face SSIM", "mouth PSNR": "mouth dB", "mouth SSIM": "mouth SSIM",
+             "eyes PSNR": "eyes dB", "eyes SSIM": "eyes SSIM"}
     print("renderers: " + ", ".join(names))
     print(f"{'clip':32s} {'set':8s}" + "".join(f" {short[m] + ' ' + n.split()[0]:>17s}" for m in METRICS for n in names))
     clips = sorted(next(iter(runs.values())))
     held = {Path(c).stem for c in HELD_OUT}
     for clip in clips:
         kind = "held out" if clip in held else "tuning"
-        print(f"{clip:32s} {kind:8s}" + "".join(f" {runs[n][clip][i]:17.3f}" for i in range(4) for n in names))
+        print(f"{clip:32s} {kind:8s}" + "".join(f" {runs[n][clip][i]:17.3f}" for i in range(len(METRICS)) for n in names))
     for label, subset in (("held out", [c for c in clips if c in held]), ("tuning", [c for c in clips if c not in held]),
                           ("all", clips)):
         if not subset:
             continue
         print(f"{'mean, ' + label:32s} {len(subset):<8d}" + "".join(
-            f" {np.mean([runs[n][c][i] for c in subset]):17.3f}" for i in range(4) for n in names))
+            f" {np.mean([runs[n][c][i] for c in subset]):17.3f}" for i in range(len(METRICS)) for n in names))
     if len(names) == 2:
         before, now = names
         for label, subset in (("held out", [c for c in clips if c in held]), ("all", clips)):
-            gains = [np.mean([runs[now][c][i] - runs[before][c][i] for c in subset]) for i in range(4)]
+            gains = [np.mean([runs[now][c][i] - runs[before][c][i] for c in subset]) for i in range(len(METRICS))]
             print(f"change {label} ({now} - {before}): " + ", ".join(f"{m} {g:+.3f}" for m, g in zip(METRICS, gains)))
 
 

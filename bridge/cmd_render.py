@@ -73,13 +73,13 @@ def output_kind(path: str) -> str:
 
 def load_portrait(path: str, face: int | None):
     """A rig file, or a picture rigged on the fly."""
-    from ..core.rig import Rig, build_rig, load_image
+    from ..core.rig import Rig, rig_from_file
 
     if Path(path).suffix.lower() == ".rig":
         if face is not None:
             raise ControlError("--face applies to pictures; a rig file already holds its face")
         return Rig.load(path)
-    return build_rig(load_image(path), face_index=face, name=path)
+    return rig_from_file(path, face_index=face, name=path)
 
 
 class Progress:
