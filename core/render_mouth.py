@@ -27,7 +27,7 @@ INNER_CONTOUR = list(LIPS_UPPER_INNER) + list(LIPS_LOWER_INNER[-2:0:-1])
 OUTER_CONTOUR = list(LIPS_UPPER_OUTER) + list(LIPS_LOWER_OUTER[-2:0:-1])
 UPPER_JAW_POINTS = list(LIPS_UPPER_OUTER) + [1, 2, 4, 5, 6, 98, 327, 168, 33, 263, 133, 362]
 TEETH_WHITE = np.array([236.0, 230.0, 214.0], dtype=np.float32)
-TEETH_IVORY = np.array([1.04, 1.0, 0.84])  # teeth reflect less blue than the white of the eye
+TEETH_IVORY = np.array([1.03, 1.0, 0.9])  # teeth reflect less blue than the white of the eye
 TEETH_BRIGHTNESS = 1.3  # lit teeth against the picture's skin
 SOFTNESS = 0.012  # blur of the drawn interior, in mouth widths
 SEAM_WIDTH = 0.035  # the dark line where closed lips meet, in mouth widths
@@ -297,7 +297,7 @@ def _mouth_colours(image: np.ndarray, base_xy: np.ndarray, shown: np.ndarray | N
     white = sclera if sclera is not None else 0.6 * TEETH_WHITE + 0.4 * np.maximum(skin, lip)
     # teeth: the picture's white tinted a little by the skin, never brighter than the skin's light allows
     # teeth: the hue of the picture's white, warmed by its skin, a little brighter than the skin in its light
-    hue = 0.5 * white / max(float(white.mean()), 1.0) + 0.5 * skin / max(float(skin.mean()), 1.0)
+    hue = 0.75 * white / max(float(white.mean()), 1.0) + 0.25 * skin / max(float(skin.mean()), 1.0)
     hue = hue * TEETH_IVORY / TEETH_IVORY.mean()  # enamel over dentin: teeth are ivory, not white
     # never whiter than its eyes, though small eyes in a dim picture read darker than teeth: at least the skin
     teeth = min(TEETH_BRIGHTNESS * float(skin.mean()), max(float(white.mean()), float(skin.mean()))) * hue
