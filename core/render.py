@@ -126,7 +126,7 @@ class Renderer:
         geometry = self.geometry(frame)
         maps = self.backward_maps(geometry)
         rgb = warp_image(self.view_image, maps, self.surround)  # (H, W, 3) uint8
-        self.mouth.draw(rgb, geometry, frame, maps)
+        self.mouth.draw(rgb, geometry, frame)
         self.eyes.draw(rgb, geometry, frame)
         rgba = cv2.cvtColor(rgb, cv2.COLOR_RGB2RGBA)
         if self.cutout:

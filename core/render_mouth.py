@@ -10,8 +10,7 @@ phones (TongueOut raises it).
 Everything is drawn in the mouth's rest coordinates and carried by the head's rigid motion, so
 the teeth never stretch with the lips and look the same from frame to frame. Where the source
 picture already shows the inside of the mouth (parted lips, visible teeth), those pixels are
-kept, attached to the upper jaw; at rest the layer reproduces the picture exactly. Closed lips
-meet in a dark seam that the warp would stretch onto the parting lips; it is lifted off (_Seam).
+kept, attached to the upper jaw; at rest the layer reproduces the picture exactly.
 """
 from __future__ import annotations
 
@@ -30,7 +29,6 @@ TEETH_WHITE = np.array([236.0, 230.0, 214.0], dtype=np.float32)
 TEETH_IVORY = np.array([1.03, 1.0, 0.9])  # teeth reflect less blue than the white of the eye
 TEETH_BRIGHTNESS = 1.3  # lit teeth against the picture's skin
 SOFTNESS = 0.012  # blur of the drawn interior, in mouth widths
-SEAM_WIDTH = 0.035  # the dark line where closed lips meet, in mouth widths
 
 
 class MouthLayer:
@@ -58,7 +56,6 @@ class MouthLayer:
         # lips parted in the picture (teeth showing): keep its inside; else only at rest
         self.source_parted = self.rest_gap > 0.06 * self.mouth_width
         self.colours = _mouth_colours(self.image, self.base_xy, shown if self.source_parted else None)
-        self.seam = None if self.source_parted else _Seam(image, self.base_xy, self.mouth_width)
 
     @staticmethod
     def _gap(points: np.ndarray) -> float:
@@ -75,12 +72,9 @@ class MouthLayer:
         rel = points - self.centre
         return rel @ self.axis / self.half_width, rel @ self.normal
 
-    def draw(self, rgb: np.ndarray, geometry, frame, maps: tuple[np.ndarray, np.ndarray] | None = None) -> None:
-        """Composite the interior into rgb (H, W, 3 uint8) inside the current lip opening; ``maps`` (the
-        frame's backward warp) lets the closed lips' seam be lifted off the parting lips."""
+    def draw(self, rgb: np.ndarray, geometry, frame) -> None:
+        """Composite the interior into rgb (H, W, 3 uint8) inside the current lip opening."""
         opened = float(smoothstep(0.0, 0.04 * self.mouth_width, self._gap(geometry.deformed) - self.rest_gap))
-        if self.seam is not None and maps is not None and opened > 0:
-            self.seam.lift(rgb, maps, geometry.deformed[OUTER_CONTOUR], opened)
         contour = geometry.deformed[INNER_CONTOUR]
         box = bounding_box(contour, 2, self.width, self.height)
         if box is None:
@@ -197,44 +191,6 @@ class MouthLayer:
         # as soft as the picture around it: drawn edges are sharper than any camera's
         out = cv2.GaussianBlur(out, (0, 0), max(0.5, SOFTNESS * mw))
         return out.astype(np.float32)
-
-
-class _Seam:
-    """Closed lips meet in a dark line. As they part, the warp carries that line onto the inner edges of
-    both lips (the hard dark crescent of a drawn mouth), so where the warp samples the seam, the lips
-    are drawn from a copy of the picture with the seam filled in from the lips around it."""
-
-    def __init__(self, image: np.ndarray, base_xy: np.ndarray, mouth_width: float):
-        height, width = image.shape[:2]
-        self.box = bounding_box(base_xy[OUTER_CONTOUR], 0.1 * mouth_width, width, height)
-        if self.box is None:
-            return
-        x0, y0, x1, y1 = self.box
-        band = np.zeros((y1 - y0, x1 - x0), dtype=np.uint8)
-        thickness = max(2, int(round(SEAM_WIDTH * mouth_width)))
-        for contour in (LIPS_UPPER_INNER, LIPS_LOWER_INNER):
-            points = np.round(base_xy[list(contour)] - (x0, y0)).astype(np.int32)
-            cv2.polylines(band, [points], False, 255, thickness, lineType=cv2.LINE_8)
-        cv2.fillPoly(band, [np.round(base_xy[INNER_CONTOUR] - (x0, y0)).astype(np.int32)], 255)
-        crop = np.ascontiguousarray(image[y0:y1, x0:x1])
-        self.filled = cv2.inpaint(crop, band, max(2, thickness), cv2.INPAINT_TELEA).astype(np.float32)
-        self.mask = cv2.GaussianBlur(band.astype(np.float32) / 255.0, (0, 0), max(0.6, 0.3 * thickness))
-
-    def lift(self, rgb: np.ndarray, maps: tuple[np.ndarray, np.ndarray], lips: np.ndarray, opened: float) -> None:
-        if self.box is None:
-            return
-        height, width = rgb.shape[:2]
-        box = bounding_box(lips, 2, width, height)
-        if box is None:
-            return
-        bx0, by0, bx1, by1 = box
-        map_x = maps[0][by0:by1, bx0:bx1] - self.box[0]
-        map_y = maps[1][by0:by1, bx0:bx1] - self.box[1]
-        weight = cv2.remap(self.mask, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        if not weight.any():
-            return
-        filled = sample(self.filled, map_x, map_y)
-        composite(rgb, box, (opened * weight)[..., None], filled)
 
 
 # where neighbouring teeth meet, from the middle outward, in half-widths of the mouth (before the
