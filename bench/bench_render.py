@@ -4,6 +4,7 @@ picture, and OpenCV's ``remap``, at the same size).
 
     .venv/bin/python bench/bench_render.py [--frames 300] [--portrait path.png] [--threads 2]
     .venv/bin/python bench/bench_render.py --gallery bench/results/render_gallery   # see below
+    .venv/bin/python bench/bench_render.py --before HEAD~3   # frame cost now vs an older renderer
 
 Target (issue 3): 512x512 at 60 fps or more per stream on 2 CPU cores.
 
@@ -28,6 +29,11 @@ import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+from _common import run_at_revision, use_code_from  # noqa: E402
+
+if "--code" in sys.argv:  # a --before run: npcface comes from an older source tree
+    use_code_from(sys.argv[sys.argv.index("--code") + 1])
 
 from npcface.core.arkit import ARKIT_INDEX  # noqa: E402
 from npcface.core.render import Renderer  # noqa: E402
@@ -135,17 +141,68 @@ def gallery(folder: Path) -> int:
     return 0
 
 
+def frame_cost(rig, frames: list[MotionFrame], size: int = 512) -> dict[str, float]:
+    """Milliseconds per talking frame at size x size, and one grid_sample of the picture, same process."""
+    renderer = Renderer(rig, size)
+    for frame in frames[:5]:
+        renderer.render(frame)
+    start = time.perf_counter()
+    for frame in frames:
+        renderer.render(frame)
+    ms = 1000 * (time.perf_counter() - start) / len(frames)
+    planes = torch.from_numpy(np.dstack([renderer.view_image, renderer.view_matte]).astype(np.float32))
+    planes = planes.permute(2, 0, 1).unsqueeze(0).contiguous()
+    ys_n, xs_n = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
+    identity = torch.stack([xs_n, ys_n], dim=-1).unsqueeze(0)
+    base = timed(lambda: F.grid_sample(planes, identity, mode="bilinear", padding_mode="border",
+                                       align_corners=True), 50)
+    return {"ms": ms, "grid_sample_ms": 1000 * base}
+
+
+def compare_with(revision: str, args, rounds: int = 3) -> None:
+    """The renderer at git ``revision`` and the current one, same frames, same machine, taking turns
+    ``rounds`` times; the fastest of each is compared (the least disturbed by other work on the machine)."""
+    import json
+
+    rig, frames = build_rig(load_image(args.portrait)), talking_frames(args.frames)
+    before, now = [], []
+    for _ in range(rounds):
+        out = run_at_revision(revision, __file__, ["--frames", str(args.frames), "--portrait", args.portrait,
+                                                   "--threads", str(args.threads)])
+        before.append(json.loads(out))
+        now.append(frame_cost(rig, frames))
+    fastest_before, fastest_now = (min(run, key=lambda r: r["ms"]) for run in (before, now))
+    print(f"\n512x512, {args.frames} talking frames, fastest of {rounds} turns each: "
+          f"before {revision}: {fastest_before['ms']:.2f} ms/frame "
+          f"({fastest_before['ms'] / fastest_before['grid_sample_ms']:.1f} grid_samples); "
+          f"now: {fastest_now['ms']:.2f} ms/frame ({fastest_now['ms'] / fastest_now['grid_sample_ms']:.1f} grid_samples); "
+          f"now / before = {fastest_now['ms'] / fastest_before['ms']:.2f}x")
+    print("  every turn, ms/frame: before " + " ".join(f"{r['ms']:.1f}" for r in before)
+          + "; now " + " ".join(f"{r['ms']:.1f}" for r in now))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--portrait", default=str(ROOT / "fixtures" / "portrait_astronaut.png"))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--gallery", help="write contact sheets of every shared portrait to this folder instead")
+    parser.add_argument("--before", help="also time the renderer at this git revision (512x512, same frames)")
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # --before runs
+    parser.add_argument("--code", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.gallery:
         return gallery(Path(args.gallery))
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
+    if args.json:
+        import json
+
+        print(json.dumps(frame_cost(build_rig(load_image(args.portrait)), talking_frames(args.frames))))
+        return 0
+    if args.before:
+        compare_with(args.before, args)
+        return 0
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; portrait {Path(args.portrait).name}")
 
     image = load_image(args.portrait)

@@ -73,9 +73,10 @@ def add_motion_argument(parser: argparse.ArgumentParser, files: bool = True) -> 
                         help=f"motion generator: {choices} (default: the measured best, see README)")
 
 
-def add_line_arguments(parser: argparse.ArgumentParser) -> None:
+def add_line_arguments(parser: argparse.ArgumentParser, audio_optional: bool = False) -> None:
     """The arguments every command that speaks a line takes: the audio, its text, emotions, language."""
-    parser.add_argument("audio", help="the line's audio (WAV/FLAC/OGG/MP3, any rate and channel count)")
+    parser.add_argument("audio", nargs="?" if audio_optional else None,
+                        help="the line's audio (WAV/FLAC/OGG/MP3, any rate and channel count)")
     text = parser.add_mutually_exclusive_group()
     text.add_argument("--text", help="what is said (English: enables forced alignment, the best lip sync)")
     text.add_argument("--text-file", help="a UTF-8 file holding what is said")

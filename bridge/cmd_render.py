@@ -3,6 +3,7 @@
     npcface render portrait.png line.wav --text "Well met." --emotion happy:0.6 \
         --size 512 --fps 30 -o line.mp4 --sheet line_sheet.png
     npcface render portrait.rig line.wav -o frames/          # PNG sequence (RGBA with --cutout)
+    npcface render portrait.png --drive take.mp4 -o driven.mp4    # a performance drives the portrait
 """
 from __future__ import annotations
 
@@ -30,7 +31,10 @@ def add_parser(subparsers) -> None:
         "render", help="portrait + audio (+ text, emotion) -> mp4 or PNG frames of the portrait speaking",
         description="Render a talking portrait: lip sync, head motion, blinks, gaze and emotion.")
     parser.add_argument("portrait", help="a picture with a face, or a rig file from `npcface rig`")
-    add_line_arguments(parser)
+    add_line_arguments(parser, audio_optional=True)
+    parser.add_argument("--drive", help="drive the portrait from a performance instead of audio: a Live Link "
+                        "Face CSV, an npcface motion JSON, or a talking video (captured on the fly)")
+    parser.add_argument("--audio", dest="drive_audio", help="with --drive: the sound to mux (replaces a video's own)")
     parser.add_argument("--size", default="512", help="output size: N (square) or WIDTHxHEIGHT (default 512)")
     parser.add_argument("--fps", type=float, default=30.0, help="frames per second (default 30)")
     parser.add_argument("--seed", type=int, default=0, help="random seed for head motion and blinks")
@@ -74,13 +78,13 @@ def output_kind(path: str) -> str:
 
 def load_portrait(path: str, face: int | None):
     """A rig file, or a picture rigged on the fly."""
-    from ..core.rig import Rig, build_rig, load_image
+    from ..core.rig import Rig, rig_from_file
 
     if Path(path).suffix.lower() == ".rig":
         if face is not None:
             raise ControlError("--face applies to pictures; a rig file already holds its face")
         return Rig.load(path)
-    return build_rig(load_image(path), face_index=face, name=path)
+    return rig_from_file(path, face_index=face, name=path)
 
 
 class Progress:
@@ -131,43 +135,67 @@ def run(args: argparse.Namespace) -> int:
     from .cli_args import emotions_from_args, read_text
 
     emotions = emotions_from_args(args)
+    _check_sources(args)
     summary = render_line(args.portrait, args.audio, args.output, text=read_text(args), emotions=emotions,
                           size=parse_size(args.size), controls=Controls(fps=args.fps, seed=args.seed,
                                                                         language=args.language),
                           framing=args.framing, cutout=args.cutout, face=args.face, sheet=args.sheet,
-                          motion=args.motion)
+                          motion=args.motion, drive=args.drive, drive_audio=args.drive_audio)
     print(summary)
     return 0
 
 
-def render_line(portrait: str, audio_path: str, output: str, *, text: str | None = None,
+def _check_sources(args: argparse.Namespace) -> None:
+    """Audio-driven lines need their audio; --drive takes carry their own motion (one sound at most)."""
+    if args.drive is None:
+        if args.drive_audio is not None:
+            raise ControlError("--audio goes with --drive; without it, give the line's audio as the second argument")
+        if args.audio is None:
+            raise ControlError("give the line's audio, or --drive TAKE (a Live Link CSV, motion JSON or video)")
+        return
+    if args.audio is not None and args.drive_audio is not None:
+        raise ControlError(f"two sounds for one take: {args.audio!r} and --audio {args.drive_audio!r}; give one")
+    if args.audio is not None:
+        args.drive_audio, args.audio = args.audio, None
+    for flag, given in (("--text", args.text), ("--text-file", args.text_file), ("--emotion-at", args.emotion_at),
+                        ("--emotion", args.emotion != "neutral")):
+        if given:
+            raise ControlError(f"{flag} applies to lines animated from audio, not to a --drive take")
+
+
+def render_line(portrait: str, audio_path: str | None, output: str, *, text: str | None = None,
                 emotions: Sequence[EmotionEvent] = (), size: tuple[int, int] = (512, 512),
                 controls: Controls | None = None, framing: str = "picture", cutout: bool = False,
-                face: int | None = None, sheet: str | None = None, motion: str | None = None) -> str:
+                face: int | None = None, sheet: str | None = None, motion: str | None = None,
+                drive: str | None = None, drive_audio: str | None = None) -> str:
     """Portrait (picture or .rig) + a line's audio -> an mp4 with the line's audio (or a folder of PNG
     frames), and optionally a contact sheet. Returns a one-line summary. (``npcface demo`` uses it.)"""
+    import numpy as np
+
     from ..core.audio import load_audio
+    from ..core.background import prefetched
     from ..core.contact_sheet import save_contact_sheet
     from ..core.motion_backends import make_generator
     from ..core.render import Renderer
+    from ..core.types import Controls
     from ..core.video_io import write_mp4, write_png_sequence
 
-    import numpy as np
-
-    from ..core.background import prefetched
-    from ..core.types import Controls
-
     controls = controls if controls is not None else Controls(fps=30.0)
-
     generator = make_generator(motion, controls)  # checks fps and the other controls first
     kind = output_kind(output)
     sheet_path = check_output_file(sheet, (".png",), "--sheet") if sheet else None
-    audio = load_audio(audio_path)
     started = time.perf_counter()
     # Rig the portrait (MediaPipe) while the line is animated (phonetics): both mostly native code.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="npcface-rig") as pool:
         rigging = pool.submit(load_portrait, portrait, face)
-        track = generator.animate(audio, text=text, emotions=emotions)
+        if drive is not None:  # a performance drives the portrait (core/drive), its sound muxed if any
+            from ..core.drive import driven_line
+
+            line = driven_line(drive, drive_audio, fps=controls.fps)
+            track, audio = line.track, line.audio
+        else:
+            audio = load_audio(audio_path)
+            track = generator.animate(audio, text=text, emotions=emotions)
         rig = rigging.result()
     renderer = Renderer(rig, size, cutout=cutout, framing=framing)
     keep = np.unique(np.linspace(0, len(track) - 1, min(SHEET_FRAMES, len(track))).round().astype(int))
@@ -187,4 +215,4 @@ def render_line(portrait: str, audio_path: str, output: str, *, text: str | None
     if sheet_path is not None:
         save_contact_sheet(sheet_path, [kept[i] for i in keep], [f"{track.times[i]:.2f} s" for i in keep])
     return (f"wrote {output}: {len(track)} frames {size[0]}x{size[1]} at {controls.fps:g} fps "
-            f"({audio.duration:.2f} s of audio, animated, rendered and encoded in {seconds:.1f} s)")
+            f"({f'{audio.duration:.2f} s of audio' if audio else 'no sound'}, animated, rendered and encoded in {seconds:.1f} s)")

@@ -23,12 +23,11 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..core.rig import build_rig, load_image
+    from ..core.rig import rig_from_file
 
     output = check_output_file(args.output, (".rig",), "rig output")
     started = time.perf_counter()
-    image = load_image(args.image)
-    rig = build_rig(image, face_index=args.face, name=args.image)
+    rig = rig_from_file(args.image, face_index=args.face, name=args.image)
     try:
         rig.save(output)
     except OSError as error:

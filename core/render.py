@@ -189,12 +189,34 @@ def _view(rig: Rig, width: int, height: int, framing: str):
     x0 = int(np.clip(round(centre[0] - crop_w / 2), 0, src_w - crop_w))
     y0 = int(np.clip(round(centre[1] - crop_h / 2), 0, src_h - crop_h))
     interpolation = cv2.INTER_AREA if crop_w > width else cv2.INTER_CUBIC
-    image = cv2.resize(rig.image[y0:y0 + crop_h, x0:x0 + crop_w], (width, height), interpolation=interpolation)
+    image = _from_detail(rig, x0, y0, crop_w, crop_h, width, height) if framing == "head" else None
+    if image is None:
+        image = cv2.resize(rig.image[y0:y0 + crop_h, x0:x0 + crop_w], (width, height), interpolation=interpolation)
     matte = cv2.resize(rig.matte[y0:y0 + crop_h, x0:x0 + crop_w], (width, height), interpolation=interpolation)
     # pixel centres: source x maps to (x + 0.5) * scale - 0.5 in the output
     scale = np.array([width / crop_w, height / crop_h], dtype=np.float32)
     offset = np.array([x0, y0], dtype=np.float32) - 0.5 + 0.5 / scale
     return image, matte, offset, scale
+
+
+def _from_detail(rig: Rig, x0: int, y0: int, crop_w: int, crop_h: int, width: int, height: int) -> np.ndarray | None:
+    """The crop (x0, y0, crop_w, crop_h of the rig's picture) from the rig's full-resolution head, when
+    it has one that covers the crop and is sharper than the rig's picture at this output size."""
+    detail, scale = rig.detail, float(rig.detail_scale)
+    if detail.size == 0 or crop_w >= width:
+        return None
+    left, top = (x0 - rig.detail_origin[0]) * scale, (y0 - rig.detail_origin[1]) * scale
+    if left < 0 or top < 0 or left + crop_w * scale > detail.shape[1] or top + crop_h * scale > detail.shape[0]:
+        return None
+    step_x, step_y = crop_w * scale / width, crop_h * scale / height  # detail pixels per output pixel
+    shrink = min(1.0, 1.0 / max(step_x, step_y))
+    if shrink < 1:  # area-average first where the detail is finer than the output
+        detail = cv2.resize(detail, None, fx=shrink, fy=shrink, interpolation=cv2.INTER_AREA)
+        left, top, step_x, step_y = left * shrink, top * shrink, step_x * shrink, step_y * shrink
+    # output pixel centre u + 0.5 -> detail edge coordinate left + (u + 0.5) * step -> its pixel index - 0.5
+    affine = np.array([[step_x, 0, left + 0.5 * step_x - 0.5], [0, step_y, top + 0.5 * step_y - 0.5]])
+    return cv2.warpAffine(detail, affine, (width, height), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_REPLICATE)
 
 
 SURROUND_MARGIN = 0.35  # of the view's size, on each side, kept for zoomed-out frames

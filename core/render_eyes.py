@@ -4,7 +4,8 @@ Once per rig and size, each eye gets a plate (the eye with its iris painted out)
 patch (the iris with the parts the lids hide filled in by mirroring). Per frame, inside the
 current lid opening the eyeball is drawn (plate + iris moved by the gaze) carried by the head's
 rigid motion, so it never squashes with the lids; where the lids now cover what was open, a
-lid is drawn from the skin colour above the eye, shaded, with a lash line at its edge. At rest
+lid is drawn from the skin colour above the eye with the skin's own fine texture, shaded, with a
+soft fold and a lash line of uneven density (lashes hanging a little below its edge). At rest
 with a straight gaze the layer is skipped and the picture is unchanged.
 """
 from __future__ import annotations
@@ -122,7 +123,7 @@ class EyeLayer:
         closed = float(smoothstep(0.6, 0.9, drop / max(gap, 1e-3)))  # near shut, the lid hides the corners too
         x0, y0, x1, y1 = box
         region = rgb[y0:y1, x0:x1].astype(np.float32)
-        lid, band = self._lid(eye, current, top, box, region, map_x, map_y)
+        lid, band = self._lid(eye, current, top, box, region, map_x, map_y, rgb, geometry.rigid[eye.upper])
         cover = np.maximum(np.maximum(covered_before, travel * band), closed * sample(eye.whole_eye, map_x, map_y))
         cover = cover[..., None]
         outside = cover * lid + (1 - cover) * region
@@ -137,7 +138,8 @@ class EyeLayer:
                                (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
         return moved[..., :3] + (1 - moved[..., 3:4]) * eye.plate
 
-    def _lid(self, eye: _Eye, current: np.ndarray, top: np.ndarray, box, region: np.ndarray, map_x, map_y):
+    def _lid(self, eye: _Eye, current: np.ndarray, top: np.ndarray, box, region: np.ndarray, map_x, map_y,
+             frame: np.ndarray, rest_upper: np.ndarray):
         """Lid skin over box: the frame's own skin around the eye spread over the opening (so its
         colour carries on from the skin around the eye with no seam), pulled a little toward the
         lid's colour, darker toward its edge, with a soft lash line along the edge; and the band from
@@ -165,13 +167,49 @@ class EyeLayer:
         skin = (spread + 0.01 * eye.lid[None, None, :]) / (weight + 0.01)
         shade = 0.85 + 0.15 * smoothstep(0.0, 0.15 * eye.width, above)  # the lid darkens toward its edge
         lid = (0.8 * skin + 0.2 * eye.lid[None, None, :]) * shade[..., None]
-        lash_strength = smoothstep(-0.8, 0.2, above) * (1 - smoothstep(lash - 0.5, lash + 0.5, above))
-        lid = lid * (1 - 0.5 * lash_strength[..., None])
+        # the picture's own skin texture, fading out toward the top of the lid (no border where it ends)
+        fade = smoothstep(0.3, 0.9, (ys - ceiling[None, :]) / np.maximum(edge - ceiling, 1.0)[None, :])
+        lid = lid + fade[..., None] * _skin_grain(frame, box, LID_GRAIN_LIFT * eye.width)
+        # the fold where the open lid's edge was stays as a soft crease on the closing lid
+        rest_order = np.argsort(rest_upper[:, 0])
+        fold = np.interp(xs, rest_upper[rest_order, 0], rest_upper[rest_order, 1])[None, :] - CREASE_ABOVE * eye.width
+        crease = np.exp(-(((ys - fold) / max(1.0, 0.05 * eye.width)) ** 2)) * smoothstep(0.05 * eye.width, 0.2 * eye.width, above)
+        lid = lid * (1 - CREASE_DEPTH * crease[..., None])
+        # lashes: a dark margin that is denser in some places than others, hanging a little below the edge
+        comb = _lash_comb(xs, eye.width)[None, :]
+        lash_strength = smoothstep(-1.2 * lash, 0.2, above) * (1 - smoothstep(lash - 0.5, lash + 0.5, above))
+        lash_strength = lash_strength * np.where(above < 0, comb, 0.75 + 0.25 * comb)
+        lid = lid * (1 - 0.55 * lash_strength[..., None])
         height = np.maximum(edge - ceiling, 1.0)[None, :]
         band = smoothstep(-0.5, 0.5, above) * smoothstep(0.0, 0.6, (ys - ceiling[None, :]) / height)
         margin = max(0.12 * (right - left), 1.0)
         band = band * (smoothstep(left, left + margin, xs) * (1 - smoothstep(right - margin, right, xs)))[None, :]
         return lid.astype(np.float32), band.astype(np.float32)
+
+
+LID_GRAIN_LIFT = 0.35  # the lid's texture comes from the skin this many eye widths above it
+CREASE_ABOVE = -0.08  # the closed lid's fold, below where the open lid's edge was, in eye widths
+CREASE_DEPTH = 0.07
+
+
+def _skin_grain(frame: np.ndarray, box, lift: float) -> np.ndarray:
+    """The fine texture (high-pass) of the frame's skin ``lift`` pixels above box, over box: drawn
+    lids are smooth, real ones carry the skin's grain."""
+    x0, y0, x1, y1 = box
+    up = int(round(lift))
+    top, bottom = max(0, y0 - up), max(1, y1 - up)
+    patch = frame[top:bottom, x0:x1].astype(np.float32)
+    if patch.shape[0] < y1 - y0:  # near the picture's top: mirror what there is
+        patch = cv2.copyMakeBorder(patch, y1 - y0 - patch.shape[0], 0, 0, 0, cv2.BORDER_REFLECT)
+    grain = patch - cv2.GaussianBlur(patch, (0, 0), 1.5)
+    return np.clip(grain, -20, 20)
+
+
+def _lash_comb(xs: np.ndarray, eye_width: float) -> np.ndarray:
+    """0.6 .. 1 along the lid: clumps of lashes a few pixels apart (fixed, so they do not flicker)."""
+    period = max(2.0, 0.06 * eye_width)
+    phase = xs / period
+    return 0.8 + 0.2 * np.sin(2 * np.pi * phase) * np.sin(2 * np.pi * 0.37 * phase + 1.0)
 
 
 def _masked_blur(picture: np.ndarray, weight: np.ndarray, size: float) -> tuple[np.ndarray, np.ndarray]:

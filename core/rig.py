@@ -2,6 +2,7 @@
 
     image = load_image("portrait.png")       # RGB uint8, huge pictures downscaled, bombs refused
     rig = build_rig(image)                   # < 1 s: MediaPipe face mesh + geometry
+    rig = rig_from_file("portrait.png")      # the same, keeping a large picture's head at full resolution
     rig.save("portrait.rig"); Rig.load("portrait.rig")
 
 ``content_id`` is a hash of the decoded picture, the chosen face and the rig version, so a
@@ -13,7 +14,7 @@ import hashlib
 import io
 import warnings
 import zipfile
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -28,10 +29,14 @@ RIG_VERSION = 1
 MAX_IMAGE_PIXELS = 40_000_000  # refuse anything bigger before decoding (decompression bombs)
 MAX_SIDE = 1024  # rigs keep at most this many pixels on the longer side
 MIN_SIDE = 32
+FULL_SIDE = 4096  # rig_from_file decodes up to this, for the head crop's detail
+DETAIL_MAX_SIDE = 1536  # the head-detail crop keeps at most this many pixels on its longer side
+DETAIL_MIN_GAIN = 1.25  # kept only when it is this much sharper than the rig's picture
+DETAIL_FACES = 2.6  # the detail crop is this many face heights on each side of the face's centre
 
 
-def load_image(source: str | Path | bytes) -> np.ndarray:
-    """Decode a picture file (or its bytes) to RGB uint8, downscaled to MAX_SIDE on its longer side.
+def load_image(source: str | Path | bytes, max_side: int = MAX_SIDE) -> np.ndarray:
+    """Decode a picture file (or its bytes) to RGB uint8, downscaled to max_side on its longer side.
 
     Transparent pixels are composited over white. Raises ImageError for anything that is not a
     picture, is too small, or declares more than MAX_IMAGE_PIXELS pixels.
@@ -53,7 +58,7 @@ def load_image(source: str | Path | bytes) -> np.ndarray:
                 if width * height > MAX_IMAGE_PIXELS:
                     raise ImageError(f"{name} is {width}x{height}: more than {MAX_IMAGE_PIXELS} pixels "
                                      "(refused as a possible decompression bomb)")
-                picture.draft("RGB", (MAX_SIDE, MAX_SIDE))  # JPEG: decode at a reduced scale
+                picture.draft("RGB", (max_side, max_side))  # JPEG: decode at a reduced scale
                 picture.load()
                 rgb = _to_rgb(picture)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -67,8 +72,8 @@ def load_image(source: str | Path | bytes) -> np.ndarray:
         stream.close()
     if min(rgb.size) < MIN_SIDE:
         raise ImageError(f"{name} is {rgb.size[0]}x{rgb.size[1]}: too small for a face (at least {MIN_SIDE} px)")
-    if max(rgb.size) > MAX_SIDE:
-        scale = MAX_SIDE / max(rgb.size)
+    if max(rgb.size) > max_side:
+        scale = max_side / max(rgb.size)
         rgb = rgb.resize((max(1, round(rgb.size[0] * scale)), max(1, round(rgb.size[1] * scale))),
                          Image.Resampling.LANCZOS)
     return np.asarray(rgb, dtype=np.uint8).copy()
@@ -100,6 +105,10 @@ class Rig:
     frame_x_axis: np.ndarray  # (2,)
     iod: float  # inter-ocular distance, pixels
     mouth_width: float
+    # the head at a higher resolution than ``image`` (a small face in a large picture), or empty (0, 0, 3)
+    detail: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 3), np.uint8))
+    detail_origin: np.ndarray = field(default_factory=lambda: np.zeros(2, np.float32))  # its top-left, image px
+    detail_scale: float = 1.0  # its pixels per image pixel
 
     @property
     def face_frame(self) -> FaceFrame:
@@ -109,9 +118,11 @@ class Rig:
 
     def save(self, path: str | Path) -> None:
         arrays = {f.name: np.asarray(getattr(self, f.name)) for f in fields(self)
-                  if f.name not in ("image", "matte", "content_id")}
+                  if f.name not in ("image", "matte", "content_id", "detail")}
         arrays["image_png"] = _png_bytes(self.image)
         arrays["matte_png"] = _png_bytes(self.matte)
+        if self.detail.size:
+            arrays["detail_png"] = _png_bytes(self.detail)
         arrays["content_id"] = np.array(self.content_id)
         arrays["rig_version"] = np.array(RIG_VERSION)
         with Path(path).open("wb") as out:
@@ -132,9 +143,14 @@ class Rig:
             raise FormatError(f"{path} is a rig of version {version}; this npcface reads version {RIG_VERSION} "
                               "(rebuild it with `npcface rig`)")
         try:
-            values = {f.name: arrays[f.name] for f in fields(Rig) if f.name not in ("image", "matte")}
+            optional = ("detail", "detail_origin", "detail_scale")  # rigs saved before they existed lack them
+            values = {f.name: arrays[f.name] for f in fields(Rig) if f.name not in ("image", "matte") + optional}
             values["image"] = _png_array(arrays["image_png"])
             values["matte"] = _png_array(arrays["matte_png"])
+            if "detail_png" in arrays:
+                values["detail"] = _png_array(arrays["detail_png"])
+                values["detail_origin"] = arrays["detail_origin"]
+                values["detail_scale"] = float(arrays["detail_scale"])
         except KeyError as exc:
             raise FormatError(f"{path} is an incomplete rig (missing {exc})") from None
         values["content_id"] = str(values["content_id"])
@@ -161,8 +177,22 @@ def content_id_of(image: np.ndarray, face_index: int | None) -> str:
     return digest.hexdigest()[:32]
 
 
-def build_rig(image: np.ndarray, face_index: int | None = None, name: str = "the image") -> Rig:
-    """Rig a portrait (RGB uint8 from load_image). Raises NoFaceError naming ``name`` if no face."""
+def rig_from_file(source: str | Path | bytes, face_index: int | None = None, name: str | None = None) -> Rig:
+    """Rig a picture file (or its bytes), keeping its head at full resolution for ``--framing head``."""
+    label = name or ("the image bytes" if isinstance(source, bytes) else str(source))
+    full = load_image(source, max_side=FULL_SIDE)
+    image = full
+    if max(full.shape[:2]) > MAX_SIDE:
+        scale = MAX_SIDE / max(full.shape[:2])
+        size = (max(1, round(full.shape[1] * scale)), max(1, round(full.shape[0] * scale)))
+        image = np.asarray(Image.fromarray(full).resize(size, Image.Resampling.LANCZOS))
+    return build_rig(image, face_index, label, full=full)
+
+
+def build_rig(image: np.ndarray, face_index: int | None = None, name: str = "the image",
+              full: np.ndarray | None = None) -> Rig:
+    """Rig a portrait (RGB uint8 from load_image). Raises NoFaceError naming ``name`` if no face.
+    ``full`` is the same picture at a higher resolution (rig_from_file), for a sharper head crop."""
     image = _check_image(image, name)
     with native_stderr_silenced():
         landmarks = detect_landmarks(image, face_index, name)
@@ -176,7 +206,29 @@ def build_rig(image: np.ndarray, face_index: int | None = None, name: str = "the
         landmarks=landmarks, vertices=mesh.vertices, triangles=mesh.triangles,
         num_face_triangles=mesh.num_face_triangles, head_weight=mesh.head_weight, deltas=deltas,
         pivot=_head_pivot(landmarks, frame), frame_origin=frame.origin.astype(np.float32),
-        frame_x_axis=frame.x_axis.astype(np.float32), iod=frame.iod, mouth_width=frame.mouth_width)
+        frame_x_axis=frame.x_axis.astype(np.float32), iod=frame.iod, mouth_width=frame.mouth_width,
+        **_head_detail(image, full, landmarks))
+
+
+def _head_detail(image: np.ndarray, full: np.ndarray | None, landmarks: np.ndarray) -> dict:
+    """The head cut from the full-resolution picture when it is clearly sharper than the rig's."""
+    if full is None or full.shape[0] < DETAIL_MIN_GAIN * image.shape[0]:
+        return {}
+    ratio = full.shape[0] / image.shape[0]  # full pixels per image pixel
+    face = landmarks[:468, :2]
+    centre, reach = face.mean(axis=0), DETAIL_FACES * float(np.ptp(face[:, 1]))
+    x0, y0 = np.floor(np.maximum(centre - reach, 0) * ratio).astype(int)
+    x1 = int(min(full.shape[1], np.ceil((centre[0] + reach) * ratio)))
+    y1 = int(min(full.shape[0], np.ceil((centre[1] + reach) * ratio)))
+    shrink = min(1.0, DETAIL_MAX_SIDE / max(x1 - x0, y1 - y0, 1))
+    if ratio * shrink < DETAIL_MIN_GAIN:
+        return {}
+    crop = full[y0:y1, x0:x1]
+    size = (max(1, round((x1 - x0) * shrink)), max(1, round((y1 - y0) * shrink)))
+    detail = np.asarray(Image.fromarray(crop).resize(size, Image.Resampling.LANCZOS)) if shrink < 1 else crop
+    scale = size[0] / ((x1 - x0) / ratio)  # detail pixels per image pixel
+    return {"detail": np.ascontiguousarray(detail), "detail_origin": np.array([x0, y0], np.float32) / ratio,
+            "detail_scale": float(scale)}
 
 
 def _check_image(image: np.ndarray, name: str) -> np.ndarray:

@@ -86,6 +86,34 @@ def tessellation_triangles() -> np.ndarray:
     return np.array(sorted(triangles), dtype=np.int32)
 
 
+SEARCH_WINDOWS = (0.5, 0.3)  # window sides, as fractions of the picture's shorter side, for small faces
+
+
+def _faces_in(mesh, image: np.ndarray, x0: int, y0: int) -> list[np.ndarray]:
+    """(478, 3) pixel landmarks of every face the mesh finds in image, placed at (x0, y0)."""
+    height, width = image.shape[:2]
+    result = mesh.process(np.ascontiguousarray(image))
+    return [np.array([[p.x * width + x0, p.y * height + y0, -p.z * width] for p in face.landmark],
+                     dtype=np.float32) for face in result.multi_face_landmarks or ()]
+
+
+def _faces_in_windows(mesh, image: np.ndarray) -> list[np.ndarray]:
+    """Faces found in overlapping windows (half a window apart), each face once."""
+    height, width = image.shape[:2]
+    faces: list[np.ndarray] = []
+    for fraction in SEARCH_WINDOWS:
+        side = max(64, int(fraction * min(height, width)))
+        for y0 in range(0, max(1, height - side // 2), side // 2):
+            for x0 in range(0, max(1, width - side // 2), side // 2):
+                for face in _faces_in(mesh, image[y0:y0 + side, x0:x0 + side], x0, y0):
+                    centre, size = face[:, :2].mean(axis=0), np.ptp(face[:, 0])
+                    if all(np.linalg.norm(centre - other[:, :2].mean(axis=0)) > 0.5 * size for other in faces):
+                        faces.append(face)
+        if faces:
+            return faces
+    return faces
+
+
 def detect_landmarks(image: np.ndarray, face_index: int | None, name: str) -> np.ndarray:
     """(478, 3) landmarks in pixels (x, y, z toward the camera) of the chosen face.
 
@@ -93,14 +121,11 @@ def detect_landmarks(image: np.ndarray, face_index: int | None, name: str) -> np
     """
     import mediapipe as mp
 
-    height, width = image.shape[:2]
     with mp.solutions.face_mesh.FaceMesh(static_image_mode=True, refine_landmarks=True,
                                          max_num_faces=8, min_detection_confidence=0.5) as mesh:
-        result = mesh.process(np.ascontiguousarray(image))
-    faces = []
-    for face in result.multi_face_landmarks or ():
-        points = np.array([[p.x * width, p.y * height, -p.z * width] for p in face.landmark], dtype=np.float32)
-        faces.append(points)
+        faces = _faces_in(mesh, image, 0, 0)
+        if not faces:  # the detector misses faces under about a quarter of the picture: look closer
+            faces = _faces_in_windows(mesh, image)
     if not faces:
         raise NoFaceError(f"no face found in {name}")
     faces.sort(key=lambda pts: -np.ptp(pts[:, 0]) * np.ptp(pts[:, 1]))

@@ -1,0 +1,271 @@
+"""Self-reenactment: each real talking clip's own closed-mouth frame is rigged, driven by the clip's
+own capture, and compared with the real frames (PSNR and SSIM over the face box, the mouth box and
+the eye boxes, from the real frame's landmarks). The portrait is the person's own frame, so the gap
+is the renderer's. ``--before REV`` scores the renderer at git revision REV in the same run, on the same
+frames and curves; a contact sheet sets real, before and current mouths side by side.
+
+    .venv/bin/python bench/bench_reenact.py [--before HEAD~3] [--sheet bench/results/reenact.png]
+
+Clips come from ../shared/data (or $NPCFACE_DATA): GRID speakers (train/grid/s1, s4) and the real
+videos in video/. TUNING clips are the ones the renderer was tuned on; the figure to report is the
+HELD_OUT average. Frames are subsampled (FRAMES_PER_CLIP each) to keep it quick on 2 cores.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from _common import data_dir, run_at_revision, use_code_from  # noqa: E402
+
+TUNING = ("train/grid/s1/bbaf3s.mp4", "train/grid/s4/bbaf2a.mp4", "video/v07_retalking_face1_25fps.mp4",
+          "video/v13_liveportrait_d20.mp4")
+HELD_OUT = ("train/grid/s1/bbal6n.mp4", "train/grid/s1/bbas2p.mp4", "train/grid/s4/bgbu2a.mp4",
+            "train/grid/s4/bbilzs.mp4", "video/v16_dfrf_cnn_anchor_71s.mp4", "video/v17_dfrf_macron_french_50s.mp4",
+            "video/v19_hdtf_RD_Radio10_2s.mp4", "video/v20_real3dportrait_May_5s.mp4",
+            "video/v22_facegood_zismeif_12s.mp4", "video/v18_retalking_face3.mp4")
+MAX_SECONDS = 6.0  # of each clip, tracked from its start
+MAX_SIDE = 512  # frames are scaled down to this on the longer side
+FRAMES_PER_CLIP = 12
+LIPS_OUTER = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 146, 91, 181, 84, 17, 314, 405, 321, 375)
+EYES = ((33, 246, 161, 160, 159, 158, 157, 173, 133, 7, 163, 144, 145, 153, 154, 155),
+        (263, 466, 388, 387, 386, 385, 384, 398, 362, 249, 390, 373, 374, 380, 381, 382))
+
+
+def ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean structural similarity of two grey images (Wang et al. 2004: Gaussian window sigma 1.5)."""
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+
+    def blur(x):
+        return cv2.GaussianBlur(x, (11, 11), 1.5, borderType=cv2.BORDER_REFLECT)
+
+    mu_a, mu_b = blur(a), blur(b)
+    var_a, var_b, cov = blur(a * a) - mu_a ** 2, blur(b * b) - mu_b ** 2, blur(a * b) - mu_a * mu_b
+    index = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
+    return float(index.mean())
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return 10 * np.log10(255.0 ** 2 / max(mse, 1e-10))
+
+
+def boxes(landmarks: np.ndarray, width: int, height: int) -> tuple[tuple[int, ...], ...]:
+    """(face box, mouth box, right eye box, left eye box) as (x0, y0, x1, y1) from one frame's (478, 2)
+    pixel landmarks; an eye box holds the eye and its lids (up to the crease)."""
+    def clipped(x0, y0, x1, y1):
+        return (int(max(0, x0)), int(max(0, y0)), int(min(width, x1)), int(min(height, y1)))
+
+    face = landmarks[:468]
+    lips = landmarks[list(LIPS_OUTER)]
+    span = np.ptp(lips[:, 0])
+    pad = 0.1 * span  # the lips and a little skin: the interior weighs in, not the cheeks
+    mouth = clipped(*(lips.min(axis=0) - pad), *(lips.max(axis=0) + pad))
+    eyes = []
+    for contour in EYES:
+        eye = landmarks[list(contour)]
+        span = np.ptp(eye[:, 0])
+        eyes.append(clipped(*(eye.min(axis=0) - (0.15 * span, 0.35 * span)), *(eye.max(axis=0) + (0.15 * span, 0.2 * span))))
+    return (clipped(*face.min(axis=0), *face.max(axis=0)), mouth, *eyes)
+
+
+# ----------------------------------------------------------------------------- preparing the clips
+
+def prepare(clip: Path, folder: Path) -> dict | None:
+    """Track a clip, pick its rig frame and test frames, save them with their driving curves."""
+    from npcface.core.capture import FaceTracker, capture_frames
+    from npcface.core.drive import retarget
+    from npcface.core.video_io import read_video, video_info
+
+    info = video_info(clip)
+    frames = []
+    for time_s, rgb in read_video(clip):
+        if time_s > MAX_SECONDS:
+            break
+        scale = min(1.0, MAX_SIDE / max(rgb.shape[:2]))
+        if scale < 1:
+            size = (round(rgb.shape[1] * scale) // 2 * 2, round(rgb.shape[0] * scale) // 2 * 2)
+            rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+        frames.append((time_s, rgb))
+    result = capture_frames(frames, info.fps)
+    opening = result.mouth_opening
+    first = max(1, len(frames) // 4)
+    rest = int(np.argmin(opening[:first]))  # a closed mouth among the first quarter
+    driven = retarget(result.track, neutral=rest)
+    candidates = np.setdiff1d(np.arange(len(frames)), [rest])
+    picks = candidates[np.linspace(0, len(candidates) - 1, FRAMES_PER_CLIP).round().astype(int)]
+    height, width = frames[0][1].shape[:2]
+    face_boxes, mouth_boxes, eye_boxes, kept = [], [], [], []
+    with FaceTracker(video_mode=False) as tracker:
+        for index in picks:
+            found = tracker.landmarks(frames[index][1])
+            if found is None:
+                continue
+            face, mouth, *eyes = boxes(found[:, :2] * (width, height), width, height)
+            kept.append(index)
+            face_boxes.append(face)
+            mouth_boxes.append(mouth)
+            eye_boxes.append(eyes)
+    if not kept:
+        return None
+    kept = np.array(kept)
+    np.savez(folder / f"{clip.stem}.npz", rest=frames[rest][1], real=np.stack([frames[i][1] for i in kept]),
+             picks=kept, face_boxes=np.array(face_boxes), mouth_boxes=np.array(mouth_boxes),
+             eye_boxes=np.array(eye_boxes),
+             head_rotation=driven.head_rotation[kept], head_translation=driven.head_translation[kept],
+             gaze=driven.gaze[kept], blendshapes=driven.blendshapes[kept], opening=opening[kept])
+    return {"clip": clip.stem, "frames": len(frames), "rest": rest}
+
+
+# ----------------------------------------------------------------------------- scoring a renderer
+
+def compare(real: np.ndarray, rendered: np.ndarray, box) -> list[float]:
+    """[PSNR (RGB), SSIM (grey)] of the rendered frame against the real one inside box."""
+    x0, y0, x1, y1 = box
+    a, b = real[y0:y1, x0:x1], rendered[y0:y1, x0:x1]
+    grey_a, grey_b = (cv2.cvtColor(np.ascontiguousarray(x), cv2.COLOR_RGB2GRAY) for x in (a, b))
+    return [psnr(a, b), ssim(grey_a, grey_b)]
+
+
+def score(folder: Path, crops_path: Path | None) -> dict:
+    """Render every prepared clip with the npcface code imported now; figures per clip."""
+    from npcface.core.render import Renderer
+    from npcface.core.rig import build_rig
+    from npcface.core.types import MotionFrame
+
+    figures, crops = {}, {}
+    for path in sorted(folder.glob("*.npz")):
+        data = np.load(path)
+        height, width = data["rest"].shape[:2]
+        renderer = Renderer(build_rig(np.ascontiguousarray(data["rest"])), (width, height))
+        rows, mouths = [], []
+        for k in range(len(data["picks"])):
+            frame = MotionFrame(0.0, tuple(data["head_rotation"][k]), tuple(data["head_translation"][k]),
+                                tuple(data["gaze"][k, 0]), tuple(data["gaze"][k, 1]), data["blendshapes"][k])
+            rendered = renderer.render(frame).rgba[..., :3]
+            real = data["real"][k]
+            row = []
+            for box in (data["face_boxes"][k], data["mouth_boxes"][k]):
+                row += compare(real, rendered, box)
+            row += np.mean([compare(real, rendered, box) for box in data["eye_boxes"][k]], axis=0).tolist()
+            rows.append(row)
+            x0, y0, x1, y1 = data["mouth_boxes"][k]
+            mouths.append(rendered[y0:y1, x0:x1])
+        figures[path.stem] = np.mean(rows, axis=0).tolist()
+        crops[path.stem] = mouths
+    if crops_path is not None:
+        np.savez(crops_path, **{f"{clip}|{k}": m for clip, ms in crops.items() for k, m in enumerate(ms)})
+    return figures
+
+
+def contact_sheet(folder: Path, crop_files: dict[str, Path], out: Path) -> None:
+    """Per clip, its three most open real mouths, then each renderer's at the same frames."""
+    from npcface.core.contact_sheet import save_contact_sheet
+
+    renders = {name: np.load(path) for name, path in crop_files.items()}
+    tiles, labels = [], []
+
+    def enlarged(crop: np.ndarray) -> np.ndarray:  # mouths are small: show their pixels, enlarged
+        scale = 200 / max(crop.shape[:2])
+        return cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+
+    for path in sorted(folder.glob("*.npz")):
+        data = np.load(path)
+        for k in sorted(np.argsort(-data["opening"])[:3]):
+            x0, y0, x1, y1 = data["mouth_boxes"][k]
+            tiles.append(enlarged(data["real"][k][y0:y1, x0:x1]))
+            labels.append(f"{path.stem[:14]} real")
+            for name, crops in renders.items():
+                tiles.append(enlarged(crops[f"{path.stem}|{k}"]))
+                labels.append(name)
+    save_contact_sheet(out, tiles, labels, columns=3 * (len(renders) + 1), tile=200)
+
+
+# ----------------------------------------------------------------------------- report
+
+METRICS = ("face PSNR", "face SSIM", "mouth PSNR", "mouth SSIM", "eyes PSNR", "eyes SSIM")
+
+
+def report(runs: dict[str, dict]) -> None:
+    names = list(runs)
+    short = {"face PSNR": "face dB", "face SSIM": "face SSIM", "mouth PSNR": "mouth dB", "mouth SSIM": "mouth SSIM",
+             "eyes PSNR": "eyes dB", "eyes SSIM": "eyes SSIM"}
+    print("renderers: " + ", ".join(names))
+    print(f"{'clip':32s} {'set':8s}" + "".join(f" {short[m] + ' ' + n.split()[0]:>17s}" for m in METRICS for n in names))
+    clips = sorted(next(iter(runs.values())))
+    held = {Path(c).stem for c in HELD_OUT}
+    for clip in clips:
+        kind = "held out" if clip in held else "tuning"
+        print(f"{clip:32s} {kind:8s}" + "".join(f" {runs[n][clip][i]:17.3f}" for i in range(len(METRICS)) for n in names))
+    for label, subset in (("held out", [c for c in clips if c in held]), ("tuning", [c for c in clips if c not in held]),
+                          ("all", clips)):
+        if not subset:
+            continue
+        print(f"{'mean, ' + label:32s} {len(subset):<8d}" + "".join(
+            f" {np.mean([runs[n][c][i] for c in subset]):17.3f}" for i in range(len(METRICS)) for n in names))
+    if len(names) == 2:
+        before, now = names
+        for label, subset in (("held out", [c for c in clips if c in held]), ("all", clips)):
+            gains = [np.mean([runs[now][c][i] - runs[before][c][i] for c in subset]) for i in range(len(METRICS))]
+            print(f"change {label} ({now} - {before}): " + ", ".join(f"{m} {g:+.3f}" for m, g in zip(METRICS, gains)))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", help="the shared data folder (default ../shared/data or $NPCFACE_DATA)")
+    parser.add_argument("--before", help="also score the renderer at this git revision")
+    parser.add_argument("--sheet", help="write a contact sheet PNG of real vs rendered mouths")
+    parser.add_argument("--clips", help="comma-separated clip stems to run (default: all)")
+    parser.add_argument("--cache", help="keep the tracked clips in this folder and reuse them (quicker reruns)")
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # scoring only (--before runs)
+    parser.add_argument("--code", help=argparse.SUPPRESS)
+    parser.add_argument("--prepared", help=argparse.SUPPRESS)
+    parser.add_argument("--crops", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.json:
+        use_code_from(args.code)
+        print(json.dumps(score(Path(args.prepared), Path(args.crops) if args.crops else None)))
+        return 0
+
+    data = data_dir(args.data)
+    wanted = set(args.clips.split(",")) if args.clips else None
+    clips = [data / c for c in TUNING + HELD_OUT if (data / c).is_file() and (wanted is None or Path(c).stem in wanted)]
+    if not clips:
+        print(f"no clips under {data}: nothing to measure (set --data or $NPCFACE_DATA)")
+        return 0
+    with tempfile.TemporaryDirectory(prefix="npcface-reenact-") as work:
+        folder = Path(args.cache or work) / "clips"
+        folder.mkdir(parents=True, exist_ok=True)
+        for clip in clips:
+            if (folder / f"{clip.stem}.npz").is_file():
+                continue  # prepared by an earlier run with the same --cache
+            prepared = prepare(clip, folder)
+            print(f"prepared {clip.name}: " + (f"{prepared['frames']} frames tracked, rig frame {prepared['rest']}"
+                                               if prepared else "no face in the test frames, skipped"), flush=True)
+        runs, crop_files = {}, {}
+        if args.before:
+            crop_files[f"before {args.before}"] = Path(work) / "crops_before.npz"
+            out = run_at_revision(args.before, __file__, ["--prepared", str(folder),
+                                                          "--crops", str(crop_files[f"before {args.before}"])])
+            runs[f"before {args.before}"] = json.loads(out)
+        crop_files["now"] = Path(work) / "crops_now.npz"
+        runs["now"] = score(folder, crop_files["now"])
+        report(runs)
+        if args.sheet:
+            contact_sheet(folder, crop_files, Path(args.sheet))
+            print(f"wrote {args.sheet}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

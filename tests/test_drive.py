@@ -1,0 +1,143 @@
+"""Driving a portrait from a performance (core/drive, `npcface render --drive`): Live Link CSV, motion
+JSON and a talking video captured on the fly, retargeted onto the portrait, with sound muxed in."""
+from __future__ import annotations
+
+import av
+import numpy as np
+import pytest
+
+from conftest import FIXTURES, fixture_line
+from npcface.bridge.cli import main
+from npcface.core.arkit import ARKIT_INDEX
+from npcface.core.audio import load_audio
+from npcface.core.drive import driven_line, resample, retarget
+from npcface.core.livelink import write_livelink_csv, write_motion_json
+from npcface.core.render import Renderer
+from npcface.core.rig import build_rig, load_image
+from npcface.core.types import MotionFrame, MotionTrack
+from npcface.core.video_io import read_video, write_mp4
+
+JAW = ARKIT_INDEX["JawOpen"]
+SMILE = ARKIT_INDEX["MouthSmileLeft"]
+
+
+def take(count: int = 30, fps: float = 30.0) -> MotionTrack:
+    """A take that rests with the jaw a little open and a slight smile, then opens wide at frame 20."""
+    weights = np.zeros((count, 52), dtype=np.float32)
+    weights[:, JAW] = 0.2
+    weights[:, SMILE] = 0.3
+    weights[18:23, JAW] = [0.5, 0.8, 1.0, 0.8, 0.5][:max(0, count - 18)]
+    rotation = np.zeros((count, 3))
+    rotation[:, 0] = 5.0  # the actor faced a little aside throughout
+    rotation[25:26, 0] = 80.0  # a wild turn the portrait cannot show
+    return MotionTrack(fps=fps, times=np.arange(count) / fps, head_rotation=rotation,
+                       head_translation=np.zeros((count, 3)), gaze=np.zeros((count, 2, 2)), blendshapes=weights)
+
+
+@pytest.fixture(scope="module")
+def portrait(tmp_path_factory):
+    image = load_image(FIXTURES / "portrait_astronaut.png")
+    rig = build_rig(np.ascontiguousarray(image[10:250, 105:345]))
+    path = tmp_path_factory.mktemp("drive") / "astronaut.rig"
+    rig.save(path)
+    return rig, path
+
+
+def test_retarget_subtracts_the_takes_neutral_and_keeps_the_range():
+    driven = retarget(take())
+    assert np.allclose(driven.blendshapes[:18], 0.0)  # the take's rest is the portrait's rest
+    assert driven.blendshapes[20, JAW] == pytest.approx(1.0)  # a full opening stays full
+    assert 0.0 < driven.blendshapes[19, JAW] < 0.8  # in between, rescaled above the rest value
+    assert np.allclose(driven.head_rotation[:25], 0.0)  # the actor's constant turn is their neutral
+    assert driven.head_rotation[25, 0] == pytest.approx(30.0)  # limited to what a picture can show
+    by_frame = retarget(take(), neutral=20)  # the portrait was made from the open frame
+    assert by_frame.blendshapes[20, JAW] == 0.0 and by_frame.blendshapes[0, JAW] == 0.0
+
+
+def test_resample_makes_a_constant_rate_from_a_60fps_take_with_a_dropped_frame():
+    track = take(60, fps=60.0)
+    keep = np.r_[0:40, 41:60]  # frame 40 was dropped
+    gappy = MotionTrack(fps=60.0, times=track.times[keep], head_rotation=track.head_rotation[keep],
+                        head_translation=track.head_translation[keep], gaze=track.gaze[keep],
+                        blendshapes=track.blendshapes[keep])
+    out = resample(gappy, 30.0)
+    assert len(out) == 30 and np.allclose(np.diff(out.times), 1 / 30)
+    assert out.blendshapes[10, JAW] == pytest.approx(track.blendshapes[20, JAW])  # t = 1/3 s
+
+
+def mouth_difference(frame_a: np.ndarray, frame_b: np.ndarray, rig) -> float:
+    lips = rig.landmarks[[13, 14, 61, 291], :2] * (frame_a.shape[1] / rig.image.shape[1])
+    x0, y0 = lips.min(axis=0).astype(int) - 4
+    x1, y1 = lips.max(axis=0).astype(int) + 12
+    return float(np.abs(frame_a[y0:y1, x0:x1].astype(float) - frame_b[y0:y1, x0:x1]).mean())
+
+
+def test_cli_drives_a_portrait_from_a_csv_and_muxes_the_given_sound(portrait, tmp_path, capsys):
+    rig, rig_path = portrait
+    csv_path, out = tmp_path / "take.csv", tmp_path / "driven.mp4"
+    write_livelink_csv(take(), csv_path)
+    wav, _ = fixture_line("line_greeting")
+    code = main(["render", str(rig_path), "--drive", str(csv_path), "--audio", str(wav), "--size", "160",
+                 "-o", str(out)])
+    assert code == 0, capsys.readouterr().err
+    frames = [rgb for _, rgb in read_video(out)]
+    assert len(frames) == 30  # the take's 30 frames, 0 .. 0.967 s at 30 fps
+    assert mouth_difference(frames[20], frames[2], rig) > 3 * mouth_difference(frames[10], frames[2], rig)
+    with av.open(str(out)) as container:
+        assert len(container.streams.audio) == 1
+
+
+def test_cli_drives_from_motion_json_without_sound(portrait, tmp_path, capsys):
+    _, rig_path = portrait
+    json_path, out = tmp_path / "take.json", tmp_path / "frames"
+    write_motion_json(take(10), json_path)
+    code = main(["render", str(rig_path), "--drive", str(json_path), "--size", "64", "-o", str(out) + "/"])
+    assert code == 0, capsys.readouterr().err
+    assert len(list(out.glob("*.png"))) == 10
+    assert "no sound" in capsys.readouterr().out
+
+
+def test_a_video_drives_the_portrait_with_its_own_sound(portrait, tmp_path):
+    rig, _ = portrait
+    renderer = Renderer(rig, 256)
+    jaw = 0.6 * np.sin(np.linspace(0, 2 * np.pi, 40)) ** 2
+    frames = []
+    for i, value in enumerate(jaw):
+        weights = np.zeros(52, dtype=np.float32)
+        weights[JAW] = value
+        frames.append(renderer.render(MotionFrame(i / 25, (0, 0, 0), (0, 0, 0), (0, 0), (0, 0), weights)).rgba)
+    video = tmp_path / "actor.mp4"
+    wav, _ = fixture_line("line_greeting")
+    write_mp4(video, frames, 25, audio=load_audio(wav))
+    line = driven_line(video, fps=25)
+    assert line.audio is not None and line.audio.duration == pytest.approx(load_audio(wav).duration, abs=0.1)
+    assert line.frames_without_face == 0 and len(line.track) == 40
+    assert np.corrcoef(line.track.channel("JawOpen"), jaw)[0, 1] > 0.9
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--drive", "{tmp}/missing.csv"], "--drive take not found"),
+    (["--drive", "{tmp}/take.txt"], "must be a Live Link Face CSV (.csv)"),
+    (["--drive", "{tmp}/no_shapes.csv"], "missing blendshape column(s)"),
+    (["--drive", "{tmp}/blank.mp4"], "no face found in any of the"),
+    (["{wav}", "--drive", "{tmp}/take.csv", "--audio", "{wav}"], "two sounds for one take"),
+    (["--drive", "{tmp}/take.csv", "--text", "hello"], "--text applies to lines animated from audio"),
+    (["--drive", "{tmp}/take.csv", "--emotion", "happy"], "--emotion applies to lines animated from audio"),
+    (["--drive", "{tmp}/take.csv", "--audio", "{tmp}/take.txt"], "take.txt"),
+    (["--audio", "{wav}"], "--audio goes with --drive"),
+    ([], "give the line's audio, or --drive TAKE"),
+])
+def test_bad_drive_inputs_get_one_line_and_exit_2(portrait, tmp_path, capsys, argv, message):
+    _, rig_path = portrait
+    wav, _ = fixture_line("line_greeting")
+    write_livelink_csv(take(5), tmp_path / "take.csv")
+    (tmp_path / "take.txt").write_text("not a take")
+    (tmp_path / "no_shapes.csv").write_text("Timecode,BlendShapeCount,HeadYaw\n00:00:00:01.000,1,0.1\n")
+    write_mp4(tmp_path / "blank.mp4", [np.full((64, 64, 3), 90, np.uint8)] * 3, 25)
+    argv = [a.format(tmp=tmp_path, wav=wav) for a in argv]
+    out = tmp_path / "out.mp4"
+    code = main(["render", str(rig_path), *argv, "--size", "64", "-o", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err, err
+    assert not out.exists()
