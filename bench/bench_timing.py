@@ -26,7 +26,7 @@ import numpy as np
 from _common import data_dir, run_at_revision, use_code_from
 from _real_clips import REPO, RealClip, captured, pearson, real_clips
 
-MAX_LAG_S = 0.3
+MAX_LAG_S = 0.2  # wider and 3 s GRID clips alias onto the next syllable (~250 ms away)
 LAG_STEP_S = 0.01
 LAGS = np.round(np.arange(-MAX_LAG_S, MAX_LAG_S + 1e-9, LAG_STEP_S), 3)
 LOUDNESS_FLOOR_DB = 40.0

@@ -43,7 +43,13 @@ CARRYOVER_S = 0.035  # a past phone's pull falls by e every 35 ms after it ends
 # vowels dips it only partly (real mouths stay open through a phrase with shallow dips).
 JAW_ANTICIPATION_S = 0.08
 JAW_CARRYOVER_S = 0.08
-PHONE_REACH_S = 0.10  # phones further ahead than this do not pull (bounds streaming latency)
+# Real mouths move slightly before their sound; forced alignment and recognition place phones at
+# the sound, so the phone-driven mouth is read PHONE_LEAD_S ahead. (The acoustic mouth cannot
+# lead without more latency: the cues already use all of core/motion.py's FRAME_REACH_S.)
+# Measured on real clips by bench/bench_timing.py (the lip gap's lag against the loudness's own).
+PHONE_LEAD_S = 0.03
+# Phones further ahead of a frame than this do not pull (bounds streaming latency).
+PHONE_REACH_S = 0.10
 CLOSURE_LEAD_S = 0.07  # lips start closing this long before a bilabial
 CLOSURE_RELEASE_S = 0.05
 PHONE_TRUST: dict[str, float] = {"aligned": 0.85, "recognized": 0.85, "acoustic": 0.2}
@@ -141,7 +147,7 @@ def coarticulated_targets(times: np.ndarray, table: PhoneTable) -> tuple[np.ndar
 
 def _decay(ahead: np.ndarray, behind: np.ndarray, anticipation_s: float, carryover_s: float) -> np.ndarray:
     """(T, P) a phone's pull: 1 inside it, falling exponentially before and after it."""
-    return np.where(ahead > 0, np.exp(-np.clip(ahead, 0, 1) / anticipation_s) * (ahead <= PHONE_REACH_S),
+    return np.where(ahead > 0, np.exp(-np.clip(ahead, 0, 1) / anticipation_s) * (ahead <= PHONE_REACH_S - PHONE_LEAD_S),
                     np.where(behind > 0, np.exp(-np.clip(behind, 0, 1) / carryover_s), 1.0))
 
 
@@ -199,7 +205,8 @@ def apply_labiodental(mouth: np.ndarray, strength: np.ndarray) -> np.ndarray:
 
 
 def lip_layer(times: np.ndarray, cues: Cues, phones: PhoneTable, source: PhoneSource) -> LipLayer:
-    targets, coverage = coarticulated_targets(times, phones)
+    # Openings and lip shapes lead the sound; closures and lip-to-teeth stay on their phones.
+    targets, coverage = coarticulated_targets(times + PHONE_LEAD_S, phones)
     level = cues.at("level", times)
     # Quieter speech opens the mouth less; lip shapes (rounding, spreading) depend less on loudness
     # and so can start before the sound, over the preceding consonant.
