@@ -47,7 +47,7 @@ JAW_CARRYOVER_S = 0.08
 # the sound, so the phone-driven mouth is read PHONE_LEAD_S ahead. (The acoustic mouth cannot
 # lead without more latency: the cues already use all of core/motion.py's FRAME_REACH_S.)
 # Measured on real clips by bench/bench_timing.py (the lip gap's lag against the loudness's own).
-PHONE_LEAD_S = 0.03
+PHONE_LEAD_S = 0.06
 # Phones further ahead of a frame than this do not pull (bounds streaming latency).
 PHONE_REACH_S = 0.10
 CLOSURE_LEAD_S = 0.07  # lips start closing this long before a bilabial
