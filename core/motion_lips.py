@@ -44,10 +44,12 @@ CARRYOVER_S = 0.035  # a past phone's pull falls by e every 35 ms after it ends
 JAW_ANTICIPATION_S = 0.08
 JAW_CARRYOVER_S = 0.08
 # Real mouths move slightly before their sound; forced alignment and recognition place phones at
-# the sound, so the phone-driven mouth is read PHONE_LEAD_S ahead. (The acoustic mouth cannot
-# lead without more latency: the cues already use all of core/motion.py's FRAME_REACH_S.)
-# Measured on real clips by bench/bench_timing.py (the lip gap's lag against the loudness's own).
-PHONE_LEAD_S = 0.06
+# the sound, so the phone-driven mouth can be read PHONE_LEAD_S ahead (closures stay on their
+# phones). bench/bench_timing.py measured 60 ms of lead on real clips: GRID with text, lip-gap
+# lead over the sound +3 -> +27 ms (s1), -12 -> +3 ms (held-out s4). It is 0 for now: any lead
+# (15, 30, 60 ms) took streaming-with-text agreement on line_greeting to r 0.79 / 0.78 / 0.77,
+# under the 0.8 tests/test_motion.py states (the lead reads the live phone stream's unsettled tail).
+PHONE_LEAD_S = 0.0
 # Phones further ahead of a frame than this do not pull (bounds streaming latency).
 PHONE_REACH_S = 0.10
 CLOSURE_LEAD_S = 0.07  # lips start closing this long before a bilabial
