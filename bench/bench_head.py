@@ -12,7 +12,8 @@ the clip's own audio (no text, seeds 0..N-1, averaged), at the video's frame tim
   ~0.5 s (does the head move more while the voice is louder?).
 Ratios generated / real per statistic; pooled = the mean over a group's clips of each
 statistic. Tuning clips and held-out clips (never tuned on) are pooled apart; music (v14) is
-listed but pooled with nothing. --before REV runs the generator at git revision REV on the same
+listed but pooled with nothing. bench/results/head_<clip>.png plots the captured and generated
+angles per clip. --before REV runs the generator at git revision REV on the same
 clips in the same run and prints both. Exits 0 with a note when the data folder is absent.
 """
 from __future__ import annotations
@@ -26,7 +27,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
 from _common import data_dir, run_at_revision, use_code_from
-from _real_clips import REPO, RealClip, captured, pearson, real_clips
+from _real_clips import REPO, RESULTS, RealClip, captured, pearson, real_clips
 
 ANGLE_SMOOTH_S = 0.04  # Gaussian sigma on the angles before differentiating (capture jitter)
 ENVELOPE_SMOOTH_S = 0.25  # Gaussian sigma of speed and loudness for r(speed, loudness)
@@ -67,8 +68,9 @@ def head_stats(times: np.ndarray, rotation: np.ndarray, loudness: np.ndarray) ->
                      *(band_rms(velocity, fps, lo, hi) for lo, hi in BANDS_HZ), follows])
 
 
-def generated_stats(clip: RealClip, times: np.ndarray, fps: float, seeds: int) -> np.ndarray:
-    """Mean over seeds of head_stats of the rule generator's head on the clip's audio (no text)."""
+def generated_stats(clip: RealClip, times: np.ndarray, fps: float, seeds: int) -> tuple[np.ndarray, np.ndarray]:
+    """(mean over seeds of head_stats, seed 0's (T, 3) rotation) of the rule generator's head
+    on the clip's audio (no text)."""
     from npcface.core.audio import load_audio
     from npcface.core.motion import MotionGenerator
     from npcface.core.phonetics import phones_for
@@ -77,12 +79,36 @@ def generated_stats(clip: RealClip, times: np.ndarray, fps: float, seeds: int) -
     audio = load_audio(clip.path)
     timeline = phones_for(audio, None, language=clip.language)  # once: the head does not depend on the seed's phones
     loudness = loudness_at(audio.samples, times)
-    stats = []
+    stats, rotations = [], []
     for seed in range(seeds):
         track = MotionGenerator(Controls(fps=fps, seed=seed, language=clip.language)).animate_with_phones(audio, timeline)
-        rotation = np.stack([np.interp(times, track.times, track.head_rotation[:, k]) for k in range(3)], 1)
-        stats.append(head_stats(times, rotation, loudness))
-    return np.mean(stats, axis=0)
+        rotations.append(np.stack([np.interp(times, track.times, track.head_rotation[:, k]) for k in range(3)], 1))
+        stats.append(head_stats(times, rotations[-1], loudness))
+    return np.mean(stats, axis=0), rotations[0]
+
+
+def plot_clip(name: str, times: np.ndarray, real: np.ndarray, generated: np.ndarray, loudness: np.ndarray) -> None:
+    """bench/results/head_<clip>.png: captured and generated yaw, pitch, roll (each minus its
+    mean: capture's pitch bias) over the loudness envelope."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(4, 1, figsize=(14, 8), sharex=True)
+    for k, label in enumerate(("yaw", "pitch", "roll")):
+        axes[k].plot(times, real[:, k] - real[:, k].mean(), color="black", label=f"captured {label}")
+        axes[k].plot(times, generated[:, k] - generated[:, k].mean(), color="tab:blue", label=f"generated {label} (seed 0)")
+        axes[k].set_ylabel("deg")
+        axes[k].legend(loc="upper right", fontsize=8)
+        axes[k].grid(alpha=0.3)
+    axes[3].plot(times, loudness, color="tab:orange")
+    axes[3].set_ylabel("loudness dB")
+    axes[3].set_xlabel("time (s)")
+    axes[0].set_title(name)
+    figure.tight_layout()
+    figure.savefig(RESULTS / f"head_{name}.png", dpi=70)
+    plt.close(figure)
 
 
 def measure(clips: list[RealClip], seeds: int, with_real: bool) -> dict[str, dict[str, list[float]]]:
@@ -93,10 +119,12 @@ def measure(clips: list[RealClip], seeds: int, with_real: bool) -> dict[str, dic
     for clip in clips:
         cap = captured(clip)
         times = cap.times[cap.times <= load_audio(clip.path).duration]  # frames the audio covers
-        row = {"generated": generated_stats(clip, times, cap.fps, seeds).tolist(), "seconds": float(times[-1] - times[0])}
+        generated, rotation = generated_stats(clip, times, cap.fps, seeds)
+        row = {"generated": generated.tolist(), "seconds": float(times[-1] - times[0])}
         if with_real:
             loudness = loudness_at(load_audio(clip.path).samples, times)
             row["real"] = head_stats(times, cap.rotation[:len(times)], loudness).tolist()
+            plot_clip(clip.name, times, cap.rotation[:len(times)], rotation, loudness)
         out[clip.name] = row
         print(f"  measured {clip.name}", file=sys.stderr, flush=True)
     return out
