@@ -6,7 +6,9 @@ bench/bench_timing.py), pinned on the committed espeak-ng fixtures.
   deg/s (pooled over the tuning videos: 2.5 / 3.0 / 2.4 degrees, 17 deg/s); the earlier
   hand-tuned generator moved at 4.5 deg/s with 1.2 / 0.6 degrees of pitch / roll.
 - It never loops: seeded noise on knot grids in irrational ratios.
-- The mouth opens before (or with) a vowel's sound after silence, never after it.
+- The mouth opens before (or with) a vowel's sound after silence, never after it, and over a
+  whole talk the lip gap matches the loudness best at a lag >= 0 (a mouth made 50 ms late
+  fails both).
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from npcface.core.audio import load_audio
 from npcface.core.features import compute_features
 from npcface.core.motion import MotionGenerator
 from npcface.core.motion_cues import compute_cues
-from npcface.core.types import Audio, Controls
+from npcface.core.types import Audio, Controls, MotionTrack
 from npcface.core.visemes import lip_gap
 
 LINES = ("line_greeting", "line_bilabials", "line_vowels", "line_fricatives", "line_names")
@@ -36,6 +38,15 @@ def talk() -> tuple[Audio, str]:
         samples += [load_audio(wav).samples, gap]
         texts.append(text)
     return Audio(np.concatenate(samples), 16000, 1), " ".join(texts)
+
+
+@pytest.fixture(scope="module")
+def mouths(talk) -> dict[str, MotionTrack]:
+    """The talk animated at 100 fps (10 ms frames): with its text, without, and acoustic only."""
+    audio, text = talk
+    return {"text": MotionGenerator(Controls(fps=100)).animate(audio, text=text),
+            "no text": MotionGenerator(Controls(fps=100)).animate(audio),
+            "acoustic": MotionGenerator(Controls(fps=100, language="xx")).animate(audio)}
 
 
 def speed_deg_s(track) -> np.ndarray:
@@ -65,12 +76,12 @@ def test_head_motion_never_loops():
     assert worst < 0.6, worst
 
 
-def test_mouth_opens_no_later_than_a_vowel_after_silence(talk):
-    audio, text = talk
+def test_mouth_opens_no_later_than_a_vowel_after_silence(talk, mouths):
+    audio, _ = talk
     level = compute_cues(compute_features(audio.samples))
     checked = 0
-    for case_text in (text, None):
-        track = MotionGenerator(Controls(fps=100)).animate(audio, text=case_text)
+    for case in ("text", "no text"):
+        track = mouths[case]
         loud = level.at("level", track.times)
         gap = lip_gap(track.blendshapes)
         silent = loud < 0.05
@@ -87,6 +98,18 @@ def test_mouth_opens_no_later_than_a_vowel_after_silence(talk):
                 continue
             half = 0.5 * gap[onset:onset + 30].max()
             mouth = start - 30 + int(np.argmax(gap[start - 30:] >= half))
-            assert mouth <= onset, (case_text is not None, track.times[onset], (mouth - onset) * 10, "ms late")
+            assert mouth <= onset, (case, track.times[onset], (mouth - onset) * 10, "ms late")
             checked += 1
     assert checked >= 2
+
+
+def test_mouth_leads_or_meets_the_sound_never_trails(talk, mouths):
+    """The lag at which the lip gap best matches the loudness: >= 0 means the mouth moves with or
+    before the sound (measured: 0 ms with text and acoustic-only, +10 ms without text)."""
+    audio, _ = talk
+    cues = compute_cues(compute_features(audio.samples))
+    for case, track in mouths.items():
+        gap = lip_gap(track.blendshapes).astype(np.float64)
+        lags = np.arange(-15, 16)  # frames of 10 ms; k > 0: the sound comes k frames after the mouth
+        rs = [np.corrcoef(gap, cues.at("level", track.times + 0.01 * k))[0, 1] for k in lags]
+        assert lags[int(np.argmax(rs))] >= 0, (case, 10 * lags[int(np.argmax(rs))], "ms")
