@@ -63,7 +63,27 @@ def idle_noise(seed: int, times: np.ndarray) -> np.ndarray:
     return 0.75 * smooth_noise(seed, 0, times, 1.7) + 0.35 * smooth_noise(seed, 1, times, 1.7 / np.sqrt(5.0))
 
 
-_YAW, _PITCH, _ROLL, _SWAY_X, _SWAY_Y = range(_NOISE_CHANNELS)
+# Head rotation: octaves of seeded smooth noise, knot spacings in irrational ratios (no loop),
+# from a slow drift to a syllable-rate bob, each scaled by (base + per_activity * activity) in
+# degrees of yaw, then per axis by HEAD_AXES (yaw, pitch, roll); emphasis nods the chin down by
+# HEAD_NOD_GAIN * nod(). Fitted by bench/tune_head.py (the recipe) to heads captured from real
+# people talking on video (not GRID's studio speakers, who hold still); bench/bench_head.py
+# measures the generator against them and against held-out clips.
+HEAD_OCTAVES = ((1.700, 0.493, 6.092), (0.760, 0.747, 6.351), (0.340, 0.058, 0.691),
+               (0.152, 2.397, 0.264))  # (knot spacing s, base, per_activity)
+HEAD_AXES = (1.0, 1.038, 0.936)
+HEAD_NOD_GAIN = 2.0  # fitted 1.01; doubled so nods still show over the livelier noise (tests/test_motion.py)
+
+
+def head_noise(seed: int, times: np.ndarray, activity: np.ndarray) -> np.ndarray:
+    """(T,) times, (T,) activity -> (T, 3) yaw, pitch, roll degrees before any gain or nod."""
+    out = np.zeros((len(times), 3))
+    for octave, (spacing, base, per_activity) in enumerate(HEAD_OCTAVES):
+        out += smooth_noise(seed, octave, times, spacing)[:, :3] * (base + per_activity * activity)[:, None]
+    return out * np.array(HEAD_AXES)
+
+
+_SWAY_X, _SWAY_Y = 3, 4  # noise channels 0-2 are the head angles (head_noise)
 
 
 @dataclass
@@ -176,13 +196,12 @@ def head_layer(times: np.ndarray, cues: Cues, seed: int, amplitude: np.ndarray, 
     liveliness = (0.5 + 1.2 * activity) * motion_gain * amplitude
     gaze_target = ramped_timeline(times, np.zeros(2), [(g.time, np.array([g.yaw, g.pitch]), 0.08) for g in gazes])
     head_follow = ramped_timeline(times, np.zeros(2), [(g.time, 0.3 * np.array([g.yaw, g.pitch]), 0.7) for g in gazes])
-    noise = idle_noise(seed, times)  # (T, 5)
-    yaw = 5.0 * liveliness * noise[:, _YAW] + head_follow[:, 0]
+    noise = idle_noise(seed, times)  # (T, 5), for the sway
+    gain = motion_gain * amplitude
     nodding = nod(times, cues)
-    pitch = (2.5 * liveliness * noise[:, _PITCH] - amplitude * motion_gain * nodding
-             + emotion_pitch + head_follow[:, 1])
-    roll = 1.6 * liveliness * noise[:, _ROLL]
-    rotation = np.stack([yaw, pitch, roll], axis=1)
+    rotation = head_noise(seed, times, activity) * gain[:, None]
+    rotation[:, 0] += head_follow[:, 0]
+    rotation[:, 1] += emotion_pitch + head_follow[:, 1] - HEAD_NOD_GAIN * gain * nodding
     sway = 0.004 * liveliness
     translation = np.stack([sway * noise[:, _SWAY_X], sway * noise[:, _SWAY_Y],
                             (1.0 - distance) * 0.6], axis=1)  # z: the portrait sits ~0.6 m away

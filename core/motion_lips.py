@@ -43,7 +43,18 @@ CARRYOVER_S = 0.035  # a past phone's pull falls by e every 35 ms after it ends
 # vowels dips it only partly (real mouths stay open through a phrase with shallow dips).
 JAW_ANTICIPATION_S = 0.08
 JAW_CARRYOVER_S = 0.08
-PHONE_REACH_S = 0.10  # phones further ahead than this do not pull (bounds streaming latency)
+# Real mouths move slightly before their sound; phones are placed at the sound, so the
+# phone-driven mouth (openings and lip shapes; closures stay on their phones) is read this far
+# ahead. bench/bench_timing.py, lip-gap lead over the sound on real clips, no lead -> 60 ms:
+# recognized phones (no text): tuning videos -22 -> +9 ms, GRID s1 +12 -> +37, held-out GRID s4
+# +8 -> +31; aligned (with text): GRID s1 +3 -> +27, held-out s4 -12 -> +3. Aligned phones get
+# no lead yet: any lead (15, 30, 60 ms) took streaming-with-text agreement on line_greeting from
+# r 0.803 to 0.79 / 0.78 / 0.77, under the 0.8 tests/test_motion.py states (the live aligner
+# misplaces phones near its tail, e.g. drops the B of "baker", and a lead leans on that tail).
+# The acoustic mouth cannot lead without more latency (the cues use all of FRAME_REACH_S).
+PHONE_LEAD_S: dict[str, float] = {"aligned": 0.0, "recognized": 0.06, "acoustic": 0.0}
+# Phones further ahead of a frame than this do not pull (bounds streaming latency).
+PHONE_REACH_S = 0.10
 CLOSURE_LEAD_S = 0.07  # lips start closing this long before a bilabial
 CLOSURE_RELEASE_S = 0.05
 PHONE_TRUST: dict[str, float] = {"aligned": 0.85, "recognized": 0.85, "acoustic": 0.2}
@@ -123,25 +134,28 @@ class PhoneTable:
         return idx if mask is None else idx[mask[idx]]
 
 
-def coarticulated_targets(times: np.ndarray, table: PhoneTable) -> tuple[np.ndarray, np.ndarray]:
-    """(T, 52) dominance-blended viseme poses and (T,) coverage (0 where no phone is near)."""
+def coarticulated_targets(times: np.ndarray, table: PhoneTable, lead: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """(T, 52) dominance-blended viseme poses and (T,) coverage (0 where no phone is near), as
+    the phones stand ``lead`` seconds after each time (phones no further than PHONE_REACH_S
+    after the time pull)."""
+    times = times + lead
     idx = table.near(float(times.min(initial=0.0)), float(times.max(initial=0.0)))
     if len(idx) == 0:
         return np.zeros((len(times), len(ARKIT_NAMES))), np.zeros(len(times))
     ahead = table.starts[idx][None, :] - times[:, None]  # (T, P) > 0: the phone is still to come
     behind = times[:, None] - table.ends[idx][None, :]  # (T, P) > 0: the phone is over
     poses = VISEME_POSES[table.visemes[idx]]  # (P, 52)
-    weights = table.dominance[idx][None, :] * _decay(ahead, behind, ANTICIPATION_S, CARRYOVER_S)  # (T, P)
+    weights = table.dominance[idx][None, :] * _decay(ahead, behind, ANTICIPATION_S, CARRYOVER_S, PHONE_REACH_S - lead)  # (T, P)
     total = weights.sum(1)
     blend = (weights @ poses) / np.maximum(total, 1e-6)[:, None]  # (T, 52)
-    jaw_weights = table.dominance[idx][None, :] * _decay(ahead, behind, JAW_ANTICIPATION_S, JAW_CARRYOVER_S)
+    jaw_weights = table.dominance[idx][None, :] * _decay(ahead, behind, JAW_ANTICIPATION_S, JAW_CARRYOVER_S, PHONE_REACH_S - lead)
     blend[:, _JAW] = (jaw_weights @ poses[:, _JAW]) / np.maximum(jaw_weights.sum(1), 1e-6)
     return blend, np.clip(total / 0.3, 0.0, 1.0)
 
 
-def _decay(ahead: np.ndarray, behind: np.ndarray, anticipation_s: float, carryover_s: float) -> np.ndarray:
+def _decay(ahead: np.ndarray, behind: np.ndarray, anticipation_s: float, carryover_s: float, reach_s: float) -> np.ndarray:
     """(T, P) a phone's pull: 1 inside it, falling exponentially before and after it."""
-    return np.where(ahead > 0, np.exp(-np.clip(ahead, 0, 1) / anticipation_s) * (ahead <= PHONE_REACH_S),
+    return np.where(ahead > 0, np.exp(-np.clip(ahead, 0, 1) / anticipation_s) * (ahead <= reach_s),
                     np.where(behind > 0, np.exp(-np.clip(behind, 0, 1) / carryover_s), 1.0))
 
 
@@ -199,7 +213,8 @@ def apply_labiodental(mouth: np.ndarray, strength: np.ndarray) -> np.ndarray:
 
 
 def lip_layer(times: np.ndarray, cues: Cues, phones: PhoneTable, source: PhoneSource) -> LipLayer:
-    targets, coverage = coarticulated_targets(times, phones)
+    # Openings and lip shapes lead the sound; closures and lip-to-teeth stay on their phones.
+    targets, coverage = coarticulated_targets(times, phones, PHONE_LEAD_S[source])
     level = cues.at("level", times)
     # Quieter speech opens the mouth less; lip shapes (rounding, spreading) depend less on loudness
     # and so can start before the sound, over the preceding consonant.

@@ -300,5 +300,9 @@ def test_head_moves_more_while_talking_and_nods_after_emphasis(lines):
         emphasis, chin_down = cues.at("emphasis", track.times), -track.head_rotation[:, 1]
         lag = int(0.2 * track.fps)  # the nod follows the stressed syllable
         nods.append(np.corrcoef(emphasis[:-lag], chin_down[lag:])[0, 1])
-    assert np.mean(ratios) >= 1.4, ratios
+    # Real heads' speed follows loudness only weakly (bench/bench_head.py: r(speed, loudness) 0.13
+    # over the tuning videos; GRID speakers' heads move 3.5 deg/s before a sentence, 3.8 during it),
+    # so the fitted generator's head moves faster while talking, but not much: a constant-motion
+    # head gives ~1.0 here, the earlier hand-tuned one 1.4+.
+    assert np.mean(ratios) >= 1.1, ratios
     assert np.mean(nods) >= 0.2, nods
