@@ -95,8 +95,8 @@ class LearnedMotionStream(MotionStream):
         super().__init__(controls, phones)
         self.model = model
         back_s = (model.config.receptive_back + 2) * FEATURE_HOP_S
-        ahead_s = (model.config.lookahead + 1.5) * FEATURE_HOP_S
-        assert back_s < _ROWS_KEPT_S and ahead_s <= FRAME_REACH_S, "the stream must hold the rows the network reads"
+        ahead_s = (model.config.lookahead + 1) * FEATURE_HOP_S  # interpolation reads the next row too
+        assert back_s < _ROWS_KEPT_S and ahead_s <= FRAME_REACH_S + 1e-9, "the stream must hold the rows the network reads"
 
     def _lip_layer(self, times: np.ndarray, cues, phones: PhoneTable, source: str) -> LipLayer:
         rows = self._rows

@@ -36,6 +36,7 @@ class TrainConfig:
     checkpoint_every: int = 250
     threads: int = 2
     gain_jitter_db: float = 12.0  # random level change per example: mic gain must not matter
+    tilt_jitter: float = 1.5  # random spectral tilt (natural log units across the mel bands)
     model: dict = field(default_factory=dict)  # Config overrides
 
     @staticmethod
@@ -59,40 +60,54 @@ def _deterministic(threads: int) -> None:
     torch.use_deterministic_algorithms(True)
 
 
-def _loss(model: Audio2Face, features: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """features (B, T + L, C), targets (B, T, n) -> weighted MSE of values and of velocities."""
+def _loss(model: Audio2Face, features: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor,
+          weights: torch.Tensor) -> torch.Tensor:
+    """features (B, T + L, C), targets (B, T, n), mask (B, T) -> weighted MSE of values and of
+    velocities over the masked rows (the rest is context the outputs may read but not be judged on)."""
     out = model(features)  # (B, T, n)
-    error = ((out - targets) ** 2 * weights).mean()
-    velocity = (((out[:, 1:] - out[:, :-1]) - (targets[:, 1:] - targets[:, :-1])) ** 2 * weights).mean()
-    return error + VELOCITY_WEIGHT * velocity
+    m = mask[..., None]  # (B, T, 1)
+    error = ((out - targets) ** 2 * weights * m).sum() / (m.sum() * len(weights))
+    mv = m[:, 1:] * m[:, :-1]  # (B, T-1, 1)
+    velocity = (((out[:, 1:] - out[:, :-1]) - (targets[:, 1:] - targets[:, :-1])) ** 2 * weights * mv).sum()
+    return error + VELOCITY_WEIGHT * velocity / (mv.sum() * len(weights))
 
 
-def _batch(clips: list[Clip], config: TrainConfig, step: int, lookahead: int):
+def _batch(clips: list[Clip], config: TrainConfig, step: int, model_config: Config):
+    """A batch of examples: ``window`` judged rows each, preceded by up to receptive_back rows of
+    real context (as a stream has it mid-line; none at a clip's start, as at a line's start)."""
     rng = np.random.default_rng([config.seed, step])
+    lookahead = model_config.lookahead
+    pre = model_config.receptive_back + lookahead
     lengths = np.array([len(c.features) for c in clips], dtype=np.float64)
     picks = rng.choice(len(clips), size=config.batch, p=lengths / lengths.sum())
     n_in, n_out = clips[0].features.shape[1], clips[0].targets.shape[1]
-    features = np.zeros((config.batch, config.window + lookahead, n_in), np.float32)
-    targets = np.zeros((config.batch, config.window, n_out), np.float32)
+    span = pre + config.window
+    features = np.zeros((config.batch, span + lookahead, n_in), np.float32)
+    targets = np.zeros((config.batch, span, n_out), np.float32)
+    mask = np.zeros((config.batch, span), np.float32)
     for b, index in enumerate(picks):
         clip = clips[index]
-        start = int(rng.integers(0, max(1, len(clip.features) - config.window - lookahead) + 1))
-        rows = clip.features[start:start + config.window + lookahead]
+        start = int(rng.integers(0, max(0, len(clip.features) - config.window) + 1))
+        first = max(0, start - pre)
+        rows = clip.features[first:start + config.window + lookahead]
         features[b, :len(rows)] = rows
-        features[b, len(rows):] = clip.features[-1]  # short clips: hold the last (silent) row
-        wanted = clip.targets[start:start + config.window]
+        features[b, len(rows):] = clip.features[-1]  # past the clip's end: hold its last (quiet) row
+        wanted = clip.targets[first:start + config.window]
         targets[b, :len(wanted)] = wanted
-        targets[b, len(wanted):] = clip.targets[-1]
+        mask[b, start - first:len(wanted)] = 1.0
         gain = rng.uniform(-config.gain_jitter_db, config.gain_jitter_db)
         features[b, :, :40] += gain * np.log(10) / 10  # log-mel is natural log of power
         features[b, :, 40] = np.maximum(features[b, :, 40] + gain, -90.0)  # loudness dB
-    return torch.from_numpy(features), torch.from_numpy(targets)
+        tilt = rng.uniform(-config.tilt_jitter, config.tilt_jitter)  # a different microphone / room
+        features[b, :, :40] += tilt * (np.arange(40) / 39 - 0.5)
+    return torch.from_numpy(features), torch.from_numpy(targets), torch.from_numpy(mask)
 
 
 def new_model(clips: list[Clip], config: TrainConfig) -> Audio2Face:
     torch.manual_seed(config.seed)
     model = Audio2Face(Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.model.items()}))
-    stacked = np.concatenate([c.features for c in clips]).astype(np.float64)
+    with torch.no_grad():
+        stacked = torch.cat([model.relative(torch.from_numpy(c.features[None]).double())[0] for c in clips]).numpy()
     model.input_mean.copy_(torch.from_numpy(stacked.mean(axis=0)))
     model.input_std.copy_(torch.from_numpy(np.maximum(stacked.std(axis=0), 1e-3)))
     return model
@@ -107,7 +122,8 @@ def validation_loss(model: Audio2Face, clips: list[Clip]) -> float:
     with torch.no_grad():
         for clip in clips:
             rows = np.concatenate([clip.features, np.repeat(clip.features[-1:], lookahead, axis=0)])
-            total += float(_loss(model, torch.from_numpy(rows)[None].float(), torch.from_numpy(clip.targets)[None], weights))
+            targets = torch.from_numpy(clip.targets)[None]
+            total += float(_loss(model, torch.from_numpy(rows)[None].float(), targets, torch.ones(targets.shape[:2]), weights))
     return total / len(clips)
 
 
@@ -172,13 +188,13 @@ def train(clips: list[Clip], val_clips: list[Clip], config: TrainConfig, checkpo
         lr = config.learning_rate * 0.5 * (1 + np.cos(np.pi * state.step / config.steps))  # cosine decay
         for group in optimizer.param_groups:
             group["lr"] = lr
-        features, targets = _batch(clips, config, state.step, model.config.lookahead)
-        loss = _loss(model, features, targets, weights)
+        features, targets, mask = _batch(clips, config, state.step, model.config)
+        loss = _loss(model, features, targets, mask, weights)
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
-        running.append(float(loss))
+        running.append(float(loss.detach()))
         state.step += 1
         if progress:
             progress(state.step, config.steps, float(loss))

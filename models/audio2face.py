@@ -29,13 +29,14 @@ class Config:
     kernel: int = 3
     dilations: tuple[int, ...] = (1, 2, 4, 8, 16)
     lookahead: int = 8  # rows of future audio (10 ms each)
+    context: int = 150  # rows (1.5 s) of past over which levels are made relative (0: raw levels)
     n_outputs: int = len(OUTPUTS)
     outputs: tuple[str, ...] = field(default=OUTPUTS)
 
     @property
     def receptive_back(self) -> int:
         """Rows before the output row's own (shifted) position that can change it."""
-        return sum((self.kernel - 1) * d for d in self.dilations) - self.lookahead
+        return sum((self.kernel - 1) * d for d in self.dilations) + self.context - self.lookahead
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -73,11 +74,27 @@ class Audio2Face(nn.Module):
         self.blocks = nn.ModuleList(CausalBlock(config.width, config.kernel, d) for d in config.dilations)
         self.out = nn.Conv1d(config.width, config.n_outputs, 1)
 
+    def relative(self, rows: torch.Tensor) -> torch.Tensor:
+        """Make levels relative to the recent past, so the microphone, room and gain matter less:
+        log-mel minus its mean over the last ``context`` rows (a running channel normalisation)
+        and loudness minus its running maximum (the speaker's recent peak). Each window is pooled
+        on its own, so where the rows start does not change a value whose window is complete."""
+        context = self.config.context
+        if context <= 0:
+            return rows
+        mel = rows[..., :40].transpose(1, 2)  # (B, 40, T)
+        padded = F.pad(mel, (context - 1, 0))  # (B, 40, T+context-1)
+        ones = F.pad(torch.ones_like(mel[:, :1]), (context - 1, 0))  # (B, 1, T+context-1)
+        mean = F.avg_pool1d(padded, context, stride=1) / F.avg_pool1d(ones, context, stride=1)  # (B, 40, T)
+        loud = rows[..., 40:41].transpose(1, 2)  # (B, 1, T)
+        peak = F.max_pool1d(F.pad(loud, (context - 1, 0), value=-90.0), context, stride=1)  # (B, 1, T)
+        return torch.cat([(mel - mean).transpose(1, 2), (loud - peak).transpose(1, 2), rows[..., 41:]], dim=-1)
+
     def forward(self, rows: torch.Tensor) -> torch.Tensor:
         """rows (B, T + lookahead, n_inputs) raw features, where row i + lookahead is the future
         of output i -> (B, T, n_outputs). Rows before the first are taken as zeros after
         normalisation (the mean), i.e. the network starts from an average past."""
-        x = (rows - self.input_mean) / self.input_std  # (B, T+L, C)
+        x = (self.relative(rows) - self.input_mean) / self.input_std  # (B, T+L, C)
         x = self.inp(x.transpose(1, 2))  # (B, W, T+L)
         for block in self.blocks:
             x = block(x)  # (B, W, T+L)
