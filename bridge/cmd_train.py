@@ -90,12 +90,12 @@ def _sources(args: argparse.Namespace, recipe: dict) -> list[Path]:
 
 
 def _split(clips, held_out: list[str]):
-    """(training clips, held-out clips): the recipe's held_out ('speaker/name'), else every 10th."""
+    """(training clips, held-out clips): the recipe's held_out ('speaker/name'), else every 10th from the 2nd."""
     if held_out:
         wanted = set(held_out)
         held = [c for c in clips if f"{c.speaker}/{c.name}" in wanted]
     else:
-        held = clips[9::10] if len(clips) >= 2 else []
+        held = clips[1::10] if len(clips) >= 2 else []
     names = {id(c) for c in held}
     return [c for c in clips if id(c) not in names], held
 
@@ -118,17 +118,18 @@ class _Progress:
 def run(args: argparse.Namespace) -> int:
     from ..core.motion_learned_weights import SHIPPED_WEIGHTS, load_weights, save_weights
     from ..core.train import plot_losses, train
-    from ..core.train_data import collect_clips
+    from ..core.train_data import collect_clips, find_sources
     from ..models.audio2face import OUTPUTS
     from .cli_args import check_output_file
 
     output = check_output_file(str(args.output), (".safetensors",), "output")
     plot = check_output_file(str(args.plot), (".png",), "--plot") if args.plot else output.with_suffix(".loss.png")
     recipe, config = _settings(args)
-    sources = _sources(args, recipe)
     init = None
     if args.init is not None:
         init = load_weights(SHIPPED_WEIGHTS if args.init == "shipped" else Path(args.init))
+    sources = _sources(args, recipe)
+    find_sources(sources)  # every source exists and holds something, before any slow work
     outputs = init.config.outputs if init is not None else OUTPUTS
     print(f"reading {len(sources)} source(s) (face tracking is cached by content hash)", file=sys.stderr)
     clips = collect_clips(sources, outputs, cache=args.cache)

@@ -197,7 +197,7 @@ def train(clips: list[Clip], val_clips: list[Clip], config: TrainConfig, checkpo
         running.append(float(loss.detach()))
         state.step += 1
         if progress:
-            progress(state.step, config.steps, float(loss))
+            progress(state.step, config.steps, running[-1])
         if state.step % config.checkpoint_every == 0 or state.step == config.steps:
             state.train_loss.append(float(np.mean(running)))
             running = []
