@@ -21,6 +21,9 @@ def add_parser(subparsers) -> None:
         description="Animate a dialogue line: head pose, gaze, blinks and 52 ARKit blendshapes per frame.")
     add_line_arguments(parser)
     parser.add_argument("--fps", type=float, default=60.0, help="frames per second (default 60)")
+    parser.add_argument("--motion", default="rules", metavar="rules|learned|FILE",
+                        help="motion backend: rules (default), learned (the shipped model) or a .safetensors "
+                             "model from `npcface train`")
     parser.add_argument("--seed", type=int, default=0, help="random seed for head motion, blinks and saccades")
     parser.add_argument("--motion-amplitude", type=float, default=1.0, help="head motion scale (0 freezes the head)")
     parser.add_argument("-o", "--output", required=True, help="output file: .csv (Live Link Face) or .json")
@@ -31,10 +34,10 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..core.audio import load_audio
     from ..core.livelink import write_livelink_csv, write_motion_json
-    from ..core.motion import MotionGenerator
+    from ..core.motion_backends import make_generator
 
     controls = Controls(fps=args.fps, seed=args.seed, motion_amplitude=args.motion_amplitude, language=args.language)
-    generator = MotionGenerator(controls)  # validates fps etc. before any slow work
+    generator = make_generator(args.motion, controls)  # validates fps etc. before any slow work
     emotions = emotions_from_args(args)
     output = check_output_file(args.output, OUTPUT_SUFFIXES, "output")
     plot = check_output_file(args.plot, (".png",), "plot") if args.plot else None

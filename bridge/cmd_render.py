@@ -29,6 +29,9 @@ def add_parser(subparsers) -> None:
     add_line_arguments(parser)
     parser.add_argument("--size", default="512", help="output size: N (square) or WIDTHxHEIGHT (default 512)")
     parser.add_argument("--fps", type=float, default=30.0, help="frames per second (default 30)")
+    parser.add_argument("--motion", default="rules", metavar="rules|learned|FILE",
+                        help="motion backend: rules (default), learned (the shipped model) or a .safetensors "
+                             "model from `npcface train`")
     parser.add_argument("--seed", type=int, default=0, help="random seed for head motion and blinks")
     parser.add_argument("--face", type=int, default=None, help="which face when there are several (0 = largest)")
     parser.add_argument("--framing", choices=("picture", "head"), default="picture",
@@ -141,11 +144,11 @@ def render_line(portrait: str, audio_path: str, output: str, *, text: str | None
     frames), and optionally a contact sheet. Returns a one-line summary. (``npcface demo`` uses it.)"""
     from ..core.audio import load_audio
     from ..core.contact_sheet import save_contact_sheet
-    from ..core.motion import MotionGenerator
+    from ..core.motion_backends import make_generator
     from ..core.render import Renderer
     from ..core.video_io import write_mp4, write_png_sequence
 
-    generator = MotionGenerator(controls)  # checks fps and the other controls first
+    generator = make_generator(args.motion, controls)  # checks fps and the other controls first
     kind = output_kind(output)
     sheet_path = check_output_file(sheet, (".png",), "--sheet") if sheet else None
     renderer = Renderer(load_portrait(portrait, face), size, cutout=cutout, framing=framing)

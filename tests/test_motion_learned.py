@@ -177,3 +177,25 @@ def test_header_length_that_is_no_length(tmp_path):
     path.write_bytes(struct.pack("<Q", 1 << 60) + b"{}")
     with pytest.raises(ModelError, match="no header length"):
         load_weights(path)
+
+
+def test_backend_factory_and_cli_flag(random_weights, tmp_path, capsys):
+    from npcface.bridge.cli import main
+    from npcface.core.errors import ControlError
+    from npcface.core.motion import MotionGenerator
+    from npcface.core.motion_backends import make_generator
+
+    assert type(make_generator("rules")) is MotionGenerator
+    assert isinstance(make_generator(str(random_weights)), LearnedMotionGenerator)
+    with pytest.raises(ControlError, match="rules, learned or a .safetensors file"):
+        make_generator("neural")
+    wav, _ = fixture_line("line_greeting")
+    out = tmp_path / "line.csv"
+    assert main(["animate", str(wav), "--motion", str(random_weights), "-o", str(out)]) == 0
+    assert out.stat().st_size > 0
+    for spec, message in (("neural", "rules, learned or a .safetensors"),
+                          (str(tmp_path / "none.safetensors"), "does not exist")):
+        capsys.readouterr()
+        assert main(["animate", str(wav), "--motion", spec, "-o", str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1, err
