@@ -7,10 +7,10 @@ compose with the learned mouth as before. With text aligned to the audio, the ph
 closures are applied on top (P, B, M still close the lips fully). Without text no phone decoder
 runs at all: the network needs none.
 
-Exact streaming: the network's output row i reads feature rows i - receptive_back .. i +
-lookahead (8 rows, 80 ms, inside the FRAME_REACH_S the stream already waits for); the stream
-keeps more rows than that behind the next frame, and computes in float64, so any chunking gives
-the offline numbers.
+Exact streaming: the network runs incrementally (IncrementalMouth): each layer keeps the past
+it needs, rows are fed once as they arrive, and output row i reads feature rows up to i +
+lookahead (8 rows, 80 ms, inside the FRAME_REACH_S the stream already waits for). Computed in
+float64, so any chunking gives the offline numbers (to ~1e-12).
 """
 from __future__ import annotations
 
@@ -19,10 +19,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .arkit import ARKIT_INDEX, ARKIT_NAMES
 from .features import compute_features
-from .motion import FRAME_REACH_S, MotionGenerator, MotionStream, _FixedPhones, _LivePhones, _ROWS_KEPT_S
+from .motion import FRAME_REACH_S, MotionGenerator, MotionStream, _FixedPhones, _LivePhones
 from .motion_learned_weights import SHIPPED_WEIGHTS, load_weights
 from .motion_lips import KEY_SHAPE_TRUST, LipLayer, PhoneTable, apply_closure, key_shape_curve
 from .types import FEATURE_HOP_S, AudioFeatures, Controls, PhoneTimeline
@@ -88,24 +89,75 @@ def mouth_from_outputs(outputs: np.ndarray, names: tuple[str, ...]) -> np.ndarra
     return mouth
 
 
+class IncrementalMouth:
+    """The network run row by row as rows arrive, each layer keeping just the past it needs
+    (kernel - 1) * dilation positions, and the level normalisation its ``context`` rows), so a
+    20 ms chunk costs two rows of work, not the whole receptive field. Same numbers as running
+    the model on the whole line (float64; only the summation order of a few ops can differ)."""
+
+    def __init__(self, model):
+        self.model = model
+        config = model.config
+        self._raw = np.zeros((0, config.n_inputs))  # the last context - 1 raw rows
+        self._history = [torch.zeros(1, config.width, (config.kernel - 1) * d, dtype=torch.float64)
+                         for d in config.dilations]  # zeros = the causal padding before the line
+        self.fed = 0  # rows fed so far (absolute index of the next one)
+        self.outputs = np.zeros((0, config.n_outputs))  # output row i belongs to feature row i
+
+    def feed(self, matrix: np.ndarray) -> None:
+        """Append (n, n_inputs) rows; outputs grow by the rows whose lookahead is now complete."""
+        if len(matrix) == 0:
+            return
+        model, context = self.model, self.model.config.context
+        joined = np.concatenate([self._raw, matrix])
+        self._raw = joined[max(0, len(joined) - (context - 1)):] if context > 1 else joined[:0]
+        with torch.inference_mode():
+            relative = model.relative(torch.from_numpy(joined)[None])[:, -len(matrix):]  # (1, n, C)
+            x = model.inp(((relative - model.input_mean) / model.input_std).transpose(1, 2))  # (1, W, n)
+            for i, block in enumerate(model.blocks):
+                padded = torch.cat([self._history[i], x], dim=2)  # (1, W, pad + n)
+                self._history[i] = padded[:, :, padded.shape[2] - block.pad:]
+                x = x + block.mix(F.gelu(block.conv(padded)))  # (1, W, n)
+            y = model.out(F.gelu(x))[0].T.numpy()  # (n, n_outputs) for causal positions fed..fed+n-1
+        self.fed += len(matrix)
+        self.outputs = np.concatenate([self.outputs, y])
+
+    def finish(self) -> None:
+        """The line ended: silence rows stand in for the lookahead past its end."""
+        self.feed(np.repeat(silence_row()[None], self.model.config.lookahead, axis=0))
+
+    def values(self, first_row: int) -> np.ndarray:
+        """Outputs from feature row ``first_row`` on (rows before it are dropped)."""
+        start = first_row + self.model.config.lookahead  # causal position of that row's output
+        kept = self.fed - len(self.outputs)
+        out = self.outputs[start - kept:]
+        self.outputs = self.outputs[max(0, start - kept - 4):]  # keep a little for interpolation
+        return out
+
+
 class LearnedMotionStream(MotionStream):
     """MotionStream whose lip stage is the network (plus aligned bilabial closures)."""
 
     def __init__(self, controls: Controls, phones, model):
         super().__init__(controls, phones)
         self.model = model
-        back_s = (model.config.receptive_back + 2) * FEATURE_HOP_S
+        self._mouth = IncrementalMouth(model)
+        self._mouth_finished = False
         ahead_s = (model.config.lookahead + 1) * FEATURE_HOP_S  # interpolation reads the next row too
-        assert back_s < _ROWS_KEPT_S and ahead_s <= FRAME_REACH_S + 1e-9, "the stream must hold the rows the network reads"
+        assert ahead_s <= FRAME_REACH_S + 1e-9, "the stream must wait for the rows the network reads"
+
+    def _add_rows(self, rows: AudioFeatures | None) -> None:
+        super()._add_rows(rows)
+        if rows is not None and rows.num_frames:
+            self._mouth.feed(feature_matrix(rows))  # rows arrive in order, each once
 
     def _lip_layer(self, times: np.ndarray, cues, phones: PhoneTable, source: str) -> LipLayer:
-        rows = self._rows
-        # Only the rows these frames can read (exactness does not depend on where this starts,
-        # as long as it starts receptive_back rows before the first frame's row).
-        first = max(0, int(np.floor((times[0] - rows.start_time) / FEATURE_HOP_S)) - self.model.config.receptive_back - 2)
-        matrix = feature_matrix(rows)[first:]
-        outputs = run_model(self.model, matrix, final=self._finished)
-        row_times = rows.start_time + (first + np.arange(len(outputs)) + 0.5) * FEATURE_HOP_S  # row centres
+        if self._finished and not self._mouth_finished:  # every real row is in: read silence past the end
+            self._mouth.finish()
+            self._mouth_finished = True
+        first = max(0, int(np.floor(times[0] / FEATURE_HOP_S - 0.5)))
+        outputs = self._mouth.values(first)
+        row_times = (first + np.arange(len(outputs)) + 0.5) * FEATURE_HOP_S  # row centres
         values = np.stack([np.interp(times, row_times, outputs[:, k]) for k in range(outputs.shape[1])], axis=1)
         mouth = mouth_from_outputs(values, self.model.config.outputs)
         closure = np.zeros(len(times))
