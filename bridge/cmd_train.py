@@ -59,7 +59,7 @@ def _settings(args: argparse.Namespace):
             raise FormatError(f"recipe {args.recipe} does not exist") from None
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
             raise FormatError(f"recipe {args.recipe} is not JSON ({error})") from None
-        unknown = set(recipe) - {"sources", "held_out", "train", "note"}
+        unknown = set(recipe) - {"sources", "held_out", "train", "note", "manifest"}
         if unknown:
             raise FormatError(f"recipe {args.recipe}: unknown keys {sorted(unknown)}")
     try:
@@ -87,6 +87,19 @@ def _sources(args: argparse.Namespace, recipe: dict) -> list[Path]:
     if not sources:
         raise FormatError("give training sources (folders of videos, Live Link CSVs) or a --recipe with sources")
     return sources
+
+
+def _check_manifest(groups, manifest: dict[str, str]) -> None:
+    """The recipe's data are the files it was made from: same names, same content hashes."""
+    from ..core.capture_cache import file_digest
+
+    found = {f"{speaker}/{path.stem}": path for speaker, files in groups for path in files}
+    missing = sorted(set(manifest) - set(found))
+    extra = sorted(set(found) - set(manifest))
+    changed = sorted(name for name in set(manifest) & set(found) if file_digest(found[name])[:16] != manifest[name])
+    if missing or extra or changed:
+        raise FormatError(f"the training data differ from the recipe's manifest: {len(missing)} missing, "
+                          f"{len(extra)} not listed, {len(changed)} changed (e.g. {(missing + extra + changed)[0]})")
 
 
 def _split(clips, held_out: list[str]):
@@ -129,7 +142,9 @@ def run(args: argparse.Namespace) -> int:
     if args.init is not None:
         init = load_weights(SHIPPED_WEIGHTS if args.init == "shipped" else Path(args.init))
     sources = _sources(args, recipe)
-    find_sources(sources)  # every source exists and holds something, before any slow work
+    groups = find_sources(sources)  # every source exists and holds something, before any slow work
+    if recipe.get("manifest"):
+        _check_manifest(groups, recipe["manifest"])
     outputs = init.config.outputs if init is not None else OUTPUTS
     print(f"reading {len(sources)} source(s) (face tracking is cached by content hash)", file=sys.stderr)
     clips = collect_clips(sources, outputs, cache=args.cache)

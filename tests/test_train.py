@@ -96,3 +96,12 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys, argumen
     assert main(arguments) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1, err
+
+
+def test_a_recipe_manifest_that_does_not_match_the_data_is_refused(takes, tmp_path, capsys):
+    recipe = dict(TINY, manifest={"line_greeting/line_greeting": "0" * 16})
+    (tmp_path / "recipe.json").write_text(json.dumps(recipe))
+    argv = ["train", str(takes), "-o", str(tmp_path / "m.safetensors"), "--recipe", str(tmp_path / "recipe.json")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "differ from the recipe's manifest: 0 missing, 2 not listed, 1 changed" in err, err
