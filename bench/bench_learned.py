@@ -13,19 +13,23 @@ moves after the curve). Sets:
   envelope itself (> 0: the mouth moves before the sound).
 "lead" = generator lag - loudness lag on the same clip: > 0 means the generated mouth moves
 before the sound does, < 0 that it trails it. Then streaming speed at 20 ms chunks (x real time,
-one thread) for both generators on the same audio. Exits 0 with a note without the data folder.
+one thread, BLAS included) for both generators on the same audio. Exits 0 with a note without the data folder.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
+for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")  # one core per generator, as a server would give each session
 
-from _common import REPO, data_dir
+import numpy as np  # noqa: E402
+
+from _common import REPO, data_dir  # noqa: E402
 
 sys.path.insert(0, str(REPO / "bench"))
 from bench_quality import lagged_r, loudness_envelope  # noqa: E402
