@@ -29,7 +29,7 @@ class Config:
     kernel: int = 3
     dilations: tuple[int, ...] = (1, 2, 4, 8, 16)
     lookahead: int = 8  # rows of future audio (10 ms each)
-    context: int = 150  # rows (1.5 s) of past over which levels are made relative (0: raw levels)
+    context: int = 100  # rows (1 s) of past over which levels are made relative (0: raw levels)
     n_outputs: int = len(OUTPUTS)
     outputs: tuple[str, ...] = field(default=OUTPUTS)
 
