@@ -131,7 +131,8 @@ def run(args: argparse.Namespace) -> int:
     summary = render_line(args.portrait, args.audio, args.output, text=read_text(args), emotions=emotions,
                           size=parse_size(args.size), controls=Controls(fps=args.fps, seed=args.seed,
                                                                         language=args.language),
-                          framing=args.framing, cutout=args.cutout, face=args.face, sheet=args.sheet)
+                          framing=args.framing, cutout=args.cutout, face=args.face, sheet=args.sheet,
+                          motion=args.motion)
     print(summary)
     return 0
 
@@ -139,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
 def render_line(portrait: str, audio_path: str, output: str, *, text: str | None = None,
                 emotions: Sequence[EmotionEvent] = (), size: tuple[int, int] = (512, 512),
                 controls: Controls = Controls(fps=30.0), framing: str = "picture", cutout: bool = False,
-                face: int | None = None, sheet: str | None = None) -> str:
+                face: int | None = None, sheet: str | None = None, motion: str = "rules") -> str:
     """Portrait (picture or .rig) + a line's audio -> an mp4 with the line's audio (or a folder of PNG
     frames), and optionally a contact sheet. Returns a one-line summary. (``npcface demo`` uses it.)"""
     from ..core.audio import load_audio
@@ -148,7 +149,7 @@ def render_line(portrait: str, audio_path: str, output: str, *, text: str | None
     from ..core.render import Renderer
     from ..core.video_io import write_mp4, write_png_sequence
 
-    generator = make_generator(args.motion, controls)  # checks fps and the other controls first
+    generator = make_generator(motion, controls)  # checks fps and the other controls first
     kind = output_kind(output)
     sheet_path = check_output_file(sheet, (".png",), "--sheet") if sheet else None
     renderer = Renderer(load_portrait(portrait, face), size, cutout=cutout, framing=framing)

@@ -214,3 +214,13 @@ def test_incremental_network_equals_the_whole_line_run(random_weights, greeting)
             mouth.feed(rows[start:start + chunk])
         mouth.finish()
         np.testing.assert_allclose(mouth.values(0), whole, atol=1e-12)
+
+
+def test_render_takes_the_motion_flag_too(tmp_path, capsys, portrait_path):
+    from npcface.bridge.cli import main
+
+    wav, _ = fixture_line("line_greeting")
+    argv = ["render", str(portrait_path), str(wav), "--motion", "neural", "-o", str(tmp_path / "x.mp4")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "rules, learned or a .safetensors" in err and len(err.splitlines()) == 1, err
