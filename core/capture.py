@@ -104,39 +104,64 @@ def _fill_gaps(values: np.ndarray, found: np.ndarray) -> np.ndarray:
     return filled.reshape(values.shape)
 
 
-def capture_frames(frames: Iterable[tuple[float, np.ndarray]], fps: float) -> CaptureResult:
-    """Track every (time, RGB frame) and turn the take into a MotionTrack at ``fps``."""
+@dataclass(frozen=True)
+class TrackedLandmarks:
+    """What the face tracker saw in a take, before any measurement: the raw material capture's
+    calibration works from (and what core/capture_cache.py stores per video)."""
+
+    fps: float
+    times: np.ndarray  # (T,) seconds
+    found: np.ndarray  # (T,) bool, a face was found in the frame
+    points: np.ndarray  # (T, 478, 3) float32 camera coordinates in pixels (x right, y up, z toward us), 0 where not found
+    width: int
+    height: int
+    seconds: float  # wall-clock time spent decoding and tracking
+
+
+def track_frames(frames: Iterable[tuple[float, np.ndarray]], fps: float) -> TrackedLandmarks:
+    """MediaPipe face mesh on every (time, RGB frame)."""
     started = time.perf_counter()
-    times, found, rotations, positions, measured = [], [], [], [], []
+    times, found, points = [], [], []
+    width = height = 0
     with FaceTracker() as tracker:
         for time_s, rgb in frames:
             times.append(time_s)
+            height, width = rgb.shape[:2]
             landmarks = tracker.landmarks(rgb)
-            if landmarks is None:
-                found.append(False)
-                rotations.append(np.zeros(3))
-                positions.append(np.zeros(3))
-                measured.append(np.zeros(len(MEASUREMENTS)))
-                continue
-            points = to_camera_coordinates(landmarks, rgb.shape[1], rgb.shape[0])
-            rotation, iod, measurement = measure_face(points)
-            found.append(True)
-            rotations.append(np.array(euler_from_frame(rotation)))
-            positions.append(_head_position(points, iod, rgb.shape[1], rgb.shape[0]))
-            measured.append(measurement)
-    found = np.array(found, dtype=bool)
+            found.append(landmarks is not None)
+            points.append(np.zeros((478, 3)) if landmarks is None else to_camera_coordinates(landmarks, width, height))
+    return TrackedLandmarks(fps=float(fps), times=np.array(times, dtype=np.float64), found=np.array(found, dtype=bool),
+                            points=np.array(points, dtype=np.float32).reshape(len(times), 478, 3),
+                            width=width, height=height, seconds=time.perf_counter() - started)
+
+
+def capture_from_landmarks(tracked: TrackedLandmarks) -> CaptureResult:
+    """Tracked landmarks -> MotionTrack (per-frame measurements, then the per-take calibration)."""
+    found = tracked.found
     if not found.any():
         raise NoFaceError(f"no face found in any of the {len(found)} frames")
-    rotations = _fill_gaps(np.array(rotations), found)
-    positions = _fill_gaps(np.array(positions), found)
-    measured = _fill_gaps(np.array(measured), found)
+    count = len(found)
+    rotations, positions = np.zeros((count, 3)), np.zeros((count, 3))
+    measured = np.zeros((count, len(MEASUREMENTS)))
+    for i in np.flatnonzero(found):
+        points = tracked.points[i].astype(np.float64)
+        rotation, iod, measured[i] = measure_face(points)
+        rotations[i] = euler_from_frame(rotation)
+        positions[i] = _head_position(points, iod, tracked.width, tracked.height)
+    rotations = _fill_gaps(rotations, found)
+    positions = _fill_gaps(positions, found)
+    measured = _fill_gaps(measured, found)
     blendshapes, gaze = channels_from_measurements(measured)
     track = MotionTrack(
-        fps=float(fps), times=np.array(times, dtype=np.float64), head_rotation=rotations,
+        fps=tracked.fps, times=tracked.times, head_rotation=rotations,
         head_translation=positions - np.median(positions, axis=0), gaze=gaze, blendshapes=blendshapes)
-    return CaptureResult(track=track, measurements=measured,
-                         frames_without_face=int((~found).sum()),
-                         seconds=time.perf_counter() - started)
+    return CaptureResult(track=track, measurements=measured, frames_without_face=int((~found).sum()),
+                         seconds=tracked.seconds)
+
+
+def capture_frames(frames: Iterable[tuple[float, np.ndarray]], fps: float) -> CaptureResult:
+    """Track every (time, RGB frame) and turn the take into a MotionTrack at ``fps``."""
+    return capture_from_landmarks(track_frames(frames, fps))
 
 
 def capture_video_result(path: str | Path) -> CaptureResult:

@@ -12,11 +12,16 @@ landmarks can honestly estimate. Two steps:
    range, so a closed mouth reads ~0 and a wide open mouth ~1 whatever the take holds.
 
 Mapping (distances in IOD, neutral subtracted; weights clipped to [0, 1]):
-- JawOpen = jaw drop / 0.35, measured at the lower lip's outer edge (to the nose bridge): the
-  chin landmark sits on the face contour, which MediaPipe places far less steadily (it drifted
-  0.07 IOD on a still face being zoomed, the lower lip 0.035);
-  lip opening = inner-lip gap / 0.40; MouthClose = JawOpen - lip opening (lips held together
-  while the jaw is open, ARKit's meaning; small here, as the lower lip rises to close).
+- Jaw and lips split as ARKit does (JawOpen = the jaw drop, MouthClose = lips held together while
+  the jaw is open, so the lip gap a camera sees is JawOpen - MouthClose):
+  lip opening = inner-lip gap / 0.40; jaw drop = how far the lower lip's outer edge sits below
+  the nose bridge along the head's up axis / 0.35 (the vertical drop only: the 3D distance took
+  in MediaPipe's noisy depth and lip protrusion; the chin landmark sits on the face contour,
+  which MediaPipe places far less steadily: it followed the lip gap at r 0.3-0.75 on real clips);
+  JawOpen = the larger of the two (the lips cannot part further than the jaw lets them), so
+  MouthClose = JawOpen - lip opening >= 0 is the jaw drop the closed lips hide (bilabials).
+  On the 15 real clips in video/ this took JawOpen's r with the lip gap from 0.79 to 0.90 on average (an
+  iPhone's own JawOpen follows its lip gap at r 0.91-0.97 in the Live Link takes we have).
 - MouthPucker = mouth narrowing / 0.12 with the lips together; MouthFunnel the same with the lips
   apart (an "oo" funnel). MouthSmile L/R = corner rise / 0.08; MouthFrown L/R = corner drop / 0.06,
   the rise measured from the inner-lip midpoint, less the part the lip gap explains in this take;
@@ -106,7 +111,7 @@ def measure_face(points: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
     lip_middle = (local[UPPER_LIP_INNER] + local[LOWER_LIP_INNER]) / 2
     m = np.zeros(len(MEASUREMENTS))
     m[M["lip_gap"]] = distance(UPPER_LIP_INNER, LOWER_LIP_INNER)
-    m[M["jaw_drop"]] = distance(LOWER_LIP_BOTTOM, NOSE_BRIDGE)
+    m[M["jaw_drop"]] = local[NOSE_BRIDGE, 1] - local[LOWER_LIP_BOTTOM, 1]  # along the head's up axis
     m[M["mouth_width"]] = distance(MOUTH_LEFT, MOUTH_RIGHT)
     m[M["corner_up_left"]] = local[MOUTH_LEFT, 1] - lip_middle[1]
     m[M["corner_up_right"]] = local[MOUTH_RIGHT, 1] - lip_middle[1]
@@ -156,10 +161,10 @@ def channels_from_measurements(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     def put(name: str, values: np.ndarray) -> None:
         weights[:, ARKIT_INDEX[name]] = values
 
-    jaw = _ramp(from_rest("jaw_drop", 5), 0.35)
     lips_apart = _ramp(from_rest("lip_gap", 5), 0.40)
+    jaw = np.maximum(_ramp(from_rest("jaw_drop", 5), 0.35), lips_apart)
     put("JawOpen", jaw)
-    put("MouthClose", np.clip(jaw - lips_apart, 0.0, 1.0))
+    put("MouthClose", jaw - lips_apart)
     narrowing = _ramp(-from_rest("mouth_width"), 0.12)
     apart = np.clip(lips_apart / 0.15, 0.0, 1.0)  # lips count as apart from ~15% of full opening
     put("MouthPucker", narrowing * (1 - apart))

@@ -26,7 +26,7 @@ from .features import FeatureStream, concat_features
 from .motion_cues import CUE_BACK_S, CUE_REACH_S, compute_cues
 from .motion_emotion import emotion_layer, parse_emotion, ramped_timeline, validate_emotion_event
 from .motion_head import SlotScheduler, blink_hazard, head_layer
-from .motion_lips import PhoneTable, lip_layer
+from .motion_lips import LipLayer, PhoneTable, lip_layer
 from .types import (FEATURE_HOP_S, SAMPLE_RATE, Audio, AudioFeatures, ControlEvent, Controls, EmotionEvent,
                     GazeEvent, MotionFrame, MotionTrack, Phone, PhoneTimeline)
 
@@ -209,7 +209,7 @@ class MotionStream:
         phones, source = self._current_phones(float(times[0]))
         emotion = emotion_layer(times, self._emotions)
         amplitude, distance = self._control_curves(times)
-        lips = lip_layer(times, cues, phones, source)
+        lips = self._lip_layer(times, cues, phones, source)
         self._decide_blinks_and_saccades(float(times[-1]), cues)
         head = head_layer(times, cues, int(self.controls.seed), amplitude, distance, self._gazes,
                           emotion.head_pitch, emotion.motion_gain, self._blinks, self._saccades)
@@ -220,6 +220,10 @@ class MotionStream:
                             head_translation=tuple(map(float, head.translation[i])),
                             gaze_left=tuple(map(float, head.gaze[i, 0])), gaze_right=tuple(map(float, head.gaze[i, 1])),
                             blendshapes=blendshapes[i]) for i, t in enumerate(times)]
+
+    def _lip_layer(self, times: np.ndarray, cues, phones: PhoneTable, source: str) -> LipLayer:
+        """The mouth; a learned backend (core/motion_learned.py) overrides this one stage."""
+        return lip_layer(times, cues, phones, source)
 
     def _decide_blinks_and_saccades(self, until: float, cues) -> None:
         def blink_gain(slot_times: np.ndarray) -> np.ndarray:  # slots fall between frames

@@ -1,0 +1,105 @@
+"""Audio -> mouth: a small dilated causal convolution network over the 10 ms feature rows.
+
+Output row t sees input rows t - receptive_back .. t + lookahead and nothing else, so
+- streaming is exact: a stream that holds those rows computes the same numbers as the whole line;
+- latency is bounded: lookahead rows of future audio (8 rows = 80 ms, under the 100 ms allowed).
+
+The network is causal over its input; the lookahead is a shift: output t is the causal output at
+t + lookahead. Inputs are normalised by buffers (feature mean / std of the training data) that
+travel with the weights. Outputs are the ARKit channels capture measures honestly, in OUTPUTS
+order, plus LipGap (JawOpen - MouthClose, what a camera sees).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+# Predicted channels. LipGap is not an ARKit name: MouthClose = max(JawOpen - LipGap, 0).
+OUTPUTS = ("JawOpen", "LipGap", "MouthFunnel", "MouthPucker", "MouthStretchLeft", "MouthStretchRight",
+           "MouthSmileLeft", "MouthSmileRight")
+
+
+@dataclass
+class Config:
+    n_inputs: int = 47  # feature columns per row (core/motion_learned.feature_matrix)
+    width: int = 64  # channels of every hidden layer
+    kernel: int = 3
+    dilations: tuple[int, ...] = (1, 2, 4, 8, 16)
+    lookahead: int = 8  # rows of future audio (10 ms each)
+    context: int = 100  # rows (1 s) of past over which levels are made relative (0: raw levels)
+    n_outputs: int = len(OUTPUTS)
+    outputs: tuple[str, ...] = field(default=OUTPUTS)
+
+    @property
+    def receptive_back(self) -> int:
+        """Rows before the output row's own (shifted) position that can change it."""
+        return sum((self.kernel - 1) * d for d in self.dilations) + self.context - self.lookahead
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @staticmethod
+    def from_dict(values: dict) -> "Config":
+        known = {f for f in Config.__dataclass_fields__}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown config keys {sorted(unknown)}")
+        return Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+class CausalBlock(nn.Module):
+    """Dilated causal conv + GELU + pointwise conv, residual."""
+
+    def __init__(self, width: int, kernel: int, dilation: int):
+        super().__init__()
+        self.pad = (kernel - 1) * dilation
+        self.conv = nn.Conv1d(width, width, kernel, dilation=dilation)
+        self.mix = nn.Conv1d(width, width, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv(F.pad(x, (self.pad, 0)))  # (B, W, T)
+        return x + self.mix(F.gelu(h))  # (B, W, T)
+
+
+class Audio2Face(nn.Module):
+    def __init__(self, config: Config):
+        super().__init__()
+        self.config = config
+        self.register_buffer("input_mean", torch.zeros(config.n_inputs))
+        self.register_buffer("input_std", torch.ones(config.n_inputs))
+        self.inp = nn.Conv1d(config.n_inputs, config.width, 1)
+        self.blocks = nn.ModuleList(CausalBlock(config.width, config.kernel, d) for d in config.dilations)
+        self.out = nn.Conv1d(config.width, config.n_outputs, 1)
+
+    def relative(self, rows: torch.Tensor) -> torch.Tensor:
+        """Make levels relative to the recent past, so the microphone, room and gain matter less:
+        log-mel minus its mean over the last ``context`` rows (a running channel normalisation)
+        and loudness minus its running maximum (the speaker's recent peak). Each window is pooled
+        on its own, so where the rows start does not change a value whose window is complete."""
+        context = self.config.context
+        if context <= 0:
+            return rows
+        mel = rows[..., :40].transpose(1, 2)  # (B, 40, T)
+        padded = F.pad(mel, (context - 1, 0))  # (B, 40, T+context-1)
+        ones = F.pad(torch.ones_like(mel[:, :1]), (context - 1, 0))  # (B, 1, T+context-1)
+        mean = F.avg_pool1d(padded, context, stride=1) / F.avg_pool1d(ones, context, stride=1)  # (B, 40, T)
+        loud = rows[..., 40:41].transpose(1, 2)  # (B, 1, T)
+        peak = F.max_pool1d(F.pad(loud, (context - 1, 0), value=-90.0), context, stride=1)  # (B, 1, T)
+        return torch.cat([(mel - mean).transpose(1, 2), (loud - peak).transpose(1, 2), rows[..., 41:]], dim=-1)
+
+    def forward(self, rows: torch.Tensor) -> torch.Tensor:
+        """rows (B, T + lookahead, n_inputs) raw features, where row i + lookahead is the future
+        of output i -> (B, T, n_outputs). Rows before the first are taken as zeros after
+        normalisation (the mean), i.e. the network starts from an average past."""
+        x = (self.relative(rows) - self.input_mean) / self.input_std  # (B, T+L, C)
+        x = self.inp(x.transpose(1, 2))  # (B, W, T+L)
+        for block in self.blocks:
+            x = block(x)  # (B, W, T+L)
+        y = self.out(F.gelu(x))  # (B, n_outputs, T+L)
+        return y[:, :, self.config.lookahead:].transpose(1, 2)  # (B, T, n_outputs)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())

@@ -1,0 +1,226 @@
+"""The learned mouth backend: same interface as the rules, exact streaming, bounded lookahead,
+bilabials still closing with aligned text, and weights files that fail with a clear message."""
+from __future__ import annotations
+
+import json
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import fixture_line
+from npcface.core.audio import load_audio
+from npcface.core.features import compute_features
+from npcface.core.motion_learned import LearnedMotionGenerator, feature_matrix, run_model
+from npcface.core.motion_learned_weights import SHIPPED_WEIGHTS, ModelError, load_weights, save_weights
+from npcface.core.types import Controls, EmotionEvent
+from npcface.core.visemes import lip_gap
+from npcface.models.audio2face import Audio2Face, Config
+
+
+@pytest.fixture(scope="module")
+def random_weights(tmp_path_factory):
+    """An untrained model with nonzero weights: exactness must not depend on training."""
+    torch.manual_seed(3)
+    model = Audio2Face(Config())
+    with torch.no_grad():
+        model.input_mean.normal_(0, 1)
+        model.input_std.uniform_(0.5, 2.0)
+    path = tmp_path_factory.mktemp("weights") / "random.safetensors"
+    save_weights(model, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def greeting():
+    wav, text = fixture_line("line_greeting")
+    return load_audio(wav), text
+
+
+def test_streaming_equals_offline_for_random_chunkings(random_weights, greeting):
+    audio, _ = greeting
+    generator = LearnedMotionGenerator(Controls(fps=30.0, seed=5), random_weights)
+    offline = generator.animate(audio)
+    assert np.ptp(offline.channel("JawOpen")) > 0.01  # the network does move the mouth
+    rng = np.random.default_rng(0)
+    for _ in range(2):
+        stream = generator.stream()
+        stream.set_emotion(EmotionEvent(0.5, "happy", 0.6))
+        frames, start = [], 0
+        while start < len(audio.samples):
+            size = int(rng.choice([37, 320, 1111, 4000]))
+            frames += stream.push_audio(audio.samples[start:start + size])
+            start += size
+        frames += stream.finish()
+        offline_happy = generator.stream()
+        offline_happy.set_emotion(EmotionEvent(0.5, "happy", 0.6))
+        whole = offline_happy.push_audio(audio.samples) + offline_happy.finish()
+        assert len(frames) == len(whole) == len(offline)
+        np.testing.assert_allclose(np.array([f.blendshapes for f in frames]),
+                                   np.array([f.blendshapes for f in whole]), atol=1e-6)
+
+
+def test_same_input_same_output(random_weights, greeting):
+    audio, _ = greeting
+    a = LearnedMotionGenerator(Controls(seed=1), random_weights).animate(audio)
+    b = LearnedMotionGenerator(Controls(seed=1), random_weights).animate(audio)
+    np.testing.assert_array_equal(a.blendshapes, b.blendshapes)
+
+
+def test_the_network_reads_at_most_80_ms_ahead(random_weights, greeting):
+    audio, _ = greeting
+    model = load_weights(random_weights)
+    rows = feature_matrix(compute_features(audio.samples))
+    out = run_model(model, rows, final=False)
+    changed = rows.copy()
+    cut = 150
+    changed[cut:] = np.random.default_rng(1).normal(0, 3, changed[cut:].shape)
+    out_changed = run_model(model, changed, final=False)
+    lookahead = model.config.lookahead
+    assert lookahead <= 10  # 100 ms at most
+    np.testing.assert_array_equal(out[:cut - lookahead], out_changed[:cut - lookahead])
+    assert np.abs(out[cut - lookahead] - out_changed[cut - lookahead]).max() > 0  # and does read that far
+
+
+@pytest.mark.skipif(not SHIPPED_WEIGHTS.exists(), reason="shipped weights not built")
+def test_shipped_model_closes_bilabials_with_text_and_opens_on_vowels():
+    closed = total = 0
+    vowel_gap, silence_gap = [], []
+    for name in ("line_bilabials", "line_greeting", "line_vowels"):
+        wav, text = fixture_line(name)
+        track = LearnedMotionGenerator().animate(load_audio(wav), text=text)
+        assert track.phones.source == "aligned"
+        gaps = lip_gap(track.blendshapes)
+        for phone in track.phones.phones:
+            inside = (track.times >= phone.start) & (track.times < phone.end)
+            if not inside.any():
+                continue
+            if phone.label in ("P", "B", "M"):
+                total += 1
+                closed += bool(((gaps[inside] <= 0.02) & (track.channel("JawOpen")[inside] <= 0.12)).any())
+            elif phone.label in ("AA", "AE", "AO", "AY", "AW"):
+                vowel_gap.append(gaps[inside].max())
+            elif phone.label == "SIL" and phone.end - phone.start > 0.4:
+                core = (track.times >= phone.start + 0.15) & (track.times < phone.end - 0.15)
+                silence_gap.append(gaps[core].mean())
+    assert total >= 10 and closed / total >= 0.9, f"{closed}/{total} bilabials closed"
+    assert np.median(vowel_gap) > 0.15
+    assert np.median(vowel_gap) > 3 * max(np.median(silence_gap), 0.01)
+
+
+def _truncated(path, tmp_path):
+    data = path.read_bytes()
+    out = tmp_path / "truncated.safetensors"
+    out.write_bytes(data[: len(data) - 1000])
+    return out
+
+
+def _header_cut(path, tmp_path):
+    out = tmp_path / "header_cut.safetensors"
+    out.write_bytes(path.read_bytes()[:40])
+    return out
+
+
+def _garbage(path, tmp_path):
+    out = tmp_path / "garbage.safetensors"
+    out.write_bytes(b"PK\x03\x04 this is a zip, or a pickle, not safetensors" * 10)
+    return out
+
+
+def _other_model(path, tmp_path):
+    from safetensors.torch import save_file
+
+    out = tmp_path / "other.safetensors"
+    save_file({"weight": torch.zeros(3)}, str(out))
+    return out
+
+
+def _mismatched(path, tmp_path):
+    from safetensors.torch import save_file
+
+    model = Audio2Face(Config(width=32))
+    out = tmp_path / "mismatched.safetensors"
+    config = Config().to_dict()  # says width 64, tensors are width 32
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out),
+              metadata={"npcface_model": "audio2face", "config": json.dumps(config)})
+    return out
+
+
+def _bad_config(path, tmp_path):
+    from safetensors.torch import save_file
+
+    out = tmp_path / "bad_config.safetensors"
+    save_file({"weight": torch.zeros(3)}, str(out), metadata={"npcface_model": "audio2face", "config": "{\"depth\": 3}"})
+    return out
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p, t: t / "missing.safetensors", "does not exist"),
+    (_garbage, "is not a safetensors file"),
+    (_header_cut, "is truncated: its header needs"),
+    (_truncated, "is truncated: its tensors need"),
+    (_other_model, "is not an npcface audio2face model"),
+    (_mismatched, "has shape"),
+    (_bad_config, "no usable config"),
+])
+def test_bad_weights_files_get_a_clear_error_naming_the_file(random_weights, tmp_path, make, message):
+    path = make(random_weights, tmp_path)
+    with pytest.raises(ModelError) as error:
+        load_weights(path)
+    assert message in str(error.value) and str(path) in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_header_length_that_is_no_length(tmp_path):
+    path = tmp_path / "huge.safetensors"
+    path.write_bytes(struct.pack("<Q", 1 << 60) + b"{}")
+    with pytest.raises(ModelError, match="no header length"):
+        load_weights(path)
+
+
+def test_backend_factory_and_cli_flag(random_weights, tmp_path, capsys):
+    from npcface.bridge.cli import main
+    from npcface.core.errors import ControlError
+    from npcface.core.motion import MotionGenerator
+    from npcface.core.motion_backends import make_generator
+
+    assert type(make_generator("rules")) is MotionGenerator
+    assert isinstance(make_generator(str(random_weights)), LearnedMotionGenerator)
+    with pytest.raises(ControlError, match="rules, learned or a .safetensors weights file"):
+        make_generator("neural")
+    wav, _ = fixture_line("line_greeting")
+    out = tmp_path / "line.csv"
+    assert main(["animate", str(wav), "--motion", str(random_weights), "-o", str(out)]) == 0
+    assert out.stat().st_size > 0
+    for spec, message in (("neural", "rules, learned or a .safetensors"),
+                          (str(tmp_path / "none.safetensors"), "motion weights file not found")):
+        capsys.readouterr()
+        assert main(["animate", str(wav), "--motion", spec, "-o", str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1, err
+
+
+def test_incremental_network_equals_the_whole_line_run(random_weights, greeting):
+    from npcface.core.motion_learned import IncrementalMouth
+
+    audio, _ = greeting
+    model = load_weights(random_weights)
+    rows = feature_matrix(compute_features(audio.samples))
+    whole = run_model(model, rows, final=True)
+    for chunk in (1, 2, 7, 64, len(rows)):
+        mouth = IncrementalMouth(model)
+        for start in range(0, len(rows), chunk):
+            mouth.feed(rows[start:start + chunk])
+        mouth.finish()
+        np.testing.assert_allclose(mouth.values(0), whole, atol=1e-12)
+
+
+def test_render_takes_the_motion_flag_too(tmp_path, capsys, portrait_path):
+    from npcface.bridge.cli import main
+
+    wav, _ = fixture_line("line_greeting")
+    argv = ["render", str(portrait_path), str(wav), "--motion", "neural", "-o", str(tmp_path / "x.mp4")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "rules, learned or a .safetensors" in err and len(err.splitlines()) == 1, err

@@ -1,0 +1,107 @@
+"""`npcface train` on Live Link takes made from the fixtures (a tiny model, a few steps): it writes
+weights the learned backend loads, a loss PNG and a validation table; a run killed midway and
+started again ends with exactly the weights of an uninterrupted run; bad input gets one line."""
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.torch import load_file
+
+from conftest import fixture_line
+from npcface.bridge.cli import main
+from npcface.core.audio import load_audio
+from npcface.core.livelink import write_livelink_csv
+from npcface.core.motion import MotionGenerator
+from npcface.core.motion_learned import LearnedMotionGenerator
+from npcface.core.types import Controls
+
+TINY = {"train": {"batch": 4, "window": 40, "checkpoint_every": 5, "threads": 1,
+                  "model": {"width": 16, "dilations": [1, 2, 4], "context": 20}}}
+
+
+@pytest.fixture(scope="module")
+def takes(tmp_path_factory) -> Path:
+    """A folder of Live Link takes (CSV + WAV): the rules' curves for three fixture lines stand in
+    for an actor's capture."""
+    folder = tmp_path_factory.mktemp("takes")
+    for name in ("line_greeting", "line_bilabials", "line_vowels"):
+        wav, text = fixture_line(name)
+        track = MotionGenerator(Controls(fps=60.0)).animate(load_audio(wav), text=text)
+        write_livelink_csv(track, folder / f"{name}.csv")
+        shutil.copy(wav, folder / f"{name}.wav")
+    (folder / "tiny.json").write_text(json.dumps(TINY))
+    return folder
+
+
+def command(takes: Path, out: Path, steps: int, cache: Path) -> list[str]:
+    return ["train", str(takes), "-o", str(out), "--recipe", str(takes / "tiny.json"), "--steps", str(steps),
+            "--cache", str(cache), "--validate", "1"]
+
+
+def test_train_writes_weights_plot_and_validation_table(takes, tmp_path, capsys):
+    out = tmp_path / "actor.safetensors"
+    assert main(command(takes, out, 10, tmp_path / "cache")) == 0
+    printed = capsys.readouterr()
+    assert "held-out clip" in printed.out and "line_greeting" in printed.out  # the 2nd take (sorted) is held out
+    assert (tmp_path / "actor.loss.png").stat().st_size > 1000
+    assert not (tmp_path / "actor.ckpt").exists()  # finished: the checkpoint is gone
+    wav, _ = fixture_line("line_greeting")
+    track = LearnedMotionGenerator(weights=out).animate(load_audio(wav))
+    assert np.isfinite(track.blendshapes).all()
+
+
+def test_a_killed_run_resumes_to_the_same_weights(takes, tmp_path):
+    steps = 60
+    whole = tmp_path / "whole.safetensors"
+    assert main(command(takes, whole, steps, tmp_path / "cache")) == 0
+
+    resumed = tmp_path / "resumed.safetensors"
+    argv = [sys.executable, "-m", "npcface.bridge.cli"] + command(takes, resumed, steps, tmp_path / "cache")
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoint = resumed.with_suffix(".ckpt")
+    deadline = time.monotonic() + 120
+    while not checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert checkpoint.exists() and not resumed.exists(), "the kill must land between the first checkpoint and the end"
+    assert subprocess.run(argv, capture_output=True).returncode == 0
+    a, b = load_file(str(whole)), load_file(str(resumed))
+    assert a.keys() == b.keys()
+    for name in a:
+        assert np.array_equal(a[name].numpy(), b[name].numpy()), name
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["train", "nowhere", "-o", "x.safetensors"], "does not exist"),
+    (["train", "fixtures", "-o", "x.pt"], "must end in .safetensors"),
+    (["train", "-o", "x.safetensors"], "give training sources"),
+    (["train", "fixtures", "-o", "x.safetensors", "--steps", "0"], "--steps must be at least 1"),
+    (["train", "fixtures/portrait_astronaut.png", "-o", "x.safetensors"], "neither a folder, a video nor"),
+    (["train", "fixtures", "-o", "x.safetensors", "--init", "fixtures/line_greeting.wav"], "not a safetensors file"),
+    (["train", "fixtures", "-o", "x.safetensors", "--recipe", "fixtures/line_greeting.txt"], "is not JSON"),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys, arguments, message):
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(root)
+    arguments = [str(tmp_path / a) if a.startswith("x.") else a for a in arguments]
+    assert main(arguments) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
+
+
+def test_a_recipe_manifest_that_does_not_match_the_data_is_refused(takes, tmp_path, capsys):
+    recipe = dict(TINY, manifest={"line_greeting/line_greeting": "0" * 16})
+    (tmp_path / "recipe.json").write_text(json.dumps(recipe))
+    argv = ["train", str(takes), "-o", str(tmp_path / "m.safetensors"), "--recipe", str(tmp_path / "recipe.json")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "differ from the recipe's manifest: 0 missing, 2 not listed, 1 changed" in err, err
