@@ -48,6 +48,9 @@ def assert_one_clear_line(result: subprocess.CompletedProcess, command: str, pac
 
 def test_failed_package_names_the_deepest_package_being_imported(tmp_path):
     env = broken_packages(tmp_path, "pocketsphinx")
+    loaded = {name: module for name, module in sys.modules.items() if name.split(".")[0] == "pocketsphinx"}
+    for name in loaded:  # an earlier test may have imported the real one
+        del sys.modules[name]
     sys.path.insert(0, str(tmp_path))
     try:
         with pytest.raises(OSError) as caught:
@@ -55,6 +58,7 @@ def test_failed_package_names_the_deepest_package_being_imported(tmp_path):
     finally:
         sys.path.remove(str(tmp_path))
         sys.modules.pop("pocketsphinx", None)
+        sys.modules.update(loaded)
     assert env["PYTHONPATH"].startswith(str(tmp_path))
     assert failed_package(caught.value) == "pocketsphinx"
     error = dependency_error(caught.value)
