@@ -8,10 +8,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,6 +23,7 @@ from .cli_args import add_line_arguments, add_motion_argument, check_output_file
 if TYPE_CHECKING:  # heavy modules load when the command runs: `npcface --help` stays fast
     import numpy as np
 
+    from ..core.render import Renderer
     from ..core.types import Controls, EmotionEvent
 
 SHEET_FRAMES = 12
@@ -111,16 +114,24 @@ class Progress:
             self.stream.flush()
 
 
-def render_frames(renderer, track, progress: Progress | None = None,
-                  keep: Sequence[int] = ()) -> tuple[Iterator[np.ndarray], dict[int, np.ndarray]]:
-    """Frames of a MotionTrack as RGBA arrays (a generator), and a dict that fills with the frames
-    whose indices are in ``keep`` as they are rendered."""
+def render_frames(new_renderer: Callable[[], Renderer], track, progress: Progress | None = None,
+                  keep: Sequence[int] = (), workers: int = 2) -> tuple[Iterator[np.ndarray], dict[int, np.ndarray]]:
+    """Frames of a MotionTrack as RGBA arrays (a generator), rendered ahead on ``workers`` threads
+    (each with its own renderer from ``new_renderer``), and a dict that fills with the frames whose
+    indices are in ``keep`` as they are taken."""
+    from ..core.background import ordered_map
+
     kept: dict[int, np.ndarray] = {}
     wanted = set(keep)
+    local = threading.local()
+
+    def render(index: int) -> np.ndarray:
+        if not hasattr(local, "renderer"):
+            local.renderer = new_renderer()
+        return local.renderer.render(track.frame(index)).rgba
 
     def frames() -> Iterator[np.ndarray]:
-        for index in range(len(track)):
-            rgba = renderer.render(track.frame(index)).rgba
+        for index, rgba in enumerate(ordered_map(render, range(len(track)), workers)):
             if index in wanted:
                 kept[index] = rgba
             if progress is not None:
@@ -173,7 +184,6 @@ def render_line(portrait: str, audio_path: str | None, output: str, *, text: str
     import numpy as np
 
     from ..core.audio import load_audio
-    from ..core.background import prefetched
     from ..core.contact_sheet import save_contact_sheet
     from ..core.motion_backends import make_generator
     from ..core.render import Renderer
@@ -197,16 +207,16 @@ def render_line(portrait: str, audio_path: str | None, output: str, *, text: str
             audio = load_audio(audio_path)
             track = generator.animate(audio, text=text, emotions=emotions)
         rig = rigging.result()
-    renderer = Renderer(rig, size, cutout=cutout, framing=framing)
     keep = np.unique(np.linspace(0, len(track) - 1, min(SHEET_FRAMES, len(track))).round().astype(int))
     progress = Progress(len(track), "render")
-    frames, kept = render_frames(renderer, track, progress, keep if sheet_path else ())
+    # Frames render on two threads while this one encodes: a 2-core machine keeps both cores busy.
+    frames, kept = render_frames(lambda: Renderer(rig, size, cutout=cutout, framing=framing), track, progress,
+                                 keep if sheet_path else (), workers=max(2, min(4, os.cpu_count() or 1)))
     try:
-        # Frames render in a background thread while the encoder takes the previous ones.
         if kind == "mp4":
-            write_mp4(output, prefetched(frames), controls.fps, audio=audio)
+            write_mp4(output, frames, controls.fps, audio=audio)
         else:
-            write_png_sequence(output, prefetched(frames))
+            write_png_sequence(output, frames)
     except OSError as error:
         raise NpcfaceError(f"cannot write {output}: {error.strerror or error}") from None
     finally:

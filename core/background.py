@@ -1,58 +1,30 @@
-"""Overlap two stages of a pipeline on a small machine: one produces in a background thread while
-the caller consumes (rendering frames while encoding the previous ones). Both stages spend most
-of their time in native code that releases the GIL (OpenCV, x264), so two cores both work."""
+"""Use both cores of a small machine: work on items in a thread pool while the caller consumes
+the results in order (rendering frames while the encoder takes the previous ones). The work is
+mostly native code that releases the GIL (OpenCV's remap, numpy, x264), so threads run at once."""
 from __future__ import annotations
 
-import queue
-import threading
-from collections.abc import Iterable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
 T = TypeVar("T")
-_DONE = object()
+U = TypeVar("U")
 
 
-class _Failure:
-    def __init__(self, error: BaseException):
-        self.error = error
-
-
-def prefetched(items: Iterable[T], depth: int = 4) -> Iterator[T]:
-    """Yield ``items`` in order, computed in a background thread up to ``depth`` items ahead.
-
-    An exception in the producer is raised in the consumer at the item where it happened; a
-    consumer that stops early (error, break) stops the producer within one item."""
-    buffer: queue.Queue = queue.Queue(maxsize=max(1, depth))
-    stop = threading.Event()
-
-    def put(item) -> bool:
-        while not stop.is_set():
-            try:
-                buffer.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
+def ordered_map(work: Callable[[T], U], items: Iterable[T], workers: int, ahead: int = 8) -> Iterator[U]:
+    """``work(item)`` for each item on ``workers`` threads, yielded in the items' order, with at
+    most ``ahead`` results computed and not yet taken (frames are 1 MB each: memory stays flat).
+    An exception in ``work`` is raised at its item; a consumer that stops early cancels the rest."""
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="npcface-work") as pool:
+        pending: deque[Future] = deque()
         try:
             for item in items:
-                if not put(item):
-                    return
-            put(_DONE)
-        except BaseException as error:  # handed to the consumer, which raises it
-            put(_Failure(error))
-
-    worker = threading.Thread(target=produce, name="npcface-prefetch", daemon=True)
-    worker.start()
-    try:
-        while True:
-            item = buffer.get()
-            if item is _DONE:
-                return
-            if isinstance(item, _Failure):
-                raise item.error
-            yield item
-    finally:
-        stop.set()
-        worker.join()
+                pending.append(pool.submit(work, item))
+                if len(pending) >= max(ahead, workers):
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:  # stopped early: drop what has not started
+                future.cancel()
