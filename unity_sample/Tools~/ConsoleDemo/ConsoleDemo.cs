@@ -95,7 +95,8 @@ namespace Npcface.Tools
         }
 
         // Opens a session, stays silent for `seconds` (heartbeats only, unless disabled), then
-        // speaks a short line: the session must have survived the server's idle timeout.
+        // speaks a short line: the session must have survived the server's idle timeout. With
+        // heartbeats, silent also until three of them were answered, however slow the machine.
         static int IdleCheck(string host, int port, WavFile wav, double seconds, bool noHeartbeat)
         {
             using (NpcfaceClient client = NpcfaceClient.Connect(host, port, 5000))
@@ -105,7 +106,10 @@ namespace Npcface.Tools
                 if (noHeartbeat)
                     client.HeartbeatSeconds = 1e6;
                 client.WaitFor<OpenedMessage>(client.Open("idle", new SessionOptions()));
-                Thread.Sleep(TimeSpan.FromSeconds(seconds));
+                var silent = Stopwatch.StartNew();
+                while (silent.Elapsed.TotalSeconds < seconds
+                       || (!noHeartbeat && client.HeartbeatPongs < 3 && silent.Elapsed.TotalSeconds < 120))
+                    Thread.Sleep(10);
                 client.SendAudio("idle", wav.Samples, 0, Math.Min(wav.Samples.Length, wav.Rate / 2), wav.Rate, wav.Channels);
                 string end = client.EndLine("idle");
                 try
