@@ -148,13 +148,17 @@ def s16(samples: np.ndarray) -> bytes:
 
 
 def send_line(client: RawClient, session: str, pcm: bytes, rate: int = 16000, chunk_bytes: int = 3200,
-              text: str | None = None, fmt: str = "s16le", channels: int = 1) -> str:
-    """Send a whole line in chunks plus end_line; returns the end_line's id."""
-    for seq, start in enumerate(range(0, len(pcm), chunk_bytes)):
+              text: str | None = None, fmt: str = "s16le", channels: int = 1, first_seq: int = 0,
+              end: bool = True) -> str | None:
+    """Send a line (or, from ``first_seq``, the rest of one) in chunks, then end_line unless
+    ``end`` is false; returns the end_line's id."""
+    for seq, start in enumerate(range(0, len(pcm), chunk_bytes), start=first_seq):
         header = {"type": "audio", "session": session, "seq": seq, "rate": rate, "format": fmt, "channels": channels}
         if seq == 0 and text is not None:
             header["text"] = text
         client.send(header, pcm[start:start + chunk_bytes])
+    if not end:
+        return None
     client.counter += 1
     end_id = f"end{client.counter}"
     client.send({"type": "end_line", "id": end_id, "session": session})

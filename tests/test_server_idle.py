@@ -84,11 +84,14 @@ def test_a_line_stops_idle_ticks_and_idle_resumes_after_it(client):
     asked, _ = open_idle(client)
     before = client.receive_until(until_idle_ticks(10))
     samples, _ = greeting_pcm()
-    line = samples[:16000]  # 1 s of speech, sent at once
-    duration = len(line) / 16000
+    pcm = s16(samples[:16000])  # 1 s of speech: the first half, a pause, the rest
+    duration = len(pcm) / 2 / 16000
     sent = time.monotonic()
-    end_id = send_line(client, "npc", s16(line))
-    during = client.receive_until(lambda got: got and got[-1].message.type in ("line_end", "error"))
+    send_line(client, "npc", pcm[:16000], end=False)
+    during = client.receive_until(lambda got: any(a.message.type == "tick" and not a.message.idle for a in got))
+    time.sleep(0.3)  # mid-line: a session still idling would send 9 idle ticks meanwhile
+    end_id = send_line(client, "npc", pcm[16000:], first_seq=5)  # 3200-byte chunks: 5 in the first half
+    during += client.receive_until(lambda got: got and got[-1].message.type in ("line_end", "error"))
     line_end = during[-1].message
     assert line_end.type == "line_end" and line_end.id == end_id and line_end.line == 0, line_end
     line_ticks = [a for a in during if a.message.type == "tick" and not a.message.idle]
@@ -141,12 +144,14 @@ def test_close_stops_idle_ticks_and_the_server_goes_on(client):
 
 def test_end_line_without_a_line_is_refused_and_idle_goes_on(client):
     open_idle(client)
+    before = client.receive_until(until_idle_ticks(5))
     reply = client.request({"type": "end_line", "session": "npc"})
     assert reply.type == "error" and reply.code == "no_line"
+    during = [Arrival(m, p, time.monotonic()) for m, p in client.backlog]  # sent before the error
     client.backlog.clear()
-    ticks = idle_ticks(client.receive_until(until_idle_ticks(10)))
-    indexes = [a.message.index for a in ticks]
-    assert indexes == list(range(indexes[0], indexes[0] + 10)), "the idle timeline goes on unbroken"
+    after = client.receive_until(until_idle_ticks(10))
+    indexes = [a.message.index for a in idle_ticks(before + during + after)]
+    assert indexes == list(range(len(indexes))), "the idle timeline goes on unbroken"
 
 
 def test_python_client_keeps_idle_ticks_out_of_lines(server):
