@@ -342,7 +342,9 @@ def test_console_demo_runs_the_whole_conversation(console_demo, sidecar_port, po
     from npcface.bridge.client import SidecarClient
 
     pcm = soundfile.read(str(wav), dtype="int16")[0].tobytes()
-    with SidecarClient(f"tcp://127.0.0.1:{sidecar_port}") as python_client:
+    from server_helpers import WAIT_S
+
+    with SidecarClient(f"tcp://127.0.0.1:{sidecar_port}", timeout_s=WAIT_S) as python_client:
         python_client.open_session("python-guard", outputs=["latents"], channels=["arkit"], fps=30.0)
         python_client.set_emotion("python-guard", "happy", 0.9, time_s=float(result["emotion_time"]), ramp=0.2)
         python_line = python_client.say_pcm("python-guard", pcm, 22050, text=text, chunk_s=0.1)
