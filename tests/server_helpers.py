@@ -5,7 +5,8 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from typing import Any, Iterator
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
 
 import msgpack
 import numpy as np
@@ -15,6 +16,19 @@ from npcface.bridge.limits import Limits, Liveness
 from npcface.bridge.protocol import decode_server
 from npcface.bridge.server import Server
 from npcface.core.audio import load_audio
+
+
+# How long a test waits for something that must happen. Generous on purpose: tests count what
+# they need and wait for it, so only a server that never sends it fails, never a slow machine.
+WAIT_S = 60.0
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """A server message and when the test read it (time.monotonic())."""
+    message: Any
+    payloads: list
+    at: float
 
 
 @contextlib.contextmanager
@@ -55,7 +69,7 @@ class RawClient:
         raw = header if isinstance(header, bytes) else msgpack.packb(header, use_bin_type=True)
         self.socket.send_multipart([raw, *payloads])
 
-    def recv(self, timeout_s: float = 10.0):
+    def recv(self, timeout_s: float = WAIT_S):
         """(header object, payloads); AssertionError on timeout."""
         if self.backlog:
             return self.backlog.pop(0)
@@ -63,7 +77,7 @@ class RawClient:
         message, payloads = decode_server(self.socket.recv_multipart())
         return message, payloads
 
-    def request(self, header: dict[str, Any], *payloads: bytes, timeout_s: float = 10.0):
+    def request(self, header: dict[str, Any], *payloads: bytes, timeout_s: float = WAIT_S):
         """Send with a fresh id; return the reply echoing it (other messages skipped)."""
         self.counter += 1
         header = {**header, "id": f"t{self.counter}"}
@@ -82,14 +96,29 @@ class RawClient:
     def hello(self):
         return self.request({"type": "hello", "protocol": "1.0"})
 
-    def drain(self, quiet_s: float = 0.3) -> list:
-        """Everything the server sends until it is quiet for ``quiet_s``."""
+    def sync(self) -> list:
+        """Everything received before the reply to a ping. The server handles a connection's
+        messages in order and sends in order, so this holds every synchronous answer (replies,
+        errors, the ticks an audio chunk completed) to what this client sent before: no waiting
+        for a quiet spell, which a loaded machine can fake. (Rendered frames come from a worker
+        pool, later: wait for those with ``receive_until``.)"""
+        self.request({"type": "ping"})
         out, self.backlog = self.backlog, []
-        while self.socket.poll(int(quiet_s * 1000)):
-            out.append(decode_server(self.socket.recv_multipart()))
         return out
 
-    def collect_line(self, session: str, end_id: str, timeout_s: float = 30.0):
+    def receive_until(self, done: Callable[[list["Arrival"]], bool], timeout_s: float = WAIT_S) -> list["Arrival"]:
+        """Messages as they arrive (each with its arrival time) until ``done(received)`` holds.
+        Fails only if that never happens within the generous ``timeout_s``."""
+        received: list[Arrival] = []
+        deadline = time.monotonic() + timeout_s
+        while not done(received):
+            left = deadline - time.monotonic()
+            assert left > 0, f"still waiting after {timeout_s:g} s; received {len(received)} messages"
+            message, payloads = self.recv(left)
+            received.append(Arrival(message, payloads, time.monotonic()))
+        return received
+
+    def collect_line(self, session: str, end_id: str, timeout_s: float = WAIT_S):
         """(ticks, frames [(header, payload)], line_end, errors) until the line_end echoing ``end_id``."""
         ticks, frames, errors = [], [], []
         deadline = time.monotonic() + timeout_s
@@ -119,13 +148,17 @@ def s16(samples: np.ndarray) -> bytes:
 
 
 def send_line(client: RawClient, session: str, pcm: bytes, rate: int = 16000, chunk_bytes: int = 3200,
-              text: str | None = None, fmt: str = "s16le", channels: int = 1) -> str:
-    """Send a whole line in chunks plus end_line; returns the end_line's id."""
-    for seq, start in enumerate(range(0, len(pcm), chunk_bytes)):
+              text: str | None = None, fmt: str = "s16le", channels: int = 1, first_seq: int = 0,
+              end: bool = True) -> str | None:
+    """Send a line (or, from ``first_seq``, the rest of one) in chunks, then end_line unless
+    ``end`` is false; returns the end_line's id."""
+    for seq, start in enumerate(range(0, len(pcm), chunk_bytes), start=first_seq):
         header = {"type": "audio", "session": session, "seq": seq, "rate": rate, "format": fmt, "channels": channels}
         if seq == 0 and text is not None:
             header["text"] = text
         client.send(header, pcm[start:start + chunk_bytes])
+    if not end:
+        return None
     client.counter += 1
     end_id = f"end{client.counter}"
     client.send({"type": "end_line", "id": end_id, "session": session})

@@ -13,7 +13,7 @@ import pytest
 from npcface.bridge.client import SidecarClient
 from npcface.core.arkit import ARKIT_NAMES
 from conftest import fixture_line
-from server_helpers import running_server
+from server_helpers import WAIT_S, running_server
 
 NODE_CLIENT = Path(__file__).resolve().parent / "node_client"
 
@@ -39,10 +39,10 @@ def test_node_client_holds_the_conversation_and_gets_the_python_clients_face(nod
     wav, text = fixture_line("line_bilabials")
     with running_server() as server:
         result = subprocess.run(["node", str(NODE_CLIENT / "client.mjs"), server.endpoint, str(wav), text,
-                                 str(portrait_path)], capture_output=True, text=True, timeout=120)
+                                 str(portrait_path)], capture_output=True, text=True, timeout=600)
         assert result.returncode == 0, result.stderr
         summary = json.loads(result.stdout)
-        with SidecarClient(server.endpoint) as python_client:
+        with SidecarClient(server.endpoint, timeout_s=WAIT_S) as python_client:
             python_client.open_session("py", channels=["arkit", "visemes"], fps=30, seed=0, motion="rules")
             pcm, rate = wav_pcm(wav)
             reference = python_client.say_pcm("py", pcm, rate, text=text, chunk_s=0.1)

@@ -10,7 +10,7 @@ import pytest
 
 from npcface.bridge.limits import Limits, Liveness
 from npcface.core.arkit import ARKIT_INDEX, ARKIT_NAMES, OCULUS_VISEMES, VRM_PRESETS
-from server_helpers import RawClient, greeting_pcm, running_server, s16, send_line
+from server_helpers import WAIT_S, RawClient, greeting_pcm, running_server, s16, send_line
 
 
 @pytest.fixture(scope="module")
@@ -183,18 +183,33 @@ def test_limits_each_get_their_error():
 
 
 def test_a_silent_client_loses_its_sessions_after_the_idle_timeout():
-    with running_server(liveness=Liveness(idle_timeout_s=0.5)) as server:
+    timeout_s = 1.0  # short for a quick test; the requests before the wait must each come within it
+    with running_server(liveness=Liveness(idle_timeout_s=timeout_s)) as server:
         with RawClient(server.endpoint) as quiet, RawClient(server.endpoint) as watcher:
             quiet.hello()
             quiet.request({"type": "open", "session": "a"})
             quiet.send({"type": "audio", "session": "a", "seq": 0, "rate": 16000}, b"\x00\x00" * 1600)
             watcher.hello()
+            pinged = time.monotonic()
             quiet.request({"type": "ping"})  # mid-line and alive: its session is held
             assert watcher.request({"type": "stats"}).sessions == 1
-            time.sleep(1.5)
-            assert watcher.request({"type": "stats"}).code == "hello_required"  # forgotten too
-            watcher.hello()
-            assert watcher.request({"type": "stats"}).sessions == 0
+            watcher_heard = time.monotonic()
+            # Ask from fresh connections (asking would keep a client alive) until the session is
+            # freed, and until the watcher has been silent for the timeout too.
+            freed_at = None
+            while True:
+                with RawClient(server.endpoint) as asker:
+                    asker.hello()
+                    asking = time.monotonic()
+                    stats = asker.request({"type": "stats"})
+                if stats.type == "stats" and stats.sessions == 0 and freed_at is None:
+                    freed_at = time.monotonic()
+                if freed_at is not None and asking - watcher_heard > timeout_s:
+                    break  # the server checked for silence after that stats, past the watcher's timeout
+                assert asking - pinged < WAIT_S, "the silent client's session was never freed"
+                time.sleep(0.1)
+            assert freed_at - pinged >= timeout_s, "freed before the idle timeout"  # exact: one clock
+            assert watcher.request({"type": "stats"}).code == "hello_required"  # silent too: forgotten
             assert quiet.request({"type": "end_line", "session": "a"}).code == "hello_required"
 
 
@@ -207,7 +222,7 @@ def test_one_bad_client_does_not_disturb_another(server, short_line):
             bad.send(junk)
         ticks, _, line_end, errors = good.collect_line("g", end_id)
         assert errors == [] and line_end.ticks == len(ticks) > 0
-        assert [m.code for m, _ in bad.drain()] == ["bad_message", "bad_message", "hello_required", "bad_message"]
+        assert [m.code for m, _ in bad.sync()] == ["bad_message", "bad_message", "hello_required", "bad_message"]
 
 
 def test_ticks_wait_for_exactly_the_lookahead_the_server_announces(client, short_line):
@@ -215,7 +230,7 @@ def test_ticks_wait_for_exactly_the_lookahead_the_server_announces(client, short
     assert opened.lookahead_s > 0.05, "a zero lookahead is raised to what the generator needs"
     sent_s = 1.0
     client.send({"type": "audio", "session": "la", "seq": 0, "rate": 16000}, s16(short_line[:int(sent_s * 16000)]))
-    ticks = [m for m, _ in client.drain(0.5) if m.type == "tick"]
+    ticks = [m for m, _ in client.sync() if m.type == "tick"]  # all the chunk's ticks come before the pong
     assert ticks, "ticks flow before the line ends"
     latest = max(t.time for t in ticks)
     assert sent_s - opened.lookahead_s - 1.5 / 30 <= latest <= sent_s - opened.lookahead_s + 1e-6

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from npcface.bridge.limits import Limits
-from server_helpers import RawClient, greeting_pcm, running_server, s16, send_line
+from server_helpers import WAIT_S, Arrival, RawClient, greeting_pcm, running_server, s16, send_line
 
 
 @pytest.fixture(scope="module")
@@ -86,24 +86,31 @@ def test_a_client_that_stops_reading_frames_gets_the_newest_ones_and_a_drop_coun
     client.request({"type": "open", "session": "slow", "outputs": ["latents", "frames"], "avatar": avatar,
                     "frame_size": [128, 128], "frame_format": "rgb8", "frame_window": 2})
     end_id = send_line(client, "slow", line_pcm)
-    time.sleep(2.0)  # not acknowledging: the window stays full while the whole line renders
-    backlog = client.drain(0.5)
-    frames = [(m, p[0]) for m, p in backlog if m.type == "frame"]
-    ticks = [m for m, _ in backlog if m.type == "tick"]
+    # Not acknowledging: wait for the window's worth of frames, then until the server has dropped
+    # some (ticks keep coming, each wants a frame): everything it sent before its stats reply is
+    # in by then, and that is still only the window's worth.
+    received = client.receive_until(lambda got: sum(a.message.type == "frame" for a in got) >= 2)
+    while (stats := client.request({"type": "stats"}).your_sessions[0])["frames_dropped"] == 0:
+        assert time.monotonic() - received[-1].at < WAIT_S, "no frame was ever dropped"
+        time.sleep(0.05)
+    received += [Arrival(m, p, time.monotonic()) for m, p in client.backlog]
+    client.backlog.clear()
+    frames = [(a.message, a.payloads[0]) for a in received if a.message.type == "frame"]
+    ticks = [a.message for a in received if a.message.type == "tick"]
     assert len(frames) == 2, "exactly the window's worth of frames before any acknowledgement"
     assert all(len(p) == 128 * 128 * 3 for _, p in frames)
-    stats = client.request({"type": "stats"}).your_sessions[0]
     assert stats["frames_dropped"] > 0 and stats["frames_in_flight"] == 2
+    client.send({"type": "frame_ack", "session": "slow", "count": 2})
     line_end = None
-    while line_end is None:  # now catch up
-        client.send({"type": "frame_ack", "session": "slow", "count": 2})
-        for message, payloads in client.drain(0.3):
-            if message.type == "frame":
-                frames.append((message, payloads[0]))
-            elif message.type == "tick":
-                ticks.append(message)
-            elif message.type == "line_end" and message.id == end_id:
-                line_end = message
+    while line_end is None:  # now catch up, acknowledging each frame as it comes
+        message, payloads = client.recv()
+        if message.type == "frame":
+            frames.append((message, payloads[0]))
+            client.send({"type": "frame_ack", "session": "slow", "count": 1})
+        elif message.type == "tick":
+            ticks.append(message)
+        elif message.type == "line_end" and message.id == end_id:
+            line_end = message
     assert line_end.ticks == len(ticks), "ticks are never dropped"
     assert line_end.frames_sent == len(frames) and line_end.frames_sent + line_end.frames_dropped == len(ticks)
     indices = [h.index for h, _ in frames]

@@ -1,4 +1,10 @@
-"""Protocol 1.1 idle motion (PROTOCOL.md section 7.4), over real ZeroMQ sockets on loopback."""
+"""Protocol 1.1 idle motion (PROTOCOL.md section 7.4), over real ZeroMQ sockets on loopback.
+
+Tests wait for the ticks they need (by count) rather than counting what arrives in a wall-clock
+window, so a loaded machine slows them down but cannot fail them. Real-time pacing is checked
+from below, which load cannot break: idle tick i leaves the server no earlier than i / fps after
+the session opened.
+"""
 from __future__ import annotations
 
 import time
@@ -7,21 +13,39 @@ import numpy as np
 
 from npcface.bridge.client import SidecarClient
 from npcface.core.arkit import ARKIT_INDEX
-from server_helpers import RawClient, greeting_pcm, s16, send_line
+from server_helpers import WAIT_S, Arrival, RawClient, greeting_pcm, s16, send_line
 
 FPS = 30.0
+EARLY_TOLERANCE_S = 1e-3  # the server compares times with a 1e-9 s tolerance; clocks read at different instants
 
 
-def idle_ticks(messages, session: str = "npc") -> list:
-    return [m for m, _ in messages if m.type == "tick" and m.session == session and m.idle]
+def is_idle_tick(arrival: Arrival, session: str = "npc") -> bool:
+    message = arrival.message
+    return message.type == "tick" and message.session == session and message.idle
 
 
-def collect_for(client: RawClient, seconds: float) -> list:
-    out, deadline = [], time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if client.socket.poll(int(max(deadline - time.monotonic(), 0) * 1000) + 1):
-            out.append(client.recv(1.0))
-    return out
+def idle_ticks(arrivals: list[Arrival]) -> list[Arrival]:
+    return [a for a in arrivals if is_idle_tick(a)]
+
+
+def until_idle_ticks(count: int):
+    """A ``receive_until`` condition: ``count`` idle ticks have arrived."""
+    return lambda received: len(idle_ticks(received)) >= count
+
+
+def open_idle(client: RawClient, **settings) -> tuple[float, float]:
+    """Opens an idling session; the idle timeline's 0 s lies between the two times returned."""
+    asked = time.monotonic()
+    opened = client.request({"type": "open", "session": "npc", "fps": FPS, "idle": True, **settings})
+    assert opened.type == "opened" and opened.idle is True, opened
+    return asked, time.monotonic()
+
+
+def assert_not_ahead_of_real_time(ticks: list[Arrival], origin_no_later_than: float) -> None:
+    """Tick at idle time t is sent when t has passed, so it cannot arrive before origin + t."""
+    early = [(a.message.index, a.at - origin_no_later_than, a.message.time) for a in ticks
+             if a.at - origin_no_later_than < a.message.time - EARLY_TOLERANCE_S]
+    assert not early, f"idle ticks ahead of real time (index, arrived after s, tick time): {early[:5]}"
 
 
 def blink_count(ticks) -> int:
@@ -30,16 +54,18 @@ def blink_count(ticks) -> int:
 
 
 def test_idle_session_ticks_in_real_time_with_blinks_and_a_closed_mouth(client):
-    opened = client.request({"type": "open", "session": "npc", "fps": FPS, "idle": True})
-    assert opened.type == "opened" and opened.idle is True
-    started = time.monotonic()
-    ticks = idle_ticks(collect_for(client, 6.0))
-    elapsed = time.monotonic() - started
-    assert abs(len(ticks) - elapsed * FPS) <= 0.1 * elapsed * FPS, (len(ticks), elapsed)
+    seconds = 6.0
+    asked, _ = open_idle(client)
+    received = client.receive_until(until_idle_ticks(int(seconds * FPS)))
+    assert all(is_idle_tick(a) for a in received), [a.message.type for a in received if not is_idle_tick(a)]
+    ticks = [a.message for a in received]
     assert all(t.line is None for t in ticks)
     assert [t.index for t in ticks] == list(range(len(ticks)))
     times = np.array([t.time for t in ticks])
     assert np.allclose(np.diff(times), 1 / FPS, atol=1e-6) and times[0] == 0.0
+    # Real time from below only: a starved machine can slow any server down (3x was seen with
+    # 4 busy loops on 2 cores), so keeping up is measured by bench/bench_idle.py, not here.
+    assert_not_ahead_of_real_time(received, asked)
     assert blink_count(ticks) >= 1, "no blink in 6 s of idling"
     jaw = max(t.arkit[ARKIT_INDEX["JawOpen"]] for t in ticks)
     assert jaw < 0.05, jaw
@@ -49,105 +75,139 @@ def test_idle_session_ticks_in_real_time_with_blinks_and_a_closed_mouth(client):
 
 def test_no_idle_ticks_without_idle(client):
     assert client.request({"type": "open", "session": "npc", "fps": FPS}).idle is False
-    messages = collect_for(client, 1.0)
-    assert [m.type for m, _ in messages] == []
+    time.sleep(1.0)  # an idling session would have sent 30 ticks by now
+    assert [m.type for m, _ in client.sync()] == []  # everything sent before the pong
 
 
 def test_a_line_stops_idle_ticks_and_idle_resumes_after_it(client):
-    client.request({"type": "open", "session": "npc", "fps": FPS, "idle": True})
-    before = idle_ticks(collect_for(client, 0.5))
-    assert len(before) >= 10
+    asked, _ = open_idle(client)
+    before = client.receive_until(until_idle_ticks(10))
     samples, _ = greeting_pcm()
-    line = samples[:16000]  # 1 s of speech, sent at once
+    pcm = s16(samples[:16000])  # 1 s of speech: the first half, a pause, the rest
+    duration = len(pcm) / 2 / 16000
     sent = time.monotonic()
-    end_id = send_line(client, "npc", s16(line))
-    ticks, _, line_end, errors = client.collect_line("npc", end_id)
-    assert not errors and line_end.line == 0
-    line_ticks = [t for t in ticks if not t.idle]
-    idle_during = [t for t in ticks if t.idle]
-    assert line_ticks and all(t.line == 0 for t in line_ticks)
-    # Idle ticks already queued may arrive just after the first chunk; none come after the line's first tick.
-    first_line_tick = ticks.index(line_ticks[0])
-    assert not any(t.idle for t in ticks[first_line_tick:]), "idle ticks interleaved with the line's"
-    assert len(idle_during) <= 3
-    # Idle resumes once the line would have finished playing (sent time + 1 s), at index 0 again.
-    first = None
-    while first is None:
-        message, _ = client.recv(3.0)
-        if message.type == "tick" and message.idle:
-            first = message
-    resumed_after = time.monotonic() - sent
-    assert first.index == 0 and first.time == 0.0
-    assert 0.95 <= resumed_after <= 1.5, resumed_after
+    send_line(client, "npc", pcm[:16000], end=False)
+    during = client.receive_until(lambda got: any(a.message.type == "tick" and not a.message.idle for a in got))
+    time.sleep(0.3)  # mid-line: a session still idling would send 9 idle ticks meanwhile
+    end_id = send_line(client, "npc", pcm[16000:], first_seq=5)  # 3200-byte chunks: 5 in the first half
+    during += client.receive_until(lambda got: got and got[-1].message.type in ("line_end", "error"))
+    line_end = during[-1].message
+    assert line_end.type == "line_end" and line_end.id == end_id and line_end.line == 0, line_end
+    line_ticks = [a for a in during if a.message.type == "tick" and not a.message.idle]
+    assert line_ticks and all(a.message.line == 0 for a in line_ticks)
+    assert [a.message.index for a in line_ticks] == list(range(line_end.ticks))
+    # Idle ticks the server sent before it read the first chunk may arrive after it was sent;
+    # none comes after the line's first tick, and the idle timeline ran on unbroken until then.
+    first_line_tick = during.index(line_ticks[0])
+    assert not any(is_idle_tick(a) for a in during[first_line_tick:]), "idle ticks interleaved with the line's"
+    idle_before = idle_ticks(before + during[:first_line_tick])
+    assert [a.message.index for a in idle_before] == list(range(len(idle_before)))
+    assert_not_ahead_of_real_time(idle_before, asked)
+    # Idle resumes once the line would have finished playing, on a new timeline (index 0, 0 s).
+    after = client.receive_until(lambda got: any(is_idle_tick(a) for a in got))
+    assert all(a.message.type == "tick" and a.message.idle for a in after), [a.message for a in after]
+    first = after[0]
+    assert first.message.index == 0 and first.message.time == 0.0
+    # Exact from below: the server started the line after `sent`, and resumes `duration` after that.
+    assert first.at - sent >= duration, first.at - sent
+    # From above, loose: it resumes at the later of end_line and the line's start + duration (the
+    # line's first tick and its line_end arrived after those), plus the time to compute the first
+    # idle block: 0.74 s was seen on a starved machine. Only a server that waits seconds more
+    # (a timer, a heartbeat) misses this.
+    due_no_later_than = max(line_ticks[0].at + duration, during[-1].at)
+    assert first.at - due_no_later_than <= 5.0, first.at - due_no_later_than
 
 
 def test_emotion_set_while_idling_shows_on_idle_ticks(client):
-    client.request({"type": "open", "session": "npc", "fps": FPS, "idle": True})
-    neutral = idle_ticks(collect_for(client, 0.5))
+    open_idle(client)
+    neutral = [a.message for a in client.receive_until(until_idle_ticks(15))]
     client.send({"type": "emotion", "session": "npc", "emotion": "happy", "intensity": 1.0, "ramp": 0.1})
-    happy = idle_ticks(collect_for(client, 1.0))[-10:]
+    # Idle frames are computed up to a 0.25 s block plus the lookahead ahead of the ticks sent, so
+    # the emotion shows within about 0.4 s of idle time after it arrived (then a 0.1 s ramp).
+    # Two more seconds of idle ticks: the last ten are well past that.
+    happy = [a.message for a in client.receive_until(until_idle_ticks(60))][-10:]
+    assert all(t.idle for t in neutral + happy)
     smile = ARKIT_INDEX["MouthSmileLeft"]
     assert np.mean([t.arkit[smile] for t in happy]) > np.mean([t.arkit[smile] for t in neutral]) + 0.2
 
 
 def test_close_stops_idle_ticks_and_the_server_goes_on(client):
-    client.request({"type": "open", "session": "npc", "fps": FPS, "idle": True})
-    assert idle_ticks(collect_for(client, 0.4))
+    open_idle(client)
+    client.receive_until(until_idle_ticks(10))
     closed = client.request({"type": "close", "session": "npc"})
     assert closed.type == "closed" and closed.ticks_sent >= 10
-    client.drain(0.1)  # ticks sent before the close reply
-    assert idle_ticks(collect_for(client, 0.5)) == []
-    assert client.request({"type": "ping"}).type == "pong"
+    client.backlog.clear()  # ticks sent before the close reply
+    time.sleep(0.5)  # a session still idling would send 15 ticks meanwhile
+    after_close = client.sync()  # everything the server sent between the close reply and a pong
+    assert [m.type for m, _ in after_close] == []
 
 
 def test_end_line_without_a_line_is_refused_and_idle_goes_on(client):
-    client.request({"type": "open", "session": "npc", "fps": FPS, "idle": True})
+    open_idle(client)
+    before = client.receive_until(until_idle_ticks(5))
     reply = client.request({"type": "end_line", "session": "npc"})
     assert reply.type == "error" and reply.code == "no_line"
-    assert len(idle_ticks(collect_for(client, 0.5))) >= 10
+    during = [Arrival(m, p, time.monotonic()) for m, p in client.backlog]  # sent before the error
+    client.backlog.clear()
+    after = client.receive_until(until_idle_ticks(10))
+    indexes = [a.message.index for a in idle_ticks(before + during + after)]
+    assert indexes == list(range(len(indexes))), "the idle timeline goes on unbroken"
 
 
 def test_python_client_keeps_idle_ticks_out_of_lines(server):
     samples, text = greeting_pcm()
-    with SidecarClient(server.endpoint) as sidecar:
+    with SidecarClient(server.endpoint, timeout_s=WAIT_S) as sidecar:
         sidecar.open_session("npc", fps=FPS, idle=True)
-        time.sleep(0.3)
+        received = sidecar.receive(timeout_s=WAIT_S)  # idle ticks flow before the line
+        assert received is not None and received[0].type == "tick" and received[0].idle
         result = sidecar.say("npc", samples[:16000], 16000, realtime=False)
         assert result.ticks and all(t.line == 0 and not t.idle for t in result.ticks)
-        received = sidecar.receive(timeout_s=2.0)
-        assert received is not None and received[0].type == "tick" and received[0].idle
+        assert [t.index for t in result.ticks] == list(range(result.line_end.ticks))
+        # Idle ticks received during the line are left for receive(), and idle resumes after it.
+        idle_after = None
+        deadline = time.monotonic() + WAIT_S
+        while idle_after is None and time.monotonic() < deadline:
+            received = sidecar.receive(timeout_s=WAIT_S)
+            assert received is not None and received[0].type == "tick" and received[0].idle, received
+            if received[0].index == 0:
+                idle_after = received[0]
+        assert idle_after is not None and idle_after.line is None
 
 
 def test_rendering_idle_session_sends_idle_frames_within_the_window(server, client):
     from conftest import FIXTURES
 
-    reply = client.request({"type": "upload_avatar"}, (FIXTURES / "portrait_astronaut.png").read_bytes(), timeout_s=60)
+    reply = client.request({"type": "upload_avatar"}, (FIXTURES / "portrait_astronaut.png").read_bytes())
     assert reply.type == "avatar", reply
-    client.request({"type": "open", "session": "npc", "fps": 10.0, "idle": True, "outputs": ["latents", "frames"],
-                    "avatar": reply.avatar, "frame_size": [128, 128], "frame_format": "rgb8", "frame_window": 2})
-    frames = []
-    deadline = time.monotonic() + 3.0
-    while time.monotonic() < deadline:
-        if client.socket.poll(50):
-            message, payloads = client.recv(1.0)
-            if message.type == "frame":
-                frames.append((message, payloads[0]))
-                client.send({"type": "frame_ack", "session": "npc", "count": 1})
-    assert len(frames) >= 5, len(frames)
-    assert all(f.idle and f.line is None and len(p) == 128 * 128 * 3 for f, p in frames)
-    indexes = [f.index for f, _ in frames]
-    assert indexes == sorted(indexes)
-    # Without acks the window holds: at most frame_window frames arrive, the rest are dropped.
-    collect_for(client, 0.3)  # what the last acks let through
-    unacked = [m for m, _ in collect_for(client, 1.5) if m.type == "frame"]
-    assert len(unacked) <= 2
+    window = 2
+    open_idle(client, outputs=["latents", "frames"], avatar=reply.avatar, frame_size=[128, 128],
+              frame_format="rgb8", frame_window=window)
+
+    def frames_in(received: list[Arrival]) -> list[Arrival]:
+        return [a for a in received if a.message.type == "frame"]
+
+    # Acknowledging each frame as it comes, like a real client, until five have come.
+    acked = []
+    while len(acked) < 5:
+        acked += frames_in(client.receive_until(lambda got: frames_in(got)))
+        client.send({"type": "frame_ack", "session": "npc", "count": 1})
+    assert all(a.message.idle and a.message.line is None and len(a.payloads[0]) == 128 * 128 * 3 for a in acked)
+    # Then no more acks while 20 more idle ticks go by (each wants a frame): the server may send
+    # only what the window allows, and drops the rest.
+    unacked = client.receive_until(until_idle_ticks(20))
     stats = client.request({"type": "stats"})
+    unacked += [Arrival(m, p, time.monotonic()) for m, p in client.backlog]
+    client.backlog.clear()
     assert stats.type == "stats", stats
+    assert len(frames_in(unacked)) <= window, "frames beyond the window without acknowledgement"
+    assert stats.your_sessions[0]["frames_in_flight"] <= window
     assert stats.your_sessions[0]["frames_dropped"] > 0
+    indexes = [a.message.index for a in frames_in(acked + unacked)]
+    assert indexes == sorted(indexes) and len(set(indexes)) == len(indexes)
 
 
 def test_the_server_speaks_the_lower_minor_version(server):
     with RawClient(server.endpoint) as old, RawClient(server.endpoint) as new:
         assert old.request({"type": "hello", "protocol": "1.0"}).protocol == "1.0"
         assert new.request({"type": "hello", "protocol": "1.1"}).protocol == "1.1"
-        assert new.request({"type": "hello", "protocol": "1.7"}).protocol == "1.1"
+        assert new.request({"type": "hello", "protocol": "1.7"}).protocol == "1.2"  # the server's minor (1.2)

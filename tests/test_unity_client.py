@@ -33,6 +33,12 @@ def compile_cs(sources: list[Path], out: Path, references: list[Path] = (), targ
     return out
 
 
+def soundfile_duration(path: Path) -> float:
+    import soundfile
+
+    return soundfile.info(str(path)).duration
+
+
 def run_mono(exe: Path, *args: str, timeout: float = 60) -> dict[str, str]:
     result = subprocess.run(["mono", "--debug", str(exe), *args], capture_output=True, text=True, timeout=timeout)
     lines = dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
@@ -284,7 +290,7 @@ def test_console_demo_runs_the_whole_conversation(console_demo, sidecar_port, po
     ticks_csv = tmp_path / "ticks.csv"
     result = run_mono(console_demo, "--port", str(sidecar_port), "--portrait", str(portrait_path),
                       "--wav", str(wav), "--text", text, "--fps", "30", "--realtime",
-                      "--frames-out", str(frames_dir), "--ticks-out", str(ticks_csv), timeout=120)
+                      "--frames-out", str(frames_dir), "--ticks-out", str(ticks_csv), timeout=300)
     assert result["_rc"] == "0", result
     assert result["protocol"] == "1.0"
     assert result["arkit_names"] == "52" and int(result["jaw_open_index"]) == ARKIT_INDEX["JawOpen"]
@@ -336,7 +342,9 @@ def test_console_demo_runs_the_whole_conversation(console_demo, sidecar_port, po
     from npcface.bridge.client import SidecarClient
 
     pcm = soundfile.read(str(wav), dtype="int16")[0].tobytes()
-    with SidecarClient(f"tcp://127.0.0.1:{sidecar_port}") as python_client:
+    from server_helpers import WAIT_S
+
+    with SidecarClient(f"tcp://127.0.0.1:{sidecar_port}", timeout_s=WAIT_S) as python_client:
         python_client.open_session("python-guard", outputs=["latents"], channels=["arkit"], fps=30.0)
         python_client.set_emotion("python-guard", "happy", 0.9, time_s=float(result["emotion_time"]), ramp=0.2)
         python_line = python_client.say_pcm("python-guard", pcm, 22050, text=text, chunk_s=0.1)
@@ -352,12 +360,14 @@ def test_heartbeats_keep_an_idle_session_alive(console_demo, sidecar_port, heart
 
     wav, _ = fixture_line("line_bilabials")
     extra = [] if heartbeat else ["--no-heartbeat"]
-    result = run_mono(console_demo, "--port", str(sidecar_port), "--wav", str(wav), "--idle", str(2 * IDLE_TIMEOUT_S), *extra)
+    result = run_mono(console_demo, "--port", str(sidecar_port), "--wav", str(wav), "--idle", str(2 * IDLE_TIMEOUT_S), *extra,
+                      timeout=300)
     assert result["_rc"] == "0", result
     assert float(result["heartbeat_s"]) == pytest.approx(IDLE_TIMEOUT_S / 3)
-    if heartbeat:
+    if heartbeat:  # silent for twice the timeout and until 3 heartbeats were answered
         assert result["idle_session_survived"] == "true" and int(result["heartbeat_pongs"]) >= 3
-    else:  # the control: silent for twice the timeout, the server forgot the client
+    else:  # the control: silent for twice the timeout, the server forgot the client. Loose: the
+        # server checks for silence at least once a second, so it forgets within 1 s + the timeout.
         assert result["idle_session_survived"] == "false" and result["idle_error"] in ("hello_required", "unknown_session")
 
 
@@ -408,86 +418,52 @@ def test_components_drive_a_rig_bones_and_a_raw_image_from_the_sidecar(component
     from conftest import fixture_line
 
     wav, text = fixture_line("line_bilabials")
-    result = run_mono(component_check, "scene", str(sidecar_port), str(portrait_path), str(wav), text, timeout=90)
+    # The harness steps a simulated clock and waits for the ticks and frames each step needs, so
+    # these counts do not depend on the machine's load (a loaded machine only takes longer).
+    result = run_mono(component_check, "scene", str(sidecar_port), str(portrait_path), str(wav), text, timeout=600)
     assert result["_rc"] == "0", result
     assert result["errors"] == "0", result["_stderr"]
+    assert result["opened"] == "True" and result["stalled"] == "False", result
     assert result["spoke"] == "True" and result["line_ends"] == "1" and result["audio_scheduled"] == "True"
+    # Every tick of the line arrived; each 60 Hz step of the line's playback was checked.
+    assert int(result["ticks_received"]) == int(result["line_end_ticks"]) > 0
+    steps = int(result["steps"])
+    assert abs(steps - (0.25 + soundfile_duration(wav) + 0.3) * 60) <= 1  # start delay + line + 0.3 s
     # Bound: "blendShape1.jawOpen", "EyeBlinkLeft", "Mouth_Smile_L", "Fcl_MTH_A" (mapping asset), "viseme_PP".
     assert result["bound_shapes"] == "5" and result["unrelated_weight"] == "0"
     assert float(result["jaw_weight_max"]) > 20  # on Unity's 0-100 scale
     assert float(result["viseme_pp_max"]) > 20  # the bilabial line closes the lips (PP)
-    assert int(result["mapped_checks"]) > 50 and result["mapped_mismatches"] == "0"  # the asset's 0.5 scale holds
+    assert int(result["mapped_checks"]) == steps and result["mapped_mismatches"] == "0"  # the asset's 0.5 scale holds
     # A VRoid face through the preset: "Fcl_" shapes from the vrm channel; its "JawOpen" stays
     # unbound (the preset turns name matching off); the mid-line "happy" reaches Fcl_ALL_Joy.
     assert result["vroid_bound"] == "3"
     assert float(result["vroid_aa_max"]) > 20 and float(result["vroid_joy_max"]) > 30
-    # Head and eyes turn to the side the pose says (yaw + = the character's left = -X in Unity).
+    # Head and eyes turn to the side the pose says (yaw + = the character's left = -X in Unity);
+    # the eyes on both sides, after SetGaze to the left at 2 s and to the right at 3 s.
     assert int(result["yaw_checks"]) > 20 and result["yaw_wrong_side"] == "0"
-    assert int(result["gaze_checks"]) > 10 and result["gaze_wrong_side"] == "0"
-    # Frames reach the RawImage as a bottom-up RGBA32 texture, one after another.
-    assert int(result["frames_received"]) > 40 and int(result["frames_shown"]) > 40
+    assert int(result["gaze_left_checks"]) > 30 and int(result["gaze_right_checks"]) > 30
+    assert result["gaze_wrong_side"] == "0"
+    # Frames reach the RawImage as a bottom-up RGBA32 texture, one after another: every frame of
+    # the line (its window never filled up), each shown once when its time came.
+    assert int(result["frames_received"]) == int(result["line_end_frames_sent"]) == int(result["line_end_ticks"])
+    assert result["line_end_frames_dropped"] == "0"
+    assert int(result["frames_shown"]) == int(result["frames_received"])
     assert result["texture"] == "512x512 RGBA32" and result["raw_image_has_texture"] == "True"
     assert result["rows_flipped"] == "True"
 
 
 def test_components_without_a_sidecar_warn_once_and_keep_running(component_check):
-    result = run_mono(component_check, "offline", str(free_port()), timeout=30)
+    result = run_mono(component_check, "offline", str(free_port()), timeout=300)  # retries every 0.1 s for 1.5 s+
     assert result["_rc"] == "0", result
     assert result["face_open"] == "False" and result["warnings"] == "1" and result["exceptions"] == "0"
 
 
-# ---------------------------------------------------------------- the package as Unity sees it
+# ---------------------------------------------------------------- the sample scene, and a sidecar restart (the package files: test_unity_package.py)
 
 def test_quick_start_sample_compiles_against_the_components(component_check, tmp_path):
     out = component_check.parent
     compile_cs(sorted((SAMPLE / "Samples~" / "QuickStart").glob("*.cs")), tmp_path / "Sample.dll", target="library",
                references=[out / "UnityEngine.dll", out / "Npcface.Core.dll", out / "Npcface.Runtime.dll"])
-
-
-def test_package_manifest_is_a_valid_upm_package():
-    import json
-    import re
-
-    manifest = json.loads((SAMPLE / "package.json").read_text())
-    assert re.fullmatch(r"[a-z0-9][a-z0-9._-]*", manifest["name"]) and manifest["name"].count(".") >= 2
-    assert re.fullmatch(r"\d+\.\d+\.\d+", manifest["version"])
-    assert re.fullmatch(r"20\d\d\.\d", manifest["unity"])
-    for sample in manifest["samples"]:
-        assert (SAMPLE / sample["path"]).is_dir()
-    for asmdef in SAMPLE.glob("Runtime/*/*.asmdef"):
-        json.loads(asmdef.read_text())
-    core = json.loads((SAMPLE / "Runtime" / "Core" / "Npcface.Core.asmdef").read_text())
-    assert core["noEngineReferences"] is True  # the core builds without UnityEngine (compiled so above)
-
-
-def test_every_asset_has_its_meta_file_with_a_unique_guid():
-    """A git-URL (immutable) package whose files lack .meta files is ignored by Unity."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("write_meta_files", SAMPLE / "Tools~" / "write_meta_files.py")
-    metas = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(metas)
-    assets = metas.assets()
-    assert any(p.name == "README.md" for p in assets) and any(p.suffix == ".cs" for p in assets)
-    guids = []
-    for path in assets:
-        meta = path.with_name(path.name + ".meta")
-        assert meta.exists(), f"{meta.relative_to(ROOT)} is missing: run python3 unity_sample/Tools~/write_meta_files.py"
-        assert meta.read_text() == metas.meta_text(path), f"{meta.relative_to(ROOT)} is stale"
-        guids.append(meta.read_text().split("guid: ")[1][:32])
-    assert len(set(guids)) == len(guids)
-    orphans = [m for m in SAMPLE.rglob("*.meta") if not m.with_name(m.name[:-5]).exists()]
-    assert orphans == []
-
-
-def test_each_component_lives_in_a_file_of_its_own_name():
-    """Unity can only add a MonoBehaviour / create a ScriptableObject whose file is named after it."""
-    import re
-
-    sources = sorted(SAMPLE.glob("Runtime/Components/*.cs")) + sorted(SAMPLE.glob("Samples~/*/*.cs"))
-    for source in sources:
-        classes = re.findall(r"class (\w+)\s*:\s*(?:MonoBehaviour|ScriptableObject)\b", source.read_text())
-        assert classes == [source.stem], source.name
 
 
 def test_components_reconnect_and_reopen_after_a_sidecar_restart(component_check, sidecar):
@@ -502,7 +478,7 @@ def test_components_reconnect_and_reopen_after_a_sidecar_restart(component_check
         assert first.strip() == "phase=open", first + harness.stderr.read()
         sidecar.stop()
         sidecar.start()  # the same port, a new server that knows nothing of the client
-        out, err = harness.communicate(timeout=150)
+        out, err = harness.communicate(timeout=600)  # each wait in the harness gives up after 120 s
     finally:
         if harness.poll() is None:
             harness.kill()

@@ -7,7 +7,7 @@ import { Dealer } from "zeromq";
 import { encode, decode } from "@msgpack/msgpack";
 
 const [endpoint, wavPath, text, avatarPath] = process.argv.slice(2);
-const TIMEOUT_MS = 30000;
+const TIMEOUT_MS = 60000;  // generous: only a server that never answers hits it
 
 // ---- WAV (RIFF) parsing: PCM 16-bit little-endian, any rate and channel count.
 function readWav(path) {

@@ -41,6 +41,7 @@ namespace Npcface.Client
         readonly byte[] readBuffer = new byte[64 * 1024];
         int readStart;
         int readEnd;
+        bool peerClosed;  // the peer ended the connection (an orderly close, not an error)
         volatile bool disposed;
 
         /// <summary>The peer's socket type from its READY command, e.g. "ROUTER".</summary>
@@ -129,7 +130,19 @@ namespace Npcface.Client
                 WriteProperty(ready, "Identity", identity);
             SendFrames(new[] { ready.ToArray() }, true);
 
-            byte[] reply = ReadFrame(out bool more, out bool isCommand);
+            byte[] reply;
+            bool isCommand;
+            try
+            {
+                reply = ReadFrame(out bool more, out isCommand);
+            }
+            catch (ZmtpException e) when (peerClosed)
+            {
+                // libzmq hangs up on a socket type that cannot pair with its own; whether its
+                // READY (naming its type) went out before that depends on timing, so say the
+                // same thing when it did not.
+                throw new ZmtpException("the peer refused the handshake: it hung up on our READY (Socket-Type DEALER; npcface serves a ROUTER)", e);
+            }
             if (!isCommand)
                 throw new ZmtpException("the peer sent a message before its READY command");
             string name = CommandName(reply, out int offset);
@@ -313,7 +326,10 @@ namespace Npcface.Client
                 throw new ZmtpException("the connection broke: " + e.Message, e);
             }
             if (got == 0)
+            {
+                peerClosed = true;
                 throw new ZmtpException("the peer closed the connection");
+            }
             return got;
         }
 

@@ -2,6 +2,11 @@
 // a scene with a sidecar, a face speaking a WAV clip, a blendshape rig, head and eye bones and a
 // RawImage. Prints "key=value" lines for tests/test_unity_client.py.
 //
+// While the line plays, the DSP clock is simulated (a fixed step per frame), and a frame is
+// checked only once the sidecar's ticks and frames for its time are in (frames at the same time
+// repeat until then, like a game waiting on a stream). So every count printed is the same on an
+// idle or a loaded machine; load only makes the run take longer.
+//
 //   mono ComponentCheck.exe scene PORT PORTRAIT WAV TEXT  |  offline PORT  |  restart PORT WAV
 // "restart" prints phase=open, then expects the test to restart the sidecar on the same port.
 using System;
@@ -26,6 +31,9 @@ static class ComponentCheck
 
     static void Print(string key, object value) { Console.WriteLine(key + "=" + value); }
 
+    const double WaitSeconds = 120;  // for what must happen; generous, so only a broken stack hits it
+    const double FrameSeconds = 1.0 / 60;  // the simulated game's frame time while the line plays
+
     static NpcfaceSidecar AddSidecar(int port)
     {
         var go = new GameObject("Sidecar");
@@ -39,17 +47,20 @@ static class ComponentCheck
     // No sidecar listening: one clear warning, no exception, nothing opened.
     static int Offline(int port)
     {
-        AddSidecar(port);
+        NpcfaceSidecar sidecar = AddSidecar(port);
+        sidecar.retrySeconds = 0.1f;  // many failed attempts in the run: one warning for all of them
         var faceObject = new GameObject("Guard");
         NpcfaceFace face = faceObject.AddComponent<NpcfaceFace>();
         var clock = Stopwatch.StartNew();
-        while (clock.ElapsedMilliseconds < 1500)
+        Func<int> warnings = () => StandIn.Logs.Count(l => l.StartsWith("warning:") && l.Contains("cannot connect"));
+        // At least 1.5 s (about 15 retries), and until the first warning however slow the machine.
+        while ((clock.ElapsedMilliseconds < 1500 || warnings() == 0) && clock.Elapsed.TotalSeconds < WaitSeconds)
         {
             StandIn.RunFrame();
             Thread.Sleep(10);
         }
         Print("face_open", face.IsOpen);
-        Print("warnings", StandIn.Logs.Count(l => l.StartsWith("warning:") && l.Contains("cannot connect")));
+        Print("warnings", warnings());
         Print("exceptions", StandIn.Logs.Count(l => l.StartsWith("exception:")));
         return 0;
     }
@@ -76,17 +87,19 @@ static class ComponentCheck
         return streamer;
     }
 
-    // Runs player-loop frames until `done` or the timeout; false on timeout.
-    static bool RunUntil(Func<bool> done, double timeoutSeconds)
+    // Runs player-loop frames until `done` or the timeout; false on timeout. The DSP clock follows
+    // the wall clock, or (advanceDspTime false) stays where it is: frames repeat the same time.
+    static bool RunUntil(Func<bool> done, double timeoutSeconds, bool advanceDspTime = true)
     {
         var clock = Stopwatch.StartNew();
         while (!done())
         {
             if (clock.Elapsed.TotalSeconds > timeoutSeconds)
                 return false;
-            StandIn.DspTime = StandIn.Clock.Elapsed.TotalSeconds;
+            Thread.Sleep(advanceDspTime ? 5 : 1);
+            if (advanceDspTime)
+                StandIn.DspTime = StandIn.Clock.Elapsed.TotalSeconds;
             StandIn.RunFrame();
-            Thread.Sleep(5);
         }
         return true;
     }
@@ -103,13 +116,13 @@ static class ComponentCheck
         face.LineEnded += end => lineEnds++;
         guard.SetActive(true);
 
-        Print("phase", RunUntil(() => face.IsOpen, 30) ? "open" : "never_opened");
-        Print("lost", RunUntil(() => !face.IsOpen, 60));
+        Print("phase", RunUntil(() => face.IsOpen, WaitSeconds) ? "open" : "never_opened");
+        Print("lost", RunUntil(() => !face.IsOpen, WaitSeconds));
         var reconnect = Stopwatch.StartNew();
-        Print("reopened", RunUntil(() => face.IsOpen, 90));
+        Print("reopened", RunUntil(() => face.IsOpen, WaitSeconds));
         Print("reopen_seconds", reconnect.Elapsed.TotalSeconds.ToString("F1"));
         Print("spoke", streamer.Speak());
-        Print("line_ends_completed", RunUntil(() => lineEnds > 0, 30));
+        Print("line_ends_completed", RunUntil(() => lineEnds > 0, WaitSeconds));
         Print("errors", StandIn.Logs.Count(l => l.StartsWith("error:") || l.StartsWith("exception:")));
         foreach (string log in StandIn.Logs)
             Console.Error.WriteLine(log);
@@ -163,32 +176,57 @@ static class ComponentCheck
         NpcfaceFrameApplier frames = guard.AddComponent<NpcfaceFrameApplier>();
         frames.rawImage = image;
 
-        int lineEnds = 0, framesReceived = 0;
-        double frameLagSum = 0;
-        face.LineEnded += end => lineEnds++;
-        face.FrameReceived += frame => { framesReceived++; frameLagSum += face.LineTime - frame.Time; };
+        int lineEnds = 0, ticksReceived = 0, framesReceived = 0, lastFrameIndex = -1;
+        Npcface.Client.LineEndMessage lineEnd = null;
+        face.LineEnded += end => { lineEnds++; lineEnd = end; };
+        face.TickReceived += tick => ticksReceived++;
+        face.FrameReceived += frame => { framesReceived++; lastFrameIndex = frame.Index; };
+        // A window large enough that the server never drops a frame here (it holds at most the
+        // ticks of the audio sent ahead): every frame arrives and is shown, an exact count.
+        face.frameWindow = 32;
         guard.SetActive(true);
 
-        var clock = Stopwatch.StartNew();
-        bool spoke = false, happy = false;
-        double lineEndsAt = double.MaxValue;
+        bool opened = RunUntil(() => face.IsOpen, WaitSeconds);
+        bool spoke = opened && streamer.Speak();
+        double lineEndsAt = StandIn.DspTime + streamer.startDelaySeconds + wav.Duration;
+        bool happy = false, lookedLeft = false, lookedRight = false, stalled = false;
         float jawMax = 0f, visemePPMax = 0f, vroidAaMax = 0f, vroidJoyMax = 0f;
-        int mappedChecks = 0, mappedMismatches = 0, yawChecks = 0, yawWrongSide = 0, gazeChecks = 0, gazeWrongSide = 0;
-        int lastShown = -1, shownChanges = 0;
+        int mappedChecks = 0, mappedMismatches = 0, yawChecks = 0, yawWrongSide = 0, gazeLeftChecks = 0, gazeRightChecks = 0, gazeWrongSide = 0;
+        int lastShown = -1, shownChanges = 0, steps = 0;
         bool flipOk = true;
-        while (clock.Elapsed.TotalSeconds < 60 && StandIn.DspTime < lineEndsAt + 0.3)
+        // Ready when the tick after the playback time and its frame are in (or the line is over:
+        // line_end follows every tick and frame of the line).
+        Func<bool> ready = () =>
         {
-            StandIn.DspTime = clock.Elapsed.TotalSeconds;
+            if (lineEnds > 0)
+                return true;
+            int next = (int)Math.Floor(Math.Max(0.0, face.LineTime) * face.fps) + 1;
+            return ticksReceived > next && lastFrameIndex >= next;
+        };
+        while (spoke && StandIn.DspTime < lineEndsAt + 0.3)
+        {
+            StandIn.DspTime += FrameSeconds;
+            steps++;
             StandIn.RunFrame();
-            if (!spoke && face.IsOpen)
+            if (!RunUntil(ready, WaitSeconds, advanceDspTime: false))
             {
-                spoke = streamer.Speak();
-                lineEndsAt = StandIn.DspTime + streamer.startDelaySeconds + wav.Duration;
+                stalled = true;
+                break;
             }
-            if (spoke && !happy && face.LineTime > 1.0)
+            if (!happy && face.LineTime > 1.0)
             {
                 face.SetEmotion("happy", 0.9f);  // mid-line, through the component
                 happy = true;
+            }
+            if (!lookedLeft && face.LineTime > 2.0)
+            {
+                face.SetGaze(25f, 0f);  // the eyes turn to the character's left, then to its right
+                lookedLeft = true;
+            }
+            if (!lookedRight && face.LineTime > 3.0)
+            {
+                face.SetGaze(-25f, 0f);
+                lookedRight = true;
             }
             if (face.HasPose)
             {
@@ -211,7 +249,7 @@ static class ComponentCheck
                 float eyeYaw = face.Pose.GazeLeft[0] + yaw;
                 if (Math.Abs(face.Pose.GazeLeft[0]) > 1f && Math.Abs(eyeYaw) > 1f && Math.Abs(face.Pose.HeadRotation[1]) < 5f)
                 {
-                    gazeChecks++;
+                    if (eyeYaw > 0) gazeLeftChecks++; else gazeRightChecks++;
                     Vector3 look = leftEye.transform.rotation * Vector3.forward;
                     if (Math.Sign(look.x) != -Math.Sign(eyeYaw)) gazeWrongSide++;
                 }
@@ -222,8 +260,10 @@ static class ComponentCheck
                 lastShown = frames.ShownIndex;
                 flipOk &= RowsFlipped(face.CurrentFrame, frames.Texture);
             }
-            Thread.Sleep(4);
         }
+        Print("opened", opened);
+        Print("steps", steps);
+        Print("stalled", stalled);
         Print("spoke", spoke);
         Print("line_ends", lineEnds);
         Print("bound_shapes", blendshapes.BoundCount);
@@ -238,10 +278,14 @@ static class ComponentCheck
         Print("vroid_joy_max", vroidJoyMax);
         Print("yaw_checks", yawChecks);
         Print("yaw_wrong_side", yawWrongSide);
-        Print("gaze_checks", gazeChecks);
+        Print("gaze_left_checks", gazeLeftChecks);
+        Print("gaze_right_checks", gazeRightChecks);
         Print("gaze_wrong_side", gazeWrongSide);
+        Print("ticks_received", ticksReceived);
+        Print("line_end_ticks", lineEnd == null ? -1 : lineEnd.Ticks);
+        Print("line_end_frames_sent", lineEnd == null ? -1 : lineEnd.FramesSent);
+        Print("line_end_frames_dropped", lineEnd == null ? -1 : lineEnd.FramesDropped);
         Print("frames_received", framesReceived);
-        Print("frame_arrival_lag_ms", framesReceived == 0 ? 0 : (int)(1000 * frameLagSum / framesReceived));
         Print("frames_shown", shownChanges);
         Print("texture", frames.Texture == null ? "none" : frames.Texture.width + "x" + frames.Texture.height + " " + frames.Texture.format);
         Print("raw_image_has_texture", image.texture == frames.Texture && image.texture != null);

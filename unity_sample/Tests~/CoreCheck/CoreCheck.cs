@@ -118,7 +118,7 @@ static class CoreCheck
                 }
                 dealer.Send(frames);
                 List<byte[]> reply;
-                if (!dealer.TryReceive(10000, out reply))
+                if (!dealer.TryReceive(60000, out reply))  // generous: only a lost echo hits it
                 {
                     Console.WriteLine("echo_timeout=" + string.Join(",", message));
                     return 1;
@@ -135,7 +135,7 @@ static class CoreCheck
             // The echo peer sends one more message after our ping; the PONG arrives before it.
             dealer.Send(new List<byte[]> { Encoding.ASCII.GetBytes("last") });
             List<byte[]> last;
-            dealer.TryReceive(5000, out last);
+            dealer.TryReceive(60000, out last);
             Console.WriteLine("pongs=" + dealer.PongsReceived);
             return matched == sizes.Length ? 0 : 1;
         }

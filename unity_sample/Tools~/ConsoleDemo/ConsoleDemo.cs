@@ -19,6 +19,9 @@ namespace Npcface.Tools
     static class ConsoleDemo
     {
         const string Session = "guard";
+        // How long to wait for a reply or a line's end: generous, so a busy machine is waited for
+        // and only a sidecar that never answers fails the demo.
+        internal const int WaitMs = 120000;
 
         static int Main(string[] argv)
         {
@@ -59,11 +62,11 @@ namespace Npcface.Tools
                 Print("server_frames", canRender);
 
                 var upload = Stopwatch.StartNew();
-                AvatarMessage avatar = client.WaitFor<AvatarMessage>(client.UploadAvatar(portrait), 60000);
+                AvatarMessage avatar = client.WaitFor<AvatarMessage>(client.UploadAvatar(portrait), WaitMs);
                 Print("avatar", avatar.Avatar);
                 Print("avatar_size", avatar.Width + "x" + avatar.Height);
                 Print("avatar_upload_ms", upload.ElapsedMilliseconds);
-                AvatarMessage again = client.WaitFor<AvatarMessage>(client.UploadAvatar(portrait), 60000);
+                AvatarMessage again = client.WaitFor<AvatarMessage>(client.UploadAvatar(portrait), WaitMs);
                 Print("avatar_again_cached", again.Cached && again.Avatar == avatar.Avatar);
 
                 var options = new SessionOptions
@@ -71,7 +74,7 @@ namespace Npcface.Tools
                     Frames = canRender, Avatar = avatar.Avatar, Fps = fps,
                     Channels = new[] { "arkit", "visemes", "vrm" }, FrameWindow = 4,
                 };
-                OpenedMessage opened = client.WaitFor<OpenedMessage>(client.Open(Session, options));
+                OpenedMessage opened = client.WaitFor<OpenedMessage>(client.Open(Session, options), WaitMs);
                 Print("opened_outputs", string.Join(",", opened.Outputs));
                 Print("opened_frame_size", opened.FrameWidth + "x" + opened.FrameHeight);
 
@@ -87,7 +90,7 @@ namespace Npcface.Tools
                     JpegFrames(client, wav, avatar.Avatar);
                 BadRequests(client, wav);
 
-                ClosedMessage closed = client.WaitFor<ClosedMessage>(client.Close(Session));
+                ClosedMessage closed = client.WaitFor<ClosedMessage>(client.Close(Session), WaitMs);
                 Print("closed_ticks_sent", closed.TicksSent);
                 Print("failures", line.Failures);
                 return line.Failures == 0 ? 0 : 1;
@@ -95,7 +98,8 @@ namespace Npcface.Tools
         }
 
         // Opens a session, stays silent for `seconds` (heartbeats only, unless disabled), then
-        // speaks a short line: the session must have survived the server's idle timeout.
+        // speaks a short line: the session must have survived the server's idle timeout. With
+        // heartbeats, silent also until three of them were answered, however slow the machine.
         static int IdleCheck(string host, int port, WavFile wav, double seconds, bool noHeartbeat)
         {
             using (NpcfaceClient client = NpcfaceClient.Connect(host, port, 5000))
@@ -104,13 +108,16 @@ namespace Npcface.Tools
                 Print("heartbeat_s", welcome.HeartbeatSeconds);
                 if (noHeartbeat)
                     client.HeartbeatSeconds = 1e6;
-                client.WaitFor<OpenedMessage>(client.Open("idle", new SessionOptions()));
-                Thread.Sleep(TimeSpan.FromSeconds(seconds));
+                client.WaitFor<OpenedMessage>(client.Open("idle", new SessionOptions()), WaitMs);
+                var silent = Stopwatch.StartNew();
+                while (silent.Elapsed.TotalSeconds < seconds
+                       || (!noHeartbeat && client.HeartbeatPongs < 3 && silent.ElapsedMilliseconds < WaitMs))
+                    Thread.Sleep(10);
                 client.SendAudio("idle", wav.Samples, 0, Math.Min(wav.Samples.Length, wav.Rate / 2), wav.Rate, wav.Channels);
                 string end = client.EndLine("idle");
                 try
                 {
-                    LineEndMessage line = client.WaitFor<LineEndMessage>(end, 20000);
+                    LineEndMessage line = client.WaitFor<LineEndMessage>(end, WaitMs);
                     Print("idle_session_survived", line.Ticks > 0);
                     Print("heartbeat_pongs", client.HeartbeatPongs);
                 }
@@ -148,13 +155,13 @@ namespace Npcface.Tools
         static void JpegFrames(NpcfaceClient client, WavFile wav, string avatar)
         {
             var options = new SessionOptions { Latents = false, Frames = true, Avatar = avatar, FrameFormat = "jpeg", FrameWindow = 64 };
-            client.WaitFor<OpenedMessage>(client.Open("portrait", options));
+            client.WaitFor<OpenedMessage>(client.Open("portrait", options), WaitMs);
             client.SendAudio("portrait", wav.Samples, 0, Math.Min(wav.Samples.Length, wav.Rate / 2 * wav.Channels), wav.Rate, wav.Channels);
             string end = client.EndLine("portrait");
             int jpegs = 0, ticks = 0;
             long bytes = 0;
             var clock = Stopwatch.StartNew();
-            while (clock.ElapsedMilliseconds < 30000)
+            while (clock.ElapsedMilliseconds < WaitMs)
             {
                 ServerMessage message;
                 if (!client.TryReceive(1000, out message))
@@ -174,7 +181,7 @@ namespace Npcface.Tools
             Print("jpeg_frames", jpegs);
             Print("jpeg_session_ticks", ticks);
             Print("frame_jpeg_bytes", jpegs == 0 ? 0 : bytes / jpegs);
-            client.WaitFor<ClosedMessage>(client.Close("portrait"));
+            client.WaitFor<ClosedMessage>(client.Close("portrait"), WaitMs);
         }
 
         // Each bad request must get its specific error code, and the session must survive it.
@@ -190,10 +197,10 @@ namespace Npcface.Tools
             Print("error_no_line", ErrorCode(client, client.EndLine(Session)));
             Print("error_bad_controls", ErrorCode(client, client.SetControls(Session, 7.5, null)));
             string validControls = client.SetControls(Session, 0.5, 1.2);  // valid: no reply at all
-            ServerMessage stats = client.WaitFor<ServerMessage>(client.RequestStats());
+            ServerMessage stats = client.WaitFor<ServerMessage>(client.RequestStats(), WaitMs);
             Print("stats_type", stats.Type);
             Print("stats_has_sessions", stats.Raw.ContainsKey("your_sessions"));
-            PongMessage pong = client.WaitFor<PongMessage>(client.Ping());
+            PongMessage pong = client.WaitFor<PongMessage>(client.Ping(), WaitMs);
             // The server answers in order: anything about the valid controls came before the pong.
             bool controlsAnswered = false;
             ServerMessage late;
@@ -207,7 +214,7 @@ namespace Npcface.Tools
         {
             try
             {
-                ServerMessage reply = client.WaitFor<ServerMessage>(id, 10000);
+                ServerMessage reply = client.WaitFor<ServerMessage>(id, WaitMs);
                 return "none:" + reply.Type;
             }
             catch (NpcfaceRequestException e)
@@ -275,7 +282,7 @@ namespace Npcface.Tools
         public LineEndMessage FinishLine(string endId)
         {
             var clock = Stopwatch.StartNew();
-            while (clock.ElapsedMilliseconds < 60000)
+            while (clock.ElapsedMilliseconds < ConsoleDemo.WaitMs)
             {
                 ServerMessage message;
                 if (!client.TryReceive(out message))
@@ -287,7 +294,7 @@ namespace Npcface.Tools
                     return (LineEndMessage)message;
                 Take(message);
             }
-            throw new NpcfaceRequestException("timeout", "no line_end within 60 s");
+            throw new NpcfaceRequestException("timeout", "no line_end within " + ConsoleDemo.WaitMs / 1000 + " s");
         }
 
         void Take(ServerMessage message)
