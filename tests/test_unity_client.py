@@ -292,7 +292,8 @@ def test_console_demo_runs_the_whole_conversation(console_demo, sidecar_port, po
                       "--wav", str(wav), "--text", text, "--fps", "30", "--realtime",
                       "--frames-out", str(frames_dir), "--ticks-out", str(ticks_csv), timeout=300)
     assert result["_rc"] == "0", result
-    assert result["protocol"] == "1.0"
+    assert result["protocol"] == "1.2"
+    assert result["opened_motion"] == "rules"  # 1.2: the session runs the generator it asked for
     assert result["arkit_names"] == "52" and int(result["jaw_open_index"]) == ARKIT_INDEX["JawOpen"]
     assert result["avatar_size"] == "512x512" and result["avatar_again_cached"] == "true"
     assert result["opened_outputs"] == "latents,frames"

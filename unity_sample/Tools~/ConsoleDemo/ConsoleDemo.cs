@@ -72,10 +72,11 @@ namespace Npcface.Tools
                 var options = new SessionOptions
                 {
                     Frames = canRender, Avatar = avatar.Avatar, Fps = fps,
-                    Channels = new[] { "arkit", "visemes", "vrm" }, FrameWindow = 4,
+                    Channels = new[] { "arkit", "visemes", "vrm" }, FrameWindow = 4, Motion = "rules",
                 };
                 OpenedMessage opened = client.WaitFor<OpenedMessage>(client.Open(Session, options), WaitMs);
                 Print("opened_outputs", string.Join(",", opened.Outputs));
+                Print("opened_motion", opened.Motion ?? "(none)");
                 Print("opened_frame_size", opened.FrameWidth + "x" + opened.FrameHeight);
 
                 var line = new LineCollector(client, framesOut, welcome.ArkitNames);
