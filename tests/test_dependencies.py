@@ -137,3 +137,17 @@ def test_the_sidecar_answers_a_broken_package_with_an_error_reply_not_a_tracebac
         logged = stderr.read()
     assert "Traceback" not in logged, logged
     assert "pocketsphinx failed to load" in logged
+
+
+def test_the_learned_mouth_with_a_broken_torch_says_so_in_one_line(tmp_path):
+    """torch loads only for `--motion learned` (or a weights file); broken, it is named in one line by
+    animate and render, and `serve --motion learned` stops before listening."""
+    wav, text = fixture_line("line_bilabials")
+    env = broken_packages(tmp_path, "torch")
+    result = run_cli(env, "animate", str(wav), "--motion", "learned", "-o", str(tmp_path / "line.csv"))
+    assert_one_clear_line(result, "animate", "torch")
+    result = run_cli(env, "render", str(FIXTURES / "portrait_astronaut.png"), str(wav), "--motion", "learned",
+                     "-o", str(tmp_path / "line.mp4"))
+    assert_one_clear_line(result, "render", "torch")
+    result = run_cli(env, "serve", "--bind", "tcp://127.0.0.1:0", "--motion", "learned")
+    assert_one_clear_line(result, "serve", "torch")
