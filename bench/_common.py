@@ -1,9 +1,12 @@
 """Helpers the bench scripts share: where the real data is, and timing a call."""
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from pathlib import Path
+
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -15,6 +18,20 @@ def data_dir(override: str | None = None) -> Path:
     if os.environ.get("NPCFACE_DATA"):
         return Path(os.environ["NPCFACE_DATA"])
     return REPO.parent / "shared" / "data"
+
+
+def capture_code_version() -> str:
+    """Cached captures are redone whenever the capture code changes."""
+    digest = hashlib.sha1()
+    for name in ("capture.py", "capture_blendshapes.py", "video_io.py"):
+        digest.update((REPO / "core" / name).read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a - a.mean(), b - b.mean()
+    denominator = np.sqrt((a * a).sum() * (b * b).sum())
+    return float((a * b).sum() / denominator) if denominator > 0 else 0.0
 
 
 def timed(fn, *args, **kwargs):

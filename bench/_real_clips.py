@@ -9,13 +9,13 @@ the capture code changes.
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+from _common import REPO, capture_code_version, data_dir
+
 RESULTS = REPO / "bench" / "results"
 GRID_CLIPS_PER_SPEAKER = 12
 HELD_OUT_VIDEOS = frozenset({"v13", "v17", "v21", "v22"})
@@ -75,13 +75,6 @@ def grid_text(video: Path) -> str | None:
     return None
 
 
-def capture_code_version() -> str:
-    digest = hashlib.sha1()
-    for name in ("capture.py", "capture_blendshapes.py", "video_io.py"):
-        digest.update((REPO / "core" / name).read_bytes())
-    return digest.hexdigest()[:12]
-
-
 def captured(clip: RealClip, refresh: bool = False) -> CapturedClip:
     """The clip's captured head rotation and lip gap, from the cache when still valid."""
     from npcface.core.capture import capture_video_result
@@ -101,17 +94,20 @@ def captured(clip: RealClip, refresh: bool = False) -> CapturedClip:
     return out
 
 
-def pearson(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = a - a.mean(), b - b.mean()
-    denominator = np.sqrt((a * a).sum() * (b * b).sum())
-    return float((a * b).sum() / denominator) if denominator > 0 else 0.0
+def chosen_clips(data: str | None, only: str | None = None) -> list[RealClip]:
+    """The real clips under --data (or the default folder), those named in ``only`` (comma-separated)
+    when given; empty, with a line saying so, when there are none."""
+    clips = real_clips(data_dir(data)) if data_dir(data).is_dir() else []
+    if only:
+        clips = [c for c in clips if c.name in only.split(",")]
+    if not clips:
+        print(f"no real clips under {data_dir(data)}: nothing to measure (set NPCFACE_DATA or --data)")
+    return clips
 
 
 if __name__ == "__main__":  # capture (and cache) every clip: the slow part, done once
     import sys
     import time
-
-    from _common import data_dir
 
     sys.path.insert(0, str(REPO))
     for clip in real_clips(data_dir(sys.argv[1] if len(sys.argv) > 1 else None)):

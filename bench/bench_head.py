@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
-from _common import data_dir, run_at_revision, use_code_from
-from _real_clips import REPO, RESULTS, RealClip, captured, pearson, real_clips
+from _common import REPO, pearson, run_at_revision, use_code_from
+from _real_clips import RESULTS, RealClip, captured, chosen_clips
 
 ANGLE_SMOOTH_S = 0.04  # Gaussian sigma on the angles before differentiating (capture jitter)
 ENVELOPE_SMOOTH_S = 0.25  # Gaussian sigma of speed and loudness for r(speed, loudness)
@@ -186,9 +186,8 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # for --before's subprocess
     parser.add_argument("--code", help=argparse.SUPPRESS)  # source tree to import npcface from
     args = parser.parse_args()
-    clips = real_clips(data_dir(args.data)) if data_dir(args.data).is_dir() else []
+    clips = chosen_clips(args.data)
     if not clips:
-        print(f"no real clips under {data_dir(args.data)}: nothing to measure (set NPCFACE_DATA or --data)")
         return 0
     sys.path.insert(0, str(REPO))
     use_code_from(args.code)

@@ -32,6 +32,7 @@ import numpy as np  # noqa: E402
 from _common import REPO, data_dir  # noqa: E402
 
 sys.path.insert(0, str(REPO / "bench"))
+from _real_clips import grid_text  # noqa: E402
 from bench_quality import lagged_r, loudness_envelope  # noqa: E402
 
 RECIPE = REPO / "models" / "recipes" / "audio2face.json"
@@ -39,15 +40,6 @@ RECIPE = REPO / "models" / "recipes" / "audio2face.json"
 
 def lip_gap(track) -> np.ndarray:
     return (track.channel("JawOpen") - track.channel("MouthClose")).astype(np.float64)
-
-
-def grid_text(video: Path) -> str | None:
-    if video.with_suffix(".txt").exists():
-        return video.with_suffix(".txt").read_text().strip()
-    if video.with_suffix(".align").exists():
-        words = [line.split()[2] for line in video.with_suffix(".align").read_text().splitlines() if line.strip()]
-        return " ".join(w for w in words if w not in ("sil", "sp"))
-    return None
 
 
 def evaluate(video: Path, generators: dict, text: str | None) -> dict:

@@ -19,7 +19,6 @@ Exits 0 with a note when the data folder is absent.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import time
@@ -27,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import data_dir, run_at_revision, use_code_from
+from _common import capture_code_version, data_dir, pearson, run_at_revision, use_code_from
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
@@ -41,14 +40,6 @@ CLIP_NOTES = {
     "v08": ("uncertain", "en-us"), "v09": ("uncertain", "en-us"), "v12": ("uncertain", "en-us"),
     "v15": ("uncertain", "zh"), "v14": ("music", "singing"),
 }
-
-
-def capture_code_version() -> str:
-    """Cached captures are redone whenever the capture code changes."""
-    digest = hashlib.sha1()
-    for name in ("capture.py", "capture_blendshapes.py", "video_io.py"):
-        digest.update((REPO / "core" / name).read_bytes())
-    return digest.hexdigest()[:12]
 
 
 def captured_curves(video: Path, refresh: bool) -> dict[str, np.ndarray | float]:
@@ -80,12 +71,6 @@ def loudness_envelope(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     loudness = compute_features(samples).loudness_db.astype(np.float64)
     envelope = np.maximum(loudness, loudness.max() - LOUDNESS_FLOOR_DB)
     return np.arange(len(envelope)) * FEATURE_HOP_S, envelope
-
-
-def pearson(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = a - a.mean(), b - b.mean()
-    denominator = np.sqrt((a * a).sum() * (b * b).sum())
-    return float((a * b).sum() / denominator) if denominator > 0 else 0.0
 
 
 def lagged_r(truth_times: np.ndarray, truth: np.ndarray, times: np.ndarray, curve: np.ndarray,

@@ -150,13 +150,17 @@ def frame_cost(rig, frames: list[MotionFrame], size: int = 512) -> dict[str, flo
     for frame in frames:
         renderer.render(frame)
     ms = 1000 * (time.perf_counter() - start) / len(frames)
+    return {"ms": ms, "grid_sample_ms": 1000 * grid_sample_seconds(renderer, size)}
+
+
+def grid_sample_seconds(renderer: Renderer, size: int) -> float:
+    """The baseline: one torch grid_sample of the renderer's picture and matte at size x size."""
     planes = torch.from_numpy(np.dstack([renderer.view_image, renderer.view_matte]).astype(np.float32))
     planes = planes.permute(2, 0, 1).unsqueeze(0).contiguous()
     ys_n, xs_n = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
     identity = torch.stack([xs_n, ys_n], dim=-1).unsqueeze(0)
-    base = timed(lambda: F.grid_sample(planes, identity, mode="bilinear", padding_mode="border",
+    return timed(lambda: F.grid_sample(planes, identity, mode="bilinear", padding_mode="border",
                                        align_corners=True), 50)
-    return {"ms": ms, "grid_sample_ms": 1000 * base}
 
 
 def compare_with(revision: str, args, rounds: int = 3) -> None:
@@ -223,12 +227,7 @@ def main() -> int:
             renderer.render(frame)
         seconds = time.perf_counter() - start
         fps = len(frames) / seconds
-        planes = torch.from_numpy(np.dstack([renderer.view_image, renderer.view_matte]).astype(np.float32))
-        planes = planes.permute(2, 0, 1).unsqueeze(0).contiguous()
-        ys_n, xs_n = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
-        identity = torch.stack([xs_n, ys_n], dim=-1).unsqueeze(0)
-        base_torch = timed(lambda: F.grid_sample(planes, identity, mode="bilinear", padding_mode="border",
-                                                 align_corners=True), 50)
+        base_torch = grid_sample_seconds(renderer, size)
         xs, ys = np.meshgrid(np.arange(size, dtype=np.float32), np.arange(size, dtype=np.float32))
         base_cv = timed(lambda: cv2.remap(renderer.view_image, xs, ys, cv2.INTER_LINEAR), 50)
         print(f"\n{size}x{size}: {fps:.1f} fps ({1000 / fps:.2f} ms/frame over {len(frames)} talking frames), "

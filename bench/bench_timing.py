@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import data_dir, run_at_revision, use_code_from
-from _real_clips import REPO, RealClip, captured, pearson, real_clips
+from _common import REPO, pearson, run_at_revision, use_code_from
+from _real_clips import RealClip, captured, chosen_clips
 
 MAX_LAG_S = 0.2  # wider and 3 s GRID clips alias onto the next syllable (~250 ms away)
 LAG_STEP_S = 0.01
@@ -159,11 +159,8 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--code", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    clips = real_clips(data_dir(args.data)) if data_dir(args.data).is_dir() else []
-    if args.only:
-        clips = [c for c in clips if c.name in args.only.split(",")]
+    clips = chosen_clips(args.data, args.only)
     if not clips:
-        print(f"no real clips under {data_dir(args.data)}: nothing to measure (set NPCFACE_DATA or --data)")
         return 0
     sys.path.insert(0, str(REPO))
     use_code_from(args.code)

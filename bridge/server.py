@@ -28,7 +28,7 @@ from ..core.motion_backends import MOTION_NAMES, check_motion
 from .limits import Limits, Liveness
 from .protocol import (PROTOCOL_VERSION, ClientMessage, ErrorReply, ProtocolError, encode, error_reply, parse_request,
                        request_context, unpack_header)
-from .server_handlers import RequestHandlers
+from .server_handlers import RequestHandlers, log_failure
 from .server_session import WireSession
 
 log = logging.getLogger("npcface.serve")
@@ -118,7 +118,8 @@ class Server(RequestHandlers):
         started = time.monotonic()
         try:
             load_phone_decoders(concurrent_lines)
-            npc = NpcSession(SessionSettings(motion=self.motion_spec(self.default_motion)))  # one line through the whole stack loads the rest
+            # one line through the whole stack loads the rest
+            npc = NpcSession(SessionSettings(motion=self.motion_spec(self.default_motion)))
             npc.start_line(LineFormat(SAMPLE_RATE, 1, "s16le"), "hello")
             npc.push_pcm(b"\x00\x00" * 8000)
             npc.end_line()
@@ -236,14 +237,9 @@ class Server(RequestHandlers):
         except NpcfaceError as exc:
             self.send_error(client, exc, request_id, request_type, session)
         except Exception as exc:  # a bug must not take the server down for everyone
-            failed = dependency_error(exc)
-            if failed is not None:  # a broken install, not a bug: one line, no traceback
-                log.warning("npcface serve: %s request: %s", request_type, failed)
-                self.send_error(client, failed, request_id, request_type, session)
-            else:
-                log.exception("internal error on %s request", request_type)
-                self.send_error(client, ProtocolError("internal", f"internal server error ({type(exc).__name__})"),
-                                request_id, request_type, session)
+            failed = log_failure(exc, f"{request_type} request")
+            self.send_error(client, failed or ProtocolError("internal", f"internal server error ({type(exc).__name__})"),
+                            request_id, request_type, session)
         # Silence counts from when the server was done with the message, not from its arrival.
         client.last_seen = time.monotonic()
 

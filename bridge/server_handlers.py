@@ -10,7 +10,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ..core.arkit import ARKIT_NAMES, EMOTIONS, OCULUS_VISEMES, VRM_PRESETS
-from ..core.deps import dependency_error
+from ..core.deps import DependencyError, dependency_error
 from ..core.errors import NpcfaceError
 from ..core.motion_backends import MOTION_NAMES
 from ..core.session import LineFormat, NpcSession, SessionSettings
@@ -24,6 +24,18 @@ if TYPE_CHECKING:
     from .server import ClientState, Server
 
 log = logging.getLogger("npcface.serve")
+
+
+def log_failure(exc: Exception, what: str) -> DependencyError | None:
+    """Log an unexpected exception while doing ``what``. A package that does not load is a broken
+    install, not a bug: one line, and its DependencyError is returned to answer the request with.
+    Anything else is a bug: logged with its traceback, None returned."""
+    failed = dependency_error(exc)
+    if failed is not None:
+        log.warning("npcface serve: %s: %s", what, failed)
+    else:
+        log.error("npcface serve: internal error in %s", what, exc_info=exc)
+    return failed
 
 
 def capabilities(has_frames: bool, default_motion: str) -> dict:
@@ -122,12 +134,7 @@ class RequestHandlers:
         except NpcfaceError as exc:
             result = exc
         except Exception as exc:  # a rigging bug must answer the request, not vanish in the pool
-            result = dependency_error(exc)
-            if result is not None:
-                log.warning("npcface serve: rigging: %s", result)
-            else:
-                log.exception("rigging failed")
-                result = ProtocolError("internal", f"rigging failed ({type(exc).__name__})")
+            result = log_failure(exc, "rigging") or ProtocolError("internal", f"rigging failed ({type(exc).__name__})")
 
         def reply() -> None:
             client = self.clients.get(identity)
@@ -310,11 +317,7 @@ class RequestHandlers:
             payload = encode_pixels(frame, wire.settings.frame_format, wire.settings.jpeg_quality)
             rendered: RenderedFrame | None = RenderedFrame(job.line, job.index, float(job.motion.time), payload)
         except Exception as exc:  # a render bug drops the frame (counted), never the server
-            failed = dependency_error(exc)
-            if failed is not None:
-                log.warning("npcface serve: render: %s", failed)
-            else:
-                log.exception("render failed")
+            log_failure(exc, "render")
             rendered = None
 
         def deliver() -> None:

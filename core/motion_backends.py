@@ -23,12 +23,10 @@ def check_motion(spec: str | None) -> str:
     ControlError naming what is wrong otherwise."""
     if spec is None:
         return DEFAULT_MOTION
-    if not isinstance(spec, str) or not spec.strip():
-        raise ControlError(f"motion must be one of {', '.join(MOTION_NAMES)} or a .safetensors file, got {spec!r}")
     if spec in MOTION_NAMES:
         return spec
-    path = Path(spec)
-    if path.suffix.lower() != ".safetensors":
+    path = Path(spec) if isinstance(spec, str) else None
+    if path is None or path.suffix.lower() != ".safetensors":
         raise ControlError(f"motion must be one of {', '.join(MOTION_NAMES)} or a .safetensors weights file, "
                            f"got {spec!r}")
     if not path.is_file():

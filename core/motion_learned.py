@@ -50,7 +50,6 @@ def silence_row() -> np.ndarray:
 
 @lru_cache(maxsize=4)
 def _cached_model(path: str, mtime_ns: int):
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     return load_weights(path)
 
 

@@ -65,20 +65,24 @@ def disagreements(pyproject: Path, lock: Path) -> list[str]:
     return problems
 
 
-def installed_extras(lock: Path) -> list[str]:
+def installed_versions() -> dict[str, str]:
+    """normalised name -> version of every distribution in this environment."""
+    return {normalise(d.metadata["Name"]): d.version for d in metadata.distributions() if d.metadata["Name"]}
+
+
+def installed_extras(lock: Path, installed: dict[str, str] | None = None) -> list[str]:
     """Distributions in this environment that the lock does not name (the project excepted)."""
     pins = read_lock(lock)
-    names = {normalise(d.metadata["Name"]) for d in metadata.distributions() if d.metadata["Name"]}
-    return sorted(n for n in names if n not in pins and n != PROJECT)
+    return sorted(n for n in (installed or installed_versions()) if n not in pins and n != PROJECT)
 
 
 def venv_differences(lock: Path) -> list[str]:
     """One line per locked package missing or at another version here, and per package the lock
     does not name: what a venv built from an older lock, or changed by hand, still needs."""
-    installed = {normalise(d.metadata["Name"]): d.version for d in metadata.distributions() if d.metadata["Name"]}
+    installed = installed_versions()
     problems = [f"{name}: {installed.get(name, 'not installed')} here, {version} in {lock.name}"
                 for name, version in read_lock(lock).items() if installed.get(name) != version]
-    return problems + [f"{name}: installed here, not in {lock.name}" for name in installed_extras(lock)]
+    return problems + [f"{name}: installed here, not in {lock.name}" for name in installed_extras(lock, installed)]
 
 
 def main(argv: list[str]) -> int:
