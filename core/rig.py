@@ -72,11 +72,16 @@ def load_image(source: str | Path | bytes, max_side: int = MAX_SIDE) -> np.ndarr
         stream.close()
     if min(rgb.size) < MIN_SIDE:
         raise ImageError(f"{name} is {rgb.size[0]}x{rgb.size[1]}: too small for a face (at least {MIN_SIDE} px)")
-    if max(rgb.size) > max_side:
-        scale = max_side / max(rgb.size)
-        rgb = rgb.resize((max(1, round(rgb.size[0] * scale)), max(1, round(rgb.size[1] * scale))),
-                         Image.Resampling.LANCZOS)
-    return np.asarray(rgb, dtype=np.uint8).copy()
+    return np.asarray(_fit(rgb, max_side), dtype=np.uint8).copy()
+
+
+def _fit(picture: Image.Image, max_side: int) -> Image.Image:
+    """``picture`` downscaled (Lanczos) so its longer side is at most ``max_side``."""
+    if max(picture.size) <= max_side:
+        return picture
+    scale = max_side / max(picture.size)
+    return picture.resize((max(1, round(picture.size[0] * scale)), max(1, round(picture.size[1] * scale))),
+                          Image.Resampling.LANCZOS)
 
 
 def _to_rgb(picture: Image.Image) -> Image.Image:
@@ -181,11 +186,7 @@ def rig_from_file(source: str | Path | bytes, face_index: int | None = None, nam
     """Rig a picture file (or its bytes), keeping its head at full resolution for ``--framing head``."""
     label = name or ("the image bytes" if isinstance(source, bytes) else str(source))
     full = load_image(source, max_side=FULL_SIDE)
-    image = full
-    if max(full.shape[:2]) > MAX_SIDE:
-        scale = MAX_SIDE / max(full.shape[:2])
-        size = (max(1, round(full.shape[1] * scale)), max(1, round(full.shape[0] * scale)))
-        image = np.asarray(Image.fromarray(full).resize(size, Image.Resampling.LANCZOS))
+    image = np.asarray(_fit(Image.fromarray(full), MAX_SIDE))
     return build_rig(image, face_index, label, full=full)
 
 
