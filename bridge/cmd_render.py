@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from ..core.errors import ControlError, FormatError, NpcfaceError
 from .cli_args import add_line_arguments, add_motion_argument, check_output_file
+from .progress import Progress
 
 if TYPE_CHECKING:  # heavy modules load when the command runs: `npcface --help` stays fast
     import numpy as np
@@ -90,30 +90,6 @@ def load_portrait(path: str, face: int | None):
     return rig_from_file(path, face_index=face, name=path)
 
 
-class Progress:
-    """A one-line progress bar on stderr when it is a terminal; silent otherwise."""
-
-    def __init__(self, total: int, label: str, stream=None):
-        self.total, self.label = max(total, 1), label
-        self.stream = stream or sys.stderr
-        self.enabled = self.stream.isatty()
-        self.started = time.perf_counter()
-
-    def update(self, done: int) -> None:
-        if not self.enabled:
-            return
-        filled = int(30 * done / self.total)
-        rate = done / max(time.perf_counter() - self.started, 1e-6)
-        self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (30 - filled)}] {done}/{self.total} "
-                          f"frames, {rate:.0f} fps ")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            self.stream.write("\n")
-            self.stream.flush()
-
-
 def render_frames(new_renderer: Callable[[], Renderer], track, progress: Progress | None = None,
                   keep: Sequence[int] = (), workers: int = 2) -> tuple[Iterator[np.ndarray], dict[int, np.ndarray]]:
     """Frames of a MotionTrack as RGBA arrays (a generator), rendered ahead on ``workers`` threads
@@ -135,7 +111,7 @@ def render_frames(new_renderer: Callable[[], Renderer], track, progress: Progres
             if index in wanted:
                 kept[index] = rgba
             if progress is not None:
-                progress.update(index + 1)
+                progress.update(index + 1, f"{progress.rate(index + 1):.0f} fps")
             yield rgba
 
     return frames(), kept

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from ..core.errors import FormatError
+from .progress import Progress
 
 DEFAULT_VALIDATION_ROWS = 12
 
@@ -113,21 +114,6 @@ def _split(clips, held_out: list[str]):
     return [c for c in clips if id(c) not in names], held
 
 
-class _Progress:
-    def __init__(self) -> None:
-        self.tty = sys.stderr.isatty()
-
-    def __call__(self, step: int, steps: int, loss: float) -> None:
-        if self.tty:
-            done = int(30 * step / steps)
-            print(f"\r[{'#' * done}{'.' * (30 - done)}] step {step}/{steps} loss {loss:.4f}", end="",
-                  file=sys.stderr, flush=True)
-            if step == steps:
-                print(file=sys.stderr)
-        elif step % max(1, steps // 10) == 0 or step == steps:
-            print(f"step {step}/{steps} loss {loss:.4f}", file=sys.stderr, flush=True)
-
-
 def run(args: argparse.Namespace) -> int:
     from ..core.motion_learned_weights import SHIPPED_WEIGHTS, load_weights, save_weights
     from ..core.train import plot_losses, train
@@ -156,7 +142,12 @@ def run(args: argparse.Namespace) -> int:
     checkpoint = output.with_suffix(".ckpt")
     if checkpoint.exists():
         print(f"resuming from checkpoint {checkpoint}", file=sys.stderr)
-    model, state = train(training, held, config, checkpoint, init=init, progress=_Progress())
+    progress = Progress(config.steps, "train", unit="steps", plain=True)
+    try:
+        model, state = train(training, held, config, checkpoint, init=init,
+                             progress=lambda step, steps, loss: progress.update(step, f"loss {loss:.4f}"))
+    finally:
+        progress.close()
     save_weights(model, output, {"steps": str(state.step), "seed": str(config.seed),
                                  "train_config": json.dumps(config.__dict__)})
     plot_losses(state, config.checkpoint_every, plot)
