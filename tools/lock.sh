@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerates requirements.lock: the exact version of every Python package npcface installs
-# (direct, transitive and the test extras), resolved by pip from the ranges in pyproject.toml.
+# (direct, transitive and every extra: test, ray), resolved by pip from the ranges in pyproject.toml.
 #
 #   bash tools/lock.sh            # then run the tests and commit requirements.lock
 #
@@ -25,7 +25,7 @@ py="$work/venv/bin/python"
 import sys, tomllib
 from pathlib import Path
 project = tomllib.loads(Path(sys.argv[1]).read_text())["project"]
-wanted = project["dependencies"] + project["optional-dependencies"]["test"]
+wanted = project["dependencies"] + [r for group in project["optional-dependencies"].values() for r in group]
 # pip evaluates markers for the Python it runs on, not the target: name pytest's 3.10-only needs.
 PYTEST_ON_310 = ["exceptiongroup", "tomli"]
 source_only = [r for r in wanted if r.startswith("pocketsphinx")]

@@ -37,13 +37,14 @@ def read_lock(path: Path) -> dict[str, str]:
 
 
 def project_requirements(pyproject: Path) -> list[str]:
-    """The dependencies and the test extras, as written in pyproject.toml."""
+    """The dependencies and every extra (test, ray), as written in pyproject.toml."""
     try:
         import tomllib
     except ModuleNotFoundError:  # Python 3.10
         import tomli as tomllib
     project = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
-    return list(project["dependencies"]) + list(project.get("optional-dependencies", {}).get("test", []))
+    extras = project.get("optional-dependencies", {})
+    return list(project["dependencies"]) + [r for group in extras.values() for r in group]
 
 
 def disagreements(pyproject: Path, lock: Path) -> list[str]:
