@@ -207,7 +207,10 @@ func _advance_greeting() -> bool:
 	if mechanism != "NULL":
 		_fail(
 			(
-				"%s asks for the %s security mechanism; this client implements only NULL (run npcface serve on loopback without CurveZMQ keys)"
+				(
+					"%s asks for the %s security mechanism; this client implements only NULL"
+					+ " (run npcface serve on loopback without CurveZMQ keys)"
+				)
 				% [_where, mechanism]
 			)
 		)
