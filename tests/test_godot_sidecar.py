@@ -171,3 +171,18 @@ def test_nodes_move_the_jaw_in_step_with_the_audio_clock(conversation):
     assert line_end["frames_sent"] + line_end["frames_dropped"] == line_end["ticks"]
     assert 0 < nodes["frames_shown"] <= line_end["frames_sent"]
     assert nodes["texture"] == "256x256" and nodes["texture_is_last_frame"]
+
+
+def test_the_demo_scene_plays_the_bundled_line_on_the_head_and_the_portrait(sidecar_port):
+    from godot_helpers import GODOT_SH, ROOT, imported_project
+
+    project = imported_project()
+    env = {**__import__("os").environ, "NPCFACE_GODOT_BINDS": str(ROOT / "fixtures")}
+    result = subprocess.run(["bash", str(GODOT_SH), "--path", str(project), "--", "--port", str(sidecar_port),
+                             "--quit-after-lines", "2"], capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    head = [line for line in result.stdout.splitlines() if line.startswith("demo: the generated head said the line")]
+    portrait = [line for line in result.stdout.splitlines() if line.startswith("demo: the portrait said the line")]
+    assert len(head) == 1 and len(portrait) == 1, result.stdout
+    frames = int(portrait[0].split(", ")[1].split()[0])
+    assert frames > 0
