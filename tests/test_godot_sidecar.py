@@ -4,6 +4,8 @@ node layer on a real MeshInstance3D and TextureRect, and the same ticks as the P
 from __future__ import annotations
 
 import json
+import os
+import time
 import subprocess
 import sys
 import threading
@@ -33,30 +35,52 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def sidecar_port():
-    """`npcface serve` as a subprocess on a loopback port, with small limits the errors can reach."""
-    port = free_port()
-    npcface = Path(sys.executable).parent / "npcface"
-    process = subprocess.Popen(
-        [str(npcface), "serve", "--bind", f"tcp://127.0.0.1:{port}", "--quiet", "--workers", "2",
-         "--max-sessions-per-client", str(LIMITS["max_sessions_per_client"]),
-         "--max-message-bytes", str(LIMITS["max_message_bytes"]), "--max-line-seconds", str(LIMITS["max_line_seconds"])],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env={"PYTHONUNBUFFERED": "1", **__import__("os").environ})
-    ready = threading.Event()
+class Serve:
+    """`npcface serve` as a subprocess on a fixed loopback port (restartable), with small limits
+    the error tests can reach."""
 
-    def watch(stream=process.stdout):
-        for line in stream:
-            if "ready on" in line:
-                ready.set()
+    def __init__(self, port: int):
+        self.port = port
+        self.process: subprocess.Popen | None = None
 
-    threading.Thread(target=watch, daemon=True).start()
-    try:
+    def start(self) -> None:
+        npcface = Path(sys.executable).parent / "npcface"
+        self.process = subprocess.Popen(
+            [str(npcface), "serve", "--bind", f"tcp://127.0.0.1:{self.port}", "--quiet", "--workers", "2",
+             "--max-sessions-per-client", str(LIMITS["max_sessions_per_client"]),
+             "--max-message-bytes", str(LIMITS["max_message_bytes"]),
+             "--max-line-seconds", str(LIMITS["max_line_seconds"])],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        ready = threading.Event()
+
+        def watch(stream=self.process.stdout):  # it prints "npcface serve: ready on <endpoint>"
+            for line in stream:
+                if "ready on" in line:
+                    ready.set()
+
+        threading.Thread(target=watch, daemon=True).start()
         assert ready.wait(120), "npcface serve did not get ready within 120 s"
-        yield port
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+            self.process = None
+
+
+@pytest.fixture(scope="module")
+def serve():
+    server = Serve(free_port())
+    try:
+        server.start()
+        yield server
     finally:
-        process.terminate()
-        process.wait(10)
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def sidecar_port(serve) -> int:
+    return serve.port
 
 
 @pytest.fixture(scope="module")
@@ -186,3 +210,35 @@ def test_the_demo_scene_plays_the_bundled_line_on_the_head_and_the_portrait(side
     assert len(head) == 1 and len(portrait) == 1, result.stdout
     frames = int(portrait[0].split(", ")[1].split()[0])
     assert frames > 0
+
+
+def test_the_sidecar_node_reconnects_and_reopens_after_a_sidecar_restart(serve, tmp_path):
+    """A sidecar restarted during play (a crash, a new build): the face comes back by itself."""
+    wav, _ = fixture_line("line_bilabials")
+    samples, rate = soundfile.read(wav, dtype="int16")
+    (tmp_path / "line.pcm").write_bytes(samples.astype("<i2").tobytes())
+    phase, out = tmp_path / "phase", tmp_path / "out.json"
+    config = {"port": serve.port, "pcm": str(tmp_path / "line.pcm"), "rate": rate, "phase": str(phase), "out": str(out)}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    from godot_helpers import GODOT_SH, imported_project
+
+    command = ["bash", str(GODOT_SH), "--path", str(imported_project()), "-s", "res://tests/reconnect.gd", "--",
+               str(tmp_path / "config.json")]
+    godot = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env={**os.environ, "NPCFACE_GODOT_BINDS": str(tmp_path)})
+    try:
+        deadline = time.monotonic() + 120
+        while not phase.exists() and godot.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert phase.exists(), "the face never opened"
+        serve.stop()
+        serve.start()  # the same port, a new server that knows nothing of the client
+        stdout, stderr = godot.communicate(timeout=300)
+    finally:
+        if godot.poll() is None:
+            godot.kill()
+            godot.wait()
+    results = json.loads(out.read_text())
+    assert results["opened"] and results["lost"] >= 1 and results["reopened"], (results, stderr[-2000:])
+    assert results["spoke"] and results["line_end"]["ticks"] > 100
+    assert results["errors"] == []
