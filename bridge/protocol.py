@@ -303,6 +303,18 @@ def unpack_header(raw: bytes) -> dict[str, Any]:
     return header
 
 
+def is_frame_ack(frames: list[bytes]) -> bool:
+    """Whether a message (header and payloads) is a well-formed-looking frame_ack, which the
+    server may handle ahead of requests read before it (it only returns credits)."""
+    if len(frames) != 1 or len(frames[0]) > 256:
+        return False
+    try:
+        header = msgpack.unpackb(frames[0], raw=False, strict_map_key=False)
+    except Exception:  # any undecodable header is for the normal path to name
+        return False
+    return isinstance(header, dict) and header.get("type") == "frame_ack"
+
+
 def request_context(header: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
     """(id, type, session) of a possibly invalid request, for naming it in an error reply."""
 

@@ -26,8 +26,8 @@ from ..core.deps import dependency_error
 from ..core.errors import NpcfaceError
 from ..core.motion_backends import MOTION_NAMES, check_motion
 from .limits import Limits, Liveness
-from .protocol import (PROTOCOL_VERSION, ClientMessage, ErrorReply, ProtocolError, encode, error_reply, parse_request,
-                       request_context, unpack_header)
+from .protocol import (PROTOCOL_VERSION, ClientMessage, ErrorReply, ProtocolError, encode, error_reply, is_frame_ack,
+                       parse_request, request_context, unpack_header)
 from .server_handlers import RequestHandlers, log_failure
 from .server_session import WireSession
 
@@ -78,6 +78,7 @@ class Server(RequestHandlers):
         os.set_blocking(self._wake_read, False)
         self._stopping = False
         self._idle_cursor = 0  # where the next idle pass starts (round robin over idling sessions)
+        self._unhandled: deque[tuple[bytes, list[bytes]]] = deque()  # read, not handled yet (in order)
         self._render_pool = ThreadPoolExecutor(max_workers=render_workers or os.cpu_count() or 2,
                                                thread_name_prefix="npcface-render")
         self._rig_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="npcface-rig")
@@ -150,11 +151,11 @@ class Server(RequestHandlers):
             idle_wait_s = 1.0
             while not self._stopping:
                 timeout_ms = 1000 if not any(c.outbox for c in self.clients.values()) else 5
-                timeout_ms = min(timeout_ms, max(1, int(idle_wait_s * 1000)))
+                timeout_ms = min(timeout_ms, max(1, int(idle_wait_s * 1000))) if not self._unhandled else 0
                 events = dict(poller.poll(timeout_ms))
                 if self._wake_read in events:
                     self._drain_wake_pipe()
-                drained = self._receive_burst() if self.socket in events else True
+                drained = self._receive_burst() if self.socket in events or self._unhandled else True
                 self._run_completions()
                 idle_wait_s = self.pump_idle(time.monotonic())  # after requests: talking sessions first
                 self._flush_outboxes()
@@ -172,14 +173,31 @@ class Server(RequestHandlers):
 
     def _receive_burst(self) -> bool:
         """Handle queued requests; True when the queue was emptied."""
-        # Bounded, so completions (frames) are not starved by a flood of requests.
+        # Bounded, so idle ticks are not starved by a flood of requests; finished renders are
+        # delivered between requests, so a line sent at once does not hold its frames (and the
+        # session's next render) back until all its audio is processed.
         for _ in range(256):
+            self._read_ahead()
+            if not self._unhandled:
+                return True
+            identity, frames = self._unhandled.popleft()
+            self._handle(identity, frames)
+            self._run_completions()
+        return False
+
+    def _read_ahead(self, most: int = 256) -> None:
+        """Read what has arrived; frame_acks are handled at once, ahead of requests read before
+        them (PROTOCOL.md 7.3): a client that sent a whole line at once acknowledges its first
+        frames behind that audio, and waiting for the audio would make those frames late."""
+        while len(self._unhandled) < most:
             try:
                 frames = self.socket.recv_multipart(zmq.NOBLOCK, copy=True)
             except zmq.Again:
-                return True
-            self._handle(frames[0], frames[1:])
-        return False
+                return
+            if is_frame_ack(frames[1:]):
+                self._handle(frames[0], frames[1:])
+            else:
+                self._unhandled.append((frames[0], frames[1:]))
 
     def _run_completions(self) -> None:
         while True:
