@@ -26,8 +26,8 @@ from ..core.deps import dependency_error
 from ..core.errors import NpcfaceError
 from ..core.motion_backends import MOTION_NAMES, check_motion
 from .limits import Limits, Liveness
-from .protocol import (PROTOCOL_VERSION, ClientMessage, ErrorReply, ProtocolError, encode, error_reply, is_frame_ack,
-                       parse_request, request_context, unpack_header)
+from .protocol import (PROTOCOL_VERSION, BadHeader, ClientMessage, ErrorReply, ProtocolError, check_version, encode,
+                       error_reply, is_frame_ack, parse_request, request_context, unpack_header)
 from .server_handlers import RequestHandlers, log_failure
 from .server_session import WireSession
 
@@ -78,6 +78,7 @@ class Server(RequestHandlers):
         os.set_blocking(self._wake_read, False)
         self._stopping = False
         self._idle_cursor = 0  # where the next idle pass starts (round robin over idling sessions)
+        self._expired: OrderedDict[bytes, int] = OrderedDict()  # forgotten for silence -> sessions closed
         self._unhandled: deque[tuple[bytes, list[bytes]]] = deque()  # read, not handled yet (in order)
         self._render_pool = ThreadPoolExecutor(max_workers=render_workers or os.cpu_count() or 2,
                                                thread_name_prefix="npcface-render")
@@ -242,14 +243,18 @@ class Server(RequestHandlers):
         try:
             if not frames:
                 raise ProtocolError("bad_message", "empty message")
-            header = unpack_header(frames[0])
+            try:
+                header = unpack_header(frames[0])
+            except BadHeader as exc:  # still name what can be read: a valid id is echoed
+                request_id, request_type, session = request_context(exc.readable)
+                raise
             request_id, request_type, session = request_context(header)
             size = sum(len(f) for f in frames)
             if size > self.limits.max_message_bytes:
                 raise ProtocolError("message_too_large", f"message of {size} bytes exceeds the limit of "
                                     f"{self.limits.max_message_bytes} bytes", limit=self.limits.max_message_bytes)
             if not client.said_hello and header["type"] not in ("hello", "ping"):
-                raise ProtocolError("hello_required", "say 'hello' first (new connection or the server restarted)")
+                raise ProtocolError("hello_required", self._hello_required_why(identity))
             message = parse_request(header, frames[1:])
             self.dispatch(client, message, frames[1:])
         except NpcfaceError as exc:
@@ -297,7 +302,18 @@ class Server(RequestHandlers):
     def _expire_idle_clients(self) -> None:
         deadline = time.monotonic() - self.liveness.idle_timeout_s
         for client in [c for c in self.clients.values() if c.last_seen < deadline]:
+            if client.said_hello:  # so its next request hears why it must say hello again (section 9)
+                self._expired[client.identity] = len(client.sessions)
+                while len(self._expired) > 4096:
+                    self._expired.popitem(last=False)
             self.forget_client(client, f"silent for {self.liveness.idle_timeout_s:g} s")
+
+    def _hello_required_why(self, identity: bytes) -> str:
+        closed = self._expired.pop(identity, None)
+        if closed is None:
+            return "say 'hello' first (a new connection, or the server restarted)"
+        return (f"this connection was silent for more than idle_timeout_s ({self.liveness.idle_timeout_s:g} s) "
+                f"and was forgotten, its {closed} session(s) closed: say 'hello' again and re-open them")
 
     def forget_client(self, client: ClientState, why: str) -> None:
         if client.sessions:
@@ -326,4 +342,5 @@ class Server(RequestHandlers):
         return PROTOCOL_VERSION
 
     def dispatch(self, client: ClientState, message: ClientMessage, payloads: list[bytes]) -> None:
+        check_version(message, client.minor)
         getattr(self, f"on_{message.type}")(client, message, payloads)

@@ -69,6 +69,12 @@ def negotiated_version(client_version: str, server_version: str) -> str:
     return f"{major}.{min(minor(client_version), minor(server_version))}"
 
 
+def supported_versions(server_version: str) -> list[str]:
+    """version_mismatch's ``supported``: every "MAJOR.MINOR" this server speaks, oldest first."""
+    major, minor = server_version.split(".")
+    return [f"{major}.{m}" for m in range(int(minor) + 1)]
+
+
 def min_lookahead_s() -> float:
     """The least lookahead the motion generator works with (a smaller request acts as this)."""
     from ..core import motion
@@ -85,7 +91,7 @@ class RequestHandlers:
         major = message.protocol.split(".", 1)[0]
         if major != str(PROTOCOL_MAJOR):
             raise ProtocolError("version_mismatch", f"this server speaks protocol {self.protocol_version()}, "
-                                f"not {message.protocol!r}", supported=[self.protocol_version()])
+                                f"not {message.protocol!r}", supported=supported_versions(self.protocol_version()))
         if client.sessions:  # a second hello starts over
             self.forget_client(client, "said hello again")
             self.clients[client.identity] = client
@@ -108,7 +114,8 @@ class RequestHandlers:
         self.send(client, encode(Stats(
             id=message.id, instance=self.instance, uptime_s=time.monotonic() - self.started,
             clients=len(self.clients), sessions=self.session_count(), avatars=len(self.avatars),
-            errors_sent=self.errors_sent, your_sessions=[s.stats() for s in client.sessions.values()])))
+            errors_sent=self.errors_sent, your_sessions=[s.stats() for s in client.sessions.values()]),
+            minor=client.minor))
 
     # ------------------------------------------------------------ avatars
 
@@ -172,8 +179,13 @@ class RequestHandlers:
             raise ProtocolError("too_many_sessions", "the server is full", limit=self.limits.max_sessions)
         if not self.has_latents:
             raise ProtocolError("unsupported", "this server has no motion generator installed")
-        if message.fps > self.limits.max_fps or max(message.frame_size) > self.limits.max_frame_size:
-            raise ProtocolError("bad_request", "fps or frame_size beyond this server's limits")
+        beyond = ([f"fps: {message.fps:g} exceeds this server's max_fps {self.limits.max_fps}"]
+                  if message.fps > self.limits.max_fps else [])
+        if max(message.frame_size) > self.limits.max_frame_size:
+            beyond.append(f"frame_size: {message.frame_size} exceeds this server's max_frame_size "
+                          f"{self.limits.max_frame_size}")
+        if beyond:
+            raise ProtocolError("bad_request", "; ".join(beyond), errors=beyond)
         frames = "frames" in message.outputs
         rig = None
         if frames:
@@ -195,7 +207,8 @@ class RequestHandlers:
                                    max_line_seconds=self.limits.max_line_seconds, motion=self.motion_spec(motion))
         npc = NpcSession(settings, rig if frames else None)
         lookahead_s = max(message.lookahead_s, min_lookahead_s())
-        wire = client.sessions[message.session] = WireSession(message.session, message, npc, lookahead_s)
+        wire = client.sessions[message.session] = WireSession(message.session, message, npc, lookahead_s,
+                                                              client.minor)
         if frames:
             self._warm_renderer(client, wire)
         if message.idle:
@@ -205,7 +218,7 @@ class RequestHandlers:
             fps=message.fps, avatar=message.avatar, frame_size=list(message.frame_size),
             frame_format=message.frame_format, frame_window=message.frame_window,
             frame_policy=message.frame_policy, lookahead_s=lookahead_s,
-            idle=message.idle, motion=motion if client.minor >= 2 else None)))
+            idle=message.idle, motion=motion), minor=client.minor))
 
     def motion_spec(self: "Server", name: str) -> str:
         """What an open.motion name means here: "learned" is `serve --motion FILE`'s weights if given."""

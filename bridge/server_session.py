@@ -13,7 +13,7 @@ import numpy as np
 
 from ..core.session import NpcSession
 from ..core.types import Frame, MotionFrame
-from .protocol import FrameHeader, LineEnd, Open, Tick, encode
+from .protocol import PROTOCOL_MINOR, FrameHeader, LineEnd, Open, Tick, encode
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,8 @@ def encode_pixels(frame: Frame, frame_format: str, jpeg_quality: int) -> bytes:
 class WireSession:
     """One session as the protocol sees it. Owned by the server loop's thread."""
 
-    def __init__(self, name: str, settings: Open, npc: NpcSession, lookahead_s: float = 0.0):
+    def __init__(self, name: str, settings: Open, npc: NpcSession, lookahead_s: float = 0.0,
+                 minor: int = PROTOCOL_MINOR):
         self.name = name
         self.settings = settings
         self.npc = npc
@@ -93,6 +94,7 @@ class WireSession:
         self.line_origin = 0.0
         self._previous_line_end = float("-inf")
         self.lookahead_s = lookahead_s  # the effective lookahead (opened.lookahead_s)
+        self.minor = minor  # the connection's protocol minor: no newer field is sent (section 10)
 
     # ------------------------------------------------------------ lines and ticks
 
@@ -119,7 +121,7 @@ class WireSession:
             self.next_index += 1
             counts.ticks += 1
             if self.latents:
-                out.append(encode(self._tick(motion, index)))
+                out.append(encode(self._tick(motion, index), minor=self.minor))
                 self.ticks_sent += 1
             if self.frames:  # "latest" drops by lateness in next_render, not here: a burst of
                 # ticks (a line sent at once) is mostly frames that are not due yet
@@ -139,7 +141,7 @@ class WireSession:
             index = self.idle_index
             self.idle_index += 1
             if self.latents:
-                out.append(encode(self._tick(motion, index, idle=True)))
+                out.append(encode(self._tick(motion, index, idle=True), minor=self.minor))
                 self.ticks_sent += 1
             if self.frames:
                 if self.keep_every_frame:  # idle frames are live even under "every": keep the newest
@@ -240,7 +242,7 @@ class WireSession:
             header = FrameHeader(session=self.name, line=frame.line, index=frame.index, time=frame.time,
                                  width=width, height=height, format=self.settings.frame_format,
                                  idle=frame.line is None)
-            out.append(encode(header, [frame.payload]))
+            out.append(encode(header, [frame.payload], minor=self.minor))
             self.in_flight += 1
             self.frames_sent += 1
             if frame.line in self._lines:
@@ -256,8 +258,11 @@ class WireSession:
             self._lines[line].frames_dropped += 1
 
     def stats(self) -> dict:
-        return {"session": self.name, "line": max(self.line, 0), "in_line": self.npc.in_line,
-                "idling": self.idle_origin is not None,
-                "audio_s": float(self.npc.line_seconds), "ticks_sent": self.ticks_sent,
-                "frames_sent": self.frames_sent, "frames_dropped": self.frames_dropped,
-                "frames_in_flight": self.in_flight}
+        counts = {"session": self.name, "line": max(self.line, 0), "in_line": self.npc.in_line,
+                  "idling": self.idle_origin is not None,
+                  "audio_s": float(self.npc.line_seconds), "ticks_sent": self.ticks_sent,
+                  "frames_sent": self.frames_sent, "frames_dropped": self.frames_dropped,
+                  "frames_in_flight": self.in_flight}
+        if self.minor < 1:  # 1.1's field (section 10: no field newer than the connection)
+            del counts["idling"]
+        return counts
