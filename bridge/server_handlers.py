@@ -96,6 +96,7 @@ class RequestHandlers:
             self.forget_client(client, "said hello again")
             self.clients[client.identity] = client
         client.said_hello = True
+        self._expired.pop(client.identity, None)  # it knows now
         protocol = negotiated_version(message.protocol, self.protocol_version())
         client.minor = int(protocol.split(".")[1])
         log.info("npcface serve: hello from %r", message.client)
