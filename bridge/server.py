@@ -189,8 +189,10 @@ class Server(RequestHandlers):
     def _read_ahead(self, most: int = 256) -> None:
         """Read what has arrived; frame_acks are handled at once, ahead of requests read before
         them (PROTOCOL.md 7.3): a client that sent a whole line at once acknowledges its first
-        frames behind that audio, and waiting for the audio would make those frames late."""
-        while len(self._unhandled) < most:
+        frames behind that audio, and waiting for the audio would make those frames late.
+        At most ``most`` messages and a few big ones are held (ZeroMQ's queue holds the rest)."""
+        held_bytes = sum(len(f) for _, frames in self._unhandled for f in frames)
+        while len(self._unhandled) < most and held_bytes < 4 * self.limits.max_message_bytes:
             try:
                 frames = self.socket.recv_multipart(zmq.NOBLOCK, copy=True)
             except zmq.Again:
@@ -199,6 +201,7 @@ class Server(RequestHandlers):
                 self._handle(frames[0], frames[1:])
             else:
                 self._unhandled.append((frames[0], frames[1:]))
+                held_bytes += sum(len(f) for f in frames[1:])
 
     def _run_completions(self) -> None:
         while True:
