@@ -102,7 +102,9 @@ def test_a_client_that_stops_reading_frames_gets_the_newest_ones_and_a_drop_coun
     assert all(len(p) == 128 * 128 * 3 for _, p in frames)
     assert stats["frames_dropped"] > 0 and stats["frames_in_flight"] == 2
     client.send({"type": "frame_ack", "session": "slow", "count": 2})
-    line_end = None
+    # On a loaded machine the renderer may fall so far behind that every frame but the last two
+    # was late and dropped: then those two took the window and line_end came before the ack.
+    line_end = next((a.message for a in received if a.message.type == "line_end" and a.message.id == end_id), None)
     while line_end is None:  # now catch up, acknowledging each frame as it comes
         message, payloads = client.recv()
         if message.type == "frame":
@@ -132,7 +134,7 @@ def play_lines(client: RawClient, session: str, pcm: bytes, lines: int, streamed
     every frame as soon as it arrives, like a player showing them; per line (frame indices, ticks,
     line_end)."""
     results = []
-    chunk_bytes, chunk_s = 3200, 0.1
+    chunk_bytes, chunk_s = 8000, 0.25
     for _ in range(lines):
         started = time.monotonic()
         chunks = [pcm[i:i + chunk_bytes] for i in range(0, len(pcm), chunk_bytes)]
@@ -165,12 +167,12 @@ def test_latest_policy_delivers_every_frame_of_a_line_when_the_renderer_keeps_up
     was acknowledged at once: a burst of ticks counted as a renderer that is behind, and the acks
     waited behind the line's audio. A player saw a frozen portrait for the start of each line."""
     samples, _ = greeting_pcm()
-    pcm = s16(samples[:32000])  # 2 s: 20 frames at 10 fps, 64x64 pixels: any machine keeps up
+    pcm = s16(samples[:48000])  # 3 s: 12 frames at 4 fps, 64x64 pixels; a renderer up to 1 s behind
     opened = client.request({"type": "open", "session": "live", "outputs": ["latents", "frames"], "avatar": avatar,
-                             "fps": 10, "frame_size": [64, 64], "frame_format": "rgb8", "frame_policy": "latest"})
-    assert opened.type == "opened", opened
+                             "fps": 4, "frame_size": [64, 64], "frame_format": "rgb8", "frame_policy": "latest"})
+    assert opened.type == "opened", opened  # (the window's 4 frames at 4 fps) still keeps up
     for indices, ticks, line_end in play_lines(client, "live", pcm, lines=2, streamed=streamed):
-        assert ticks == line_end.ticks >= 19
+        assert ticks == line_end.ticks >= 11
         assert indices == list(range(ticks)), f"frames missing: {sorted(set(range(ticks)) - set(indices))}"
         assert (line_end.frames_sent, line_end.frames_dropped) == (ticks, 0)
 
