@@ -16,6 +16,7 @@ from ..core.errors import NpcfaceError
 
 PROTOCOL_VERSION = "1.2"  # 1.1: open.idle, tick/frame idle (section 7.4); 1.2: open/opened.motion (7.5)
 PROTOCOL_MAJOR = 1
+PROTOCOL_MINOR = int(PROTOCOL_VERSION.split(".")[1])
 
 RequestId = Annotated[str, StringConstraints(max_length=64)]
 SessionName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
@@ -33,6 +34,14 @@ class ProtocolError(NpcfaceError):
         self.details = details
 
 
+class BadHeader(ProtocolError):
+    """``bad_message``, with what could be read of the header (a valid ``id`` is still echoed)."""
+
+    def __init__(self, message: str, readable: dict[str, Any] | None = None):
+        super().__init__("bad_message", message)
+        self.readable = readable or {}
+
+
 # ---------------------------------------------------------------- client -> server
 
 
@@ -41,6 +50,7 @@ class ClientMessage(BaseModel):
 
     model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False, frozen=True)
     payload_count: ClassVar[int] = 0
+    since: ClassVar[dict[str, int]] = {}  # field -> the protocol minor that added it
     id: RequestId | None = None
 
 
@@ -64,6 +74,7 @@ class UploadAvatar(ClientMessage):
 
 class Open(SessionMessage):
     type: Literal["open"] = "open"
+    since: ClassVar[dict[str, int]] = {"idle": 1, "motion": 2}
     outputs: Annotated[list[Output], Field(min_length=1, max_length=2)] = ["latents"]
     channels: Annotated[list[Channel], Field(max_length=3)] = ["arkit"]
     fps: Annotated[float, Field(ge=1.0, le=120.0)] = 30.0
@@ -150,6 +161,7 @@ class ServerMessage(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
     payload_count: ClassVar[int] = 0
+    since: ClassVar[dict[str, int]] = {}  # field -> the protocol minor that added it (never sent below it)
 
 
 class Welcome(ServerMessage):
@@ -175,6 +187,7 @@ class AvatarReply(ServerMessage):
 
 class Opened(ServerMessage):
     type: Literal["opened"] = "opened"
+    since: ClassVar[dict[str, int]] = {"idle": 1, "motion": 2}
     id: str | None = None
     session: str
     outputs: list[str]
@@ -192,6 +205,7 @@ class Opened(ServerMessage):
 
 class Tick(ServerMessage):
     type: Literal["tick"] = "tick"
+    since: ClassVar[dict[str, int]] = {"idle": 1}
     session: str
     line: int | None = None  # absent on idle ticks (1.1)
     index: int
@@ -210,6 +224,7 @@ class FrameHeader(ServerMessage):
     """Payload: the pixels (or JPEG file)."""
 
     type: Literal["frame"] = "frame"
+    since: ClassVar[dict[str, int]] = {"idle": 1}
     payload_count: ClassVar[int] = 1
     session: str
     line: int | None = None  # absent on idle frames (1.1)
@@ -281,26 +296,59 @@ _SERVER_TYPES = {m.model_fields["type"].default: m for m in SERVER_MESSAGES}
 # ---------------------------------------------------------------- encoding
 
 
-def encode(message: BaseModel, payloads: tuple[bytes, ...] | list[bytes] = ()) -> list[bytes]:
-    """A message as ZeroMQ frames: [msgpack header, *payloads]."""
+def encode(message: BaseModel, payloads: tuple[bytes, ...] | list[bytes] = (),
+           minor: int = PROTOCOL_MINOR) -> list[bytes]:
+    """A message as ZeroMQ frames: [msgpack header, *payloads]. Fields without a value are left
+    out (absent means nil), and so are fields newer than the connection's protocol ``minor``."""
     expected = type(message).payload_count
     if len(payloads) != expected:
         raise ValueError(f"{message.type} carries {expected} payload(s), got {len(payloads)}")
-    header = message.model_dump(exclude_none=True)
+    newer = {name for name, added in getattr(message, "since", {}).items() if added > minor}
+    header = message.model_dump(exclude_none=True, exclude=newer)
     return [msgpack.packb(header, use_bin_type=True), *payloads]
 
 
+_MSGPACK_NAMES = {int: "integer", float: "float", bool: "bool", type(None): "nil", bytes: "bin", list: "array",
+                  dict: "map", str: "string"}
+
+
+def _msgpack_name(value: Any) -> str:
+    return _MSGPACK_NAMES.get(type(value), type(value).__name__)
+
+
 def unpack_header(raw: bytes) -> dict[str, Any]:
-    """The header map of a message, or ProtocolError("bad_message")."""
+    """The header map of a message, or BadHeader (``bad_message``) saying what is wrong with it."""
+    non_string_keys: list[Any] = []
+
+    def string_keyed(pairs: list[tuple[Any, Any]]) -> dict[str, Any]:
+        non_string_keys.extend(key for key, _ in pairs if not isinstance(key, str))
+        return {key: value for key, value in pairs if isinstance(key, str)}
+
     try:
-        header = msgpack.unpackb(raw, raw=False, strict_map_key=True, use_list=True)
+        header = msgpack.unpackb(raw, raw=False, strict_map_key=False, use_list=True, object_pairs_hook=string_keyed)
     except (ValueError, TypeError, msgpack.UnpackException) as exc:
-        raise ProtocolError("bad_message", f"the header is not valid msgpack ({type(exc).__name__})") from None
+        raise BadHeader(f"the header is not valid msgpack ({type(exc).__name__})") from None
     if not isinstance(header, dict):
-        raise ProtocolError("bad_message", f"the header must be a msgpack map, not {type(header).__name__}")
+        raise BadHeader(f"the header must be a msgpack map, not {_msgpack_name(header)}")
+    if non_string_keys:
+        key = non_string_keys[0]
+        raise BadHeader(f"the header has a map key that is not a string: {key!r:.40} ({_msgpack_name(key)}); "
+                        "map keys must be strings", header)
     if not isinstance(header.get("type"), str):
-        raise ProtocolError("bad_message", "the header has no string field 'type'")
+        raise BadHeader("the header has no string field 'type'", header)
     return header
+
+
+def is_frame_ack(frames: list[bytes]) -> bool:
+    """Whether a message (header and payloads) is a well-formed-looking frame_ack, which the
+    server may handle ahead of requests read before it (it only returns credits)."""
+    if len(frames) != 1 or len(frames[0]) > 256:
+        return False
+    try:
+        header = msgpack.unpackb(frames[0], raw=False, strict_map_key=False)
+    except Exception:  # any undecodable header is for the normal path to name
+        return False
+    return isinstance(header, dict) and header.get("type") == "frame_ack"
 
 
 def request_context(header: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
@@ -327,12 +375,24 @@ def parse_request(header: dict[str, Any], payloads: list[bytes]) -> ClientMessag
     if model is None:
         raise ProtocolError("bad_request", f"unknown message type {kind!r}", errors=[f"type: unknown {kind!r}"])
     if len(payloads) != model.payload_count:
-        raise ProtocolError("bad_request", f"'{kind}' carries {model.payload_count} payload frame(s), got {len(payloads)}")
+        problem = f"'{kind}' carries {model.payload_count} payload frame(s), got {len(payloads)}"
+        raise ProtocolError("bad_request", problem, errors=[f"payloads: {problem}"])
     try:
         return _CLIENT_ADAPTER.validate_python(header)
     except ValidationError as exc:
         problems = _validation_messages(exc)
         raise ProtocolError("bad_request", f"invalid '{kind}': " + "; ".join(problems), errors=problems) from None
+
+
+def check_version(message: ClientMessage, minor: int) -> None:
+    """bad_request for fields newer than the connection's protocol minor (section 10): a client
+    that said hello with 1.0 cannot ask for 1.1's idle ticks, whose messages it would not know."""
+    newer = [f"{name}: added in protocol 1.{added}, this connection speaks 1.{minor} (say hello with "
+             f"\"1.{added}\" or later to use it)"
+             for name, added in message.since.items() if added > minor and getattr(message, name) is not None
+             and name in message.model_fields_set]
+    if newer:
+        raise ProtocolError("bad_request", f"invalid '{message.type}': " + "; ".join(newer), errors=newer)
 
 
 def decode_client(frames: list[bytes]) -> tuple[ClientMessage, list[bytes]]:

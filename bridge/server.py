@@ -26,8 +26,8 @@ from ..core.deps import dependency_error
 from ..core.errors import NpcfaceError
 from ..core.motion_backends import MOTION_NAMES, check_motion
 from .limits import Limits, Liveness
-from .protocol import (PROTOCOL_VERSION, ClientMessage, ErrorReply, ProtocolError, encode, error_reply, parse_request,
-                       request_context, unpack_header)
+from .protocol import (PROTOCOL_VERSION, BadHeader, ClientMessage, ErrorReply, ProtocolError, check_version, encode,
+                       error_reply, is_frame_ack, parse_request, request_context, unpack_header)
 from .server_handlers import RequestHandlers, log_failure
 from .server_session import WireSession
 
@@ -78,6 +78,8 @@ class Server(RequestHandlers):
         os.set_blocking(self._wake_read, False)
         self._stopping = False
         self._idle_cursor = 0  # where the next idle pass starts (round robin over idling sessions)
+        self._expired: OrderedDict[bytes, int] = OrderedDict()  # forgotten for silence -> sessions closed
+        self._unhandled: deque[tuple[bytes, list[bytes]]] = deque()  # read, not handled yet (in order)
         self._render_pool = ThreadPoolExecutor(max_workers=render_workers or os.cpu_count() or 2,
                                                thread_name_prefix="npcface-render")
         self._rig_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="npcface-rig")
@@ -150,11 +152,11 @@ class Server(RequestHandlers):
             idle_wait_s = 1.0
             while not self._stopping:
                 timeout_ms = 1000 if not any(c.outbox for c in self.clients.values()) else 5
-                timeout_ms = min(timeout_ms, max(1, int(idle_wait_s * 1000)))
+                timeout_ms = min(timeout_ms, max(1, int(idle_wait_s * 1000))) if not self._unhandled else 0
                 events = dict(poller.poll(timeout_ms))
                 if self._wake_read in events:
                     self._drain_wake_pipe()
-                drained = self._receive_burst() if self.socket in events else True
+                drained = self._receive_burst() if self.socket in events or self._unhandled else True
                 self._run_completions()
                 idle_wait_s = self.pump_idle(time.monotonic())  # after requests: talking sessions first
                 self._flush_outboxes()
@@ -172,14 +174,34 @@ class Server(RequestHandlers):
 
     def _receive_burst(self) -> bool:
         """Handle queued requests; True when the queue was emptied."""
-        # Bounded, so completions (frames) are not starved by a flood of requests.
+        # Bounded, so idle ticks are not starved by a flood of requests; finished renders are
+        # delivered between requests, so a line sent at once does not hold its frames (and the
+        # session's next render) back until all its audio is processed.
         for _ in range(256):
+            self._read_ahead()
+            if not self._unhandled:
+                return True
+            identity, frames = self._unhandled.popleft()
+            self._handle(identity, frames)
+            self._run_completions()
+        return False
+
+    def _read_ahead(self, most: int = 256) -> None:
+        """Read what has arrived; frame_acks are handled at once, ahead of requests read before
+        them (PROTOCOL.md 7.3): a client that sent a whole line at once acknowledges its first
+        frames behind that audio, and waiting for the audio would make those frames late.
+        At most ``most`` messages and a few big ones are held (ZeroMQ's queue holds the rest)."""
+        held_bytes = sum(len(f) for _, frames in self._unhandled for f in frames)
+        while len(self._unhandled) < most and held_bytes < 4 * self.limits.max_message_bytes:
             try:
                 frames = self.socket.recv_multipart(zmq.NOBLOCK, copy=True)
             except zmq.Again:
-                return True
-            self._handle(frames[0], frames[1:])
-        return False
+                return
+            if is_frame_ack(frames[1:]):
+                self._handle(frames[0], frames[1:])
+            else:
+                self._unhandled.append((frames[0], frames[1:]))
+                held_bytes += sum(len(f) for f in frames[1:])
 
     def _run_completions(self) -> None:
         while True:
@@ -224,14 +246,18 @@ class Server(RequestHandlers):
         try:
             if not frames:
                 raise ProtocolError("bad_message", "empty message")
-            header = unpack_header(frames[0])
+            try:
+                header = unpack_header(frames[0])
+            except BadHeader as exc:  # still name what can be read: a valid id is echoed
+                request_id, request_type, session = request_context(exc.readable)
+                raise
             request_id, request_type, session = request_context(header)
             size = sum(len(f) for f in frames)
             if size > self.limits.max_message_bytes:
                 raise ProtocolError("message_too_large", f"message of {size} bytes exceeds the limit of "
                                     f"{self.limits.max_message_bytes} bytes", limit=self.limits.max_message_bytes)
             if not client.said_hello and header["type"] not in ("hello", "ping"):
-                raise ProtocolError("hello_required", "say 'hello' first (new connection or the server restarted)")
+                raise ProtocolError("hello_required", self._hello_required_why(identity))
             message = parse_request(header, frames[1:])
             self.dispatch(client, message, frames[1:])
         except NpcfaceError as exc:
@@ -279,7 +305,18 @@ class Server(RequestHandlers):
     def _expire_idle_clients(self) -> None:
         deadline = time.monotonic() - self.liveness.idle_timeout_s
         for client in [c for c in self.clients.values() if c.last_seen < deadline]:
+            if client.said_hello:  # so its next request hears why it must say hello again (section 9)
+                self._expired[client.identity] = len(client.sessions)
+                while len(self._expired) > 4096:
+                    self._expired.popitem(last=False)
             self.forget_client(client, f"silent for {self.liveness.idle_timeout_s:g} s")
+
+    def _hello_required_why(self, identity: bytes) -> str:
+        closed = self._expired.pop(identity, None)
+        if closed is None:
+            return "say 'hello' first (a new connection, or the server restarted)"
+        return (f"this connection was silent for more than idle_timeout_s ({self.liveness.idle_timeout_s:g} s) "
+                f"and was forgotten, its {closed} session(s) closed: say 'hello' again and re-open them")
 
     def forget_client(self, client: ClientState, why: str) -> None:
         if client.sessions:
@@ -308,4 +345,5 @@ class Server(RequestHandlers):
         return PROTOCOL_VERSION
 
     def dispatch(self, client: ClientState, message: ClientMessage, payloads: list[bytes]) -> None:
+        check_version(message, client.minor)
         getattr(self, f"on_{message.type}")(client, message, payloads)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import logging
 import time
+
+import numpy as np
 from typing import TYPE_CHECKING
 
 from ..core.arkit import ARKIT_NAMES, EMOTIONS, OCULUS_VISEMES, VRM_PRESETS
@@ -14,7 +16,7 @@ from ..core.deps import DependencyError, dependency_error
 from ..core.errors import NpcfaceError
 from ..core.motion_backends import MOTION_NAMES
 from ..core.session import LineFormat, NpcSession, SessionSettings
-from ..core.types import ControlEvent, Controls, EmotionEvent, GazeEvent
+from ..core.types import ControlEvent, Controls, EmotionEvent, GazeEvent, MotionFrame
 from .protocol import (AudioChunk, AvatarReply, Close, Closed, EndLine, FrameAck, Hello, Open, Opened, Ping, Pong,
                        PROTOCOL_MAJOR, ProtocolError, SetControls, SetEmotion, SetGaze, Stats, StatsRequest,
                        UploadAvatar, Welcome, encode)
@@ -67,6 +69,12 @@ def negotiated_version(client_version: str, server_version: str) -> str:
     return f"{major}.{min(minor(client_version), minor(server_version))}"
 
 
+def supported_versions(server_version: str) -> list[str]:
+    """version_mismatch's ``supported``: every "MAJOR.MINOR" this server speaks, oldest first."""
+    major, minor = server_version.split(".")
+    return [f"{major}.{m}" for m in range(int(minor) + 1)]
+
+
 def min_lookahead_s() -> float:
     """The least lookahead the motion generator works with (a smaller request acts as this)."""
     from ..core import motion
@@ -83,11 +91,12 @@ class RequestHandlers:
         major = message.protocol.split(".", 1)[0]
         if major != str(PROTOCOL_MAJOR):
             raise ProtocolError("version_mismatch", f"this server speaks protocol {self.protocol_version()}, "
-                                f"not {message.protocol!r}", supported=[self.protocol_version()])
+                                f"not {message.protocol!r}", supported=supported_versions(self.protocol_version()))
         if client.sessions:  # a second hello starts over
             self.forget_client(client, "said hello again")
             self.clients[client.identity] = client
         client.said_hello = True
+        self._expired.pop(client.identity, None)  # it knows now
         protocol = negotiated_version(message.protocol, self.protocol_version())
         client.minor = int(protocol.split(".")[1])
         log.info("npcface serve: hello from %r", message.client)
@@ -101,10 +110,13 @@ class RequestHandlers:
         self.send(client, encode(Pong(id=message.id, instance=self.instance)))
 
     def on_stats(self: "Server", client: "ClientState", message: StatsRequest, payloads: list[bytes]) -> None:
+        for wire in client.sessions.values():  # counters as of now: frames that became late meanwhile
+            self._pump(client, wire)
         self.send(client, encode(Stats(
             id=message.id, instance=self.instance, uptime_s=time.monotonic() - self.started,
             clients=len(self.clients), sessions=self.session_count(), avatars=len(self.avatars),
-            errors_sent=self.errors_sent, your_sessions=[s.stats() for s in client.sessions.values()])))
+            errors_sent=self.errors_sent, your_sessions=[s.stats() for s in client.sessions.values()]),
+            minor=client.minor))
 
     # ------------------------------------------------------------ avatars
 
@@ -168,8 +180,13 @@ class RequestHandlers:
             raise ProtocolError("too_many_sessions", "the server is full", limit=self.limits.max_sessions)
         if not self.has_latents:
             raise ProtocolError("unsupported", "this server has no motion generator installed")
-        if message.fps > self.limits.max_fps or max(message.frame_size) > self.limits.max_frame_size:
-            raise ProtocolError("bad_request", "fps or frame_size beyond this server's limits")
+        beyond = ([f"fps: {message.fps:g} exceeds this server's max_fps {self.limits.max_fps}"]
+                  if message.fps > self.limits.max_fps else [])
+        if max(message.frame_size) > self.limits.max_frame_size:
+            beyond.append(f"frame_size: {message.frame_size} exceeds this server's max_frame_size "
+                          f"{self.limits.max_frame_size}")
+        if beyond:
+            raise ProtocolError("bad_request", "; ".join(beyond), errors=beyond)
         frames = "frames" in message.outputs
         rig = None
         if frames:
@@ -190,15 +207,19 @@ class RequestHandlers:
         settings = SessionSettings(controls=controls, frame_size=tuple(message.frame_size) if frames else None,
                                    max_line_seconds=self.limits.max_line_seconds, motion=self.motion_spec(motion))
         npc = NpcSession(settings, rig if frames else None)
-        wire = client.sessions[message.session] = WireSession(message.session, message, npc)
+        lookahead_s = max(message.lookahead_s, min_lookahead_s())
+        wire = client.sessions[message.session] = WireSession(message.session, message, npc, lookahead_s,
+                                                              client.minor)
+        if frames:
+            self._warm_renderer(client, wire)
         if message.idle:
             self._start_idle(wire, time.monotonic())
         self.send(client, encode(Opened(
             id=message.id, session=message.session, outputs=list(message.outputs), channels=list(message.channels),
             fps=message.fps, avatar=message.avatar, frame_size=list(message.frame_size),
             frame_format=message.frame_format, frame_window=message.frame_window,
-            frame_policy=message.frame_policy, lookahead_s=max(message.lookahead_s, min_lookahead_s()),
-            idle=message.idle, motion=motion if client.minor >= 2 else None)))
+            frame_policy=message.frame_policy, lookahead_s=lookahead_s,
+            idle=message.idle, motion=motion), minor=client.minor))
 
     def motion_spec(self: "Server", name: str) -> str:
         """What an open.motion name means here: "learned" is `serve --motion FILE`'s weights if given."""
@@ -301,7 +322,8 @@ class RequestHandlers:
         self._pump(client, wire)
 
     def _pump(self: "Server", client: "ClientState", wire: WireSession) -> None:
-        """Send what the window allows, start the next render, send finished line ends."""
+        """Drop late frames, send what the window allows, start the next render, send finished line ends."""
+        wire.drop_late(time.monotonic())
         for frame in wire.sendable_frames():
             self.send(client, frame)
         job = wire.next_render()
@@ -315,7 +337,8 @@ class RequestHandlers:
         try:
             frame = wire.npc.render(job.motion)
             payload = encode_pixels(frame, wire.settings.frame_format, wire.settings.jpeg_quality)
-            rendered: RenderedFrame | None = RenderedFrame(job.line, job.index, float(job.motion.time), payload)
+            rendered: RenderedFrame | None = RenderedFrame(job.line, job.index, float(job.motion.time),
+                                                                  payload, job.due)
         except Exception as exc:  # a render bug drops the frame (counted), never the server
             log_failure(exc, "render")
             rendered = None
@@ -331,6 +354,28 @@ class RequestHandlers:
             self._pump(client, wire)
 
         self.complete_later(deliver)
+
+    def _warm_renderer(self: "Server", client: "ClientState", wire: WireSession) -> None:
+        """Build the session's renderer now (its first render takes ~0.15 s, seconds on a loaded
+        machine), not on the first line's first frame, whose successors would be late by then."""
+        rest = MotionFrame(0.0, (0.0, 0.0, 0.0), (0.0, 0.0, 0.0), (0.0, 0.0), (0.0, 0.0),
+                           np.zeros(len(ARKIT_NAMES), dtype=np.float32))
+        wire.rendering = True  # one render at a time per session: frames wait for this one
+
+        def build() -> None:
+            try:
+                wire.npc.render(rest)
+            except Exception as exc:  # the first real render reports it again, with its frame dropped
+                log_failure(exc, "render")
+
+            def done() -> None:
+                wire.rendering = False
+                if client.sessions.get(wire.name) is wire:
+                    self._pump(client, wire)
+
+            self.complete_later(done)
+
+        self._render_pool.submit(build)
 
     def on_frame_ack(self: "Server", client: "ClientState", message: FrameAck, payloads: list[bytes]) -> None:
         wire = self._session(client, message.session)

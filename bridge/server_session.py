@@ -5,6 +5,7 @@ for the server loop to send, so the policy is plain bookkeeping.
 from __future__ import annotations
 
 import io
+import itertools
 from collections import deque
 from dataclasses import dataclass
 
@@ -12,7 +13,7 @@ import numpy as np
 
 from ..core.session import NpcSession
 from ..core.types import Frame, MotionFrame
-from .protocol import FrameHeader, LineEnd, Open, Tick, encode
+from .protocol import PROTOCOL_MINOR, FrameHeader, LineEnd, Open, Tick, encode
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,7 @@ class RenderJob:
     line: int | None  # None: an idle frame
     index: int
     motion: MotionFrame
+    due: float  # wall clock (monotonic) when the engine shows this frame at the earliest (section 7.3)
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,7 @@ class RenderedFrame:
     index: int
     time: float
     payload: bytes
+    due: float  # as RenderJob.due
 
 
 @dataclass
@@ -61,7 +64,8 @@ def encode_pixels(frame: Frame, frame_format: str, jpeg_quality: int) -> bytes:
 class WireSession:
     """One session as the protocol sees it. Owned by the server loop's thread."""
 
-    def __init__(self, name: str, settings: Open, npc: NpcSession):
+    def __init__(self, name: str, settings: Open, npc: NpcSession, lookahead_s: float = 0.0,
+                 minor: int = PROTOCOL_MINOR):
         self.name = name
         self.settings = settings
         self.npc = npc
@@ -85,12 +89,19 @@ class WireSession:
         self.idle_origin: float | None = None  # wall clock (monotonic) of idle time 0; None: not idling
         self.idle_index = 0
         self.line_started_at = 0.0  # wall clock of the current line's first chunk
+        # When the engine plays the current line's tick 0 at the earliest: its first chunk's arrival
+        # plus the lookahead (section 7.2), or the previous line's end if that is later.
+        self.line_origin = 0.0
+        self._previous_line_end = float("-inf")
+        self.lookahead_s = lookahead_s  # the effective lookahead (opened.lookahead_s)
+        self.minor = minor  # the connection's protocol minor: no newer field is sent (section 10)
 
     # ------------------------------------------------------------ lines and ticks
 
     def start_line(self, now: float) -> None:
         self.idle_origin = None
         self.line_started_at = now
+        self.line_origin = max(now + self.lookahead_s, self._previous_line_end)
         self.line += 1
         self.expected_seq = 0
         self.next_index = 0
@@ -110,12 +121,12 @@ class WireSession:
             self.next_index += 1
             counts.ticks += 1
             if self.latents:
-                out.append(encode(self._tick(motion, index)))
+                out.append(encode(self._tick(motion, index), minor=self.minor))
                 self.ticks_sent += 1
-            if self.frames:
-                if len(self._render_queue) >= self.window and not self.keep_every_frame:
-                    self._drop(self._render_queue.popleft().line)
-                self._render_queue.append(RenderJob(self.line, index, motion))
+            if self.frames:  # "latest" drops by lateness in next_render, not here: a burst of
+                # ticks (a line sent at once) is mostly frames that are not due yet
+                self._render_queue.append(RenderJob(self.line, index, motion,
+                                                    self.line_origin + index / self.settings.fps))
         return out
 
     def start_idle(self, origin: float) -> None:
@@ -130,12 +141,16 @@ class WireSession:
             index = self.idle_index
             self.idle_index += 1
             if self.latents:
-                out.append(encode(self._tick(motion, index, idle=True)))
+                out.append(encode(self._tick(motion, index, idle=True), minor=self.minor))
                 self.ticks_sent += 1
             if self.frames:
-                if len(self._render_queue) >= self.window:
-                    self._drop(self._render_queue.popleft().line)
-                self._render_queue.append(RenderJob(None, index, motion))
+                if self.keep_every_frame:  # idle frames are live even under "every": keep the newest
+                    idle_jobs = [job for job in self._render_queue if job.line is None]
+                    for job in idle_jobs[:max(0, len(idle_jobs) + 1 - self.window)]:
+                        self._render_queue.remove(job)
+                        self._drop(None)
+                self._render_queue.append(RenderJob(None, index, motion,
+                                                    self.idle_origin + index / self.settings.fps))
         return out
 
     def _tick(self, motion: MotionFrame, index: int, idle: bool = False) -> Tick:
@@ -161,6 +176,7 @@ class WireSession:
         counts.request_id = request_id
         counts.duration = duration
         counts.ended = True
+        self._previous_line_end = self.line_origin + duration
 
     def ready_line_ends(self) -> list[list[bytes]]:
         """`line_end` messages for ended lines with no frame left to render or send (in order)."""
@@ -184,10 +200,25 @@ class WireSession:
 
     # ------------------------------------------------------------ frames
 
+    def drop_late(self, now: float) -> None:
+        """"latest": at most ``window`` frames that are already due wait (rendered and waiting for
+        the window, or waiting to render); the oldest due ones beyond that are dropped. Frames not
+        due yet wait however many there are: a line sent at once is not late (section 7.3)."""
+        if self.keep_every_frame:
+            return
+        due = 0
+        for waiting in itertools.chain(self._send_queue, self._render_queue):  # oldest first
+            if waiting.due > now:
+                break
+            due += 1
+        for _ in range(due - self.window):
+            oldest = self._send_queue.popleft() if self._send_queue else self._render_queue.popleft()
+            self._drop(oldest.line)
+
     def next_render(self) -> RenderJob | None:
         if self.rendering or not self._render_queue:
             return None
-        if self.keep_every_frame and len(self._send_queue) >= self.window:
+        if len(self._send_queue) >= self.window:
             return None  # back-pressure: render on when the client has taken frames in
         job = self._render_queue.popleft()
         self.rendering = True
@@ -196,9 +227,7 @@ class WireSession:
 
     def rendered(self, frame: RenderedFrame) -> None:
         self.rendering = False
-        if len(self._send_queue) >= self.window and not self.keep_every_frame:
-            self._drop(self._send_queue.popleft().line)
-        self._send_queue.append(frame)
+        self._send_queue.append(frame)  # at most `window` waiting: next_render holds back before
 
     def render_failed(self, job: RenderJob) -> None:
         self.rendering = False
@@ -213,7 +242,7 @@ class WireSession:
             header = FrameHeader(session=self.name, line=frame.line, index=frame.index, time=frame.time,
                                  width=width, height=height, format=self.settings.frame_format,
                                  idle=frame.line is None)
-            out.append(encode(header, [frame.payload]))
+            out.append(encode(header, [frame.payload], minor=self.minor))
             self.in_flight += 1
             self.frames_sent += 1
             if frame.line in self._lines:
@@ -229,8 +258,11 @@ class WireSession:
             self._lines[line].frames_dropped += 1
 
     def stats(self) -> dict:
-        return {"session": self.name, "line": max(self.line, 0), "in_line": self.npc.in_line,
-                "idling": self.idle_origin is not None,
-                "audio_s": float(self.npc.line_seconds), "ticks_sent": self.ticks_sent,
-                "frames_sent": self.frames_sent, "frames_dropped": self.frames_dropped,
-                "frames_in_flight": self.in_flight}
+        counts = {"session": self.name, "line": max(self.line, 0), "in_line": self.npc.in_line,
+                  "idling": self.idle_origin is not None,
+                  "audio_s": float(self.npc.line_seconds), "ticks_sent": self.ticks_sent,
+                  "frames_sent": self.frames_sent, "frames_dropped": self.frames_dropped,
+                  "frames_in_flight": self.in_flight}
+        if self.minor < 1:  # 1.1's field (section 10: no field newer than the connection)
+            del counts["idling"]
+        return counts

@@ -13,7 +13,7 @@ import numpy as np
 import zmq
 
 from npcface.bridge.limits import Limits, Liveness
-from npcface.bridge.protocol import decode_server
+from npcface.bridge.protocol import PROTOCOL_VERSION, decode_server
 from npcface.bridge.server import Server
 from npcface.core.audio import load_audio
 
@@ -93,8 +93,8 @@ class RawClient:
             skipped.append(received)
         raise AssertionError(f"no reply to {header['type']}")
 
-    def hello(self):
-        return self.request({"type": "hello", "protocol": "1.0"})
+    def hello(self, protocol: str = PROTOCOL_VERSION):
+        return self.request({"type": "hello", "protocol": protocol})
 
     def sync(self) -> list:
         """Everything received before the reply to a ping. The server handles a connection's

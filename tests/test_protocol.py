@@ -77,7 +77,9 @@ def test_clients_ignore_unknown_server_fields_and_types():
     ([b""], "bad_message", "msgpack"),
     ([b"\x93\x01\x02"], "bad_message", "msgpack"),  # truncated array
     ([msgpack.packb([1, 2])], "bad_message", "map"),
-    ([msgpack.packb({1: "x"})], "bad_message", "msgpack"),  # non-string keys
+    ([msgpack.packb({1: "x"})], "bad_message", "not a string: 1 (integer)"),  # valid msgpack, wrong key type
+    ([msgpack.packb({"type": "ping", b"id": "x"}, use_bin_type=True)], "bad_message", "b'id' (bin)"),
+    ([msgpack.packb({"type": "open", "session": "s", "outputs": {0: "latents"}})], "bad_message", "0 (integer)"),
     ([msgpack.packb({"id": "q"})], "bad_message", "'type'"),
     ([msgpack.packb({"type": "dance"})], "bad_request", "unknown message type"),
     ([msgpack.packb({"type": "ping", "colour": 1})], "bad_request", "colour"),

@@ -21,7 +21,7 @@ def short_line():
 
 def test_welcome_lists_protocol_channels_and_limits(server):
     with RawClient(server.endpoint) as client:
-        welcome = client.hello()
+        welcome = client.hello("1.0")
     assert welcome.protocol == "1.0"
     assert welcome.instance == server.instance
     assert welcome.capabilities["channels"]["arkit"] == list(ARKIT_NAMES)
