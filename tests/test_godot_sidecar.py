@@ -191,7 +191,7 @@ def test_nodes_move_the_jaw_in_step_with_the_audio_clock(conversation):
     lags = np.array(nodes["lag_s"])
     assert lags.min() >= 0 and np.median(lags) < 1 / 30 and lags.max() < 0.25
     # Frames: every frame sent was accounted for, and the TextureRect shows the last one applied.
-    # (Not all 129: with idle on, the server drops line frames even under "every"; reported.)
+    # (Before the spec branch's fix, idle: true made the server drop line frames under "every".)
     assert line_end["frames_sent"] + line_end["frames_dropped"] == line_end["ticks"]
     assert 0 < nodes["frames_shown"] <= line_end["frames_sent"]
     assert nodes["texture"] == "256x256" and nodes["texture_is_last_frame"]

@@ -54,6 +54,8 @@ var _stream_format := {}
 var _line_ending := false
 var _line_end := {}  # the line_end, kept until the player has heard the line's last tick
 var _player: Node = null
+var _restore := {}  # the last emotion / gaze set, sent again when the session is re-opened
+var _opened_before := false
 var _start_by_ms := -1  # say(): play the sound by then (-1: nothing waiting to play)
 
 
@@ -138,10 +140,12 @@ func end_stream() -> void:
 
 
 func set_emotion(emotion: String, intensity := 1.0, time: Variant = null, ramp := 0.3) -> void:
+	_restore["emotion"] = [emotion, intensity, null, ramp]
 	_sidecar().client.set_emotion(session_name, emotion, intensity, time, ramp)
 
 
 func set_gaze(yaw: float, pitch: float, time: Variant = null) -> void:
+	_restore["gaze"] = [yaw, pitch, null]
 	_sidecar().client.set_gaze(session_name, yaw, pitch, time)
 
 
@@ -231,6 +235,12 @@ static func frame_image(frame: Dictionary, payload: PackedByteArray) -> Image:
 
 func _npcface_opened(message: Dictionary) -> void:
 	is_open = true
+	if _opened_before:  # re-opened after a sidecar restart: the server forgot emotion and gaze
+		if _restore.has("emotion"):
+			_sidecar().client.callv("set_emotion", [session_name] + _restore.emotion)
+		if _restore.has("gaze"):
+			_sidecar().client.callv("set_gaze", [session_name] + _restore.gaze)
+	_opened_before = true
 	opened.emit(message)
 
 
