@@ -39,8 +39,9 @@ class Serve:
     """`npcface serve` as a subprocess on a fixed loopback port (restartable), with small limits
     the error tests can reach."""
 
-    def __init__(self, port: int):
+    def __init__(self, port: int, extra: list[str] = ()):
         self.port = port
+        self.extra = list(extra)
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
@@ -49,7 +50,7 @@ class Serve:
             [str(npcface), "serve", "--bind", f"tcp://127.0.0.1:{self.port}", "--quiet", "--workers", "2",
              "--max-sessions-per-client", str(LIMITS["max_sessions_per_client"]),
              "--max-message-bytes", str(LIMITS["max_message_bytes"]),
-             "--max-line-seconds", str(LIMITS["max_line_seconds"])],
+             "--max-line-seconds", str(LIMITS["max_line_seconds"]), *self.extra],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         ready = threading.Event()
 
@@ -242,3 +243,26 @@ def test_the_sidecar_node_reconnects_and_reopens_after_a_sidecar_restart(serve, 
     assert results["opened"] and results["lost"] >= 1 and results["reopened"], (results, stderr[-2000:])
     assert results["spoke"] and results["line_end"]["ticks"] > 100
     assert results["errors"] == []
+
+
+@pytest.fixture(scope="module")
+def quick_timeout_port():
+    server = Serve(free_port(), extra=["--idle-timeout", "2"])
+    try:
+        server.start()
+        yield server.port
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("heartbeat", ["on", "off"])
+def test_heartbeats_keep_a_quiet_session_alive(heartbeat, quick_timeout_port):
+    """With a 2 s idle timeout (heartbeat 0.67 s) and 4 s of silence from the game: the client's
+    pings keep the session; without them (the control) the server forgets the client."""
+    result = run_godot("res://tests/heartbeat.gd", str(quick_timeout_port), "4", heartbeat, timeout=120)
+    values = dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
+    assert float(values["heartbeat_s"]) == pytest.approx(2 / 3), result.stdout + result.stderr[-2000:]
+    if heartbeat == "on":  # alive: end_line on the open session without a line is `no_line`
+        assert values["reply"] == "no_line" and int(values["pongs"]) >= 3
+    else:  # forgotten: loose on time, the server checks for silence about once a second
+        assert values["reply"] == "hello_required" and values["pongs"] == "0"
