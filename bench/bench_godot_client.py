@@ -112,9 +112,9 @@ def main() -> int:
     counts = {"tick": 2000, "frame": 100} if args.quick else {"tick": 10000, "frame": 600}
     repeats = 2 if args.quick else 3
     sizes = {kind: sum(len(f) for f in frames) for kind, frames in protocol_messages().items()}
-    if not (SAMPLE / ".godot").is_dir():  # Godot's class cache, once (tests/godot_helpers.py does the same)
-        subprocess.run(["bash", str(ROOT / "tools" / "godot.sh"), "--path", str(SAMPLE), "--import"],
-                       capture_output=True, check=True, timeout=900)
+    # Godot's class cache of the addon as it is now (tests/godot_helpers.py does the same).
+    subprocess.run(["bash", str(ROOT / "tools" / "godot.sh"), "--path", str(SAMPLE), "--import"],
+                   capture_output=True, check=True, timeout=900)
 
     ports, stop = multiprocessing.Queue(), multiprocessing.Event()
     process = multiprocessing.Process(target=sender, args=(ports, stop), daemon=True)
