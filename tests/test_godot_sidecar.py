@@ -181,6 +181,13 @@ def test_every_error_code_a_client_can_provoke(conversation):
 def test_nodes_move_the_jaw_in_step_with_the_audio_clock(conversation):
     nodes = conversation["results"]["nodes"]
     assert nodes["connected"] and nodes["bound_shapes"] == 6
+    # A rig whose jaw shape is named "jaw_open", through an NpcfaceShapeMapping at half weight
+    # (its other five shapes still bound by their ARKit names): the weight read back is half.
+    checks = nodes["checks"]
+    assert nodes["mapped_bound"] == 6 and checks["mapped"] > 50 and checks["mapped_wrong"] == 0
+    # Head and eye bones turn to the side the tick says (yaw + = the character's left = +X).
+    assert checks["yaw"] > 10 and checks["yaw_wrong"] == 0
+    assert checks["gaze"] > 50 and checks["gaze_wrong"] == 0  # set_gaze(25, 0): the eyes look left
     assert nodes["idle_ticks_before_line"] >= 3  # idle: true, the face lived before it spoke
     # The JawOpen blend shape read back from the MeshInstance3D moves with the speech.
     assert nodes["jaw_max"] > 0.2 and nodes["jaw_min"] < 0.05

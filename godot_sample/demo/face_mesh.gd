@@ -8,7 +8,8 @@ extends RefCounted
 const SHAPES := ["JawOpen", "MouthSmileLeft", "MouthSmileRight", "EyeBlinkLeft", "EyeBlinkRight", "MouthPucker"]
 
 
-static func build() -> ArrayMesh:
+## `rename`: ARKit name -> the name the shape gets instead (to stand in for a rig named otherwise).
+static func build(rename := {}) -> ArrayMesh:
 	var sphere := SphereMesh.new()
 	sphere.radius = 0.1
 	sphere.height = 0.24
@@ -19,7 +20,7 @@ static func build() -> ArrayMesh:
 	var mesh := ArrayMesh.new()
 	var blend_arrays := []
 	for shape in SHAPES:
-		mesh.add_blend_shape(shape)
+		mesh.add_blend_shape(rename.get(shape, shape))
 		var moved := PackedVector3Array(base)
 		for i in moved.size():
 			moved[i] += _offset(shape, base[i])

@@ -9,6 +9,7 @@
 extends SceneTree
 
 const WAIT_S := 60.0
+const FaceMesh := preload("res://demo/face_mesh.gd")
 
 var config := {}
 var results := {}
@@ -240,7 +241,7 @@ func _nodes() -> String:
 	var player := AudioStreamPlayer.new()
 	root.add_child(player)
 	var mesh := MeshInstance3D.new()
-	mesh.mesh = preload("res://demo/face_mesh.gd").build()
+	mesh.mesh = FaceMesh.build()
 	root.add_child(mesh)
 	var face := NpcfaceFace.new()
 	face.name = "guard"
@@ -250,6 +251,26 @@ func _nodes() -> String:
 	var applier := NpcfaceBlendShapeApplier.new()
 	applier.mesh = mesh.get_path()
 	face.add_child(applier)
+	# A rig named otherwise ("jaw_open"), bound through a mapping that also halves the weight.
+	var other := MeshInstance3D.new()
+	other.mesh = FaceMesh.build({"JawOpen": "jaw_open"})
+	root.add_child(other)
+	var mapped := NpcfaceBlendShapeApplier.new()
+	mapped.mesh = other.get_path()
+	mapped.mapping = NpcfaceShapeMapping.new()
+	mapped.mapping.names = {"JawOpen": "jaw_open"}
+	mapped.mapping.scales = {"JawOpen": 0.5}
+	face.add_child(mapped)
+	# Head and eye bones.
+	var skeleton := Skeleton3D.new()
+	for bone in ["Head", "LeftEye", "RightEye"]:
+		skeleton.add_bone(bone)
+	skeleton.set_bone_parent(1, 0)
+	skeleton.set_bone_parent(2, 0)
+	root.add_child(skeleton)
+	var bones := NpcfaceBoneApplier.new()
+	bones.skeleton = skeleton.get_path()
+	face.add_child(bones)
 	var rect := TextureRect.new()
 	root.add_child(rect)
 	var frames := NpcfaceFrameApplier.new()
@@ -265,6 +286,24 @@ func _nodes() -> String:
 			lags.append(face.line_clock() - float(tick.time))
 			jaw_weights.append(mesh.get_blend_shape_value(jaw)))
 	root.add_child(face)
+	# Connected after the appliers (they connect in _ready): reads what they have just applied.
+	var checks := {"mapped": 0, "mapped_wrong": 0, "yaw": 0, "yaw_wrong": 0, "gaze": 0, "gaze_wrong": 0}
+	var other_jaw := other.find_blend_shape_by_name("jaw_open")
+	face.tick_applied.connect(func(tick: Dictionary) -> void:
+		if tick.get("idle", false):
+			return
+		checks.mapped += 1
+		if absf(other.get_blend_shape_value(other_jaw) - 0.5 * mesh.get_blend_shape_value(jaw)) > 1e-6:
+			checks.mapped_wrong += 1
+		# Yaw + = the character's left; it faces +Z, so its left is +X.
+		var forward := Quaternion(skeleton.get_bone_pose_rotation(0)) * Vector3(0, 0, 1)
+		if absf(tick.head_rotation[0]) > 1.0:
+			checks.yaw += 1
+			checks.yaw_wrong += 1 if signf(forward.x) != signf(tick.head_rotation[0]) else 0
+		var eye := Quaternion(skeleton.get_bone_pose_rotation(1)) * Vector3(0, 0, 1)
+		if absf(tick.gaze_left[0]) > 1.0:
+			checks.gaze += 1
+			checks.gaze_wrong += 1 if signf(eye.x) != signf(tick.gaze_left[0]) else 0)
 	if not await _until(null, func() -> bool: return face.is_open):
 		return "the face's session did not open"
 	var wav := AudioStreamWAV.new()
@@ -275,6 +314,7 @@ func _nodes() -> String:
 	var idle_before := face.ticks_applied
 	var line_end := {}
 	face.line_finished.connect(func(message: Dictionary) -> void: line_end.merge(message))
+	face.set_gaze(25.0, 0.0)  # to the character's left, from now on
 	face.say(wav, config.text)
 	if not await _until(null, func() -> bool: return face.lines_finished == 1):
 		return "the face's line did not finish"
@@ -282,6 +322,8 @@ func _nodes() -> String:
 	lags.sort()
 	results["nodes"] = {
 		"bound_shapes": applier.bindings.size(),
+		"mapped_bound": mapped.bindings.size(),
+		"checks": checks,
 		"idle_ticks_before_line": idle_before,
 		"ticks_applied_in_line": lags.size(),
 		"lag_s": lags,
