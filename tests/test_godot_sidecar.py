@@ -192,7 +192,12 @@ def test_nodes_move_the_jaw_in_step_with_the_audio_clock(conversation):
     # The JawOpen blend shape read back from the MeshInstance3D moves with the speech.
     assert nodes["jaw_max"] > 0.2 and nodes["jaw_min"] < 0.05
     line_end = nodes["line_end"]
-    assert line_end["ticks"] == 129 and nodes["ticks_applied_in_line"] > 0.5 * line_end["ticks"]
+    assert line_end["ticks"] == 129
+    # Applied through the whole line without long holes (ticks due in the same main-loop frame:
+    # only the newest is applied, so a loaded machine applies fewer, never a stale one).
+    times = np.array(nodes["applied_times"])
+    assert times[0] < 0.3 and times[-1] > line_end["duration"] - 0.3 and np.diff(times).max() < 0.3
+    assert np.all(np.diff(times) > 0)
     # Each tick was applied once the player's clock had reached its time, typically within the
     # main loop's granularity (ticks due in the same frame: only the newest is applied). Loose
     # bounds: this 2-core machine is shared, and a slow frame delays a tick; one tick is 33 ms.

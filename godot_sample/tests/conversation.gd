@@ -280,10 +280,12 @@ func _nodes() -> String:
 	var last_frame := {"image": Image.new()}  # lambdas capture locals by value: mutate, not assign
 	face.frame_applied.connect(func(_f: Dictionary, image: Image) -> void: last_frame.image = image)
 	var lags := []
+	var applied_times := []
 	var jaw_weights := []
 	face.tick_applied.connect(func(tick: Dictionary) -> void:
 		if face.speaking and player.playing:
 			lags.append(face.line_clock() - float(tick.time))
+			applied_times.append(float(tick.time))
 			jaw_weights.append(mesh.get_blend_shape_value(jaw)))
 	root.add_child(face)
 	# Connected after the appliers (they connect in _ready): reads what they have just applied.
@@ -327,6 +329,7 @@ func _nodes() -> String:
 		"idle_ticks_before_line": idle_before,
 		"ticks_applied_in_line": lags.size(),
 		"lag_s": lags,
+		"applied_times": applied_times,
 		"line_end": line_end,
 		"jaw_max": jaw_weights.max() if jaw_weights else 0.0,
 		"jaw_min": jaw_weights.min() if jaw_weights else 0.0,
