@@ -24,6 +24,20 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 mkdir -p "$(dirname "$CHROOT")"
 exec 9>"$CHROOT.lock"
 
+# Removes a chroot directory, unmounting first whatever is mounted inside it (/proc, a project a
+# killed run left bound): rm must never reach through a bind mount into a project.
+remove_chroot() {
+    local dir="$1" target
+    for target in $(findmnt -rn -o TARGET | grep -F "$dir/" | sort -r); do
+        as_root umount -l "$target" 2>/dev/null || true
+    done
+    if findmnt -rn -o TARGET | grep -qF "$dir/"; then
+        echo "npcface godot: something is still mounted under $dir; unmount it and retry" >&2
+        exit 1
+    fi
+    as_root rm -rf --one-file-system "$dir"
+}
+
 build_chroot() {
     local partial="$CHROOT.partial"
     command -v debootstrap >/dev/null || {
@@ -33,8 +47,7 @@ build_chroot() {
     }
     # A killed build leaves DIR.partial, maybe with /proc still mounted: unmount before removing.
     if [ -d "$partial" ]; then
-        as_root umount -l "$partial/proc" 2>/dev/null || true
-        as_root rm -rf --one-file-system "$partial"
+        remove_chroot "$partial"
     fi
     echo "npcface godot: building a Debian sid chroot with Godot in $CHROOT (first run, ~3 min)" >&2
     as_root debootstrap --variant=minbase sid "$partial" http://deb.debian.org/debian >&2
@@ -59,8 +72,7 @@ bind_same_path() {  # host dir -> the same absolute path inside the chroot (unmo
 flock 9
 if [ ! -f "$CHROOT/.npcface-ready" ]; then
     if [ -e "$CHROOT" ]; then  # neither complete nor ours to trust: start over
-        as_root umount -l "$CHROOT/proc" 2>/dev/null || true
-        as_root rm -rf --one-file-system "$CHROOT"
+        remove_chroot "$CHROOT"
     fi
     build_chroot
 fi
