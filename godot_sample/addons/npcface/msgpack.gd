@@ -163,6 +163,8 @@ class _Reader:
 		if error != "" or not _need(1):
 			return null
 		var tag: int = stream.get_u8()
+		if tag == 0xcb:  # float64 first: ticks are mostly arrays of them
+			return stream.get_double() if size - stream.get_position() >= 8 else _fail("the data ends in the middle of a value")
 		if tag <= 0x7f:
 			return tag
 		if tag >= 0xe0:
