@@ -131,6 +131,16 @@ def test_latents_line_and_the_mid_line_emotion(conversation):
     assert smile[times >= EMOTION_TIME + 0.5].mean() > smile[times < EMOTION_TIME].mean() + 0.2
 
 
+def test_a_streamed_line_follows_the_faces_own_clock(conversation):
+    streamed = conversation["results"]["streamed"]
+    assert streamed["line_end"]["ticks"] == pytest.approx(1.5 * 30, abs=2)
+    lags = np.array(streamed["lags"])
+    # Streamed in real time, a tick arrives about lookahead_s (0.12 s) + processing after its
+    # audio went out, within the face's 0.2 s delay (a loaded server may be later): each is
+    # applied once it is both due and there, within the main loop's granularity.
+    assert len(lags) > 10 and lags.min() >= 0 and np.median(lags) < 0.1
+
+
 def test_the_python_client_gets_the_same_ticks(conversation, sidecar_port):
     with SidecarClient(f"tcp://127.0.0.1:{sidecar_port}", timeout_s=WAIT_S) as python_client:
         python_client.open_session("python", channels=["arkit"], fps=30, seed=0, motion="rules")
@@ -198,11 +208,11 @@ def test_nodes_move_the_jaw_in_step_with_the_audio_clock(conversation):
     times = np.array(nodes["applied_times"])
     assert times[0] < 0.3 and times[-1] > line_end["duration"] - 0.3 and np.diff(times).max() < 0.3
     assert np.all(np.diff(times) > 0)
-    # Each tick was applied once the player's clock had reached its time, typically within the
-    # main loop's granularity (ticks due in the same frame: only the newest is applied). Loose
-    # bounds: this 2-core machine is shared, and a slow frame delays a tick; one tick is 33 ms.
+    # Each tick was applied once the player's clock had reached its time (or, on a loaded machine
+    # where the server falls behind playback, once it arrived): the face's own delay is the main
+    # loop's granularity. Loose bounds: this 2-core machine is shared; one tick is 33 ms.
     lags = np.array(nodes["lag_s"])
-    assert lags.min() >= 0 and np.median(lags) < 1 / 30 and lags.max() < 0.25
+    assert lags.min() >= -1e-6 and np.median(lags) < 1 / 30 and np.percentile(lags, 90) < 0.1
     # Frames: every frame sent was accounted for, and the TextureRect shows the last one applied.
     # (Before the spec branch's fix, idle: true made the server drop line frames under "every".)
     assert line_end["frames_sent"] + line_end["frames_dropped"] == line_end["ticks"]

@@ -238,6 +238,8 @@ func _errors() -> String:
 func _nodes() -> String:
 	var sidecar: Node = root.get_node("NpcfaceSidecar")
 	sidecar.port = int(config.port)
+	var lines := []  # the face's line_end messages
+	var arrived := {}  # tick index -> the face's clock when it arrived (the first line's ticks)
 	var player := AudioStreamPlayer.new()
 	root.add_child(player)
 	var mesh := MeshInstance3D.new()
@@ -283,8 +285,10 @@ func _nodes() -> String:
 	var applied_times := []
 	var jaw_weights := []
 	face.tick_applied.connect(func(tick: Dictionary) -> void:
-		if face.speaking and player.playing:
-			lags.append(face.line_clock() - float(tick.time))
+		if face.speaking and player.playing and lines.is_empty():
+			# The face's own delay: from when the tick was both due and there, to when applied.
+			var ready_at := maxf(float(tick.time), arrived.get(tick.index, -1.0))
+			lags.append(face.line_clock() - ready_at)
 			applied_times.append(float(tick.time))
 			jaw_weights.append(mesh.get_blend_shape_value(jaw)))
 	root.add_child(face)
@@ -306,6 +310,9 @@ func _nodes() -> String:
 		if absf(tick.gaze_left[0]) > 1.0:
 			checks.gaze += 1
 			checks.gaze_wrong += 1 if signf(eye.x) != signf(tick.gaze_left[0]) else 0)
+	sidecar.client.tick_received.connect(func(tick: Dictionary) -> void:
+		if not tick.get("idle", false) and lines.is_empty():
+			arrived[tick.index] = face.line_clock())
 	if not await _until(null, func() -> bool: return face.is_open):
 		return "the face's session did not open"
 	var wav := AudioStreamWAV.new()
@@ -315,11 +322,36 @@ func _nodes() -> String:
 	await _until(null, func() -> bool: return face.ticks_applied >= 3)  # idle ticks: it lives
 	var idle_before := face.ticks_applied
 	var line_end := {}
-	face.line_finished.connect(func(message: Dictionary) -> void: line_end.merge(message))
+	face.line_finished.connect(func(message: Dictionary) -> void:
+		lines.append(message)
+		if lines.size() == 1:
+			line_end.merge(message))
 	face.set_gaze(25.0, 0.0)  # to the character's left, from now on
 	face.say(wav, config.text)
 	if not await _until(null, func() -> bool: return face.lines_finished == 1):
 		return "the face's line did not finish"
+	# A streamed line (as from a TTS): 1.5 s of the audio pushed in real time, 0.1 s chunks; the
+	# face follows its own clock, stream_delay_s behind the first chunk.
+	var streamed := {"lags": [], "line_end": {}, "arrived": {}}
+	face.tick_applied.connect(func(tick: Dictionary) -> void:
+		if face.speaking and not tick.get("idle", false) and lines.size() == 1:
+			var ready_at := maxf(float(tick.time), streamed.arrived.get(tick.index, -1.0))
+			streamed.lags.append(face.line_clock() - ready_at))
+	sidecar.client.tick_received.connect(func(tick: Dictionary) -> void:
+		if not tick.get("idle", false) and lines.size() == 1:
+			streamed.arrived[tick.index] = face.line_clock())
+	face.begin_stream(int(config.rate), 1, "")
+	var chunk := int(0.1 * int(config.rate)) * 2
+	for i in 15:
+		face.push_pcm(pcm.slice(i * chunk, (i + 1) * chunk))
+		var next := Time.get_ticks_msec() + 100
+		await _until(null, func() -> bool: return Time.get_ticks_msec() >= next)
+	face.end_stream()
+	await _until(null, func() -> bool: return lines.size() == 2)
+	var on_time: int = streamed.arrived.values().filter(func(t: float) -> bool: return t <= 0.0).size()
+	results["streamed"] = {
+		"lags": streamed.lags, "line_end": lines[-1] if lines.size() == 2 else {}, "arrived_before_due": on_time,
+	}
 	var pixels: Image = rect.texture.get_image() if rect.texture else null
 	lags.sort()
 	results["nodes"] = {
@@ -329,6 +361,7 @@ func _nodes() -> String:
 		"idle_ticks_before_line": idle_before,
 		"ticks_applied_in_line": lags.size(),
 		"lag_s": lags,
+		"late_arrivals": arrived.values().filter(func(t: float) -> bool: return t > 0.0).size(),
 		"applied_times": applied_times,
 		"line_end": line_end,
 		"jaw_max": jaw_weights.max() if jaw_weights else 0.0,

@@ -36,8 +36,10 @@ signal face_error(error: Dictionary)
 @export_enum("rules", "learned") var motion := "rules"
 ## Plays the line; its playback position is the face's clock.
 @export var audio_player: NodePath
-## Streamed lines: how far the face runs behind the first chunk sent.
-@export var stream_delay_s := 0.2
+## Streamed lines: how far the face runs behind the first chunk sent. A tick needs audio up to
+## its time + lookahead_s (0.12 s), which arrives a chunk's length later than its start: with
+## 0.1 s chunks, 0.2 s (PROTOCOL.md 7.2's advice) is late on most ticks; 0.3 s is not.
+@export var stream_delay_s := 0.3
 ## say(): the longest the sound waits for the line's first tick before it plays anyway.
 @export var start_wait_s := 0.5
 
@@ -57,6 +59,7 @@ var _player: Node = null
 var _restore := {}  # the last emotion / gaze set, sent again when the session is re-opened
 var _opened_before := false
 var _start_by_ms := -1  # say(): play the sound by then (-1: nothing waiting to play)
+var _played_by_say := false  # this line's clock is audio_player's playback (else the wall clock)
 
 
 func _ready() -> void:
@@ -103,6 +106,7 @@ func say(stream: AudioStreamWAV, text := "") -> bool:
 		# not start behind the sound by the server's first-tick latency.
 		_player.stream = stream
 		_start_by_ms = Time.get_ticks_msec() + int(start_wait_s * 1000.0)
+		_played_by_say = true
 	return true
 
 
@@ -116,6 +120,7 @@ func begin_stream(rate: int, channel_count := 1, text := "") -> bool:
 	speaking = true
 	_line_ending = false
 	_line_end = {}
+	_played_by_say = false
 	_stream_seq = 0
 	_stream_format = {"rate": rate, "channels": channel_count, "text": text if text != "" else null}
 	_line_started_ms = -1
@@ -152,16 +157,16 @@ func set_gaze(yaw: float, pitch: float, time: Variant = null) -> void:
 ## Seconds on the current line's timeline that the player hears now (-1 before it starts).
 func line_clock() -> float:
 	if _start_by_ms >= 0:
-		return -1.0  # the sound has not started
-	if _player != null and _player.playing:
+		return -1.0  # say(): the sound has not started
+	if _played_by_say:
+		if not _player.playing:
+			return INF  # the sound has finished: everything is due
 		# The playback position advances in mix-sized steps; the time since the last mix fills
 		# in between, and the output latency is what the speakers have not played yet.
 		var heard: float = _player.get_playback_position() + AudioServer.get_time_since_last_mix()
 		return heard - AudioServer.get_output_latency()
 	if _line_started_ms < 0:
 		return -1.0
-	if _player != null and _player.stream != null and _player.get_playback_position() > 0.0:
-		return INF  # the player finished: everything is due
 	return (Time.get_ticks_msec() - _line_started_ms) / 1000.0 - stream_delay_s
 
 
