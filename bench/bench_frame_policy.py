@@ -8,7 +8,8 @@ dropped, the first frame's index and arrival, and how many delivered frames came
 due time. Real lines: ../shared/data/speech (LJSpeech, public domain) or $NPCFACE_DATA; the
 project's fixture lines when that folder is missing.
 
-Run: .venv/bin/python bench/bench_frame_policy.py [--lines N] [--fps 25] [--size 256]"""
+Run: .venv/bin/python bench/bench_frame_policy.py [--lines N] [--fps 25] [--size 256] [--order every,latest]
+(the two policies run one after the other: on a shared machine, load drifts between them)"""
 from __future__ import annotations
 
 import argparse
@@ -69,6 +70,7 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=4)
     parser.add_argument("--fps", type=float, default=25.0)
     parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--order", default="every,latest", help="which policy runs first (load drifts)")
     args = parser.parse_args()
     source, lines = real_lines(args.lines)
     print(f"{len(lines)} lines from {source}; {args.size}x{args.size} rgba8 frames at {args.fps:g} fps, "
@@ -80,7 +82,7 @@ def main() -> None:
         portrait = (REPO / "fixtures" / "portrait_astronaut.png").read_bytes()
         avatar = request(socket, {"type": "upload_avatar"}, portrait)["avatar"]
         results = {}
-        for policy in ("every", "latest"):
+        for policy in args.order.split(","):
             opened = request(socket, {"type": "open", "session": policy, "outputs": ["frames"], "avatar": avatar,
                                       "fps": args.fps, "frame_size": [args.size, args.size],
                                       "frame_policy": policy})

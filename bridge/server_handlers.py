@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
-from typing import TYPE_CHECKING
 
 from ..core.arkit import ARKIT_NAMES, EMOTIONS, OCULUS_VISEMES, VRM_PRESETS
 from ..core.deps import DependencyError, dependency_error
@@ -337,8 +337,8 @@ class RequestHandlers:
         try:
             frame = wire.npc.render(job.motion)
             payload = encode_pixels(frame, wire.settings.frame_format, wire.settings.jpeg_quality)
-            rendered: RenderedFrame | None = RenderedFrame(job.line, job.index, float(job.motion.time),
-                                                                  payload, job.due)
+            rendered: RenderedFrame | None = RenderedFrame(job.line, job.index, float(job.motion.time), payload,
+                                                           job.due)
         except Exception as exc:  # a render bug drops the frame (counted), never the server
             log_failure(exc, "render")
             rendered = None
@@ -360,7 +360,7 @@ class RequestHandlers:
         machine), not on the first line's first frame, whose successors would be late by then."""
         rest = MotionFrame(0.0, (0.0, 0.0, 0.0), (0.0, 0.0, 0.0), (0.0, 0.0), (0.0, 0.0),
                            np.zeros(len(ARKIT_NAMES), dtype=np.float32))
-        wire.rendering = True  # one render at a time per session: frames wait for this one
+        wire.start_warm_up()
 
         def build() -> None:
             try:

@@ -123,8 +123,8 @@ class WireSession:
             if self.latents:
                 out.append(encode(self._tick(motion, index), minor=self.minor))
                 self.ticks_sent += 1
-            if self.frames:  # "latest" drops by lateness in next_render, not here: a burst of
-                # ticks (a line sent at once) is mostly frames that are not due yet
+            if self.frames:  # "latest" drops by lateness (drop_late), not here: a burst of ticks
+                # (a line sent at once) is mostly frames that are not due yet
                 self._render_queue.append(RenderJob(self.line, index, motion,
                                                     self.line_origin + index / self.settings.fps))
         return out
@@ -214,6 +214,11 @@ class WireSession:
         for _ in range(due - self.window):
             oldest = self._send_queue.popleft() if self._send_queue else self._render_queue.popleft()
             self._drop(oldest.line)
+
+    def start_warm_up(self) -> None:
+        """A render that builds the renderer runs (it holds the session's frames, no line_end)."""
+        self.rendering = True
+        self._rendering_line = None
 
     def next_render(self) -> RenderJob | None:
         if self.rendering or not self._render_queue:
