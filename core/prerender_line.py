@@ -89,17 +89,18 @@ def file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def line_key(row: ManifestRow, settings: LineSettings) -> str:
-    """The content hash of everything that decides this row's outputs."""
+def line_key(row: ManifestRow, settings: LineSettings, digest=file_digest) -> str:
+    """The content hash of everything that decides this row's outputs (``digest(path)``: a file's
+    content hash, see prerender_plan.DigestCache)."""
     rendered = any(kind in ("mp4", "png") for kind in row.outputs)
     exports = {"unity_path": settings.unity_path, "godot_path": settings.godot_path,
                "name_style": settings.name_style}
     inputs = {
-        "audio": file_digest(row.audio), "text": row.text, "language": row.language,
+        "audio": digest(row.audio), "text": row.text, "language": row.language,
         "emotions": [[e.time, e.emotion, e.intensity, e.ramp] for e in row.emotions],
-        "avatar": file_digest(row.avatar) if row.avatar is not None and rendered else None,
+        "avatar": digest(row.avatar) if row.avatar is not None and rendered else None,
         "seed": row.seed, "fps": row.fps, "outputs": list(row.outputs), "motion": row.motion,
-        "motion_weights": file_digest(Path(row.motion)) if row.motion.endswith(".safetensors") else None,
+        "motion_weights": digest(Path(row.motion)) if row.motion.endswith(".safetensors") else None,
         "render": [list(settings.size), settings.framing] if rendered else None,
         "exports": exports if {"anim", "tres"} & set(row.outputs) else None,
         "code": settings.code_version,

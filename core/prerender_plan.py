@@ -3,6 +3,7 @@
 not rig again), and, for ``--dry-run``, check that every row's audio decodes and face is found."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from dataclasses import dataclass
@@ -12,6 +13,9 @@ from .errors import NpcfaceError
 from .prerender_line import (PARTIAL, RIGS, LineJob, LineResult, LineSettings, file_digest, is_done, line_key,
                              output_names)
 from .prerender_manifest import RENDERED_KINDS, Manifest, ManifestRow
+
+
+DIGESTS = ".digests.json"
 
 
 @dataclass(frozen=True)
@@ -34,12 +38,45 @@ def prepare_output(out_dir: Path) -> None:
     shutil.rmtree(out_dir / PARTIAL, ignore_errors=True)  # temp files of lines a kill interrupted
 
 
+class DigestCache:
+    """Content hashes of input files, kept in ``OUT/.digests.json`` by path with the file's size and
+    modification time (as git and make trust them), so a re-run of thousands of unchanged lines
+    does not read all their audio again. A file rewritten with new content gets a new stamp."""
+
+    def __init__(self, out_dir: Path):
+        self.path = out_dir / DIGESTS
+        try:
+            self.known = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            self.known = {}
+        self.changed = False
+
+    def __call__(self, path: Path) -> str:
+        stat = path.stat()
+        stamp = [stat.st_size, stat.st_mtime_ns]
+        entry = self.known.get(str(path))
+        if isinstance(entry, list) and len(entry) == 3 and entry[:2] == stamp:
+            return entry[2]
+        digest = file_digest(path)
+        self.known[str(path)] = stamp + [digest]
+        self.changed = True
+        return digest
+
+    def save(self) -> None:
+        if self.changed:
+            temp = self.path.parent / PARTIAL / f"{os.getpid()}-{DIGESTS}"
+            temp.parent.mkdir(exist_ok=True)
+            temp.write_text(json.dumps(self.known), encoding="utf-8")
+            os.replace(temp, self.path)
+
+
 def plan_run(manifest: Manifest, settings: LineSettings, dry_run: bool = False) -> Plan:
+    digests = DigestCache(settings.out_dir)
     finished = [LineResult(id=p.id, line_no=p.line_no, status="failed", reason=p.reason) for p in manifest.problems]
     candidates: list[LineJob] = []
     for row in manifest.rows:
         try:
-            job = LineJob(row=row, settings=settings, key=line_key(row, settings), rig_path=None)
+            job = LineJob(row=row, settings=settings, key=line_key(row, settings, digests), rig_path=None)
         except OSError as error:
             finished.append(_failed(row, f"cannot read an input: {error.strerror or error}"))
             continue
@@ -48,6 +85,7 @@ def plan_run(manifest: Manifest, settings: LineSettings, dry_run: bool = False) 
                                        outputs=output_names(row)))
         else:
             candidates.append(job)
+    digests.save()
     rigs = _build_rigs([j.row for j in candidates if dry_run or _rendered(j.row)], settings.out_dir)
     jobs = []
     for job in candidates:
