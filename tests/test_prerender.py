@@ -147,7 +147,7 @@ def test_dry_run_checks_every_row_and_writes_nothing(tmp_path):
 
 
 def outputs_of(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file() and not p.name.startswith("report")}
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file() and not p.name.startswith(("report", "."))}
 
 
 def test_rerun_skips_what_is_done_and_redoes_what_changed(tmp_path):
