@@ -10,6 +10,9 @@ in one run, on the same manifests; peak memory per worker; the cost of a re-run 
 - each engine runs the whole CLI as a user would (`--progress json`); lines/min is counted two
   ways: over the whole command (process start, worker start-up and warm-up included) and steady
   (between the first and the last line finished);
+- CPU seconds of all the processes (the CLI, its workers, Ray's own), per line: what an engine
+  costs whatever else the machine runs (on a busy shared machine the wall-clock ratios mostly
+  measure the other users);
 - re-run: the same command again on the pool's output (every line already done): whole process,
   and in-process (read the manifest, key every line, check the markers) without Python's start-up.
 Targets (2 cores): pool >= 1.8x one worker; Ray within 15% of the pool; re-run < 2 s for 200 lines.
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import subprocess
 import sys
 import tempfile
@@ -62,6 +66,7 @@ def run_engine(manifest: Path, out: Path, extra: list[str]) -> dict:
     """Run the CLI; its wall time, the times its line events arrived, and the events."""
     command = [sys.executable, "-m", "npcface.bridge.cli", "prerender", str(manifest), "-o", str(out),
                "--progress", "json", *extra]
+    cpu_before = _children_cpu()
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     events, arrivals = [], []
@@ -73,6 +78,7 @@ def run_engine(manifest: Path, out: Path, extra: list[str]) -> dict:
     error = process.stderr.read()
     process.wait()
     wall = time.perf_counter() - started
+    cpu = _children_cpu() - cpu_before
     lines = [e for e in events if e["event"] == "line"]
     failed = [e for e in lines if e["status"] == "failed"]
     if process.returncode not in (0, 1) or not lines:
@@ -83,7 +89,15 @@ def run_engine(manifest: Path, out: Path, extra: list[str]) -> dict:
     for e in ran:
         workers[e["worker"]] = max(workers.get(e["worker"], 0.0), e["peak_rss_mb"])
     return {"wall": wall, "lines": len(lines), "done": len(ran), "failed": failed,
-            "per_min": 60.0 * len(ran) / wall, "steady_per_min": steady, "workers": workers}
+            "per_min": 60.0 * len(ran) / wall, "steady_per_min": steady, "workers": workers,
+            "cpu_s": cpu}
+
+
+def _children_cpu() -> float:
+    """CPU seconds (user + system) of every finished child process and the processes they waited
+    for (the CLI, its pool workers, a local Ray cluster's processes)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def rerun_in_process(manifest: Path, out: Path) -> tuple[int, float]:
@@ -111,7 +125,7 @@ def compare(label: str, manifest: Path, work: Path, engines: list[tuple[str, lis
         results[name] = run_engine(manifest, work / f"{label}-{name}", extra)
         r = results[name]
         print(f"  {label:7s} {name:9s} {r['done']:4d} lines in {r['wall']:7.1f} s: {r['per_min']:7.1f} lines/min whole, "
-              f"{r['steady_per_min']:7.1f} steady; peak RSS per worker {', '.join(f'{v:.0f}' for v in r['workers'].values())} MB"
+              f"{r['steady_per_min']:7.1f} steady, {r['cpu_s']:6.1f} CPU s; peak RSS per worker {', '.join(f'{v:.0f}' for v in r['workers'].values())} MB"
               + (f"; {len(r['failed'])} FAILED: {r['failed'][0]['reason']}" if r["failed"] else ""), flush=True)
     return results
 
@@ -129,7 +143,7 @@ def report(label: str, results: dict) -> list[str]:
             vs_pool = r["per_min"] / results["pool 2"]["per_min"]
             note = f"{vs_pool:.2f}x the pool; target >= 0.85x: {'met' if vs_pool >= 0.85 else 'NOT met'} (whole)"
         rows.append(f"{label:7s} {name:9s} {r['per_min']:8.1f} {ratio:6.2f}x {r['steady_per_min']:8.1f} {steady:6.2f}x "
-                    f"{max(r['workers'].values(), default=0):7.0f}  {note}")
+                    f"{r['cpu_s'] / max(r['done'], 1):7.2f} {max(r['workers'].values(), default=0):7.0f}  {note}")
     return rows
 
 
@@ -170,7 +184,7 @@ def main() -> int:
         mp4_results = compare("mp4", mp4, work, [(n, e + ["--size", args.size]) for n, e in engines])
         table += report("mp4", mp4_results)
     print()
-    print(f"{'lines':7s} {'engine':9s} {'l/min':>8s} {'ratio':>7s} {'steady':>8s} {'ratio':>7s} {'RSS MB':>7s}  note")
+    print(f"{'lines':7s} {'engine':9s} {'l/min':>8s} {'ratio':>7s} {'steady':>8s} {'ratio':>7s} {'CPU s/l':>7s} {'RSS MB':>7s}  note")
     print("\n".join(table))
     print(f"re-run, nothing changed ({lines_n} lines): whole process {rerun_wall:.2f} s "
           f"({again['lines']} lines reported, {again['done']} redone); in-process plan {rerun_plan:.3f} s "

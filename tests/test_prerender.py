@@ -213,9 +213,32 @@ def test_jsonl_manifest_with_an_mp4_line(tmp_path):
                                     "emotion": ["happy:0.5", "1.0=surprised:0.7"], "avatar": str(FIXTURES / "portrait_astronaut.png"),
                                     "outputs": ["mp4", "json"], "fps": 25}) + "\n")
     out = tmp_path / "out"
-    result = run_cli(str(manifest), "-o", str(out), "--size", "128")
+    result = run_cli(str(manifest), "-o", str(out), "--size", "128", "--progress", "bar")
     assert result.returncode == 0, result.stderr
+    assert "1/1 lines, 0 failed, " in result.stderr and " lines/min, " in result.stderr  # the bar's last state
     info = video_info(out / "portrait.mp4")
     frames = len(json.loads((out / "portrait.json").read_text())["frames"])
     assert (info.width, info.height) == (128, 128) and abs(info.num_frames - frames) <= 1 and info.has_audio
     assert len(list((out / ".rigs").glob("*.rig"))) == 1, "the avatar is rigged once, in the parent"
+
+
+def test_a_prerendered_mp4_is_what_npcface_render_makes_of_the_same_line(tmp_path):
+    """One rendering loop (core/render_file): whatever `npcface render` adds to its frames reaches
+    prerendered videos too."""
+    from npcface.core.video_io import read_video
+
+    wav, text = FIXTURES / "line_bilabials.wav", (FIXTURES / "line_bilabials.txt").read_text().strip()
+    manifest = write_manifest(tmp_path, [{"id": "bob", "audio": str(wav), "text": text, "emotion": "happy:0.5; 1=sad:0.7",
+                                          "avatar": str(FIXTURES / "portrait_astronaut.png"), "seed": "5",
+                                          "fps": "20", "outputs": "mp4"}])
+    prerendered = run_cli(str(manifest), "-o", str(tmp_path / "out"), "--size", "96")
+    assert prerendered.returncode == 0, prerendered.stderr
+    rendered = subprocess.run([*NPCFACE, "render", str(FIXTURES / "portrait_astronaut.png"), str(wav), "--text", text,
+                               "--emotion", "happy:0.5", "--emotion-at", "1=sad:0.7", "--seed", "5", "--fps", "20",
+                               "--size", "96", "-o", str(tmp_path / "render.mp4")], capture_output=True, text=True, timeout=300)
+    assert rendered.returncode == 0, rendered.stderr
+    ours = np.stack([frame for _, frame in read_video(tmp_path / "out" / "bob.mp4")]).astype(int)
+    theirs = np.stack([frame for _, frame in read_video(tmp_path / "render.mp4")]).astype(int)
+    assert ours.shape == theirs.shape and len(ours) > 60
+    assert np.abs(ours - theirs).max() <= 2
+    assert np.abs(np.diff(ours, axis=0)).max() > 40, "the face moves"
