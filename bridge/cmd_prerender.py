@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -87,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
     for result in plan.finished:
         reporter.line(result)
     interrupted = False
+    previous = signal.signal(signal.SIGTERM, _terminate)  # stop like Ctrl-C: workers, Ray and the report tidied
     try:
         if args.dry_run:
             for job in plan.jobs:
@@ -101,7 +103,13 @@ def run(args: argparse.Namespace) -> int:
             run_local(plan.jobs, workers, reporter.line)
     except KeyboardInterrupt:
         interrupted = True
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return reporter.finish(out_dir, header, interrupted, len(manifest.outside_paths))
+
+
+def _terminate(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def _default_outputs(text: str) -> tuple[str, ...]:

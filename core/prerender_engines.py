@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import socket
 import threading
 import time
@@ -35,9 +36,10 @@ def run_local(jobs: Sequence[LineJob], workers: int, on_result: Callable[[LineRe
                 for future in done:
                     job = pending.pop(future)
                     on_result(_result_of(future, job))
-        except BaseException:
-            for future in pending:
-                future.cancel()
+        except BaseException:  # interrupted: let the lines in flight finish and record them
+            running = [future for future in pending if not future.cancel()]
+            for future in running:
+                on_result(_result_of(future, pending[future]))
             raise
 
 
@@ -50,6 +52,9 @@ def _result_of(future, job: LineJob) -> LineResult:
 
 
 def _init_pool_worker(parent_pid: int) -> None:
+    # Ctrl-C reaches the whole process group: the parent alone decides (it lets the lines in
+    # flight finish, then writes the report), so workers print no tracebacks of their own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
     warm_worker()
 

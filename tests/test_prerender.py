@@ -242,3 +242,22 @@ def test_a_prerendered_mp4_is_what_npcface_render_makes_of_the_same_line(tmp_pat
     assert ours.shape == theirs.shape and len(ours) > 60
     assert np.abs(ours - theirs).max() <= 2
     assert np.abs(np.diff(ours, axis=0)).max() > 40, "the face moves"
+
+
+def test_sigterm_stops_after_the_lines_in_flight_and_says_so_in_the_report(tmp_path):
+    manifest = write_manifest(tmp_path, fixture_rows(tmp_path, 8, "csv"))
+    out = tmp_path / "out"
+    process = subprocess.Popen([*NPCFACE, "prerender", str(manifest), "-o", str(out), "--workers", "1"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and not list((out / ".done").glob("*.json")):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "interrupted: re-run to finish" in stdout and "Traceback" not in stderr
+    report = json.loads((out / "report.json").read_text())
+    assert report["interrupted"] and 1 <= report["done"] < 8
+    assert sorted(p.stem for p in (out / ".done").glob("*.json")) == sorted(p.stem for p in out.glob("*.csv"))
+    rerun = run_cli(str(manifest), "-o", str(out))
+    assert f"{8 - report['done']} done, {report['done']} already done" in rerun.stdout
