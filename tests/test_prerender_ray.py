@@ -37,3 +37,14 @@ def test_a_ray_address_that_does_not_answer_gets_one_line_fast(tmp_path):
                                      "(Connection refused)")
     bad = run_cli(str(manifest), "-o", str(tmp_path / "out"), "--ray", "nowhere")
     assert bad.returncode == 2 and "--ray must be auto, local or HOST:PORT" in bad.stderr
+
+
+def test_ray_loads_only_for_ray_runs():
+    import subprocess
+    import sys
+
+    loaded = subprocess.run([sys.executable, "-c", "import sys; from npcface.bridge.cli import build_parser; "
+                             "build_parser().parse_args(['prerender', 'x.csv', '-o', 'out']); "
+                             "import npcface.core.prerender_engines; print('ray' in sys.modules)"],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == "False"
