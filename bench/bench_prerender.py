@@ -13,6 +13,8 @@ in one run, on the same manifests; peak memory per worker; the cost of a re-run 
 - CPU seconds of all the processes (the CLI, its workers, Ray's own), per line: what an engine
   costs whatever else the machine runs (on a busy shared machine the wall-clock ratios mostly
   measure the other users);
+- free-core: lines/min if each worker had a core of its own, from the busiest worker's CPU seconds
+  on its lines (an estimate, labelled as such: it leaves out start-up and any waiting);
 - re-run: the same command again on the pool's output (every line already done): whole process,
   and in-process (read the manifest, key every line, check the markers) without Python's start-up.
 Targets (2 cores): pool >= 1.8x one worker; Ray within 15% of the pool; re-run < 2 s for 200 lines.
@@ -86,11 +88,13 @@ def run_engine(manifest: Path, out: Path, extra: list[str]) -> dict:
     ran = [e for e in lines if e["status"] == "done"]
     steady = (len(ran) - 1) * 60.0 / (arrivals[-1] - arrivals[0]) if len(ran) > 1 else 0.0
     workers: dict[str, float] = {}
+    line_cpu: dict[str, float] = {}
     for e in ran:
         workers[e["worker"]] = max(workers.get(e["worker"], 0.0), e["peak_rss_mb"])
+        line_cpu[e["worker"]] = line_cpu.get(e["worker"], 0.0) + e.get("cpu_seconds", 0.0)
     return {"wall": wall, "lines": len(lines), "done": len(ran), "failed": failed,
             "per_min": 60.0 * len(ran) / wall, "steady_per_min": steady, "workers": workers,
-            "cpu_s": cpu}
+            "cpu_s": cpu, "line_cpu": line_cpu}
 
 
 def _children_cpu() -> float:
@@ -130,6 +134,13 @@ def compare(label: str, manifest: Path, work: Path, engines: list[tuple[str, lis
     return results
 
 
+def _free_core_rate(r: dict) -> float:
+    """Lines/min if every worker had a core to itself: the busiest worker's CPU seconds on its
+    lines (an estimate from CPU time, not a wall-clock measurement; start-up not included)."""
+    busiest = max(r["line_cpu"].values(), default=0.0)
+    return 60.0 * r["done"] / busiest if busiest > 0 else 0.0
+
+
 def report(label: str, results: dict) -> list[str]:
     base = results["1 worker"]
     rows = []
@@ -143,7 +154,9 @@ def report(label: str, results: dict) -> list[str]:
             vs_pool = r["per_min"] / results["pool 2"]["per_min"]
             note = f"{vs_pool:.2f}x the pool; target >= 0.85x: {'met' if vs_pool >= 0.85 else 'NOT met'} (whole)"
         rows.append(f"{label:7s} {name:9s} {r['per_min']:8.1f} {ratio:6.2f}x {r['steady_per_min']:8.1f} {steady:6.2f}x "
-                    f"{r['cpu_s'] / max(r['done'], 1):7.2f} {max(r['workers'].values(), default=0):7.0f}  {note}")
+                    f"{r['cpu_s'] / max(r['done'], 1):7.2f} {_free_core_rate(r):8.1f} "
+                    f"{_free_core_rate(r) / max(_free_core_rate(base), 1e-9):6.2f}x "
+                    f"{max(r['workers'].values(), default=0):7.0f}  {note}")
     return rows
 
 
@@ -184,7 +197,7 @@ def main() -> int:
         mp4_results = compare("mp4", mp4, work, [(n, e + ["--size", args.size]) for n, e in engines])
         table += report("mp4", mp4_results)
     print()
-    print(f"{'lines':7s} {'engine':9s} {'l/min':>8s} {'ratio':>7s} {'steady':>8s} {'ratio':>7s} {'CPU s/l':>7s} {'RSS MB':>7s}  note")
+    print(f"{'lines':7s} {'engine':9s} {'l/min':>8s} {'ratio':>7s} {'steady':>8s} {'ratio':>7s} {'CPU s/l':>7s} {'free-core':>8s} {'ratio':>7s} {'RSS MB':>7s}  note")
     print("\n".join(table))
     print(f"re-run, nothing changed ({lines_n} lines): whole process {rerun_wall:.2f} s "
           f"({again['lines']} lines reported, {again['done']} redone); in-process plan {rerun_plan:.3f} s "

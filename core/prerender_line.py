@@ -62,6 +62,7 @@ class LineResult:
     reason: str = ""
     worker: str = ""
     peak_rss_mb: float = 0.0
+    cpu_seconds: float = 0.0  # CPU time of the worker process on this line (all its threads)
 
 
 def output_names(row: ManifestRow) -> tuple[str, ...]:
@@ -144,7 +145,7 @@ def run_line(job: LineJob) -> LineResult:
     """Do one line (see the module notes). Never raises for a problem with the line: the result
     says it failed and why, and the other lines go on."""
     warm_worker()
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     row = job.row
     try:
         _unlink(marker_path(job.settings.out_dir, row.id))  # from now on the old outputs are stale
@@ -159,7 +160,8 @@ def run_line(job: LineJob) -> LineResult:
         status, reason = "failed", f"internal error: {type(error).__name__}: {error}"
     return LineResult(id=row.id, line_no=row.line_no, status=status, seconds=time.perf_counter() - started,
                       outputs=output_names(row) if status == "done" else (), reason=reason,
-                      worker=f"{os.uname().nodename}:{os.getpid()}", peak_rss_mb=_peak_rss_mb())
+                      worker=f"{os.uname().nodename}:{os.getpid()}", peak_rss_mb=_peak_rss_mb(),
+                      cpu_seconds=time.process_time() - cpu_started)
 
 
 def _write_outputs(job: LineJob) -> None:
@@ -279,4 +281,5 @@ def result_dict(result: LineResult) -> dict:
     values["outputs"] = list(result.outputs)
     values["seconds"] = round(result.seconds, 3)
     values["peak_rss_mb"] = round(result.peak_rss_mb, 1)
+    values["cpu_seconds"] = round(result.cpu_seconds, 3)
     return values
