@@ -76,9 +76,9 @@ def code_version() -> str:
     """A hash of npcface's own source and shipped weights: a new release redoes every line."""
     digest = hashlib.sha256()
     for folder in ("core", "models"):
-        for path in sorted((_PACKAGE / folder).glob("*")):
+        for path in sorted((_PACKAGE / folder).rglob("*")):
             if path.suffix in (".py", ".safetensors") and path.is_file():
-                digest.update(path.name.encode() + b"\0" + path.read_bytes())
+                digest.update(str(path.relative_to(_PACKAGE)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
 
 
