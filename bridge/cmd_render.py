@@ -9,21 +9,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..core.errors import ControlError, FormatError, NpcfaceError
+from ..core.errors import ControlError, FormatError
 from .cli_args import add_line_arguments, add_motion_argument, check_output_file
 from .progress import Progress
 
 if TYPE_CHECKING:  # heavy modules load when the command runs: `npcface --help` stays fast
-    import numpy as np
-
-    from ..core.render import Renderer
     from ..core.types import Controls, EmotionEvent
 
 SHEET_FRAMES = 12
@@ -90,33 +86,6 @@ def load_portrait(path: str, face: int | None):
     return rig_from_file(path, face_index=face, name=path)
 
 
-def render_frames(new_renderer: Callable[[], Renderer], track, progress: Progress | None = None,
-                  keep: Sequence[int] = (), workers: int = 2) -> tuple[Iterator[np.ndarray], dict[int, np.ndarray]]:
-    """Frames of a MotionTrack as RGBA arrays (a generator), rendered ahead on ``workers`` threads
-    (each with its own renderer from ``new_renderer``), and a dict that fills with the frames whose
-    indices are in ``keep`` as they are taken."""
-    from ..core.background import ordered_map
-
-    kept: dict[int, np.ndarray] = {}
-    wanted = set(keep)
-    local = threading.local()
-
-    def render(index: int) -> np.ndarray:
-        if not hasattr(local, "renderer"):
-            local.renderer = new_renderer()
-        return local.renderer.render(track.frame(index)).rgba
-
-    def frames() -> Iterator[np.ndarray]:
-        for index, rgba in enumerate(ordered_map(render, range(len(track)), workers)):
-            if index in wanted:
-                kept[index] = rgba
-            if progress is not None:
-                progress.update(index + 1, f"{progress.rate(index + 1):.0f} fps")
-            yield rgba
-
-    return frames(), kept
-
-
 def run(args: argparse.Namespace) -> int:
     from ..core.types import Controls
     from .cli_args import emotions_from_args, read_text
@@ -162,9 +131,8 @@ def render_line(portrait: str, audio_path: str | None, output: str, *, text: str
     from ..core.audio import load_audio
     from ..core.contact_sheet import save_contact_sheet
     from ..core.motion_backends import make_generator
-    from ..core.render import Renderer
+    from ..core.render_file import render_track_to_file
     from ..core.types import Controls
-    from ..core.video_io import write_mp4, write_png_sequence
 
     controls = controls if controls is not None else Controls(fps=30.0)
     generator = make_generator(motion, controls)  # checks fps and the other controls first
@@ -186,15 +154,11 @@ def render_line(portrait: str, audio_path: str | None, output: str, *, text: str
     keep = np.unique(np.linspace(0, len(track) - 1, min(SHEET_FRAMES, len(track))).round().astype(int))
     progress = Progress(len(track), "render")
     # Frames render on two threads while this one encodes: a 2-core machine keeps both cores busy.
-    frames, kept = render_frames(lambda: Renderer(rig, size, cutout=cutout, framing=framing), track, progress,
-                                 keep if sheet_path else (), workers=max(2, min(4, os.cpu_count() or 1)))
     try:
-        if kind == "mp4":
-            write_mp4(output, frames, controls.fps, audio=audio)
-        else:
-            write_png_sequence(output, frames)
-    except OSError as error:
-        raise NpcfaceError(f"cannot write {output}: {error.strerror or error}") from None
+        kept = render_track_to_file(rig, track, audio, output, kind, size=size, framing=framing, cutout=cutout,
+                                    keep=keep if sheet_path else (),
+                                    on_frame=lambda n: progress.update(n, f"{progress.rate(n):.0f} fps"),
+                                    workers=max(2, min(4, os.cpu_count() or 1)))
     finally:
         progress.close()
     seconds = time.perf_counter() - started
