@@ -132,6 +132,16 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _line_id(audio, text: str | None, drive: str | None) -> str:
+    """What the watermark's content id says about the line: its sound and text (or the take)."""
+    import hashlib
+
+    digest = hashlib.sha256((text or "").encode() + (drive or "").encode())
+    if audio is not None:
+        digest.update(audio.samples.tobytes())
+    return digest.hexdigest()[:16]
+
+
 def _check_sources(args: argparse.Namespace) -> None:
     """Audio-driven lines need their audio; --drive takes carry their own motion (one sound at most)."""
     if args.drive is None:
@@ -186,7 +196,9 @@ def render_line(portrait: str, audio_path: str | None, output: str, *, text: str
     keep = np.unique(np.linspace(0, len(track) - 1, min(SHEET_FRAMES, len(track))).round().astype(int))
     progress = Progress(len(track), "render")
     # Frames render on two threads while this one encodes: a 2-core machine keeps both cores busy.
-    frames, kept = render_frames(lambda: Renderer(rig, size, cutout=cutout, framing=framing), track, progress,
+    line_id = _line_id(audio, text, drive)
+    frames, kept = render_frames(lambda: Renderer(rig, size, cutout=cutout, framing=framing, line_id=line_id),
+                                 track, progress,
                                  keep if sheet_path else (), workers=max(2, min(4, os.cpu_count() or 1)))
     try:
         if kind == "mp4":
