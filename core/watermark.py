@@ -8,7 +8,7 @@ How (a tiled spread-spectrum pattern, keyed by a fixed seed):
   CHIPS_PER_BIT chips scattered across the tile (repetition coding). The chips are band-limited
   (mid frequencies: low enough to survive H.264, JPEG and half-size scaling, high enough to stay
   apart from the picture's own content) and the tile repeats over the whole frame.
-- It is added to the luminance at RMS ``STRENGTH`` grey levels (PSNR about 41.5 dB).
+- It is added to the luminance at RMS ``STRENGTH`` grey levels (PSNR about 40.8 dB).
 - Detection high-passes the luminance, folds the frame into one tile (sums every tile: any crop
   still has whole tiles' worth of signal, and a crop only shifts the fold circularly), finds the
   shift by correlating with the sync pattern (FFT), and reads the bits at that shift. Its
@@ -37,7 +37,7 @@ MARKER = 0xA  # 4 bits that say "npcface" (so does the keyed pattern itself)
 PAYLOAD_BITS = 32  # marker 4 | version 4 | content id 16 | crc 8
 ID_BITS = 16
 CHIPS_PER_BIT = 64
-STRENGTH = 2.2  # RMS grey levels added to each pixel (PSNR about 41.5 dB)
+STRENGTH = 2.4  # RMS grey levels added to each pixel (PSNR about 40.8 dB)
 BAND = (6.0, 32.0)  # cycles per tile the pattern keeps (measured: lower bands drown in the picture)
 RESIDUAL_SIGMA = 1.5  # the high-pass that removes the picture's content before folding
 SCALES = (1.0, 2.0)  # detection tries the frame as it is, and scaled back up from half size
@@ -213,7 +213,7 @@ def read_fold(folded: np.ndarray, scale: float = 1.0) -> Detection:
                      bit_margin=float(np.abs(soft).min() / typical))
 
 
-CHASE_BITS = 4  # the weakest bits tried flipped (up to two at once) when the checks fail
+CHASE_BITS = 6  # the weakest bits tried flipped (up to two at once) when the checks fail
 
 
 def _chase_decode(soft: np.ndarray) -> Payload | None:
