@@ -88,10 +88,13 @@ def _read_video(file: Path):
     step = max(1, info.num_frames // MAX_VIDEO_FRAMES) if info.num_frames else 1
     detector = VideoDetector()
     decoded = 0
-    for index, (_, rgb) in enumerate(read_video(file)):
-        decoded += 1
-        if index % step == 0 and detector.frames < MAX_VIDEO_FRAMES:
-            detector.add(rgb)
+    try:
+        for index, (_, rgb) in enumerate(read_video(file)):
+            decoded += 1
+            if index % step == 0 and detector.frames < MAX_VIDEO_FRAMES:
+                detector.add(rgb)
+    except FormatError as exc:
+        raise FormatError(f"{file}: truncated or damaged video ({str(exc).split(': ', 1)[-1]})") from None
     if info.num_frames and decoded < info.num_frames:
         raise FormatError(f"{file}: truncated or damaged video (only {decoded} of {info.num_frames} frames decode)")
     summary = f"video {info.width}x{info.height}, {decoded} frames, {detector.frames} read"

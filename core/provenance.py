@@ -178,7 +178,9 @@ def sign_mp4(path: str | Path, credentials: Credentials, watermark_id: str | Non
             builder.sign_file(str(path), str(signed), signer)
         signed.replace(path)
     except c2pa.C2paError as exc:
-        raise ControlError(f"cannot sign {path.name} with content credentials: {exc}") from None
+        raise ControlError(f"cannot sign {path.name} with content credentials: {exc} (C2PA wants an end-entity "
+                           "certificate with digitalSignature key usage and an extended key usage such as "
+                           "emailProtection, and its CA after it)") from None
     finally:
         signed.unlink(missing_ok=True)
 
