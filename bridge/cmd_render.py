@@ -47,6 +47,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--cutout", action="store_true", help="transparent background (PNG frames keep alpha)")
     parser.add_argument("-o", "--output", required=True, help="output: a .mp4 file, or a folder for PNG frames")
     parser.add_argument("--sheet", help="also write a contact-sheet PNG of frames across the line")
+    parser.add_argument("--sign-key", help="PEM private key that signs the mp4's C2PA content credentials "
+                        "(or $NPCFACE_SIGN_KEY; without one, a self-made test key that proves nothing)")
+    parser.add_argument("--sign-cert", help="PEM certificate chain for --sign-key (or $NPCFACE_SIGN_CERT)")
     add_motion_argument(parser)
     parser.set_defaults(run=run)
 
@@ -118,6 +121,7 @@ def render_frames(new_renderer: Callable[[], Renderer], track, progress: Progres
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..core.provenance import load_credentials
     from ..core.types import Controls
     from .cli_args import emotions_from_args, read_text
 
@@ -127,7 +131,8 @@ def run(args: argparse.Namespace) -> int:
                           size=parse_size(args.size), controls=Controls(fps=args.fps, seed=args.seed,
                                                                         language=args.language),
                           framing=args.framing, cutout=args.cutout, face=args.face, sheet=args.sheet,
-                          motion=args.motion, drive=args.drive, drive_audio=args.drive_audio)
+                          motion=args.motion, drive=args.drive, drive_audio=args.drive_audio,
+                          credentials=load_credentials(args.sign_key, args.sign_cert))
     print(summary)
     return 0
 
@@ -164,7 +169,7 @@ def render_line(portrait: str, audio_path: str | None, output: str, *, text: str
                 emotions: Sequence[EmotionEvent] = (), size: tuple[int, int] = (512, 512),
                 controls: Controls | None = None, framing: str = "picture", cutout: bool = False,
                 face: int | None = None, sheet: str | None = None, motion: str | None = None,
-                drive: str | None = None, drive_audio: str | None = None) -> str:
+                drive: str | None = None, drive_audio: str | None = None, credentials=None) -> str:
     """Portrait (picture or .rig) + a line's audio -> an mp4 with the line's audio (or a folder of PNG
     frames), and optionally a contact sheet. Returns a one-line summary. (``npcface demo`` uses it.)"""
     import numpy as np
@@ -202,7 +207,7 @@ def render_line(portrait: str, audio_path: str | None, output: str, *, text: str
                                  keep if sheet_path else (), workers=max(2, min(4, os.cpu_count() or 1)))
     try:
         if kind == "mp4":
-            write_mp4(output, frames, controls.fps, audio=audio)
+            write_mp4(output, frames, controls.fps, audio=audio, credentials=credentials)
         else:
             write_png_sequence(output, frames)
     except OSError as error:

@@ -170,3 +170,21 @@ def test_signing_inputs_get_specific_errors(tmp_path, monkeypatch):
     assert not provenance.load_credentials(None, None).self_made  # the environment's key is used
     with pytest.raises(ControlError, match="is not for the key"):
         provenance.load_credentials(str(other), str(tmp_path / "old_cert.pem"))
+
+
+def test_render_signs_with_the_users_key_and_verify_names_it(tmp_path, capsys):
+    from conftest import FIXTURES, fixture_line
+
+    key, cert = user_credentials(tmp_path)
+    wav, text = fixture_line("line_names")
+    out = tmp_path / "line.mp4"
+    code = npcface_main(["render", str(FIXTURES / "portrait_astronaut.png"), str(wav), "--text", text, "--size", "256",
+                         "-o", str(out), "--sign-key", str(key), "--sign-cert", str(cert)])
+    assert code == 0
+    capsys.readouterr()
+    code, printed, _ = verify(capsys, out)
+    assert code == 0 and "signer Studio Renders" in printed and "self-made" not in printed
+    assert "watermark: found" in printed
+    code = npcface_main(["render", str(FIXTURES / "portrait_astronaut.png"), str(wav), "-o", str(tmp_path / "b.mp4"),
+                         "--sign-key", str(key)])
+    assert code == 2 and "needs both a key and a certificate" in capsys.readouterr().err
