@@ -8,7 +8,8 @@ How (a tiled spread-spectrum pattern, keyed by a fixed seed):
   CHIPS_PER_BIT chips scattered across the tile (repetition coding). The chips are band-limited
   (mid frequencies: low enough to survive H.264, JPEG and half-size scaling, high enough to stay
   apart from the picture's own content) and the tile repeats over the whole frame.
-- It is added to the luminance at RMS ``STRENGTH`` grey levels (PSNR about 40.8 dB).
+- It is added to the luminance at RMS ``STRENGTH`` grey levels (PSNR about 40.5 dB), stronger in
+  textured parts of the frame and weaker on flat ones (texture_mask).
 - Detection high-passes the luminance, folds the frame into one tile (sums every tile: any crop
   still has whole tiles' worth of signal, and a crop only shifts the fold circularly), finds the
   shift by correlating with the sync pattern (FFT), and reads the bits at that shift. Its
@@ -37,7 +38,7 @@ MARKER = 0xA  # 4 bits that say "npcface" (so does the keyed pattern itself)
 PAYLOAD_BITS = 32  # marker 4 | version 4 | content id 16 | crc 8
 ID_BITS = 16
 CHIPS_PER_BIT = 64
-STRENGTH = 2.4  # RMS grey levels added to each pixel (PSNR about 40.8 dB)
+STRENGTH = 2.4  # RMS grey levels added to a frame (PSNR about 40.5 dB)
 BAND = (6.0, 32.0)  # cycles per tile the pattern keeps (measured: lower bands drown in the picture)
 RESIDUAL_SIGMA = 1.5  # the high-pass that removes the picture's content before folding
 SCALES = (1.0, 2.0)  # detection tries the frame as it is, and scaled back up from half size
@@ -141,29 +142,47 @@ def _pattern_tile(content: int, version: int) -> np.ndarray:
 
 
 class Watermarker:
-    """Adds the watermark for one payload to frames of one size (the pattern is built once)."""
+    """Adds the watermark for one payload to frames (the tiled pattern is built once per size).
+
+    The pattern's strength follows the picture's own texture (MASK_RANGE of the frame's typical
+    strength, normalised so the frame's RMS stays STRENGTH): uniform grain showed on flat skin and
+    cartoon shading; in texture it does not, and H.264 keeps texture's detail better anyway."""
 
     def __init__(self, rig_id: str, line_id: str = ""):
         self.payload = Payload(version=FORMAT_VERSION, content_id=content_id(rig_id, line_id))
-        self._size: tuple[int, int] | None = None
-        self._up = self._down = np.zeros((0, 0, 3), np.uint8)
+        self._pattern = np.zeros((0, 0), np.float32)
 
-    def _prepare(self, height: int, width: int) -> None:
-        tile = _pattern_tile(self.payload.content_id, self.payload.version) * STRENGTH
-        reps = (-(-height // TILE), -(-width // TILE))
-        delta = np.rint(np.tile(tile, reps)[:height, :width])
-        # saturating uint8 add and subtract (cv2) is far cheaper than a signed round trip
-        self._up = np.repeat(np.clip(delta, 0, 255).astype(np.uint8)[:, :, None], 3, axis=2)
-        self._down = np.repeat(np.clip(-delta, 0, 255).astype(np.uint8)[:, :, None], 3, axis=2)
-        self._size = (height, width)
+    def _tiled(self, height: int, width: int) -> np.ndarray:
+        if self._pattern.shape != (height, width):
+            tile = _pattern_tile(self.payload.content_id, self.payload.version) * STRENGTH
+            self._pattern = np.tile(tile, (-(-height // TILE), -(-width // TILE)))[:height, :width].copy()
+        return self._pattern
 
     def apply(self, rgb: np.ndarray) -> None:
         """Watermark an (H, W, 3) uint8 RGB frame in place."""
         height, width = rgb.shape[:2]
-        if self._size != (height, width):
-            self._prepare(height, width)
-        cv2.add(rgb, self._up, dst=rgb)
-        cv2.subtract(rgb, self._down, dst=rgb)
+        delta = self._tiled(height, width) * texture_mask(rgb)
+        delta = np.rint(delta).astype(np.int16)
+        # saturating uint8 add and subtract (cv2) are far cheaper than a signed round trip
+        up = np.clip(delta, 0, 255).astype(np.uint8)
+        down = np.clip(-delta, 0, 255).astype(np.uint8)
+        cv2.add(rgb, cv2.merge([up, up, up]), dst=rgb)
+        cv2.subtract(rgb, cv2.merge([down, down, down]), dst=rgb)
+
+
+MASK_RANGE = (0.5, 2.0)  # a pixel's strength, relative to the frame's median texture (measured, bench)
+
+
+def texture_mask(rgb: np.ndarray) -> np.ndarray:
+    """(H, W) float32 strength per pixel: local detail (mean |high-pass| over ~18 px), relative to the
+    frame's median, clipped to MASK_RANGE and normalised to RMS 1. Computed at half size (cheaper)."""
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    height, width = grey.shape
+    small = cv2.resize(grey, (max(1, width // 2), max(1, height // 2)), interpolation=cv2.INTER_AREA).astype(np.float32)
+    detail = cv2.blur(cv2.absdiff(small, cv2.blur(small, (3, 3))), (9, 9))  # box filters: cheap
+    mask = np.clip(detail / (float(np.median(detail)) + 1e-3), *MASK_RANGE)
+    mask /= float(np.sqrt(np.mean(mask * mask)))
+    return cv2.resize(mask, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
 def luminance(image: np.ndarray) -> np.ndarray:

@@ -32,8 +32,8 @@ def renders(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("verify")
     rig = build_rig(load_image(FIXTURES / "portrait_astronaut.png"))
-    marked = [Renderer(rig, 256, line_id="x").render(frame(i / 25)).rgba for i in range(20)]
-    plain = [Renderer(rig, 256, watermark=False).render(frame(i / 25)).rgba for i in range(20)]
+    marked = [Renderer(rig, 384, line_id="x").render(frame(i / 25)).rgba for i in range(20)]
+    plain = [Renderer(rig, 384, watermark=False).render(frame(i / 25)).rgba for i in range(20)]
     write_mp4(folder / "line.mp4", marked, 25)
     write_png_sequence(folder / "frames", marked[:1])
     write_mp4(folder / "plain.mp4", plain, 25, sign=False)
@@ -178,7 +178,7 @@ def test_render_signs_with_the_users_key_and_verify_names_it(tmp_path, capsys):
     key, cert = user_credentials(tmp_path)
     wav, text = fixture_line("line_names")
     out = tmp_path / "line.mp4"
-    code = npcface_main(["render", str(FIXTURES / "portrait_astronaut.png"), str(wav), "--text", text, "--size", "256",
+    code = npcface_main(["render", str(FIXTURES / "portrait_astronaut.png"), str(wav), "--text", text, "--size", "384",
                          "-o", str(out), "--sign-key", str(key), "--sign-cert", str(cert)])
     assert code == 0
     capsys.readouterr()

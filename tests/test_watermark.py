@@ -108,7 +108,7 @@ def test_content_id_tells_lines_and_rigs_apart(rig):
     ids = {watermark.content_id(rig.content_id, line) for line in ("a", "b", "c")}
     ids.add(watermark.content_id("another rig", "a"))
     assert len(ids) == 4
-    other = Renderer(rig, 256, line_id="another line").render(motion(0.3)).rgba
+    other = Renderer(rig, SIZE, line_id="another line").render(motion(0.3)).rgba
     assert watermark.detect(other).payload.content_id == watermark.content_id(rig.content_id, "another line")
 
 
@@ -166,3 +166,16 @@ def test_frames_over_the_protocol_carry_the_watermark(server):
     assert pixels is not None
     found = watermark.detect(pixels)
     assert found.found and found.payload.version == watermark.FORMAT_VERSION, found
+
+
+def test_strength_follows_texture_so_flat_shading_stays_clean():
+    """Half the picture flat grey, half fine texture: the watermark goes mostly into the texture."""
+    rng = np.random.default_rng(1)
+    picture = np.full((512, 512, 3), 128, np.uint8)
+    picture[:, 256:] = rng.integers(60, 200, size=(512, 256, 1), dtype=np.uint8)
+    marked = picture.copy()
+    watermark.Watermarker("rig", "line").apply(marked)
+    change = marked.astype(float) - picture
+    flat, textured = np.sqrt(np.mean(change[:, 16:240] ** 2)), np.sqrt(np.mean(change[:, 272:496] ** 2))
+    assert textured > 2.5 * flat > 0
+    assert cv2.PSNR(picture, marked) > 40.0
