@@ -102,6 +102,8 @@ def _read_video(file: Path):
 
 
 def describe(verdict: Verdict) -> list[str]:
+    from ..core.watermark import Z_THRESHOLD
+
     mark, manifest = verdict.watermark, verdict.manifest
     if mark.found:
         where = f", {verdict.frames_found}" if verdict.frames_found else ""
@@ -109,7 +111,7 @@ def describe(verdict: Verdict) -> list[str]:
         lines = [f"watermark: found (confidence z={mark.z_score:.1f}{where}): npcface, format v{payload.version}, "
                  f"content id {payload.content_hex}"]
     else:
-        lines = [f"watermark: not found (z={mark.z_score:.1f}, a detection needs a sync z >= 6 and a payload that checks)"]
+        lines = [f"watermark: not found (z={mark.z_score:.1f}, a detection needs a sync z >= {Z_THRESHOLD:g} and a payload that checks)"]
     if not manifest.present:
         lines.append("content credentials: none")
     else:
