@@ -7,7 +7,8 @@ NPCFACE_SIGN_CERT). Without them npcface makes a throwaway test CA and signer in
 "npcface self-made test signer" and saying so in the manifest: such a signature proves the file
 was not changed since it was signed, and nothing about who made it.
 
-Signing is offline: no timestamp authority is asked (ta_url None), nothing is fetched.
+Signing is offline: no timestamp authority is asked (ta_url None), nothing is fetched; reading
+turns off c2pa-rs's remote-manifest and OCSP fetches.
 """
 from __future__ import annotations
 
@@ -190,8 +191,10 @@ def read_manifest(path: str | Path) -> ManifestReport:
     import c2pa
 
     empty = ManifestReport(False, "", False, False, False, "", "", False, ())
+    # offline: never fetch a manifest a file points to, nor ask OCSP about its certificate
+    offline = c2pa.Context.from_dict({"verify": {"remote_manifest_fetch": False, "ocsp_fetch": False}})
     try:
-        reader = c2pa.Reader.try_create(str(path))
+        reader = c2pa.Reader.try_create(str(path), context=offline)
     except c2pa.C2paError as exc:
         text = str(exc)
         if "NotSupported" in type(exc).__name__ or "type is unsupported" in text:
