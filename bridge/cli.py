@@ -12,7 +12,7 @@ import sys
 from ..core.deps import dependency_error
 from ..core.errors import NpcfaceError
 
-SUBCOMMANDS = ("animate", "capture", "rig", "render", "serve", "say", "demo", "train", "prerender")
+SUBCOMMANDS = ("animate", "capture", "rig", "render", "serve", "say", "demo", "train", "prerender", "verify")
 
 
 def build_parser() -> argparse.ArgumentParser:

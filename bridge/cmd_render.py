@@ -43,6 +43,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--cutout", action="store_true", help="transparent background (PNG frames keep alpha)")
     parser.add_argument("-o", "--output", required=True, help="output: a .mp4 file, or a folder for PNG frames")
     parser.add_argument("--sheet", help="also write a contact-sheet PNG of frames across the line")
+    parser.add_argument("--sign-key", help="PEM private key that signs the mp4's C2PA content credentials "
+                        "(or $NPCFACE_SIGN_KEY; without one, a self-made test key that proves nothing)")
+    parser.add_argument("--sign-cert", help="PEM certificate chain for --sign-key (or $NPCFACE_SIGN_CERT)")
     add_motion_argument(parser)
     parser.set_defaults(run=run)
 
@@ -87,6 +90,7 @@ def load_portrait(path: str, face: int | None):
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..core.provenance import load_credentials
     from ..core.types import Controls
     from .cli_args import emotions_from_args, read_text
 
@@ -96,9 +100,20 @@ def run(args: argparse.Namespace) -> int:
                           size=parse_size(args.size), controls=Controls(fps=args.fps, seed=args.seed,
                                                                         language=args.language),
                           framing=args.framing, cutout=args.cutout, face=args.face, sheet=args.sheet,
-                          motion=args.motion, drive=args.drive, drive_audio=args.drive_audio)
+                          motion=args.motion, drive=args.drive, drive_audio=args.drive_audio,
+                          credentials=load_credentials(args.sign_key, args.sign_cert))
     print(summary)
     return 0
+
+
+def _line_id(audio, text: str | None, drive: str | None) -> str:
+    """What the watermark's content id says about the line: its sound and text (or the take)."""
+    import hashlib
+
+    digest = hashlib.sha256((text or "").encode() + (drive or "").encode())
+    if audio is not None:
+        digest.update(audio.samples.tobytes())
+    return digest.hexdigest()[:16]
 
 
 def _check_sources(args: argparse.Namespace) -> None:
@@ -123,7 +138,7 @@ def render_line(portrait: str, audio_path: str | None, output: str, *, text: str
                 emotions: Sequence[EmotionEvent] = (), size: tuple[int, int] = (512, 512),
                 controls: Controls | None = None, framing: str = "picture", cutout: bool = False,
                 face: int | None = None, sheet: str | None = None, motion: str | None = None,
-                drive: str | None = None, drive_audio: str | None = None) -> str:
+                drive: str | None = None, drive_audio: str | None = None, credentials=None) -> str:
     """Portrait (picture or .rig) + a line's audio -> an mp4 with the line's audio (or a folder of PNG
     frames), and optionally a contact sheet. Returns a one-line summary. (``npcface demo`` uses it.)"""
     import numpy as np
@@ -156,6 +171,7 @@ def render_line(portrait: str, audio_path: str | None, output: str, *, text: str
     # Frames render on two threads while this one encodes: a 2-core machine keeps both cores busy.
     try:
         kept = render_track_to_file(rig, track, audio, output, kind, size=size, framing=framing, cutout=cutout,
+                                    line_id=_line_id(audio, text, drive), credentials=credentials,
                                     keep=keep if sheet_path else (),
                                     on_frame=lambda n: progress.update(n, f"{progress.rate(n):.0f} fps"),
                                     workers=max(2, min(4, os.cpu_count() or 1)))

@@ -206,7 +206,8 @@ def _write_one(kind: str, temp: Path, job: LineJob, track, audio) -> None:
         from .render_file import render_track_to_file
 
         render_track_to_file(_rig(job), track, audio, temp, "mp4" if kind == "mp4" else "frames",
-                             size=settings.size, framing=settings.framing, workers=settings.render_threads)
+                             size=settings.size, framing=settings.framing, workers=settings.render_threads,
+                             line_id=row.id)
 
 
 def _rig(job: LineJob):

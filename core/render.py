@@ -24,6 +24,7 @@ from .render_warp import MeshWarp, Surround, Unfolder, warp_image, zoom_maps
 from .rig import Rig
 from .rig_mesh import tessellation_triangles
 from .types import Frame, MotionFrame
+from .watermark import Watermarker
 
 CAMERA_DISTANCE_M = 0.6  # same as the motion generator's head_distance mapping
 IOD_METRES = 0.063  # a typical inter-ocular distance: converts metres to the portrait's pixels
@@ -52,10 +53,13 @@ class Renderer:
 
     framing "picture" shows the whole picture (cropped to the output's aspect), "head" a
     head-and-shoulders crop around the face. ``cutout`` makes the background transparent.
+
+    Every frame carries the invisible watermark (core/watermark) of the rig and ``line_id``, so the
+    mp4, PNG and protocol paths all do; ``watermark=False`` is for tests and benchmarks only.
     """
 
     def __init__(self, rig: Rig, size: int | tuple[int, int] = 512, cutout: bool = False,
-                 framing: str = "picture"):
+                 framing: str = "picture", line_id: str = "", watermark: bool = True):
         self.width, self.height = _output_size(size)
         if framing not in FRAMINGS:
             raise ControlError(f"framing must be one of {', '.join(FRAMINGS)}, got {framing!r}")
@@ -87,6 +91,7 @@ class Renderer:
         self.base_xy = self._project(self.vertices)
         self.mouth = MouthLayer(image, self.vertices[:, :2], rig.mouth_width * float(scale.mean()))
         self.eyes = EyeLayer(image, self.vertices[:, :2], rig.triangles)
+        self.watermarker = Watermarker(rig.content_id, line_id) if watermark else None
 
     def geometry(self, frame: MotionFrame) -> FaceGeometry:
         weights = _check_frame(frame)
@@ -128,6 +133,8 @@ class Renderer:
         rgb = warp_image(self.view_image, maps, self.surround)  # (H, W, 3) uint8
         self.mouth.draw(rgb, geometry, frame)
         self.eyes.draw(rgb, geometry, frame)
+        if self.watermarker is not None:
+            self.watermarker.apply(rgb)
         rgba = cv2.cvtColor(rgb, cv2.COLOR_RGB2RGBA)
         if self.cutout:
             rgba[..., 3] = warp_image(self.view_matte, maps, self.matte_surround)

@@ -52,17 +52,19 @@ def render_frames(new_renderer: Callable[[], Renderer], track: MotionTrack,
 def render_track_to_file(rig: Rig, track: MotionTrack, audio: Audio | None, output: str | Path, kind: str, *,
                          size: tuple[int, int] = (512, 512), framing: str = "picture", cutout: bool = False,
                          keep: Sequence[int] = (), on_frame: Callable[[int], None] | None = None,
-                         workers: int = 2) -> dict[int, np.ndarray]:
+                         workers: int = 2, line_id: str = "", credentials=None) -> dict[int, np.ndarray]:
     """Render every frame of ``track`` on ``rig`` into ``output``: ``kind`` "mp4" (with ``audio``
-    muxed) or "frames" (a folder of PNGs). Returns the frames whose indices are in ``keep``."""
+    muxed and signed with ``credentials``, or a self-made test signer when None) or "frames" (a folder
+    of PNGs). Every frame carries the watermark, whose content id covers the rig and ``line_id``.
+    Returns the frames whose indices are in ``keep``."""
     from .render import Renderer
     from .video_io import write_mp4, write_png_sequence
 
-    frames, kept = render_frames(lambda: Renderer(rig, size, cutout=cutout, framing=framing), track,
+    frames, kept = render_frames(lambda: Renderer(rig, size, cutout=cutout, framing=framing, line_id=line_id), track,
                                  on_frame, keep, workers=workers)
     try:
         if kind == "mp4":
-            write_mp4(output, frames, track.fps, audio=audio)
+            write_mp4(output, frames, track.fps, audio=audio, credentials=credentials)
         else:
             write_png_sequence(output, frames)
     except OSError as error:

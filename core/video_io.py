@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from .errors import ControlError, FormatError, ImageError
+from .provenance import Credentials, load_credentials, sign_mp4
 from .types import SAMPLE_RATE, Audio
 
 AUDIO_FRAME_SAMPLES = 1024  # AAC encodes 1024 samples per frame
@@ -217,9 +218,14 @@ def _add_video_stream(container: av.container.OutputContainer, rate: Fraction,
 
 
 def write_mp4(path: str | Path, frames: Iterable[np.ndarray], fps: float,
-              audio: Audio | None = None, crf: int = 18) -> None:
+              audio: Audio | None = None, crf: int = 18, credentials: Credentials | None = None,
+              sign: bool = True) -> None:
     """Encode RGB/RGBA uint8 frames (all the same size) as H.264 yuv420p at a constant ``fps``,
     with ``audio`` muxed as AAC (16 kHz mono) when given. Odd sizes are padded by one edge pixel.
+
+    The finished file carries signed C2PA content credentials saying it is AI-generated (core/
+    provenance), signed with ``credentials`` or, without them, the environment's or a self-made test
+    key. ``sign=False`` is for re-encoding real videos (benchmarks), never for rendered output.
 
     The whole audio is written even when it outlasts the video (players hold the last frame).
     Raises ControlError for a bad fps, ImageError for a bad frame, FormatError for no frames.
@@ -256,6 +262,9 @@ def write_mp4(path: str | Path, frames: Iterable[np.ndarray], fps: float,
         container.mux(video.encode(None))
         if muxer is not None:
             muxer.finish()
+        container.close()
+        if sign:
+            sign_mp4(path, credentials if credentials is not None else load_credentials(None, None))
         completed = True
     finally:
         container.close()

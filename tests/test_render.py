@@ -39,7 +39,7 @@ def face_rig():
 
 @pytest.fixture(scope="module")
 def renderer(face_rig) -> Renderer:
-    return Renderer(face_rig, SIZE)
+    return Renderer(face_rig, SIZE, watermark=False)  # the warp alone, to the pixel
 
 
 def rgb(renderer, frame) -> np.ndarray:

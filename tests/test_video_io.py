@@ -125,7 +125,7 @@ def test_unreadable_videos_get_specific_errors(tmp_path):
 
 def test_truncated_video_keeps_the_frames_before_the_damage_or_says_why(tmp_path):
     path = tmp_path / "full.mp4"
-    write_mp4(path, moving_square_frames(40), fps=20)
+    write_mp4(path, moving_square_frames(40), fps=20, sign=False)  # the cut fractions assume no C2PA box
     data = path.read_bytes()
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(data[: int(len(data) * 0.8)])
@@ -189,3 +189,13 @@ def test_phone_rotation_flag_is_applied(tmp_path):
     assert upright.shape == (64, 32, 3)
     # Turned counter-clockwise, the left edge becomes the bottom edge.
     assert upright[-8:].mean() > 200 and upright[:40].mean() < 30
+
+
+def test_written_mp4_carries_valid_content_credentials_and_still_plays(tmp_path):
+    from npcface.core.provenance import read_manifest
+
+    path = tmp_path / "signed.mp4"
+    write_mp4(path, moving_square_frames(30), fps=30)
+    report = read_manifest(path)
+    assert report.present and report.signature_valid and report.generated
+    assert len(list(read_video(path))) == 30 and video_info(path).fps == 30
