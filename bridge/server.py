@@ -6,10 +6,18 @@ through a completion queue and a wake-up pipe, so only the loop thread touches t
 """
 from __future__ import annotations
 
-import hashlib
-import importlib.util
-import logging
 import os
+
+# One OpenBLAS thread: the loop's numpy calls are small (LAPACK's solve and eigvals in the LPC
+# features), and a pool of threads spinning on them on a shared 2-core machine made them cost 10x
+# more (measured in bench/bench_stream.py). Takes effect only when this module loads before
+# numpy does, as in `npcface serve`; a value already set wins. (torch keeps its own threads: the
+# render pool's grid_sample uses them, and streaming motion no longer runs torch.)
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import hashlib  # noqa: E402 (after the setting above)
+import importlib.util  # noqa: E402
+import logging  # noqa: E402
 import queue
 import secrets
 import time
@@ -25,6 +33,7 @@ from .. import __version__
 from ..core.deps import dependency_error
 from ..core.errors import NpcfaceError
 from ..core.motion_backends import MOTION_NAMES, check_motion
+from ..core.session import step_sessions
 from .limits import Limits, Liveness
 from .protocol import (PROTOCOL_VERSION, ClientMessage, ErrorReply, ProtocolError, encode, error_reply, parse_request,
                        request_context, unpack_header)
@@ -78,6 +87,9 @@ class Server(RequestHandlers):
         os.set_blocking(self._wake_read, False)
         self._stopping = False
         self._idle_cursor = 0  # where the next idle pass starts (round robin over idling sessions)
+        # Sessions with audio queued since the last step, stepped together after each burst of
+        # requests: the more audio arrives per loop turn, the more each step batches.
+        self._to_step: dict[tuple[bytes, str], tuple[ClientState, WireSession]] = {}
         self._render_pool = ThreadPoolExecutor(max_workers=render_workers or os.cpu_count() or 2,
                                                thread_name_prefix="npcface-render")
         self._rig_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="npcface-rig")
@@ -155,6 +167,7 @@ class Server(RequestHandlers):
                 if self._wake_read in events:
                     self._drain_wake_pipe()
                 drained = self._receive_burst() if self.socket in events else True
+                self.step_pending()
                 self._run_completions()
                 idle_wait_s = self.pump_idle(time.monotonic())  # after requests: talking sessions first
                 self._flush_outboxes()
@@ -233,6 +246,8 @@ class Server(RequestHandlers):
             if not client.said_hello and header["type"] not in ("hello", "ping"):
                 raise ProtocolError("hello_required", "say 'hello' first (new connection or the server restarted)")
             message = parse_request(header, frames[1:])
+            if message.type != "audio":
+                self.step_pending()  # anything else about a session sees its ticks out first
             self.dispatch(client, message, frames[1:])
         except NpcfaceError as exc:
             self.send_error(client, exc, request_id, request_type, session)
@@ -242,6 +257,38 @@ class Server(RequestHandlers):
                             request_id, request_type, session)
         # Silence counts from when the server was done with the message, not from its arrival.
         client.last_seen = time.monotonic()
+
+    # ------------------------------------------------------------ stepping talking sessions
+
+    def step_later(self, client: ClientState, wire: WireSession) -> None:
+        """``wire`` has audio queued: step it with the others after this burst of requests."""
+        self._to_step[(client.identity, wire.name)] = (client, wire)
+
+    def step_pending(self) -> None:
+        """Motion frames for every session with queued audio, computed together (one feature
+        batch for all: core/session.step_sessions), then sent as ticks."""
+        if not self._to_step:
+            return
+        pending = [(client, wire) for client, wire in self._to_step.values()
+                   if self.clients.get(client.identity) is client and client.sessions.get(wire.name) is wire]
+        self._to_step.clear()
+        try:
+            frames = step_sessions([wire.npc for _, wire in pending])
+        except Exception:  # find the session that failed; the others still get their ticks
+            frames = [self._step_one(client, wire) for client, wire in pending]
+        for (client, wire), motions in zip(pending, frames):
+            self._emit(client, wire, wire.motion_out(motions))
+
+    def _step_one(self, client: ClientState, wire: WireSession) -> list:
+        try:
+            return step_sessions([wire.npc])[0]
+        except NpcfaceError as exc:
+            self.send_error(client, exc, None, "audio", wire.name)
+        except Exception as exc:
+            failed = log_failure(exc, "audio step")
+            self.send_error(client, failed or ProtocolError("internal", f"internal server error ({type(exc).__name__})"),
+                            None, "audio", wire.name)
+        return []
 
     def send_error(self, client: ClientState, exc: NpcfaceError, request_id=None, request=None, session=None) -> None:
         self.errors_sent += 1

@@ -132,11 +132,18 @@ class NpcSession:
 
     def push_pcm(self, data: bytes) -> list[MotionFrame]:
         """Feed a chunk of the line's PCM; the motion frames it completes."""
+        self.queue_pcm(data)
+        return step_sessions([self])[0]
+
+    def queue_pcm(self, data: bytes) -> None:
+        """``push_pcm`` without computing frames: they come from the next ``step_sessions``, which
+        a sidecar runs once for all its talking sessions (the same frames, cheaper together)."""
         line = self._require_line()
         self.check_chunk(line.format, data)
         samples16k = line.converter.push(data)
         line.input_frames += len(data) // line.format.frame_bytes
-        return line.stream.push_audio(samples16k) if len(samples16k) else []
+        if len(samples16k):
+            line.stream.append_audio(samples16k)
 
     def end_line(self) -> list[MotionFrame]:
         """The line's audio is complete: its remaining motion frames."""
@@ -235,3 +242,15 @@ class NpcSession:
 
             self._renderer = Renderer(self._rig, size=self.settings.frame_size)
         return self._renderer.render(frame)
+
+
+def step_sessions(sessions: list[NpcSession]) -> list[list[MotionFrame]]:
+    """The motion frames the PCM queued so far completes, per session (none between lines)."""
+    from .motion import step_streams
+
+    talking = [k for k, npc in enumerate(sessions) if npc._line is not None]
+    frames = step_streams([sessions[k]._line.stream for k in talking])
+    out: list[list[MotionFrame]] = [[] for _ in sessions]
+    for k, motions in zip(talking, frames):
+        out[k] = motions
+    return out
