@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -133,6 +134,10 @@ def run(args: argparse.Namespace) -> int:
     secret = read_secret_key(args.curve_secret_key) if args.curve_secret_key else None
     check_endpoint(args.bind, secure=secret is not None, insecure=args.insecure)
     clients_dir = check_clients_dir(args.curve_clients, secure=secret is not None)
+    # One OpenBLAS thread, set before numpy loads: the loop's LAPACK calls are tiny (the LPC solve
+    # and eigvals of a few feature rows), and a thread pool spinning on them on a busy 2-core
+    # machine made them ~10x slower (bench/bench_stream.py --blas-threads). A value set wins.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     import zmq
 
     from ..core.motion_backends import make_generator

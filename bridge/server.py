@@ -6,18 +6,10 @@ through a completion queue and a wake-up pipe, so only the loop thread touches t
 """
 from __future__ import annotations
 
+import hashlib
+import importlib.util
+import logging
 import os
-
-# One OpenBLAS thread: the loop's numpy calls are small (LAPACK's solve and eigvals in the LPC
-# features), and a pool of threads spinning on them on a shared 2-core machine made them cost 10x
-# more (measured in bench/bench_stream.py). Takes effect only when this module loads before
-# numpy does, as in `npcface serve`; a value already set wins. (torch keeps its own threads: the
-# render pool's grid_sample uses them, and streaming motion no longer runs torch.)
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-
-import hashlib  # noqa: E402 (after the setting above)
-import importlib.util  # noqa: E402
-import logging  # noqa: E402
 import queue
 import secrets
 import time
