@@ -266,21 +266,25 @@ class Server(RequestHandlers):
         self._to_step.clear()
         try:
             frames = step_sessions([wire.npc for _, wire in pending])
-        except Exception:  # find the session that failed; the others still get their ticks
+        except Exception:  # a bug: find the session it is in and stop that line; the others go on
             frames = [self._step_one(client, wire) for client, wire in pending]
         for (client, wire), motions in zip(pending, frames):
             self._emit(client, wire, wire.motion_out(motions))
 
     def _step_one(self, client: ClientState, wire: WireSession) -> list:
+        """Step one session alone; if it fails, its client gets the error and the line stops there
+        (its line_end follows), so one broken line cannot cost the others their ticks turn after
+        turn. (Sessions stepped before the failure in the failed batch lose that turn's frames.)"""
         try:
             return step_sessions([wire.npc])[0]
-        except NpcfaceError as exc:
-            self.send_error(client, exc, None, "audio", wire.name)
         except Exception as exc:
-            failed = log_failure(exc, "audio step")
+            failed = exc if isinstance(exc, NpcfaceError) else log_failure(exc, "audio step")
             self.send_error(client, failed or ProtocolError("internal", f"internal server error ({type(exc).__name__})"),
                             None, "audio", wire.name)
-        return []
+            duration = wire.npc.line_seconds
+            wire.npc.cancel_line()
+            wire.end_line(None, duration)
+            return []
 
     def send_error(self, client: ClientState, exc: NpcfaceError, request_id=None, request=None, session=None) -> None:
         self.errors_sent += 1

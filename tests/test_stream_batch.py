@@ -167,3 +167,40 @@ def test_sessions_streamed_at_once_over_the_wire_get_the_ticks_of_one_alone(serv
     for name in names:
         assert [t.index for t in ticks[name]] == list(range(len(alone)))
         np.testing.assert_array_equal(tick_arrays(ticks[name]), tick_arrays(alone))
+
+
+def test_a_line_that_fails_to_step_gets_one_error_and_ends_while_the_others_go_on(server, monkeypatch):
+    from npcface.core.motion import MotionStream
+
+    emit = MotionStream._emit_until
+
+    def broken_for_seed_13(self, last_index):
+        if self.controls.seed == 13:
+            raise ValueError("a bug in one line")
+        return emit(self, last_index)
+
+    monkeypatch.setattr(MotionStream, "_emit_until", broken_for_seed_13)
+    samples, _ = greeting_pcm()
+    chunks = [s16(samples[i:i + 320]) for i in range(0, 16000, 320)]
+    with RawClient(server.endpoint) as client:
+        client.hello()
+        for name, seed in (("healthy", 0), ("broken", 13)):
+            assert client.request({"type": "open", "session": name, "fps": 30, "seed": seed}).type == "opened"
+        for seq, chunk in enumerate(chunks):
+            for name in ("healthy", "broken"):
+                client.send({"type": "audio", "session": name, "seq": seq, "rate": 16000}, chunk)
+        client.send({"type": "end_line", "id": "end-healthy", "session": "healthy"})
+        ticks, errors, ends = [], [], {}
+        while len(ends) < 2:
+            message, _ = client.recv()
+            if message.type == "tick" and message.session == "healthy":
+                ticks.append(message)
+            elif message.type == "error":
+                errors.append(message)
+            elif message.type == "line_end":
+                ends[message.session] = message
+        assert client.request({"type": "ping"}).type == "pong"
+    assert [e.code for e in errors if e.code == "internal"] == ["internal"] and errors[0].session == "broken", errors
+    # the client's later chunks of the stopped line are refused as a new line's would be
+    assert all(e.session == "broken" and e.code == "out_of_order" for e in errors[1:]), errors
+    assert ends["healthy"].ticks == len(ticks) > 20 and ends["broken"].ticks == 0
