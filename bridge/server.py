@@ -264,27 +264,32 @@ class Server(RequestHandlers):
         pending = [(client, wire) for client, wire in self._to_step.values()
                    if self.clients.get(client.identity) is client and client.sessions.get(wire.name) is wire]
         self._to_step.clear()
+        failures: list[tuple[int, Exception]] = []
         try:
-            frames = step_sessions([wire.npc for _, wire in pending])
-        except Exception:  # a bug: find the session it is in and stop that line; the others go on
+            frames = step_sessions([wire.npc for _, wire in pending], lambda k, exc: failures.append((k, exc)))
+        except Exception:  # the shared feature batch failed before any session changed: one by one
             frames = [self._step_one(client, wire) for client, wire in pending]
+        for k, exc in failures:
+            self._stop_line(*pending[k], exc)
         for (client, wire), motions in zip(pending, frames):
             self._emit(client, wire, wire.motion_out(motions))
 
     def _step_one(self, client: ClientState, wire: WireSession) -> list:
-        """Step one session alone; if it fails, its client gets the error and the line stops there
-        (its line_end follows), so one broken line cannot cost the others their ticks turn after
-        turn. (Sessions stepped before the failure in the failed batch lose that turn's frames.)"""
         try:
             return step_sessions([wire.npc])[0]
         except Exception as exc:
-            failed = exc if isinstance(exc, NpcfaceError) else log_failure(exc, "audio step")
-            self.send_error(client, failed or ProtocolError("internal", f"internal server error ({type(exc).__name__})"),
-                            None, "audio", wire.name)
-            duration = wire.npc.line_seconds
-            wire.npc.cancel_line()
-            wire.end_line(None, duration)
+            self._stop_line(client, wire, exc)
             return []
+
+    def _stop_line(self, client: ClientState, wire: WireSession, exc: Exception) -> None:
+        """A line whose motion failed: its client gets the error and the line stops there (its
+        line_end follows), so one broken line cannot cost the others their ticks turn after turn."""
+        failed = exc if isinstance(exc, NpcfaceError) else log_failure(exc, "audio step")
+        self.send_error(client, failed or ProtocolError("internal", f"internal server error ({type(exc).__name__})"),
+                        None, "audio", wire.name)
+        duration = wire.npc.line_seconds
+        wire.npc.cancel_line()
+        wire.end_line(None, duration)
 
     def send_error(self, client: ClientState, exc: NpcfaceError, request_id=None, request=None, session=None) -> None:
         self.errors_sent += 1

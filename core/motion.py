@@ -16,7 +16,7 @@ MouthClose means "lips closed while the jaw is open": lips meet when MouthClose 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -258,19 +258,28 @@ class MotionStream:
         return amp, dist
 
 
-def step_streams(streams: Sequence[MotionStream]) -> list[list[MotionFrame]]:
+def step_streams(streams: Sequence[MotionStream],
+                 on_error: Callable[[int, Exception], None] | None = None) -> list[list[MotionFrame]]:
     """The frames the audio appended so far releases, for several streams at once: the feature
     rows of every stream with frames due are computed in one batch (``take_many``), which is
     where a sidecar with many talking sessions saves most. Each stream's frames are exactly those
-    its own ``push_audio`` calls would give (tests/test_motion.py)."""
+    its own ``push_audio`` calls would give (tests/test_stream_batch.py).
+
+    ``on_error(k, exc)``: a stream whose own stages raise gets no frames and is reported there,
+    and the others still get theirs (without it, the exception propagates). If the shared
+    feature batch raises, no stream has changed."""
     due = [stream._last_due() for stream in streams]
     stepping = [k for k, last in enumerate(due) if last is not None]
     rows = take_many([streams[k]._features for k in stepping])
-    for k, new_rows in zip(stepping, rows):
-        streams[k]._add_rows(new_rows)
     out: list[list[MotionFrame]] = [[] for _ in streams]
-    for k in stepping:
-        out[k] = streams[k]._emit_until(due[k])
+    for k, new_rows in zip(stepping, rows):
+        try:
+            streams[k]._add_rows(new_rows)
+            out[k] = streams[k]._emit_until(due[k])
+        except Exception as exc:
+            if on_error is None:
+                raise
+            on_error(k, exc)
     return out
 
 

@@ -7,6 +7,7 @@ controls). The sidecar (bridge/server.py) drives one NpcSession per open session
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -244,12 +245,15 @@ class NpcSession:
         return self._renderer.render(frame)
 
 
-def step_sessions(sessions: list[NpcSession]) -> list[list[MotionFrame]]:
-    """The motion frames the PCM queued so far completes, per session (none between lines)."""
+def step_sessions(sessions: list[NpcSession],
+                  on_error: Callable[[int, Exception], None] | None = None) -> list[list[MotionFrame]]:
+    """The motion frames the PCM queued so far completes, per session (none between lines);
+    ``on_error`` as in core/motion.step_streams, with indices into ``sessions``."""
     from .motion import step_streams
 
     talking = [k for k, npc in enumerate(sessions) if npc._line is not None]
-    frames = step_streams([sessions[k]._line.stream for k in talking])
+    report = None if on_error is None else (lambda i, exc: on_error(talking[i], exc))
+    frames = step_streams([sessions[k]._line.stream for k in talking], report)
     out: list[list[MotionFrame]] = [[] for _ in sessions]
     for k, motions in zip(talking, frames):
         out[k] = motions

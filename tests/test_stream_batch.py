@@ -130,9 +130,9 @@ def test_sessions_streamed_at_once_over_the_wire_get_the_ticks_of_one_alone(serv
 
     batch_sizes = []
 
-    def counting_step(sessions):
+    def counting_step(sessions, *on_error):
         batch_sizes.append(sum(npc.in_line for npc in sessions))
-        return step_sessions(sessions)
+        return step_sessions(sessions, *on_error)
 
     monkeypatch.setattr(server_module, "step_sessions", counting_step)
     samples, _ = greeting_pcm()
