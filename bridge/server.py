@@ -159,7 +159,7 @@ class Server(RequestHandlers):
                 if self._wake_read in events:
                     self._drain_wake_pipe()
                 drained = self._receive_burst() if self.socket in events else True
-                self.step_pending()
+                self._step_talking()
                 self._run_completions()
                 idle_wait_s = self.pump_idle(time.monotonic())  # after requests: talking sessions first
                 self._flush_outboxes()
@@ -185,6 +185,12 @@ class Server(RequestHandlers):
                 return True
             self._handle(frames[0], frames[1:])
         return False
+
+    def _step_talking(self) -> None:
+        try:
+            self.step_pending()
+        except Exception:  # a bug in stepping must not stop the server
+            log.exception("npcface serve: internal error while stepping talking sessions")
 
     def _run_completions(self) -> None:
         while True:

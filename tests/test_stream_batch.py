@@ -166,7 +166,9 @@ def test_sessions_streamed_at_once_over_the_wire_get_the_ticks_of_one_alone(serv
     assert len(alone) > 30 and max(batch_sizes) > 1  # the loop did step several sessions at once
     for name in names:
         assert [t.index for t in ticks[name]] == list(range(len(alone)))
-        np.testing.assert_array_equal(tick_arrays(ticks[name]), tick_arrays(alone))
+        # The loop coalesces whatever audio each turn finds, so the network's matrix products see
+        # other row counts than alone (last-bit differences, as with any other chunking).
+        np.testing.assert_allclose(tick_arrays(ticks[name]), tick_arrays(alone), rtol=0, atol=1e-9)
 
 
 def test_a_line_that_fails_to_step_gets_one_error_and_ends_while_the_others_go_on(server, monkeypatch):
