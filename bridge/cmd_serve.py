@@ -135,8 +135,8 @@ def run(args: argparse.Namespace) -> int:
     check_endpoint(args.bind, secure=secret is not None, insecure=args.insecure)
     clients_dir = check_clients_dir(args.curve_clients, secure=secret is not None)
     # One OpenBLAS thread, set before numpy loads: the loop's LAPACK calls are tiny (the LPC solve
-    # and eigvals of a few feature rows), and a thread pool spinning on them on a busy 2-core
-    # machine made them ~10x slower (bench/bench_stream.py --blas-threads). A value set wins.
+    # of a few feature rows), and a thread pool on a busy 2-core machine makes them crawl: three
+    # 16x16 solves took 8 us with one thread, 7.2 ms with two (load ~14). A value set wins.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     import zmq
 
