@@ -124,6 +124,11 @@ class MotionStream:
         self._blinks = SlotScheduler(seed, 6, slot=0.05, refractory=1.0, max_gap=6.0)
         self._saccades = SlotScheduler(seed, 7, slot=0.1, refractory=0.35, max_gap=4.0)
         self.timeline: PhoneTimeline | None = None  # set by finish()
+        # Live phones change with every push, so where pushes end shapes the frames: such a stream
+        # steps at each push and holds the frames for the next step_streams (same seed, same
+        # chunks, same frames, however a sidecar groups its steps).
+        self._steps_each_push = isinstance(phones, _LivePhones)
+        self._held: list[MotionFrame] = []
         self._phone_table: tuple[tuple[Phone, ...], PhoneTable] | None = None  # (phones, their table)
 
     # ---- events (times on the audio timeline; a past time applies from the next frame)
@@ -164,6 +169,8 @@ class MotionStream:
         self._features.append(samples)  # validates NaN / inf
         self._phones.push(samples.astype(np.float32, copy=False))
         self._received += len(samples)
+        if self._steps_each_push:
+            self._held = step_streams([self])[0]
 
     def _last_due(self) -> int | None:
         """The last frame index the audio so far releases, or None when no new frame is due."""
@@ -180,6 +187,9 @@ class MotionStream:
         """End of the line: flush the features and phones and return the remaining frames."""
         if self._finished:
             return []
+        held, self._held = self._held, []
+        if held:
+            return held + self.finish()
         self._finished = True
         self._add_rows(self._features.take())
         self._add_rows(self._features.flush())
@@ -271,11 +281,14 @@ def step_streams(streams: Sequence[MotionStream],
     due = [stream._last_due() for stream in streams]
     stepping = [k for k, last in enumerate(due) if last is not None]
     rows = take_many([streams[k]._features for k in stepping])
-    out: list[list[MotionFrame]] = [[] for _ in streams]
+    out: list[list[MotionFrame]] = []
+    for stream in streams:  # frames a stream stepped at its own pushes come first
+        out.append(stream._held)
+        stream._held = []
     for k, new_rows in zip(stepping, rows):
         try:
             streams[k]._add_rows(new_rows)
-            out[k] = streams[k]._emit_until(due[k])
+            out[k] = out[k] + streams[k]._emit_until(due[k])
         except Exception as exc:
             if on_error is None:
                 raise

@@ -185,9 +185,10 @@ def test_a_line_that_fails_to_step_gets_one_error_and_ends_while_the_others_go_o
     samples, _ = greeting_pcm()
     chunks = [s16(samples[i:i + 320]) for i in range(0, 16000, 320)]
     with RawClient(server.endpoint) as client:
-        client.hello()
-        for name, seed in (("healthy", 0), ("broken", 13)):
-            assert client.request({"type": "open", "session": name, "fps": 30, "seed": seed}).type == "opened"
+        assert client.request({"type": "hello", "protocol": "1.2"}).type == "welcome"
+        for name, seed in (("healthy", 0), ("broken", 13)):  # learned, no text: stepped in the loop's batch
+            header = {"type": "open", "session": name, "fps": 30, "seed": seed, "motion": "learned"}
+            assert client.request(header).type == "opened"
         for seq, chunk in enumerate(chunks):
             for name in ("healthy", "broken"):
                 client.send({"type": "audio", "session": name, "seq": seq, "rate": 16000}, chunk)
@@ -206,3 +207,21 @@ def test_a_line_that_fails_to_step_gets_one_error_and_ends_while_the_others_go_o
     # the client's later chunks of the stopped line are refused as a new line's would be
     assert all(e.session == "broken" and e.code == "out_of_order" for e in errors[1:]), errors
     assert ends["healthy"].ticks == len(ticks) > 20 and ends["broken"].ticks == 0
+
+
+def test_a_live_phone_stream_gives_the_same_frames_however_its_steps_are_grouped(greeting):
+    """Live phones change with every push, so such a stream steps at each push itself: a sidecar
+    that steps it after every third chunk sends exactly the frames of pushing chunk by chunk."""
+    chunks = [greeting[i:i + 640] for i in range(0, len(greeting), 640)]
+    generator = MotionGenerator(Controls(fps=30.0, seed=6))
+    pushed = generator.stream(None)  # no text: phones recognised live
+    alone = [f for chunk in chunks for f in pushed.push_audio(chunk)] + pushed.finish()
+    grouped_stream = generator.stream(None)
+    grouped = []
+    for i, chunk in enumerate(chunks):
+        grouped_stream.append_audio(chunk)
+        if i % 3 == 2:
+            grouped += step_streams([grouped_stream])[0]
+    grouped += step_streams([grouped_stream])[0] + grouped_stream.finish()
+    assert len(grouped) == len(alone) > 20
+    np.testing.assert_array_equal(frame_arrays(grouped), frame_arrays(alone))
