@@ -2,22 +2,27 @@
 
 1. Concurrent latent-only NPC sessions at 30 ticks/s: the most sessions (streaming their lines in
    real time, 20 ms chunks, starts spread over one second) with no tick later than 50 ms behind
-   the moment its audio had arrived. Baseline: the same schedule against a bare ZeroMQ echo.
+   the moment its audio had arrived. Baselines: the same schedule against a bare ZeroMQ echo, and
+   with --before REV the server of git revision REV (e.g. the commit before the batched loop) on
+   the same ladder in the same run. --motion rules|learned picks the sessions' motion, --no-text
+   sends lines without text (no phone decoder for `learned`), --counts the ladder.
 2. One 512x512 frame stream's fps over the wire (rgba8 and jpeg). Baseline: the renderer alone in
    one process, and 1 MiB messages through bare ZeroMQ.
 3. Latency from an audio chunk sent to the first tick it completes (lookahead 0.12 s and 0.06 s).
    Baseline: a bare ZeroMQ request/reply round trip.
 
-Run: .venv/bin/python bench/bench_bridge.py [--quick]
+Run: .venv/bin/python bench/bench_bridge.py [--quick] [--only 1 --before REV --motion learned --no-text]
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -31,6 +36,7 @@ FIXTURES = ROOT / "fixtures"
 CHUNK_S = 0.02
 FPS = 30.0
 LATE_LIMIT_S = 0.050
+GIVE_UP_AFTER_S = 20.0  # after the last chunk: stop waiting for the rest of the ticks
 
 
 def greeting() -> tuple[bytes, str]:
@@ -42,15 +48,27 @@ def greeting() -> tuple[bytes, str]:
 
 
 class ServeProcess:
-    def __init__(self, *extra: str):
-        self.process = subprocess.Popen([sys.executable, "-m", "npcface.bridge.cli", "serve", "--bind",
-                                         "tcp://127.0.0.1:0", "--quiet", "--max-sessions-per-client", "256", *extra],
-                                        stdout=subprocess.PIPE, text=True)
+    """`npcface serve` in a subprocess; with ``code``, the npcface source tree of another revision."""
+
+    def __init__(self, *extra: str, code: str | None = None):
+        arguments = ["serve", "--bind", "tcp://127.0.0.1:0", "--quiet", "--max-sessions-per-client", "256", *extra]
+        if code is None:
+            command = [sys.executable, "-m", "npcface.bridge.cli", *arguments]
+        else:  # the same CLI, imported from the other tree (bench/_common.use_code_from)
+            command = [sys.executable, "-c", "import runpy, sys; sys.path.insert(0, sys.argv[1]); "
+                       "from _common import use_code_from; use_code_from(sys.argv[2]); "
+                       "sys.modules['npcface'].__version__ = 'before'; sys.argv = sys.argv[2:]; "
+                       "runpy.run_module('npcface.bridge.cli', run_name='__main__')", str(ROOT / "bench"), code, *arguments]
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
         self.endpoint = re.search(r"ready on (\S+)", self.process.stdout.readline()).group(1)
 
     def stop(self) -> None:
         self.process.send_signal(2)
-        self.process.wait(timeout=20)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:  # still chewing on a backlog the bench gave up on
+            self.process.kill()
+            self.process.wait()
 
 
 class EchoServer:
@@ -100,13 +118,15 @@ def request(socket: zmq.Socket, header: dict, *payloads: bytes) -> dict:
 # ---------------------------------------------------------------- 1. concurrent sessions
 
 
-def run_sessions(endpoint: str, count: int, pcm: bytes, text: str, echo: bool, lookahead: float = 0.12) -> dict:
+def run_sessions(endpoint: str, count: int, pcm: bytes, text: str | None, echo: bool, lookahead: float = 0.12,
+                 motion: str | None = None) -> dict:
     """Stream ``count`` lines at once in real time; lateness of every tick (or echo reply)."""
     context, socket = dealer(endpoint)
     if not echo:
-        request(socket, {"type": "hello", "protocol": "1.0"})
+        request(socket, {"type": "hello", "protocol": "1.2" if motion else "1.0"})
         for k in range(count):
-            request(socket, {"type": "open", "session": f"n{k}", "fps": FPS, "lookahead_s": lookahead})
+            request(socket, {"type": "open", "session": f"n{k}", "fps": FPS, "lookahead_s": lookahead,
+                             **({"motion": motion} if motion else {})})
     chunk_bytes = int(CHUNK_S * 16000) * 2
     chunks = [pcm[i:i + chunk_bytes] for i in range(0, len(pcm), chunk_bytes)]
     starts = [k / count for k in range(count)]  # spread over one second, like NPCs that start apart
@@ -116,13 +136,14 @@ def run_sessions(endpoint: str, count: int, pcm: bytes, text: str, echo: bool, l
     chunk_to_tick: list[float] = []  # tick received - when the latest chunk before it was sent
     ends = 0
     t0 = time.monotonic() + 0.2
-    while ends < count:
+    give_up = t0 + 1.0 + len(chunks) * CHUNK_S + GIVE_UP_AFTER_S  # a server this far behind has failed anyway
+    while ends < count and time.monotonic() < give_up:
         now = time.monotonic()
         for k in range(count):
             due = t0 + starts[k] + sent[k] * CHUNK_S
             if sent[k] < len(chunks) and now >= due:
                 header = {"type": "audio", "session": f"n{k}", "seq": sent[k], "rate": 16000}
-                if sent[k] == 0:
+                if sent[k] == 0 and text:
                     header["text"] = text
                 socket.send_multipart([msgpack.packb(header), chunks[sent[k]]])
                 arrived_at[k].append(time.monotonic())
@@ -155,35 +176,66 @@ def run_sessions(endpoint: str, count: int, pcm: bytes, text: str, echo: bool, l
     socket.close(0)
     context.term()
     # Behind real time: later than the lookahead the session asked for (the tick could not be earlier).
-    late = np.array(audio_to_tick) - lookahead
+    expected_ticks = count * int(len(pcm) / 32000 * FPS)  # roughly: ticks never received count as late
+    missing = max(0, expected_ticks - len(audio_to_tick)) if ends < count else 0
+    late = np.concatenate([np.array(audio_to_tick), np.full(missing, GIVE_UP_AFTER_S)]) - lookahead
     chunk = np.array(chunk_to_tick)
     return {"sessions": count, "ticks": len(late), "p50_ms": 1000 * np.median(late), "max_ms": 1000 * late.max(),
+            "p99_ms": 1000 * np.percentile(late, 99), "late_share": float(np.mean(late > LATE_LIMIT_S)),
             "audio_p50_ms": 1000 * np.median(audio_to_tick), "audio_max_ms": 1000 * np.max(audio_to_tick),
             "chunk_p50_ms": 1000 * np.median(chunk), "chunk_max_ms": 1000 * chunk.max()}
 
 
-def bench_sessions(pcm: bytes, text: str, quick: bool) -> None:
-    print("\n(1) concurrent latent-only sessions, 30 ticks/s, real-time 20 ms chunks; lateness = how long after "
-          "its audio + lookahead had been sent a tick arrived")
+def session_ladder(pcm: bytes, text: str | None, counts: list[int], motion: str | None, code: str | None,
+                   keep_going: bool = False) -> int:
+    """Climb ``counts`` until a tick is late (or all of them, ``keep_going``); the most sessions held."""
+    best, failed = 0, False
+    for count in counts:
+        server = ServeProcess(code=code)
+        try:
+            result = run_sessions(server.endpoint, count, pcm, text, echo=False, motion=motion)
+        finally:
+            server.stop()
+        ok = result["max_ms"] <= LATE_LIMIT_S * 1000
+        print(f"  {count:3d} sessions: {result['ticks']:5d} ticks, p50 {result['p50_ms']:6.1f} ms, "
+              f"p99 {result['p99_ms']:7.1f} ms, max {result['max_ms']:7.1f} ms, "
+              f"{100 * result['late_share']:5.1f}% late  {'ok' if ok else 'LATE'}", flush=True)
+        failed = failed or not ok
+        if failed and not keep_going:
+            break
+        best = count if not failed else best
+    return best
+
+
+def bench_sessions(pcm: bytes, text: str | None, counts: list[int], motion: str | None = None,
+                   before: str | None = None, keep_going: bool = False) -> None:
+    print(f"\n(1) concurrent latent-only sessions, 30 ticks/s, real-time 20 ms chunks, motion {motion or 'default'}, "
+          f"{'with' if text else 'without'} text; lateness = how long after its audio + lookahead had been sent "
+          "a tick arrived", flush=True)
     echo = EchoServer()
     base = run_sessions(echo.endpoint, 64, pcm[: 16000 * 2 * 3], text, echo=True)
     echo.stop()
     print(f"  baseline, bare ZeroMQ echo of 64 streams' chunks: p50 {base['chunk_p50_ms']:.2f} ms, "
           f"max {base['chunk_max_ms']:.2f} ms")
-    best = 0
-    for count in ([1, 4, 8] if quick else [1, 2, 4, 6, 8, 12, 16, 24, 32]):
-        server = ServeProcess()
-        try:
-            result = run_sessions(server.endpoint, count, pcm, text, echo=False)
-        finally:
-            server.stop()
-        ok = result["max_ms"] <= LATE_LIMIT_S * 1000
-        print(f"  {count:3d} sessions: {result['ticks']:5d} ticks, p50 {result['p50_ms']:6.1f} ms, "
-              f"max {result['max_ms']:7.1f} ms  {'ok' if ok else 'LATE'}")
-        if not ok:
-            break
-        best = count
-    print(f"  => {best} concurrent sessions held with no tick more than {LATE_LIMIT_S * 1000:.0f} ms late")
+    held_before = None
+    if before:
+        with code_at(before) as tree:
+            print(f"  baseline, the server at {before}:")
+            held_before = session_ladder(pcm, text, counts, motion, tree, keep_going)
+        print("  now:")
+    best = session_ladder(pcm, text, counts, motion, None, keep_going)
+    print(f"  => {best} concurrent sessions held with no tick more than {LATE_LIMIT_S * 1000:.0f} ms late"
+          + (f" (the server at {before}: {held_before})" if before else ""))
+
+
+@contextlib.contextmanager
+def code_at(revision: str):
+    """The npcface source tree (core, bridge, models) of git ``revision``, in a temporary folder."""
+    with tempfile.TemporaryDirectory(prefix="npcface-before-") as tree:
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", revision, "core", "bridge", "models"],
+                                 check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", tree], input=archive, check=True)
+        yield tree
 
 
 # ---------------------------------------------------------------- 2. frame stream
@@ -296,6 +348,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer session counts")
     parser.add_argument("--only", type=int, choices=(1, 2, 3), help="run one benchmark")
+    parser.add_argument("--before", metavar="REV", help="(1): also climb the ladder with the server at git REV")
+    parser.add_argument("--motion", choices=("rules", "learned"), help="(1): the sessions' motion (default: the server's)")
+    parser.add_argument("--no-text", action="store_true", help="(1): lines without text")
+    parser.add_argument("--counts", help="(1): the ladder of session counts, comma-separated")
+    parser.add_argument("--keep-going", action="store_true", help="(1): climb every count even after a late tick "
+                        "(on a busy machine the p50 / p99 / share late still compare the two servers)")
     args = parser.parse_args()
     pcm, text = greeting()
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start")
@@ -304,7 +362,9 @@ def main() -> None:
     if args.only in (None, 2):
         bench_frames(pcm, text)
     if args.only in (None, 1):
-        bench_sessions(pcm, text, args.quick)
+        counts = ([int(c) for c in args.counts.split(",")] if args.counts
+                  else [1, 4, 8] if args.quick else [1, 2, 4, 6, 8, 12, 16, 24, 32])
+        bench_sessions(pcm, None if args.no_text else text, counts, args.motion, args.before, args.keep_going)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -133,6 +134,10 @@ def run(args: argparse.Namespace) -> int:
     secret = read_secret_key(args.curve_secret_key) if args.curve_secret_key else None
     check_endpoint(args.bind, secure=secret is not None, insecure=args.insecure)
     clients_dir = check_clients_dir(args.curve_clients, secure=secret is not None)
+    # One OpenBLAS thread, set before numpy loads: the loop's LAPACK calls are tiny (the LPC solve
+    # of a few feature rows), and a thread pool on a busy 2-core machine makes them crawl: three
+    # 16x16 solves took 8 us with one thread, 7.2 ms with two (load ~14). A value set wins.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     import zmq
 
     from ..core.motion_backends import make_generator

@@ -25,6 +25,7 @@ from .. import __version__
 from ..core.deps import dependency_error
 from ..core.errors import NpcfaceError
 from ..core.motion_backends import MOTION_NAMES, check_motion
+from ..core.session import step_sessions
 from .limits import Limits, Liveness
 from .protocol import (PROTOCOL_VERSION, BadHeader, ClientMessage, ErrorReply, ProtocolError, check_version, encode,
                        error_reply, is_frame_ack, parse_request, request_context, unpack_header)
@@ -80,6 +81,9 @@ class Server(RequestHandlers):
         self._idle_cursor = 0  # where the next idle pass starts (round robin over idling sessions)
         self._expired: OrderedDict[bytes, int] = OrderedDict()  # forgotten for silence -> sessions closed
         self._unhandled: deque[tuple[bytes, list[bytes]]] = deque()  # read, not handled yet (in order)
+        # Sessions with audio queued since the last step, stepped together after each burst of
+        # requests: the more audio arrives per loop turn, the more each step batches.
+        self._to_step: dict[tuple[bytes, str], tuple[ClientState, WireSession]] = {}
         self._render_pool = ThreadPoolExecutor(max_workers=render_workers or os.cpu_count() or 2,
                                                thread_name_prefix="npcface-render")
         self._rig_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="npcface-rig")
@@ -157,6 +161,7 @@ class Server(RequestHandlers):
                 if self._wake_read in events:
                     self._drain_wake_pipe()
                 drained = self._receive_burst() if self.socket in events or self._unhandled else True
+                self._step_talking()
                 self._run_completions()
                 idle_wait_s = self.pump_idle(time.monotonic())  # after requests: talking sessions first
                 self._flush_outboxes()
@@ -202,6 +207,12 @@ class Server(RequestHandlers):
             else:
                 self._unhandled.append((frames[0], frames[1:]))
                 held_bytes += sum(len(f) for f in frames[1:])
+
+    def _step_talking(self) -> None:
+        try:
+            self.step_pending()
+        except Exception:  # a bug in stepping must not stop the server
+            log.exception("npcface serve: internal error while stepping talking sessions")
 
     def _run_completions(self) -> None:
         while True:
@@ -259,6 +270,8 @@ class Server(RequestHandlers):
             if not client.said_hello and header["type"] not in ("hello", "ping"):
                 raise ProtocolError("hello_required", self._hello_required_why(identity))
             message = parse_request(header, frames[1:])
+            if message.type != "audio":
+                self.step_pending()  # anything else about a session sees its ticks out first
             self.dispatch(client, message, frames[1:])
         except NpcfaceError as exc:
             self.send_error(client, exc, request_id, request_type, session)
@@ -268,6 +281,47 @@ class Server(RequestHandlers):
                             request_id, request_type, session)
         # Silence counts from when the server was done with the message, not from its arrival.
         client.last_seen = time.monotonic()
+
+    # ------------------------------------------------------------ stepping talking sessions
+
+    def step_later(self, client: ClientState, wire: WireSession) -> None:
+        """``wire`` has audio queued: step it with the others after this burst of requests."""
+        self._to_step[(client.identity, wire.name)] = (client, wire)
+
+    def step_pending(self) -> None:
+        """Motion frames for every session with queued audio, computed together (one feature
+        batch for all: core/session.step_sessions), then sent as ticks."""
+        if not self._to_step:
+            return
+        pending = [(client, wire) for client, wire in self._to_step.values()
+                   if self.clients.get(client.identity) is client and client.sessions.get(wire.name) is wire]
+        self._to_step.clear()
+        failures: list[tuple[int, Exception]] = []
+        try:
+            frames = step_sessions([wire.npc for _, wire in pending], lambda k, exc: failures.append((k, exc)))
+        except Exception:  # the shared feature batch failed before any session changed: one by one
+            frames = [self._step_one(client, wire) for client, wire in pending]
+        for k, exc in failures:
+            self._stop_line(*pending[k], exc)
+        for (client, wire), motions in zip(pending, frames):
+            self._emit(client, wire, wire.motion_out(motions))
+
+    def _step_one(self, client: ClientState, wire: WireSession) -> list:
+        try:
+            return step_sessions([wire.npc])[0]
+        except Exception as exc:
+            self._stop_line(client, wire, exc)
+            return []
+
+    def _stop_line(self, client: ClientState, wire: WireSession, exc: Exception) -> None:
+        """A line whose motion failed: its client gets the error and the line stops there (its
+        line_end follows), so one broken line cannot cost the others their ticks turn after turn."""
+        failed = exc if isinstance(exc, NpcfaceError) else log_failure(exc, "audio step")
+        self.send_error(client, failed or ProtocolError("internal", f"internal server error ({type(exc).__name__})"),
+                        None, "audio", wire.name)
+        duration = wire.npc.line_seconds
+        wire.npc.cancel_line()
+        wire.end_line(None, duration)
 
     def send_error(self, client: ClientState, exc: NpcfaceError, request_id=None, request=None, session=None) -> None:
         self.errors_sent += 1

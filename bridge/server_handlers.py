@@ -264,7 +264,7 @@ class RequestHandlers:
             npc.start_line(line_format, message.text)  # stops idle motion
             wire.start_line(time.monotonic())
         try:
-            motions = npc.push_pcm(data)
+            npc.queue_pcm(data)  # its frames come from the loop's next step of every talking session
         except NpcfaceError:
             if message.seq == 0:  # the line never really started
                 npc.cancel_line()
@@ -273,7 +273,7 @@ class RequestHandlers:
                     self._start_idle(wire, time.monotonic())
             raise
         wire.expected_seq = message.seq + 1
-        self._emit(client, wire, wire.motion_out(motions))
+        self.step_later(client, wire)
 
     def on_end_line(self: "Server", client: "ClientState", message: EndLine, payloads: list[bytes]) -> None:
         wire = self._session(client, message.session)

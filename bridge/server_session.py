@@ -115,6 +115,8 @@ class WireSession:
     def motion_out(self, motions: list[MotionFrame]) -> list[list[bytes]]:
         """Tick messages for new motion frames; queues their renders (dropping the oldest waiting)."""
         out = []
+        if not motions:
+            return out
         counts = self._lines[self.line]
         for motion in motions:
             index = self.next_index

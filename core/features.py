@@ -234,13 +234,38 @@ class FeatureStream:
     def _emit(self, ready: int) -> AudioFeatures | None:
         if ready <= 0:
             return None
+        return self._accept(_frames_features(self._windows(ready)))
+
+    def _windows(self, ready: int) -> np.ndarray:
+        """(ready, ANALYSIS) analysis windows of the next ``ready`` rows (a view of the buffer)."""
         span = self._buffer[: (ready - 1) * HOP + ANALYSIS]
-        windows = np.lib.stride_tricks.sliding_window_view(span, ANALYSIS)[::HOP]
-        columns = _frames_features(windows)
+        return np.lib.stride_tricks.sliding_window_view(span, ANALYSIS)[::HOP]
+
+    def _accept(self, columns: dict[str, np.ndarray]) -> AudioFeatures:
+        """The next rows, computed from ``_windows``: drop their audio, return them."""
+        ready = len(columns["loudness_db"])
         row_start = self.start_time + self._buffer_row * FEATURE_HOP_S
         self._buffer = self._buffer[ready * HOP :]
         self._buffer_row += ready
         return AudioFeatures(start_time=row_start, **columns)
+
+
+def take_many(streams: list[FeatureStream]) -> list[AudioFeatures | None]:
+    """``take()`` of several streams in one computation: their windows stacked into one batch,
+    so N streams cost about what one costs (each row reads only its own window, so the rows are
+    the ones each stream's own ``take`` gives; tests/test_features.py checks it)."""
+    ready = [stream.rows_complete() - stream._buffer_row for stream in streams]
+    busy = [k for k, count in enumerate(ready) if count > 0]
+    out: list[AudioFeatures | None] = [None] * len(streams)
+    if not busy:
+        return out
+    columns = _frames_features(np.concatenate([streams[k]._windows(ready[k]) for k in busy]))
+    first = 0
+    for k in busy:
+        part = {name: value[first:first + ready[k]] for name, value in columns.items()}
+        out[k] = streams[k]._accept(part)
+        first += ready[k]
+    return out
 
 
 def compute_features(samples16k: np.ndarray, start_time: float = 0.0) -> AudioFeatures:

@@ -16,13 +16,13 @@ MouthClose means "lips closed while the jaw is open": lips meet when MouthClose 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from .arkit import ARKIT_INDEX, ARKIT_NAMES, EMOTIONS
 from .errors import AudioError, ControlError
-from .features import FeatureStream, concat_features
+from .features import FeatureStream, concat_features, take_many
 from .motion_cues import CUE_BACK_S, CUE_REACH_S, compute_cues
 from .motion_emotion import emotion_layer, parse_emotion, ramped_timeline, validate_emotion_event
 from .motion_head import SlotScheduler, blink_hazard, head_layer
@@ -30,7 +30,7 @@ from .motion_lips import LipLayer, PhoneTable, lip_layer
 from .types import (FEATURE_HOP_S, SAMPLE_RATE, Audio, AudioFeatures, ControlEvent, Controls, EmotionEvent,
                     GazeEvent, MotionFrame, MotionTrack, Phone, PhoneTimeline)
 
-__all__ = ["MotionGenerator", "MotionStream", "parse_emotion", "validate_controls", "FRAME_REACH_S", "MIN_LOOKAHEAD_S"]
+__all__ = ["MotionGenerator", "MotionStream", "step_streams", "parse_emotion", "validate_controls", "FRAME_REACH_S", "MIN_LOOKAHEAD_S"]
 
 NOD_BACK_S = 0.6  # the nod kernel reads emphasis this far back
 FRAME_REACH_S = CUE_REACH_S + 0.04  # feature rows a frame reads ahead of its time (cues + nod lead)
@@ -124,6 +124,11 @@ class MotionStream:
         self._blinks = SlotScheduler(seed, 6, slot=0.05, refractory=1.0, max_gap=6.0)
         self._saccades = SlotScheduler(seed, 7, slot=0.1, refractory=0.35, max_gap=4.0)
         self.timeline: PhoneTimeline | None = None  # set by finish()
+        # Live phones change with every push, so where pushes end shapes the frames: such a stream
+        # steps at each push and holds the frames for the next step_streams (same seed, same
+        # chunks, same frames, however a sidecar groups its steps).
+        self._steps_each_push = isinstance(phones, _LivePhones)
+        self._held: list[MotionFrame] = []
         self._phone_table: tuple[tuple[Phone, ...], PhoneTable] | None = None  # (phones, their table)
 
     # ---- events (times on the audio timeline; a past time applies from the next frame)
@@ -147,31 +152,44 @@ class MotionStream:
 
     # ---- audio
     def push_audio(self, samples16k: np.ndarray) -> list[MotionFrame]:
+        self.append_audio(samples16k)
+        return step_streams([self])[0]
+
+    def append_audio(self, samples16k: np.ndarray) -> None:
+        """Take audio without computing frames yet (``push_audio`` is this + ``step_streams``)."""
         if self._finished:
             raise AudioError("this motion stream is finished; start a new one for the next line")
         samples = np.asarray(samples16k)
         if samples.ndim != 1 or not np.issubdtype(samples.dtype, np.floating):
             raise AudioError(f"push_audio needs 16 kHz mono float samples of shape (n,), got {samples.dtype} {samples.shape}")
         if len(samples) == 0:
-            return []
+            return
         # Feature rows are computed only when frames are due: rows computed together cost about
         # what one costs, and with chunks shorter than a frame most pushes release none.
         self._features.append(samples)  # validates NaN / inf
         self._phones.push(samples.astype(np.float32, copy=False))
         self._received += len(samples)
+        if self._steps_each_push:
+            self._held = step_streams([self])[0]
+
+    def _last_due(self) -> int | None:
+        """The last frame index the audio so far releases, or None when no new frame is due."""
+        if self._finished or self._received == 0:
+            return None
         heard = self._received / SAMPLE_RATE
-        rows_until = (self._features.rows_complete() - 1) * FEATURE_HOP_S if self._features.rows_complete() else 0.0
+        complete = self._features.rows_complete()
+        rows_until = (complete - 1) * FEATURE_HOP_S if complete else 0.0
         last_ready = min(heard - self.controls.lookahead_s, rows_until - FRAME_REACH_S)
         last_index = math.floor(last_ready * self.controls.fps + 1e-9)
-        if last_index < self._next_frame:
-            return []
-        self._add_rows(self._features.take())
-        return self._emit_until(last_index)
+        return last_index if last_index >= self._next_frame else None
 
     def finish(self) -> list[MotionFrame]:
         """End of the line: flush the features and phones and return the remaining frames."""
         if self._finished:
             return []
+        held, self._held = self._held, []
+        if held:
+            return held + self.finish()
         self._finished = True
         self._add_rows(self._features.take())
         self._add_rows(self._features.flush())
@@ -248,6 +266,34 @@ class MotionStream:
                                [(e.time, np.array([e.head_distance]), e.ramp) for e in self._control_events
                                 if e.head_distance is not None])[:, 0]
         return amp, dist
+
+
+def step_streams(streams: Sequence[MotionStream],
+                 on_error: Callable[[int, Exception], None] | None = None) -> list[list[MotionFrame]]:
+    """The frames the audio appended so far releases, for several streams at once: the feature
+    rows of every stream with frames due are computed in one batch (``take_many``), which is
+    where a sidecar with many talking sessions saves most. Each stream's frames are exactly those
+    its own ``push_audio`` calls would give (tests/test_stream_batch.py).
+
+    ``on_error(k, exc)``: a stream whose own stages raise gets no frames and is reported there,
+    and the others still get theirs (without it, the exception propagates). If the shared
+    feature batch raises, no stream has changed."""
+    due = [stream._last_due() for stream in streams]
+    stepping = [k for k, last in enumerate(due) if last is not None]
+    rows = take_many([streams[k]._features for k in stepping])
+    out: list[list[MotionFrame]] = []
+    for stream in streams:  # frames a stream stepped at its own pushes come first
+        out.append(stream._held)
+        stream._held = []
+    for k, new_rows in zip(stepping, rows):
+        try:
+            streams[k]._add_rows(new_rows)
+            out[k] = out[k] + streams[k]._emit_until(due[k])
+        except Exception as exc:
+            if on_error is None:
+                raise
+            on_error(k, exc)
+    return out
 
 
 def _i(*names: str) -> np.ndarray:

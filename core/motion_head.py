@@ -46,14 +46,23 @@ def _knot_block(seed: int, octave: int, block: int) -> np.ndarray:
     return np.random.default_rng([seed & 0xFFFFFFFF, 100 + octave, block]).uniform(-1, 1, (_BLOCK, _NOISE_CHANNELS))
 
 
+@lru_cache(maxsize=256)
+def _knot_table(seed: int, octave: int, first: int, last: int) -> np.ndarray:
+    """Knot blocks first..last joined (a streamed frame reads the same one or two blocks each time)."""
+    return np.concatenate([_knot_block(seed, octave, b) for b in range(first, last + 1)])
+
+
+_FOUR_KNOTS = np.arange(4)
+
+
 def smooth_noise(seed: int, octave: int, times: np.ndarray, spacing: float) -> np.ndarray:
     """(T,) -> (T, 5) smooth noise in about [-1, 1]: Catmull-Rom through seeded knots."""
     pos = np.maximum(np.asarray(times, dtype=np.float64), 0.0) / spacing
     base = np.floor(pos).astype(np.int64)
     frac = (pos - base)[:, None]
     first, last = int(base.min(initial=0)) // _BLOCK, (int(base.max(initial=0)) + 3) // _BLOCK
-    table = np.concatenate([_knot_block(seed, octave, b) for b in range(first, last + 1)])
-    p0, p1, p2, p3 = (table[base + k - first * _BLOCK] for k in range(4))  # knot base + k - 1, shifted to >= 0
+    knots = _knot_table(seed, octave, first, last)[(base - first * _BLOCK)[:, None] + _FOUR_KNOTS]  # (T, 4, 5)
+    p0, p1, p2, p3 = knots[:, 0], knots[:, 1], knots[:, 2], knots[:, 3]  # knot base + k - 1, shifted to >= 0
     return 0.5 * (2 * p1 + (p2 - p0) * frac + (2 * p0 - 5 * p1 + 4 * p2 - p3) * frac ** 2
                   + (3 * p1 - p0 - 3 * p2 + p3) * frac ** 3)
 

@@ -14,12 +14,13 @@ float64, so any chunking gives the offline numbers (to ~1e-12).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+from scipy.special import erf
 
 from .arkit import ARKIT_INDEX, ARKIT_NAMES
 from .features import compute_features
@@ -88,38 +89,96 @@ def mouth_from_outputs(outputs: np.ndarray, names: tuple[str, ...]) -> np.ndarra
     return mouth
 
 
+@dataclass(frozen=True)
+class NetworkArrays:
+    """The network's weights as float64 numpy arrays, laid out for row-major (rows, channels)
+    products: streaming feeds one or two rows at a time, where torch's per-op overhead (~20 us a
+    call, a dozen calls a push) costs more than the arithmetic."""
+
+    input_mean: np.ndarray  # (C,)
+    input_std: np.ndarray  # (C,)
+    inp: tuple[np.ndarray, np.ndarray]  # (C, W), (W,)
+    convs: tuple[tuple[np.ndarray, np.ndarray, int], ...]  # per block: (kernel * W, W) taps stacked, (W,), dilation
+    mixes: tuple[tuple[np.ndarray, np.ndarray], ...]  # per block: (W, W), (W,)
+    out: tuple[np.ndarray, np.ndarray]  # (W, n_outputs), (n_outputs,)
+
+
+@lru_cache(maxsize=8)
+def network_arrays(model) -> NetworkArrays:
+    def pointwise(conv) -> tuple[np.ndarray, np.ndarray]:
+        return conv.weight.detach().double().numpy()[:, :, 0].T.copy(), conv.bias.detach().double().numpy().copy()
+
+    convs = []
+    for block in model.blocks:
+        weight = block.conv.weight.detach().double().numpy()  # (W_out, W_in, kernel)
+        stacked = np.concatenate([weight[:, :, k].T for k in range(weight.shape[2])], axis=0)  # (kernel * W_in, W_out)
+        convs.append((stacked, block.conv.bias.detach().double().numpy().copy(), block.conv.dilation[0]))
+    return NetworkArrays(model.input_mean.detach().double().numpy().copy(), model.input_std.detach().double().numpy().copy(),
+                         pointwise(model.inp), tuple(convs), tuple(pointwise(b.mix) for b in model.blocks),
+                         pointwise(model.out))
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    """torch's default (exact, erf) GELU."""
+    return 0.5 * x * (1.0 + erf(x * _SQRT_HALF))
+
+
+_SQRT_HALF = float(np.sqrt(0.5))
+_LOUDNESS_FLOOR = -90.0  # what Audio2Face.relative pads the loudness peak window with
+
+
 class IncrementalMouth:
     """The network run row by row as rows arrive, each layer keeping just the past it needs
     (kernel - 1) * dilation positions, and the level normalisation its ``context`` rows), so a
     20 ms chunk costs two rows of work, not the whole receptive field. Same numbers as running
-    the model on the whole line (float64; only the summation order of a few ops can differ)."""
+    the model on the whole line (float64; only the summation order of a few ops can differ).
+    Computed in numpy from ``network_arrays`` (tests/test_motion_learned.py holds it to the torch
+    model's whole-line run)."""
 
     def __init__(self, model):
         self.model = model
         config = model.config
+        self._arrays = network_arrays(model)
         self._raw = np.zeros((0, config.n_inputs))  # the last context - 1 raw rows
-        self._history = [torch.zeros(1, config.width, (config.kernel - 1) * d, dtype=torch.float64)
-                         for d in config.dilations]  # zeros = the causal padding before the line
+        self._history = [np.zeros(((config.kernel - 1) * d, config.width)) for d in config.dilations]  # causal zeros
         self.fed = 0  # rows fed so far (absolute index of the next one)
         self.outputs = np.zeros((0, config.n_outputs))  # output row i belongs to feature row i
 
     def feed(self, matrix: np.ndarray) -> None:
         """Append (n, n_inputs) rows; outputs grow by the rows whose lookahead is now complete."""
-        if len(matrix) == 0:
+        n = len(matrix)
+        if n == 0:
             return
-        model, context = self.model, self.model.config.context
-        joined = np.concatenate([self._raw, matrix])
-        self._raw = joined[max(0, len(joined) - (context - 1)):] if context > 1 else joined[:0]
-        with torch.inference_mode():
-            relative = model.relative(torch.from_numpy(joined)[None])[:, -len(matrix):]  # (1, n, C)
-            x = model.inp(((relative - model.input_mean) / model.input_std).transpose(1, 2))  # (1, W, n)
-            for i, block in enumerate(model.blocks):
-                padded = torch.cat([self._history[i], x], dim=2)  # (1, W, pad + n)
-                self._history[i] = padded[:, :, padded.shape[2] - block.pad:]
-                x = x + block.mix(F.gelu(block.conv(padded)))  # (1, W, n)
-            y = model.out(F.gelu(x))[0].T.numpy()  # (n, n_outputs) for causal positions fed..fed+n-1
-        self.fed += len(matrix)
+        arrays, context = self._arrays, self.model.config.context
+        x = self._relative(matrix) if context > 0 else np.asarray(matrix, dtype=np.float64)
+        x = ((x - arrays.input_mean) / arrays.input_std) @ arrays.inp[0] + arrays.inp[1]  # (n, W)
+        for i, ((taps, bias, dilation), (mix, mix_bias)) in enumerate(zip(arrays.convs, arrays.mixes)):
+            padded = np.concatenate([self._history[i], x])  # (pad + n, W)
+            pad = len(self._history[i])
+            self._history[i] = padded[len(padded) - pad:]
+            kernel = taps.shape[0] // x.shape[1]
+            stacked = np.concatenate([padded[k * dilation: k * dilation + n] for k in range(kernel)], axis=1)  # (n, kernel*W)
+            x = x + _gelu(stacked @ taps + bias) @ mix + mix_bias  # (n, W)
+        y = _gelu(x) @ arrays.out[0] + arrays.out[1]  # (n, n_outputs) for causal positions fed..fed+n-1
+        self.fed += n
         self.outputs = np.concatenate([self.outputs, y])
+
+    def _relative(self, matrix: np.ndarray) -> np.ndarray:
+        """Audio2Face.relative for the new rows, from the raw rows kept before them: log-mel minus
+        its mean over the last ``context`` rows, loudness minus its peak over them."""
+        context, n = self.model.config.context, len(matrix)
+        joined = np.concatenate([self._raw, matrix])  # (kept + n, C)
+        self._raw = joined[max(0, len(joined) - (context - 1)):]
+        first_abs = self.fed - (len(joined) - n)  # absolute row index of joined[0]
+        front = context - 1  # pad so every new row has a full window; the padding is not counted
+        mel = np.concatenate([np.zeros((front, 40)), joined[:, :40]])
+        loud = np.concatenate([np.full(front, _LOUDNESS_FLOOR), joined[:, 40]])
+        start = len(joined) - n  # the new rows' first position in joined
+        mel_windows = np.lib.stride_tricks.sliding_window_view(mel[start:], context, axis=0)  # (n, 40, context)
+        counts = np.minimum(first_abs + start + np.arange(n) + 1, context)  # real rows in each window
+        mean = mel_windows.sum(axis=2) / counts[:, None]
+        peak = np.lib.stride_tricks.sliding_window_view(loud[start:], context).max(axis=1)
+        return np.concatenate([matrix[:, :40] - mean, (matrix[:, 40] - peak)[:, None], matrix[:, 41:]], axis=1)
 
     def finish(self) -> None:
         """The line ended: silence rows stand in for the lookahead past its end."""

@@ -7,6 +7,7 @@ controls). The sidecar (bridge/server.py) drives one NpcSession per open session
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -132,11 +133,18 @@ class NpcSession:
 
     def push_pcm(self, data: bytes) -> list[MotionFrame]:
         """Feed a chunk of the line's PCM; the motion frames it completes."""
+        self.queue_pcm(data)
+        return step_sessions([self])[0]
+
+    def queue_pcm(self, data: bytes) -> None:
+        """``push_pcm`` without computing frames: they come from the next ``step_sessions``, which
+        a sidecar runs once for all its talking sessions (the same frames, cheaper together)."""
         line = self._require_line()
         self.check_chunk(line.format, data)
         samples16k = line.converter.push(data)
         line.input_frames += len(data) // line.format.frame_bytes
-        return line.stream.push_audio(samples16k) if len(samples16k) else []
+        if len(samples16k):
+            line.stream.append_audio(samples16k)
 
     def end_line(self) -> list[MotionFrame]:
         """The line's audio is complete: its remaining motion frames."""
@@ -235,3 +243,18 @@ class NpcSession:
 
             self._renderer = Renderer(self._rig, size=self.settings.frame_size)
         return self._renderer.render(frame)
+
+
+def step_sessions(sessions: list[NpcSession],
+                  on_error: Callable[[int, Exception], None] | None = None) -> list[list[MotionFrame]]:
+    """The motion frames the PCM queued so far completes, per session (none between lines);
+    ``on_error`` as in core/motion.step_streams, with indices into ``sessions``."""
+    from .motion import step_streams
+
+    talking = [k for k, npc in enumerate(sessions) if npc._line is not None]
+    report = None if on_error is None else (lambda i, exc: on_error(talking[i], exc))
+    frames = step_streams([sessions[k]._line.stream for k in talking], report)
+    out: list[list[MotionFrame]] = [[] for _ in sessions]
+    for k, motions in zip(talking, frames):
+        out[k] = motions
+    return out
