@@ -1,6 +1,10 @@
 """The learned mouth vs the rules vs loudness, on real recordings, in one run.
 
-    .venv/bin/python bench/bench_learned.py [--data DIR] [--weights FILE] [--grid N] [--no-rules]
+    .venv/bin/python bench/bench_learned.py [--data DIR] [--weights FILE] [--before REV] [--grid N] [--no-rules]
+
+Real videos are split once (the issue-9 quality work): TUNING_VIDEOS may guide choices (recipe,
+augmentation, blends), HELD_OUT_VIDEOS never do (the same four the head bench holds out, plus
+four more); v14 is music and is reported apart.
 
 Truth: the inner-lip gap captured from the video (MediaPipe, core/capture_cache.py). Each
 generator's lip gap (JawOpen - MouthClose) and the loudness envelope are compared with it per
@@ -36,6 +40,8 @@ from _real_clips import grid_text  # noqa: E402
 from bench_quality import lagged_r, loudness_envelope  # noqa: E402
 
 RECIPE = REPO / "models" / "recipes" / "audio2face.json"
+TUNING_VIDEOS = ("v07", "v08", "v11", "v16", "v18", "v19")
+HELD_OUT_VIDEOS = ("v09", "v12", "v13", "v15", "v17", "v20", "v21", "v22")
 
 
 def lip_gap(track) -> np.ndarray:
@@ -110,11 +116,25 @@ def streaming_speed(generators: dict, audio) -> dict[str, float]:
     return speeds
 
 
+def weights_at(revision: str) -> Path:
+    """The shipped weights as committed at ``revision``, written to a temporary file."""
+    import subprocess
+    import tempfile
+
+    blob = subprocess.run(["git", "show", f"{revision}:models/weights/audio2face.safetensors"], cwd=REPO,
+                          capture_output=True, check=True).stdout
+    path = Path(tempfile.mkdtemp(prefix="npcface-before-")) / "audio2face.safetensors"
+    path.write_bytes(blob)
+    return path
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", help="the shared data folder (default ../shared/data)")
     parser.add_argument("--weights", help="learned model (default: the shipped weights)")
     parser.add_argument("--grid", type=int, default=20, help="held-out GRID clips per speaker (default 20)")
+    parser.add_argument("--before", metavar="REV",
+                        help="also measure the shipped weights at git revision REV ('before'), in the same run")
     parser.add_argument("--no-rules", action="store_true", help="skip the rule-based generator (faster)")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
@@ -129,6 +149,8 @@ def main() -> int:
 
     controls = Controls(fps=60.0)
     generators = {"learned": LearnedMotionGenerator(controls, args.weights)}
+    if args.before:
+        generators["before"] = LearnedMotionGenerator(controls, weights_at(args.before))
     if not args.no_rules:
         generators["rules"] = MotionGenerator(controls)
     names = list(generators)
@@ -137,6 +159,9 @@ def main() -> int:
     rows = [evaluate(v, generators, None) for v in videos]
     figures["video"] = print_rows("video/ (people outside GRID, no text): lip gap vs captured lip gap", rows, names)
     figures["video_speech"] = print_rows("video/ without v14 (music)", [r for r in rows if r["clip"] != "v14"], names)
+    figures["video_tuning"] = print_rows("video/ tuning clips", [r for r in rows if r["clip"] in TUNING_VIDEOS], names)
+    figures["video_held_out"] = print_rows("video/ held-out clips (never tuned on)",
+                                           [r for r in rows if r["clip"] in HELD_OUT_VIDEOS], names)
     recipe = json.loads(RECIPE.read_text()) if RECIPE.exists() else {"held_out": []}
     for speaker in ("s1", "s4"):
         held = [n for n in recipe["held_out"] if n.startswith(f"{speaker}/")][: args.grid]

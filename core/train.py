@@ -18,7 +18,8 @@ import torch
 
 from ..models.audio2face import OUTPUTS, Audio2Face, Config
 from .motion_learned_weights import ModelError, save_weights
-from .train_data import Clip
+from .train_augment import AugmentConfig, augment_clip
+from .train_data import Clip, align_targets
 
 # Loss weight per output channel: the lip gap and the jaw are what viewers judge.
 CHANNEL_WEIGHTS = {"JawOpen": 2.0, "LipGap": 2.0}
@@ -37,6 +38,9 @@ class TrainConfig:
     threads: int = 2
     gain_jitter_db: float = 12.0  # random level change per example: mic gain must not matter
     tilt_jitter: float = 1.5  # random spectral tilt (natural log units across the mel bands)
+    augment: dict | None = None  # AugmentConfig overrides ({}: the defaults); None: no augmentation
+    align_speakers: bool = False  # shift each speaker's targets by its measured A/V offset
+    target_lead_ms: float = 0.0  # then teach the mouth to move this much before the sound
     model: dict = field(default_factory=dict)  # Config overrides
 
     @staticmethod
@@ -82,17 +86,20 @@ def _batch(clips: list[Clip], config: TrainConfig, step: int, model_config: Conf
     picks = rng.choice(len(clips), size=config.batch, p=lengths / lengths.sum())
     n_in, n_out = clips[0].features.shape[1], clips[0].targets.shape[1]
     span = pre + config.window
+    augment = AugmentConfig.from_dict(config.augment) if config.augment is not None else None
     features = np.zeros((config.batch, span + lookahead, n_in), np.float32)
     targets = np.zeros((config.batch, span, n_out), np.float32)
     mask = np.zeros((config.batch, span), np.float32)
     for b, index in enumerate(picks):
-        clip = clips[index]
-        start = int(rng.integers(0, max(0, len(clip.features) - config.window) + 1))
+        clip_features, clip_targets = clips[index].features, clips[index].targets
+        if augment is not None:
+            clip_features, clip_targets = augment_clip(clip_features, clip_targets, rng, augment)
+        start = int(rng.integers(0, max(0, len(clip_features) - config.window) + 1))
         first = max(0, start - pre)
-        rows = clip.features[first:start + config.window + lookahead]
+        rows = clip_features[first:start + config.window + lookahead]
         features[b, :len(rows)] = rows
-        features[b, len(rows):] = clip.features[-1]  # past the clip's end: hold its last (quiet) row
-        wanted = clip.targets[first:start + config.window]
+        features[b, len(rows):] = clip_features[-1]  # past the clip's end: hold its last (quiet) row
+        wanted = clip_targets[first:start + config.window]
         targets[b, :len(wanted)] = wanted
         mask[b, start - first:len(wanted)] = 1.0
         gain = rng.uniform(-config.gain_jitter_db, config.gain_jitter_db)
@@ -174,6 +181,7 @@ def train(clips: list[Clip], val_clips: list[Clip], config: TrainConfig, checkpo
     if not clips:
         raise ModelError("no training clips")
     _deterministic(config.threads)
+    clips, val_clips = align_targets(clips, val_clips, config.align_speakers, config.target_lead_ms)
     model = new_model(clips, config) if init is None else init.float()
     if init is not None:
         torch.manual_seed(config.seed)

@@ -150,3 +150,44 @@ def collect_clips(paths: list[str | Path], outputs: tuple[str, ...], cache: Path
         if progress:
             progress(len(clips))
     return clips
+
+
+MAX_OFFSET_ROWS = 25  # the A/V offsets looked for: +-250 ms
+
+
+def _lag_r(gap: np.ndarray, loudness: np.ndarray, lag: int) -> float:
+    """Pearson r of gap[t] with loudness[t - lag] over the rows both exist."""
+    a, b = (gap[lag:], loudness[:len(loudness) - lag]) if lag >= 0 else (gap[:lag], loudness[-lag:])
+    if len(a) < 10 or a.std() < 1e-9 or b.std() < 1e-9:
+        return 0.0
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def speaker_offsets(clips: list[Clip]) -> dict[str, int]:
+    """Rows by which each speaker's measured mouth trails its loudness (> 0: the video lags the
+    sound): the lag with the best mean r over the speaker's clips. GRID s1, for example, carries one."""
+    lags = range(-MAX_OFFSET_ROWS, MAX_OFFSET_ROWS + 1)
+    totals: dict[str, np.ndarray] = {}
+    for clip in clips:
+        loudness = clip.features[:, 40].astype(np.float64)
+        loudness = np.maximum(loudness, loudness.max() - 40.0)  # ignore the room's floor
+        rs = np.array([_lag_r(clip.lip_gap.astype(np.float64), loudness, lag) for lag in lags])
+        totals[clip.speaker] = totals.get(clip.speaker, 0) + rs
+    return {speaker: int(lags[int(np.argmax(rs))]) for speaker, rs in totals.items()}
+
+
+def shift_targets(clip: Clip, rows: int) -> Clip:
+    """The clip with targets[t] = old targets[t + rows] (ends held): rows > 0 moves the mouth earlier."""
+    if rows == 0:
+        return clip
+    index = np.clip(np.arange(len(clip.targets)) + rows, 0, len(clip.targets) - 1)
+    return Clip(clip.name, clip.speaker, clip.path, clip.features, clip.targets[index], clip.lip_gap)
+
+
+def align_targets(clips: list[Clip], held: list[Clip], by_speaker: bool, lead_ms: float) -> tuple[list[Clip], list[Clip]]:
+    """Targets moved so each speaker's mouth meets its sound (``by_speaker``: its offset measured
+    on the training clips) and then leads it by ``lead_ms``; the held-out clips move with them."""
+    offsets = speaker_offsets(clips) if by_speaker else {}
+    lead = int(round(lead_ms / 1000 / FEATURE_HOP_S))
+    return ([shift_targets(c, offsets.get(c.speaker, 0) + lead) for c in clips],
+            [shift_targets(c, offsets.get(c.speaker, 0) + lead) for c in held])

@@ -1,6 +1,7 @@
 """`npcface train` on Live Link takes made from the fixtures (a tiny model, a few steps): it writes
 weights the learned backend loads, a loss PNG and a validation table; a run killed midway and
-started again ends with exactly the weights of an uninterrupted run; bad input gets one line."""
+started again ends with exactly the weights of an uninterrupted run (augmentation and target
+shifts included, as the shipped recipe uses them); bad input gets one line."""
 from __future__ import annotations
 
 import json
@@ -24,6 +25,7 @@ from npcface.core.motion_learned import LearnedMotionGenerator
 from npcface.core.types import Controls
 
 TINY = {"train": {"batch": 4, "window": 40, "checkpoint_every": 5, "threads": 1,
+                  "augment": {}, "align_speakers": True, "target_lead_ms": 30.0,
                   "model": {"width": 16, "dilations": [1, 2, 4], "context": 20}}}
 
 
