@@ -130,4 +130,5 @@ def resample(track: MotionTrack, fps: float) -> MotionTrack:
 
     return MotionTrack(fps=float(fps), times=times, head_rotation=at(track.head_rotation),
                        head_translation=at(track.head_translation), gaze=at(track.gaze),
-                       blendshapes=at(track.blendshapes).astype(np.float32), phones=track.phones)
+                       blendshapes=at(track.blendshapes).astype(np.float32), phones=track.phones,
+                       tongue_tip=None if track.tongue_tip is None else at(track.tongue_tip).astype(np.float32))

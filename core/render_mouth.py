@@ -4,8 +4,8 @@ speech the rows stay close), gaps between teeth, gums where the upper lip rises 
 lying low, a cavity that darkens with depth, the inner lips' wet rims. All of it is lit by how far
 the lips part and coloured from the picture itself: the teeth from the white of its eyes (its white
 balance and light) and its skin, the rest from its lips; black-and-white pictures stay grey.
-The tongue does not lift its tip for L/T/D/N/TH: the renderer sees MotionFrames, which carry no
-phones (TongueOut raises it).
+The tongue lifts its tip behind the upper teeth by MotionFrame.tongue_tip (set from the phones
+L, T, D, N, TH by the motion generator; ARKit has no such channel); TongueOut raises it whole.
 
 Everything is drawn in the mouth's rest coordinates and carried by the head's rigid motion, so
 the teeth never stretch with the lips and look the same from frame to frame. Where the source
@@ -98,7 +98,8 @@ class MouthLayer:
         source = sample(self.image, map_x, map_y)
         jaw_shift = geometry.deformed[CHIN] - geometry.rigid[CHIN]
         lip_shift = (geometry.deformed[LOWER_LIP_MIDDLE] - geometry.rigid[LOWER_LIP_MIDDLE]).mean(axis=0)
-        synth = self._synthesize(map_x, map_y, jaw_shift, lip_shift, upper_jaw, geometry.weights)
+        tongue_tip = float(np.clip(getattr(frame, "tongue_tip", 0.0), 0.0, 1.0))
+        synth = self._synthesize(map_x, map_y, jaw_shift, lip_shift, upper_jaw, geometry.weights, tongue_tip)
         interior = kept * source + (1 - kept) * synth
         closing = self._closing(geometry)
         if closing > 0:  # lips closing past their rest gap: what still shows between them is shadow
@@ -136,7 +137,7 @@ class MouthLayer:
         colour = colour * (1 - 0.45 * np.exp(-((ys - seam) / 0.8) ** 2))[..., None]  # where the lips meet
         composite(rgb, box, (closing * hidden)[..., None], colour.astype(np.float32))
 
-    def _synthesize(self, map_x, map_y, jaw_shift, lip_shift, upper_jaw, weights) -> np.ndarray:
+    def _synthesize(self, map_x, map_y, jaw_shift, lip_shift, upper_jaw, weights, tongue_tip: float = 0.0) -> np.ndarray:
         """Cavity, tongue, gums and teeth at rest-pose positions (map_x, map_y): the upper teeth hang
         from the upper lip line (they move with the skull), the lower teeth and the tongue ride on
         the jaw; everything is lit by how far the lips part and darkens with depth."""
@@ -160,8 +161,12 @@ class MouthLayer:
         out = c["cavity"] * ((1.0 - 0.5 * deep) * (0.7 + 0.3 * arch) * light)[..., None]
         # tongue: a low mound behind the lower teeth (TongueOut raises it toward the teeth)
         tongue_top = lower - (0.15 + 0.12 * weights[ARKIT_INDEX["TongueOut"]]) * mw - 0.04 * mw * arch
+        if tongue_tip > 0:  # L, T, D, N, TH: the rounded tip rises to the ridge behind the upper teeth
+            tip_top = upper + TONGUE_TIP_REACH * mw + TONGUE_TIP_ROUND * mw * (along - jaw_along) ** 2
+            tongue_top = tongue_top - tongue_tip * np.maximum(tongue_top - tip_top, 0.0)
         tongue = smoothstep(-1.0, 1.0, down - tongue_top) * smoothstep(0.0, 0.3, 0.8 - np.abs(along - jaw_along))
         tongue_shade = (0.35 + 0.3 * smoothstep(0.0, 0.08 * mw, down - tongue_top)) * (0.5 + 0.5 * arch) * light
+        tongue_shade = tongue_shade * (1.0 + 0.35 * tongue_tip)  # the raised tip is near the lips, in their light
         out = out + tongue[..., None] * (c["tongue"] * tongue_shade[..., None] - out)
         # gums above the upper teeth: seen only when the upper lip rises off them
         gum_edge = upper - 0.03 * mw
@@ -199,6 +204,8 @@ TOOTH_EDGES = (0.0, 0.17, 0.31, 0.45)
 TOOTH_LENGTH = 0.1  # upper incisors below the rest lip line, in mouth widths
 OVERBITE = 0.02  # the lower incisors' tips behind the upper ones at rest, in mouth widths
 LOWER_TEETH_SHOWN = 0.09  # at most this much of the lower teeth shows above the lower lip, in mouth widths
+TONGUE_TIP_REACH = 0.02  # the raised tip's top below the rest upper lip line (behind the teeth), mouth widths
+TONGUE_TIP_ROUND = 0.25  # how fast the raised tip falls away to the sides (a rounded tip)
 LOWER_TEETH_TRAVEL = 0.5  # the lower incisors move this fraction of the chin's drop (nearer the hinge)
 
 
