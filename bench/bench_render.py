@@ -43,7 +43,7 @@ from npcface.core.types import MotionFrame  # noqa: E402
 
 
 def talking_frames(count: int, fps: float = 60.0) -> list[MotionFrame]:
-    """A busy, speech-like motion: jaw and lips every syllable, blinks, head turns, gaze shifts."""
+    """A busy, speech-like motion: jaw and lips every syllable, the tongue tip, blinks, head turns, gaze shifts."""
     frames = []
     for i in range(count):
         t = i / fps
@@ -58,7 +58,7 @@ def talking_frames(count: int, fps: float = 60.0) -> list[MotionFrame]:
         frames.append(MotionFrame(time=t, head_rotation=(8 * np.sin(2 * np.pi * 0.4 * t),
                                                          5 * np.sin(2 * np.pi * 0.7 * t), 3 * np.sin(t)),
                                   head_translation=(0.0, 0.0, 0.0), gaze_left=gaze, gaze_right=gaze,
-                                  blendshapes=weights))
+                                  blendshapes=weights, **_tongue(max(0.0, np.sin(2 * np.pi * 2.0 * t)))))
     return frames
 
 
@@ -97,11 +97,16 @@ def stage_times(renderer: Renderer, frames: list[MotionFrame]) -> dict[str, floa
     return {key: 1000 * value / len(frames) for key, value in totals.items()}
 
 
-def pose(name: str, yaw=0.0, pitch=0.0, roll=0.0, gaze=(0.0, 0.0), **weights) -> tuple[str, MotionFrame]:
+def pose(name: str, yaw=0.0, pitch=0.0, roll=0.0, gaze=(0.0, 0.0), tongue_tip=0.0, **weights) -> tuple[str, MotionFrame]:
     blendshapes = np.zeros(52, dtype=np.float32)
     for key, value in weights.items():
         blendshapes[ARKIT_INDEX[key]] = value
-    return name, MotionFrame(0.0, (yaw, pitch, roll), (0.0, 0.0, 0.0), gaze, gaze, blendshapes)
+    return name, MotionFrame(0.0, (yaw, pitch, roll), (0.0, 0.0, 0.0), gaze, gaze, blendshapes, **_tongue(tongue_tip))
+
+
+def _tongue(tip: float) -> dict[str, float]:
+    """MotionFrame's tongue_tip where the renderer has one (a --before revision may not)."""
+    return {"tongue_tip": tip} if "tongue_tip" in MotionFrame.__dataclass_fields__ else {}
 
 
 SWEEP = (pose("yaw -20", yaw=-20), pose("yaw +20 talking", yaw=20, JawOpen=0.4), pose("pitch +15", pitch=15),
@@ -110,7 +115,8 @@ SWEEP = (pose("yaw -20", yaw=-20), pose("yaw +20 talking", yaw=20, JawOpen=0.4),
          pose("pucker", MouthPucker=1), pose("blink", EyeBlinkLeft=1, EyeBlinkRight=1),
          pose("gaze right", gaze=(25.0, 0.0)), pose("gaze up-left", gaze=(-20.0, 15.0)),
          pose("surprise", JawOpen=0.5, BrowInnerUp=1, BrowOuterUpLeft=1, BrowOuterUpRight=1, EyeWideLeft=1,
-              EyeWideRight=1), pose("jaw 1", JawOpen=1))
+              EyeWideRight=1), pose("jaw 1", JawOpen=1), pose("L, tongue tip", JawOpen=0.35, tongue_tip=1.0),
+         pose("jaw 0.35, no tip", JawOpen=0.35))
 
 
 def gallery(folder: Path) -> int:

@@ -166,7 +166,7 @@ class MouthLayer:
             tongue_top = tongue_top - tongue_tip * np.maximum(tongue_top - tip_top, 0.0)
         tongue = smoothstep(-1.0, 1.0, down - tongue_top) * smoothstep(0.0, 0.3, 0.8 - np.abs(along - jaw_along))
         tongue_shade = (0.35 + 0.3 * smoothstep(0.0, 0.08 * mw, down - tongue_top)) * (0.5 + 0.5 * arch) * light
-        tongue_shade = tongue_shade * (1.0 + 0.35 * tongue_tip)  # the raised tip is near the lips, in their light
+        tongue_shade = tongue_shade * (1.0 + 0.6 * tongue_tip)  # the raised tip is near the lips, in their light
         out = out + tongue[..., None] * (c["tongue"] * tongue_shade[..., None] - out)
         # gums above the upper teeth: seen only when the upper lip rises off them
         gum_edge = upper - 0.03 * mw
