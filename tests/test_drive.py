@@ -157,7 +157,7 @@ def test_a_captured_head_turning_in_place_does_not_also_slide():
     assert np.abs(from_capture(yaw_take).head_translation - from_capture(yaw_take).head_translation[5]).max() < 1e-4
     pitch_take = MotionTrack(fps=30.0, times=np.arange(11) / 30, gaze=np.zeros((11, 2, 2)),
                              head_rotation=np.stack([0 * angles, np.degrees(angles), 0 * angles], axis=1),
-                             head_translation=np.stack([0 * angles, forward * np.sin(angles) + below * (np.cos(angles) - 1),
+                             head_translation=np.stack([0 * angles, forward * np.sin(angles) + above * (np.cos(angles) - 1),
                                                         forward * (np.cos(angles) - 1) - above * np.sin(angles)], axis=1),
                              blendshapes=np.zeros((11, 52), dtype=np.float32))
     moved = from_capture(pitch_take).head_translation
