@@ -29,6 +29,9 @@ TEETH_WHITE = np.array([236.0, 230.0, 214.0], dtype=np.float32)
 TEETH_IVORY = np.array([1.03, 1.0, 0.9])  # teeth reflect less blue than the white of the eye
 TEETH_BRIGHTNESS = 1.3  # lit teeth against the picture's skin
 SOFTNESS = 0.012  # blur of the drawn interior, in mouth widths
+LIGHT_AT_SLIT = 0.7  # light inside lips barely parted, against a wide-open mouth's 1
+CAVITY_AT_CORNERS = 0.7  # the cavity's brightness at the mouth corners, against its middle's
+TEETH_AT_CORNERS = 0.7  # the teeth's brightness where the arch turns away, against the front teeth's
 
 
 class MouthLayer:
@@ -153,12 +156,12 @@ class MouthLayer:
         lower = np.interp(along - jaw_along, *self.lower_line) + lip_down
         centre_gap = float(np.interp(0.0, *self.lower_line) + lip_down - np.interp(0.0, *self.upper_line))
         # light gets in as the lips part: a slit is in shadow, a wide-open mouth is lit
-        light = 0.7 + 0.3 * float(smoothstep(0.0, 0.3 * mw, centre_gap))
+        light = LIGHT_AT_SLIT + (1 - LIGHT_AT_SLIT) * float(smoothstep(0.0, 0.3 * mw, centre_gap))
         arch = np.sqrt(np.clip(1 - (along / 0.92) ** 2, 0, 1))  # the dental arch, foreshortened to the corners
         # cavity: lit just inside the lips, dark deep inside and toward the corners
         inside = np.minimum(down - upper, lower - down)
         deep = smoothstep(0.0, 0.12 * mw, inside)
-        out = c["cavity"] * ((1.0 - 0.5 * deep) * (0.7 + 0.3 * arch) * light)[..., None]
+        out = c["cavity"] * ((1.0 - 0.5 * deep) * (CAVITY_AT_CORNERS + (1 - CAVITY_AT_CORNERS) * arch) * light)[..., None]
         # tongue: a low mound behind the lower teeth (TongueOut raises it toward the teeth)
         tongue_top = lower - (0.15 + 0.12 * weights[ARKIT_INDEX["TongueOut"]]) * mw - 0.04 * mw * arch
         if tongue_tip > 0:  # L, T, D, N, TH: the rounded tip rises to the ridge behind the upper teeth
@@ -166,7 +169,7 @@ class MouthLayer:
             tongue_top = tongue_top - tongue_tip * np.maximum(tongue_top - tip_top, 0.0)
         tongue = smoothstep(-1.0, 1.0, down - tongue_top) * smoothstep(0.0, 0.3, 0.8 - np.abs(along - jaw_along))
         tongue_shade = (0.35 + 0.3 * smoothstep(0.0, 0.08 * mw, down - tongue_top)) * (0.5 + 0.5 * arch) * light
-        tongue_shade = tongue_shade * (1.0 + 0.6 * tongue_tip)  # the raised tip is near the lips, in their light
+        tongue_shade = tongue_shade * (1.0 + 0.8 * tongue_tip)  # the raised tip is near the lips, in their light
         out = out + tongue[..., None] * (c["tongue"] * tongue_shade[..., None] - out)
         # gums above the upper teeth: seen only when the upper lip rises off them
         gum_edge = upper - 0.03 * mw
@@ -178,7 +181,7 @@ class MouthLayer:
         # a wide-open jaw carries the lower lip and teeth down together: the lip hides all but their tips
         lower_tips = np.clip(lower_tips, lower - LOWER_TEETH_SHOWN * mw * arch, lower - 0.03 * mw * arch)
         lower_teeth = smoothstep(-0.7, 0.7, down - lower_tips) * smoothstep(0.7, -0.7, down - lower_tips - 0.12 * mw)
-        lower_shade = 0.75 * light * (0.7 + 0.3 * arch) * _tooth_relief(along - jaw_along, self.half_width, mw, 0.8, 0.07)
+        lower_shade = 0.75 * light * (TEETH_AT_CORNERS + (1 - TEETH_AT_CORNERS) * arch) * _tooth_relief(along - jaw_along, self.half_width, mw, 0.8, 0.07)
         lower_shade = lower_shade * (0.75 + 0.25 * smoothstep(0.0, 0.03 * mw, down - lower_tips))
         behind_lip = smoothstep(-0.7, 0.7, down - lower_tips - 0.12 * mw)  # below them, the lower lip's inside
         out = out + behind_lip[..., None] * (c["inner_lip"] * light - out)
@@ -187,7 +190,7 @@ class MouthLayer:
         upper_teeth = smoothstep(-0.7, 0.7, down - gum_edge) * smoothstep(-0.7, 0.7, incisal - down) * smoothstep(0.0, 0.3, arch)
         under_lip = 0.8 + 0.2 * smoothstep(-0.01 * mw, 0.04 * mw, down - upper)  # the upper lip's shadow
         tip = 1 - 0.25 * smoothstep(-0.03 * mw, 0.0, down - incisal)  # translucent incisal edges
-        shade = light * under_lip * tip * (0.7 + 0.3 * arch) * _tooth_relief(along, self.half_width, mw)
+        shade = light * under_lip * tip * (TEETH_AT_CORNERS + (1 - TEETH_AT_CORNERS) * arch) * _tooth_relief(along, self.half_width, mw)
         out = out + upper_teeth[..., None] * (c["teeth"] * shade[..., None] - out)
         # the inner lips' wet rims: lip colour, a little darker, fading into the mouth
         rim = np.maximum(np.exp(-np.maximum(down - upper, 0) / (0.015 * mw)),
