@@ -10,7 +10,8 @@ Target (issue 3): 512x512 at 60 fps or more per stream on 2 CPU cores.
 
 ``--gallery DIR`` renders every portrait in ../shared/data/images (or $NPCFACE_DATA/images)
 speaking a real line (a15, with a happy then surprised emotion) plus a sweep of poses and
-expressions, one contact sheet per portrait, to look at.
+expressions, one contact sheet per portrait, to look at. ``--close-ups DIR`` writes one sheet of every
+portrait's mouth (open, closed, tongue tip, smile) and eye (blinks) enlarged.
 """
 from __future__ import annotations
 
@@ -147,6 +148,39 @@ def gallery(folder: Path) -> int:
     return 0
 
 
+CLOSE_UPS = (pose("rest"), pose("jaw 0.2", JawOpen=0.2), pose("jaw 0.5", JawOpen=0.5), pose("jaw 1", JawOpen=1),
+             pose("L: jaw 0.35, tongue tip", JawOpen=0.35, tongue_tip=1.0), pose("jaw 0.35, no tip", JawOpen=0.35),
+             pose("smile, jaw 0.3", JawOpen=0.3, MouthSmileLeft=0.8, MouthSmileRight=0.8),
+             pose("upper lip up", JawOpen=0.2, MouthUpperUpLeft=1, MouthUpperUpRight=1),
+             pose("half blink", EyeBlinkLeft=0.5, EyeBlinkRight=0.5), pose("blink", EyeBlinkLeft=1, EyeBlinkRight=1))
+
+
+def close_ups(folder: Path) -> int:
+    """Per portrait, its mouth (and for blinks its eye) enlarged at 512x512 head framing: what the
+    gallery's small tiles cannot show."""
+    from npcface.core.contact_sheet import save_contact_sheet
+
+    data = Path(os.environ["NPCFACE_DATA"]) if os.environ.get("NPCFACE_DATA") else ROOT.parent / "shared" / "data"
+    portraits = sorted((data / "images").glob("*")) + [ROOT / "fixtures" / "portrait_astronaut.png"]
+    folder.mkdir(parents=True, exist_ok=True)
+    tiles, labels = [], []
+    for path in portraits:
+        renderer = Renderer(build_rig(load_image(path), name=str(path)), 512, framing="head")
+        mouth = renderer.vertices[[61, 291], :2]
+        eye = renderer.vertices[[33, 133], :2]
+        for name, frame in CLOSE_UPS:
+            centre, width = ((eye.mean(axis=0), 2.2 * np.ptp(eye[:, 0])) if "blink" in name
+                             else (mouth.mean(axis=0) + (0, 0.25 * np.ptp(mouth[:, 0])), 1.6 * np.ptp(mouth[:, 0])))
+            x0, y0 = (np.round(centre - width / 2).astype(int)).clip(0, 511 - int(width))
+            crop = renderer.render(frame).rgba[y0:y0 + int(width), x0:x0 + int(width), :3]
+            tiles.append(cv2.resize(crop, (200, 200), interpolation=cv2.INTER_CUBIC))
+            labels.append(f"{path.stem[:12]} {name}")
+    out = folder / "close_ups.png"
+    save_contact_sheet(out, tiles, labels, columns=len(CLOSE_UPS), tile=200)
+    print(f"wrote {out}")
+    return 0
+
+
 def frame_cost(rig, frames: list[MotionFrame], size: int = 512) -> dict[str, float]:
     """Milliseconds per talking frame at size x size, and one grid_sample of the picture, same process."""
     renderer = Renderer(rig, size)
@@ -197,12 +231,15 @@ def main() -> int:
     parser.add_argument("--portrait", default=str(ROOT / "fixtures" / "portrait_astronaut.png"))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--gallery", help="write contact sheets of every shared portrait to this folder instead")
+    parser.add_argument("--close-ups", help="write enlarged mouths and eyes of every shared portrait to this folder instead")
     parser.add_argument("--before", help="also time the renderer at this git revision (512x512, same frames)")
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # --before runs
     parser.add_argument("--code", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.gallery:
         return gallery(Path(args.gallery))
+    if args.close_ups:
+        return close_ups(Path(args.close_ups))
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
     if args.json:

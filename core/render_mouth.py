@@ -210,7 +210,7 @@ TOOTH_LENGTH = 0.1  # upper incisors below the rest lip line, in mouth widths
 OVERBITE = 0.02  # the lower incisors' tips behind the upper ones at rest, in mouth widths
 LOWER_TEETH_SHOWN = 0.09  # at most this much of the lower teeth shows above the lower lip, in mouth widths
 TONGUE_TIP_REACH = 0.02  # the raised tip's top below the rest upper lip line (behind the teeth), mouth widths
-TONGUE_TIP_ROUND = 0.25  # how fast the raised tip falls away to the sides (a rounded tip)
+TONGUE_TIP_ROUND = 0.6  # how fast the raised tip falls away to the sides: a rounded tip about half the mouth wide
 LOWER_TEETH_TRAVEL = 0.5  # the lower incisors move this fraction of the chin's drop (nearer the hinge)
 
 
