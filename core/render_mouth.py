@@ -30,7 +30,6 @@ TEETH_IVORY = np.array([1.03, 1.0, 0.9])  # teeth reflect less blue than the whi
 TEETH_BRIGHTNESS = 1.3  # lit teeth against the picture's skin
 SOFTNESS = 0.012  # blur of the drawn interior, in mouth widths
 LIGHT_AT_SLIT = 0.7  # light inside lips barely parted, against a wide-open mouth's 1
-CAVITY_AT_CORNERS = 1.0  # the cavity at the mouth corners against its middle (darker read as black wedges on small mouths)
 TEETH_AT_CORNERS = 0.7  # the teeth's brightness where the arch turns away, against the front teeth's
 
 
@@ -101,7 +100,7 @@ class MouthLayer:
         source = sample(self.image, map_x, map_y)
         jaw_shift = geometry.deformed[CHIN] - geometry.rigid[CHIN]
         lip_shift = (geometry.deformed[LOWER_LIP_MIDDLE] - geometry.rigid[LOWER_LIP_MIDDLE]).mean(axis=0)
-        tongue_tip = float(np.clip(getattr(frame, "tongue_tip", 0.0), 0.0, 1.0))
+        tongue_tip = float(np.clip(frame.tongue_tip, 0.0, 1.0))
         synth = self._synthesize(map_x, map_y, jaw_shift, lip_shift, upper_jaw, geometry.weights, tongue_tip)
         interior = kept * source + (1 - kept) * synth
         closing = self._closing(geometry)
@@ -158,10 +157,11 @@ class MouthLayer:
         # light gets in as the lips part: a slit is in shadow, a wide-open mouth is lit
         light = LIGHT_AT_SLIT + (1 - LIGHT_AT_SLIT) * float(smoothstep(0.0, 0.3 * mw, centre_gap))
         arch = np.sqrt(np.clip(1 - (along / 0.92) ** 2, 0, 1))  # the dental arch, foreshortened to the corners
-        # cavity: lit just inside the lips, dark deep inside and toward the corners
+        # cavity: lit just inside the lips, dark deep inside (not darker toward the corners: that read
+        # as black wedges on small mouths)
         inside = np.minimum(down - upper, lower - down)
         deep = smoothstep(0.0, 0.12 * mw, inside)
-        out = c["cavity"] * ((1.0 - 0.5 * deep) * (CAVITY_AT_CORNERS + (1 - CAVITY_AT_CORNERS) * arch) * light)[..., None]
+        out = c["cavity"] * ((1.0 - 0.5 * deep) * light)[..., None]
         # tongue: a low mound behind the lower teeth (TongueOut raises it toward the teeth)
         tongue_top = lower - (0.15 + 0.12 * weights[ARKIT_INDEX["TongueOut"]]) * mw - 0.04 * mw * arch
         if tongue_tip > 0:  # L, T, D, N, TH: the rounded tip rises to the ridge behind the upper teeth
@@ -182,7 +182,8 @@ class MouthLayer:
         # a wide-open jaw carries the lower lip and teeth down together: the lip hides all but their tips
         lower_tips = np.clip(lower_tips, lower - LOWER_TEETH_SHOWN * mw * arch, lower - 0.03 * mw * arch)
         lower_teeth = smoothstep(-0.7, 0.7, down - lower_tips) * smoothstep(0.7, -0.7, down - lower_tips - 0.12 * mw)
-        lower_shade = 0.75 * light * (TEETH_AT_CORNERS + (1 - TEETH_AT_CORNERS) * arch) * _tooth_relief(along - jaw_along, self.half_width, mw, 0.8, 0.07)
+        lower_shade = (0.75 * light * (TEETH_AT_CORNERS + (1 - TEETH_AT_CORNERS) * arch)
+                       * _tooth_relief(along - jaw_along, self.half_width, mw, 0.8, 0.07))
         lower_shade = lower_shade * (0.75 + 0.25 * smoothstep(0.0, 0.03 * mw, down - lower_tips))
         behind_lip = smoothstep(-0.7, 0.7, down - lower_tips - 0.12 * mw)  # below them, the lower lip's inside
         out = out + behind_lip[..., None] * (c["inner_lip"] * light - out)
