@@ -2,7 +2,8 @@
 own capture, and compared with the real frames (PSNR and SSIM over the face box, the mouth box and
 the eye boxes, from the real frame's landmarks). The portrait is the person's own frame, so the gap
 is the renderer's. ``--before REV`` scores the renderer at git revision REV in the same run, on the same
-frames and curves; a contact sheet sets real, before and current mouths side by side.
+frames and captured curves (each revision retargets them with its own core/drive); a contact sheet sets
+real, before and current mouths side by side.
 
     .venv/bin/python bench/bench_reenact.py [--before HEAD~3] [--sheet bench/results/reenact.png]
 
