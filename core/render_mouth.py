@@ -176,9 +176,8 @@ class MouthLayer:
         out = out + smoothstep(0.7, -0.7, down - gum_edge)[..., None] * (c["gums"] * light - out)
         # lower teeth ride on the jaw: at rest their tips sit just behind the upper teeth (overbite),
         # so in speech, where the jaw opens far less than the lips part, the two rows stay close
-        length, tint = _upper_tooth_shapes(along)
-        incisal = upper + TOOTH_LENGTH * mw * arch * length
-        lower_tips = upper + (TOOTH_LENGTH - OVERBITE) * mw * arch + LOWER_TEETH_TRAVEL * jaw_down
+        incisal = upper + TOOTH_LENGTH * mw * arch
+        lower_tips = incisal - OVERBITE * mw * arch + LOWER_TEETH_TRAVEL * jaw_down
         # a wide-open jaw carries the lower lip and teeth down together: the lip hides all but their tips
         lower_tips = np.clip(lower_tips, lower - LOWER_TEETH_SHOWN * mw * arch, lower - 0.03 * mw * arch)
         lower_teeth = smoothstep(-0.7, 0.7, down - lower_tips) * smoothstep(0.7, -0.7, down - lower_tips - 0.12 * mw)
@@ -192,7 +191,7 @@ class MouthLayer:
         upper_teeth = smoothstep(-0.7, 0.7, down - gum_edge) * smoothstep(-0.7, 0.7, incisal - down) * smoothstep(0.0, 0.3, arch)
         under_lip = 0.8 + 0.2 * smoothstep(-0.01 * mw, 0.04 * mw, down - upper)  # the upper lip's shadow
         tip = 1 - 0.25 * smoothstep(-0.03 * mw, 0.0, down - incisal)  # translucent incisal edges
-        shade = (light * under_lip * tip * (TEETH_AT_CORNERS + (1 - TEETH_AT_CORNERS) * arch) * tint
+        shade = (light * under_lip * tip * (TEETH_AT_CORNERS + (1 - TEETH_AT_CORNERS) * arch) * _upper_tooth_tints(along)
                  * _tooth_relief(along, self.half_width, mw))
         out = out + upper_teeth[..., None] * (c["teeth"] * shade[..., None] - out)
         # the inner lips' wet rims: lip colour, a little darker, fading into the mouth
@@ -215,23 +214,19 @@ TONGUE_TIP_ROUND = 0.6  # how fast the raised tip falls away to the sides: a rou
 LOWER_TEETH_TRAVEL = 0.5  # the lower incisors move this fraction of the chin's drop (nearer the hinge)
 
 
-# each upper tooth from the middle outward (central and lateral incisor, canine, premolars): its length
-# against TOOTH_LENGTH and its brightness, so the row's edge and shade are uneven, as real rows are
-TOOTH_LENGTHS = (1.0, 0.86, 0.97, 0.8)
+# each upper tooth's brightness from the middle outward (central and lateral incisor, canine, premolars),
+# so the row's shade is uneven, as real rows are. (Uneven lengths too looked truer, but made MediaPipe read
+# the rendered lip gap less faithfully: tests/test_render_loop.py, r 0.94 -> 0.89.)
 TOOTH_TINTS = (1.0, 0.93, 0.9, 0.84)
 
 
-def _upper_tooth_shapes(along: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(length, tint) per pixel: each tooth's own, blended over about a gap's width at its edges."""
+def _upper_tooth_tints(along: np.ndarray) -> np.ndarray:
+    """Each tooth's tint per pixel, blended over about a gap's width at its edges."""
     side = np.abs(along)
-    edges = np.array(TOOTH_EDGES[1:])
-    weights = smoothstep(-0.02, 0.02, side[..., None] - edges)  # (..., 3): past each edge
-    length = np.full_like(side, TOOTH_LENGTHS[0])
     tint = np.full_like(side, TOOTH_TINTS[0])
-    for k in range(len(edges)):
-        length = length + weights[..., k] * (TOOTH_LENGTHS[k + 1] - TOOTH_LENGTHS[k])
-        tint = tint + weights[..., k] * (TOOTH_TINTS[k + 1] - TOOTH_TINTS[k])
-    return length, tint
+    for k, edge in enumerate(TOOTH_EDGES[1:]):
+        tint = tint + smoothstep(-0.02, 0.02, side - edge) * (TOOTH_TINTS[k + 1] - TOOTH_TINTS[k])
+    return tint
 
 
 def _tooth_relief(along: np.ndarray, half_width: float, mouth_width: float, size: float = 1.0,
