@@ -2,7 +2,8 @@
 own capture, and compared with the real frames (PSNR and SSIM over the face box, the mouth box and
 the eye boxes, from the real frame's landmarks). The portrait is the person's own frame, so the gap
 is the renderer's. ``--before REV`` scores the renderer at git revision REV in the same run, on the same
-frames and curves; a contact sheet sets real, before and current mouths side by side.
+frames and captured curves (each revision retargets them with its own core/drive); a contact sheet sets
+real, before and current mouths side by side.
 
     .venv/bin/python bench/bench_reenact.py [--before HEAD~3] [--sheet bench/results/reenact.png]
 
@@ -84,7 +85,6 @@ def boxes(landmarks: np.ndarray, width: int, height: int) -> tuple[tuple[int, ..
 def prepare(clip: Path, folder: Path) -> dict | None:
     """Track a clip, pick its rig frame and test frames, save them with their driving curves."""
     from npcface.core.capture import FaceTracker, capture_frames
-    from npcface.core.drive import retarget
     from npcface.core.video_io import read_video, video_info
 
     info = video_info(clip)
@@ -101,7 +101,6 @@ def prepare(clip: Path, folder: Path) -> dict | None:
     opening = result.mouth_opening
     first = max(1, len(frames) // 4)
     rest = int(np.argmin(opening[:first]))  # a closed mouth among the first quarter
-    driven = retarget(result.track, neutral=rest)
     candidates = np.setdiff1d(np.arange(len(frames)), [rest])
     picks = candidates[np.linspace(0, len(candidates) - 1, FRAMES_PER_CLIP).round().astype(int)]
     height, width = frames[0][1].shape[:2]
@@ -119,11 +118,12 @@ def prepare(clip: Path, folder: Path) -> dict | None:
     if not kept:
         return None
     kept = np.array(kept)
+    take = np.r_[rest, kept]  # the captured curves as they come, the rig frame's first: each revision retargets
     np.savez(folder / f"{clip.stem}.npz", rest=frames[rest][1], real=np.stack([frames[i][1] for i in kept]),
              picks=kept, face_boxes=np.array(face_boxes), mouth_boxes=np.array(mouth_boxes),
-             eye_boxes=np.array(eye_boxes),
-             head_rotation=driven.head_rotation[kept], head_translation=driven.head_translation[kept],
-             gaze=driven.gaze[kept], blendshapes=driven.blendshapes[kept], opening=opening[kept])
+             eye_boxes=np.array(eye_boxes), fps=info.fps, times=result.track.times[take],
+             head_rotation=result.track.head_rotation[take], head_translation=result.track.head_translation[take],
+             gaze=result.track.gaze[take], blendshapes=result.track.blendshapes[take], opening=opening[kept])
     return {"clip": clip.stem, "frames": len(frames), "rest": rest}
 
 
@@ -139,20 +139,24 @@ def compare(real: np.ndarray, rendered: np.ndarray, box) -> list[float]:
 
 def score(folder: Path, crops_path: Path | None) -> dict:
     """Render every prepared clip with the npcface code imported now; figures per clip."""
+    from npcface.core import drive
     from npcface.core.render import Renderer
     from npcface.core.rig import build_rig
-    from npcface.core.types import MotionFrame
+    from npcface.core.types import MotionTrack
 
+    # the revision's own retargeting of a captured take (older ones had no from_capture step)
+    from_capture = getattr(drive, "from_capture", lambda track: track)
     figures, crops = {}, {}
     for path in sorted(folder.glob("*.npz")):
         data = np.load(path)
         height, width = data["rest"].shape[:2]
         renderer = Renderer(build_rig(np.ascontiguousarray(data["rest"])), (width, height))
+        take = MotionTrack(fps=float(data["fps"]), times=data["times"], head_rotation=data["head_rotation"],
+                           head_translation=data["head_translation"], gaze=data["gaze"], blendshapes=data["blendshapes"])
+        driven = drive.retarget(from_capture(take), neutral=0)  # frame 0 is the rig frame
         rows, mouths = [], []
         for k in range(len(data["picks"])):
-            frame = MotionFrame(0.0, tuple(data["head_rotation"][k]), tuple(data["head_translation"][k]),
-                                tuple(data["gaze"][k, 0]), tuple(data["gaze"][k, 1]), data["blendshapes"][k])
-            rendered = renderer.render(frame).rgba[..., :3]
+            rendered = renderer.render(driven.frame(k + 1)).rgba[..., :3]
             real = data["real"][k]
             row = []
             for box in (data["face_boxes"][k], data["mouth_boxes"][k]):

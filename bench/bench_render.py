@@ -10,7 +10,8 @@ Target (issue 3): 512x512 at 60 fps or more per stream on 2 CPU cores.
 
 ``--gallery DIR`` renders every portrait in ../shared/data/images (or $NPCFACE_DATA/images)
 speaking a real line (a15, with a happy then surprised emotion) plus a sweep of poses and
-expressions, one contact sheet per portrait, to look at.
+expressions, one contact sheet per portrait, to look at. ``--close-ups DIR`` writes one sheet of every
+portrait's mouth (open, closed, tongue tip, smile) and eye (blinks) enlarged.
 """
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ from npcface.core.types import MotionFrame  # noqa: E402
 
 
 def talking_frames(count: int, fps: float = 60.0) -> list[MotionFrame]:
-    """A busy, speech-like motion: jaw and lips every syllable, blinks, head turns, gaze shifts."""
+    """A busy, speech-like motion: jaw and lips every syllable, the tongue tip, blinks, head turns, gaze shifts."""
     frames = []
     for i in range(count):
         t = i / fps
@@ -58,7 +59,7 @@ def talking_frames(count: int, fps: float = 60.0) -> list[MotionFrame]:
         frames.append(MotionFrame(time=t, head_rotation=(8 * np.sin(2 * np.pi * 0.4 * t),
                                                          5 * np.sin(2 * np.pi * 0.7 * t), 3 * np.sin(t)),
                                   head_translation=(0.0, 0.0, 0.0), gaze_left=gaze, gaze_right=gaze,
-                                  blendshapes=weights))
+                                  blendshapes=weights, **_tongue(max(0.0, np.sin(2 * np.pi * 2.0 * t)))))
     return frames
 
 
@@ -97,11 +98,16 @@ def stage_times(renderer: Renderer, frames: list[MotionFrame]) -> dict[str, floa
     return {key: 1000 * value / len(frames) for key, value in totals.items()}
 
 
-def pose(name: str, yaw=0.0, pitch=0.0, roll=0.0, gaze=(0.0, 0.0), **weights) -> tuple[str, MotionFrame]:
+def pose(name: str, yaw=0.0, pitch=0.0, roll=0.0, gaze=(0.0, 0.0), tongue_tip=0.0, **weights) -> tuple[str, MotionFrame]:
     blendshapes = np.zeros(52, dtype=np.float32)
     for key, value in weights.items():
         blendshapes[ARKIT_INDEX[key]] = value
-    return name, MotionFrame(0.0, (yaw, pitch, roll), (0.0, 0.0, 0.0), gaze, gaze, blendshapes)
+    return name, MotionFrame(0.0, (yaw, pitch, roll), (0.0, 0.0, 0.0), gaze, gaze, blendshapes, **_tongue(tongue_tip))
+
+
+def _tongue(tip: float) -> dict[str, float]:
+    """MotionFrame's tongue_tip where the renderer has one (a --before revision may not)."""
+    return {"tongue_tip": tip} if "tongue_tip" in MotionFrame.__dataclass_fields__ else {}
 
 
 SWEEP = (pose("yaw -20", yaw=-20), pose("yaw +20 talking", yaw=20, JawOpen=0.4), pose("pitch +15", pitch=15),
@@ -110,7 +116,8 @@ SWEEP = (pose("yaw -20", yaw=-20), pose("yaw +20 talking", yaw=20, JawOpen=0.4),
          pose("pucker", MouthPucker=1), pose("blink", EyeBlinkLeft=1, EyeBlinkRight=1),
          pose("gaze right", gaze=(25.0, 0.0)), pose("gaze up-left", gaze=(-20.0, 15.0)),
          pose("surprise", JawOpen=0.5, BrowInnerUp=1, BrowOuterUpLeft=1, BrowOuterUpRight=1, EyeWideLeft=1,
-              EyeWideRight=1), pose("jaw 1", JawOpen=1))
+              EyeWideRight=1), pose("jaw 1", JawOpen=1), pose("L, tongue tip", JawOpen=0.35, tongue_tip=1.0),
+         pose("jaw 0.35, no tip", JawOpen=0.35))
 
 
 def gallery(folder: Path) -> int:
@@ -138,6 +145,39 @@ def gallery(folder: Path) -> int:
         out = folder / f"{path.stem}.png"
         save_contact_sheet(out, frames, labels, columns=6, tile=256)
         print(f"wrote {out}")
+    return 0
+
+
+CLOSE_UPS = (pose("rest"), pose("jaw 0.2", JawOpen=0.2), pose("jaw 0.5", JawOpen=0.5), pose("jaw 1", JawOpen=1),
+             pose("L: jaw 0.35, tongue tip", JawOpen=0.35, tongue_tip=1.0), pose("jaw 0.35, no tip", JawOpen=0.35),
+             pose("smile, jaw 0.3", JawOpen=0.3, MouthSmileLeft=0.8, MouthSmileRight=0.8),
+             pose("upper lip up", JawOpen=0.2, MouthUpperUpLeft=1, MouthUpperUpRight=1),
+             pose("half blink", EyeBlinkLeft=0.5, EyeBlinkRight=0.5), pose("blink", EyeBlinkLeft=1, EyeBlinkRight=1))
+
+
+def close_ups(folder: Path) -> int:
+    """Per portrait, its mouth (and for blinks its eye) enlarged at 512x512 head framing: what the
+    gallery's small tiles cannot show."""
+    from npcface.core.contact_sheet import save_contact_sheet
+
+    data = Path(os.environ["NPCFACE_DATA"]) if os.environ.get("NPCFACE_DATA") else ROOT.parent / "shared" / "data"
+    portraits = sorted((data / "images").glob("*")) + [ROOT / "fixtures" / "portrait_astronaut.png"]
+    folder.mkdir(parents=True, exist_ok=True)
+    tiles, labels = [], []
+    for path in portraits:
+        renderer = Renderer(build_rig(load_image(path), name=str(path)), 512, framing="head")
+        mouth = renderer.vertices[[61, 291], :2]
+        eye = renderer.vertices[[33, 133], :2]
+        for name, frame in CLOSE_UPS:
+            centre, width = ((eye.mean(axis=0), 2.2 * np.ptp(eye[:, 0])) if "blink" in name
+                             else (mouth.mean(axis=0) + (0, 0.25 * np.ptp(mouth[:, 0])), 1.6 * np.ptp(mouth[:, 0])))
+            x0, y0 = (np.round(centre - width / 2).astype(int)).clip(0, 511 - int(width))
+            crop = renderer.render(frame).rgba[y0:y0 + int(width), x0:x0 + int(width), :3]
+            tiles.append(cv2.resize(crop, (200, 200), interpolation=cv2.INTER_CUBIC))
+            labels.append(f"{path.stem[:12]} {name}")
+    out = folder / "close_ups.png"
+    save_contact_sheet(out, tiles, labels, columns=len(CLOSE_UPS), tile=200)
+    print(f"wrote {out}")
     return 0
 
 
@@ -191,12 +231,15 @@ def main() -> int:
     parser.add_argument("--portrait", default=str(ROOT / "fixtures" / "portrait_astronaut.png"))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--gallery", help="write contact sheets of every shared portrait to this folder instead")
+    parser.add_argument("--close-ups", help="write enlarged mouths and eyes of every shared portrait to this folder instead")
     parser.add_argument("--before", help="also time the renderer at this git revision (512x512, same frames)")
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # --before runs
     parser.add_argument("--code", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.gallery:
         return gallery(Path(args.gallery))
+    if args.close_ups:
+        return close_ups(Path(args.close_ups))
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
     if args.json:

@@ -27,6 +27,10 @@ REST_PERCENTILE = 10.0  # a blendshape's resting value in a take: most of a take
 HEAD_LIMITS_DEG = np.array([30.0, 25.0, 25.0])  # yaw, pitch, roll a warped picture still carries
 SWAY_LIMIT_M = 0.08  # sideways and vertical head travel
 DEPTH_LIMITS_M = (-0.25, 0.12)  # back (smaller) and forward (bigger) from the portrait's distance
+# Where the eyes' midpoint sits from the point the renderer turns the head about (x right, y down, z
+# toward the camera, metres). Fitted on the reenactment tuning clips (bench/bench_reenact.py: rendered
+# vs real landmarks, 0.068 -> 0.061 mouth widths); a head's geometry alone says ~7 cm, which overshoots.
+EYES_FROM_PIVOT_M = np.array([0.0, -0.015, 0.04])
 
 
 @dataclass(frozen=True)
@@ -87,7 +91,18 @@ def _captured(path: Path) -> tuple[MotionTrack, Audio | None, int]:
     except NoFaceError as error:
         raise NoFaceError(f"{path}: {error}") from None
     sound = load_audio(path) if info.has_audio else None
-    return _checked(path, result.track), sound, result.frames_without_face
+    return _checked(path, from_capture(result.track)), sound, result.frames_without_face
+
+
+def from_capture(track: MotionTrack) -> MotionTrack:
+    """A captured take's head translation as the renderer means it. Capture places the head by its
+    eyes' midpoint, which a turn or nod also swings; the renderer moves the head's pivot and swings
+    the eyes itself, so the swing is taken out here (else it shows twice)."""
+    from .render import rotation_matrix
+
+    swing = np.stack([rotation_matrix(*angles).astype(np.float64) @ EYES_FROM_PIVOT_M for angles in track.head_rotation])
+    swing[:, 1] *= -1  # the renderer's y is down, a take's y is up
+    return replace(track, head_translation=track.head_translation - swing)
 
 
 def _checked(path: Path, track: MotionTrack) -> MotionTrack:
@@ -130,4 +145,5 @@ def resample(track: MotionTrack, fps: float) -> MotionTrack:
 
     return MotionTrack(fps=float(fps), times=times, head_rotation=at(track.head_rotation),
                        head_translation=at(track.head_translation), gaze=at(track.gaze),
-                       blendshapes=at(track.blendshapes).astype(np.float32), phones=track.phones)
+                       blendshapes=at(track.blendshapes).astype(np.float32), phones=track.phones,
+                       tongue_tip=None if track.tongue_tip is None else at(track.tongue_tip).astype(np.float32))

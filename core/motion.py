@@ -26,7 +26,7 @@ from .features import FeatureStream, concat_features, take_many
 from .motion_cues import CUE_BACK_S, CUE_REACH_S, compute_cues
 from .motion_emotion import emotion_layer, parse_emotion, ramped_timeline, validate_emotion_event
 from .motion_head import SlotScheduler, blink_hazard, head_layer
-from .motion_lips import LipLayer, PhoneTable, lip_layer
+from .motion_lips import LipLayer, PhoneTable, lip_layer, tongue_tip_curve
 from .types import (FEATURE_HOP_S, SAMPLE_RATE, Audio, AudioFeatures, ControlEvent, Controls, EmotionEvent,
                     GazeEvent, MotionFrame, MotionTrack, Phone, PhoneTimeline)
 
@@ -234,10 +234,11 @@ class MotionStream:
         mouth = lips.mouth.copy()
         mouth[:, _SPEECH_OPENING] *= emotion.jaw_gain[:, None]
         blendshapes = compose_face(mouth, lips.closure, emotion.face, head.blink, head.gaze, head.brow_raise)
+        tongue_tip = tongue_tip_curve(times, phones, source)
         return [MotionFrame(time=float(t), head_rotation=tuple(map(float, head.rotation[i])),
                             head_translation=tuple(map(float, head.translation[i])),
                             gaze_left=tuple(map(float, head.gaze[i, 0])), gaze_right=tuple(map(float, head.gaze[i, 1])),
-                            blendshapes=blendshapes[i]) for i, t in enumerate(times)]
+                            blendshapes=blendshapes[i], tongue_tip=float(tongue_tip[i])) for i, t in enumerate(times)]
 
     def _lip_layer(self, times: np.ndarray, cues, phones: PhoneTable, source: str) -> LipLayer:
         """The mouth; a learned backend (core/motion_learned.py) overrides this one stage."""

@@ -170,6 +170,18 @@ def key_shape_curve(times: np.ndarray, table: PhoneTable, mask: np.ndarray) -> n
     return (inside * inside * (3 - 2 * inside)).max(1)
 
 
+# The tongue tip rises to the ridge behind the upper teeth for these visemes (T D, N L, TH DH); how far
+# a phone source's labels are believed (the acoustic segmenter cannot tell T from K).
+TONGUE_TIP_VISEMES = ("DD", "nn", "TH")
+TONGUE_TIP_TRUST: dict[str, float] = {"aligned": 1.0, "recognized": 0.8, "acoustic": 0.0}
+
+
+def tongue_tip_curve(times: np.ndarray, table: PhoneTable, source: PhoneSource) -> np.ndarray:
+    """(T,) 0..1: the tongue tip raised behind the upper teeth (MotionFrame.tongue_tip)."""
+    mask = np.isin(table.visemes, [VISEME_INDEX[v] for v in TONGUE_TIP_VISEMES])
+    return TONGUE_TIP_TRUST[source] * key_shape_curve(times, table, mask)
+
+
 def acoustic_mouth(times: np.ndarray, cues: Cues) -> np.ndarray:
     """(T, 52) a mouth from acoustics alone: F1 and loudness open the jaw, F2 rounds or spreads
     the lips, frication brings the teeth together."""

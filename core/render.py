@@ -174,7 +174,7 @@ def _check_frame(frame: MotionFrame) -> np.ndarray:
     if weights.shape != (52,):
         raise ControlError(f"a MotionFrame needs 52 blendshape weights, got shape {weights.shape}")
     values = np.concatenate([weights, frame.head_rotation, frame.head_translation, frame.gaze_left,
-                             frame.gaze_right]).astype(np.float64)
+                             frame.gaze_right, [frame.tongue_tip]]).astype(np.float64)
     if not np.all(np.isfinite(values)):
         raise ControlError(f"MotionFrame at t={frame.time} has NaN or infinite values")
     if frame.head_translation[2] * 1.0 >= 0.8 * CAMERA_DISTANCE_M:

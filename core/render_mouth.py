@@ -4,8 +4,8 @@ speech the rows stay close), gaps between teeth, gums where the upper lip rises 
 lying low, a cavity that darkens with depth, the inner lips' wet rims. All of it is lit by how far
 the lips part and coloured from the picture itself: the teeth from the white of its eyes (its white
 balance and light) and its skin, the rest from its lips; black-and-white pictures stay grey.
-The tongue does not lift its tip for L/T/D/N/TH: the renderer sees MotionFrames, which carry no
-phones (TongueOut raises it).
+The tongue lifts its tip behind the upper teeth by MotionFrame.tongue_tip (set from the phones
+L, T, D, N, TH by the motion generator; ARKit has no such channel); TongueOut raises it whole.
 
 Everything is drawn in the mouth's rest coordinates and carried by the head's rigid motion, so
 the teeth never stretch with the lips and look the same from frame to frame. Where the source
@@ -29,6 +29,8 @@ TEETH_WHITE = np.array([236.0, 230.0, 214.0], dtype=np.float32)
 TEETH_IVORY = np.array([1.03, 1.0, 0.9])  # teeth reflect less blue than the white of the eye
 TEETH_BRIGHTNESS = 1.3  # lit teeth against the picture's skin
 SOFTNESS = 0.012  # blur of the drawn interior, in mouth widths
+LIGHT_AT_SLIT = 0.7  # light inside lips barely parted, against a wide-open mouth's 1
+TEETH_AT_CORNERS = 0.7  # the teeth's brightness where the arch turns away, against the front teeth's
 
 
 class MouthLayer:
@@ -98,7 +100,8 @@ class MouthLayer:
         source = sample(self.image, map_x, map_y)
         jaw_shift = geometry.deformed[CHIN] - geometry.rigid[CHIN]
         lip_shift = (geometry.deformed[LOWER_LIP_MIDDLE] - geometry.rigid[LOWER_LIP_MIDDLE]).mean(axis=0)
-        synth = self._synthesize(map_x, map_y, jaw_shift, lip_shift, upper_jaw, geometry.weights)
+        tongue_tip = float(np.clip(frame.tongue_tip, 0.0, 1.0))
+        synth = self._synthesize(map_x, map_y, jaw_shift, lip_shift, upper_jaw, geometry.weights, tongue_tip)
         interior = kept * source + (1 - kept) * synth
         closing = self._closing(geometry)
         if closing > 0:  # lips closing past their rest gap: what still shows between them is shadow
@@ -136,7 +139,7 @@ class MouthLayer:
         colour = colour * (1 - 0.45 * np.exp(-((ys - seam) / 0.8) ** 2))[..., None]  # where the lips meet
         composite(rgb, box, (closing * hidden)[..., None], colour.astype(np.float32))
 
-    def _synthesize(self, map_x, map_y, jaw_shift, lip_shift, upper_jaw, weights) -> np.ndarray:
+    def _synthesize(self, map_x, map_y, jaw_shift, lip_shift, upper_jaw, weights, tongue_tip: float = 0.0) -> np.ndarray:
         """Cavity, tongue, gums and teeth at rest-pose positions (map_x, map_y): the upper teeth hang
         from the upper lip line (they move with the skull), the lower teeth and the tongue ride on
         the jaw; everything is lit by how far the lips part and darkens with depth."""
@@ -152,16 +155,21 @@ class MouthLayer:
         lower = np.interp(along - jaw_along, *self.lower_line) + lip_down
         centre_gap = float(np.interp(0.0, *self.lower_line) + lip_down - np.interp(0.0, *self.upper_line))
         # light gets in as the lips part: a slit is in shadow, a wide-open mouth is lit
-        light = 0.7 + 0.3 * float(smoothstep(0.0, 0.3 * mw, centre_gap))
+        light = LIGHT_AT_SLIT + (1 - LIGHT_AT_SLIT) * float(smoothstep(0.0, 0.3 * mw, centre_gap))
         arch = np.sqrt(np.clip(1 - (along / 0.92) ** 2, 0, 1))  # the dental arch, foreshortened to the corners
-        # cavity: lit just inside the lips, dark deep inside and toward the corners
+        # cavity: lit just inside the lips, dark deep inside (not darker toward the corners: that read
+        # as black wedges on small mouths)
         inside = np.minimum(down - upper, lower - down)
         deep = smoothstep(0.0, 0.12 * mw, inside)
-        out = c["cavity"] * ((1.0 - 0.5 * deep) * (0.7 + 0.3 * arch) * light)[..., None]
+        out = c["cavity"] * ((1.0 - 0.5 * deep) * light)[..., None]
         # tongue: a low mound behind the lower teeth (TongueOut raises it toward the teeth)
         tongue_top = lower - (0.15 + 0.12 * weights[ARKIT_INDEX["TongueOut"]]) * mw - 0.04 * mw * arch
+        if tongue_tip > 0:  # L, T, D, N, TH: the rounded tip rises to the ridge behind the upper teeth
+            tip_top = upper + TONGUE_TIP_REACH * mw + TONGUE_TIP_ROUND * mw * (along - jaw_along) ** 2
+            tongue_top = tongue_top - tongue_tip * np.maximum(tongue_top - tip_top, 0.0)
         tongue = smoothstep(-1.0, 1.0, down - tongue_top) * smoothstep(0.0, 0.3, 0.8 - np.abs(along - jaw_along))
         tongue_shade = (0.35 + 0.3 * smoothstep(0.0, 0.08 * mw, down - tongue_top)) * (0.5 + 0.5 * arch) * light
+        tongue_shade = tongue_shade * (1.0 + 0.8 * tongue_tip)  # the raised tip is near the lips, in their light
         out = out + tongue[..., None] * (c["tongue"] * tongue_shade[..., None] - out)
         # gums above the upper teeth: seen only when the upper lip rises off them
         gum_edge = upper - 0.03 * mw
@@ -173,7 +181,8 @@ class MouthLayer:
         # a wide-open jaw carries the lower lip and teeth down together: the lip hides all but their tips
         lower_tips = np.clip(lower_tips, lower - LOWER_TEETH_SHOWN * mw * arch, lower - 0.03 * mw * arch)
         lower_teeth = smoothstep(-0.7, 0.7, down - lower_tips) * smoothstep(0.7, -0.7, down - lower_tips - 0.12 * mw)
-        lower_shade = 0.75 * light * (0.7 + 0.3 * arch) * _tooth_relief(along - jaw_along, self.half_width, mw, 0.8, 0.07)
+        lower_shade = (0.75 * light * (TEETH_AT_CORNERS + (1 - TEETH_AT_CORNERS) * arch)
+                       * _tooth_relief(along - jaw_along, self.half_width, mw, 0.8, 0.07))
         lower_shade = lower_shade * (0.75 + 0.25 * smoothstep(0.0, 0.03 * mw, down - lower_tips))
         behind_lip = smoothstep(-0.7, 0.7, down - lower_tips - 0.12 * mw)  # below them, the lower lip's inside
         out = out + behind_lip[..., None] * (c["inner_lip"] * light - out)
@@ -182,7 +191,8 @@ class MouthLayer:
         upper_teeth = smoothstep(-0.7, 0.7, down - gum_edge) * smoothstep(-0.7, 0.7, incisal - down) * smoothstep(0.0, 0.3, arch)
         under_lip = 0.8 + 0.2 * smoothstep(-0.01 * mw, 0.04 * mw, down - upper)  # the upper lip's shadow
         tip = 1 - 0.25 * smoothstep(-0.03 * mw, 0.0, down - incisal)  # translucent incisal edges
-        shade = light * under_lip * tip * (0.7 + 0.3 * arch) * _tooth_relief(along, self.half_width, mw)
+        shade = (light * under_lip * tip * (TEETH_AT_CORNERS + (1 - TEETH_AT_CORNERS) * arch) * _upper_tooth_tints(along)
+                 * _tooth_relief(along, self.half_width, mw))
         out = out + upper_teeth[..., None] * (c["teeth"] * shade[..., None] - out)
         # the inner lips' wet rims: lip colour, a little darker, fading into the mouth
         rim = np.maximum(np.exp(-np.maximum(down - upper, 0) / (0.015 * mw)),
@@ -199,7 +209,24 @@ TOOTH_EDGES = (0.0, 0.17, 0.31, 0.45)
 TOOTH_LENGTH = 0.1  # upper incisors below the rest lip line, in mouth widths
 OVERBITE = 0.02  # the lower incisors' tips behind the upper ones at rest, in mouth widths
 LOWER_TEETH_SHOWN = 0.09  # at most this much of the lower teeth shows above the lower lip, in mouth widths
+TONGUE_TIP_REACH = 0.02  # the raised tip's top below the rest upper lip line (behind the teeth), mouth widths
+TONGUE_TIP_ROUND = 0.6  # how fast the raised tip falls away to the sides: a rounded tip about half the mouth wide
 LOWER_TEETH_TRAVEL = 0.5  # the lower incisors move this fraction of the chin's drop (nearer the hinge)
+
+
+# each upper tooth's brightness from the middle outward (central and lateral incisor, canine, premolars),
+# so the row's shade is uneven, as real rows are. (Uneven lengths too looked truer, but made MediaPipe read
+# the rendered lip gap less faithfully: tests/test_render_loop.py, r 0.94 -> 0.89.)
+TOOTH_TINTS = (1.0, 0.93, 0.9, 0.84)
+
+
+def _upper_tooth_tints(along: np.ndarray) -> np.ndarray:
+    """Each tooth's tint per pixel, blended over about a gap's width at its edges."""
+    side = np.abs(along)
+    tint = np.full_like(side, TOOTH_TINTS[0])
+    for k, edge in enumerate(TOOTH_EDGES[1:]):
+        tint = tint + smoothstep(-0.02, 0.02, side - edge) * (TOOTH_TINTS[k + 1] - TOOTH_TINTS[k])
+    return tint
 
 
 def _tooth_relief(along: np.ndarray, half_width: float, mouth_width: float, size: float = 1.0,

@@ -134,6 +134,10 @@ class MotionFrame:
     gaze_left: tuple[float, float]  # yaw, pitch of the left eye in degrees
     gaze_right: tuple[float, float]
     blendshapes: np.ndarray = field(repr=False)  # (52,) float32 in [0, 1], ARKIT_NAMES order
+    # Not ARKit (which has no tongue-tip channel): 0..1, the tongue tip raised behind the upper teeth
+    # for L, T, D, N, TH. Set where phones are known (the motion generator); 0 for captured takes.
+    # Renderer-only: CSV, JSON and the protocol's latents carry the 52 ARKit weights, not this.
+    tongue_tip: float = 0.0
 
     def weight(self, name: str) -> float:
         from .arkit import ARKIT_INDEX
@@ -152,6 +156,7 @@ class MotionTrack:
     gaze: np.ndarray  # (T, 2, 2) [eye (left, right), (yaw, pitch)] degrees
     blendshapes: np.ndarray  # (T, 52) float32
     phones: PhoneTimeline | None = None
+    tongue_tip: np.ndarray | None = None  # (T,) float32 in [0, 1], see MotionFrame; None = all 0
 
     def __len__(self) -> int:
         return len(self.times)
@@ -164,6 +169,7 @@ class MotionTrack:
             gaze_left=(float(self.gaze[i, 0, 0]), float(self.gaze[i, 0, 1])),
             gaze_right=(float(self.gaze[i, 1, 0]), float(self.gaze[i, 1, 1])),
             blendshapes=self.blendshapes[i],
+            tongue_tip=0.0 if self.tongue_tip is None else float(self.tongue_tip[i]),
         )
 
     def frames(self) -> list[MotionFrame]:
@@ -185,6 +191,7 @@ class MotionTrack:
             gaze=np.array([[f.gaze_left, f.gaze_right] for f in frames], dtype=np.float64).reshape(n, 2, 2),
             blendshapes=np.array([f.blendshapes for f in frames], dtype=np.float32).reshape(n, len(ARKIT_NAMES)),
             phones=phones,
+            tongue_tip=np.array([f.tongue_tip for f in frames], dtype=np.float32).reshape(n),
         )
 
 

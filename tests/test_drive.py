@@ -10,7 +10,7 @@ from conftest import FIXTURES, fixture_line
 from npcface.bridge.cli import main
 from npcface.core.arkit import ARKIT_INDEX
 from npcface.core.audio import load_audio
-from npcface.core.drive import driven_line, resample, retarget
+from npcface.core.drive import EYES_FROM_PIVOT_M, driven_line, from_capture, resample, retarget
 from npcface.core.livelink import write_livelink_csv, write_motion_json
 from npcface.core.render import Renderer
 from npcface.core.rig import build_rig, load_image
@@ -141,3 +141,25 @@ def test_bad_drive_inputs_get_one_line_and_exit_2(portrait, tmp_path, capsys, ar
     assert code == 2
     assert message in err and err.count("\n") == 1 and "Traceback" not in err, err
     assert not out.exists()
+
+
+def test_a_captured_head_turning_in_place_does_not_also_slide():
+    """Capture places the head by its eyes, which swing when it turns or nods about its pivot; the
+    renderer swings them itself, so a head turning in place must come out with no translation (the
+    eyes' swing is worked out here by hand: yaw + swings them to the image right, a nod chin-up lifts them)."""
+    angles = np.radians(np.linspace(-25, 25, 11))
+    forward, above = EYES_FROM_PIVOT_M[2], -EYES_FROM_PIVOT_M[1]  # the eyes: in front of and above the pivot
+    yaw_take = MotionTrack(fps=30.0, times=np.arange(11) / 30, gaze=np.zeros((11, 2, 2)),
+                           head_rotation=np.stack([np.degrees(angles), 0 * angles, 0 * angles], axis=1),
+                           head_translation=np.stack([forward * np.sin(angles), 0 * angles,
+                                                      forward * (np.cos(angles) - 1)], axis=1),
+                           blendshapes=np.zeros((11, 52), dtype=np.float32))
+    assert np.abs(from_capture(yaw_take).head_translation - from_capture(yaw_take).head_translation[5]).max() < 1e-4
+    pitch_take = MotionTrack(fps=30.0, times=np.arange(11) / 30, gaze=np.zeros((11, 2, 2)),
+                             head_rotation=np.stack([0 * angles, np.degrees(angles), 0 * angles], axis=1),
+                             head_translation=np.stack([0 * angles, forward * np.sin(angles) + above * (np.cos(angles) - 1),
+                                                        forward * (np.cos(angles) - 1) - above * np.sin(angles)], axis=1),
+                             blendshapes=np.zeros((11, 52), dtype=np.float32))
+    moved = from_capture(pitch_take).head_translation
+    assert np.abs(moved - moved[5]).max() < 1e-4
+    assert np.abs(pitch_take.head_translation[0] - pitch_take.head_translation[5]).max() > 0.01  # the take did swing

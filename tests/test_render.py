@@ -214,6 +214,7 @@ def test_no_folds_or_tears_at_the_mesh_border(renderer, face_rig, yaw, pitch, ro
     (MotionFrame(0.0, (0, 0, 0), (0, 0, 0), (0, 0), (0, 0), np.zeros(51, np.float32)), "52 blendshape"),
     (MotionFrame(0.0, (float("nan"), 0, 0), (0, 0, 0), (0, 0), (0, 0), np.zeros(52, np.float32)), "NaN"),
     (MotionFrame(0.0, (0, 0, 0), (0, 0, 0.59), (0, 0), (0, 0), np.zeros(52, np.float32)), "at the camera"),
+    (MotionFrame(0.0, (0, 0, 0), (0, 0, 0), (0, 0), (0, 0), np.zeros(52, np.float32), tongue_tip=float("inf")), "infinite"),
 ])
 def test_bad_frames_are_refused(renderer, frame, message):
     with pytest.raises(ControlError, match=message):

@@ -151,3 +151,94 @@ def test_the_mouth_takes_the_pictures_white_balance(closed):
     picture_shift = white_balance(blue) / white_balance(closed)  # the tint, less what clipped at 255
     assert picture_shift > 1.2
     assert teeth_balance(blue) / teeth_balance(closed) > picture_shift ** 0.8
+
+
+# ----------------------------------------------------------------------------- the tongue tip
+
+TONGUE_TIP_PHONES = {"T", "D", "N", "L", "TH", "DH"}
+VOWELS = {"AA", "AE", "AH", "AO", "AW", "AY", "EH", "ER", "EY", "IH", "IY", "OW", "OY", "UH", "UW"}
+
+
+@pytest.fixture(scope="module")
+def greeting():
+    """line_greeting animated with its text: phones aligned, so the generator knows each T, D, N, L."""
+    from conftest import fixture_line
+    from npcface.core.audio import load_audio
+    from npcface.core.motion import MotionGenerator
+
+    wav, text = fixture_line("line_greeting")
+    track = MotionGenerator().animate(load_audio(wav), text)
+    assert track.phones.source == "aligned"
+    return track
+
+
+def _middle_frame(track, phone) -> MotionFrame:
+    return track.frame(int(np.argmin(np.abs(track.times - (phone.start + phone.end) / 2))))
+
+
+def _away_from_tongue_phones(track, phone, margin: float = 0.1) -> bool:
+    return all(p.end + margin < phone.start or p.start - margin > phone.end
+               for p in track.phones.phones if p.label in TONGUE_TIP_PHONES)
+
+
+def test_aligned_t_d_n_l_th_raise_the_tongue_tip_and_vowels_do_not(greeting):
+    phones = greeting.phones.phones
+    tip = [_middle_frame(greeting, p).tongue_tip for p in phones if p.label in TONGUE_TIP_PHONES]
+    vowel = [_middle_frame(greeting, p).tongue_tip for p in phones
+             if p.label in VOWELS and _away_from_tongue_phones(greeting, p)]
+    assert len(tip) >= 10 and len(vowel) >= 4
+    assert min(tip) > 0.9
+    assert max(vowel) < 0.05
+
+
+def _below_the_upper_teeth(renderer: Renderer, motion: MotionFrame) -> tuple[np.ndarray, float] | None:
+    """(mean RGB of the few pixels just below the upper teeth down the middle of the mouth, the
+    teeth's luma there), None where the mouth shows nothing below them. The upper teeth are the
+    brightest run of that column under the upper lip."""
+    geometry = renderer.geometry(motion)
+    rgb = renderer.render(motion).rgba[..., :3].astype(np.float64)
+    top, bottom = geometry.deformed[13], geometry.deformed[14]
+    x = int(round((top[0] + bottom[0]) / 2))
+    column = rgb[int(np.ceil(top[1])):int(bottom[1]) + 1, x]
+    luma = column.mean(axis=1)
+    brightest = int(np.argmax(luma))
+    edge = brightest + int(np.argmax(luma[brightest:] < 0.8 * luma[brightest]))  # the teeth's lower edge
+    if edge <= brightest or edge + 4 > len(column):
+        return None
+    return column[edge:edge + 4].mean(axis=0), float(luma[brightest])
+
+
+@pytest.fixture(scope="module")
+def close_up():
+    """The closed-mouth portrait at twice the size: a T's opening is a few pixels at 384."""
+    return Renderer(build_rig(closed_mouth_picture()), 2 * SIZE)
+
+
+def test_a_rendered_t_d_n_l_shows_the_tongue_behind_the_upper_teeth_a_vowel_does_not(close_up, greeting):
+    """Down the middle of the mouth, just below the upper teeth: an aligned T/D/N/L/TH of the line, its
+    jaw opened wide enough to see behind the teeth (a shouted "L"; spoken, the rows nearly meet), shows
+    the lit tongue tip, a clear red (R - G over 0.3 of the teeth's luma); the same mouth without the
+    tip, and the line's widest-open vowels, show the mouth's dim dark there."""
+    def opening(p):
+        geometry = close_up.geometry(_middle_frame(greeting, p))
+        return float(np.linalg.norm(geometry.deformed[13] - geometry.deformed[14]))
+
+    def red(below: tuple[np.ndarray, float] | None) -> float:
+        """0 where nothing shows below the upper teeth (so no tongue either)."""
+        return 0.0 if below is None else float(below[0][0] - below[0][1]) / below[1]
+
+    phones = greeting.phones.phones
+    consonant = max((p for p in phones if p.label in TONGUE_TIP_PHONES), key=opening)
+    spoken = _middle_frame(greeting, consonant)
+    shouted = spoken.blendshapes.copy()
+    shouted[ARKIT_INDEX["JawOpen"]] = max(0.5, float(shouted[ARKIT_INDEX["JawOpen"]]))
+    motion = MotionFrame(spoken.time, spoken.head_rotation, spoken.head_translation, spoken.gaze_left,
+                         spoken.gaze_right, shouted, tongue_tip=spoken.tongue_tip)
+    assert _below_the_upper_teeth(close_up, motion) is not None
+    assert red(_below_the_upper_teeth(close_up, motion)) > 0.33, consonant
+    no_tip = MotionFrame(motion.time, motion.head_rotation, motion.head_translation, motion.gaze_left, motion.gaze_right,
+                         motion.blendshapes)
+    assert red(_below_the_upper_teeth(close_up, no_tip)) < 0.27
+    vowels = sorted((p for p in phones if p.label in VOWELS and _away_from_tongue_phones(greeting, p)), key=opening)[-3:]
+    for vowel in vowels:
+        assert red(_below_the_upper_teeth(close_up, _middle_frame(greeting, vowel))) < 0.27, vowel
