@@ -106,15 +106,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _line_id(audio, text: str | None, drive: str | None) -> str:
-    """What the watermark's content id says about the line: its sound and text (or the take)."""
-    import hashlib
-
-    digest = hashlib.sha256((text or "").encode() + (drive or "").encode())
-    if audio is not None:
-        digest.update(audio.samples.tobytes())
-    return digest.hexdigest()[:16]
-
 
 def _check_sources(args: argparse.Namespace) -> None:
     """Audio-driven lines need their audio; --drive takes carry their own motion (one sound at most)."""
@@ -146,7 +137,7 @@ def render_line(portrait: str, audio_path: str | None, output: str, *, text: str
     from ..core.audio import load_audio
     from ..core.contact_sheet import save_contact_sheet
     from ..core.motion_backends import make_generator
-    from ..core.render_file import render_track_to_file
+    from ..core.render_file import line_id_of, render_track_to_file
     from ..core.types import Controls
 
     controls = controls if controls is not None else Controls(fps=30.0)
@@ -171,7 +162,7 @@ def render_line(portrait: str, audio_path: str | None, output: str, *, text: str
     # Frames render on two threads while this one encodes: a 2-core machine keeps both cores busy.
     try:
         kept = render_track_to_file(rig, track, audio, output, kind, size=size, framing=framing, cutout=cutout,
-                                    line_id=_line_id(audio, text, drive), credentials=credentials,
+                                    line_id=line_id_of(audio, text, drive), credentials=credentials,
                                     keep=keep if sheet_path else (),
                                     on_frame=lambda n: progress.update(n, f"{progress.rate(n):.0f} fps"),
                                     workers=max(2, min(4, os.cpu_count() or 1)))

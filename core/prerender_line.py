@@ -203,11 +203,11 @@ def _write_one(kind: str, temp: Path, job: LineJob, track, audio) -> None:
 
         plot_motion(track, audio, temp, title=row.id)
     else:  # mp4 or png frames: the renderer `npcface render` uses
-        from .render_file import render_track_to_file
+        from .render_file import line_id_of, render_track_to_file
 
         render_track_to_file(_rig(job), track, audio, temp, "mp4" if kind == "mp4" else "frames",
                              size=settings.size, framing=settings.framing, workers=settings.render_threads,
-                             line_id=row.id)
+                             line_id=line_id_of(audio, row.text))
 
 
 def _rig(job: LineJob):

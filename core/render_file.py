@@ -49,6 +49,17 @@ def render_frames(new_renderer: Callable[[], Renderer], track: MotionTrack,
     return frames(), kept
 
 
+def line_id_of(audio: Audio | None, text: str | None, drive: str | None = None) -> str:
+    """What the watermark's content id says about a line: its sound and text (or the take), so
+    `npcface render` and `npcface prerender` mark the same line alike."""
+    import hashlib
+
+    digest = hashlib.sha256((text or "").encode() + (drive or "").encode())
+    if audio is not None:
+        digest.update(audio.samples.tobytes())
+    return digest.hexdigest()[:16]
+
+
 def render_track_to_file(rig: Rig, track: MotionTrack, audio: Audio | None, output: str | Path, kind: str, *,
                          size: tuple[int, int] = (512, 512), framing: str = "picture", cutout: bool = False,
                          keep: Sequence[int] = (), on_frame: Callable[[int], None] | None = None,
