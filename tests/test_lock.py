@@ -103,3 +103,14 @@ def test_bootstrap_follows_the_lock_not_file_times(tmp_path):
     repaired = bootstrap(root, venv)
     assert repaired.returncode == 0 and "installing" in repaired.stderr
     assert versions(venv, "iniconfig") == {"iniconfig": "2.3.0"}
+
+
+def test_copies_that_ray_bundles_are_not_taken_for_installed_packages():
+    """Imported, ray puts its own psutil and colorama on sys.path; they are not pip's packages."""
+    code = ("import sys, ray; from pathlib import Path; sys.path.insert(0, sys.argv[1]); import lock_check\n"
+            "assert any('thirdparty_files' in p for p in sys.path)\n"
+            "print(lock_check.venv_differences(Path(sys.argv[2])))")
+    out = subprocess.run([sys.executable, "-c", code, str(ROOT / "tools"), str(LOCK)], capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

@@ -67,8 +67,14 @@ def disagreements(pyproject: Path, lock: Path) -> list[str]:
 
 
 def installed_versions() -> dict[str, str]:
-    """normalised name -> version of every distribution in this environment."""
-    return {normalise(d.metadata["Name"]): d.version for d in metadata.distributions() if d.metadata["Name"]}
+    """normalised name -> version of every distribution installed in this environment's
+    site-packages. Only there: once imported, ray puts its bundled copies (psutil, colorama) on
+    sys.path, and those are ray's files, not packages pip installed."""
+    import sysconfig
+
+    where = sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
+    return {normalise(d.metadata["Name"]): d.version for d in metadata.distributions(path=where)
+            if d.metadata["Name"]}
 
 
 def installed_extras(lock: Path, installed: dict[str, str] | None = None) -> list[str]:
