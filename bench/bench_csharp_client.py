@@ -17,81 +17,17 @@ Run: .venv/bin/python bench/bench_csharp_client.py [--quick]
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import msgpack
-import numpy as np
-import zmq
+from _client_throughput import message_sizes, receive_python, running_sender, time_clients
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "unity_sample"
 FRAME_SIDE = 512
-
-
-def protocol_messages() -> dict[str, list[bytes]]:
-    """One tick and one frame message, as the sidecar encodes them."""
-    from npcface.bridge.protocol import FrameHeader, Tick, encode
-
-    rng = np.random.default_rng(0)
-    tick = Tick(session="guard", line=0, index=41, time=41 / 30, head_rotation=[2.5, -1.25, 0.5],
-                head_translation=[0.0, 0.001, -0.002], gaze_left=[3.0, -1.0], gaze_right=[3.2, -1.0],
-                arkit=rng.random(52).tolist(), visemes=rng.random(15).tolist(), vrm=rng.random(11).tolist())
-    frame = FrameHeader(session="guard", line=0, index=41, time=41 / 30, width=FRAME_SIDE, height=FRAME_SIDE,
-                        format="rgba8")
-    pixels = rng.integers(0, 256, FRAME_SIDE * FRAME_SIDE * 4, dtype=np.uint8).tobytes()
-    return {"tick": encode(tick), "frame": encode(frame, [pixels])}
-
-
-def sender(port_out, stop) -> None:
-    """The sidecar stand-in: answers each bench_go with COUNT messages of the asked kind."""
-    messages = protocol_messages()
-    context = zmq.Context()
-    router = context.socket(zmq.ROUTER)
-    router.setsockopt(zmq.ROUTER_MANDATORY, 1)  # block at the high-water mark instead of dropping
-    router.sndhwm = 256
-    router.linger = 0
-    port_out.put(router.bind_to_random_port("tcp://127.0.0.1"))
-    poller = zmq.Poller()
-    poller.register(router, zmq.POLLIN)
-    while not stop.is_set():
-        if not poller.poll(100):
-            continue
-        identity, header, *_ = router.recv_multipart()
-        request = msgpack.unpackb(header)
-        if request.get("type") != "bench_go":
-            continue
-        frames = [identity, *messages[request["kind"]]]
-        for _ in range(request["count"]):
-            router.send_multipart(frames, copy=False)
-    context.destroy(linger=0)
-
-
-def receive_python(port: int, kind: str, count: int, decode: bool) -> float:
-    from npcface.bridge.protocol import decode_server
-
-    context = zmq.Context()
-    dealer = context.socket(zmq.DEALER)
-    dealer.linger = 0
-    dealer.connect(f"tcp://127.0.0.1:{port}")
-    checksum = 0
-    start = time.perf_counter()
-    dealer.send(msgpack.packb({"type": "bench_go", "kind": kind, "count": count}))
-    for _ in range(count):
-        frames = dealer.recv_multipart()
-        if decode:
-            message, payloads = decode_server(frames)
-            checksum += message.index + (int(message.arkit[17] * 1000) if kind == "tick" else payloads[0][len(payloads[0]) // 2])
-        else:
-            checksum += len(frames[-1])
-    seconds = time.perf_counter() - start
-    context.destroy(linger=0)
-    return seconds
 
 
 def build_csharp(out: Path) -> Path:
@@ -120,29 +56,17 @@ def main() -> int:
     args = parser.parse_args()
     counts = {"tick": 3000, "frame": 60} if args.quick else {"tick": 20000, "frame": 400}
     repeats = 2 if args.quick else 3
-    sizes = {kind: sum(len(f) for f in frames) for kind, frames in protocol_messages().items()}
-
-    ports, stop = multiprocessing.Queue(), multiprocessing.Event()
-    process = multiprocessing.Process(target=sender, args=(ports, stop), daemon=True)
-    process.start()
-    port = ports.get(timeout=60)
-    rows = []
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            exe = build_csharp(Path(tmp))
-            receive_csharp(exe, port, "tick", 200)  # warm-up: mono JIT, page cache
-            for kind, count in counts.items():
-                runs = {
-                    "C# NpcfaceClient (mono)": lambda: receive_csharp(exe, port, kind, count),
-                    "Python SidecarClient path": lambda: receive_python(port, kind, count, decode=True),
-                    "baseline: bare pyzmq, no decode": lambda: receive_python(port, kind, count, decode=False),
-                }
-                for name, run in runs.items():
-                    seconds = [run() for _ in range(repeats)]
-                    rows.append((kind, name, count, min(seconds), statistics.median(seconds)))
-    finally:
-        stop.set()
-        process.join(10)
+    sizes = message_sizes(FRAME_SIDE)
+    with running_sender(FRAME_SIDE) as port, tempfile.TemporaryDirectory() as tmp:
+        exe = build_csharp(Path(tmp))
+        receive_csharp(exe, port, "tick", 200)  # warm-up: mono JIT, page cache
+        rows = time_clients(counts, repeats, {
+            "C# NpcfaceClient (mono)": lambda kind, count: receive_csharp(exe, port, kind, count),
+            "Python SidecarClient path":
+                lambda kind, count: receive_python(port, kind, count, True, FRAME_SIDE, frames_as_arrays=False),
+            "baseline: bare pyzmq, no decode":
+                lambda kind, count: receive_python(port, kind, count, False, FRAME_SIDE, frames_as_arrays=False),
+        })
 
     print(f"receive throughput over loopback, {repeats} runs each (best / median); messages as bridge/protocol.py encodes them")
     print(f"tick message: {sizes['tick']} bytes (52+15+11 floats as float64); frame message: {sizes['frame']} bytes (512x512 rgba8)")
