@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
 from typing import TYPE_CHECKING
@@ -41,20 +40,9 @@ def read_text(args: argparse.Namespace) -> str | None:
 
 def parse_emotion_at(spec: str) -> EmotionEvent:
     """``"1.5=angry:0.6"`` -> EmotionEvent(1.5, "angry", 0.6)."""
-    from ..core.motion import parse_emotion
-    from ..core.types import EmotionEvent
+    from ..core.motion_emotion import parse_emotion_change
 
-    when, sep, emotion = spec.partition("=")
-    if not sep:
-        raise ControlError(f"--emotion-at needs TIME=NAME[:INTENSITY], got {spec!r}")
-    try:
-        time = float(when)
-    except ValueError:
-        raise ControlError(f"--emotion-at time must be seconds, got {when!r}") from None
-    if not math.isfinite(time) or time < 0:
-        raise ControlError(f"--emotion-at time must be >= 0 seconds, got {when!r}")
-    name, intensity = parse_emotion(emotion)
-    return EmotionEvent(time=time, emotion=name, intensity=intensity)
+    return parse_emotion_change(spec, "--emotion-at")
 
 
 def emotions_from_args(args: argparse.Namespace) -> list[EmotionEvent]:

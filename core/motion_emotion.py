@@ -6,6 +6,7 @@ and an event may arrive mid-line.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -67,6 +68,22 @@ def parse_emotion(spec: str) -> tuple[str, float]:
     if not 0.0 <= intensity <= 1.0:  # also rejects NaN
         raise ControlError(f"emotion intensity must be in [0, 1], got {level!r}")
     return name, intensity
+
+
+def parse_emotion_change(spec: str, what: str) -> EmotionEvent:
+    """``"1.5=angry:0.6"`` -> EmotionEvent(1.5, "angry", 0.6). ``what`` names where the spec came
+    from in the error (``--emotion-at``, a manifest's emotion change)."""
+    when, sep, emotion = str(spec).partition("=")
+    if not sep:
+        raise ControlError(f"{what} needs TIME=NAME[:INTENSITY], got {spec!r}")
+    try:
+        time = float(when)
+    except ValueError:
+        raise ControlError(f"{what} time must be seconds, got {when!r}") from None
+    if not math.isfinite(time) or time < 0:
+        raise ControlError(f"{what} time must be >= 0 seconds, got {when!r}")
+    name, intensity = parse_emotion(emotion)
+    return EmotionEvent(time=time, emotion=name, intensity=intensity)
 
 
 def validate_emotion_event(event: EmotionEvent) -> EmotionEvent:

@@ -268,26 +268,18 @@ def _outputs(value: object, default: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _emotions(value: object) -> tuple[EmotionEvent, ...]:
-    from .motion_emotion import parse_emotion
+    from .motion_emotion import parse_emotion, parse_emotion_change
 
     parts = value if isinstance(value, list) else [p for p in re.split(r"[;\s]+", _text(value)) if p]
     events = [EmotionEvent(0.0, "neutral", 1.0, ramp=0.0)]
     for index, part in enumerate(str(p).strip() for p in parts):
-        when, sep, spec = part.rpartition("=")
-        if not sep:
-            if index:
-                raise FormatError(f"emotion changes need TIME=NAME[:INTENSITY], got {part!r}")
-            name, intensity = parse_emotion(spec)
-            events[0] = EmotionEvent(0.0, name, intensity, ramp=0.0)
+        if "=" in part:
+            events.append(parse_emotion_change(part, "emotion change"))
             continue
-        try:
-            time = float(when)
-        except ValueError:
-            raise FormatError(f"emotion change time must be seconds, got {when!r}") from None
-        if not math.isfinite(time) or time < 0:
-            raise FormatError(f"emotion change time must be >= 0 seconds, got {when!r}")
-        name, intensity = parse_emotion(spec)
-        events.append(EmotionEvent(time=time, emotion=name, intensity=intensity))
+        if index:
+            raise FormatError(f"emotion changes need TIME=NAME[:INTENSITY], got {part!r}")
+        name, intensity = parse_emotion(part)
+        events[0] = EmotionEvent(0.0, name, intensity, ramp=0.0)
     return tuple(events)
 
 
