@@ -6,7 +6,7 @@ from pathlib import Path
 
 from typing import TYPE_CHECKING
 
-from ..core.errors import ControlError, FormatError, TextError
+from ..core.errors import FormatError, TextError
 
 if TYPE_CHECKING:  # modules load when a command runs, so `npcface --help` stays fast
     from ..core.types import EmotionEvent

@@ -10,7 +10,6 @@ import threading
 from pathlib import Path
 
 import msgpack
-import pytest
 import zmq
 
 from godot_helpers import SAMPLE, needs_godot, run_godot
