@@ -281,6 +281,11 @@ func _nodes() -> String:
 	var jaw := mesh.find_blend_shape_by_name("JawOpen")
 	var last_frame := {"image": Image.new()}  # lambdas capture locals by value: mutate, not assign
 	face.frame_applied.connect(func(_f: Dictionary, image: Image) -> void: last_frame.image = image)
+	# Idle frames (the session opens with idle: true) are shown too, outside any line's count.
+	var idle_frames := {"shown": 0}
+	face.frame_applied.connect(func(f: Dictionary, _image: Image) -> void:
+		if f.get("idle", false):
+			idle_frames.shown += 1)
 	var lags := []
 	var applied_times := []
 	var jaw_weights := []
@@ -367,6 +372,7 @@ func _nodes() -> String:
 		"jaw_max": jaw_weights.max() if jaw_weights else 0.0,
 		"jaw_min": jaw_weights.min() if jaw_weights else 0.0,
 		"frames_shown": frames.frames_shown,
+		"idle_frames_shown": idle_frames.shown,
 		"texture": "%dx%d" % [pixels.get_width(), pixels.get_height()] if pixels else "",
 		"texture_is_last_frame": frames.image != null and frames.image.get_data() == last_frame.image.get_data(),
 		"connected": sidecar.is_connected_to_sidecar(),
