@@ -4,7 +4,7 @@ Clips: every ../shared/data/video/v*.mp4 and an evenly spread sample of GRID s1 
 its words are the exact text) and s4 (exact sentence in a .txt). A fixed part is held out of
 any tuning: whole speakers (GRID s4, and video v13, v17, v21, v22), reported apart.
 
-Captures (MediaPipe, core/capture.py) are cached in bench/results/ and redone when the clip or
+Captures (MediaPipe, core/capture/video.py) are cached in bench/results/ and redone when the clip or
 the capture code changes.
 """
 from __future__ import annotations
@@ -77,7 +77,7 @@ def grid_text(video: Path) -> str | None:
 
 def captured(clip: RealClip, refresh: bool = False) -> CapturedClip:
     """The clip's captured head rotation and lip gap, from the cache when still valid."""
-    from npcface.core.capture import capture_video_result
+    from npcface.core.capture.video import capture_video_result
 
     stat = clip.path.stat()
     key = f"{clip.path.name}:{stat.st_size}:{int(stat.st_mtime)}:{capture_code_version()}"

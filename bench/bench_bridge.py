@@ -40,7 +40,7 @@ GIVE_UP_AFTER_S = 20.0  # after the last chunk: stop waiting for the rest of the
 
 
 def greeting() -> tuple[bytes, str]:
-    from npcface.core.audio import load_audio
+    from npcface.core.audio.decode import load_audio
 
     samples = load_audio(FIXTURES / "line_greeting.wav").samples
     text = (FIXTURES / "line_greeting.txt").read_text().strip()
@@ -274,8 +274,8 @@ def frame_stream(endpoint: str, pcm: bytes, text: str, frame_format: str, stream
 
 def bench_frames(pcm: bytes, text: str) -> None:
     print("\n(2) one 512x512 frame stream over the wire (whole line sent at once, frame_policy 'every')")
-    from npcface.core.rig import build_rig, load_image
-    from npcface.core.render import Renderer
+    from npcface.core.render.rig import build_rig, load_image
+    from npcface.core.render.renderer import Renderer
     from npcface.core.session import LineFormat, NpcSession, SessionSettings
 
     rig = build_rig(load_image(FIXTURES / "portrait_astronaut.png"))

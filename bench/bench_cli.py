@@ -33,7 +33,7 @@ RATE = 22050
 
 def make_line(path: Path, seconds: float) -> float:
     """The fixture lines joined (with 0.3 s pauses) and repeated to ``seconds``; its duration."""
-    from npcface.core.audio import resample_to_16k  # noqa: F401  (the package must import)
+    from npcface.core.audio.decode import resample_to_16k  # noqa: F401  (the package must import)
 
     parts = []
     for name in LINES:

@@ -24,7 +24,7 @@ from _common import REPO, data_dir  # noqa: E402
 from bench_bridge import ServeProcess, dealer, request  # noqa: E402
 
 from npcface.bridge.client import pcm_s16le  # noqa: E402
-from npcface.core.audio import load_audio  # noqa: E402
+from npcface.core.audio.decode import load_audio  # noqa: E402
 
 
 def real_lines(count: int) -> tuple[str, list[tuple[str, bytes, str]]]:

@@ -39,7 +39,7 @@ STATS = ("std yaw", "std pitch", "std roll", "speed med", "speed p90",
 
 def loudness_at(samples: np.ndarray, times: np.ndarray) -> np.ndarray:
     """Log loudness floored LOUDNESS_FLOOR_DB under the clip's peak, at ``times``."""
-    from npcface.core.features import compute_features
+    from npcface.core.audio.features import compute_features
     from npcface.core.types import FEATURE_HOP_S
 
     loudness = compute_features(samples).loudness_db.astype(np.float64)
@@ -71,9 +71,9 @@ def head_stats(times: np.ndarray, rotation: np.ndarray, loudness: np.ndarray) ->
 def generated_stats(clip: RealClip, times: np.ndarray, fps: float, seeds: int) -> tuple[np.ndarray, np.ndarray]:
     """(mean over seeds of head_stats, seed 0's (T, 3) rotation) of the rule generator's head
     on the clip's audio (no text)."""
-    from npcface.core.audio import load_audio
-    from npcface.core.motion import MotionGenerator
-    from npcface.core.phonetics import phones_for
+    from npcface.core.audio.decode import load_audio
+    from npcface.core.motion.generator import MotionGenerator
+    from npcface.core.phonetics.timeline import phones_for
     from npcface.core.types import Controls
 
     audio = load_audio(clip.path)
@@ -113,7 +113,7 @@ def plot_clip(name: str, times: np.ndarray, real: np.ndarray, generated: np.ndar
 
 def measure(clips: list[RealClip], seeds: int, with_real: bool) -> dict[str, dict[str, list[float]]]:
     """{clip: {"real": stats, "generated": stats, "seconds": duration}}."""
-    from npcface.core.audio import load_audio
+    from npcface.core.audio.decode import load_audio
 
     out = {}
     for clip in clips:

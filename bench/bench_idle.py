@@ -10,7 +10,6 @@ import threading
 from pathlib import Path
 
 import msgpack
-import zmq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_bridge import ServeProcess, dealer, greeting, request, run_sessions  # noqa: E402

@@ -6,7 +6,7 @@ Real videos are split once (the issue-9 quality work): TUNING_VIDEOS may guide c
 augmentation, blends), HELD_OUT_VIDEOS never do (the same four the head bench holds out, plus
 four more); v14 is music and is reported apart.
 
-Truth: the inner-lip gap captured from the video (MediaPipe, core/capture_cache.py). Each
+Truth: the inner-lip gap captured from the video (MediaPipe, core/capture/cache.py). Each
 generator's lip gap (JawOpen - MouthClose) and the loudness envelope are compared with it per
 clip: Pearson r at lag 0, the best r within +-200 ms and that lag (lag > 0: the video's mouth
 moves after the curve). Sets:
@@ -49,8 +49,8 @@ def lip_gap(track) -> np.ndarray:
 
 
 def evaluate(video: Path, generators: dict, text: str | None) -> dict:
-    from npcface.core.audio import load_audio
-    from npcface.core.capture_cache import capture_cached
+    from npcface.core.audio.decode import load_audio
+    from npcface.core.capture.cache import capture_cached
 
     captured = capture_cached(video)
     truth_times, truth = captured.track.times, captured.mouth_opening
@@ -87,7 +87,7 @@ def print_rows(title: str, rows: list[dict], names: list[str]) -> dict:
 
 def speech_lead(path: Path, generators: dict) -> dict:
     """Lag of each generated lip gap vs the loudness envelope of the same audio (ms, > 0: mouth first)."""
-    from npcface.core.audio import load_audio
+    from npcface.core.audio.decode import load_audio
 
     audio = load_audio(path)
     text = path.with_suffix(".txt").read_text().strip() if path.with_suffix(".txt").exists() else None
@@ -143,8 +143,8 @@ def main() -> int:
         print(f"no real data in {data}: nothing to measure (set NPCFACE_DATA or --data)")
         return 0
     sys.path.insert(0, str(REPO))
-    from npcface.core.motion import MotionGenerator
-    from npcface.core.motion_learned import LearnedMotionGenerator
+    from npcface.core.motion.generator import MotionGenerator
+    from npcface.core.motion.learned import LearnedMotionGenerator
     from npcface.core.types import Controls
 
     controls = Controls(fps=60.0)
@@ -178,7 +178,7 @@ def main() -> int:
                                                    f"{1000 * row[n][2]:+.0f} ms" for n in names))
         figures["speech_lead_ms"] = {n: float(np.mean([1000 * r[n][2] for r in speech_rows])) for n in names}
         print("mean mouth-first (ms): " + ", ".join(f"{n} {v:+.0f}" for n, v in figures["speech_lead_ms"].items()))
-    from npcface.core.audio import load_audio
+    from npcface.core.audio.decode import load_audio
 
     audio = load_audio(REPO / "fixtures" / "line_greeting.wav")
     speeds = streaming_speed(generators, audio)

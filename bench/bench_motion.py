@@ -44,8 +44,8 @@ class StageClock:
         self._stack: list[list[float]] = []  # [start, time spent in nested wrapped calls]
 
     def install(self) -> None:
-        from npcface.core.features import FeatureStream
-        from npcface.core.phonetics import PhoneStream
+        from npcface.core.audio.features import FeatureStream
+        from npcface.core.phonetics.timeline import PhoneStream
 
         # (older code lacks some of these methods; nested calls count once, in the innermost)
         for cls, names, stage in ((FeatureStream, ("push", "flush", "append", "take"), "features"),
@@ -75,7 +75,7 @@ class StageClock:
 
 def loudness_baseline(samples: np.ndarray, fps: float) -> np.ndarray:
     """Volume-driven lip sync: JawOpen from the log loudness envelope, per frame."""
-    from npcface.core.features import compute_features
+    from npcface.core.audio.features import compute_features
 
     feats = compute_features(samples)
     loud = np.maximum(feats.loudness_db, -70.0)
@@ -85,8 +85,8 @@ def loudness_baseline(samples: np.ndarray, fps: float) -> np.ndarray:
 
 
 def offline_run(audio, language: str, clock: StageClock) -> dict:
-    from npcface.core.motion import MotionGenerator
-    from npcface.core.phonetics import phones_for
+    from npcface.core.motion.generator import MotionGenerator
+    from npcface.core.phonetics.timeline import phones_for
     from npcface.core.types import Controls
 
     clock.take()
@@ -99,7 +99,7 @@ def offline_run(audio, language: str, clock: StageClock) -> dict:
 
 
 def stream_run(audio, language: str, chunk_ms: float, clock: StageClock) -> dict:
-    from npcface.core.motion import MotionGenerator
+    from npcface.core.motion.generator import MotionGenerator
     from npcface.core.types import Controls
 
     chunk = int(16 * chunk_ms)
@@ -122,7 +122,7 @@ def measure(files: list[Path], repeat: int) -> dict:
     """Per mode: seconds per stage summed over files, by language group, plus latency samples."""
     import torch
 
-    from npcface.core.audio import load_audio
+    from npcface.core.audio.decode import load_audio
 
     torch.set_num_threads(1)
     clock = StageClock()
@@ -194,8 +194,8 @@ def long_line(files: list[Path], seconds: float = 240.0) -> None:
     """Per-push cost at the start and the end of a long streamed line (it must stay flat)."""
     import torch
 
-    from npcface.core.audio import load_audio
-    from npcface.core.motion import MotionGenerator
+    from npcface.core.audio.decode import load_audio
+    from npcface.core.motion.generator import MotionGenerator
     from npcface.core.types import Controls
 
     torch.set_num_threads(1)

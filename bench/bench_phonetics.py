@@ -53,8 +53,8 @@ def two_pass_alignment(samples: np.ndarray, text: str) -> tuple[list[tuple[str, 
     """pocketsphinx's documented phone alignment, for comparison: [(phone, start s)], seconds."""
     from pocketsphinx import Decoder
 
-    from npcface.core.phonetics_g2p import words_of
-    from npcface.core.phonetics_sphinx import _DITHER, _LEAD_IN, LEAD_IN_S
+    from npcface.core.phonetics.g2p import words_of
+    from npcface.core.phonetics.sphinx import _DITHER, _LEAD_IN, LEAD_IN_S
 
     padded = np.concatenate([np.zeros(_LEAD_IN, np.float32), samples])
     dither = _DITHER[np.arange(len(padded)) % len(_DITHER)]
@@ -78,7 +78,7 @@ def two_pass_alignment(samples: np.ndarray, text: str) -> tuple[list[tuple[str, 
 
 def stream_phones(samples: np.ndarray, text: str | None, language: str, chunk: int):
     """Push in chunks calling phones() each time: (final, seconds, lags, agreement)."""
-    from npcface.core.phonetics import PhoneStream
+    from npcface.core.phonetics.timeline import PhoneStream
 
     start = time.perf_counter()
     stream = PhoneStream(text, language)
@@ -145,9 +145,9 @@ def bench_file(path: Path, chunk_ms: float, make_plot: bool) -> dict[str, float]
     import soundfile
     import torchaudio
 
-    from npcface.core.audio import load_audio, resample_to_16k
-    from npcface.core.features import FeatureStream, compute_features
-    from npcface.core.phonetics import phones_for
+    from npcface.core.audio.decode import load_audio, resample_to_16k
+    from npcface.core.audio.features import FeatureStream, compute_features
+    from npcface.core.phonetics.timeline import phones_for
 
     audio, t_decode = timed(load_audio, path)
     duration = audio.duration

@@ -106,9 +106,9 @@ def _children_cpu() -> float:
 
 def rerun_in_process(manifest: Path, out: Path) -> tuple[int, float]:
     """Lines found done, and the seconds it took to read, key and check them (no process start)."""
-    from npcface.core.prerender_line import LineSettings, code_version
-    from npcface.core.prerender_manifest import LineDefaults, read_manifest
-    from npcface.core.prerender_plan import plan_run
+    from npcface.core.prerender.line import LineSettings, code_version
+    from npcface.core.prerender.manifest import LineDefaults, read_manifest
+    from npcface.core.prerender.plan import plan_run
 
     def plan():
         rows = read_manifest(manifest, LineDefaults())

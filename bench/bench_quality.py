@@ -44,7 +44,7 @@ CLIP_NOTES = {
 
 def captured_curves(video: Path, refresh: bool) -> dict[str, np.ndarray | float]:
     """times, mouth opening, captured JawOpen, capture speed; from the cache when still valid."""
-    from npcface.core.capture import capture_video_result
+    from npcface.core.capture.video import capture_video_result
 
     stat = video.stat()
     key = f"{video.name}:{stat.st_size}:{int(stat.st_mtime)}:{capture_code_version()}"
@@ -65,7 +65,7 @@ def captured_curves(video: Path, refresh: bool) -> dict[str, np.ndarray | float]
 
 def loudness_envelope(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(times, log loudness floored LOUDNESS_FLOOR_DB under the clip's peak), 10 ms rows."""
-    from npcface.core.features import compute_features
+    from npcface.core.audio.features import compute_features
     from npcface.core.types import FEATURE_HOP_S
 
     loudness = compute_features(samples).loudness_db.astype(np.float64)
@@ -86,8 +86,8 @@ def lagged_r(truth_times: np.ndarray, truth: np.ndarray, times: np.ndarray, curv
 
 
 def evaluate_clip(video: Path, refresh: bool, plot: bool = True) -> dict[str, object]:
-    from npcface.core.audio import load_audio
-    from npcface.core.motion import MotionGenerator
+    from npcface.core.audio.decode import load_audio
+    from npcface.core.motion.generator import MotionGenerator
     from npcface.core.types import Controls
 
     clip = video.stem.split("_")[0]

@@ -2,7 +2,7 @@
 own capture, and compared with the real frames (PSNR and SSIM over the face box, the mouth box and
 the eye boxes, from the real frame's landmarks). The portrait is the person's own frame, so the gap
 is the renderer's. ``--before REV`` scores the renderer at git revision REV in the same run, on the same
-frames and captured curves (each revision retargets them with its own core/drive); a contact sheet sets
+frames and captured curves (each revision retargets them with its own core/capture/drive); a contact sheet sets
 real, before and current mouths side by side.
 
     .venv/bin/python bench/bench_reenact.py [--before HEAD~3] [--sheet bench/results/reenact.png]
@@ -84,8 +84,8 @@ def boxes(landmarks: np.ndarray, width: int, height: int) -> tuple[tuple[int, ..
 
 def prepare(clip: Path, folder: Path) -> dict | None:
     """Track a clip, pick its rig frame and test frames, save them with their driving curves."""
-    from npcface.core.capture import FaceTracker, capture_frames
-    from npcface.core.video_io import read_video, video_info
+    from npcface.core.capture.video import FaceTracker, capture_frames
+    from npcface.core.formats.video import read_video, video_info
 
     info = video_info(clip)
     frames = []
@@ -139,9 +139,9 @@ def compare(real: np.ndarray, rendered: np.ndarray, box) -> list[float]:
 
 def score(folder: Path, crops_path: Path | None) -> dict:
     """Render every prepared clip with the npcface code imported now; figures per clip."""
-    from npcface.core import drive
-    from npcface.core.render import Renderer
-    from npcface.core.rig import build_rig
+    from npcface.core.capture.video import drive
+    from npcface.core.render.renderer import Renderer
+    from npcface.core.render.rig import build_rig
     from npcface.core.types import MotionTrack
 
     # the revision's own retargeting of a captured take (older ones had no from_capture step)
@@ -174,7 +174,7 @@ def score(folder: Path, crops_path: Path | None) -> dict:
 
 def contact_sheet(folder: Path, crop_files: dict[str, Path], out: Path) -> None:
     """Per clip, its three most open real mouths, then each renderer's at the same frames."""
-    from npcface.core.contact_sheet import save_contact_sheet
+    from npcface.core.render.contact_sheet import save_contact_sheet
 
     renders = {name: np.load(path) for name, path in crop_files.items()}
     tiles, labels = [], []

@@ -37,9 +37,9 @@ if "--code" in sys.argv:  # a --before run: npcface comes from an older source t
     use_code_from(sys.argv[sys.argv.index("--code") + 1])
 
 from npcface.core.arkit import ARKIT_INDEX  # noqa: E402
-from npcface.core.render import Renderer  # noqa: E402
-from npcface.core.render_warp import warp_image  # noqa: E402
-from npcface.core.rig import build_rig, load_image  # noqa: E402
+from npcface.core.render.renderer import Renderer  # noqa: E402
+from npcface.core.render.warp import warp_image  # noqa: E402
+from npcface.core.render.rig import build_rig, load_image  # noqa: E402
 from npcface.core.types import MotionFrame  # noqa: E402
 
 
@@ -121,9 +121,9 @@ SWEEP = (pose("yaw -20", yaw=-20), pose("yaw +20 talking", yaw=20, JawOpen=0.4),
 
 
 def gallery(folder: Path) -> int:
-    from npcface.core.audio import load_audio
-    from npcface.core.contact_sheet import save_contact_sheet
-    from npcface.core.motion import MotionGenerator
+    from npcface.core.audio.decode import load_audio
+    from npcface.core.render.contact_sheet import save_contact_sheet
+    from npcface.core.motion.generator import MotionGenerator
     from npcface.core.types import Controls, EmotionEvent
 
     data = Path(os.environ["NPCFACE_DATA"]) if os.environ.get("NPCFACE_DATA") else ROOT.parent / "shared" / "data"
@@ -158,7 +158,7 @@ CLOSE_UPS = (pose("rest"), pose("jaw 0.2", JawOpen=0.2), pose("jaw 0.5", JawOpen
 def close_ups(folder: Path) -> int:
     """Per portrait, its mouth (and for blinks its eye) enlarged at 512x512 head framing: what the
     gallery's small tiles cannot show."""
-    from npcface.core.contact_sheet import save_contact_sheet
+    from npcface.core.render.contact_sheet import save_contact_sheet
 
     data = Path(os.environ["NPCFACE_DATA"]) if os.environ.get("NPCFACE_DATA") else ROOT.parent / "shared" / "data"
     portraits = sorted((data / "images").glob("*")) + [ROOT / "fixtures" / "portrait_astronaut.png"]

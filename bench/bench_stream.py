@@ -64,7 +64,7 @@ def stream_seconds(generator, samples) -> float:
 
 def together_seconds(generator, samples, count: int) -> float:
     """CPU seconds to stream ``samples`` through ``count`` streams, chunk by chunk in turn."""
-    from npcface.core import motion
+    from npcface.core.motion.generator import generator as motion
 
     streams = [generator.stream(None) for _ in range(count)]
     step_streams = getattr(motion, "step_streams", None)  # older code: push_audio each
@@ -87,9 +87,9 @@ def measure(clips: list[Path], repeat: int, streams: int) -> dict:
     """{row name: {"audio_s", "compute_s"}}, fastest of ``repeat`` runs each."""
     import torch
 
-    from npcface.core.audio import load_audio
-    from npcface.core.motion import MotionGenerator
-    from npcface.core.motion_learned import LearnedMotionGenerator
+    from npcface.core.audio.decode import load_audio
+    from npcface.core.motion.generator import MotionGenerator
+    from npcface.core.motion.learned import LearnedMotionGenerator
     from npcface.core.types import Controls
 
     torch.set_num_threads(1)

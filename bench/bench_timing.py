@@ -52,7 +52,7 @@ def best_lag(rs: np.ndarray) -> tuple[float, float]:
 
 
 def loudness_curve(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    from npcface.core.features import compute_features
+    from npcface.core.audio.features import compute_features
     from npcface.core.types import FEATURE_HOP_S
 
     loudness = compute_features(samples).loudness_db.astype(np.float64)
@@ -62,10 +62,10 @@ def loudness_curve(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def generated_curves(clip: RealClip) -> dict[str, list[float]]:
     """{"no text": r(lag), "text": r(lag) (clips with known words)} of the generator's lip gap."""
-    from npcface.core.audio import load_audio
-    from npcface.core.motion import MotionGenerator
+    from npcface.core.audio.decode import load_audio
+    from npcface.core.motion.generator import MotionGenerator
     from npcface.core.types import Controls
-    from npcface.core.visemes import lip_gap
+    from npcface.core.motion.visemes import lip_gap
 
     cap = captured(clip)
     audio = load_audio(clip.path)
@@ -88,7 +88,7 @@ def measure(clips: list[RealClip]) -> dict[str, dict[str, list[float]]]:
 
 
 def loudness_rs(clips: list[RealClip]) -> dict[str, np.ndarray]:
-    from npcface.core.audio import load_audio
+    from npcface.core.audio.decode import load_audio
 
     out = {}
     for clip in clips:

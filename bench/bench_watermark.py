@@ -37,14 +37,14 @@ from _common import data_dir  # noqa: E402
 
 from npcface.bridge.cmd_verify import verify  # noqa: E402
 from npcface.core import watermark  # noqa: E402
-from npcface.core.audio import load_audio  # noqa: E402
-from npcface.core.contact_sheet import save_contact_sheet  # noqa: E402
+from npcface.core.audio.decode import load_audio  # noqa: E402
+from npcface.core.render.contact_sheet import save_contact_sheet  # noqa: E402
 from npcface.core.errors import NpcfaceError  # noqa: E402
-from npcface.core.motion_backends import make_generator  # noqa: E402
-from npcface.core.render import Renderer  # noqa: E402
-from npcface.core.rig import rig_from_file  # noqa: E402
+from npcface.core.motion.backends import make_generator  # noqa: E402
+from npcface.core.render.renderer import Renderer  # noqa: E402
+from npcface.core.render.rig import rig_from_file  # noqa: E402
 from npcface.core.types import Controls  # noqa: E402
-from npcface.core.video_io import read_video, write_mp4  # noqa: E402
+from npcface.core.formats.video import read_video, write_mp4  # noqa: E402
 
 SIZE = 512
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")

@@ -1,4 +1,4 @@
-"""The recipe for core/motion_head.py's head-motion constants: fit them to real heads.
+"""The recipe for core/motion/head.py's head-motion constants: fit them to real heads.
 
     .venv/bin/python bench/tune_head.py [--data DIR] [--seeds N]
 
@@ -9,7 +9,7 @@ noise times (base_k + per_activity_k * activity), per-axis scales (yaw, pitch, r
 nod_gain * the emphasis nod on pitch. The constants are fitted (Nelder-Mead on log values) so
 that bench_head's statistics, pooled over the tuning clips, match the captured ones: the loss is
 the sum of squared log ratios generated / real. Prints the constants to paste into
-core/motion_head.py; bench/bench_head.py then measures the generator itself, held-out clips too.
+core/motion/head.py; bench/bench_head.py then measures the generator itself, held-out clips too.
 """
 from __future__ import annotations
 
@@ -33,10 +33,10 @@ START_NOD_GAIN = 1.0
 
 def clip_parts(clip, seeds: int):
     """Per seed: (times, loudness, octave noises (K, T, 3), activity (T,), nod (T,))."""
-    from npcface.core.audio import load_audio
-    from npcface.core.features import compute_features
-    from npcface.core.motion_cues import compute_cues
-    from npcface.core.motion_head import HEAD_OCTAVES, nod, smooth_noise
+    from npcface.core.audio.decode import load_audio
+    from npcface.core.audio.features import compute_features
+    from npcface.core.motion.cues import compute_cues
+    from npcface.core.motion.head import HEAD_OCTAVES, nod, smooth_noise
 
     cap = captured(clip)
     audio = load_audio(clip.path)
@@ -69,7 +69,7 @@ def main() -> int:
                         help="tuning clips to match: the videos of people talking naturally (default), or with GRID too")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
-    from npcface.core.motion_head import HEAD_AXES, HEAD_NOD_GAIN, HEAD_OCTAVES
+    from npcface.core.motion.head import HEAD_AXES, HEAD_NOD_GAIN, HEAD_OCTAVES
 
     tuning = [c for c in real_clips(data_dir(args.data)) if not c.held_out and c.reliability != "music"
               and (args.group == "all" or c.group == "video")]
@@ -88,7 +88,7 @@ def main() -> int:
         return float((np.log(np.maximum(pooled(params), 1e-6) / real) ** 2).sum())
 
     start = np.log([*START_AXES[1:], *(b for _, b, _ in START_OCTAVES), *(a for _, _, a in START_OCTAVES), START_NOD_GAIN])
-    print(f"now in core/motion_head.py: HEAD_AXES = {HEAD_AXES}, HEAD_OCTAVES = {HEAD_OCTAVES}, HEAD_NOD_GAIN = {HEAD_NOD_GAIN}")
+    print(f"now in core/motion/head.py: HEAD_AXES = {HEAD_AXES}, HEAD_OCTAVES = {HEAD_OCTAVES}, HEAD_NOD_GAIN = {HEAD_NOD_GAIN}")
     print(f"start loss {loss(start):.3f}")
     fit = minimize(loss, start, method="Nelder-Mead", options={"maxiter": 3000, "xatol": 1e-3, "fatol": 1e-4})
     k = len(HEAD_OCTAVES)

@@ -30,10 +30,10 @@ BLEND_WEIGHTS = (0.3, 0.5, 0.7)  # share of the learned lip gap
 
 def clip_curves(video: Path) -> dict[str, np.ndarray]:
     """Truth, features, loudness and the rules' lip gap of one video (rules cached by content hash)."""
-    from npcface.core.audio import load_audio
-    from npcface.core.capture_cache import capture_cached, file_digest
-    from npcface.core.motion import MotionGenerator
-    from npcface.core.train_data import clip_features
+    from npcface.core.audio.decode import load_audio
+    from npcface.core.capture.cache import capture_cached, file_digest
+    from npcface.core.motion.generator import MotionGenerator
+    from npcface.core.train.data import clip_features
     from npcface.core.types import Controls
 
     captured = capture_cached(video)
@@ -55,7 +55,7 @@ def clip_curves(video: Path) -> dict[str, np.ndarray]:
 
 def learned_gap(model, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(row times, lip gap) as the generator makes it: JawOpen - MouthClose from the outputs."""
-    from npcface.core.motion_learned import run_model
+    from npcface.core.motion.learned import run_model
 
     out = run_model(model, features.astype(np.float64), final=True)
     names = model.config.outputs
@@ -74,7 +74,7 @@ def main() -> int:
         print(f"no real data in {data}: nothing to measure (set NPCFACE_DATA or --data)")
         return 0
     sys.path.insert(0, str(REPO))
-    from npcface.core.motion_learned_weights import load_weights
+    from npcface.core.motion.learned_weights import load_weights
 
     models = {w.stem: load_weights(w).double() for w in args.weights}
     videos = {v.stem.split("_")[0]: v for v in sorted((data / "video").glob("v*.mp4"))}

@@ -40,14 +40,14 @@ def read_text(args: argparse.Namespace) -> str | None:
 
 def parse_emotion_at(spec: str) -> EmotionEvent:
     """``"1.5=angry:0.6"`` -> EmotionEvent(1.5, "angry", 0.6)."""
-    from ..core.motion_emotion import parse_emotion_change
+    from ..core.motion.emotion import parse_emotion_change
 
     return parse_emotion_change(spec, "--emotion-at")
 
 
 def emotions_from_args(args: argparse.Namespace) -> list[EmotionEvent]:
     """``--emotion`` for the whole line, then each ``--emotion-at`` change."""
-    from ..core.motion import parse_emotion
+    from ..core.motion.generator import parse_emotion
     from ..core.types import EmotionEvent
 
     name, intensity = parse_emotion(args.emotion)
@@ -55,7 +55,7 @@ def emotions_from_args(args: argparse.Namespace) -> list[EmotionEvent]:
 
 
 def add_motion_argument(parser: argparse.ArgumentParser, files: bool = True) -> None:
-    """``--motion``: which motion generator animates the line (core/motion_backends)."""
+    """``--motion``: which motion generator animates the line (core/motion/backends)."""
     choices = "rules, learned or a .safetensors weights file (from `npcface train`)" if files else "rules or learned"
     parser.add_argument("--motion", default=None, metavar="rules|learned" + ("|FILE" if files else ""),
                         help=f"motion generator: {choices} (default: the measured best, see README)")

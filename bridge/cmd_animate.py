@@ -29,9 +29,9 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..core.audio import load_audio
-    from ..core.livelink import write_livelink_csv, write_motion_json
-    from ..core.motion_backends import make_generator
+    from ..core.audio.decode import load_audio
+    from ..core.formats.livelink import write_livelink_csv, write_motion_json
+    from ..core.motion.backends import make_generator
     from ..core.types import Controls
 
     controls = Controls(fps=args.fps, seed=args.seed, motion_amplitude=args.motion_amplitude, language=args.language)
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     except OSError as error:
         raise NpcfaceError(f"cannot write {output}: {error.strerror or error}") from None
     if plot is not None:
-        from ..core.plot import plot_motion
+        from ..core.formats.plot import plot_motion
 
         plot_motion(track, audio, plot, title=Path(args.audio).name)
     phones = track.phones

@@ -33,8 +33,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..core.capture import capture_video_result
-    from ..core.livelink import write_livelink_csv, write_motion_json
+    from ..core.capture.video import capture_video_result
+    from ..core.formats.livelink import write_livelink_csv, write_motion_json
 
     suffix = args.output.suffix.lower()
     if suffix not in OUTPUT_SUFFIXES:

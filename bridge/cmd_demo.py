@@ -27,7 +27,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..core.audio import load_audio
+    from ..core.audio.decode import load_audio
     from .client import SidecarClient
     from .cmd_say import save_line, stream_line
     from .server import Server

@@ -59,9 +59,9 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..core.prerender_line import LineSettings, code_version
-    from ..core.prerender_manifest import LineDefaults, read_manifest
-    from ..core.prerender_plan import plan_run, prepare_output
+    from ..core.prerender.line import LineSettings, code_version
+    from ..core.prerender.manifest import LineDefaults, read_manifest
+    from ..core.prerender.plan import plan_run, prepare_output
     from .cmd_render import parse_size
 
     workers = args.workers if args.workers is not None else (os.cpu_count() or 1)
@@ -94,11 +94,11 @@ def run(args: argparse.Namespace) -> int:
             for job in plan.jobs:
                 reporter.line_checked(job)
         elif args.ray:
-            from ..core.prerender_engines import run_ray
+            from ..core.prerender.engines import run_ray
 
             header["engine"] = run_ray(plan.jobs, args.ray, workers, reporter.line)
         else:
-            from ..core.prerender_engines import run_local
+            from ..core.prerender.engines import run_local
 
             run_local(plan.jobs, workers, reporter.line)
     except KeyboardInterrupt:
@@ -113,7 +113,7 @@ def _terminate(signum, frame) -> None:
 
 
 def _default_outputs(text: str) -> tuple[str, ...]:
-    from ..core.prerender_manifest import OUTPUT_KINDS
+    from ..core.prerender.manifest import OUTPUT_KINDS
 
     kinds = [k.strip().lower() for k in text.replace(";", ",").replace(" ", ",").split(",") if k.strip()]
     unknown = [k for k in kinds if k not in OUTPUT_KINDS]
@@ -126,7 +126,7 @@ class _Reporter:
     """Progress on stderr (bar) or stdout (JSON events), the failures on stderr, the reports at the end."""
 
     def __init__(self, mode: str, total: int):
-        from ..core.prerender_report import RunTally
+        from ..core.prerender.report import RunTally
 
         self.json = mode == "json"
         self.tally = RunTally(total=total)
@@ -142,7 +142,7 @@ class _Reporter:
         self.emit({"event": "start", **header, "lines": self.tally.total, "to_run": to_run})
 
     def line(self, result) -> None:
-        from ..core.prerender_report import bar_detail, line_event
+        from ..core.prerender.report import bar_detail, line_event
 
         self.tally.add(result)
         self.emit(line_event(self.tally, result))
@@ -154,7 +154,7 @@ class _Reporter:
             self.bar.update(self.tally.settled, bar_detail(self.tally))
 
     def line_checked(self, job) -> None:
-        from ..core.prerender_line import LineResult
+        from ..core.prerender.line import LineResult
 
         self.line(LineResult(id=job.row.id, line_no=job.row.line_no, status="checked"))
 
@@ -163,7 +163,7 @@ class _Reporter:
             self.bar.stream.write("\r\033[K")
 
     def finish(self, out_dir: Path, header: dict, interrupted: bool, outside: int) -> int:
-        from ..core.prerender_report import write_reports
+        from ..core.prerender.report import write_reports
 
         if self.bar is not None:
             self.bar.close()

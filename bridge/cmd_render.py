@@ -80,7 +80,7 @@ def output_kind(path: str) -> str:
 
 def load_portrait(path: str, face: int | None):
     """A rig file, or a picture rigged on the fly."""
-    from ..core.rig import Rig, rig_from_file
+    from ..core.render.rig import Rig, rig_from_file
 
     if Path(path).suffix.lower() == ".rig":
         if face is not None:
@@ -90,7 +90,7 @@ def load_portrait(path: str, face: int | None):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..core.provenance import load_credentials
+    from ..core.provenance.credentials import load_credentials
     from ..core.types import Controls
     from .cli_args import emotions_from_args, read_text
 
@@ -134,10 +134,10 @@ def render_line(portrait: str, audio_path: str | None, output: str, *, text: str
     frames), and optionally a contact sheet. Returns a one-line summary. (``npcface demo`` uses it.)"""
     import numpy as np
 
-    from ..core.audio import load_audio
-    from ..core.contact_sheet import save_contact_sheet
-    from ..core.motion_backends import make_generator
-    from ..core.render_file import line_id_of, render_track_to_file
+    from ..core.audio.decode import load_audio
+    from ..core.render.contact_sheet import save_contact_sheet
+    from ..core.motion.backends import make_generator
+    from ..core.render.to_file import line_id_of, render_track_to_file
     from ..core.types import Controls
 
     controls = controls if controls is not None else Controls(fps=30.0)
@@ -148,8 +148,8 @@ def render_line(portrait: str, audio_path: str | None, output: str, *, text: str
     # Rig the portrait (MediaPipe) while the line is animated (phonetics): both mostly native code.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="npcface-rig") as pool:
         rigging = pool.submit(load_portrait, portrait, face)
-        if drive is not None:  # a performance drives the portrait (core/drive), its sound muxed if any
-            from ..core.drive import driven_line
+        if drive is not None:  # a performance drives the portrait (core/capture/drive), its sound muxed if any
+            from ..core.capture.drive import driven_line
 
             line = driven_line(drive, drive_audio, fps=controls.fps)
             track, audio = line.track, line.audio

@@ -23,7 +23,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..core.rig import rig_from_file
+    from ..core.render.rig import rig_from_file
 
     output = check_output_file(args.output, (".rig",), "rig output")
     started = time.perf_counter()

@@ -48,7 +48,7 @@ def read_text(args: argparse.Namespace) -> str | None:
 
 
 def parse_emotion_arg(spec: str) -> tuple[str, float]:
-    from ..core.motion import parse_emotion
+    from ..core.motion.generator import parse_emotion
 
     return parse_emotion(spec)
 
@@ -91,8 +91,8 @@ def frames_for_video(result: LineResult) -> list[np.ndarray]:
 
 def save_line(result: LineResult, audio: Audio, stem: Path, fps: float) -> list[Path]:
     """Write stem.csv, stem.json and (when frames came back) stem.mp4; the paths written."""
-    from ..core.livelink import write_livelink_csv, write_motion_json
-    from ..core.video_io import write_mp4
+    from ..core.formats.livelink import write_livelink_csv, write_motion_json
+    from ..core.formats.video import write_mp4
 
     stem.parent.mkdir(parents=True, exist_ok=True)
     track = result.track(fps)
@@ -106,7 +106,7 @@ def save_line(result: LineResult, audio: Audio, stem: Path, fps: float) -> list[
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..core.audio import load_audio
+    from ..core.audio.decode import load_audio
 
     if not 1.0 <= args.fps <= 120.0:
         raise ControlError(f"--fps must be 1-120, got {args.fps:g}")

@@ -140,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     import zmq
 
-    from ..core.motion_backends import make_generator
+    from ..core.motion.backends import make_generator
     from .server import Server
 
     if args.motion not in (None, "rules"):  # a weights file that does not load stops serve now, in one line

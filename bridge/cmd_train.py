@@ -50,7 +50,7 @@ def _positive(name: str, value: int | None) -> None:
 
 
 def _settings(args: argparse.Namespace):
-    from ..core.train import TrainConfig
+    from ..core.train.loop import TrainConfig
 
     recipe = {}
     if args.recipe is not None:
@@ -92,7 +92,7 @@ def _sources(args: argparse.Namespace, recipe: dict) -> list[Path]:
 
 def _check_manifest(groups, manifest: dict[str, str]) -> None:
     """The recipe's data are the files it was made from: same names, same content hashes."""
-    from ..core.capture_cache import file_digest
+    from ..core.capture.cache import file_digest
 
     found = {f"{speaker}/{path.stem}": path for speaker, files in groups for path in files}
     missing = sorted(set(manifest) - set(found))
@@ -115,9 +115,9 @@ def _split(clips, held_out: list[str]):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..core.motion_learned_weights import SHIPPED_WEIGHTS, load_weights, save_weights
-    from ..core.train import plot_losses, train
-    from ..core.train_data import collect_clips, find_sources
+    from ..core.motion.learned_weights import SHIPPED_WEIGHTS, load_weights, save_weights
+    from ..core.train.loop import plot_losses, train
+    from ..core.train.data import collect_clips, find_sources
     from ..models.audio2face import OUTPUTS
     from .cli_args import check_output_file
 
@@ -155,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"trained {state.step} steps in {state.seconds:.0f} s; {model.num_parameters()} parameters "
           f"-> {output} ({output.stat().st_size / 1e6:.2f} MB), loss curves -> {plot}", file=sys.stderr)
     if args.validate > 0 and held:
-        from ..core.train_validate import validation_table
+        from ..core.train.validate import validation_table
 
         print(validation_table(output, held[: args.validate]))
     return 0

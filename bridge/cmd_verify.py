@@ -42,7 +42,7 @@ class Verdict:
 
 def verify(path: str) -> Verdict:
     """Read a file's watermark and content credentials. Raises FormatError for bad input."""
-    from ..core.provenance import read_manifest
+    from ..core.provenance.credentials import read_manifest
 
     file = Path(path)
     if not file.exists():
@@ -51,7 +51,7 @@ def verify(path: str) -> Verdict:
         raise FormatError(f"{path}: is not a file")
     picture = _read_picture(file)
     if picture is not None:
-        from ..core.watermark import detect
+        from ..core.provenance.watermark import detect
 
         detection = detect(picture)
         summary = f"picture {picture.shape[1]}x{picture.shape[0]}"
@@ -76,8 +76,8 @@ def _read_picture(file: Path):
 
 
 def _read_video(file: Path):
-    from ..core.video_io import read_video, video_info
-    from ..core.watermark import VideoDetector
+    from ..core.formats.video import read_video, video_info
+    from ..core.provenance.watermark import VideoDetector
 
     try:
         info = video_info(file)
@@ -103,7 +103,7 @@ def _read_video(file: Path):
 
 
 def describe(verdict: Verdict) -> list[str]:
-    from ..core.watermark import Z_THRESHOLD
+    from ..core.provenance.watermark import Z_THRESHOLD
 
     mark, manifest = verdict.watermark, verdict.manifest
     if mark.found:

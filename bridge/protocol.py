@@ -11,7 +11,7 @@ from typing import Annotated, Any, ClassVar, Literal, Union
 import msgpack
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 
-from ..core.audio import SampleFormat
+from ..core.audio.decode import SampleFormat
 from ..core.errors import NpcfaceError
 
 PROTOCOL_VERSION = "1.2"  # 1.1: open.idle, tick/frame idle (section 7.4); 1.2: open/opened.motion (7.5)

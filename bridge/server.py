@@ -24,7 +24,7 @@ import zmq
 from .. import __version__
 from ..core.deps import dependency_error
 from ..core.errors import NpcfaceError
-from ..core.motion_backends import MOTION_NAMES, check_motion
+from ..core.motion.backends import MOTION_NAMES, check_motion
 from ..core.session import step_sessions
 from .limits import Limits, Liveness
 from .protocol import (PROTOCOL_VERSION, BadHeader, ClientMessage, ErrorReply, ProtocolError, check_version, encode,
@@ -36,11 +36,11 @@ log = logging.getLogger("npcface.serve")
 
 
 def renderer_available() -> bool:
-    return all(importlib.util.find_spec(f"npcface.core.{name}") is not None for name in ("rig", "render"))
+    return all(importlib.util.find_spec(f"npcface.core.render.{name}") is not None for name in ("rig", "renderer"))
 
 
 def motion_available() -> bool:
-    return importlib.util.find_spec("npcface.core.motion") is not None
+    return importlib.util.find_spec("npcface.core.motion.generator") is not None
 
 
 @dataclass
@@ -117,7 +117,7 @@ class Server(RequestHandlers):
         module keeps the decoders of finished lines for the next ones. Seconds spent."""
         if not self.has_latents:
             return 0.0
-        from ..core.phonetics import warm_up as load_phone_decoders
+        from ..core.phonetics.timeline import warm_up as load_phone_decoders
         from ..core.session import LineFormat, NpcSession, SessionSettings
         from ..core.types import SAMPLE_RATE
 

@@ -14,7 +14,7 @@ import numpy as np
 from ..core.arkit import ARKIT_NAMES, EMOTIONS, OCULUS_VISEMES, VRM_PRESETS
 from ..core.deps import DependencyError, dependency_error
 from ..core.errors import NpcfaceError
-from ..core.motion_backends import MOTION_NAMES
+from ..core.motion.backends import MOTION_NAMES
 from ..core.session import LineFormat, NpcSession, SessionSettings
 from ..core.types import ControlEvent, Controls, EmotionEvent, GazeEvent, MotionFrame
 from .protocol import (AudioChunk, AvatarReply, Close, Closed, EndLine, FrameAck, Hello, Open, Opened, Ping, Pong,
@@ -77,7 +77,7 @@ def supported_versions(server_version: str) -> list[str]:
 
 def min_lookahead_s() -> float:
     """The least lookahead the motion generator works with (a smaller request acts as this)."""
-    from ..core import motion
+    from ..core.motion.generator import generator as motion
 
     return float(getattr(motion, "MIN_LOOKAHEAD_S", 0.0))
 
@@ -133,7 +133,7 @@ class RequestHandlers:
 
     def _build_rig(self: "Server", identity: bytes, message: UploadAvatar, image: bytes, avatar: str) -> None:
         """Worker thread: decode + rig, then reply from the loop thread."""
-        from ..core.rig import build_rig, load_image
+        from ..core.render.rig import build_rig, load_image
 
         width = height = 0
         try:

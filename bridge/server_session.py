@@ -161,7 +161,7 @@ class WireSession:
         if "arkit" in channels:
             arkit = _float_list(motion.blendshapes)
         if "visemes" in channels or "vrm" in channels:
-            from ..core.visemes import visemes_from_blendshapes, vrm_from_blendshapes
+            from ..core.motion.visemes import visemes_from_blendshapes, vrm_from_blendshapes
 
             if "visemes" in channels:
                 vis = _float_list(visemes_from_blendshapes(motion.blendshapes))

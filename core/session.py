@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .audio import SAMPLE_BYTES, SampleFormat
+from .audio.decode import SAMPLE_BYTES, SampleFormat
 from .errors import AudioError, TextError
 from .types import SAMPLE_RATE, ControlEvent, Controls, EmotionEvent, Frame, GazeEvent, MotionFrame
 
 if TYPE_CHECKING:
-    from .rig import Rig
+    from .render.rig import Rig
 
 MotionEvent = EmotionEvent | GazeEvent | ControlEvent
 
@@ -28,7 +28,7 @@ class SessionSettings:
     controls: Controls = Controls()
     frame_size: tuple[int, int] | None = None  # (width, height); None: no rendering
     max_line_seconds: float = 600.0
-    motion: str = "rules"  # "rules", "learned" or a weights file (core/motion_backends)
+    motion: str = "rules"  # "rules", "learned" or a weights file (core/motion/backends)
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class NpcSession:
     while the owner pushes audio (rendering shares no state with the motion stream)."""
 
     def __init__(self, settings: SessionSettings, rig: "Rig | None" = None):
-        from .motion_backends import make_generator  # imported here so latents-only users skip nothing
+        from .motion.backends import make_generator  # imported here so latents-only users skip nothing
 
         self.settings = settings
         self._generator = make_generator(settings.motion, settings.controls)
@@ -90,7 +90,7 @@ class NpcSession:
         return self._line.seconds if self._line is not None else 0.0
 
     def start_line(self, line_format: LineFormat, text: str | None = None) -> None:
-        from .audio import PcmStreamConverter
+        from .audio.decode import PcmStreamConverter
 
         if self._line is not None:
             raise AudioError("a line is already in progress: end it first")
@@ -239,7 +239,7 @@ class NpcSession:
         if self.settings.frame_size is None:
             raise ValueError("this session does not render frames")
         if self._renderer is None:
-            from .render import Renderer
+            from .render.renderer import Renderer
 
             self._renderer = Renderer(self._rig, size=self.settings.frame_size)
         return self._renderer.render(frame)
@@ -249,7 +249,7 @@ def step_sessions(sessions: list[NpcSession],
                   on_error: Callable[[int, Exception], None] | None = None) -> list[list[MotionFrame]]:
     """The motion frames the PCM queued so far completes, per session (none between lines);
     ``on_error`` as in core/motion.step_streams, with indices into ``sessions``."""
-    from .motion import step_streams
+    from .motion.generator import step_streams
 
     talking = [k for k, npc in enumerate(sessions) if npc._line is not None]
     report = None if on_error is None else (lambda i, exc: on_error(talking[i], exc))

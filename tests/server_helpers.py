@@ -15,7 +15,7 @@ import zmq
 from npcface.bridge.limits import Limits, Liveness
 from npcface.bridge.protocol import PROTOCOL_VERSION, decode_server
 from npcface.bridge.server import Server
-from npcface.core.audio import load_audio
+from npcface.core.audio.decode import load_audio
 
 
 # How long a test waits for something that must happen. Generous on purpose: tests count what

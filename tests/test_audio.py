@@ -1,4 +1,4 @@
-"""core/audio.py: decoding real files of every kind, resampling, bad input, PCM streaming."""
+"""core/audio/decode.py: decoding real files of every kind, resampling, bad input, PCM streaming."""
 from __future__ import annotations
 
 import io
@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import FIXTURES, fixture_line
-from npcface.core.audio import (
+from npcface.core.audio.decode import (
     MAX_RATE,
     PcmStreamConverter,
     audio_from_pcm,
@@ -216,7 +216,7 @@ def test_too_long_file_is_rejected_before_decoding_it_all(tmp_path):
 
 
 def test_huge_file_is_refused_before_reading(tmp_path, monkeypatch):
-    import npcface.core.audio as audio_module
+    import npcface.core.audio.decode as audio_module
 
     path = tmp_path / "big.wav"
     soundfile.write(str(path), np.zeros(16000, np.int16), 16000, subtype="PCM_16")

@@ -10,10 +10,10 @@ from scipy.ndimage import map_coordinates
 from scipy.stats import spearmanr
 
 from npcface.bridge.cli import main as npcface_main
-from npcface.core.capture import FaceTracker, capture_frames, capture_video_result
+from npcface.core.capture.video import FaceTracker, capture_frames, capture_video_result
 from npcface.core.errors import ImageError, NoFaceError
-from npcface.core.livelink import read_livelink_csv, read_motion_json
-from npcface.core.video_io import write_mp4
+from npcface.core.formats.livelink import read_livelink_csv, read_motion_json
+from npcface.core.formats.video import write_mp4
 
 SIZE = 320
 FPS = 25

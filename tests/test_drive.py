@@ -1,4 +1,4 @@
-"""Driving a portrait from a performance (core/drive, `npcface render --drive`): Live Link CSV, motion
+"""Driving a portrait from a performance (core/capture/drive, `npcface render --drive`): Live Link CSV, motion
 JSON and a talking video captured on the fly, retargeted onto the portrait, with sound muxed in."""
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ import pytest
 from conftest import FIXTURES, fixture_line
 from npcface.bridge.cli import main
 from npcface.core.arkit import ARKIT_INDEX
-from npcface.core.audio import load_audio
-from npcface.core.drive import EYES_FROM_PIVOT_M, driven_line, from_capture, resample, retarget
-from npcface.core.livelink import write_livelink_csv, write_motion_json
-from npcface.core.render import Renderer
-from npcface.core.rig import build_rig, load_image
+from npcface.core.audio.decode import load_audio
+from npcface.core.capture.drive import EYES_FROM_PIVOT_M, driven_line, from_capture, resample, retarget
+from npcface.core.formats.livelink import write_livelink_csv, write_motion_json
+from npcface.core.render.renderer import Renderer
+from npcface.core.render.rig import build_rig, load_image
 from npcface.core.types import MotionFrame, MotionTrack
-from npcface.core.video_io import read_video, write_mp4
+from npcface.core.formats.video import read_video, write_mp4
 
 JAW = ARKIT_INDEX["JawOpen"]
 SMILE = ARKIT_INDEX["MouthSmileLeft"]

@@ -15,12 +15,12 @@ import yaml
 
 from conftest import ROOT, fixture_line
 from npcface.core.arkit import ARKIT_INDEX, ARKIT_NAMES
-from npcface.core.audio import load_audio
+from npcface.core.audio.decode import load_audio
 from npcface.core.errors import FormatError
-from npcface.core.export_godot import godot_animation_text, write_godot_animation
-from npcface.core.export_keys import linear_keys
-from npcface.core.export_unity import unity_anim_text
-from npcface.core.motion import MotionGenerator
+from npcface.core.formats.godot_anim import godot_animation_text, write_godot_animation
+from npcface.core.formats.keys import linear_keys
+from npcface.core.formats.unity_anim import unity_anim_text
+from npcface.core.motion.generator import MotionGenerator
 from npcface.core.types import Controls, EmotionEvent
 
 GODOT = ROOT / "tools" / "godot.sh"

@@ -1,4 +1,4 @@
-"""core/features.py: the acoustic rows the motion generator reads, offline and streaming."""
+"""core/audio/features.py: the acoustic rows the motion generator reads, offline and streaming."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,9 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import fixture_line
-from npcface.core.audio import load_audio
+from npcface.core.audio.decode import load_audio
 from npcface.core.errors import AudioError
-from npcface.core.features import FEATURE_COLUMNS, N_MELS, FeatureStream, compute_features, concat_features
+from npcface.core.audio.features import FEATURE_COLUMNS, N_MELS, FeatureStream, compute_features, concat_features
 from npcface.core.types import SAMPLE_RATE
 
 COLUMNS = list(FEATURE_COLUMNS)
@@ -184,7 +184,7 @@ def test_mel_filterbank_equals_torchaudios_without_loading_torch():
 
     import torchaudio
 
-    from npcface.core.features import mel_filterbank
+    from npcface.core.audio.features import mel_filterbank
 
     for n_freqs, f_min, f_max, n_mels, rate in ((257, 60.0, 7600.0, 40, 16000), (513, 0.0, 8000.0, 80, 22050)):
         theirs = torchaudio.functional.melscale_fbanks(n_freqs, f_min=f_min, f_max=f_max, n_mels=n_mels,
@@ -192,7 +192,7 @@ def test_mel_filterbank_equals_torchaudios_without_loading_torch():
         ours = mel_filterbank(n_freqs, f_min, f_max, n_mels, rate)
         assert ours.shape == theirs.shape
         assert np.abs(ours - theirs).max() <= 1e-5 * theirs.max()  # theirs is float32
-    loaded = subprocess.run([sys.executable, "-c", "import sys, npcface.core.features, npcface.core.motion; "
+    loaded = subprocess.run([sys.executable, "-c", "import sys, npcface.core.audio.features, npcface.core.motion.generator; "
                              "print(sorted(m for m in ('torch', 'torchaudio') if m in sys.modules))"],
                             capture_output=True, text=True, check=True).stdout.strip()
     assert loaded == "[]"

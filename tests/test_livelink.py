@@ -1,4 +1,4 @@
-"""core/livelink: Live Link Face CSV variants built here (like the real exports), round trips, and
+"""core/formats/livelink: Live Link Face CSV variants built here (like the real exports), round trips, and
 bad input. No file from ../shared/data is used."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from npcface.core.arkit import ARKIT_INDEX, ARKIT_NAMES, LIVELINK_POSE_NAMES
 from npcface.core.errors import FormatError
-from npcface.core.livelink import (read_livelink_csv, read_motion_json, write_livelink_csv,
+from npcface.core.formats.livelink import (read_livelink_csv, read_motion_json, write_livelink_csv,
                                    write_motion_json)
 from npcface.core.types import MotionTrack, Phone, PhoneTimeline
 

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from conftest import fixture_line
-from npcface.core.audio import load_audio
-from npcface.core.motion import MotionGenerator
+from npcface.core.audio.decode import load_audio
+from npcface.core.motion.generator import MotionGenerator
 from npcface.core.types import Audio, Controls, EmotionEvent, MotionTrack
-from npcface.core.visemes import lip_gap
+from npcface.core.motion.visemes import lip_gap
 
 LINES = ("line_greeting", "line_bilabials", "line_vowels", "line_fricatives")
 CLOSED_GAP, CLOSED_JAW = 0.02, 0.12
@@ -163,7 +163,7 @@ def test_blinks_at_a_plausible_rate_and_length_over_a_minute(lines):
     # more at pauses: the 0.4 s after speech stops are ~16 % of the time here but get more of the blinks
     from scipy.ndimage import maximum_filter1d
 
-    from npcface.core.features import compute_features
+    from npcface.core.audio.features import compute_features
 
     loud = compute_features(minute.samples).loudness_db > -50
     pause_start = ~loud & (maximum_filter1d(loud.astype(float), 41, origin=20) > 0)
@@ -257,7 +257,7 @@ def test_lips_anticipate_rounding_before_the_vowel_sounds(lines):
 
 def test_viseme_view_of_generated_tracks_names_the_key_shapes(lines):
     from npcface.core.arkit import OCULUS_VISEMES
-    from npcface.core.visemes import visemes_from_blendshapes
+    from npcface.core.motion.visemes import visemes_from_blendshapes
 
     named = {"PP": [], "FF": [], "aa": [], "sil": []}
     expected = {"P": "PP", "B": "PP", "M": "PP", "F": "FF", "V": "FF", "AA": "aa", "AE": "aa", "SIL": "sil"}
@@ -284,8 +284,8 @@ def test_emotion_colours_articulation_but_closures_hold(lines):
 
 
 def test_head_moves_more_while_talking_and_nods_after_emphasis(lines):
-    from npcface.core.features import compute_features
-    from npcface.core.motion_cues import compute_cues
+    from npcface.core.audio.features import compute_features
+    from npcface.core.motion.cues import compute_cues
 
     gap = np.zeros(int(16000 * 1.5), np.float32)
     talk = Audio(np.concatenate([x for audio, _, _ in lines.values() for x in (audio.samples, gap)]), 16000, 1)

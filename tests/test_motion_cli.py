@@ -63,7 +63,7 @@ def test_bad_paths_get_specific_errors(capsys, tmp_path):
 def test_animate_writes_livelink_csv_json_and_plot(capsys, tmp_path):
     from PIL import Image
 
-    from npcface.core.livelink import read_livelink_csv, read_motion_json
+    from npcface.core.formats.livelink import read_livelink_csv, read_motion_json
 
     wav, text = fixture_line("line_bilabials")
     csv_path, json_path, png = tmp_path / "line.csv", tmp_path / "line.json", tmp_path / "line.png"

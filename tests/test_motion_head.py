@@ -17,12 +17,12 @@ import pytest
 from scipy.ndimage import gaussian_filter1d
 
 from conftest import fixture_line
-from npcface.core.audio import load_audio
-from npcface.core.features import compute_features
-from npcface.core.motion import MotionGenerator
-from npcface.core.motion_cues import compute_cues
+from npcface.core.audio.decode import load_audio
+from npcface.core.audio.features import compute_features
+from npcface.core.motion.generator import MotionGenerator
+from npcface.core.motion.cues import compute_cues
 from npcface.core.types import Audio, Controls, MotionTrack
-from npcface.core.visemes import lip_gap
+from npcface.core.motion.visemes import lip_gap
 
 LINES = ("line_greeting", "line_bilabials", "line_vowels", "line_fricatives", "line_names")
 VOWELS = frozenset({"AA", "AE", "AH", "AO", "AW", "AY", "EH", "ER", "EY", "IH", "IY", "OW", "OY", "UH", "UW"})

@@ -12,12 +12,12 @@ import pytest
 
 from conftest import fixture_line
 from npcface.core.arkit import ARKIT_INDEX, EMOTIONS, OCULUS_VISEMES, VRM_PRESETS
-from npcface.core.audio import load_audio
+from npcface.core.audio.decode import load_audio
 from npcface.core.errors import AudioError, ControlError
-from npcface.core.motion import MotionGenerator, parse_emotion
-from npcface.core.motion_emotion import EMOTION_POSES, emotion_weights
+from npcface.core.motion.generator import MotionGenerator, parse_emotion
+from npcface.core.motion.emotion import EMOTION_POSES, emotion_weights
 from npcface.core.types import ControlEvent, Controls, EmotionEvent, GazeEvent, MotionTrack, Phone, PhoneTimeline
-from npcface.core.visemes import VISEME_POSES, lip_gap, visemes_from_blendshapes, vrm_from_blendshapes
+from npcface.core.motion.visemes import VISEME_POSES, lip_gap, visemes_from_blendshapes, vrm_from_blendshapes
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +162,7 @@ def test_frames_wait_for_lookahead_and_no_longer(greeting):
 
 
 def test_a_lookahead_below_the_features_reach_acts_as_the_minimum(greeting):
-    from npcface.core.motion import MIN_LOOKAHEAD_S
+    from npcface.core.motion.generator import MIN_LOOKAHEAD_S
 
     stream = MotionGenerator(Controls(lookahead_s=0.02)).stream_with_phones(hand_phones(greeting.duration))
     lags = []

@@ -10,12 +10,12 @@ import pytest
 import torch
 
 from conftest import fixture_line
-from npcface.core.audio import load_audio
-from npcface.core.features import compute_features
-from npcface.core.motion_learned import LearnedMotionGenerator, feature_matrix, run_model
-from npcface.core.motion_learned_weights import SHIPPED_WEIGHTS, ModelError, load_weights, save_weights
+from npcface.core.audio.decode import load_audio
+from npcface.core.audio.features import compute_features
+from npcface.core.motion.learned import LearnedMotionGenerator, feature_matrix, run_model
+from npcface.core.motion.learned_weights import SHIPPED_WEIGHTS, ModelError, load_weights, save_weights
 from npcface.core.types import Controls, EmotionEvent
-from npcface.core.visemes import lip_gap
+from npcface.core.motion.visemes import lip_gap
 from npcface.models.audio2face import Audio2Face, Config
 
 
@@ -182,8 +182,8 @@ def test_header_length_that_is_no_length(tmp_path):
 def test_backend_factory_and_cli_flag(random_weights, tmp_path, capsys):
     from npcface.bridge.cli import main
     from npcface.core.errors import ControlError
-    from npcface.core.motion import MotionGenerator
-    from npcface.core.motion_backends import make_generator
+    from npcface.core.motion.generator import MotionGenerator
+    from npcface.core.motion.backends import make_generator
 
     assert type(make_generator("rules")) is MotionGenerator
     assert isinstance(make_generator(str(random_weights)), LearnedMotionGenerator)
@@ -202,7 +202,7 @@ def test_backend_factory_and_cli_flag(random_weights, tmp_path, capsys):
 
 
 def test_incremental_network_equals_the_whole_line_run(random_weights, greeting):
-    from npcface.core.motion_learned import IncrementalMouth
+    from npcface.core.motion.learned import IncrementalMouth
 
     audio, _ = greeting
     model = load_weights(random_weights)

@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 
 from conftest import fixture_line
-from npcface.core.audio import load_audio
-from npcface.core.features import compute_features
-from npcface.core.motion import MotionGenerator
-from npcface.core.motion import FRAME_REACH_S
-from npcface.core.motion_cues import CUE_READ_AHEAD_S, Cues, compute_cues, held_level
+from npcface.core.audio.decode import load_audio
+from npcface.core.audio.features import compute_features
+from npcface.core.motion.generator import MotionGenerator
+from npcface.core.motion.generator import FRAME_REACH_S
+from npcface.core.motion.cues import CUE_READ_AHEAD_S, Cues, compute_cues, held_level
 from npcface.core.types import FEATURE_HOP_S, AudioFeatures, MotionTrack
-from npcface.core.visemes import lip_gap
+from npcface.core.motion.visemes import lip_gap
 
 LINES = ("line_greeting", "line_bilabials", "line_vowels", "line_fricatives")
 VOWELS = frozenset({"AA", "AE", "AH", "AO", "AW", "AY", "EH", "ER", "EY", "IH", "IY", "OW", "OY", "UH", "UW"})

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 from conftest import FIXTURES, fixture_line
-from npcface.core.audio import audio_from_pcm, load_audio
+from npcface.core.audio.decode import audio_from_pcm, load_audio
 from npcface.core.errors import AudioError, ControlError, TextError
-from npcface.core.features import compute_features
-from npcface.core.phonetics import PhoneStream, phones_for, warm_up
-from npcface.core.phonetics_g2p import guess_pronunciation, words_of
+from npcface.core.audio.features import compute_features
+from npcface.core.phonetics.timeline import PhoneStream, phones_for, warm_up
+from npcface.core.phonetics.g2p import guess_pronunciation, words_of
 from npcface.core.types import SAMPLE_RATE, Audio
 
 BILABIALS = {"P", "B", "M"}
@@ -364,7 +364,7 @@ def test_cached_streaming_phones_equal_a_full_rebuild(text):
 
 
 def test_warm_up_leaves_loaded_decoders_for_the_next_lines():
-    from npcface.core import phonetics_sphinx
+    from npcface.core.phonetics.timeline import sphinx as phonetics_sphinx
 
     warm_up()
     idle = phonetics_sphinx._POOL._idle
@@ -398,7 +398,7 @@ def test_bad_stream_use():
 
 
 def test_stream_refuses_endless_lines(monkeypatch):
-    import npcface.core.phonetics as phonetics_module
+    import npcface.core.phonetics.timeline as phonetics_module
 
     monkeypatch.setattr(phonetics_module, "MAX_DURATION_S", 1.0)  # the real limit is 600 s
     stream = PhoneStream(None, "de")

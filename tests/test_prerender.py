@@ -204,7 +204,7 @@ def test_sigkill_midway_leaves_no_partial_file_and_a_rerun_matches_an_uninterrup
 
 
 def test_jsonl_manifest_with_an_mp4_line(tmp_path):
-    from npcface.core.video_io import video_info
+    from npcface.core.formats.video import video_info
 
     shutil.copy(FIXTURES / "line_vowels.wav", tmp_path)
     manifest = tmp_path / "lines.jsonl"
@@ -222,9 +222,9 @@ def test_jsonl_manifest_with_an_mp4_line(tmp_path):
 
 
 def test_a_prerendered_mp4_is_what_npcface_render_makes_of_the_same_line(tmp_path):
-    """One rendering loop (core/render_file): whatever `npcface render` adds to its frames reaches
+    """One rendering loop (core/render/to_file): whatever `npcface render` adds to its frames reaches
     prerendered videos too."""
-    from npcface.core.video_io import read_video
+    from npcface.core.formats.video import read_video
 
     wav, text = FIXTURES / "line_bilabials.wav", (FIXTURES / "line_bilabials.txt").read_text().strip()
     manifest = write_manifest(tmp_path, [{"id": "bob", "audio": str(wav), "text": text, "emotion": "happy:0.5; 1=sad:0.7",

@@ -45,6 +45,6 @@ def test_ray_loads_only_for_ray_runs():
 
     loaded = subprocess.run([sys.executable, "-c", "import sys; from npcface.bridge.cli import build_parser; "
                              "build_parser().parse_args(['prerender', 'x.csv', '-o', 'out']); "
-                             "import npcface.core.prerender_engines; print('ray' in sys.modules)"],
+                             "import npcface.core.prerender.engines; print('ray' in sys.modules)"],
                             capture_output=True, text=True, check=True).stdout.strip()
     assert loaded == "False"

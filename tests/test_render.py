@@ -12,9 +12,9 @@ import pytest
 from npcface.bridge.cli import main as npcface_main
 from npcface.core.arkit import ARKIT_INDEX
 from npcface.core.errors import ControlError
-from npcface.core.render import Renderer
-from npcface.core.rig import build_rig, load_image
-from npcface.core.rig_mesh import FACE_OVAL, IRIS_LEFT, IRIS_RIGHT, LIPS_LOWER_OUTER, LIPS_UPPER_OUTER
+from npcface.core.render.renderer import Renderer
+from npcface.core.render.rig import build_rig, load_image
+from npcface.core.render.rig_mesh import FACE_OVAL, IRIS_LEFT, IRIS_RIGHT, LIPS_LOWER_OUTER, LIPS_UPPER_OUTER
 from npcface.core.types import MotionFrame
 
 SIZE = 256
@@ -57,7 +57,7 @@ def polygon(renderer, ids, shape) -> np.ndarray:
 
 
 def landmarks_of(image: np.ndarray) -> np.ndarray:
-    from npcface.core.rig_mesh import detect_landmarks
+    from npcface.core.render.rig_mesh import detect_landmarks
 
     return detect_landmarks(np.ascontiguousarray(image.astype(np.uint8)), None, "render")
 
@@ -144,7 +144,7 @@ def test_closed_eyelids_cover_the_iris(renderer):
 
 
 def test_gaze_moves_the_iris_inside_the_eye(renderer):
-    from npcface.core.rig_mesh import EYE_LEFT_LOWER, EYE_LEFT_UPPER
+    from npcface.core.render.rig_mesh import EYE_LEFT_LOWER, EYE_LEFT_UPPER
 
     opening = polygon(renderer, EYE_LEFT_UPPER + EYE_LEFT_LOWER[-2:0:-1], renderer.view_image.shape)
     ys, xs = np.mgrid[0:SIZE, 0:SIZE]
@@ -229,7 +229,7 @@ def test_bad_sizes_are_refused(face_rig, size):
 
 def test_render_command_writes_a_video_with_sound_and_a_sheet(tmp_path, capsys):
     from conftest import fixture_line
-    from npcface.core.video_io import video_info
+    from npcface.core.formats.video import video_info
 
     wav, text = fixture_line("line_fricatives")
     rig_path = tmp_path / "face.rig"

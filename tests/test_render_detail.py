@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from conftest import FIXTURES
-from npcface.core.render import Renderer
-from npcface.core.rig import MAX_SIDE, Rig, build_rig, load_image, rig_from_file
+from npcface.core.render.renderer import Renderer
+from npcface.core.render.rig import MAX_SIDE, Rig, build_rig, load_image, rig_from_file
 from npcface.core.types import MotionFrame
 
 CANVAS = (3000, 2400)  # height, width: the fixture's 512-pixel portrait at full size in a big picture,

@@ -1,4 +1,4 @@
-"""core/render_eyes: a closed lid looks like the skin around the eye, not a pasted patch. In
+"""core/render/eyes: a closed lid looks like the skin around the eye, not a pasted patch. In
 numbers, on the committed portrait: at full blink the lid's colour is close to the lid skin the
 open eye showed, and along the top of what the eye layer painted (where a pasted patch shows its
 border) the layer adds almost no edge to the warped picture beneath it."""
@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from npcface.core.arkit import ARKIT_INDEX
-from npcface.core.render import Renderer
-from npcface.core.rig import build_rig, load_image
-from npcface.core.rig_mesh import EYE_LEFT_LOWER, EYE_LEFT_UPPER, EYE_RIGHT_LOWER, EYE_RIGHT_UPPER
+from npcface.core.render.renderer import Renderer
+from npcface.core.render.rig import build_rig, load_image
+from npcface.core.render.rig_mesh import EYE_LEFT_LOWER, EYE_LEFT_UPPER, EYE_RIGHT_LOWER, EYE_RIGHT_UPPER
 from npcface.core.types import MotionFrame
 
 EYES = ((EYE_LEFT_UPPER, EYE_LEFT_LOWER), (EYE_RIGHT_UPPER, EYE_RIGHT_LOWER))

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from npcface.core.arkit import ARKIT_INDEX
-from npcface.core.capture import capture_video_result
-from npcface.core.render import Renderer
-from npcface.core.rig import build_rig, load_image
+from npcface.core.capture.video import capture_video_result
+from npcface.core.render.renderer import Renderer
+from npcface.core.render.rig import build_rig, load_image
 from npcface.core.types import MotionFrame
-from npcface.core.video_io import write_mp4
+from npcface.core.formats.video import write_mp4
 
 FPS = 25
 SIZE = 256
@@ -92,8 +92,8 @@ def test_head_yaw_is_recovered_within_a_few_degrees(loop):
     """MediaPipe's landmarks on the rendered turn sit where a head turned by the driving yaw puts
     them. (Capture's own yaw, from MediaPipe's depth estimates, sees about 60% of a warped photo's
     turn: the picture's shading does not turn with it. It must still follow the turn closely.)"""
-    from npcface.core.capture import FaceTracker
-    from npcface.core.video_io import read_video
+    from npcface.core.capture.video import FaceTracker
+    from npcface.core.formats.video import read_video
 
     frames, captured, renderer, path = loop
     driving = np.array([f.head_rotation[0] for f in frames])

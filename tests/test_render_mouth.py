@@ -9,11 +9,11 @@ import pytest
 
 from conftest import FIXTURES
 from npcface.core.arkit import ARKIT_INDEX
-from npcface.core.render import Renderer
-from npcface.core.render_draw import polygon_mask
-from npcface.core.render_mouth import INNER_CONTOUR
-from npcface.core.rig import build_rig, load_image
-from npcface.core.rig_mesh import EYE_LEFT_LOWER, EYE_LEFT_UPPER, EYE_RIGHT_LOWER, EYE_RIGHT_UPPER
+from npcface.core.render.renderer import Renderer
+from npcface.core.render.draw import polygon_mask
+from npcface.core.render.mouth import INNER_CONTOUR
+from npcface.core.render.rig import build_rig, load_image
+from npcface.core.render.rig_mesh import EYE_LEFT_LOWER, EYE_LEFT_UPPER, EYE_RIGHT_LOWER, EYE_RIGHT_UPPER
 from npcface.core.types import MotionFrame
 
 SIZE = 384
@@ -163,8 +163,8 @@ VOWELS = {"AA", "AE", "AH", "AO", "AW", "AY", "EH", "ER", "EY", "IH", "IY", "OW"
 def greeting():
     """line_greeting animated with its text: phones aligned, so the generator knows each T, D, N, L."""
     from conftest import fixture_line
-    from npcface.core.audio import load_audio
-    from npcface.core.motion import MotionGenerator
+    from npcface.core.audio.decode import load_audio
+    from npcface.core.motion.generator import MotionGenerator
 
     wav, text = fixture_line("line_greeting")
     track = MotionGenerator().animate(load_audio(wav), text)

@@ -1,4 +1,4 @@
-"""core/rig: a real MediaPipe rig of the committed portrait; pictures the tests make themselves
+"""core/render/rig: a real MediaPipe rig of the committed portrait; pictures the tests make themselves
 for the error paths (no face, two faces, a decompression bomb, RGBA, not a picture)."""
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from PIL import Image
 from npcface.bridge.cli import main as npcface_main
 from npcface.core.arkit import ARKIT_INDEX
 from npcface.core.errors import FormatError, ImageError, NoFaceError
-from npcface.core.render_warp import barycentric_matrix
-from npcface.core.rig import MAX_SIDE, RIG_VERSION, Rig, build_rig, load_image
+from npcface.core.render.warp import barycentric_matrix
+from npcface.core.render.rig import MAX_SIDE, RIG_VERSION, Rig, build_rig, load_image
 
 
 @pytest.fixture(scope="module")

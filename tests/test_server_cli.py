@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from npcface.core.audio import load_audio
-from npcface.core.livelink import read_livelink_csv, read_motion_json
-from npcface.core.video_io import read_video, video_info
+from npcface.core.audio.decode import load_audio
+from npcface.core.formats.livelink import read_livelink_csv, read_motion_json
+from npcface.core.formats.video import read_video, video_info
 from conftest import fixture_line
 from server_helpers import running_server
 

@@ -78,7 +78,7 @@ def test_animate_with_a_bad_motion_says_what_is_wrong(tmp_path, motion, message)
 
 
 def test_serve_with_a_truncated_weights_file_stops_in_one_line(tmp_path):
-    from npcface.core.motion_learned_weights import SHIPPED_WEIGHTS
+    from npcface.core.motion.learned_weights import SHIPPED_WEIGHTS
 
     broken = tmp_path / "actor.safetensors"
     broken.write_bytes(SHIPPED_WEIGHTS.read_bytes()[:1000])

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from conftest import fixture_line
-from npcface.core.audio import load_audio
-from npcface.core.features import FEATURE_COLUMNS, FeatureStream, take_many
-from npcface.core.motion import MotionGenerator, step_streams
-from npcface.core.motion_learned import LearnedMotionGenerator
+from npcface.core.audio.decode import load_audio
+from npcface.core.audio.features import FEATURE_COLUMNS, FeatureStream, take_many
+from npcface.core.motion.generator import MotionGenerator, step_streams
+from npcface.core.motion.learned import LearnedMotionGenerator
 from npcface.core.session import LineFormat, NpcSession, SessionSettings, step_sessions
 from npcface.core.types import Controls, EmotionEvent, PhoneTimeline
 from server_helpers import RawClient, greeting_pcm, s16
@@ -172,7 +172,7 @@ def test_sessions_streamed_at_once_over_the_wire_get_the_ticks_of_one_alone(serv
 
 
 def test_a_line_that_fails_to_step_gets_one_error_and_ends_while_the_others_go_on(server, monkeypatch):
-    from npcface.core.motion import MotionStream
+    from npcface.core.motion.generator import MotionStream
 
     emit = MotionStream._emit_until
 

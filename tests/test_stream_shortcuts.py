@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 
 from conftest import fixture_line
-from npcface.core.audio import load_audio
+from npcface.core.audio.decode import load_audio
 from npcface.core.errors import AudioError, ControlError
-from npcface.core.features import FEATURE_COLUMNS, FeatureStream, concat_features
-from npcface.core.phonetics import PhoneStream
-from npcface.core.phonetics_acoustic import AcousticTracker
-from npcface.core.phonetics_stress import VOWELS, LoudnessTrack, ProminenceStream, mark_stress
+from npcface.core.audio.features import FEATURE_COLUMNS, FeatureStream, concat_features
+from npcface.core.phonetics.timeline import PhoneStream
+from npcface.core.phonetics.acoustic import AcousticTracker
+from npcface.core.phonetics.stress import VOWELS, LoudnessTrack, ProminenceStream, mark_stress
 from npcface.core.types import Phone
 
 
@@ -129,7 +129,7 @@ def test_loudness_running_sums_equal_one_cumsum_over_the_whole_signal():
 
 def test_acoustic_row_smoothing_and_dips_equal_plain_loops():
     """The vectorised mode filter and dip finder against straightforward per-row loops."""
-    from npcface.core.phonetics_acoustic import LABELS, _energy_dips, _mode_filter
+    from npcface.core.phonetics.acoustic import LABELS, _energy_dips, _mode_filter
 
     rng = np.random.default_rng(8)
     dip_rows = 0
@@ -160,7 +160,7 @@ def test_acoustic_row_smoothing_and_dips_equal_plain_loops():
 
 @pytest.mark.parametrize("language", ["de", "en-us"])
 def test_frames_do_not_depend_on_when_feature_rows_are_computed(language):
-    from npcface.core.motion import MotionGenerator, MotionStream, _LivePhones
+    from npcface.core.motion.generator import MotionGenerator, MotionStream, _LivePhones
     from npcface.core.types import Controls
 
     class EagerRows(MotionStream):

@@ -18,10 +18,10 @@ from safetensors.torch import load_file
 
 from conftest import fixture_line
 from npcface.bridge.cli import main
-from npcface.core.audio import load_audio
-from npcface.core.livelink import write_livelink_csv
-from npcface.core.motion import MotionGenerator
-from npcface.core.motion_learned import LearnedMotionGenerator
+from npcface.core.audio.decode import load_audio
+from npcface.core.formats.livelink import write_livelink_csv
+from npcface.core.motion.generator import MotionGenerator
+from npcface.core.motion.learned import LearnedMotionGenerator
 from npcface.core.types import Controls
 
 TINY = {"train": {"batch": 4, "window": 40, "checkpoint_every": 5, "threads": 1,

@@ -1,6 +1,6 @@
-"""Training-time augmentation (core/train_augment.py) on the feature rows of a real fixture line:
+"""Training-time augmentation (core/train/augment.py) on the feature rows of a real fixture line:
 each change does what its sound would do to the features, and the same seed gives the same
-example; target shifting (core/train_data.py) finds a known A/V offset and moves the mouth earlier."""
+example; target shifting (core/train/data.py) finds a known A/V offset and moves the mouth earlier."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from conftest import fixture_line
-from npcface.core.audio import load_audio
-from npcface.core.features import compute_features
-from npcface.core.motion_learned import feature_matrix
-from npcface.core.train_augment import (LOG_F0, LOUDNESS, AugmentConfig, add_noise, augment_clip, reverberate,
+from npcface.core.audio.decode import load_audio
+from npcface.core.audio.features import compute_features
+from npcface.core.motion.learned import feature_matrix
+from npcface.core.train.augment import (LOG_F0, LOUDNESS, AugmentConfig, add_noise, augment_clip, reverberate,
                                         scale_frequencies, time_warp)
-from npcface.core.train_data import Clip, align_targets, shift_targets, speaker_offsets
+from npcface.core.train.data import Clip, align_targets, shift_targets, speaker_offsets
 
 
 @pytest.fixture(scope="module")

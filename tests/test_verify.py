@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from npcface.bridge.cli import main as npcface_main
-from npcface.core import provenance
+from npcface.core.provenance.credentials import credentials as provenance
 from npcface.core.errors import ControlError
-from npcface.core.render import Renderer
-from npcface.core.rig import build_rig, load_image
+from npcface.core.render.renderer import Renderer
+from npcface.core.render.rig import build_rig, load_image
 from npcface.core.types import MotionFrame
-from npcface.core.video_io import write_mp4, write_png_sequence
+from npcface.core.formats.video import write_mp4, write_png_sequence
 
 
 def frame(t: float) -> MotionFrame:

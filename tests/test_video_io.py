@@ -1,4 +1,4 @@
-"""core/video_io: real H.264/AAC encoding and decoding through PyAV, written then read back."""
+"""core/formats/video: real H.264/AAC encoding and decoding through PyAV, written then read back."""
 from __future__ import annotations
 
 import av
@@ -7,7 +7,7 @@ import pytest
 
 from npcface.core.errors import ControlError, FormatError, ImageError
 from npcface.core.types import SAMPLE_RATE, Audio
-from npcface.core.video_io import read_video, video_info, write_mp4, write_png_sequence
+from npcface.core.formats.video import read_video, video_info, write_mp4, write_png_sequence
 
 
 def moving_square_frames(count: int, height: int = 64, width: int = 96):
@@ -192,7 +192,7 @@ def test_phone_rotation_flag_is_applied(tmp_path):
 
 
 def test_written_mp4_carries_valid_content_credentials_and_still_plays(tmp_path):
-    from npcface.core.provenance import read_manifest
+    from npcface.core.provenance.credentials import read_manifest
 
     path = tmp_path / "signed.mp4"
     write_mp4(path, moving_square_frames(30), fps=30)

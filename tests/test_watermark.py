@@ -1,4 +1,4 @@
-"""core/watermark on real renders of the committed portrait: invisible (PSNR), found again with its
+"""core/provenance/watermark on real renders of the committed portrait: invisible (PSNR), found again with its
 payload after what platforms do to video (H.264 CRF 23/28, half size, a 10% crop from each side,
 JPEG), never found on real pictures, and carried by frames that come over the protocol."""
 from __future__ import annotations
@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from npcface.core import watermark
+from npcface.core.provenance.credentials import watermark
 from npcface.core.arkit import ARKIT_INDEX
 from npcface.core.errors import ImageError
-from npcface.core.render import Renderer
-from npcface.core.rig import build_rig, load_image
+from npcface.core.render.renderer import Renderer
+from npcface.core.render.rig import build_rig, load_image
 from npcface.core.types import MotionFrame
 
 SIZE = 512

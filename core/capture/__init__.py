@@ -1,0 +1,1 @@
+"""Capture: a real talking video (or a performance take) -> ARKit curves, and retargeting them onto a portrait."""

@@ -1,0 +1,140 @@
+"""Acoustic cues for the motion layers, computed per 10 ms feature row.
+
+Every cue at row r depends only on rows in [r - CUE_BACK_S, r + CUE_REACH_S], so the streaming
+generator can compute them on a bounded window of rows and get exactly what the offline pass
+gets. The layers then read the cues at frame times (linear interpolation between rows).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from scipy.ndimage import maximum_filter1d
+
+from ..types import FEATURE_HOP_S, AudioFeatures
+
+SMOOTH_S = 0.03  # half-width of the short smoothing of loudness, voicing and formants
+REF_WINDOW_S = 2.0  # loudness reference: the loudest moment of the last two seconds
+SLOW_WINDOW_S = 0.5  # emphasis: loudness above the average of the last half second
+ACTIVITY_WINDOW_S = 0.6  # head liveliness follows talking over this long
+DIP_BACK_S, DIP_AHEAD_S = 0.15, 0.05  # a dip is quieter than both the last 150 ms and the next 50 ms
+# held: loudness bridged over short gaps in a run of speech (a stop closure): the loudest moment
+# of the last 300 ms while a sound comes within the next 50 ms.
+HOLD_BACK_S, HOLD_AHEAD_S = 0.3, 0.05
+PHRASE_BACK_S, PHRASE_AHEAD_S = 0.25, 0.05
+CUE_REACH_S = SMOOTH_S + 0.02  # what core/motion/generator.py budgets for the cues (+ 40 ms of its own margin)
+# What the cues really read ahead: the level is smoothed SMOOTH_S ahead and dip, held and phrase
+# look up to 50 ms further on it (tested). The motion layer's FRAME_REACH_S (CUE_REACH_S + 40 ms)
+# covers this; CUE_REACH_S alone does not.
+CUE_READ_AHEAD_S = SMOOTH_S + max(DIP_AHEAD_S, HOLD_AHEAD_S, PHRASE_AHEAD_S)
+CUE_BACK_S = REF_WINDOW_S + max(SLOW_WINDOW_S, ACTIVITY_WINDOW_S) + SMOOTH_S  # how far back
+
+_REF_FLOOR_DB = -30.0  # a recording quieter than this is treated as quiet speech, not boosted
+_LEVEL_RANGE_DB = 28.0  # below the reference by this much = no opening
+_EMPHASIS_CAP_DB = 6.0
+
+
+def _rows(seconds: float) -> int:
+    return int(round(seconds / FEATURE_HOP_S))
+
+
+def max_behind(x: np.ndarray, rows: int) -> np.ndarray:
+    """Max of x over rows [r - rows, r]."""
+    return maximum_filter1d(x, size=rows + 1, origin=rows // 2, mode="nearest")
+
+
+def max_ahead(x: np.ndarray, rows: int) -> np.ndarray:
+    """Max of x over rows [r, r + rows]."""
+    return maximum_filter1d(x, size=rows + 1, origin=-((rows + 1) // 2), mode="nearest")
+
+
+def moving_average(x: np.ndarray, back: int, ahead: int, weights: np.ndarray | None = None) -> np.ndarray:
+    """Mean of x over rows [r - back, r + ahead] (truncated at the ends), optionally weighted."""
+    x = np.asarray(x, dtype=np.float64)
+    kernel = np.ones(back + ahead + 1)
+    # np.convolve(..., "full")[k] sums inputs k - len(kernel) + 1 .. k; shift so row r sees r+ahead.
+    if weights is None:  # the count of rows in each window, the same on every call of this size
+        return np.convolve(x, kernel)[ahead: ahead + len(x)] / _window_counts(len(x), back, ahead)
+    w = np.asarray(weights, dtype=np.float64)
+    num = np.convolve(x * w, kernel)[ahead: ahead + len(x)]
+    den = np.convolve(w, kernel)[ahead: ahead + len(x)]
+    return np.where(den > 1e-9, num / np.maximum(den, 1e-9), 0.0)
+
+
+@lru_cache(maxsize=256)
+def _window_counts(length: int, back: int, ahead: int) -> np.ndarray:
+    """Rows inside [r - back, r + ahead] for each row r of ``length`` (the ends truncate)."""
+    rows = np.arange(length)
+    counts = (np.minimum(rows + ahead, length - 1) - np.maximum(rows - back, 0) + 1).astype(np.float64)
+    counts.flags.writeable = False
+    return counts
+
+
+def held_level(level: np.ndarray) -> np.ndarray:
+    """The lesser of the loudest level in the last HOLD_BACK_S and in the next HOLD_AHEAD_S: gaps
+    up to HOLD_AHEAD_S inside a run of speech are bridged (at the quieter side's level); a pause
+    relaxes at once."""
+    return np.minimum(max_behind(level, _rows(HOLD_BACK_S)), max_ahead(level, _rows(HOLD_AHEAD_S)))
+
+
+@dataclass(frozen=True)
+class Cues:
+    """Per-row acoustic cues (row i at start_time + i * FEATURE_HOP_S)."""
+
+    start_time: float
+    level: np.ndarray  # (R,) 0..1 speech loudness relative to the recent loudest moment
+    voiced: np.ndarray  # (R,) 0..1
+    f1_open: np.ndarray  # (R,) 0..1 first formant height (jaw opening) on voiced rows
+    f2_round: np.ndarray  # (R,) 0..1 low second formant (lip rounding) on voiced rows
+    f2_spread: np.ndarray  # (R,) 0..1 high second formant (lip spreading)
+    fricative: np.ndarray  # (R,) 0..1 noisy, high-frequency, unvoiced (s, f, sh, t bursts)
+    emphasis: np.ndarray  # (R,) dB above the recent average loudness, on voiced rows
+    pitch: np.ndarray  # (R,) 0..1 how high the voice is (f0 above 80 Hz, log scale)
+    activity: np.ndarray  # (R,) 0..1 how much talking there was over the last ~0.6 s
+    phrase: np.ndarray  # (R,) 0..1 loudness over the last 250 ms: a mouth stays parted through a phrase
+    dip: np.ndarray  # (R,) 0..1 a short quiet gap between louder sounds (a stop or nasal closure)
+    held: np.ndarray  # (R,) 0..1 level held over gaps up to HOLD_AHEAD_S (held_level)
+
+    @property
+    def num_rows(self) -> int:
+        return len(self.level)
+
+    def row_times(self) -> np.ndarray:
+        return self.start_time + np.arange(self.num_rows) * FEATURE_HOP_S
+
+    def at(self, name: str, times: np.ndarray) -> np.ndarray:
+        """A cue read at arbitrary times (clamped to the rows there are)."""
+        return np.interp(times, self.row_times(), getattr(self, name))
+
+
+def compute_cues(feats: AudioFeatures) -> Cues:
+    smooth = _rows(SMOOTH_S)
+    loud = moving_average(np.maximum(feats.loudness_db, -100.0), smooth, smooth)
+    ref = np.maximum(max_behind(loud, _rows(REF_WINDOW_S)), _REF_FLOOR_DB)
+    level = np.clip((loud - (ref - _LEVEL_RANGE_DB)) / _LEVEL_RANGE_DB, 0.0, 1.0)
+    voiced_raw = np.clip(feats.voicing, 0.0, 1.0)
+    voiced = moving_average(voiced_raw, smooth, smooth)
+    has_f1 = (feats.f1_hz > 0) & (voiced_raw > 0.3)
+    f1 = moving_average(feats.f1_hz, smooth, smooth, weights=has_f1)
+    f2 = moving_average(feats.f2_hz, smooth, smooth, weights=has_f1)
+    formant_trust = moving_average(has_f1.astype(np.float64), smooth, smooth) * level
+    f1_open = np.clip((f1 - 280.0) / 520.0, 0.0, 1.0) * formant_trust
+    # Rounding must last a while to count: single-row F2 drops are LPC noise, not lips.
+    f2_round = moving_average(np.clip((1350.0 - f2) / 500.0, 0.0, 1.0) * formant_trust, _rows(0.06), _rows(0.02))
+    f2_spread = np.clip((f2 - 1750.0) / 600.0, 0.0, 1.0) * formant_trust
+    noisy = np.clip((feats.zero_crossing_rate - 0.12) / 0.15, 0.0, 1.0) * np.clip((feats.spectral_tilt + 5.0) / 15.0, 0.0, 1.0)
+    fricative = moving_average(noisy * (1.0 - voiced_raw), smooth, smooth) * np.clip(level * 2.0, 0.0, 1.0)
+    # Emphasis is measured against recent *speech* only, so a syllable after a pause is not
+    # mistaken for a stressed one just because silence came before it.
+    slow = moving_average(loud, _rows(SLOW_WINDOW_S), _rows(0.02), weights=voiced_raw > 0.5)
+    emphasis = np.clip(loud - slow, 0.0, _EMPHASIS_CAP_DB) * voiced
+    f0 = moving_average(feats.f0_hz, smooth, smooth, weights=feats.f0_hz > 0)
+    pitch = np.clip(np.log2(np.maximum(f0, 80.0) / 80.0) / 2.0, 0.0, 1.0) * voiced
+    activity = moving_average(level * (0.6 + 0.4 * voiced), _rows(ACTIVITY_WINDOW_S), _rows(0.02))
+    before, after = max_behind(level, _rows(DIP_BACK_S)), max_ahead(level, _rows(DIP_AHEAD_S))
+    depth = np.minimum(before, after) - level
+    dip = np.clip((depth - 0.3) / 0.3, 0.0, 1.0) * (level < 0.45)
+    return Cues(start_time=float(feats.start_time), level=level, voiced=voiced, f1_open=f1_open,
+                f2_round=f2_round, f2_spread=f2_spread, fricative=fricative, emphasis=emphasis, pitch=pitch,
+                activity=activity, phrase=moving_average(level, _rows(PHRASE_BACK_S), _rows(PHRASE_AHEAD_S)), dip=dip, held=held_level(level))

@@ -1,0 +1,383 @@
+"""The motion generator: audio (+ text, emotions, gaze, controls) -> one MotionFrame per tick.
+
+One code path for both modes. ``MotionStream`` takes audio in chunks of any size and emits each
+frame once the audio it needs has arrived (at most ``Controls.lookahead_s`` ahead, or the
+features' own reach if that is longer); ``MotionGenerator.animate`` pushes a whole line through
+the same stream, with the phones of the whole line (forced alignment) instead of the live ones.
+
+A frame at time t reads feature rows no further than t + FRAME_REACH_S, and every random draw is
+fixed by (seed, time), so how the audio was chunked does not change the output.
+
+Conventions: head yaw + = turning to its own left, pitch + = chin up, roll + = toward its left
+shoulder (as core/render/renderer.py and core/formats/livelink.py); gaze is relative to the head. ARKit's
+MouthClose means "lips closed while the jaw is open": lips meet when MouthClose = JawOpen
+(core/visemes.lip_gap measures it), which is what bilabials produce.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from ..arkit import ARKIT_INDEX, ARKIT_NAMES, EMOTIONS
+from ..audio.features import FeatureStream, concat_features, take_many
+from ..errors import AudioError, ControlError
+from ..types import (
+    FEATURE_HOP_S,
+    SAMPLE_RATE,
+    Audio,
+    AudioFeatures,
+    ControlEvent,
+    Controls,
+    EmotionEvent,
+    GazeEvent,
+    MotionFrame,
+    MotionTrack,
+    Phone,
+    PhoneTimeline,
+)
+from .cues import CUE_BACK_S, CUE_REACH_S, compute_cues
+from .emotion import emotion_layer, parse_emotion, ramped_timeline, validate_emotion_event
+from .head import SlotScheduler, blink_hazard, head_layer
+from .lips import LipLayer, PhoneTable, lip_layer, tongue_tip_curve
+
+__all__ = ["MotionGenerator", "MotionStream", "step_streams", "parse_emotion", "validate_controls", "FRAME_REACH_S", "MIN_LOOKAHEAD_S"]
+
+NOD_BACK_S = 0.6  # the nod kernel reads emphasis this far back
+FRAME_REACH_S = CUE_REACH_S + 0.04  # feature rows a frame reads ahead of its time (cues + nod lead)
+# A feature row needs 25 ms of audio past its start, so no frame can leave sooner than this after
+# its time, whatever Controls.lookahead_s asks for (a smaller lookahead acts as this one).
+MIN_LOOKAHEAD_S = FRAME_REACH_S + 0.025
+_ROWS_KEPT_S = CUE_BACK_S + NOD_BACK_S + 0.2  # feature rows kept behind the next frame
+MAX_FPS = 1000.0
+_SACCADES_PER_S = 0.7  # small gaze shifts while holding a target (plus the refractory time)
+
+
+def validate_controls(controls: Controls) -> Controls:
+    def finite(name: str, low: float, high: float) -> None:
+        value = getattr(controls, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (low <= value <= high):
+            raise ControlError(f"{name} must be a number in [{low:g}, {high:g}], got {value!r}")
+
+    fps = controls.fps
+    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not (0 < fps <= MAX_FPS):
+        raise ControlError(f"fps must be a number > 0 and <= {MAX_FPS:g}, got {fps!r}")
+    finite("motion_amplitude", 0.0, 10.0)
+    finite("head_distance", 0.1, 10.0)
+    finite("lookahead_s", 0.0, 5.0)
+    if isinstance(controls.seed, bool) or not isinstance(controls.seed, (int, np.integer)):
+        raise ControlError(f"seed must be an integer, got {controls.seed!r}")
+    return controls
+
+
+class _FixedPhones:
+    """Offline: the whole line's phones are known before the first frame."""
+
+    def __init__(self, timeline: PhoneTimeline):
+        self.timeline = timeline
+
+    def push(self, samples: np.ndarray) -> None:
+        pass
+
+    def add_rows(self, rows: AudioFeatures | None) -> None:
+        pass
+
+    def current(self) -> tuple[tuple[Phone, ...], str]:
+        return self.timeline.phones, self.timeline.source
+
+    def finish(self) -> PhoneTimeline:
+        return self.timeline
+
+
+class _LivePhones:
+    """Streaming: whatever the phone stream has found so far (its tail may still change)."""
+
+    def __init__(self, text: str | None, language: str):
+        from ..phonetics.timeline import PhoneStream  # pocketsphinx loads only when phones are needed
+
+        self._stream = PhoneStream(text, language=language, features_from_caller=True)  # the acoustic fallback reuses our rows
+        english = language.lower() in ("en", "en-us")
+        self._source = ("aligned" if text else "recognized") if english else "acoustic"
+        self._final: PhoneTimeline | None = None
+
+    def push(self, samples: np.ndarray) -> None:
+        self._stream.push(samples)
+
+    def add_rows(self, rows: AudioFeatures | None) -> None:
+        self._stream.add_features(rows)
+
+    def current(self) -> tuple[tuple[Phone, ...], str]:
+        if self._final is not None:
+            return self._final.phones, self._final.source
+        return tuple(self._stream.phones()), self._source
+
+    def finish(self) -> PhoneTimeline:
+        if self._final is None:
+            self._final = self._stream.finish()
+        return self._final
+
+
+class MotionStream:
+    """Push audio, get frames. Also the engine behind offline ``animate``."""
+
+    def __init__(self, controls: Controls, phones: _FixedPhones | _LivePhones):
+        self.controls = validate_controls(controls)
+        self._phones = phones
+        self._features = FeatureStream()
+        self._rows: AudioFeatures | None = None  # the feature rows still needed, oldest first
+        self._received = 0  # samples pushed so far
+        self._next_frame = 0
+        self._finished = False
+        self._emotions: list[EmotionEvent] = []
+        self._gazes: list[GazeEvent] = []
+        self._control_events: list[ControlEvent] = []
+        seed = int(controls.seed)
+        self._blinks = SlotScheduler(seed, 6, slot=0.05, refractory=1.0, max_gap=6.0)
+        self._saccades = SlotScheduler(seed, 7, slot=0.1, refractory=0.35, max_gap=4.0)
+        self.timeline: PhoneTimeline | None = None  # set by finish()
+        # Live phones change with every push, so where pushes end shapes the frames: such a stream
+        # steps at each push and holds the frames for the next step_streams (same seed, same
+        # chunks, same frames, however a sidecar groups its steps).
+        self._steps_each_push = isinstance(phones, _LivePhones)
+        self._held: list[MotionFrame] = []
+        self._phone_table: tuple[tuple[Phone, ...], PhoneTable] | None = None  # (phones, their table)
+
+    # ---- events (times on the audio timeline; a past time applies from the next frame)
+    def set_emotion(self, event: EmotionEvent) -> None:
+        self._emotions.append(validate_emotion_event(event))
+
+    def set_gaze(self, event: GazeEvent) -> None:
+        values = (event.time, event.yaw, event.pitch)
+        if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values) or event.time < 0:
+            raise ControlError(f"gaze event needs finite time >= 0, yaw and pitch, got {event!r}")
+        self._gazes.append(GazeEvent(event.time, float(np.clip(event.yaw, -60, 60)), float(np.clip(event.pitch, -45, 45))))
+
+    def set_controls(self, event: ControlEvent) -> None:
+        probe = Controls(fps=self.controls.fps,
+                         motion_amplitude=self.controls.motion_amplitude if event.motion_amplitude is None else event.motion_amplitude,
+                         head_distance=self.controls.head_distance if event.head_distance is None else event.head_distance)
+        validate_controls(probe)
+        if not (math.isfinite(event.time) and event.time >= 0 and math.isfinite(event.ramp) and event.ramp >= 0):
+            raise ControlError(f"control event needs a finite time >= 0 and ramp >= 0, got {event!r}")
+        self._control_events.append(event)
+
+    # ---- audio
+    def push_audio(self, samples16k: np.ndarray) -> list[MotionFrame]:
+        self.append_audio(samples16k)
+        return step_streams([self])[0]
+
+    def append_audio(self, samples16k: np.ndarray) -> None:
+        """Take audio without computing frames yet (``push_audio`` is this + ``step_streams``)."""
+        if self._finished:
+            raise AudioError("this motion stream is finished; start a new one for the next line")
+        samples = np.asarray(samples16k)
+        if samples.ndim != 1 or not np.issubdtype(samples.dtype, np.floating):
+            raise AudioError(f"push_audio needs 16 kHz mono float samples of shape (n,), got {samples.dtype} {samples.shape}")
+        if len(samples) == 0:
+            return
+        # Feature rows are computed only when frames are due: rows computed together cost about
+        # what one costs, and with chunks shorter than a frame most pushes release none.
+        self._features.append(samples)  # validates NaN / inf
+        self._phones.push(samples.astype(np.float32, copy=False))
+        self._received += len(samples)
+        if self._steps_each_push:
+            self._held = step_streams([self])[0]
+
+    def _last_due(self) -> int | None:
+        """The last frame index the audio so far releases, or None when no new frame is due."""
+        if self._finished or self._received == 0:
+            return None
+        heard = self._received / SAMPLE_RATE
+        complete = self._features.rows_complete()
+        rows_until = (complete - 1) * FEATURE_HOP_S if complete else 0.0
+        last_ready = min(heard - self.controls.lookahead_s, rows_until - FRAME_REACH_S)
+        last_index = math.floor(last_ready * self.controls.fps + 1e-9)
+        return last_index if last_index >= self._next_frame else None
+
+    def finish(self) -> list[MotionFrame]:
+        """End of the line: flush the features and phones and return the remaining frames."""
+        if self._finished:
+            return []
+        held, self._held = self._held, []
+        if held:
+            return held + self.finish()
+        self._finished = True
+        self._add_rows(self._features.take())
+        self._add_rows(self._features.flush())
+        self.timeline = self._phones.finish()
+        duration = self._received / SAMPLE_RATE
+        return self._emit_until(math.ceil(duration * self.controls.fps - 1e-9) - 1)
+
+    # ---- internals
+    def _add_rows(self, rows: AudioFeatures | None) -> None:
+        if rows is None or rows.num_frames == 0:
+            return
+        self._phones.add_rows(rows)
+        self._rows = rows if self._rows is None else concat_features([self._rows, rows])
+
+    def _emit_until(self, last_index: int) -> list[MotionFrame]:
+        if last_index < self._next_frame or self._rows is None:
+            return []
+        indices = np.arange(self._next_frame, last_index + 1)
+        frames = self._frames_at(indices / self.controls.fps)
+        self._next_frame = last_index + 1
+        self._drop_old_rows(self._next_frame / self.controls.fps - _ROWS_KEPT_S)
+        return frames
+
+    def _drop_old_rows(self, keep_from: float) -> None:
+        rows = self._rows
+        drop = int((keep_from - rows.start_time) / FEATURE_HOP_S)
+        if drop > 0:
+            fields = {name: getattr(rows, name)[drop:] for name in
+                      ("log_mel", "loudness_db", "f0_hz", "voicing", "f1_hz", "f2_hz", "spectral_tilt", "zero_crossing_rate")}
+            self._rows = AudioFeatures(start_time=rows.start_time + drop * FEATURE_HOP_S, **fields)
+
+    def _frames_at(self, times: np.ndarray) -> list[MotionFrame]:
+        """The stages, in order, for a run of frame times."""
+        cues = compute_cues(self._rows)
+        phones, source = self._current_phones(float(times[0]))
+        emotion = emotion_layer(times, self._emotions)
+        amplitude, distance = self._control_curves(times)
+        lips = self._lip_layer(times, cues, phones, source)
+        self._decide_blinks_and_saccades(float(times[-1]), cues)
+        head = head_layer(times, cues, int(self.controls.seed), amplitude, distance, self._gazes,
+                          emotion.head_pitch, emotion.motion_gain, self._blinks, self._saccades)
+        mouth = lips.mouth.copy()
+        mouth[:, _SPEECH_OPENING] *= emotion.jaw_gain[:, None]
+        blendshapes = compose_face(mouth, lips.closure, emotion.face, head.blink, head.gaze, head.brow_raise)
+        tongue_tip = tongue_tip_curve(times, phones, source)
+        return [MotionFrame(time=float(t), head_rotation=tuple(map(float, head.rotation[i])),
+                            head_translation=tuple(map(float, head.translation[i])),
+                            gaze_left=tuple(map(float, head.gaze[i, 0])), gaze_right=tuple(map(float, head.gaze[i, 1])),
+                            blendshapes=blendshapes[i], tongue_tip=float(tongue_tip[i])) for i, t in enumerate(times)]
+
+    def _lip_layer(self, times: np.ndarray, cues, phones: PhoneTable, source: str) -> LipLayer:
+        """The mouth; a learned backend (core/motion/learned.py) overrides this one stage."""
+        return lip_layer(times, cues, phones, source)
+
+    def _decide_blinks_and_saccades(self, until: float, cues) -> None:
+        def blink_gain(slot_times: np.ndarray) -> np.ndarray:  # slots fall between frames
+            return emotion_layer(slot_times, self._emotions).blink_gain
+
+        self._blinks.decide_until(until, blink_hazard(cues, blink_gain))
+        self._saccades.decide_until(until, lambda slot_times: np.full(len(slot_times), _SACCADES_PER_S))
+
+    def _current_phones(self, first_time: float) -> tuple[PhoneTable, str]:
+        phones, source = self._phones.current()
+        if self._phone_table is None or self._phone_table[0] is not phones:
+            # A fixed timeline is tabled once, whole; a live one anew each time, its recent part only.
+            since = -np.inf if isinstance(self._phones, _FixedPhones) else first_time - 2.0
+            self._phone_table = (phones, PhoneTable.build(phones, since))
+        return self._phone_table[1], source
+
+    def _control_curves(self, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        amp = ramped_timeline(times, np.array([self.controls.motion_amplitude]),
+                              [(e.time, np.array([e.motion_amplitude]), e.ramp) for e in self._control_events
+                               if e.motion_amplitude is not None])[:, 0]
+        dist = ramped_timeline(times, np.array([self.controls.head_distance]),
+                               [(e.time, np.array([e.head_distance]), e.ramp) for e in self._control_events
+                                if e.head_distance is not None])[:, 0]
+        return amp, dist
+
+
+def step_streams(streams: Sequence[MotionStream],
+                 on_error: Callable[[int, Exception], None] | None = None) -> list[list[MotionFrame]]:
+    """The frames the audio appended so far releases, for several streams at once: the feature
+    rows of every stream with frames due are computed in one batch (``take_many``), which is
+    where a sidecar with many talking sessions saves most. Each stream's frames are exactly those
+    its own ``push_audio`` calls would give (tests/test_stream_batch.py).
+
+    ``on_error(k, exc)``: a stream whose own stages raise gets no frames and is reported there,
+    and the others still get theirs (without it, the exception propagates). If the shared
+    feature batch raises, no stream has changed."""
+    due = [stream._last_due() for stream in streams]
+    stepping = [k for k, last in enumerate(due) if last is not None]
+    rows = take_many([streams[k]._features for k in stepping])
+    out: list[list[MotionFrame]] = []
+    for stream in streams:  # frames a stream stepped at its own pushes come first
+        out.append(stream._held)
+        stream._held = []
+    for k, new_rows in zip(stepping, rows):
+        try:
+            streams[k]._add_rows(new_rows)
+            out[k] = out[k] + streams[k]._emit_until(due[k])
+        except Exception as exc:
+            if on_error is None:
+                raise
+            on_error(k, exc)
+    return out
+
+
+def _i(*names: str) -> np.ndarray:
+    return np.array([ARKIT_INDEX[n] for n in names])
+
+
+_EMOTION_PARTING = _i("JawOpen", "MouthFunnel", "MouthUpperUpLeft", "MouthUpperUpRight", "MouthLowerDownLeft",
+                      "MouthLowerDownRight", "MouthStretchLeft", "MouthStretchRight")
+_SPEECH_OPENING = _i("JawOpen", "MouthLowerDownLeft", "MouthLowerDownRight")
+_BLINK = _i("EyeBlinkLeft", "EyeBlinkRight")
+_WIDE_SQUINT = _i("EyeWideLeft", "EyeWideRight", "EyeSquintLeft", "EyeSquintRight")
+_LOOK_LEFT_EYE = _i("EyeLookOutLeft", "EyeLookInLeft", "EyeLookUpLeft", "EyeLookDownLeft")
+_LOOK_RIGHT_EYE = _i("EyeLookInRight", "EyeLookOutRight", "EyeLookUpRight", "EyeLookDownRight")
+_BROWS_UP = _i("BrowInnerUp", "BrowOuterUpLeft", "BrowOuterUpRight")
+_BROW_RAISE_WEIGHTS = np.array([0.25, 0.15, 0.15])
+_EYE_RANGE_DEG = 30.0  # gaze angle at which an EyeLook channel reaches 1
+
+
+def compose_face(mouth: np.ndarray, closure: np.ndarray, emotion_face: np.ndarray, blink: np.ndarray,
+                 gaze: np.ndarray, brow_raise: np.ndarray) -> np.ndarray:
+    """Stack the layers into (T, 52) ARKit weights. Lip closures win over emotion (a smile stays,
+    but nothing the emotion does may part closed lips); a blink wins over wide / squinting eyes."""
+    emotion = emotion_face.astype(np.float64).copy()
+    emotion[:, _EMOTION_PARTING] *= (1.0 - closure)[:, None]
+    face = mouth + emotion
+    face[:, _BROWS_UP] += _BROW_RAISE_WEIGHTS * brow_raise[:, None]
+    face[:, _WIDE_SQUINT] *= (1.0 - blink)[:, None]
+    face[:, _BLINK] = np.maximum(face[:, _BLINK], blink[:, None])
+    for eye, channels in ((0, _LOOK_LEFT_EYE), (1, _LOOK_RIGHT_EYE)):
+        yaw, pitch = gaze[:, eye, 0], gaze[:, eye, 1]
+        # yaw + = toward the character's left: out for the left eye, in for the right eye.
+        look = np.stack([np.maximum(yaw, 0), np.maximum(-yaw, 0), np.maximum(pitch, 0), np.maximum(-pitch, 0)], 1)
+        face[:, channels] += look / _EYE_RANGE_DEG
+    jaw, close = ARKIT_INDEX["JawOpen"], ARKIT_INDEX["MouthClose"]
+    face[:, close] = np.maximum(face[:, close], closure * face[:, jaw])  # lips meet at closures
+    return np.clip(face, 0.0, 1.0).astype(np.float32)
+
+
+class MotionGenerator:
+    """Audio (+ text, emotions, gaze) -> MotionTrack, or a MotionStream for live audio."""
+
+    def __init__(self, controls: Controls = Controls()):
+        self.controls = validate_controls(controls)
+
+    def animate(self, audio: Audio, text: str | None = None, emotions: Sequence[EmotionEvent] = (),
+                gazes: Sequence[GazeEvent] = ()) -> MotionTrack:
+        from ..phonetics.timeline import phones_for
+
+        timeline = phones_for(audio, text, language=self.controls.language)
+        return self.animate_with_phones(audio, timeline, emotions, gazes)
+
+    def animate_with_phones(self, audio: Audio, timeline: PhoneTimeline, emotions: Sequence[EmotionEvent] = (),
+                            gazes: Sequence[GazeEvent] = ()) -> MotionTrack:
+        """``animate`` with phones already known (e.g. from an external aligner)."""
+        stream = self.stream_with_phones(timeline)
+        for event in emotions:
+            stream.set_emotion(event)
+        for event in gazes:
+            stream.set_gaze(event)
+        frames = stream.push_audio(audio.samples) + stream.finish()
+        if not frames:
+            raise AudioError(f"audio too short for one frame at {self.controls.fps:g} fps ({audio.duration:.3f} s)")
+        return MotionTrack.from_frames(frames, fps=self.controls.fps, phones=timeline)
+
+    def stream(self, text: str | None = None) -> MotionStream:
+        """A live stream: phones come from a PhoneStream as the audio arrives."""
+        return MotionStream(self.controls, _LivePhones(text, self.controls.language))
+
+    def stream_with_phones(self, timeline: PhoneTimeline) -> MotionStream:
+        """A stream whose phones are known up front (e.g. a pre-aligned line)."""
+        return MotionStream(self.controls, _FixedPhones(timeline))
+
+
+assert len(EMOTIONS) == 7 and len(ARKIT_NAMES) == 52

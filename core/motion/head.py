@@ -1,0 +1,233 @@
+"""Head and eyes: prosody-driven head motion over never-repeating idle noise, gaze following with
+saccades, and stochastic blinks (more at pauses).
+
+Randomness is a function of (seed, channel, time), never of how audio was chunked: smooth noise
+comes from seeded knot values on a fixed time grid, and blinks / saccades are decided slot by slot
+on a fixed grid from seeded uniforms, so a stream and an offline pass draw the same numbers.
+"""
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+
+from ..types import FEATURE_HOP_S, GazeEvent
+from .cues import Cues
+from .emotion import ramped_timeline
+
+SACCADE_S = 0.025  # a small saccade takes 20-30 ms
+Hazard = Callable[[np.ndarray], np.ndarray]  # times (s) -> events per second (or a gain) at those times
+_BLOCK = 256  # random values are drawn in blocks of this many knots / slots
+
+
+@lru_cache(maxsize=512)
+def _uniform_block(seed: int, channel: int, block: int) -> np.ndarray:
+    return np.random.default_rng([seed & 0xFFFFFFFF, channel, block]).random((_BLOCK, 3))
+
+
+def slot_uniforms(seed: int, channel: int, slots: np.ndarray) -> np.ndarray:
+    """(N,) slot indices >= 0 -> (N, 3) uniforms in [0, 1), fixed per (seed, channel, slot)."""
+    slots = np.asarray(slots, dtype=np.int64)
+    if len(slots) == 0:
+        return np.empty((0, 3))
+    first, last = int(slots.min()) // _BLOCK, int(slots.max()) // _BLOCK
+    table = np.concatenate([_uniform_block(seed, channel, b) for b in range(first, last + 1)])
+    return table[slots - first * _BLOCK]
+
+
+_NOISE_CHANNELS = 5  # head yaw, pitch, roll, sway x, sway y
+
+
+@lru_cache(maxsize=256)
+def _knot_block(seed: int, octave: int, block: int) -> np.ndarray:
+    return np.random.default_rng([seed & 0xFFFFFFFF, 100 + octave, block]).uniform(-1, 1, (_BLOCK, _NOISE_CHANNELS))
+
+
+@lru_cache(maxsize=256)
+def _knot_table(seed: int, octave: int, first: int, last: int) -> np.ndarray:
+    """Knot blocks first..last joined (a streamed frame reads the same one or two blocks each time)."""
+    return np.concatenate([_knot_block(seed, octave, b) for b in range(first, last + 1)])
+
+
+_FOUR_KNOTS = np.arange(4)
+
+
+def smooth_noise(seed: int, octave: int, times: np.ndarray, spacing: float) -> np.ndarray:
+    """(T,) -> (T, 5) smooth noise in about [-1, 1]: Catmull-Rom through seeded knots."""
+    pos = np.maximum(np.asarray(times, dtype=np.float64), 0.0) / spacing
+    base = np.floor(pos).astype(np.int64)
+    frac = (pos - base)[:, None]
+    first, last = int(base.min(initial=0)) // _BLOCK, (int(base.max(initial=0)) + 3) // _BLOCK
+    knots = _knot_table(seed, octave, first, last)[(base - first * _BLOCK)[:, None] + _FOUR_KNOTS]  # (T, 4, 5)
+    p0, p1, p2, p3 = knots[:, 0], knots[:, 1], knots[:, 2], knots[:, 3]  # knot base + k - 1, shifted to >= 0
+    return 0.5 * (2 * p1 + (p2 - p0) * frac + (2 * p0 - 5 * p1 + 4 * p2 - p3) * frac ** 2
+                  + (3 * p1 - p0 - 3 * p2 + p3) * frac ** 3)
+
+
+def idle_noise(seed: int, times: np.ndarray) -> np.ndarray:
+    """(T,) -> (T, 5): two octaves with an irrational spacing ratio, so the sum never repeats."""
+    return 0.75 * smooth_noise(seed, 0, times, 1.7) + 0.35 * smooth_noise(seed, 1, times, 1.7 / np.sqrt(5.0))
+
+
+# Head rotation: octaves of seeded smooth noise, knot spacings in irrational ratios (no loop),
+# from a slow drift to a syllable-rate bob, each scaled by (base + per_activity * activity) in
+# degrees of yaw, then per axis by HEAD_AXES (yaw, pitch, roll); emphasis nods the chin down by
+# HEAD_NOD_GAIN * nod(). Fitted by bench/tune_head.py (the recipe) to heads captured from real
+# people talking on video (not GRID's studio speakers, who hold still); bench/bench_head.py
+# measures the generator against them and against held-out clips.
+HEAD_OCTAVES = ((1.700, 0.493, 6.092), (0.760, 0.747, 6.351), (0.340, 0.058, 0.691),
+               (0.152, 2.397, 0.264))  # (knot spacing s, base, per_activity)
+HEAD_AXES = (1.0, 1.038, 0.936)
+HEAD_NOD_GAIN = 2.0  # fitted 1.01; doubled so nods still show over the livelier noise (tests/test_motion.py)
+
+
+def head_noise(seed: int, times: np.ndarray, activity: np.ndarray) -> np.ndarray:
+    """(T,) times, (T,) activity -> (T, 3) yaw, pitch, roll degrees before any gain or nod."""
+    out = np.zeros((len(times), 3))
+    for octave, (spacing, base, per_activity) in enumerate(HEAD_OCTAVES):
+        out += smooth_noise(seed, octave, times, spacing)[:, :3] * (base + per_activity * activity)[:, None]
+    return out * np.array(HEAD_AXES)
+
+
+_SWAY_X, _SWAY_Y = 3, 4  # noise channels 0-2 are the head angles (head_noise)
+
+
+@dataclass
+class SlotScheduler:
+    """Decides, slot by slot in time order, whether an event (a blink, a saccade) starts there.
+
+    Slot i covers [i * slot, (i + 1) * slot). An event starts in slot i when the slot's seeded
+    uniform is below the hazard probability and the last event is ``refractory`` seconds back,
+    or unconditionally when ``max_gap`` seconds have passed. State is just the decided events.
+    """
+
+    seed: int
+    channel: int
+    slot: float
+    refractory: float
+    max_gap: float
+    next_slot: int = 0
+    starts: list[tuple[float, np.ndarray]] = field(default_factory=list)  # (time, the slot's uniforms)
+
+    def decide_until(self, t_end: float, hazard_per_s: Hazard) -> None:
+        """Decide every slot starting before ``t_end``; ``hazard_per_s(times) -> rates``."""
+        last = int(np.floor(t_end / self.slot))
+        if last < self.next_slot:
+            return
+        slots = np.arange(self.next_slot, last + 1)
+        times = slots * self.slot
+        rates = np.asarray(hazard_per_s(times), dtype=np.float64)
+        draws = slot_uniforms(self.seed, self.channel, slots)
+        probability = 1.0 - np.exp(-rates * self.slot)
+        previous = self.starts[-1][0] if self.starts else self._prior_event()
+        for t, p, u in zip(times, probability, draws):
+            since = t - previous
+            if since >= self.refractory and (u[0] < p or since >= self.max_gap):
+                self.starts.append((float(t), u))
+                previous = t
+        self.next_slot = last + 1
+
+    def _prior_event(self) -> float:
+        """A seeded moment before the line for the "last" event, so that lines do not all open
+        with a forced blink (with no history, max_gap would have passed at t = 0)."""
+        u = np.random.default_rng([self.seed & 0xFFFFFFFF, 1000 + self.channel]).uniform()
+        return -u * self.max_gap
+
+    def since(self, t: float) -> list[tuple[float, np.ndarray]]:
+        """The events from the last one starting at or before ``t`` on (older ones no longer
+        show), so a long line does not make every frame walk its whole history."""
+        first = bisect.bisect_right(self.starts, t, key=lambda event: event[0]) - 1
+        return self.starts[max(first, 0):]
+
+
+def blink_curve(times: np.ndarray, blinks: Sequence[tuple[float, np.ndarray]]) -> np.ndarray:
+    """EyeBlink weight (0 open, 1 closed) at ``times`` from blink starts: a fast close and a
+    slower reopening; each blink lasts 100-160 ms (from its seeded uniforms)."""
+    out = np.zeros(len(times))
+    for start, u in blinks:
+        duration = 0.10 + 0.06 * u[1]
+        closing = 0.4 * duration
+        rel = times - start
+        near = (rel > 0) & (rel < duration)
+        if not near.any():
+            continue
+        r = rel[near]
+        shape = np.where(r < closing, np.sin(0.5 * np.pi * r / closing),
+                         np.cos(0.5 * np.pi * (r - closing) / (duration - closing)))
+        out[near] = np.maximum(out[near], shape)
+    return out
+
+
+def saccade_offsets(times: np.ndarray, saccades: Sequence[tuple[float, np.ndarray]]) -> np.ndarray:
+    """(T, 2) gaze offset (yaw, pitch degrees): hold each fixation, jump in SACCADE_S."""
+    out = np.zeros((len(times), 2))
+    previous = np.zeros(2)
+    for start, u in saccades:
+        target = np.array([(u[1] * 2 - 1) * 4.0, (u[2] * 2 - 1) * 2.5])
+        s = np.clip((times - start) / SACCADE_S, 0.0, 1.0)[:, None]
+        after = times >= start
+        out[after] = (previous + (target - previous) * s)[after]
+        previous = target
+    return out
+
+
+@dataclass(frozen=True)
+class HeadLayer:
+    rotation: np.ndarray  # (T, 3) yaw, pitch, roll degrees (pitch + = chin up)
+    translation: np.ndarray  # (T, 3) metres
+    gaze: np.ndarray  # (T, 2, 2) [eye, (yaw, pitch)] degrees relative to the head
+    blink: np.ndarray  # (T,) 0..1
+    brow_raise: np.ndarray  # (T,) 0..1 eyebrows lift with the emphasis that nods the head
+
+
+def nod(times: np.ndarray, cues: Cues) -> np.ndarray:
+    """Downward head pitch (degrees, >= 0) following emphasis: each emphatic row pulls the chin
+    down, peaking ~150 ms later and easing back over ~0.4 s."""
+    row_times = cues.row_times()
+    out = np.zeros(len(times))
+    strength = cues.emphasis * (0.6 + 0.8 * cues.pitch) * FEATURE_HOP_S
+    active = np.nonzero(strength > 1e-4)[0]
+    if len(active) == 0:
+        return out
+    lag = times[:, None] - row_times[active][None, :]  # (T, A)
+    kernel = np.where((lag > -0.03) & (lag < 0.55), np.sin(np.pi * np.clip((lag + 0.03) / 0.58, 0, 1)) ** 2, 0.0)
+    return (kernel * strength[active]).sum(1) * 4.0
+
+
+def head_layer(times: np.ndarray, cues: Cues, seed: int, amplitude: np.ndarray, distance: np.ndarray,
+               gazes: Sequence[GazeEvent], emotion_pitch: np.ndarray, motion_gain: np.ndarray,
+               blinks: SlotScheduler, saccades: SlotScheduler) -> HeadLayer:
+    """Head pose, eye gaze and blinks for frame ``times`` (schedulers must be decided up to them)."""
+    activity = cues.at("activity", times)
+    liveliness = (0.5 + 1.2 * activity) * motion_gain * amplitude
+    gaze_target = ramped_timeline(times, np.zeros(2), [(g.time, np.array([g.yaw, g.pitch]), 0.08) for g in gazes])
+    head_follow = ramped_timeline(times, np.zeros(2), [(g.time, 0.3 * np.array([g.yaw, g.pitch]), 0.7) for g in gazes])
+    noise = idle_noise(seed, times)  # (T, 5), for the sway
+    gain = motion_gain * amplitude
+    nodding = nod(times, cues)
+    rotation = head_noise(seed, times, activity) * gain[:, None]
+    rotation[:, 0] += head_follow[:, 0]
+    rotation[:, 1] += emotion_pitch + head_follow[:, 1] - HEAD_NOD_GAIN * gain * nodding
+    sway = 0.004 * liveliness
+    translation = np.stack([sway * noise[:, _SWAY_X], sway * noise[:, _SWAY_Y],
+                            (1.0 - distance) * 0.6], axis=1)  # z: the portrait sits ~0.6 m away
+    # The eyes hold the target while the head moves (vestibulo-ocular reflex), plus saccades.
+    eyes = np.clip(gaze_target + saccade_offsets(times, saccades.since(times[0] - 0.05)) - rotation[:, :2], -30.0, 30.0)
+    gaze = np.stack([eyes, eyes], axis=1)
+    brow_raise = np.clip((nodding - 1.5) / 4.0, 0.0, 1.0) * np.clip(amplitude, 0.0, 1.0)
+    return HeadLayer(rotation=rotation, translation=translation, gaze=gaze, blink=blink_curve(times, blinks.since(times[0] - 0.2)),
+                     brow_raise=brow_raise)
+
+
+def blink_hazard(cues: Cues, blink_gain_at: Hazard) -> Hazard:
+    """Blink rate per second at given times: ~17/min baseline, several times that just after
+    speech stops (people blink at pauses), scaled by the emotion's blink gain."""
+    def hazard(times: np.ndarray) -> np.ndarray:
+        now = cues.at("level", times)
+        before = cues.at("level", times - 0.25)
+        pause_start = np.clip(before - now, 0.0, 1.0) * (now < 0.2)
+        return (0.3 + 2.0 * pause_start) * blink_gain_at(times)
+    return hazard

@@ -1,0 +1,250 @@
+"""The learned motion backend: the rule-based generator with its mouth from a network trained on
+real faces (models/audio2face.py), behind the same interface (animate, stream, push_audio,
+finish, set_emotion, ...).
+
+Only the lip stage changes: head, blinks, gaze and emotion layers are the rule-based ones and
+compose with the learned mouth as before. With text aligned to the audio, the phones' bilabial
+closures are applied on top (P, B, M still close the lips fully). Without text no phone decoder
+runs at all: the network needs none.
+
+Exact streaming: the network runs incrementally (IncrementalMouth): each layer keeps the past
+it needs, rows are fed once as they arrive, and output row i reads feature rows up to i +
+lookahead (8 rows, 80 ms, inside the FRAME_REACH_S the stream already waits for). Computed in
+float64, so any chunking gives the offline numbers (to ~1e-12).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.special import erf
+
+from ..arkit import ARKIT_INDEX, ARKIT_NAMES
+from ..audio.features import compute_features
+from ..types import FEATURE_HOP_S, AudioFeatures, Controls, PhoneTimeline
+from .generator import FRAME_REACH_S, MotionGenerator, MotionStream, _FixedPhones, _LivePhones
+from .learned_weights import SHIPPED_WEIGHTS, load_weights
+from .lips import KEY_SHAPE_TRUST, LipLayer, PhoneTable, apply_closure, key_shape_curve
+
+N_FEATURE_COLUMNS = 47
+
+
+def feature_matrix(rows: AudioFeatures) -> np.ndarray:
+    """AudioFeatures -> (T, 47) float64 network input: log-mel (40), loudness dB, log2 f0 / 100 Hz
+    (0 unvoiced), voicing, F1 and F2 in kHz, spectral tilt / 10 dB, zero-crossing rate x 10."""
+    f0 = rows.f0_hz.astype(np.float64)
+    log_f0 = np.where(f0 > 0, np.log2(np.maximum(f0, 1.0) / 100.0), 0.0)
+    columns = [rows.log_mel.astype(np.float64), rows.loudness_db[:, None], log_f0[:, None], rows.voicing[:, None],
+               rows.f1_hz[:, None] / 1000.0, rows.f2_hz[:, None] / 1000.0, rows.spectral_tilt[:, None] / 10.0,
+               rows.zero_crossing_rate[:, None] * 10.0]
+    return np.concatenate([np.asarray(c, dtype=np.float64).reshape(len(f0), -1) for c in columns], axis=1)
+
+
+@lru_cache(maxsize=1)
+def silence_row() -> np.ndarray:
+    """(47,) the feature row of digital silence: what the network reads past the end of a line."""
+    return feature_matrix(compute_features(np.zeros(1600, dtype=np.float32)))[5]
+
+
+@lru_cache(maxsize=4)
+def _cached_model(path: str, mtime_ns: int):
+    return load_weights(path)
+
+
+def load_model(path: str | Path | None = None):
+    """The model at ``path`` (default: the shipped weights), loaded once per file version."""
+    path = Path(path) if path is not None else SHIPPED_WEIGHTS
+    try:
+        mtime = path.stat().st_mtime_ns
+    except OSError:
+        mtime = -1  # load_weights names the problem
+    return _cached_model(str(path), mtime)
+
+
+def run_model(model, matrix: np.ndarray, final: bool) -> np.ndarray:
+    """(T, 47) rows -> (T - lookahead, n_outputs), or (T, n_outputs) when ``final`` (silence
+    rows read past the end). Output i belongs to row i."""
+    lookahead = model.config.lookahead
+    if final:
+        matrix = np.concatenate([matrix, np.repeat(silence_row()[None], lookahead, axis=0)])
+    if len(matrix) <= lookahead:
+        return np.zeros((0, model.config.n_outputs))
+    with torch.inference_mode():
+        out = model(torch.from_numpy(np.ascontiguousarray(matrix))[None])  # (1, T', n_outputs)
+    return out[0].numpy()
+
+
+def mouth_from_outputs(outputs: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
+    """Network outputs (T, n) in ``names`` order -> (T, 52) mouth channels; MouthClose from LipGap."""
+    mouth = np.zeros((len(outputs), len(ARKIT_NAMES)))
+    values = {name: np.clip(outputs[:, i], 0.0, 1.0) for i, name in enumerate(names)}
+    for name, value in values.items():
+        if name in ARKIT_INDEX:
+            mouth[:, ARKIT_INDEX[name]] = value
+    if "LipGap" in values and "JawOpen" in values:
+        mouth[:, ARKIT_INDEX["MouthClose"]] = np.clip(values["JawOpen"] - values["LipGap"], 0.0, 1.0)
+    return mouth
+
+
+@dataclass(frozen=True)
+class NetworkArrays:
+    """The network's weights as float64 numpy arrays, laid out for row-major (rows, channels)
+    products: streaming feeds one or two rows at a time, where torch's per-op overhead (~20 us a
+    call, a dozen calls a push) costs more than the arithmetic."""
+
+    input_mean: np.ndarray  # (C,)
+    input_std: np.ndarray  # (C,)
+    inp: tuple[np.ndarray, np.ndarray]  # (C, W), (W,)
+    convs: tuple[tuple[np.ndarray, np.ndarray, int], ...]  # per block: (kernel * W, W) taps stacked, (W,), dilation
+    mixes: tuple[tuple[np.ndarray, np.ndarray], ...]  # per block: (W, W), (W,)
+    out: tuple[np.ndarray, np.ndarray]  # (W, n_outputs), (n_outputs,)
+
+
+@lru_cache(maxsize=8)
+def network_arrays(model) -> NetworkArrays:
+    def pointwise(conv) -> tuple[np.ndarray, np.ndarray]:
+        return conv.weight.detach().double().numpy()[:, :, 0].T.copy(), conv.bias.detach().double().numpy().copy()
+
+    convs = []
+    for block in model.blocks:
+        weight = block.conv.weight.detach().double().numpy()  # (W_out, W_in, kernel)
+        stacked = np.concatenate([weight[:, :, k].T for k in range(weight.shape[2])], axis=0)  # (kernel * W_in, W_out)
+        convs.append((stacked, block.conv.bias.detach().double().numpy().copy(), block.conv.dilation[0]))
+    return NetworkArrays(model.input_mean.detach().double().numpy().copy(), model.input_std.detach().double().numpy().copy(),
+                         pointwise(model.inp), tuple(convs), tuple(pointwise(b.mix) for b in model.blocks),
+                         pointwise(model.out))
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    """torch's default (exact, erf) GELU."""
+    return 0.5 * x * (1.0 + erf(x * _SQRT_HALF))
+
+
+_SQRT_HALF = float(np.sqrt(0.5))
+_LOUDNESS_FLOOR = -90.0  # what Audio2Face.relative pads the loudness peak window with
+
+
+class IncrementalMouth:
+    """The network run row by row as rows arrive, each layer keeping just the past it needs
+    (kernel - 1) * dilation positions, and the level normalisation its ``context`` rows), so a
+    20 ms chunk costs two rows of work, not the whole receptive field. Same numbers as running
+    the model on the whole line (float64; only the summation order of a few ops can differ).
+    Computed in numpy from ``network_arrays`` (tests/test_motion_learned.py holds it to the torch
+    model's whole-line run)."""
+
+    def __init__(self, model):
+        self.model = model
+        config = model.config
+        self._arrays = network_arrays(model)
+        self._raw = np.zeros((0, config.n_inputs))  # the last context - 1 raw rows
+        self._history = [np.zeros(((config.kernel - 1) * d, config.width)) for d in config.dilations]  # causal zeros
+        self.fed = 0  # rows fed so far (absolute index of the next one)
+        self.outputs = np.zeros((0, config.n_outputs))  # output row i belongs to feature row i
+
+    def feed(self, matrix: np.ndarray) -> None:
+        """Append (n, n_inputs) rows; outputs grow by the rows whose lookahead is now complete."""
+        n = len(matrix)
+        if n == 0:
+            return
+        arrays, context = self._arrays, self.model.config.context
+        x = self._relative(matrix) if context > 0 else np.asarray(matrix, dtype=np.float64)
+        x = ((x - arrays.input_mean) / arrays.input_std) @ arrays.inp[0] + arrays.inp[1]  # (n, W)
+        for i, ((taps, bias, dilation), (mix, mix_bias)) in enumerate(zip(arrays.convs, arrays.mixes)):
+            padded = np.concatenate([self._history[i], x])  # (pad + n, W)
+            pad = len(self._history[i])
+            self._history[i] = padded[len(padded) - pad:]
+            kernel = taps.shape[0] // x.shape[1]
+            stacked = np.concatenate([padded[k * dilation: k * dilation + n] for k in range(kernel)], axis=1)  # (n, kernel*W)
+            x = x + _gelu(stacked @ taps + bias) @ mix + mix_bias  # (n, W)
+        y = _gelu(x) @ arrays.out[0] + arrays.out[1]  # (n, n_outputs) for causal positions fed..fed+n-1
+        self.fed += n
+        self.outputs = np.concatenate([self.outputs, y])
+
+    def _relative(self, matrix: np.ndarray) -> np.ndarray:
+        """Audio2Face.relative for the new rows, from the raw rows kept before them: log-mel minus
+        its mean over the last ``context`` rows, loudness minus its peak over them."""
+        context, n = self.model.config.context, len(matrix)
+        joined = np.concatenate([self._raw, matrix])  # (kept + n, C)
+        self._raw = joined[max(0, len(joined) - (context - 1)):]
+        first_abs = self.fed - (len(joined) - n)  # absolute row index of joined[0]
+        front = context - 1  # pad so every new row has a full window; the padding is not counted
+        mel = np.concatenate([np.zeros((front, 40)), joined[:, :40]])
+        loud = np.concatenate([np.full(front, _LOUDNESS_FLOOR), joined[:, 40]])
+        start = len(joined) - n  # the new rows' first position in joined
+        mel_windows = np.lib.stride_tricks.sliding_window_view(mel[start:], context, axis=0)  # (n, 40, context)
+        counts = np.minimum(first_abs + start + np.arange(n) + 1, context)  # real rows in each window
+        mean = mel_windows.sum(axis=2) / counts[:, None]
+        peak = np.lib.stride_tricks.sliding_window_view(loud[start:], context).max(axis=1)
+        return np.concatenate([matrix[:, :40] - mean, (matrix[:, 40] - peak)[:, None], matrix[:, 41:]], axis=1)
+
+    def finish(self) -> None:
+        """The line ended: silence rows stand in for the lookahead past its end."""
+        self.feed(np.repeat(silence_row()[None], self.model.config.lookahead, axis=0))
+
+    def values(self, first_row: int) -> np.ndarray:
+        """Outputs from feature row ``first_row`` on (rows before it are dropped)."""
+        start = first_row + self.model.config.lookahead  # causal position of that row's output
+        kept = self.fed - len(self.outputs)
+        out = self.outputs[start - kept:]
+        self.outputs = self.outputs[max(0, start - kept - 4):]  # keep a little for interpolation
+        return out
+
+
+class LearnedMotionStream(MotionStream):
+    """MotionStream whose lip stage is the network (plus aligned bilabial closures)."""
+
+    def __init__(self, controls: Controls, phones, model):
+        super().__init__(controls, phones)
+        self.model = model
+        self._mouth = IncrementalMouth(model)
+        self._mouth_finished = False
+        ahead_s = (model.config.lookahead + 1) * FEATURE_HOP_S  # interpolation reads the next row too
+        assert ahead_s <= FRAME_REACH_S + 1e-9, "the stream must wait for the rows the network reads"
+
+    def _add_rows(self, rows: AudioFeatures | None) -> None:
+        super()._add_rows(rows)
+        if rows is not None and rows.num_frames:
+            self._mouth.feed(feature_matrix(rows))  # rows arrive in order, each once
+
+    def _lip_layer(self, times: np.ndarray, cues, phones: PhoneTable, source: str) -> LipLayer:
+        if self._finished and not self._mouth_finished:  # every real row is in: read silence past the end
+            self._mouth.finish()
+            self._mouth_finished = True
+        first = max(0, int(np.floor(times[0] / FEATURE_HOP_S - 0.5)))
+        outputs = self._mouth.values(first)
+        row_times = (first + np.arange(len(outputs)) + 0.5) * FEATURE_HOP_S  # row centres
+        values = np.stack([np.interp(times, row_times, outputs[:, k]) for k in range(outputs.shape[1])], axis=1)
+        mouth = mouth_from_outputs(values, self.model.config.outputs)
+        closure = np.zeros(len(times))
+        if source == "aligned":  # the text's own bilabials: full closures at the aligned times
+            closure = KEY_SHAPE_TRUST["aligned"][0] * key_shape_curve(times, phones, phones.bilabial)
+            mouth = apply_closure(mouth, closure)
+        return LipLayer(mouth=np.clip(mouth, 0.0, 1.0), closure=closure)
+
+
+class LearnedMotionGenerator(MotionGenerator):
+    """MotionGenerator with the learned mouth. ``weights``: a safetensors file, default shipped."""
+
+    def __init__(self, controls: Controls = Controls(), weights: str | Path | None = None):
+        super().__init__(controls)
+        self.model = load_model(weights)
+
+    def animate(self, audio, text=None, emotions=(), gazes=()):
+        if text is None:  # no phones needed: the network reads the audio alone
+            return self.animate_with_phones(audio, _no_phones(self.controls.language), emotions, gazes)
+        return super().animate(audio, text, emotions, gazes)
+
+    def stream(self, text: str | None = None) -> LearnedMotionStream:
+        if text is None:
+            return self.stream_with_phones(_no_phones(self.controls.language))
+        return LearnedMotionStream(self.controls, _LivePhones(text, self.controls.language), self.model)
+
+    def stream_with_phones(self, timeline: PhoneTimeline) -> LearnedMotionStream:
+        return LearnedMotionStream(self.controls, _FixedPhones(timeline), self.model)
+
+
+def _no_phones(language: str) -> PhoneTimeline:
+    return PhoneTimeline(phones=(), source="acoustic", language=language)

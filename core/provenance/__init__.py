@@ -1,0 +1,1 @@
+"""Saying a video was generated: the invisible watermark and C2PA content credentials."""

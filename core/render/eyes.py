@@ -1,0 +1,299 @@
+"""Eyes: the iris moves inside the eye for gaze, and eyelids really close for blinks.
+
+Once per rig and size, each eye gets a plate (the eye with its iris painted out) and an iris
+patch (the iris with the parts the lids hide filled in by mirroring). Per frame, inside the
+current lid opening the eyeball is drawn (plate + iris moved by the gaze) carried by the head's
+rigid motion, so it never squashes with the lids; where the lids now cover what was open, a
+lid is drawn from the skin colour above the eye with the skin's own fine texture, shaded, with a
+soft fold and a lash line of uneven density (lashes hanging a little below its edge). At rest
+with a straight gaze the layer is skipped and the picture is unchanged.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .draw import bounding_box, fit_affine, inverse_points, polygon_mask, sample, smoothstep
+from .rig_mesh import (
+    BROW_LEFT_LOWER,
+    BROW_RIGHT_LOWER,
+    EYE_LEFT_LOWER,
+    EYE_LEFT_UPPER,
+    EYE_RIGHT_LOWER,
+    EYE_RIGHT_UPPER,
+    IRIS_LEFT,
+    IRIS_RIGHT,
+    lid_rings,
+)
+
+EYEBALL_RADIUS_PER_EYE_WIDTH = 0.45  # iris travel per radian of gaze, in eye widths
+MAX_GAZE_DEGREES = 40.0
+
+
+@dataclass
+class _Eye:
+    upper: list[int]
+    lower: list[int]
+    iris: tuple[int, ...]
+    gaze_index: int  # 0 = MotionFrame.gaze_left, 1 = gaze_right
+    box: tuple[int, int, int, int]  # patch around the eye (rest pixels)
+    plate: np.ndarray  # (h, w, 3) float32 over box, the eye with its iris painted out
+    iris_rgba: np.ndarray  # (h, w, 4) float32 iris patch (premultiplied colour, alpha)
+    iris_centre: np.ndarray  # (2,)
+    width: float  # corner to corner, pixels
+    lid: np.ndarray  # (3,) float32 skin colour of the lid
+    open_rest: np.ndarray  # (H, W) float32, the rest opening shrunk by a pixel
+    whole_eye: np.ndarray  # (H, W) float32, the rest opening grown by two pixels (corners and all)
+    lid_top: list[int] = ()  # mesh vertices along the top of the moving lid (toward the crease)
+
+
+class EyeLayer:
+    def __init__(self, image: np.ndarray, base_xy: np.ndarray, triangles: np.ndarray):
+        self.height, self.width = image.shape[:2]
+        self.base_xy = base_xy.astype(np.float64)
+        right, left = self.base_xy[33], self.base_xy[263]
+        self.x_axis = (left - right) / np.linalg.norm(left - right)
+        self.y_axis = np.array([-self.x_axis[1], self.x_axis[0]])
+        picture = image.astype(np.float32)
+        down = self.base_xy @ self.y_axis
+        self.eyes = [self._prepare(picture, EYE_LEFT_UPPER, EYE_LEFT_LOWER, IRIS_LEFT, BROW_LEFT_LOWER, 0),
+                     self._prepare(picture, EYE_RIGHT_UPPER, EYE_RIGHT_LOWER, IRIS_RIGHT, BROW_RIGHT_LOWER, 1)]
+        for eye in self.eyes:
+            ring1, ring2 = lid_rings(triangles, down, tuple(eye.upper), tuple(eye.lower))
+            margin = sorted({n for ns in ring1.values() for n in ns})
+            eye.lid_top = sorted({n for ns in ring2.values() for n in ns}) or margin
+            visible_lid = _median_between(picture, self.base_xy[margin], self.base_xy[eye.lid_top])
+            if visible_lid is not None:  # the lid skin the open eye shows, lashes left out
+                eye.lid = 0.4 * visible_lid + 0.6 * eye.lid
+
+    def _prepare(self, picture, upper, lower, iris, brow_lower, gaze_index) -> _Eye:
+        xy = self.base_xy
+        contour = list(upper) + list(lower[-2:0:-1])
+        eye_width = float(np.linalg.norm(xy[upper[0]] - xy[upper[-1]]))
+        centre = xy[iris[0]]
+        radius = float(np.mean(np.linalg.norm(xy[list(iris[1:])] - centre, axis=1)))
+        radius = float(np.clip(radius, 0.12 * eye_width, 0.3 * eye_width))
+        box = bounding_box(np.vstack([xy[contour], centre[None] - 1.6 * radius, centre[None] + 1.6 * radius]),
+                           3, self.width, self.height)
+        opening = np.zeros((self.height, self.width), dtype=np.float32)
+        if box is not None:
+            x0, y0, x1, y1 = box
+            opening[y0:y1, x0:x1] = polygon_mask(xy[contour], box)
+        open_rest = cv2.erode(opening, np.ones((3, 3), np.uint8))
+        whole_eye = cv2.GaussianBlur(cv2.dilate(opening, np.ones((5, 5), np.uint8)), (3, 3), 0)
+        ys, xs = np.mgrid[0:self.height, 0:self.width]
+        dist = np.hypot(xs - centre[0], ys - centre[1]).astype(np.float32)
+        box = box or (0, 0, 1, 1)
+        x0, y0, x1, y1 = box
+        covered = ((dist[y0:y1, x0:x1] < radius * 1.12)
+                   & (cv2.dilate(opening[y0:y1, x0:x1], np.ones((3, 3), np.uint8)) > 0)).astype(np.uint8)
+        plate = _paint_out_iris(picture[y0:y1, x0:x1], opening[y0:y1, x0:x1], dist[y0:y1, x0:x1], covered,
+                                radius, centre[1] - y0)
+        iris_rgba = _iris_patch(picture[y0:y1, x0:x1], opening[y0:y1, x0:x1], dist[y0:y1, x0:x1],
+                                centre - (x0, y0), radius)
+        lid = _lid_colour(picture, xy, upper, lower, brow_lower, eye_width)
+        return _Eye(list(upper), list(lower), tuple(iris), gaze_index, box, plate, iris_rgba,
+                    centre, eye_width, lid, open_rest, whole_eye)
+
+    def draw(self, rgb: np.ndarray, geometry, frame) -> None:
+        gazes = (frame.gaze_left, frame.gaze_right)
+        for eye in self.eyes:
+            yaw, pitch = np.clip(gazes[eye.gaze_index], -MAX_GAZE_DEGREES, MAX_GAZE_DEGREES)
+            shift = EYEBALL_RADIUS_PER_EYE_WIDTH * eye.width * np.array([np.sin(np.radians(yaw)),
+                                                                         -np.sin(np.radians(pitch))])
+            shift = shift[0] * self.x_axis + shift[1] * self.y_axis
+            ids = eye.upper + eye.lower
+            lids_moved = np.abs(geometry.deformed[ids] - geometry.rigid[ids]).max()
+            if lids_moved < 0.05 and np.abs(shift).max() < 0.05:
+                continue  # the warp already shows this eye as it is in the picture
+            self._draw_eye(rgb, eye, geometry, shift)
+
+    def _draw_eye(self, rgb, eye: _Eye, geometry, shift) -> None:
+        contour = eye.upper + eye.lower[-2:0:-1]
+        current = geometry.deformed[contour]
+        rest_moved = geometry.rigid[contour]
+        top = geometry.rigid[eye.lid_top] if len(eye.lid_top) else rest_moved[: len(eye.upper)]
+        box = bounding_box(np.vstack([current, rest_moved, top]), 3, self.width, self.height)
+        if box is None:
+            return
+        eyeball_motion = fit_affine(self.base_xy[contour + [eye.iris[0]]], geometry.rigid[contour + [eye.iris[0]]])
+        map_x, map_y = inverse_points(eyeball_motion, box)
+        ex0, ey0 = eye.box[:2]
+        ball = sample(self._eyeball(eye, shift), map_x - ex0, map_y - ey0)
+        covered_before = sample(eye.open_rest, map_x, map_y)
+        opening = polygon_mask(current, box)[..., None]
+        # how far the lid has come down, as a fraction of a third of the opening
+        upper_ids, lower_ids = eye.upper[1:-1], eye.lower[1:-1]
+        gap = np.mean(geometry.rigid[lower_ids, 1] - geometry.rigid[upper_ids, 1])
+        drop = np.mean(geometry.deformed[upper_ids, 1] - geometry.rigid[upper_ids, 1])
+        travel = float(np.clip(drop / max(0.3 * gap, 1e-3), 0, 1))
+        closed = float(smoothstep(0.6, 0.9, drop / max(gap, 1e-3)))  # near shut, the lid hides the corners too
+        x0, y0, x1, y1 = box
+        region = rgb[y0:y1, x0:x1].astype(np.float32)
+        lid, band = self._lid(eye, current, top, box, region, map_x, map_y, rgb, geometry.rigid[eye.upper])
+        cover = np.maximum(np.maximum(covered_before, travel * band), closed * sample(eye.whole_eye, map_x, map_y))
+        cover = cover[..., None]
+        outside = cover * lid + (1 - cover) * region
+        opening = opening * (1 - closed)  # shut: no sliver of eyeball along the lash line
+        result = opening * ball + (1 - opening) * outside
+        rgb[y0:y1, x0:x1] = np.clip(result + 0.5, 0, 255).astype(np.uint8)
+
+    def _eyeball(self, eye: _Eye, shift: np.ndarray) -> np.ndarray:
+        """The eyeball over the eye's box with the iris moved by shift (pixels)."""
+        x0, y0, x1, y1 = eye.box
+        moved = cv2.warpAffine(eye.iris_rgba, np.array([[1, 0, shift[0]], [0, 1, shift[1]]]),
+                               (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        return moved[..., :3] + (1 - moved[..., 3:4]) * eye.plate
+
+    def _lid(self, eye: _Eye, current: np.ndarray, top: np.ndarray, box, region: np.ndarray, map_x, map_y,
+             frame: np.ndarray, rest_upper: np.ndarray):
+        """Lid skin over box: the frame's own skin around the eye spread over the opening (so its
+        colour carries on from the skin around the eye with no seam), pulled a little toward the
+        lid's colour, darker toward its edge, with a soft lash line along the edge; and the band from
+        the lid's edge up to ``top`` points where a moving lid replaces the stretched picture (soft at
+        its top and ends)."""
+        x0, y0, x1, y1 = box
+        upper = current[: len(eye.upper)]
+        order = np.argsort(upper[:, 0])
+        xs = np.arange(x0, x1, dtype=np.float64)
+        edge = np.interp(xs, upper[order, 0], upper[order, 1])
+        top_order = np.argsort(top[:, 0])
+        # up to a little above the crease ring: all of the skin the lid stretched
+        ceiling = np.minimum(np.interp(xs, top[top_order, 0], top[top_order, 1]) - 0.08 * eye.width, edge)
+        # a lid is round: the band thins toward the eye's corners
+        left, right = upper[order[0], 0], upper[order[-1], 0]
+        across = np.clip((xs - (left + right) / 2) / max((right - left) / 2, 1.0), -1, 1)
+        ceiling = edge - (edge - ceiling) * np.sqrt(1 - 0.85 * across ** 2)
+        ys = np.arange(y0, y1, dtype=np.float64)[:, None]
+        above = edge[None, :] - ys  # pixels above the lid's edge
+        lash = max(1.0, 0.045 * eye.width)
+        # the skin around the eye, spread over the opening: a blur that leaves the eye itself out
+        skin_weight = 1 - sample(eye.whole_eye, map_x, map_y)
+        spread, weight = _masked_blur(region, skin_weight, 0.6 * eye.width)
+        # where hardly any skin is near, fade smoothly to the lid's colour rather than switch to it
+        skin = (spread + 0.01 * eye.lid[None, None, :]) / (weight + 0.01)
+        shade = 0.85 + 0.15 * smoothstep(0.0, 0.15 * eye.width, above)  # the lid darkens toward its edge
+        lid = (0.8 * skin + 0.2 * eye.lid[None, None, :]) * shade[..., None]
+        # the picture's own skin texture, fading out toward the top of the lid (no border where it ends)
+        fade = smoothstep(0.3, 0.9, (ys - ceiling[None, :]) / np.maximum(edge - ceiling, 1.0)[None, :])
+        lid = lid + fade[..., None] * _skin_grain(frame, box, LID_GRAIN_LIFT * eye.width)
+        # the fold where the open lid's edge was stays as a soft crease on the closing lid
+        rest_order = np.argsort(rest_upper[:, 0])
+        fold = np.interp(xs, rest_upper[rest_order, 0], rest_upper[rest_order, 1])[None, :] - CREASE_ABOVE * eye.width
+        crease = np.exp(-(((ys - fold) / max(1.0, 0.05 * eye.width)) ** 2)) * smoothstep(0.05 * eye.width, 0.2 * eye.width, above)
+        lid = lid * (1 - CREASE_DEPTH * crease[..., None])
+        # lashes: a dark margin that is denser in some places than others, hanging a little below the edge
+        comb = _lash_comb(xs, eye.width)[None, :]
+        lash_strength = smoothstep(-1.2 * lash, 0.2, above) * (1 - smoothstep(lash - 0.5, lash + 0.5, above))
+        lash_strength = lash_strength * np.where(above < 0, comb, 0.75 + 0.25 * comb)
+        lid = lid * (1 - 0.55 * lash_strength[..., None])
+        height = np.maximum(edge - ceiling, 1.0)[None, :]
+        band = smoothstep(-0.5, 0.5, above) * smoothstep(0.0, 0.6, (ys - ceiling[None, :]) / height)
+        margin = max(0.12 * (right - left), 1.0)
+        band = band * (smoothstep(left, left + margin, xs) * (1 - smoothstep(right - margin, right, xs)))[None, :]
+        return lid.astype(np.float32), band.astype(np.float32)
+
+
+LID_GRAIN_LIFT = 0.35  # the lid's texture comes from the skin this many eye widths above it
+CREASE_ABOVE = -0.08  # the closed lid's fold, below where the open lid's edge was, in eye widths
+CREASE_DEPTH = 0.07
+
+
+def _skin_grain(frame: np.ndarray, box, lift: float) -> np.ndarray:
+    """The fine texture (high-pass) of the frame's skin ``lift`` pixels above box, over box: drawn
+    lids are smooth, real ones carry the skin's grain."""
+    x0, y0, x1, y1 = box
+    up = int(round(lift))
+    top, bottom = max(0, y0 - up), max(1, y1 - up)
+    patch = frame[top:bottom, x0:x1].astype(np.float32)
+    if patch.shape[0] < y1 - y0:  # near the picture's top: mirror what there is
+        patch = cv2.copyMakeBorder(patch, y1 - y0 - patch.shape[0], 0, 0, 0, cv2.BORDER_REFLECT)
+    grain = patch - cv2.GaussianBlur(patch, (0, 0), 1.5)
+    return np.clip(grain, -20, 20)
+
+
+def _lash_comb(xs: np.ndarray, eye_width: float) -> np.ndarray:
+    """0.6 .. 1 along the lid: clumps of lashes a few pixels apart (fixed, so they do not flicker)."""
+    period = max(2.0, 0.06 * eye_width)
+    phase = xs / period
+    return 0.8 + 0.2 * np.sin(2 * np.pi * phase) * np.sin(2 * np.pi * 0.37 * phase + 1.0)
+
+
+def _masked_blur(picture: np.ndarray, weight: np.ndarray, size: float) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian blurs (kernel about ``size`` pixels) of picture * weight and of weight, done at a
+    quarter of the resolution: the result is smooth anyway, and a full-size blur costs ~0.2 ms."""
+    height, width = weight.shape
+    stack = np.dstack([picture * weight[..., None], weight]).astype(np.float32)
+    small = cv2.resize(stack, (max(1, width // 4), max(1, height // 4)), interpolation=cv2.INTER_AREA)
+    kernel = max(3, int(size / 4) | 1)
+    blurred = cv2.resize(cv2.GaussianBlur(small, (kernel, kernel), 0), (width, height), interpolation=cv2.INTER_LINEAR)
+    return blurred[..., :3], blurred[..., 3:]
+
+
+def _iris_patch(patch, opening, dist, centre, radius) -> np.ndarray:
+    """Premultiplied RGBA iris: visible iris pixels, hidden ones mirrored from the other half."""
+    h, w = dist.shape
+    visible = cv2.erode(opening, np.ones((3, 3), np.uint8)) > 0.5
+    colour = patch.copy()
+    ys, xs = np.mgrid[0:h, 0:w]
+    mirror_y = np.clip(np.round(2 * centre[1] - ys).astype(int), 0, h - 1)
+    hidden = (dist < radius + 1) & ~visible
+    from_mirror = hidden & visible[mirror_y, xs]
+    colour[from_mirror] = patch[mirror_y[from_mirror], xs[from_mirror]]
+    still = (hidden & ~from_mirror).astype(np.uint8)
+    if still.any():
+        colour = cv2.inpaint(np.clip(colour, 0, 255).astype(np.uint8), still, 3, cv2.INPAINT_TELEA).astype(np.float32)
+    alpha = np.clip(radius + 0.5 - dist, 0, 1)[..., None]
+    return np.concatenate([colour * alpha, alpha], axis=2).astype(np.float32)
+
+
+def _lid_colour(picture, xy, upper, lower, brow_lower, eye_width) -> np.ndarray:
+    """Lid skin: half the skin between the upper lid and the brow (often a shadowed socket or
+    make-up), half the skin under the eye (the face's plain skin tone)."""
+    height, width = picture.shape[:2]
+    brow_line = xy[list(brow_lower)]
+
+    def median_at(points) -> np.ndarray | None:
+        values = [picture[y, x] for x, y in np.round(points).astype(int) if 0 <= x < width and 0 <= y < height]
+        return np.median(np.array(values), axis=0) if values else None
+
+    between = []
+    for point in xy[list(upper[2:-2])]:
+        brow = brow_line[np.argmin(np.abs(brow_line[:, 0] - point[0]))]
+        if brow[1] > point[1] - 0.1 * eye_width:  # no brow above this point: go up a fixed amount
+            brow = point - (0, 0.5 * eye_width)
+        between += [point + fraction * (brow - point) for fraction in (0.3, 0.4, 0.5)]
+    under = [point + (0, lift * eye_width) for point in xy[list(lower[2:-2])] for lift in (0.25, 0.35)]
+    found = [m for m in (median_at(between), median_at(under)) if m is not None]
+    return np.mean(found, axis=0).astype(np.float32) if found else np.full(3, 128.0, np.float32)
+
+
+def _median_between(picture, lower_points: np.ndarray, upper_points: np.ndarray) -> np.ndarray | None:
+    """Median colour inside the polygon between two point rows, without its darkest third."""
+    if len(lower_points) < 2 or len(upper_points) < 2:
+        return None
+    polygon = np.vstack([lower_points[np.argsort(lower_points[:, 0])], upper_points[np.argsort(-upper_points[:, 0])]])
+    mask = np.zeros(picture.shape[:2], dtype=np.uint8)
+    cv2.fillPoly(mask, [np.round(polygon).astype(np.int32)], 1)
+    values = picture[mask > 0]
+    if len(values) < 4:
+        return None
+    bright = values[values.mean(axis=1) >= np.percentile(values.mean(axis=1), 33)]
+    return np.median(bright, axis=0).astype(np.float32)
+
+
+def _paint_out_iris(patch, opening, dist, covered, radius, centre_y) -> np.ndarray:
+    """The eye with its iris replaced by the white of the eye (its own colour), shaded under the lid."""
+    visible = (cv2.erode(opening, np.ones((3, 3), np.uint8)) > 0.5) & (dist > radius * 1.2)
+    white = patch[visible]
+    if len(white) >= 6:
+        sclera = np.percentile(white, 60, axis=0)
+    else:  # an eye that is nearly all iris: a slightly warm off-white at the picture's brightness
+        sclera = np.full(3, float(np.percentile(patch, 90))) * np.array([1.0, 0.97, 0.93])
+    rows = np.arange(patch.shape[0], dtype=np.float32)[:, None]
+    shade = 0.78 + 0.22 * np.clip((rows - (centre_y - radius)) / (1.4 * radius), 0, 1)
+    fill = sclera[None, None, :] * shade[..., None]
+    weight = cv2.GaussianBlur(covered.astype(np.float32), (3, 3), 0)[..., None]
+    return (weight * fill + (1 - weight) * patch).astype(np.float32)
