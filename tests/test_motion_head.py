@@ -5,6 +5,8 @@ bench/bench_timing.py), pinned on the committed espeak-ng fixtures.
   the std of yaw / pitch / roll was 0.5-4.6 degrees per clip and the median angular speed 5-53
   deg/s (pooled over the tuning videos: 2.5 / 3.0 / 2.4 degrees, 17 deg/s); the earlier
   hand-tuned generator moved at 4.5 deg/s with 1.2 / 0.6 degrees of pitch / roll.
+- It holds a pose and shifts at phrase boundaries (speech after a pause) and stressed syllables,
+  as real heads do, rather than wobbling evenly.
 - It never loops: seeded noise on knot grids in irrational ratios.
 - The mouth opens before (or with) a vowel's sound after silence, never after it, and over a
   whole talk the lip gap matches the loudness best at a lag >= 0 (a mouth made 50 ms late
@@ -64,6 +66,39 @@ def test_head_moves_like_real_talking_heads(talk):
     std, speed = np.mean(stds, axis=0), np.mean(speeds)
     assert np.all((0.8 <= std) & (std <= 5.0)), std  # real talking videos: 0.5-4.6 deg per clip
     assert 8.0 <= speed <= 30.0, speed  # real: 5-53 deg/s per clip, 17 pooled
+
+
+def phrase_onsets(cues, times: np.ndarray) -> np.ndarray:
+    """Times where speech starts after at least 0.4 s of quiet."""
+    loud = cues.at("level", times) > 0.3
+    quiet_before = np.array([i >= 40 and not loud[i - 40:i].any() for i in range(len(times))])
+    return times[loud & quiet_before]
+
+
+def test_posture_shifts_come_at_phrase_onsets_and_hold_in_between(talk):
+    from npcface.core.motion.head import SHIFT_S, PoseShifts
+
+    audio, _ = talk
+    cues = compute_cues(compute_features(audio.samples))
+    times = np.arange(0, audio.duration, 0.01)
+    onsets = phrase_onsets(cues, times)
+    assert len(onsets) >= 4
+    near, shifts = 0, 0
+    for seed in range(8):
+        held = PoseShifts(seed)
+        held.decide_until(audio.duration, cues)
+        starts = np.array(held.times)
+        shifts += len(starts)
+        hits = [bool(np.any((starts >= t - 0.05) & (starts <= t + 0.3))) for t in onsets]
+        near += sum(hits)
+        # between shifts the pose holds still: moving at most SHIFT_S after each start
+        pose = held.pose(times)
+        moving = np.linalg.norm(np.diff(pose, axis=0), axis=1) > 1e-9
+        assert moving.mean() <= len(starts) * SHIFT_S / audio.duration + 0.02
+        assert np.abs(pose).max() > 0.5  # and the shifts are visible
+    window_share = len(onsets) * 0.35 / audio.duration  # of the time, the onsets' windows
+    assert near / (8 * len(onsets)) >= 0.5  # most phrase onsets bring a shift (measured 0.65; chance ~0.15)
+    assert near / shifts >= 2.5 * window_share  # shifts crowd there, several times chance
 
 
 def test_head_motion_never_loops():

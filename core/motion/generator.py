@@ -39,7 +39,7 @@ from ..types import (
 )
 from .cues import CUE_BACK_S, CUE_REACH_S, compute_cues
 from .emotion import emotion_layer, parse_emotion, ramped_timeline, validate_emotion_event
-from .head import SlotScheduler, blink_hazard, head_layer
+from .head import PoseShifts, SlotScheduler, blink_hazard, head_layer
 from .lips import LipLayer, PhoneTable, lip_layer, tongue_tip_curve
 
 __all__ = ["MotionGenerator", "MotionStream", "step_streams", "parse_emotion", "validate_controls", "FRAME_REACH_S", "MIN_LOOKAHEAD_S"]
@@ -135,6 +135,7 @@ class MotionStream:
         seed = int(controls.seed)
         self._blinks = SlotScheduler(seed, 6, slot=0.05, refractory=1.0, max_gap=6.0)
         self._saccades = SlotScheduler(seed, 7, slot=0.1, refractory=0.35, max_gap=4.0)
+        self._shifts = PoseShifts(seed)
         self.timeline: PhoneTimeline | None = None  # set by finish()
         # Live phones change with every push, so where pushes end shapes the frames: such a stream
         # steps at each push and holds the frames for the next step_streams (same seed, same
@@ -242,7 +243,7 @@ class MotionStream:
         lips = self._lip_layer(times, cues, phones, source)
         self._decide_blinks_and_saccades(float(times[-1]), cues)
         head = head_layer(times, cues, int(self.controls.seed), amplitude, distance, self._gazes,
-                          emotion.head_pitch, emotion.motion_gain, self._blinks, self._saccades)
+                          emotion.head_pitch, emotion.motion_gain, self._blinks, self._saccades, self._shifts)
         mouth = lips.mouth.copy()
         mouth[:, _SPEECH_OPENING] *= emotion.jaw_gain[:, None]
         blendshapes = compose_face(mouth, lips.closure, emotion.face, head.blink, head.gaze, head.brow_raise)
@@ -262,6 +263,7 @@ class MotionStream:
 
         self._blinks.decide_until(until, blink_hazard(cues, blink_gain))
         self._saccades.decide_until(until, lambda slot_times: np.full(len(slot_times), _SACCADES_PER_S))
+        self._shifts.decide_until(until, cues)
 
     def _current_phones(self, first_time: float) -> tuple[PhoneTable, str]:
         phones, source = self._phones.current()

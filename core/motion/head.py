@@ -1,5 +1,5 @@
-"""Head and eyes: prosody-driven head motion over never-repeating idle noise, gaze following with
-saccades, and stochastic blinks (more at pauses).
+"""Head and eyes: posture shifts at phrase boundaries held in between, prosody-driven nods and a
+never-repeating idle wobble; gaze following with saccades; stochastic blinks (more at pauses).
 
 Randomness is a function of (seed, channel, time), never of how audio was chunked: smooth noise
 comes from seeded knot values on a fixed time grid, and blinks / saccades are decided slot by slot
@@ -78,10 +78,10 @@ def idle_noise(seed: int, times: np.ndarray) -> np.ndarray:
 # HEAD_NOD_GAIN * nod(). Fitted by bench/tune_head.py (the recipe) to heads captured from real
 # people talking on video (not GRID's studio speakers, who hold still); bench/bench_head.py
 # measures the generator against them and against held-out clips.
-HEAD_OCTAVES = ((1.700, 0.493, 6.092), (0.760, 0.747, 6.351), (0.340, 0.058, 0.691),
-               (0.152, 2.397, 0.264))  # (knot spacing s, base, per_activity)
-HEAD_AXES = (1.0, 1.038, 0.936)
-HEAD_NOD_GAIN = 2.0  # fitted 1.01; doubled so nods still show over the livelier noise (tests/test_motion.py)
+HEAD_OCTAVES = ((1.700, 0.000, 0.123), (0.760, 0.235, 9.346), (0.340, 0.000, 0.258),
+               (0.152, 2.848, 0.000))  # (knot spacing s, base, per_activity)
+HEAD_AXES = (1.0, 0.000, 0.809)  # the fit leaves pitch to the posture shifts and the nods
+HEAD_NOD_GAIN = 3.0  # held, not fitted (bench/tune_head.py): nods must show over the shifts
 
 
 def head_noise(seed: int, times: np.ndarray, activity: np.ndarray) -> np.ndarray:
@@ -90,6 +90,85 @@ def head_noise(seed: int, times: np.ndarray, activity: np.ndarray) -> np.ndarray
     for octave, (spacing, base, per_activity) in enumerate(HEAD_OCTAVES):
         out += smooth_noise(seed, octave, times, spacing)[:, :3] * (base + per_activity * activity)[:, None]
     return out * np.array(HEAD_AXES)
+
+
+# Posture shifts: real heads hold a pose and move to a new one at phrase boundaries (speech after
+# a pause) and on stressed syllables, rarely in between; the noise above only wobbles. A shift
+# starts in a 50 ms slot with probability from SHIFT_RATES (per second: always, while talking, at a
+# phrase onset, per dB of emphasis), at least SHIFT_REFRACTORY_S after the last one (at the latest SHIFT_MAX_GAP_S after it), and eases
+# (minimum jerk) over SHIFT_S from the pose it is at to a seeded target: per axis
+# (SHIFT_QUIET_DEG + SHIFT_LOUD_DEG * loudness there) * uniform(-1, 1). Fitted by bench/tune_head.py.
+SHIFT_SLOT_S, SHIFT_S, SHIFT_REFRACTORY_S, SHIFT_MAX_GAP_S = 0.05, 0.35, 0.5, 8.0
+SHIFT_RATES = (0.08, 0.35, 6.0, 0.25)  # (always, * activity, * phrase onset, * emphasis dB)
+SHIFT_QUIET_DEG = (0.992, 3.702, 0.000)  # yaw, pitch, roll
+SHIFT_LOUD_DEG = (0.000, 0.125, 1.008)
+_PAUSE_PROBES_S = np.array([0.15, 0.25, 0.35, 0.45])  # where a phrase onset looks back for silence
+
+
+def phrase_onset(cues: Cues, times: np.ndarray) -> np.ndarray:
+    """0..1 at ``times``: loud now after a quiet stretch 150-450 ms back (speech after a pause)."""
+    before = cues.at("level", (times[:, None] - _PAUSE_PROBES_S[None, :]).ravel()).reshape(len(times), -1).max(1)
+    return np.clip(cues.at("held", times) - 2.0 * before, 0.0, 1.0)
+
+
+def shift_hazard(cues: Cues) -> Hazard:
+    """Posture shifts per second at given times (SHIFT_RATES)."""
+    always, talking, onset, stress = SHIFT_RATES
+
+    def hazard(times: np.ndarray) -> np.ndarray:
+        return (always + talking * cues.at("activity", times) + onset * phrase_onset(cues, times)
+                + stress * cues.at("emphasis", times))
+    return hazard
+
+
+def _ease(x: np.ndarray) -> np.ndarray:
+    x = np.clip(x, 0.0, 1.0)
+    return x * x * x * (10.0 + x * (6.0 * x - 15.0))  # minimum jerk: no speed step at either end
+
+
+@dataclass
+class PoseShifts:
+    """The posture shifts decided so far, in time order (decided slot by slot like blinks, so a
+    stream and an offline pass decide the same ones): times (K,), the pose each starts from and
+    the pose it goes to (K, 3), yaw, pitch, roll degrees before any gain."""
+
+    seed: int
+    quiet_deg: tuple[float, float, float] = SHIFT_QUIET_DEG
+    loud_deg: tuple[float, float, float] = SHIFT_LOUD_DEG
+    scheduler: SlotScheduler = field(init=False)
+    times: list[float] = field(default_factory=list)
+    starts: list[np.ndarray] = field(default_factory=list)
+    targets: list[np.ndarray] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.scheduler = SlotScheduler(self.seed, 8, slot=SHIFT_SLOT_S, refractory=SHIFT_REFRACTORY_S,
+                                       max_gap=SHIFT_MAX_GAP_S)
+
+    def decide_until(self, t_end: float, cues: Cues) -> None:
+        scheduler = self.scheduler
+        known = len(scheduler.starts)
+        scheduler.decide_until(t_end, shift_hazard(cues))
+        new = scheduler.starts[known:]
+        if not new:
+            return
+        times = np.array([t for t, _ in new])
+        scale = np.array(self.quiet_deg) + np.array(self.loud_deg) * cues.at("phrase", times)[:, None]
+        targets = scale * (2.0 * slot_uniforms(self.seed, 9, np.round(times / SHIFT_SLOT_S).astype(np.int64)) - 1.0)
+        for t, target in zip(times, targets):
+            self.starts.append(self.pose(np.array([t]))[0])
+            self.times.append(float(t))
+            self.targets.append(target)
+
+    def pose(self, times: np.ndarray) -> np.ndarray:
+        """(T,) -> (T, 3): the held pose, easing from each shift's start to its target."""
+        if not self.times:
+            return np.zeros((len(times), 3))
+        last = np.searchsorted(self.times, times, side="right") - 1  # the shift each time is in or after
+        starts = np.vstack([np.zeros(3), *self.starts])[last + 1]
+        targets = np.vstack([np.zeros(3), *self.targets])[last + 1]
+        began = np.asarray(self.times)[np.maximum(last, 0)]
+        progress = np.where(last >= 0, _ease((times - began) / SHIFT_S), 0.0)
+        return starts + (targets - starts) * progress[:, None]
 
 
 _SWAY_X, _SWAY_Y = 3, 4  # noise channels 0-2 are the head angles (head_noise)
@@ -199,8 +278,9 @@ def nod(times: np.ndarray, cues: Cues) -> np.ndarray:
 
 def head_layer(times: np.ndarray, cues: Cues, seed: int, amplitude: np.ndarray, distance: np.ndarray,
                gazes: Sequence[GazeEvent], emotion_pitch: np.ndarray, motion_gain: np.ndarray,
-               blinks: SlotScheduler, saccades: SlotScheduler) -> HeadLayer:
-    """Head pose, eye gaze and blinks for frame ``times`` (schedulers must be decided up to them)."""
+               blinks: SlotScheduler, saccades: SlotScheduler, shifts: PoseShifts) -> HeadLayer:
+    """Head pose, eye gaze and blinks for frame ``times`` (schedulers and shifts must be decided
+    up to them)."""
     activity = cues.at("activity", times)
     liveliness = (0.5 + 1.2 * activity) * motion_gain * amplitude
     gaze_target = ramped_timeline(times, np.zeros(2), [(g.time, np.array([g.yaw, g.pitch]), 0.08) for g in gazes])
@@ -208,7 +288,7 @@ def head_layer(times: np.ndarray, cues: Cues, seed: int, amplitude: np.ndarray, 
     noise = idle_noise(seed, times)  # (T, 5), for the sway
     gain = motion_gain * amplitude
     nodding = nod(times, cues)
-    rotation = head_noise(seed, times, activity) * gain[:, None]
+    rotation = (shifts.pose(times) + head_noise(seed, times, activity)) * gain[:, None]
     rotation[:, 0] += head_follow[:, 0]
     rotation[:, 1] += emotion_pitch + head_follow[:, 1] - HEAD_NOD_GAIN * gain * nodding
     sway = 0.004 * liveliness
