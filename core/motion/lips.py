@@ -51,10 +51,20 @@ JAW_CARRYOVER_S = 0.08
 # no lead yet: any lead (15, 30, 60 ms) took streaming-with-text agreement on line_greeting from
 # r 0.803 to 0.79 / 0.78 / 0.77, under the 0.8 tests/test_motion.py states (the live aligner
 # misplaces phones near its tail, e.g. drops the B of "baker", and a lead leans on that tail).
+# Leading only the phones a live aligner no longer moves (those ending 0.3 s or more before the
+# audio heard) kept that r at 0.806 with 30 ms, but put the mouth of short pauses between words
+# in the next word's shape (tests/test_motion.py's viseme view: 'sil' named 0.67 -> 0.58, under
+# 0.6), so it is left out; the closures lead instead (KEY_SHAPE_LEAD_S).
 # The acoustic mouth cannot lead without more latency (the cues use all of FRAME_REACH_S).
 PHONE_LEAD_S: dict[str, float] = {"aligned": 0.0, "recognized": 0.06, "acoustic": 0.0}
 # Phones further ahead of a frame than this do not pull (bounds streaming latency).
 PHONE_REACH_S = 0.10
+# Aligned bilabial closures (and lip to teeth) are read this far ahead: lips part at a stop's
+# burst, and the closure's ease-out (CLOSURE_RELEASE_S after the phone) otherwise held them shut
+# into the vowel's sound. Unlike the phone lead, this one raised line_greeting's streaming r
+# (0.803 -> 0.813 at 25 and 50 ms). 30 ms: with CLOSURE_LEAD_S a closure is read no further ahead
+# than PHONE_REACH_S, the streaming bound.
+KEY_SHAPE_LEAD_S: dict[str, float] = {"aligned": 0.03, "recognized": 0.0, "acoustic": 0.0}
 CLOSURE_LEAD_S = 0.07  # lips start closing this long before a bilabial
 CLOSURE_RELEASE_S = 0.05
 PHONE_TRUST: dict[str, float] = {"aligned": 0.85, "recognized": 0.85, "acoustic": 0.2}
@@ -240,8 +250,9 @@ def lip_layer(times: np.ndarray, cues: Cues, phones: PhoneTable, source: PhoneSo
     trust = PHONE_TRUST[source] * coverage[:, None]
     mouth = trust * targets + (1 - trust) * acoustic_mouth(times, cues)
     closure_trust, labiodental_trust = KEY_SHAPE_TRUST[source]
-    mouth = apply_labiodental(mouth, labiodental_trust * key_shape_curve(times, phones, phones.labiodental))
-    closure = closure_trust * key_shape_curve(times, phones, phones.bilabial)
+    key_times = times + KEY_SHAPE_LEAD_S[source]
+    mouth = apply_labiodental(mouth, labiodental_trust * key_shape_curve(key_times, phones, phones.labiodental))
+    closure = closure_trust * key_shape_curve(key_times, phones, phones.bilabial)
     # Where no trustworthy phone says otherwise (other languages, singing, the not-yet-recognized
     # tail of a stream), a short quiet gap between louder sounds closes the lips most of the way.
     phone_says = coverage if source != "acoustic" else np.zeros_like(coverage)
