@@ -176,10 +176,10 @@ def test_a_line_that_fails_to_step_gets_one_error_and_ends_while_the_others_go_o
 
     emit = MotionStream._emit_until
 
-    def broken_for_seed_13(self, last_index):
+    def broken_for_seed_13(self, last_index, *rest):
         if self.controls.seed == 13:
             raise ValueError("a bug in one line")
-        return emit(self, last_index)
+        return emit(self, last_index, *rest)
 
     monkeypatch.setattr(MotionStream, "_emit_until", broken_for_seed_13)
     samples, _ = greeting_pcm()

@@ -37,7 +37,7 @@ from ..types import (
     Phone,
     PhoneTimeline,
 )
-from .cues import CUE_BACK_S, CUE_REACH_S, compute_cues
+from .cues import CUE_BACK_S, CUE_REACH_S, Cues, compute_cues, compute_cues_many
 from .emotion import emotion_layer, parse_emotion, ramped_timeline, validate_emotion_event
 from .head import SlotScheduler, blink_hazard, head_layer
 from .lips import LipLayer, PhoneTable, lip_layer, tongue_tip_curve
@@ -216,11 +216,15 @@ class MotionStream:
         self._phones.add_rows(rows)
         self._rows = rows if self._rows is None else concat_features([self._rows, rows])
 
-    def _emit_until(self, last_index: int) -> list[MotionFrame]:
-        if last_index < self._next_frame or self._rows is None:
+    def _emits(self, last_index: int) -> bool:
+        return last_index >= self._next_frame and self._rows is not None
+
+    def _emit_until(self, last_index: int, cues: Cues | None = None) -> list[MotionFrame]:
+        """Frames up to ``last_index``; ``cues``: those of the rows kept, if already computed."""
+        if not self._emits(last_index):
             return []
         indices = np.arange(self._next_frame, last_index + 1)
-        frames = self._frames_at(indices / self.controls.fps)
+        frames = self._frames_at(indices / self.controls.fps, cues if cues is not None else compute_cues(self._rows))
         self._next_frame = last_index + 1
         self._drop_old_rows(self._next_frame / self.controls.fps - _ROWS_KEPT_S)
         return frames
@@ -233,9 +237,8 @@ class MotionStream:
                       ("log_mel", "loudness_db", "f0_hz", "voicing", "f1_hz", "f2_hz", "spectral_tilt", "zero_crossing_rate")}
             self._rows = AudioFeatures(start_time=rows.start_time + drop * FEATURE_HOP_S, **fields)
 
-    def _frames_at(self, times: np.ndarray) -> list[MotionFrame]:
-        """The stages, in order, for a run of frame times."""
-        cues = compute_cues(self._rows)
+    def _frames_at(self, times: np.ndarray, cues: Cues) -> list[MotionFrame]:
+        """The stages, in order, for a run of frame times (``cues``: of the rows kept)."""
         phones, source = self._current_phones(float(times[0]))
         emotion = emotion_layer(times, self._emotions)
         amplitude, distance = self._control_curves(times)
@@ -298,10 +301,21 @@ def step_streams(streams: Sequence[MotionStream],
     for stream in streams:  # frames a stream stepped at its own pushes come first
         out.append(stream._held)
         stream._held = []
+    emitting = []
     for k, new_rows in zip(stepping, rows):
         try:
             streams[k]._add_rows(new_rows)
-            out[k] = out[k] + streams[k]._emit_until(due[k])
+            if streams[k]._emits(due[k]):
+                emitting.append(k)
+        except Exception as exc:
+            if on_error is None:
+                raise
+            on_error(k, exc)
+    # The cues of every stream with frames due, in one batch (each gets what it gets alone).
+    cues = compute_cues_many([streams[k]._rows for k in emitting]) if emitting else []
+    for k, stream_cues in zip(emitting, cues):
+        try:
+            out[k] = out[k] + streams[k]._emit_until(due[k], stream_cues)
         except Exception as exc:
             if on_error is None:
                 raise

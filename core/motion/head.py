@@ -57,19 +57,30 @@ _FOUR_KNOTS = np.arange(4)
 
 def smooth_noise(seed: int, octave: int, times: np.ndarray, spacing: float) -> np.ndarray:
     """(T,) -> (T, 5) smooth noise in about [-1, 1]: Catmull-Rom through seeded knots."""
-    pos = np.maximum(np.asarray(times, dtype=np.float64), 0.0) / spacing
-    base = np.floor(pos).astype(np.int64)
-    frac = (pos - base)[:, None]
-    first, last = int(base.min(initial=0)) // _BLOCK, (int(base.max(initial=0)) + 3) // _BLOCK
-    knots = _knot_table(seed, octave, first, last)[(base - first * _BLOCK)[:, None] + _FOUR_KNOTS]  # (T, 4, 5)
-    p0, p1, p2, p3 = knots[:, 0], knots[:, 1], knots[:, 2], knots[:, 3]  # knot base + k - 1, shifted to >= 0
+    return smooth_noise_octaves(seed, (octave,), (spacing,), times)[0]
+
+
+def smooth_noise_octaves(seed: int, octaves: tuple[int, ...], spacings: tuple[float, ...], times: np.ndarray) -> np.ndarray:
+    """(T,) -> (O, T, 5): ``smooth_noise`` for several (octave, spacing) pairs in one pass (a
+    streamed frame computes six of them, where the per-call overhead is most of the cost)."""
+    pos = np.maximum(np.asarray(times, dtype=np.float64), 0.0)[None, :] / np.array(spacings, dtype=np.float64)[:, None]
+    base = np.floor(pos).astype(np.int64)  # (O, T)
+    frac = (pos - base)[:, :, None]
+    last_knots = (np.max(base, axis=1, initial=0) + 3) // _BLOCK
+    knots = np.stack([_knot_table(seed, octave, 0, int(last))[base[o][:, None] + _FOUR_KNOTS]
+                      for o, (octave, last) in enumerate(zip(octaves, last_knots))])  # (O, T, 4, 5)
+    p0, p1, p2, p3 = knots[:, :, 0], knots[:, :, 1], knots[:, :, 2], knots[:, :, 3]  # knot base + k - 1, shifted to >= 0
     return 0.5 * (2 * p1 + (p2 - p0) * frac + (2 * p0 - 5 * p1 + 4 * p2 - p3) * frac ** 2
                   + (3 * p1 - p0 - 3 * p2 + p3) * frac ** 3)
 
 
+_IDLE_SPACINGS = (1.7, 1.7 / np.sqrt(5.0))  # two octaves with an irrational spacing ratio
+
+
 def idle_noise(seed: int, times: np.ndarray) -> np.ndarray:
     """(T,) -> (T, 5): two octaves with an irrational spacing ratio, so the sum never repeats."""
-    return 0.75 * smooth_noise(seed, 0, times, 1.7) + 0.35 * smooth_noise(seed, 1, times, 1.7 / np.sqrt(5.0))
+    noise = smooth_noise_octaves(seed, (0, 1), _IDLE_SPACINGS, times)
+    return 0.75 * noise[0] + 0.35 * noise[1]
 
 
 # Head rotation: octaves of seeded smooth noise, knot spacings in irrational ratios (no loop),
@@ -86,10 +97,20 @@ HEAD_NOD_GAIN = 2.0  # fitted 1.01; doubled so nods still show over the livelier
 
 def head_noise(seed: int, times: np.ndarray, activity: np.ndarray) -> np.ndarray:
     """(T,) times, (T,) activity -> (T, 3) yaw, pitch, roll degrees before any gain or nod."""
+    return _head_and_idle_noise(seed, times, activity)[0]
+
+
+_HEAD_NOISE_OCTAVES = tuple(range(len(HEAD_OCTAVES))) + (0, 1)  # the head's octaves, then idle_noise's
+_HEAD_NOISE_SPACINGS = tuple(spacing for spacing, _, _ in HEAD_OCTAVES) + _IDLE_SPACINGS
+
+
+def _head_and_idle_noise(seed: int, times: np.ndarray, activity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(head_noise, idle_noise) from one pass over all their octaves."""
+    noise = smooth_noise_octaves(seed, _HEAD_NOISE_OCTAVES, _HEAD_NOISE_SPACINGS, times)
     out = np.zeros((len(times), 3))
-    for octave, (spacing, base, per_activity) in enumerate(HEAD_OCTAVES):
-        out += smooth_noise(seed, octave, times, spacing)[:, :3] * (base + per_activity * activity)[:, None]
-    return out * np.array(HEAD_AXES)
+    for octave, (_, base, per_activity) in enumerate(HEAD_OCTAVES):
+        out += noise[octave][:, :3] * (base + per_activity * activity)[:, None]
+    return out * np.array(HEAD_AXES), 0.75 * noise[-2] + 0.35 * noise[-1]
 
 
 _SWAY_X, _SWAY_Y = 3, 4  # noise channels 0-2 are the head angles (head_noise)
@@ -205,10 +226,10 @@ def head_layer(times: np.ndarray, cues: Cues, seed: int, amplitude: np.ndarray, 
     liveliness = (0.5 + 1.2 * activity) * motion_gain * amplitude
     gaze_target = ramped_timeline(times, np.zeros(2), [(g.time, np.array([g.yaw, g.pitch]), 0.08) for g in gazes])
     head_follow = ramped_timeline(times, np.zeros(2), [(g.time, 0.3 * np.array([g.yaw, g.pitch]), 0.7) for g in gazes])
-    noise = idle_noise(seed, times)  # (T, 5), for the sway
+    head, noise = _head_and_idle_noise(seed, times, activity)  # noise: (T, 5), for the sway
     gain = motion_gain * amplitude
     nodding = nod(times, cues)
-    rotation = head_noise(seed, times, activity) * gain[:, None]
+    rotation = head * gain[:, None]
     rotation[:, 0] += head_follow[:, 0]
     rotation[:, 1] += emotion_pitch + head_follow[:, 1] - HEAD_NOD_GAIN * gain * nodding
     sway = 0.004 * liveliness
