@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from _common import data_dir  # noqa: E402
 
 from npcface.bridge.cmd_verify import verify  # noqa: E402
-from npcface.core import watermark  # noqa: E402
+from npcface.core.provenance import watermark  # noqa: E402
 from npcface.core.audio.decode import load_audio  # noqa: E402
 from npcface.core.render.contact_sheet import save_contact_sheet  # noqa: E402
 from npcface.core.errors import NpcfaceError  # noqa: E402

@@ -364,7 +364,7 @@ def test_cached_streaming_phones_equal_a_full_rebuild(text):
 
 
 def test_warm_up_leaves_loaded_decoders_for_the_next_lines():
-    from npcface.core.phonetics.timeline import sphinx as phonetics_sphinx
+    from npcface.core.phonetics import sphinx as phonetics_sphinx
 
     warm_up()
     idle = phonetics_sphinx._POOL._idle

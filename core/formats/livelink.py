@@ -97,6 +97,20 @@ def read_livelink_csv(path: str | Path, timecode_rate: float | None = None) -> M
     )
 
 
+def first_timecode_s(path: str | Path, timecode_rate: float | None = None) -> float:
+    """The first row's timecode in seconds of the day: where the take starts on the capture clock
+    (the same clock the app writes into its reference video's timecode track)."""
+    path = Path(path)
+    rows = _read_rows(path)
+    _column_indices(path, rows[0])
+    if len(rows) < 2:
+        raise FormatError(f"{path}: has a header but no data rows")
+    timecodes = [_parse_timecode(path, line, row[0]) for line, row in enumerate(rows[1:], start=2)]
+    rate = float(timecode_rate) if timecode_rate else _infer_timecode_rate(timecodes)
+    seconds, frames = timecodes[0]
+    return seconds + frames / rate
+
+
 def _read_rows(path: Path) -> list[list[str]]:
     if not path.is_file():
         raise FormatError(f"{path}: no such CSV file")

@@ -67,6 +67,27 @@ def _first_frame_rotation(container: av.container.InputContainer) -> int:
     return 0
 
 
+def video_timecode_s(path: str | Path) -> float | None:
+    """The start timecode of a video in seconds of the day (QuickTime/MP4 ``timecode`` tag, as an
+    iPhone's Live Link Face app writes into its reference video), or None when it has none."""
+    with _open_for_reading(path) as container:
+        video = container.streams.video[0]
+        rate = video.average_rate or video.guessed_rate or video.base_rate
+        tags = [dict(s.metadata).get("timecode") for s in container.streams] + [container.metadata.get("timecode")]
+    text = next((t for t in tags if t), None)
+    if text is None:
+        return None
+    parts = text.replace(";", ":").split(":")
+    try:
+        hours, minutes, seconds, frames = (int(part) for part in parts)
+    except ValueError:
+        raise FormatError(f"{path}: timecode tag {text!r} is not HH:MM:SS:FF") from None
+    fps = round(float(rate)) if rate else 0
+    if fps <= 0 or frames >= max(fps, 1) or minutes >= 60 or seconds >= 60:
+        raise FormatError(f"{path}: timecode tag {text!r} does not fit the video's {float(rate or 0):g} fps")
+    return hours * 3600 + minutes * 60 + seconds + frames / fps
+
+
 def video_info(path: str | Path) -> VideoInfo:
     """Frame rate, display size (after any rotation flag), duration and whether there is an
     audio track; decodes one frame at most (for the rotation)."""

@@ -3,7 +3,9 @@
 Sources (``collect_clips``):
 - a folder of talking videos (.mp4 .mov .avi .mkv), one speaker per folder: each video is face-
   tracked once (core/capture/cache.py, by content hash) and calibrated per speaker;
-- a Live Link Face take: a CSV with its WAV beside it (same stem): the iPhone's own curves.
+- a Live Link Face take: the iPhone's own curves in a CSV, with its sound beside it: a WAV of the
+  same stem or the app's reference video (``X_iPhone.mov``), aligned by timecode
+  (core/formats/livelink_take.py). A take's reference video is its sound, not a face video.
 
 Per-speaker normalisation: a speaker's clips are calibrated as one take (the rest pose is the
 speaker's, not each 3-second clip's), then JawOpen and LipGap are scaled so that the speaker's
@@ -97,23 +99,50 @@ def _video_speaker(folder_name: str, videos: list[Path], outputs: tuple[str, ...
 
 def _livelink_take(csv: Path, outputs: tuple[str, ...], cache: Path | None) -> Clip:
     from ..formats.livelink import read_livelink_csv
+    from ..formats.livelink_take import take_media
 
-    wav = csv.with_suffix(".wav")
+    take = take_media(csv)
     track = read_livelink_csv(csv)
     channels = {name: track.channel(name).astype(np.float64) for name in outputs if name != "LipGap"}
     jaw = channels["JawOpen"]
     gap = np.clip(jaw - track.channel("MouthClose"), 0, 1)
     scale = TARGET_P95_JAW / max(float(np.percentile(jaw, 95)), 0.05)
     channels["JawOpen"], channels["LipGap"] = np.clip(jaw * scale, 0, 1), np.clip(gap * scale, 0, 1)
-    features = clip_features(wav, cache)
-    times = track.times - track.times[0]
+    features = clip_features(take.media, cache)
+    times = track.times - track.times[0] + take.offset_s  # on the sound's clock
     targets = _at_rows(times, _targets(channels, outputs), len(features))
     lip_gap = _at_rows(times, gap[:, None], len(features))[:, 0]
     return Clip(csv.stem, csv.stem, csv, features, targets.astype(np.float32), lip_gap.astype(np.float32))
 
 
+def _csv_preference(csv: Path) -> int:
+    stem = csv.stem.lower()
+    return 0 if stem.endswith("_cal") else 2 if stem.endswith("_raw") else 1
+
+
+def _folder_sources(path: Path) -> list[tuple[str, list[Path]]]:
+    """A folder's takes (a CSV with its sound) and its talking videos; a take's reference video
+    is its sound, not another face video."""
+    from ..formats.livelink_take import find_take_media
+
+    files = sorted(p for p in path.iterdir() if p.is_file())
+    takes = [(p, find_take_media(p)) for p in files if p.suffix.lower() == ".csv"]
+    by_media: dict[Path, Path] = {}  # one CSV per sound: _cal, else the plain one, else _raw
+    for csv, media in takes:
+        if media is not None and (media not in by_media or _csv_preference(csv) < _csv_preference(by_media[media])):
+            by_media[media] = csv
+    takes = sorted((csv, media) for media, csv in by_media.items())
+    partners = set(by_media)
+    videos = [p for p in files if p.suffix.lower() in VIDEO_SUFFIXES and p not in partners]
+    groups = [(path.name, videos)] if videos else []
+    return groups + [(csv.stem, [csv]) for csv, _ in takes]
+
+
 def find_sources(paths: list[str | Path]) -> list[tuple[str, list[Path]]]:
-    """(speaker, files) groups: each folder's videos, each Live Link CSV with a WAV beside it."""
+    """(speaker, files) groups: each folder's videos, each Live Link take (CSV + WAV or reference
+    .mov); a folder of take folders (the app's export layout) is searched one level down."""
+    from ..formats.livelink_take import find_take_media
+
     groups: list[tuple[str, list[Path]]] = []
     for raw in paths:
         path = Path(raw)
@@ -121,21 +150,22 @@ def find_sources(paths: list[str | Path]) -> list[tuple[str, list[Path]]]:
             raise DataError(f"training source {path} does not exist")
         if path.is_file():
             if path.suffix.lower() == ".csv":
-                if not path.with_suffix(".wav").exists():
-                    raise DataError(f"Live Link take {path} has no {path.with_suffix('.wav').name} beside it")
+                if find_take_media(path) is None:
+                    raise DataError(f"Live Link take {path} has no {path.with_suffix('.wav').name} "
+                                    f"or reference .mov beside it")
                 groups.append((path.stem, [path]))
             elif path.suffix.lower() in VIDEO_SUFFIXES:
                 groups.append((path.parent.name, [path]))
             else:
                 raise DataError(f"training source {path} is neither a folder, a video nor a Live Link CSV")
             continue
-        videos = sorted(p for p in path.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
-        takes = sorted(p for p in path.iterdir() if p.suffix.lower() == ".csv" and p.with_suffix(".wav").exists())
-        if not videos and not takes:
-            raise DataError(f"training source {path} holds no videos and no Live Link CSV + WAV takes")
-        if videos:
-            groups.append((path.name, videos))
-        groups.extend((take.stem, [take]) for take in takes)
+        found = _folder_sources(path)
+        for sub in sorted(p for p in path.iterdir() if p.is_dir()):
+            found += [group for group in _folder_sources(sub) if group[1][0].suffix.lower() == ".csv"]
+        if not found:
+            raise DataError(f"training source {path} holds no videos and no Live Link takes "
+                            f"(CSV + WAV or reference .mov)")
+        groups.extend(found)
     return groups
 
 
