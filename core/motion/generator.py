@@ -216,6 +216,12 @@ class MotionStream:
         self._phones.add_rows(rows)
         self._rows = rows if self._rows is None else concat_features([self._rows, rows])
 
+    @staticmethod
+    def _add_rows_many(streams: list[MotionStream], rows: list[AudioFeatures | None]) -> None:
+        """``_add_rows`` of several streams of this class (a backend may batch it: learned.py)."""
+        for stream, part in zip(streams, rows):
+            stream._add_rows(part)
+
     def _emits(self, last_index: int) -> bool:
         return last_index >= self._next_frame and self._rows is not None
 
@@ -301,16 +307,20 @@ def step_streams(streams: Sequence[MotionStream],
     for stream in streams:  # frames a stream stepped at its own pushes come first
         out.append(stream._held)
         stream._held = []
-    emitting = []
-    for k, new_rows in zip(stepping, rows):
+    by_kind: dict[Callable, list[int]] = {}  # streams whose new rows one call can add (by backend)
+    for k in stepping:
+        by_kind.setdefault(type(streams[k])._add_rows_many, []).append(k)
+    added = []
+    for add_rows_many, group in by_kind.items():
         try:
-            streams[k]._add_rows(new_rows)
-            if streams[k]._emits(due[k]):
-                emitting.append(k)
+            add_rows_many([streams[k] for k in group], [rows[stepping.index(k)] for k in group])
+            added += group
         except Exception as exc:
             if on_error is None:
                 raise
-            on_error(k, exc)
+            for k in group:
+                on_error(k, exc)
+    emitting = [k for k in sorted(added) if streams[k]._emits(due[k])]
     # The cues of every stream with frames due, in one batch (each gets what it gets alone).
     cues = compute_cues_many([streams[k]._rows for k in emitting]) if emitting else []
     for k, stream_cues in zip(emitting, cues):
