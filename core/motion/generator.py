@@ -281,6 +281,8 @@ class MotionStream:
         return self._phone_table[1], source
 
     def _control_curves(self, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if not self._control_events:  # constant: what the timelines below give then
+            return np.full(len(times), self.controls.motion_amplitude), np.full(len(times), self.controls.head_distance)
         amp = ramped_timeline(times, np.array([self.controls.motion_amplitude]),
                               [(e.time, np.array([e.motion_amplitude]), e.ramp) for e in self._control_events
                                if e.motion_amplitude is not None])[:, 0]

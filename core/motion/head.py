@@ -224,8 +224,11 @@ def head_layer(times: np.ndarray, cues: Cues, seed: int, amplitude: np.ndarray, 
     """Head pose, eye gaze and blinks for frame ``times`` (schedulers must be decided up to them)."""
     activity = cues.at("activity", times)
     liveliness = (0.5 + 1.2 * activity) * motion_gain * amplitude
-    gaze_target = ramped_timeline(times, np.zeros(2), [(g.time, np.array([g.yaw, g.pitch]), 0.08) for g in gazes])
-    head_follow = ramped_timeline(times, np.zeros(2), [(g.time, 0.3 * np.array([g.yaw, g.pitch]), 0.7) for g in gazes])
+    if gazes:
+        gaze_target = ramped_timeline(times, np.zeros(2), [(g.time, np.array([g.yaw, g.pitch]), 0.08) for g in gazes])
+        head_follow = ramped_timeline(times, np.zeros(2), [(g.time, 0.3 * np.array([g.yaw, g.pitch]), 0.7) for g in gazes])
+    else:  # straight ahead: what the timelines give with no events
+        gaze_target = head_follow = np.zeros((len(times), 2))
     head, noise = _head_and_idle_noise(seed, times, activity)  # noise: (T, 5), for the sway
     gain = motion_gain * amplitude
     nodding = nod(times, cues)

@@ -80,13 +80,19 @@ def run_model(model, matrix: np.ndarray, final: bool) -> np.ndarray:
 def mouth_from_outputs(outputs: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
     """Network outputs (T, n) in ``names`` order -> (T, 52) mouth channels; MouthClose from LipGap."""
     mouth = np.zeros((len(outputs), len(ARKIT_NAMES)))
-    values = {name: np.clip(outputs[:, i], 0.0, 1.0) for i, name in enumerate(names)}
-    for name, value in values.items():
-        if name in ARKIT_INDEX:
-            mouth[:, ARKIT_INDEX[name]] = value
-    if "LipGap" in values and "JawOpen" in values:
-        mouth[:, ARKIT_INDEX["MouthClose"]] = np.clip(values["JawOpen"] - values["LipGap"], 0.0, 1.0)
+    columns, channels = _output_channels(tuple(names))
+    values = np.clip(outputs, 0.0, 1.0)
+    mouth[:, channels] = values[:, columns]
+    if "LipGap" in names and "JawOpen" in names:
+        mouth[:, ARKIT_INDEX["MouthClose"]] = np.clip(values[:, names.index("JawOpen")] - values[:, names.index("LipGap")], 0.0, 1.0)
     return mouth
+
+
+@lru_cache(maxsize=8)
+def _output_channels(names: tuple[str, ...]) -> tuple[list[int], list[int]]:
+    """(output columns, their ARKit channels) for the outputs that are ARKit channels."""
+    pairs = [(i, ARKIT_INDEX[name]) for i, name in enumerate(names) if name in ARKIT_INDEX]
+    return [i for i, _ in pairs], [channel for _, channel in pairs]
 
 
 @dataclass(frozen=True)
@@ -159,10 +165,14 @@ class IncrementalMouth:
         mel = np.concatenate([np.zeros((front, 40)), joined[:, :40]])
         loud = np.concatenate([np.full(front, _LOUDNESS_FLOOR), joined[:, 40]])
         start = len(joined) - n  # the new rows' first position in joined
-        mel_windows = np.lib.stride_tricks.sliding_window_view(mel[start:], context, axis=0)  # (n, 40, context)
         counts = np.minimum(first_abs + start + np.arange(n) + 1, context)  # real rows in each window
-        mean = mel_windows.sum(axis=2) / counts[:, None]
-        peak = np.lib.stride_tricks.sliding_window_view(loud[start:], context).max(axis=1)
+        if n <= 4:  # streaming: a slice per row costs less than building window views
+            mel_sums = np.stack([mel[start + i: start + i + context].sum(axis=0) for i in range(n)])
+            peak = np.array([loud[start + i: start + i + context].max() for i in range(n)])
+        else:
+            mel_sums = np.lib.stride_tricks.sliding_window_view(mel[start:], context, axis=0).sum(axis=2)  # (n, 40)
+            peak = np.lib.stride_tricks.sliding_window_view(loud[start:], context).max(axis=1)
+        mean = mel_sums / counts[:, None]
         return np.concatenate([matrix[:, :40] - mean, (matrix[:, 40] - peak)[:, None], matrix[:, 41:]], axis=1)
 
     def finish(self) -> None:
