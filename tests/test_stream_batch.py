@@ -174,14 +174,14 @@ def test_sessions_streamed_at_once_over_the_wire_get_the_ticks_of_one_alone(serv
 def test_a_line_that_fails_to_step_gets_one_error_and_ends_while_the_others_go_on(server, monkeypatch):
     from npcface.core.motion.generator import MotionStream
 
-    emit = MotionStream._emit_until
+    layers = MotionStream._layers_until
 
-    def broken_for_seed_13(self, last_index, *rest):
+    def broken_for_seed_13(self, last_index, cues):
         if self.controls.seed == 13:
             raise ValueError("a bug in one line")
-        return emit(self, last_index, *rest)
+        return layers(self, last_index, cues)
 
-    monkeypatch.setattr(MotionStream, "_emit_until", broken_for_seed_13)
+    monkeypatch.setattr(MotionStream, "_layers_until", broken_for_seed_13)
     samples, _ = greeting_pcm()
     chunks = [s16(samples[i:i + 320]) for i in range(0, 16000, 320)]
     with RawClient(server.endpoint) as client:

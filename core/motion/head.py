@@ -63,12 +63,21 @@ def smooth_noise(seed: int, octave: int, times: np.ndarray, spacing: float) -> n
 def smooth_noise_octaves(seed: int, octaves: tuple[int, ...], spacings: tuple[float, ...], times: np.ndarray) -> np.ndarray:
     """(T,) -> (O, T, 5): ``smooth_noise`` for several (octave, spacing) pairs in one pass (a
     streamed frame computes six of them, where the per-call overhead is most of the cost)."""
+    return _catmull_rom(*_noise_knots(seed, octaves, spacings, times))
+
+
+def _noise_knots(seed: int, octaves: tuple[int, ...], spacings: tuple[float, ...], times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The knots around each time (O, T, 4, 5) and the time's place between the middle two (O, T, 1)."""
     pos = np.maximum(np.asarray(times, dtype=np.float64), 0.0)[None, :] / np.array(spacings, dtype=np.float64)[:, None]
     base = np.floor(pos).astype(np.int64)  # (O, T)
-    frac = (pos - base)[:, :, None]
     last_knots = (np.max(base, axis=1, initial=0) + 3) // _BLOCK
     knots = np.stack([_knot_table(seed, octave, 0, int(last))[base[o][:, None] + _FOUR_KNOTS]
                       for o, (octave, last) in enumerate(zip(octaves, last_knots))])  # (O, T, 4, 5)
+    return knots, (pos - base)[:, :, None]
+
+
+def _catmull_rom(knots: np.ndarray, frac: np.ndarray) -> np.ndarray:
+    """(O, T, 4, 5) knots, (O, T, 1) -> (O, T, 5); every time on its own (times of many streams may be joined)."""
     p0, p1, p2, p3 = knots[:, :, 0], knots[:, :, 1], knots[:, :, 2], knots[:, :, 3]  # knot base + k - 1, shifted to >= 0
     return 0.5 * (2 * p1 + (p2 - p0) * frac + (2 * p0 - 5 * p1 + 4 * p2 - p3) * frac ** 2
                   + (3 * p1 - p0 - 3 * p2 + p3) * frac ** 3)
@@ -97,17 +106,16 @@ HEAD_NOD_GAIN = 2.0  # fitted 1.01; doubled so nods still show over the livelier
 
 def head_noise(seed: int, times: np.ndarray, activity: np.ndarray) -> np.ndarray:
     """(T,) times, (T,) activity -> (T, 3) yaw, pitch, roll degrees before any gain or nod."""
-    return _head_and_idle_noise(seed, times, activity)[0]
+    return _head_and_idle_noise(smooth_noise_octaves(seed, _HEAD_NOISE_OCTAVES, _HEAD_NOISE_SPACINGS, times), activity)[0]
 
 
 _HEAD_NOISE_OCTAVES = tuple(range(len(HEAD_OCTAVES))) + (0, 1)  # the head's octaves, then idle_noise's
 _HEAD_NOISE_SPACINGS = tuple(spacing for spacing, _, _ in HEAD_OCTAVES) + _IDLE_SPACINGS
 
 
-def _head_and_idle_noise(seed: int, times: np.ndarray, activity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(head_noise, idle_noise) from one pass over all their octaves."""
-    noise = smooth_noise_octaves(seed, _HEAD_NOISE_OCTAVES, _HEAD_NOISE_SPACINGS, times)
-    out = np.zeros((len(times), 3))
+def _head_and_idle_noise(noise: np.ndarray, activity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(head_noise, idle_noise) from the noise of _HEAD_NOISE_OCTAVES (O, T, 5)."""
+    out = np.zeros((len(activity), 3))
     for octave, (_, base, per_activity) in enumerate(HEAD_OCTAVES):
         out += noise[octave][:, :3] * (base + per_activity * activity)[:, None]
     return out * np.array(HEAD_AXES), 0.75 * noise[-2] + 0.35 * noise[-1]
@@ -218,32 +226,71 @@ def nod(times: np.ndarray, cues: Cues) -> np.ndarray:
     return (kernel * strength[active]).sum(1) * 4.0
 
 
-def head_layer(times: np.ndarray, cues: Cues, seed: int, amplitude: np.ndarray, distance: np.ndarray,
-               gazes: Sequence[GazeEvent], emotion_pitch: np.ndarray, motion_gain: np.ndarray,
-               blinks: SlotScheduler, saccades: SlotScheduler) -> HeadLayer:
-    """Head pose, eye gaze and blinks for frame ``times`` (schedulers must be decided up to them)."""
-    activity = cues.at("activity", times)
-    liveliness = (0.5 + 1.2 * activity) * motion_gain * amplitude
+@dataclass(frozen=True)
+class HeadInputs:
+    """One stream's per-frame inputs to the head maths, each (T, ...); ``head_layers`` runs the
+    maths for the frames of many streams at once."""
+
+    activity: np.ndarray  # (T,) the activity cue at the frames
+    amplitude: np.ndarray  # (T,) motion_amplitude control
+    distance: np.ndarray  # (T,) head_distance control
+    emotion_pitch: np.ndarray  # (T,) degrees
+    motion_gain: np.ndarray  # (T,)
+    gaze_target: np.ndarray  # (T, 2) yaw, pitch degrees
+    head_follow: np.ndarray  # (T, 2) how far the head turns after the gaze
+    saccades: np.ndarray  # (T, 2) saccade offsets
+    nodding: np.ndarray  # (T,) nod()
+    blink: np.ndarray  # (T,) 0..1
+    knots: np.ndarray  # (O, T, 4, 5) the noise knots of _HEAD_NOISE_OCTAVES around each frame
+    frac: np.ndarray  # (O, T, 1) each frame's place between its knots
+
+
+def head_inputs(times: np.ndarray, cues: Cues, seed: int, amplitude: np.ndarray, distance: np.ndarray,
+                gazes: Sequence[GazeEvent], emotion_pitch: np.ndarray, motion_gain: np.ndarray,
+                blinks: SlotScheduler, saccades: SlotScheduler) -> HeadInputs:
+    """The per-stream part of the head layer (schedulers must be decided up to ``times``)."""
     if gazes:
         gaze_target = ramped_timeline(times, np.zeros(2), [(g.time, np.array([g.yaw, g.pitch]), 0.08) for g in gazes])
         head_follow = ramped_timeline(times, np.zeros(2), [(g.time, 0.3 * np.array([g.yaw, g.pitch]), 0.7) for g in gazes])
     else:  # straight ahead: what the timelines give with no events
         gaze_target = head_follow = np.zeros((len(times), 2))
-    head, noise = _head_and_idle_noise(seed, times, activity)  # noise: (T, 5), for the sway
+    knots, frac = _noise_knots(seed, _HEAD_NOISE_OCTAVES, _HEAD_NOISE_SPACINGS, times)
+    return HeadInputs(activity=cues.at("activity", times), amplitude=amplitude, distance=distance,
+                      emotion_pitch=emotion_pitch, motion_gain=motion_gain, gaze_target=gaze_target,
+                      head_follow=head_follow, saccades=saccade_offsets(times, saccades.since(times[0] - 0.05)),
+                      nodding=nod(times, cues), blink=blink_curve(times, blinks.since(times[0] - 0.2)), knots=knots, frac=frac)
+
+
+def head_layer(times: np.ndarray, cues: Cues, seed: int, amplitude: np.ndarray, distance: np.ndarray,
+               gazes: Sequence[GazeEvent], emotion_pitch: np.ndarray, motion_gain: np.ndarray,
+               blinks: SlotScheduler, saccades: SlotScheduler) -> HeadLayer:
+    """Head pose, eye gaze and blinks for frame ``times`` (schedulers must be decided up to them)."""
+    return head_layers([head_inputs(times, cues, seed, amplitude, distance, gazes, emotion_pitch, motion_gain,
+                                    blinks, saccades)])
+
+
+def head_layers(inputs: Sequence[HeadInputs]) -> HeadLayer:
+    """The head layer of several streams' frames, one after the other: the maths run once over all
+    of them, each frame on its own (a frame gets the same numbers whichever frames join it)."""
+    def joined(name: str, axis: int = 0) -> np.ndarray:
+        return np.concatenate([getattr(part, name) for part in inputs], axis=axis)
+
+    activity, amplitude, motion_gain, nodding = joined("activity"), joined("amplitude"), joined("motion_gain"), joined("nodding")
+    head_follow = joined("head_follow")
+    head, noise = _head_and_idle_noise(_catmull_rom(joined("knots", 1), joined("frac", 1)), activity)  # noise: for the sway
+    liveliness = (0.5 + 1.2 * activity) * motion_gain * amplitude
     gain = motion_gain * amplitude
-    nodding = nod(times, cues)
     rotation = head * gain[:, None]
     rotation[:, 0] += head_follow[:, 0]
-    rotation[:, 1] += emotion_pitch + head_follow[:, 1] - HEAD_NOD_GAIN * gain * nodding
+    rotation[:, 1] += joined("emotion_pitch") + head_follow[:, 1] - HEAD_NOD_GAIN * gain * nodding
     sway = 0.004 * liveliness
     translation = np.stack([sway * noise[:, _SWAY_X], sway * noise[:, _SWAY_Y],
-                            (1.0 - distance) * 0.6], axis=1)  # z: the portrait sits ~0.6 m away
+                            (1.0 - joined("distance")) * 0.6], axis=1)  # z: the portrait sits ~0.6 m away
     # The eyes hold the target while the head moves (vestibulo-ocular reflex), plus saccades.
-    eyes = np.clip(gaze_target + saccade_offsets(times, saccades.since(times[0] - 0.05)) - rotation[:, :2], -30.0, 30.0)
+    eyes = np.clip(joined("gaze_target") + joined("saccades") - rotation[:, :2], -30.0, 30.0)
     gaze = np.stack([eyes, eyes], axis=1)
     brow_raise = np.clip((nodding - 1.5) / 4.0, 0.0, 1.0) * np.clip(amplitude, 0.0, 1.0)
-    return HeadLayer(rotation=rotation, translation=translation, gaze=gaze, blink=blink_curve(times, blinks.since(times[0] - 0.2)),
-                     brow_raise=brow_raise)
+    return HeadLayer(rotation=rotation, translation=translation, gaze=gaze, blink=joined("blink"), brow_raise=brow_raise)
 
 
 def blink_hazard(cues: Cues, blink_gain_at: Hazard) -> Hazard:
