@@ -70,10 +70,17 @@ def _noise_knots(seed: int, octaves: tuple[int, ...], spacings: tuple[float, ...
     """The knots around each time (O, T, 4, 5) and the time's place between the middle two (O, T, 1)."""
     pos = np.maximum(np.asarray(times, dtype=np.float64), 0.0)[None, :] / np.array(spacings, dtype=np.float64)[:, None]
     base = np.floor(pos).astype(np.int64)  # (O, T)
-    last_knots = (np.max(base, axis=1, initial=0) + 3) // _BLOCK
-    knots = np.stack([_knot_table(seed, octave, 0, int(last))[base[o][:, None] + _FOUR_KNOTS]
-                      for o, (octave, last) in enumerate(zip(octaves, last_knots))])  # (O, T, 4, 5)
+    last_knots = tuple(((np.max(base, axis=1, initial=0) + 3) // _BLOCK).tolist())
+    table, offsets = _octave_tables(seed, tuple(octaves), last_knots)
+    knots = table[base[:, :, None] + offsets[:, None, None] + _FOUR_KNOTS]  # (O, T, 4, 5)
     return knots, (pos - base)[:, :, None]
+
+
+@lru_cache(maxsize=64)
+def _octave_tables(seed: int, octaves: tuple[int, ...], last_blocks: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """The knot tables of several octaves end to end, and where each starts (one lookup for all)."""
+    tables = [_knot_table(seed, octave, 0, last) for octave, last in zip(octaves, last_blocks)]
+    return np.concatenate(tables), np.cumsum([0] + [len(t) for t in tables[:-1]])
 
 
 def _catmull_rom(knots: np.ndarray, frac: np.ndarray) -> np.ndarray:
@@ -218,7 +225,9 @@ def nod(times: np.ndarray, cues: Cues) -> np.ndarray:
     row_times = cues.row_times()
     out = np.zeros(len(times))
     strength = cues.emphasis * (0.6 + 0.8 * cues.pitch) * FEATURE_HOP_S
-    active = np.nonzero(strength > 1e-4)[0]
+    # rows outside the kernel's reach (lag -0.03..0.55 s, with a margin) add nothing
+    near = (row_times > times[0] - 0.56) & (row_times < times[-1] + 0.04)
+    active = np.nonzero((strength > 1e-4) & near)[0]
     if len(active) == 0:
         return out
     lag = times[:, None] - row_times[active][None, :]  # (T, A)
