@@ -7,7 +7,6 @@ gets. The layers then read the cues at frame times (linear interpolation between
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 from scipy.ndimage import maximum_filter1d
@@ -47,28 +46,6 @@ def max_behind(x: np.ndarray, rows: int) -> np.ndarray:
 def max_ahead(x: np.ndarray, rows: int) -> np.ndarray:
     """Max of x over rows [r, r + rows]."""
     return maximum_filter1d(x, size=rows + 1, origin=-((rows + 1) // 2), mode="nearest")
-
-
-def moving_average(x: np.ndarray, back: int, ahead: int, weights: np.ndarray | None = None) -> np.ndarray:
-    """Mean of x over rows [r - back, r + ahead] (truncated at the ends), optionally weighted."""
-    x = np.asarray(x, dtype=np.float64)
-    kernel = np.ones(back + ahead + 1)
-    # np.convolve(..., "full")[k] sums inputs k - len(kernel) + 1 .. k; shift so row r sees r+ahead.
-    if weights is None:  # the count of rows in each window, the same on every call of this size
-        return np.convolve(x, kernel)[ahead: ahead + len(x)] / _window_counts(len(x), back, ahead)
-    w = np.asarray(weights, dtype=np.float64)
-    num = np.convolve(x * w, kernel)[ahead: ahead + len(x)]
-    den = np.convolve(w, kernel)[ahead: ahead + len(x)]
-    return np.where(den > 1e-9, num / np.maximum(den, 1e-9), 0.0)
-
-
-@lru_cache(maxsize=256)
-def _window_counts(length: int, back: int, ahead: int) -> np.ndarray:
-    """Rows inside [r - back, r + ahead] for each row r of ``length`` (the ends truncate)."""
-    rows = np.arange(length)
-    counts = (np.minimum(rows + ahead, length - 1) - np.maximum(rows - back, 0) + 1).astype(np.float64)
-    counts.flags.writeable = False
-    return counts
 
 
 def held_level(level: np.ndarray) -> np.ndarray:

@@ -93,12 +93,6 @@ def _catmull_rom(knots: np.ndarray, frac: np.ndarray) -> np.ndarray:
 _IDLE_SPACINGS = (1.7, 1.7 / np.sqrt(5.0))  # two octaves with an irrational spacing ratio
 
 
-def idle_noise(seed: int, times: np.ndarray) -> np.ndarray:
-    """(T,) -> (T, 5): two octaves with an irrational spacing ratio, so the sum never repeats."""
-    noise = smooth_noise_octaves(seed, (0, 1), _IDLE_SPACINGS, times)
-    return 0.75 * noise[0] + 0.35 * noise[1]
-
-
 # Head rotation: octaves of seeded smooth noise, knot spacings in irrational ratios (no loop),
 # from a slow drift to a syllable-rate bob, each scaled by (base + per_activity * activity) in
 # degrees of yaw, then per axis by HEAD_AXES (yaw, pitch, roll); emphasis nods the chin down by
@@ -111,17 +105,14 @@ HEAD_AXES = (1.0, 1.038, 0.936)
 HEAD_NOD_GAIN = 2.0  # fitted 1.01; doubled so nods still show over the livelier noise (tests/test_motion.py)
 
 
-def head_noise(seed: int, times: np.ndarray, activity: np.ndarray) -> np.ndarray:
-    """(T,) times, (T,) activity -> (T, 3) yaw, pitch, roll degrees before any gain or nod."""
-    return _head_and_idle_noise(smooth_noise_octaves(seed, _HEAD_NOISE_OCTAVES, _HEAD_NOISE_SPACINGS, times), activity)[0]
-
-
-_HEAD_NOISE_OCTAVES = tuple(range(len(HEAD_OCTAVES))) + (0, 1)  # the head's octaves, then idle_noise's
+_HEAD_NOISE_OCTAVES = tuple(range(len(HEAD_OCTAVES))) + (0, 1)  # the head's octaves, then the sway's two
 _HEAD_NOISE_SPACINGS = tuple(spacing for spacing, _, _ in HEAD_OCTAVES) + _IDLE_SPACINGS
 
 
 def _head_and_idle_noise(noise: np.ndarray, activity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(head_noise, idle_noise) from the noise of _HEAD_NOISE_OCTAVES (O, T, 5)."""
+    """(T, 3) yaw, pitch, roll degrees before any gain or nod, and (T, 5) the sway's idle noise (two
+    octaves with an irrational spacing ratio, so the sum never repeats), from the noise of
+    _HEAD_NOISE_OCTAVES (O, T, 5)."""
     out = np.zeros((len(activity), 3))
     for octave, (_, base, per_activity) in enumerate(HEAD_OCTAVES):
         out += noise[octave][:, :3] * (base + per_activity * activity)[:, None]
@@ -268,14 +259,6 @@ def head_inputs(times: np.ndarray, cues: Cues, seed: int, amplitude: np.ndarray,
                       emotion_pitch=emotion_pitch, motion_gain=motion_gain, gaze_target=gaze_target,
                       head_follow=head_follow, saccades=saccade_offsets(times, saccades.since(times[0] - 0.05)),
                       nodding=nod(times, cues), blink=blink_curve(times, blinks.since(times[0] - 0.2)), knots=knots, frac=frac)
-
-
-def head_layer(times: np.ndarray, cues: Cues, seed: int, amplitude: np.ndarray, distance: np.ndarray,
-               gazes: Sequence[GazeEvent], emotion_pitch: np.ndarray, motion_gain: np.ndarray,
-               blinks: SlotScheduler, saccades: SlotScheduler) -> HeadLayer:
-    """Head pose, eye gaze and blinks for frame ``times`` (schedulers must be decided up to them)."""
-    return head_layers([head_inputs(times, cues, seed, amplitude, distance, gazes, emotion_pitch, motion_gain,
-                                    blinks, saccades)])
 
 
 def head_layers(inputs: Sequence[HeadInputs]) -> HeadLayer:
