@@ -62,6 +62,14 @@ class ServeProcess:
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
         self.endpoint = re.search(r"ready on (\S+)", self.process.stdout.readline()).group(1)
 
+    def cpu_seconds(self) -> float | None:
+        """CPU time the server has used so far (user + system; None where /proc is missing)."""
+        try:
+            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         self.process.send_signal(2)
         try:
@@ -193,13 +201,19 @@ def session_ladder(pcm: bytes, text: str | None, counts: list[int], motion: str 
     for count in counts:
         server = ServeProcess(code=code)
         try:
+            cpu_before = server.cpu_seconds()
             result = run_sessions(server.endpoint, count, pcm, text, echo=False, motion=motion)
+            cpu_after = server.cpu_seconds()
         finally:
             server.stop()
         ok = result["max_ms"] <= LATE_LIMIT_S * 1000
+        # CPU per second of one session's audio: what the server needs whatever else the machine
+        # runs (wall-clock lateness on a shared machine also measures the other users).
+        cpu = "" if cpu_before is None else (f", server CPU {1000 * (cpu_after - cpu_before) / (count * len(pcm) / 32000):5.1f} ms "
+                                             "per session-second of audio")
         print(f"  {count:3d} sessions: {result['ticks']:5d} ticks, p50 {result['p50_ms']:6.1f} ms, "
               f"p99 {result['p99_ms']:7.1f} ms, max {result['max_ms']:7.1f} ms, "
-              f"{100 * result['late_share']:5.1f}% late  {'ok' if ok else 'LATE'}", flush=True)
+              f"{100 * result['late_share']:5.1f}% late  {'ok' if ok else 'LATE'}{cpu}; load {os.getloadavg()[0]:.1f}", flush=True)
         failed = failed or not ok
         if failed and not keep_going:
             break

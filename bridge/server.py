@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import logging
+import math
 import os
 import queue
 import secrets
@@ -33,6 +34,10 @@ from .server_handlers import RequestHandlers, log_failure
 from .server_session import WireSession
 
 log = logging.getLogger("npcface.serve")
+# How long queued audio may wait for other sessions' chunks to be stepped with them (while more
+# than one session talks): ticks leave up to this much later, and 32 sessions step about 16 at a
+# time instead of one by one (bench/bench_bridge.py).
+STEP_BATCH_S = 0.010
 
 
 def renderer_available() -> bool:
@@ -81,9 +86,12 @@ class Server(RequestHandlers):
         self._idle_cursor = 0  # where the next idle pass starts (round robin over idling sessions)
         self._expired: OrderedDict[bytes, int] = OrderedDict()  # forgotten for silence -> sessions closed
         self._unhandled: deque[tuple[bytes, list[bytes]]] = deque()  # read, not handled yet (in order)
+        self._unhandled_bytes = 0  # their size (kept, not summed per read: a backlog made that quadratic)
         # Sessions with audio queued since the last step, stepped together after each burst of
         # requests: the more audio arrives per loop turn, the more each step batches.
         self._to_step: dict[tuple[bytes, str], tuple[ClientState, WireSession]] = {}
+        self._step_at: float | None = None  # when the queued audio is stepped (monotonic); None: none queued
+        self._talking = 0  # sessions in a line at the last step
         self._render_pool = ThreadPoolExecutor(max_workers=render_workers or os.cpu_count() or 2,
                                                thread_name_prefix="npcface-render")
         self._rig_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="npcface-rig")
@@ -157,11 +165,14 @@ class Server(RequestHandlers):
             while not self._stopping:
                 timeout_ms = 1000 if not any(c.outbox for c in self.clients.values()) else 5
                 timeout_ms = min(timeout_ms, max(1, int(idle_wait_s * 1000))) if not self._unhandled else 0
+                if self._step_at is not None:
+                    timeout_ms = min(timeout_ms, max(0, math.ceil((self._step_at - time.monotonic()) * 1000)))
                 events = dict(poller.poll(timeout_ms))
                 if self._wake_read in events:
                     self._drain_wake_pipe()
                 drained = self._receive_burst() if self.socket in events or self._unhandled else True
-                self._step_talking()
+                if self._step_at is not None and time.monotonic() >= self._step_at:
+                    self._step_talking()
                 self._run_completions()
                 idle_wait_s = self.pump_idle(time.monotonic())  # after requests: talking sessions first
                 self._flush_outboxes()
@@ -187,6 +198,7 @@ class Server(RequestHandlers):
             if not self._unhandled:
                 return True
             identity, frames = self._unhandled.popleft()
+            self._unhandled_bytes -= sum(len(f) for f in frames)
             self._handle(identity, frames)
             self._run_completions()
         return False
@@ -196,8 +208,7 @@ class Server(RequestHandlers):
         them (PROTOCOL.md 7.3): a client that sent a whole line at once acknowledges its first
         frames behind that audio, and waiting for the audio would make those frames late.
         At most ``most`` messages and a few big ones are held (ZeroMQ's queue holds the rest)."""
-        held_bytes = sum(len(f) for _, frames in self._unhandled for f in frames)
-        while len(self._unhandled) < most and held_bytes < 4 * self.limits.max_message_bytes:
+        while len(self._unhandled) < most and self._unhandled_bytes < 4 * self.limits.max_message_bytes:
             try:
                 frames = self.socket.recv_multipart(zmq.NOBLOCK, copy=True)
             except zmq.Again:
@@ -206,7 +217,7 @@ class Server(RequestHandlers):
                 self._handle(frames[0], frames[1:])
             else:
                 self._unhandled.append((frames[0], frames[1:]))
-                held_bytes += sum(len(f) for f in frames[1:])
+                self._unhandled_bytes += sum(len(f) for f in frames[1:])
 
     def _step_talking(self) -> None:
         try:
@@ -285,14 +296,20 @@ class Server(RequestHandlers):
     # ------------------------------------------------------------ stepping talking sessions
 
     def step_later(self, client: ClientState, wire: WireSession) -> None:
-        """``wire`` has audio queued: step it with the others after this burst of requests."""
+        """``wire`` has audio queued: step it with the others after this burst of requests, or,
+        while other sessions talk too, once the first queued chunk has waited STEP_BATCH_S (their
+        chunks arrive apart, and sessions stepped together cost far less each)."""
         self._to_step[(client.identity, wire.name)] = (client, wire)
+        if self._step_at is None:
+            self._step_at = time.monotonic() + (STEP_BATCH_S if self._talking > 1 else 0.0)
 
     def step_pending(self) -> None:
         """Motion frames for every session with queued audio, computed together (one feature
         batch for all: core/session.step_sessions), then sent as ticks."""
+        self._step_at = None
         if not self._to_step:
             return
+        self._talking = sum(wire.npc.in_line for client in self.clients.values() for wire in client.sessions.values())
         pending = [(client, wire) for client, wire in self._to_step.values()
                    if self.clients.get(client.identity) is client and client.sessions.get(wire.name) is wire]
         self._to_step.clear()

@@ -8,11 +8,12 @@ import pytest
 
 from conftest import fixture_line
 from npcface.core.audio.decode import load_audio
-from npcface.core.audio.features import FEATURE_COLUMNS, FeatureStream, take_many
+from npcface.core.audio.features import FEATURE_COLUMNS, FeatureStream, compute_features, slice_features, take_many
+from npcface.core.motion.cues import compute_cues, compute_cues_many
 from npcface.core.motion.generator import MotionGenerator, step_streams
 from npcface.core.motion.learned import LearnedMotionGenerator
 from npcface.core.session import LineFormat, NpcSession, SessionSettings, step_sessions
-from npcface.core.types import Controls, EmotionEvent, PhoneTimeline
+from npcface.core.types import Controls, ControlEvent, EmotionEvent, GazeEvent, Phone, PhoneTimeline
 from server_helpers import RawClient, greeting_pcm, s16
 
 
@@ -48,19 +49,44 @@ def test_take_many_gives_each_stream_the_rows_its_own_take_gives():
                     np.testing.assert_array_equal(getattr(own, name), getattr(batched, name))
 
 
+def test_cues_of_streams_batched_are_their_cues_alone(greeting):
+    """Rows of different lengths and starts side by side give each stream exactly its own cues."""
+    whole = compute_features(greeting)
+    parts = [whole, slice_features(whole, 37), slice_features(whole, 150)]
+    parts[2] = type(whole)(start_time=parts[2].start_time,
+                           **{name: getattr(parts[2], name)[:20] for name in FEATURE_COLUMNS})  # short, ends early
+    for batched, part in zip(compute_cues_many(parts), parts):
+        alone = compute_cues(part)
+        assert batched.num_rows == part.num_frames and batched.start_time == part.start_time
+        for name in ("level", "voiced", "f1_open", "f2_round", "f2_spread", "fricative", "emphasis", "pitch",
+                     "activity", "phrase", "dip", "held"):
+            np.testing.assert_array_equal(getattr(batched, name), getattr(alone, name), err_msg=name)
+    assert compute_cues(parts[0]).level.max() > 0.5  # real speech: the cues are not all zero
+
+
 def make_streams():
-    """Streams that differ in backend, seed, frame rate and emotion."""
+    """Streams that differ in backend, seed, frame rate, emotion, gaze, controls and phones (none,
+    or a line's aligned phones, as with text)."""
     no_phones = PhoneTimeline(phones=(), source="acoustic", language="en-us")
+    aligned = PhoneTimeline(phones=tuple(Phone(label, 0.1 + 0.12 * i, 0.22 + 0.12 * i) for i, label in
+                                         enumerate(["HH", "AH", "L", "OW", "M", "AY", "B", "EY", "K", "ER"])),
+                            source="aligned", language="en-us")
     rules = MotionGenerator(Controls(fps=30.0, seed=1)).stream_with_phones(no_phones)
     learned = LearnedMotionGenerator(Controls(fps=60.0, seed=2)).stream()
     happy = LearnedMotionGenerator(Controls(fps=30.0, seed=3)).stream()
     happy.set_emotion(EmotionEvent(0.5, "happy", 0.7))
-    return [rules, learned, happy]
+    looking = MotionGenerator(Controls(fps=25.0, seed=4)).stream_with_phones(aligned)
+    looking.set_gaze(GazeEvent(0.4, 15.0, -5.0))
+    looking.set_controls(ControlEvent(0.8, motion_amplitude=1.6, head_distance=0.7, ramp=0.3))
+    looking.set_emotion(EmotionEvent(1.0, "angry", 0.5))
+    with_text = LearnedMotionGenerator(Controls(fps=30.0, seed=5)).stream_with_phones(aligned)
+    with_text.set_gaze(GazeEvent(1.2, -10.0, 3.0))
+    return [rules, learned, happy, looking, with_text]
 
 
 def test_streams_stepped_together_give_exactly_their_frames_alone(greeting):
     rng = np.random.default_rng(2)
-    sizes = [list(rng.choice([37, 320, 700, 1600], size=200)) for _ in range(3)]
+    sizes = [list(rng.choice([37, 320, 700, 1600], size=200)) for _ in range(5)]
 
     def chunks(k: int):
         start = 0
@@ -76,7 +102,7 @@ def test_streams_stepped_together_give_exactly_their_frames_alone(greeting):
         alone.append(frames + stream.finish())
 
     streams = make_streams()
-    feeds = [chunks(k) for k in range(3)]
+    feeds = [chunks(k) for k in range(len(streams))]
     together: list[list] = [[] for _ in streams]
     while True:
         fed = False
@@ -174,14 +200,14 @@ def test_sessions_streamed_at_once_over_the_wire_get_the_ticks_of_one_alone(serv
 def test_a_line_that_fails_to_step_gets_one_error_and_ends_while_the_others_go_on(server, monkeypatch):
     from npcface.core.motion.generator import MotionStream
 
-    emit = MotionStream._emit_until
+    layers = MotionStream._layers_until
 
-    def broken_for_seed_13(self, last_index):
+    def broken_for_seed_13(self, last_index, cues):
         if self.controls.seed == 13:
             raise ValueError("a bug in one line")
-        return emit(self, last_index)
+        return layers(self, last_index, cues)
 
-    monkeypatch.setattr(MotionStream, "_emit_until", broken_for_seed_13)
+    monkeypatch.setattr(MotionStream, "_layers_until", broken_for_seed_13)
     samples, _ = greeting_pcm()
     chunks = [s16(samples[i:i + 320]) for i in range(0, 16000, 320)]
     with RawClient(server.endpoint) as client:

@@ -96,7 +96,9 @@ def _frames_features(windows: np.ndarray) -> dict[str, np.ndarray]:
     f0, voicing = _yin(windows)
     voicing = np.where(loudness > VOICING_FLOOR_DB, voicing, 0.0)
     voiced = voicing >= 0.5
-    f1, f2 = _formants(short)
+    f1, f2 = np.zeros(len(windows)), np.zeros(len(windows))
+    if voiced.any():  # formants are kept on voiced rows only: root-finding the others is wasted (each row on its own)
+        f1[voiced], f2[voiced] = _formants(short[voiced])
     columns = dict(
         log_mel=log_mel, loudness_db=loudness, f0_hz=np.where(voiced, f0, 0.0), voicing=voicing,
         f1_hz=np.where(voiced, f1, 0.0), f2_hz=np.where(voiced, f2, 0.0), spectral_tilt=tilt, zero_crossing_rate=zcr,

@@ -7,7 +7,6 @@ gets. The layers then read the cues at frame times (linear interpolation between
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 from scipy.ndimage import maximum_filter1d
@@ -49,28 +48,6 @@ def max_ahead(x: np.ndarray, rows: int) -> np.ndarray:
     return maximum_filter1d(x, size=rows + 1, origin=-((rows + 1) // 2), mode="nearest")
 
 
-def moving_average(x: np.ndarray, back: int, ahead: int, weights: np.ndarray | None = None) -> np.ndarray:
-    """Mean of x over rows [r - back, r + ahead] (truncated at the ends), optionally weighted."""
-    x = np.asarray(x, dtype=np.float64)
-    kernel = np.ones(back + ahead + 1)
-    # np.convolve(..., "full")[k] sums inputs k - len(kernel) + 1 .. k; shift so row r sees r+ahead.
-    if weights is None:  # the count of rows in each window, the same on every call of this size
-        return np.convolve(x, kernel)[ahead: ahead + len(x)] / _window_counts(len(x), back, ahead)
-    w = np.asarray(weights, dtype=np.float64)
-    num = np.convolve(x * w, kernel)[ahead: ahead + len(x)]
-    den = np.convolve(w, kernel)[ahead: ahead + len(x)]
-    return np.where(den > 1e-9, num / np.maximum(den, 1e-9), 0.0)
-
-
-@lru_cache(maxsize=256)
-def _window_counts(length: int, back: int, ahead: int) -> np.ndarray:
-    """Rows inside [r - back, r + ahead] for each row r of ``length`` (the ends truncate)."""
-    rows = np.arange(length)
-    counts = (np.minimum(rows + ahead, length - 1) - np.maximum(rows - back, 0) + 1).astype(np.float64)
-    counts.flags.writeable = False
-    return counts
-
-
 def held_level(level: np.ndarray) -> np.ndarray:
     """The lesser of the loudest level in the last HOLD_BACK_S and in the next HOLD_AHEAD_S: gaps
     up to HOLD_AHEAD_S inside a run of speech are bridged (at the quieter side's level); a pause
@@ -109,32 +86,101 @@ class Cues:
 
 
 def compute_cues(feats: AudioFeatures) -> Cues:
+    return compute_cues_many([feats])[0]
+
+
+class _Rows:
+    """Several streams' rows side by side, (S, L) right-padded to the longest: every windowed op
+    here reads only a stream's own rows (padding counts as outside the rows), so a stream's cues
+    are the same numbers whichever streams it is batched with."""
+
+    def __init__(self, lengths: list[int]):
+        self.lengths = lengths
+        self.valid = np.arange(max(lengths))[None, :] < np.array(lengths)[:, None]  # (S, L)
+        self.padded = min(lengths) < max(lengths)
+        self._counts: dict[tuple[int, int], np.ndarray] = {}
+
+    def stack(self, columns: list[np.ndarray]) -> np.ndarray:
+        """(S, L) of each stream's column, in the columns' own dtype (float32 features stay float32,
+        as the arithmetic on them has always been)."""
+        out = np.zeros(self.valid.shape, dtype=columns[0].dtype)
+        for k, column in enumerate(columns):
+            out[k, :len(column)] = column
+        return out
+
+    def window_sum(self, x: np.ndarray, back: int, ahead: int) -> np.ndarray:
+        """Sum of x over rows [r - back, r + ahead] of its own stream: differences of one running
+        sum per stream (each stream summed on its own), padding counted as zeros."""
+        length = x.shape[1]
+        running = np.zeros((x.shape[0], 1 + back + length + ahead))
+        running[:, 1 + back:1 + back + length] = x
+        if self.padded:
+            running[:, 1 + back:1 + back + length] *= self.valid
+        np.cumsum(running, axis=1, out=running)
+        size = back + ahead + 1
+        return running[:, size:size + length] - running[:, :length]
+
+    def moving_average(self, x: np.ndarray, back: int, ahead: int, weights: np.ndarray | None = None) -> np.ndarray:
+        """Mean of x over rows [r - back, r + ahead] (truncated at the ends), optionally weighted."""
+        x = np.asarray(x, dtype=np.float64)
+        if weights is None:
+            key = (back, ahead)
+            if key not in self._counts:
+                self._counts[key] = np.maximum(self.window_sum(self.valid.astype(np.float64), back, ahead), 1.0)
+            return self.window_sum(x, back, ahead) / self._counts[key]
+        w = np.asarray(weights, dtype=np.float64)
+        num = self.window_sum(x * w, back, ahead)
+        den = self.window_sum(w, back, ahead)
+        return np.where(den > 1e-9, num / np.maximum(den, 1e-9), 0.0)
+
+    def max_behind(self, x: np.ndarray, rows: int, floor: float) -> np.ndarray:
+        """max_behind on each stream's rows (``floor``: below every real value of x)."""
+        return max_behind(np.where(self.valid, x, floor) if self.padded else x, rows)
+
+    def max_ahead(self, x: np.ndarray, rows: int, floor: float) -> np.ndarray:
+        return max_ahead(np.where(self.valid, x, floor) if self.padded else x, rows)
+
+
+def compute_cues_many(many: list[AudioFeatures]) -> list[Cues]:
+    """The cues of several streams' rows in one pass of (S, rows) arrays (what a sidecar stepping
+    many talking sessions saves on): each stream gets what it gets alone."""
+    rows = _Rows([len(f.loudness_db) for f in many])
+
+    def column(name: str) -> np.ndarray:
+        return rows.stack([getattr(f, name) for f in many])
+
     smooth = _rows(SMOOTH_S)
-    loud = moving_average(np.maximum(feats.loudness_db, -100.0), smooth, smooth)
-    ref = np.maximum(max_behind(loud, _rows(REF_WINDOW_S)), _REF_FLOOR_DB)
+    ma = rows.moving_average
+    loud = ma(np.maximum(column("loudness_db"), -100.0), smooth, smooth)
+    ref = np.maximum(rows.max_behind(loud, _rows(REF_WINDOW_S), -1e9), _REF_FLOOR_DB)
     level = np.clip((loud - (ref - _LEVEL_RANGE_DB)) / _LEVEL_RANGE_DB, 0.0, 1.0)
-    voiced_raw = np.clip(feats.voicing, 0.0, 1.0)
-    voiced = moving_average(voiced_raw, smooth, smooth)
-    has_f1 = (feats.f1_hz > 0) & (voiced_raw > 0.3)
-    f1 = moving_average(feats.f1_hz, smooth, smooth, weights=has_f1)
-    f2 = moving_average(feats.f2_hz, smooth, smooth, weights=has_f1)
-    formant_trust = moving_average(has_f1.astype(np.float64), smooth, smooth) * level
+    voiced_raw = np.clip(column("voicing"), 0.0, 1.0)
+    voiced = ma(voiced_raw, smooth, smooth)
+    f1_hz, f2_hz, f0_hz = column("f1_hz"), column("f2_hz"), column("f0_hz")
+    has_f1 = (f1_hz > 0) & (voiced_raw > 0.3)
+    f1 = ma(f1_hz, smooth, smooth, weights=has_f1)
+    f2 = ma(f2_hz, smooth, smooth, weights=has_f1)
+    formant_trust = ma(has_f1.astype(np.float64), smooth, smooth) * level
     f1_open = np.clip((f1 - 280.0) / 520.0, 0.0, 1.0) * formant_trust
     # Rounding must last a while to count: single-row F2 drops are LPC noise, not lips.
-    f2_round = moving_average(np.clip((1350.0 - f2) / 500.0, 0.0, 1.0) * formant_trust, _rows(0.06), _rows(0.02))
+    f2_round = ma(np.clip((1350.0 - f2) / 500.0, 0.0, 1.0) * formant_trust, _rows(0.06), _rows(0.02))
     f2_spread = np.clip((f2 - 1750.0) / 600.0, 0.0, 1.0) * formant_trust
-    noisy = np.clip((feats.zero_crossing_rate - 0.12) / 0.15, 0.0, 1.0) * np.clip((feats.spectral_tilt + 5.0) / 15.0, 0.0, 1.0)
-    fricative = moving_average(noisy * (1.0 - voiced_raw), smooth, smooth) * np.clip(level * 2.0, 0.0, 1.0)
+    noisy = (np.clip((column("zero_crossing_rate") - 0.12) / 0.15, 0.0, 1.0)
+             * np.clip((column("spectral_tilt") + 5.0) / 15.0, 0.0, 1.0))
+    fricative = ma(noisy * (1.0 - voiced_raw), smooth, smooth) * np.clip(level * 2.0, 0.0, 1.0)
     # Emphasis is measured against recent *speech* only, so a syllable after a pause is not
     # mistaken for a stressed one just because silence came before it.
-    slow = moving_average(loud, _rows(SLOW_WINDOW_S), _rows(0.02), weights=voiced_raw > 0.5)
+    slow = ma(loud, _rows(SLOW_WINDOW_S), _rows(0.02), weights=voiced_raw > 0.5)
     emphasis = np.clip(loud - slow, 0.0, _EMPHASIS_CAP_DB) * voiced
-    f0 = moving_average(feats.f0_hz, smooth, smooth, weights=feats.f0_hz > 0)
+    f0 = ma(f0_hz, smooth, smooth, weights=f0_hz > 0)
     pitch = np.clip(np.log2(np.maximum(f0, 80.0) / 80.0) / 2.0, 0.0, 1.0) * voiced
-    activity = moving_average(level * (0.6 + 0.4 * voiced), _rows(ACTIVITY_WINDOW_S), _rows(0.02))
-    before, after = max_behind(level, _rows(DIP_BACK_S)), max_ahead(level, _rows(DIP_AHEAD_S))
+    activity = ma(level * (0.6 + 0.4 * voiced), _rows(ACTIVITY_WINDOW_S), _rows(0.02))
+    before, after = rows.max_behind(level, _rows(DIP_BACK_S), -1.0), rows.max_ahead(level, _rows(DIP_AHEAD_S), -1.0)
     depth = np.minimum(before, after) - level
     dip = np.clip((depth - 0.3) / 0.3, 0.0, 1.0) * (level < 0.45)
-    return Cues(start_time=float(feats.start_time), level=level, voiced=voiced, f1_open=f1_open,
-                f2_round=f2_round, f2_spread=f2_spread, fricative=fricative, emphasis=emphasis, pitch=pitch,
-                activity=activity, phrase=moving_average(level, _rows(PHRASE_BACK_S), _rows(PHRASE_AHEAD_S)), dip=dip, held=held_level(level))
+    held = np.minimum(rows.max_behind(level, _rows(HOLD_BACK_S), -1.0), rows.max_ahead(level, _rows(HOLD_AHEAD_S), -1.0))
+    phrase = ma(level, _rows(PHRASE_BACK_S), _rows(PHRASE_AHEAD_S))
+    return [Cues(start_time=float(f.start_time), level=level[k, :n], voiced=voiced[k, :n], f1_open=f1_open[k, :n],
+                 f2_round=f2_round[k, :n], f2_spread=f2_spread[k, :n], fricative=fricative[k, :n],
+                 emphasis=emphasis[k, :n], pitch=pitch[k, :n], activity=activity[k, :n], phrase=phrase[k, :n],
+                 dip=dip[k, :n], held=held[k, :n]) for k, (f, n) in enumerate(zip(many, rows.lengths))]

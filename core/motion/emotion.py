@@ -146,6 +146,10 @@ def emotion_weights(times: np.ndarray, events: Sequence[EmotionEvent]) -> np.nda
 
 
 def emotion_layer(times: np.ndarray, events: Sequence[EmotionEvent]) -> EmotionLayer:
+    if not events:  # neutral throughout: the numbers below give exactly this
+        zeros, ones = np.zeros(len(times)), np.ones(len(times))
+        return EmotionLayer(weights=np.zeros((len(times), len(EMOTIONS))), face=np.zeros((len(times), len(ARKIT_NAMES)), np.float32),
+                            head_pitch=zeros, motion_gain=ones, blink_gain=ones, jaw_gain=ones)
     weights = emotion_weights(times, events)  # (T, 7)
     face = np.clip(weights @ EMOTION_POSES, 0.0, 1.0).astype(np.float32)  # (T, 52)
     neutral_share = 1.0 - np.clip(weights.sum(1), 0.0, 1.0)

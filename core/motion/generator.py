@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -37,9 +38,9 @@ from ..types import (
     Phone,
     PhoneTimeline,
 )
-from .cues import CUE_BACK_S, CUE_REACH_S, compute_cues
+from .cues import CUE_BACK_S, CUE_REACH_S, Cues, compute_cues, compute_cues_many
 from .emotion import emotion_layer, parse_emotion, ramped_timeline, validate_emotion_event
-from .head import PoseShifts, SlotScheduler, blink_hazard, head_layer
+from .head import HeadInputs, PoseShifts, SlotScheduler, blink_hazard, head_inputs, head_layers
 from .lips import LipLayer, PhoneTable, lip_layer, tongue_tip_curve
 
 __all__ = ["MotionGenerator", "MotionStream", "step_streams", "parse_emotion", "validate_controls", "FRAME_REACH_S", "MIN_LOOKAHEAD_S"]
@@ -217,14 +218,27 @@ class MotionStream:
         self._phones.add_rows(rows)
         self._rows = rows if self._rows is None else concat_features([self._rows, rows])
 
+    @staticmethod
+    def _add_rows_many(streams: list[MotionStream], rows: list[AudioFeatures | None]) -> None:
+        """``_add_rows`` of several streams of this class (a backend may batch it: learned.py)."""
+        for stream, part in zip(streams, rows):
+            stream._add_rows(part)
+
+    def _emits(self, last_index: int) -> bool:
+        return last_index >= self._next_frame and self._rows is not None
+
     def _emit_until(self, last_index: int) -> list[MotionFrame]:
-        if last_index < self._next_frame or self._rows is None:
+        if not self._emits(last_index):
             return []
+        return compose_frames([self._layers_until(last_index, compute_cues(self._rows))])[0]
+
+    def _layers_until(self, last_index: int, cues: Cues) -> FrameLayers:
+        """This stream's layers for its frames up to ``last_index`` (``cues``: of the rows kept)."""
         indices = np.arange(self._next_frame, last_index + 1)
-        frames = self._frames_at(indices / self.controls.fps)
+        layers = self._layers(indices / self.controls.fps, cues)
         self._next_frame = last_index + 1
         self._drop_old_rows(self._next_frame / self.controls.fps - _ROWS_KEPT_S)
-        return frames
+        return layers
 
     def _drop_old_rows(self, keep_from: float) -> None:
         rows = self._rows
@@ -234,24 +248,21 @@ class MotionStream:
                       ("log_mel", "loudness_db", "f0_hz", "voicing", "f1_hz", "f2_hz", "spectral_tilt", "zero_crossing_rate")}
             self._rows = AudioFeatures(start_time=rows.start_time + drop * FEATURE_HOP_S, **fields)
 
-    def _frames_at(self, times: np.ndarray) -> list[MotionFrame]:
-        """The stages, in order, for a run of frame times."""
-        cues = compute_cues(self._rows)
+    def _layers(self, times: np.ndarray, cues: Cues) -> FrameLayers:
+        """The stages of this stream, in order, for a run of frame times (``cues``: of the rows
+        kept); compose_frames does the head maths and the face."""
         phones, source = self._current_phones(float(times[0]))
         emotion = emotion_layer(times, self._emotions)
         amplitude, distance = self._control_curves(times)
         lips = self._lip_layer(times, cues, phones, source)
         self._decide_blinks_and_saccades(float(times[-1]), cues)
-        head = head_layer(times, cues, int(self.controls.seed), amplitude, distance, self._gazes,
-                          emotion.head_pitch, emotion.motion_gain, self._blinks, self._saccades, self._shifts)
+        head = head_inputs(times, cues, int(self.controls.seed), amplitude, distance, self._gazes,
+                           emotion.head_pitch, emotion.motion_gain, self._blinks, self._saccades,
+                           self._shifts)
         mouth = lips.mouth.copy()
         mouth[:, _SPEECH_OPENING] *= emotion.jaw_gain[:, None]
-        blendshapes = compose_face(mouth, lips.closure, emotion.face, head.blink, head.gaze, head.brow_raise)
-        tongue_tip = tongue_tip_curve(times, phones, source)
-        return [MotionFrame(time=float(t), head_rotation=tuple(map(float, head.rotation[i])),
-                            head_translation=tuple(map(float, head.translation[i])),
-                            gaze_left=tuple(map(float, head.gaze[i, 0])), gaze_right=tuple(map(float, head.gaze[i, 1])),
-                            blendshapes=blendshapes[i], tongue_tip=float(tongue_tip[i])) for i, t in enumerate(times)]
+        return FrameLayers(times=times, mouth=mouth, closure=lips.closure, emotion_face=emotion.face, head=head,
+                           tongue_tip=tongue_tip_curve(times, phones, source))
 
     def _lip_layer(self, times: np.ndarray, cues, phones: PhoneTable, source: str) -> LipLayer:
         """The mouth; a learned backend (core/motion/learned.py) overrides this one stage."""
@@ -274,6 +285,8 @@ class MotionStream:
         return self._phone_table[1], source
 
     def _control_curves(self, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if not self._control_events:  # constant: what the timelines below give then
+            return np.full(len(times), self.controls.motion_amplitude), np.full(len(times), self.controls.head_distance)
         amp = ramped_timeline(times, np.array([self.controls.motion_amplitude]),
                               [(e.time, np.array([e.motion_amplitude]), e.ramp) for e in self._control_events
                                if e.motion_amplitude is not None])[:, 0]
@@ -300,15 +313,67 @@ def step_streams(streams: Sequence[MotionStream],
     for stream in streams:  # frames a stream stepped at its own pushes come first
         out.append(stream._held)
         stream._held = []
-    for k, new_rows in zip(stepping, rows):
+    by_kind: dict[Callable, list[int]] = {}  # streams whose new rows one call can add (by backend)
+    for k in stepping:
+        by_kind.setdefault(type(streams[k])._add_rows_many, []).append(k)
+    added = []
+    for add_rows_many, group in by_kind.items():
         try:
-            streams[k]._add_rows(new_rows)
-            out[k] = out[k] + streams[k]._emit_until(due[k])
+            add_rows_many([streams[k] for k in group], [rows[stepping.index(k)] for k in group])
+            added += group
+        except Exception as exc:
+            if on_error is None:
+                raise
+            for k in group:
+                on_error(k, exc)
+    emitting = [k for k in sorted(added) if streams[k]._emits(due[k])]
+    # The cues of every stream with frames due in one batch, then each stream's own layers, then
+    # the head maths and the face of all their frames in one batch (each gets what it gets alone).
+    cues = compute_cues_many([streams[k]._rows for k in emitting]) if emitting else []
+    layers: list[tuple[int, FrameLayers]] = []
+    for k, stream_cues in zip(emitting, cues):
+        try:
+            layers.append((k, streams[k]._layers_until(due[k], stream_cues)))
         except Exception as exc:
             if on_error is None:
                 raise
             on_error(k, exc)
+    for (k, _), frames in zip(layers, compose_frames([part for _, part in layers])):
+        out[k] = out[k] + frames
     return out
+
+
+@dataclass(frozen=True)
+class FrameLayers:
+    """One stream's layers for a run of frames, before the head maths and the face composition
+    (compose_frames runs those for the frames of many streams at once)."""
+
+    times: np.ndarray  # (T,)
+    mouth: np.ndarray  # (T, 52) the lip layer, emotion's jaw gain applied
+    closure: np.ndarray  # (T,) lip closure 0..1
+    emotion_face: np.ndarray  # (T, 52)
+    head: HeadInputs
+    tongue_tip: np.ndarray  # (T,)
+
+
+def compose_frames(layers: Sequence[FrameLayers]) -> list[list[MotionFrame]]:
+    """The frames of several streams' layers: every frame's numbers on their own, so a stream
+    gets the same frames whichever streams it is composed with."""
+    if not layers:
+        return []
+    head = head_layers([part.head for part in layers])
+
+    def joined(name: str) -> np.ndarray:
+        return np.concatenate([getattr(part, name) for part in layers])
+
+    blendshapes = compose_face(joined("mouth"), joined("closure"), joined("emotion_face"), head.blink, head.gaze, head.brow_raise)
+    rotation, translation = head.rotation.tolist(), head.translation.tolist()
+    gaze_left, gaze_right = head.gaze[:, 0].tolist(), head.gaze[:, 1].tolist()
+    frames = [MotionFrame(time=t, head_rotation=tuple(rotation[i]), head_translation=tuple(translation[i]),
+                          gaze_left=tuple(gaze_left[i]), gaze_right=tuple(gaze_right[i]), blendshapes=blendshapes[i],
+                          tongue_tip=tip) for i, (t, tip) in enumerate(zip(joined("times").tolist(), joined("tongue_tip").tolist()))]
+    ends = np.cumsum([len(part.times) for part in layers]).tolist()
+    return [frames[start:end] for start, end in zip([0] + ends[:-1], ends)]
 
 
 def _i(*names: str) -> np.ndarray:

@@ -57,19 +57,40 @@ _FOUR_KNOTS = np.arange(4)
 
 def smooth_noise(seed: int, octave: int, times: np.ndarray, spacing: float) -> np.ndarray:
     """(T,) -> (T, 5) smooth noise in about [-1, 1]: Catmull-Rom through seeded knots."""
-    pos = np.maximum(np.asarray(times, dtype=np.float64), 0.0) / spacing
-    base = np.floor(pos).astype(np.int64)
-    frac = (pos - base)[:, None]
-    first, last = int(base.min(initial=0)) // _BLOCK, (int(base.max(initial=0)) + 3) // _BLOCK
-    knots = _knot_table(seed, octave, first, last)[(base - first * _BLOCK)[:, None] + _FOUR_KNOTS]  # (T, 4, 5)
-    p0, p1, p2, p3 = knots[:, 0], knots[:, 1], knots[:, 2], knots[:, 3]  # knot base + k - 1, shifted to >= 0
+    return smooth_noise_octaves(seed, (octave,), (spacing,), times)[0]
+
+
+def smooth_noise_octaves(seed: int, octaves: tuple[int, ...], spacings: tuple[float, ...], times: np.ndarray) -> np.ndarray:
+    """(T,) -> (O, T, 5): ``smooth_noise`` for several (octave, spacing) pairs in one pass (a
+    streamed frame computes six of them, where the per-call overhead is most of the cost)."""
+    return _catmull_rom(*_noise_knots(seed, octaves, spacings, times))
+
+
+def _noise_knots(seed: int, octaves: tuple[int, ...], spacings: tuple[float, ...], times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The knots around each time (O, T, 4, 5) and the time's place between the middle two (O, T, 1)."""
+    pos = np.maximum(np.asarray(times, dtype=np.float64), 0.0)[None, :] / np.array(spacings, dtype=np.float64)[:, None]
+    base = np.floor(pos).astype(np.int64)  # (O, T)
+    last_knots = tuple(((np.max(base, axis=1, initial=0) + 3) // _BLOCK).tolist())
+    table, offsets = _octave_tables(seed, tuple(octaves), last_knots)
+    knots = table[base[:, :, None] + offsets[:, None, None] + _FOUR_KNOTS]  # (O, T, 4, 5)
+    return knots, (pos - base)[:, :, None]
+
+
+@lru_cache(maxsize=64)
+def _octave_tables(seed: int, octaves: tuple[int, ...], last_blocks: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """The knot tables of several octaves end to end, and where each starts (one lookup for all)."""
+    tables = [_knot_table(seed, octave, 0, last) for octave, last in zip(octaves, last_blocks)]
+    return np.concatenate(tables), np.cumsum([0] + [len(t) for t in tables[:-1]])
+
+
+def _catmull_rom(knots: np.ndarray, frac: np.ndarray) -> np.ndarray:
+    """(O, T, 4, 5) knots, (O, T, 1) -> (O, T, 5); every time on its own (times of many streams may be joined)."""
+    p0, p1, p2, p3 = knots[:, :, 0], knots[:, :, 1], knots[:, :, 2], knots[:, :, 3]  # knot base + k - 1, shifted to >= 0
     return 0.5 * (2 * p1 + (p2 - p0) * frac + (2 * p0 - 5 * p1 + 4 * p2 - p3) * frac ** 2
                   + (3 * p1 - p0 - 3 * p2 + p3) * frac ** 3)
 
 
-def idle_noise(seed: int, times: np.ndarray) -> np.ndarray:
-    """(T,) -> (T, 5): two octaves with an irrational spacing ratio, so the sum never repeats."""
-    return 0.75 * smooth_noise(seed, 0, times, 1.7) + 0.35 * smooth_noise(seed, 1, times, 1.7 / np.sqrt(5.0))
+_IDLE_SPACINGS = (1.7, 1.7 / np.sqrt(5.0))  # two octaves with an irrational spacing ratio
 
 
 # Head rotation: octaves of seeded smooth noise, knot spacings in irrational ratios (no loop),
@@ -84,12 +105,18 @@ HEAD_AXES = (1.0, 0.000, 0.809)  # the fit leaves pitch to the posture shifts an
 HEAD_NOD_GAIN = 3.0  # held, not fitted (bench/tune_head.py): nods must show over the shifts
 
 
-def head_noise(seed: int, times: np.ndarray, activity: np.ndarray) -> np.ndarray:
-    """(T,) times, (T,) activity -> (T, 3) yaw, pitch, roll degrees before any gain or nod."""
-    out = np.zeros((len(times), 3))
-    for octave, (spacing, base, per_activity) in enumerate(HEAD_OCTAVES):
-        out += smooth_noise(seed, octave, times, spacing)[:, :3] * (base + per_activity * activity)[:, None]
-    return out * np.array(HEAD_AXES)
+_HEAD_NOISE_OCTAVES = tuple(range(len(HEAD_OCTAVES))) + (0, 1)  # the head's octaves, then the sway's two
+_HEAD_NOISE_SPACINGS = tuple(spacing for spacing, _, _ in HEAD_OCTAVES) + _IDLE_SPACINGS
+
+
+def _head_and_idle_noise(noise: np.ndarray, activity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(T, 3) yaw, pitch, roll degrees before any gain or nod, and (T, 5) the sway's idle noise (two
+    octaves with an irrational spacing ratio, so the sum never repeats), from the noise of
+    _HEAD_NOISE_OCTAVES (O, T, 5)."""
+    out = np.zeros((len(activity), 3))
+    for octave, (_, base, per_activity) in enumerate(HEAD_OCTAVES):
+        out += noise[octave][:, :3] * (base + per_activity * activity)[:, None]
+    return out * np.array(HEAD_AXES), 0.75 * noise[-2] + 0.35 * noise[-1]
 
 
 # Posture shifts: real heads hold a pose and move to a new one at phrase boundaries (speech after
@@ -268,7 +295,9 @@ def nod(times: np.ndarray, cues: Cues) -> np.ndarray:
     row_times = cues.row_times()
     out = np.zeros(len(times))
     strength = cues.emphasis * (0.6 + 0.8 * cues.pitch) * FEATURE_HOP_S
-    active = np.nonzero(strength > 1e-4)[0]
+    # rows outside the kernel's reach (lag -0.03..0.55 s, with a margin) add nothing
+    near = (row_times > times[0] - 0.56) & (row_times < times[-1] + 0.04)
+    active = np.nonzero((strength > 1e-4) & near)[0]
     if len(active) == 0:
         return out
     lag = times[:, None] - row_times[active][None, :]  # (T, A)
@@ -276,30 +305,65 @@ def nod(times: np.ndarray, cues: Cues) -> np.ndarray:
     return (kernel * strength[active]).sum(1) * 4.0
 
 
-def head_layer(times: np.ndarray, cues: Cues, seed: int, amplitude: np.ndarray, distance: np.ndarray,
-               gazes: Sequence[GazeEvent], emotion_pitch: np.ndarray, motion_gain: np.ndarray,
-               blinks: SlotScheduler, saccades: SlotScheduler, shifts: PoseShifts) -> HeadLayer:
-    """Head pose, eye gaze and blinks for frame ``times`` (schedulers and shifts must be decided
-    up to them)."""
-    activity = cues.at("activity", times)
+@dataclass(frozen=True)
+class HeadInputs:
+    """One stream's per-frame inputs to the head maths, each (T, ...); ``head_layers`` runs the
+    maths for the frames of many streams at once."""
+
+    activity: np.ndarray  # (T,) the activity cue at the frames
+    amplitude: np.ndarray  # (T,) motion_amplitude control
+    distance: np.ndarray  # (T,) head_distance control
+    emotion_pitch: np.ndarray  # (T,) degrees
+    motion_gain: np.ndarray  # (T,)
+    gaze_target: np.ndarray  # (T, 2) yaw, pitch degrees
+    head_follow: np.ndarray  # (T, 2) how far the head turns after the gaze
+    saccades: np.ndarray  # (T, 2) saccade offsets
+    nodding: np.ndarray  # (T,) nod()
+    blink: np.ndarray  # (T,) 0..1
+    pose_shift: np.ndarray  # (T, 3) the held posture (PoseShifts.pose), degrees before any gain
+    knots: np.ndarray  # (O, T, 4, 5) the noise knots of _HEAD_NOISE_OCTAVES around each frame
+    frac: np.ndarray  # (O, T, 1) each frame's place between its knots
+
+
+def head_inputs(times: np.ndarray, cues: Cues, seed: int, amplitude: np.ndarray, distance: np.ndarray,
+                gazes: Sequence[GazeEvent], emotion_pitch: np.ndarray, motion_gain: np.ndarray,
+                blinks: SlotScheduler, saccades: SlotScheduler, shifts: PoseShifts) -> HeadInputs:
+    """The per-stream part of the head layer (schedulers and shifts must be decided up to ``times``)."""
+    if gazes:
+        gaze_target = ramped_timeline(times, np.zeros(2), [(g.time, np.array([g.yaw, g.pitch]), 0.08) for g in gazes])
+        head_follow = ramped_timeline(times, np.zeros(2), [(g.time, 0.3 * np.array([g.yaw, g.pitch]), 0.7) for g in gazes])
+    else:  # straight ahead: what the timelines give with no events
+        gaze_target = head_follow = np.zeros((len(times), 2))
+    knots, frac = _noise_knots(seed, _HEAD_NOISE_OCTAVES, _HEAD_NOISE_SPACINGS, times)
+    return HeadInputs(activity=cues.at("activity", times), amplitude=amplitude, distance=distance,
+                      emotion_pitch=emotion_pitch, motion_gain=motion_gain, gaze_target=gaze_target,
+                      head_follow=head_follow, saccades=saccade_offsets(times, saccades.since(times[0] - 0.05)),
+                      nodding=nod(times, cues), blink=blink_curve(times, blinks.since(times[0] - 0.2)),
+                      pose_shift=shifts.pose(times), knots=knots, frac=frac)
+
+
+def head_layers(inputs: Sequence[HeadInputs]) -> HeadLayer:
+    """The head layer of several streams' frames, one after the other: the maths run once over all
+    of them, each frame on its own (a frame gets the same numbers whichever frames join it)."""
+    def joined(name: str, axis: int = 0) -> np.ndarray:
+        return np.concatenate([getattr(part, name) for part in inputs], axis=axis)
+
+    activity, amplitude, motion_gain, nodding = joined("activity"), joined("amplitude"), joined("motion_gain"), joined("nodding")
+    head_follow = joined("head_follow")
+    head, noise = _head_and_idle_noise(_catmull_rom(joined("knots", 1), joined("frac", 1)), activity)  # noise: for the sway
     liveliness = (0.5 + 1.2 * activity) * motion_gain * amplitude
-    gaze_target = ramped_timeline(times, np.zeros(2), [(g.time, np.array([g.yaw, g.pitch]), 0.08) for g in gazes])
-    head_follow = ramped_timeline(times, np.zeros(2), [(g.time, 0.3 * np.array([g.yaw, g.pitch]), 0.7) for g in gazes])
-    noise = idle_noise(seed, times)  # (T, 5), for the sway
     gain = motion_gain * amplitude
-    nodding = nod(times, cues)
-    rotation = (shifts.pose(times) + head_noise(seed, times, activity)) * gain[:, None]
+    rotation = (joined("pose_shift") + head) * gain[:, None]
     rotation[:, 0] += head_follow[:, 0]
-    rotation[:, 1] += emotion_pitch + head_follow[:, 1] - HEAD_NOD_GAIN * gain * nodding
+    rotation[:, 1] += joined("emotion_pitch") + head_follow[:, 1] - HEAD_NOD_GAIN * gain * nodding
     sway = 0.004 * liveliness
     translation = np.stack([sway * noise[:, _SWAY_X], sway * noise[:, _SWAY_Y],
-                            (1.0 - distance) * 0.6], axis=1)  # z: the portrait sits ~0.6 m away
+                            (1.0 - joined("distance")) * 0.6], axis=1)  # z: the portrait sits ~0.6 m away
     # The eyes hold the target while the head moves (vestibulo-ocular reflex), plus saccades.
-    eyes = np.clip(gaze_target + saccade_offsets(times, saccades.since(times[0] - 0.05)) - rotation[:, :2], -30.0, 30.0)
+    eyes = np.clip(joined("gaze_target") + joined("saccades") - rotation[:, :2], -30.0, 30.0)
     gaze = np.stack([eyes, eyes], axis=1)
     brow_raise = np.clip((nodding - 1.5) / 4.0, 0.0, 1.0) * np.clip(amplitude, 0.0, 1.0)
-    return HeadLayer(rotation=rotation, translation=translation, gaze=gaze, blink=blink_curve(times, blinks.since(times[0] - 0.2)),
-                     brow_raise=brow_raise)
+    return HeadLayer(rotation=rotation, translation=translation, gaze=gaze, blink=joined("blink"), brow_raise=brow_raise)
 
 
 def blink_hazard(cues: Cues, blink_gain_at: Hazard) -> Hazard:

@@ -23,7 +23,7 @@ import torch
 from scipy.special import erf
 
 from ..arkit import ARKIT_INDEX, ARKIT_NAMES
-from ..audio.features import compute_features
+from ..audio.features import compute_features, concat_features
 from ..types import FEATURE_HOP_S, AudioFeatures, Controls, PhoneTimeline
 from .generator import FRAME_REACH_S, MotionGenerator, MotionStream, _FixedPhones, _LivePhones
 from .learned_weights import SHIPPED_WEIGHTS, load_weights
@@ -80,13 +80,19 @@ def run_model(model, matrix: np.ndarray, final: bool) -> np.ndarray:
 def mouth_from_outputs(outputs: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
     """Network outputs (T, n) in ``names`` order -> (T, 52) mouth channels; MouthClose from LipGap."""
     mouth = np.zeros((len(outputs), len(ARKIT_NAMES)))
-    values = {name: np.clip(outputs[:, i], 0.0, 1.0) for i, name in enumerate(names)}
-    for name, value in values.items():
-        if name in ARKIT_INDEX:
-            mouth[:, ARKIT_INDEX[name]] = value
-    if "LipGap" in values and "JawOpen" in values:
-        mouth[:, ARKIT_INDEX["MouthClose"]] = np.clip(values["JawOpen"] - values["LipGap"], 0.0, 1.0)
+    columns, channels = _output_channels(tuple(names))
+    values = np.clip(outputs, 0.0, 1.0)
+    mouth[:, channels] = values[:, columns]
+    if "LipGap" in names and "JawOpen" in names:
+        mouth[:, ARKIT_INDEX["MouthClose"]] = np.clip(values[:, names.index("JawOpen")] - values[:, names.index("LipGap")], 0.0, 1.0)
     return mouth
+
+
+@lru_cache(maxsize=8)
+def _output_channels(names: tuple[str, ...]) -> tuple[list[int], list[int]]:
+    """(output columns, their ARKit channels) for the outputs that are ARKit channels."""
+    pairs = [(i, ARKIT_INDEX[name]) for i, name in enumerate(names) if name in ARKIT_INDEX]
+    return [i for i, _ in pairs], [channel for _, channel in pairs]
 
 
 @dataclass(frozen=True)
@@ -146,22 +152,7 @@ class IncrementalMouth:
 
     def feed(self, matrix: np.ndarray) -> None:
         """Append (n, n_inputs) rows; outputs grow by the rows whose lookahead is now complete."""
-        n = len(matrix)
-        if n == 0:
-            return
-        arrays, context = self._arrays, self.model.config.context
-        x = self._relative(matrix) if context > 0 else np.asarray(matrix, dtype=np.float64)
-        x = ((x - arrays.input_mean) / arrays.input_std) @ arrays.inp[0] + arrays.inp[1]  # (n, W)
-        for i, ((taps, bias, dilation), (mix, mix_bias)) in enumerate(zip(arrays.convs, arrays.mixes)):
-            padded = np.concatenate([self._history[i], x])  # (pad + n, W)
-            pad = len(self._history[i])
-            self._history[i] = padded[len(padded) - pad:]
-            kernel = taps.shape[0] // x.shape[1]
-            stacked = np.concatenate([padded[k * dilation: k * dilation + n] for k in range(kernel)], axis=1)  # (n, kernel*W)
-            x = x + _gelu(stacked @ taps + bias) @ mix + mix_bias  # (n, W)
-        y = _gelu(x) @ arrays.out[0] + arrays.out[1]  # (n, n_outputs) for causal positions fed..fed+n-1
-        self.fed += n
-        self.outputs = np.concatenate([self.outputs, y])
+        feed_many([self], [matrix])
 
     def _relative(self, matrix: np.ndarray) -> np.ndarray:
         """Audio2Face.relative for the new rows, from the raw rows kept before them: log-mel minus
@@ -174,10 +165,14 @@ class IncrementalMouth:
         mel = np.concatenate([np.zeros((front, 40)), joined[:, :40]])
         loud = np.concatenate([np.full(front, _LOUDNESS_FLOOR), joined[:, 40]])
         start = len(joined) - n  # the new rows' first position in joined
-        mel_windows = np.lib.stride_tricks.sliding_window_view(mel[start:], context, axis=0)  # (n, 40, context)
         counts = np.minimum(first_abs + start + np.arange(n) + 1, context)  # real rows in each window
-        mean = mel_windows.sum(axis=2) / counts[:, None]
-        peak = np.lib.stride_tricks.sliding_window_view(loud[start:], context).max(axis=1)
+        if n <= 4:  # streaming: a slice per row costs less than building window views
+            mel_sums = np.stack([mel[start + i: start + i + context].sum(axis=0) for i in range(n)])
+            peak = np.array([loud[start + i: start + i + context].max() for i in range(n)])
+        else:
+            mel_sums = np.lib.stride_tricks.sliding_window_view(mel[start:], context, axis=0).sum(axis=2)  # (n, 40)
+            peak = np.lib.stride_tricks.sliding_window_view(loud[start:], context).max(axis=1)
+        mean = mel_sums / counts[:, None]
         return np.concatenate([matrix[:, :40] - mean, (matrix[:, 40] - peak)[:, None], matrix[:, 41:]], axis=1)
 
     def finish(self) -> None:
@@ -193,6 +188,39 @@ class IncrementalMouth:
         return out
 
 
+def feed_many(mouths: list[IncrementalMouth], matrices: list[np.ndarray]) -> None:
+    """``feed`` of several mouths at once (a sidecar steps every talking session together): each
+    layer's products run once over all the streams' new rows, where one stream's two rows a push
+    would mostly pay numpy's per-call overhead. Mouths of different models are fed model by model."""
+    by_model: dict[int, list[tuple[IncrementalMouth, np.ndarray]]] = {}
+    for mouth, matrix in zip(mouths, matrices):
+        if len(matrix):
+            by_model.setdefault(id(mouth._arrays), []).append((mouth, matrix))
+    for group in by_model.values():
+        _feed_group([mouth for mouth, _ in group], [matrix for _, matrix in group])
+
+
+def _feed_group(mouths: list[IncrementalMouth], matrices: list[np.ndarray]) -> None:
+    arrays, config = mouths[0]._arrays, mouths[0].model.config
+    bounds = np.cumsum([0] + [len(matrix) for matrix in matrices])
+    parts = [mouth._relative(matrix) if config.context > 0 else np.asarray(matrix, dtype=np.float64)
+             for mouth, matrix in zip(mouths, matrices)]
+    x = ((np.concatenate(parts) - arrays.input_mean) / arrays.input_std) @ arrays.inp[0] + arrays.inp[1]  # (N, W)
+    for i, ((taps, bias, dilation), (mix, mix_bias)) in enumerate(zip(arrays.convs, arrays.mixes)):
+        kernel = taps.shape[0] // x.shape[1]
+        stacked = []
+        for mouth, first, end in zip(mouths, bounds[:-1], bounds[1:]):
+            n, pad = end - first, len(mouth._history[i])
+            padded = np.concatenate([mouth._history[i], x[first:end]])  # (pad + n, W)
+            mouth._history[i] = padded[len(padded) - pad:]
+            stacked.append(np.concatenate([padded[k * dilation: k * dilation + n] for k in range(kernel)], axis=1))
+        x = x + _gelu(np.concatenate(stacked) @ taps + bias) @ mix + mix_bias  # (N, W)
+    y = _gelu(x) @ arrays.out[0] + arrays.out[1]  # (N, n_outputs), causal positions fed..fed+n-1 of each
+    for mouth, first, end in zip(mouths, bounds[:-1], bounds[1:]):
+        mouth.fed += end - first
+        mouth.outputs = np.concatenate([mouth.outputs, y[first:end]])
+
+
 class LearnedMotionStream(MotionStream):
     """MotionStream whose lip stage is the network (plus aligned bilabial closures)."""
 
@@ -205,9 +233,19 @@ class LearnedMotionStream(MotionStream):
         assert ahead_s <= FRAME_REACH_S + 1e-9, "the stream must wait for the rows the network reads"
 
     def _add_rows(self, rows: AudioFeatures | None) -> None:
-        super()._add_rows(rows)
-        if rows is not None and rows.num_frames:
-            self._mouth.feed(feature_matrix(rows))  # rows arrive in order, each once
+        self._add_rows_many([self], [rows])
+
+    @staticmethod
+    def _add_rows_many(streams: list[LearnedMotionStream], rows: list[AudioFeatures | None]) -> None:
+        """New rows for several learned streams: their network inputs in one matrix, their
+        networks fed together (feed_many)."""
+        fed = [(stream, part) for stream, part in zip(streams, rows) if part is not None and part.num_frames]
+        for stream, part in fed:
+            MotionStream._add_rows(stream, part)
+        if fed:
+            matrix = feature_matrix(concat_features([part for _, part in fed]))
+            ends = np.cumsum([part.num_frames for _, part in fed])
+            feed_many([stream._mouth for stream, _ in fed], np.split(matrix, ends[:-1]))  # rows arrive in order, each once
 
     def _lip_layer(self, times: np.ndarray, cues, phones: PhoneTable, source: str) -> LipLayer:
         if self._finished and not self._mouth_finished:  # every real row is in: read silence past the end

@@ -188,6 +188,8 @@ TONGUE_TIP_TRUST: dict[str, float] = {"aligned": 1.0, "recognized": 0.8, "acoust
 
 def tongue_tip_curve(times: np.ndarray, table: PhoneTable, source: PhoneSource) -> np.ndarray:
     """(T,) 0..1: the tongue tip raised behind the upper teeth (MotionFrame.tongue_tip)."""
+    if TONGUE_TIP_TRUST[source] == 0.0 or len(table.starts) == 0:  # what the curve gives then, without its cost
+        return np.zeros(len(times))
     mask = np.isin(table.visemes, [VISEME_INDEX[v] for v in TONGUE_TIP_VISEMES])
     return TONGUE_TIP_TRUST[source] * key_shape_curve(times, table, mask)
 
