@@ -95,8 +95,9 @@ class NetworkArrays:
     products: streaming feeds one or two rows at a time, where torch's per-op overhead (~20 us a
     call, a dozen calls a push) costs more than the arithmetic."""
 
-    input_mean: np.ndarray  # (C,)
-    input_std: np.ndarray  # (C,)
+    pool: np.ndarray | None  # (40, mel_bands), None: the 40 bands as they are
+    input_mean: np.ndarray  # (C',)
+    input_std: np.ndarray  # (C',)
     inp: tuple[np.ndarray, np.ndarray]  # (C, W), (W,)
     convs: tuple[tuple[np.ndarray, np.ndarray, int], ...]  # per block: (kernel * W, W) taps stacked, (W,), dilation
     mixes: tuple[tuple[np.ndarray, np.ndarray], ...]  # per block: (W, W), (W,)
@@ -113,7 +114,8 @@ def network_arrays(model) -> NetworkArrays:
         weight = block.conv.weight.detach().double().numpy()  # (W_out, W_in, kernel)
         stacked = np.concatenate([weight[:, :, k].T for k in range(weight.shape[2])], axis=0)  # (kernel * W_in, W_out)
         convs.append((stacked, block.conv.bias.detach().double().numpy().copy(), block.conv.dilation[0]))
-    return NetworkArrays(model.input_mean.detach().double().numpy().copy(), model.input_std.detach().double().numpy().copy(),
+    pool = None if model.config.mel_bands == 40 else model.pool.detach().double().numpy().copy()
+    return NetworkArrays(pool, model.input_mean.detach().double().numpy().copy(), model.input_std.detach().double().numpy().copy(),
                          pointwise(model.inp), tuple(convs), tuple(pointwise(b.mix) for b in model.blocks),
                          pointwise(model.out))
 
@@ -151,6 +153,8 @@ class IncrementalMouth:
             return
         arrays, context = self._arrays, self.model.config.context
         x = self._relative(matrix) if context > 0 else np.asarray(matrix, dtype=np.float64)
+        if arrays.pool is not None:
+            x = np.concatenate([x[:, :40] @ arrays.pool, x[:, 40:]], axis=1)
         x = ((x - arrays.input_mean) / arrays.input_std) @ arrays.inp[0] + arrays.inp[1]  # (n, W)
         for i, ((taps, bias, dilation), (mix, mix_bias)) in enumerate(zip(arrays.convs, arrays.mixes)):
             padded = np.concatenate([self._history[i], x])  # (pad + n, W)
