@@ -19,31 +19,29 @@ from npcface.core.motion.visemes import lip_gap
 from npcface.models.audio2face import Audio2Face, Config
 
 
-@pytest.fixture(scope="module")
-def random_weights(tmp_path_factory):
-    """An untrained model with nonzero weights: exactness must not depend on training."""
-    torch.manual_seed(3)
-    model = Audio2Face(Config())
+def _untrained(config: Config, seed: int, path):
+    """An untrained model with nonzero weights and input normalisation, saved to ``path``."""
+    torch.manual_seed(seed)
+    model = Audio2Face(config)
     with torch.no_grad():
         model.input_mean.normal_(0, 1)
         model.input_std.uniform_(0.5, 2.0)
-    path = tmp_path_factory.mktemp("weights") / "random.safetensors"
     save_weights(model, path)
     return path
+
+
+@pytest.fixture(scope="module")
+def random_weights(tmp_path_factory):
+    """Exactness must not depend on training."""
+    return _untrained(Config(), 3, tmp_path_factory.mktemp("weights") / "random.safetensors")
 
 
 @pytest.fixture(scope="module")
 def coarse_weights(tmp_path_factory):
-    """An untrained model with the options the default leaves off: pooled mel bands, dropout
-    (inert outside training), a shorter receptive field."""
-    torch.manual_seed(4)
-    model = Audio2Face(Config(mel_bands=8, dropout=0.3, dilations=(1, 2, 4), width=24))
-    with torch.no_grad():
-        model.input_mean.normal_(0, 1)
-        model.input_std.uniform_(0.5, 2.0)
-    path = tmp_path_factory.mktemp("weights") / "coarse.safetensors"
-    save_weights(model, path)
-    return path
+    """The options the default config leaves off: pooled mel bands, dropout (inert outside
+    training), a shorter receptive field."""
+    config = Config(mel_bands=8, dropout=0.3, dilations=(1, 2, 4), width=24)
+    return _untrained(config, 4, tmp_path_factory.mktemp("weights") / "coarse.safetensors")
 
 
 @pytest.fixture(scope="module")
