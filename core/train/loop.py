@@ -256,6 +256,7 @@ def plot_losses(state: TrainState, every: int, path: Path) -> None:
         axis.plot(steps, state.val_loss, marker="o", label="held-out clips")
     axis.set_xlabel("step")
     axis.set_ylabel("loss (weighted MSE + velocity)")
+    axis.set_title("training adds the recipe's correlation term, if any; held-out: MSE + velocity only", fontsize=9)
     axis.set_yscale("log")
     axis.legend()
     axis.grid(alpha=0.3)
