@@ -38,8 +38,8 @@ def random_weights(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def coarse_weights(tmp_path_factory):
-    """The options the default config leaves off: pooled mel bands, dropout (inert outside
-    training), a shorter receptive field."""
+    """Options away from the default config: pooled mel bands, more dropout (inert outside
+    training), a narrower width."""
     config = Config(mel_bands=8, dropout=0.3, dilations=(1, 2, 4), width=24)
     return _untrained(config, 4, tmp_path_factory.mktemp("weights") / "coarse.safetensors")
 
