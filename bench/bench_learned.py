@@ -145,6 +145,7 @@ def main() -> int:
     sys.path.insert(0, str(REPO))
     from npcface.core.motion.generator import MotionGenerator
     from npcface.core.motion.learned import LearnedMotionGenerator
+    from npcface.core.motion.learned_weights import SHIPPED_WEIGHTS
     from npcface.core.types import Controls
 
     controls = Controls(fps=60.0)
@@ -184,9 +185,12 @@ def main() -> int:
     speeds = streaming_speed(generators, audio)
     figures["stream_x_realtime"] = speeds
     model = generators["learned"].model
+    weights = Path(args.weights) if args.weights else SHIPPED_WEIGHTS
     print(f"\nstreaming, 20 ms chunks, no text, 1 thread: " + ", ".join(f"{n} {s:.1f}x real time" for n, s in speeds.items()))
-    print(f"learned model: {model.num_parameters()} parameters ({4 * model.num_parameters() / 1e6:.2f} MB float32), "
-          f"lookahead {10 * model.config.lookahead} ms")
+    print(f"learned model: {model.num_parameters()} parameters, file {weights.stat().st_size / 1e6:.2f} MB, "
+          f"lookahead {10 * model.config.lookahead} ms, rows read per output {10 * (model.config.receptive_back + model.config.lookahead)} ms "
+          f"(of them {10 * model.config.context} ms for level normalisation) "
+          f"(training time: `npcface train --recipe {RECIPE.relative_to(REPO)}` prints it)")
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=1))
     return 0

@@ -15,6 +15,11 @@ flagged and averaged apart. A PNG per clip shows the three curves (z-scored) ove
 --before REV also animates every clip with the motion code at git revision REV (its core/ in a
 temporary folder, the same captures and the same baseline) and prints both per clip.
 Exits 0 with a note when the data folder is absent.
+
+Its pair, bench/bench_learned.py, prints the issue-9 table: on every real clip, per clip r at lag
+0, best r and its lag of the lip gap for loudness, rules and the learned mouth, with the tuning /
+held-out split of video/, GRID's held-out clips with and without text, the mouth's lead over the
+sound, the model's size and `--before REV` for earlier weights.
 """
 from __future__ import annotations
 
@@ -222,6 +227,7 @@ def main() -> int:
           f"{np.mean([r['capture_fps'] for r in rows]):.0f} frames/s on average; "
           f"animate: {sum(r['duration'] for r in rows) / sum(r['animate_s'] for r in rows):.0f}x real time")
     print(f"plots: {RESULTS}/quality_<clip>.png")
+    print("loudness vs rules vs learned lip gap per clip, tuning / held-out: bench/bench_learned.py")
     if before is not None:
         print_before_and_now(args.before, before, rows)
     return 0

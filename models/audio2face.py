@@ -27,11 +27,22 @@ class Config:
     n_inputs: int = 47  # feature columns per row (core/motion_learned.feature_matrix)
     width: int = 64  # channels of every hidden layer
     kernel: int = 3
-    dilations: tuple[int, ...] = (1, 2, 4, 8, 16)
+    dilations: tuple[int, ...] = (1, 2, 4)  # 140 ms of past (the shipped recipe: chosen on the tuning videos)
     lookahead: int = 8  # rows of future audio (10 ms each)
     context: int = 100  # rows (1 s) of past over which levels are made relative (0: raw levels)
+    dropout: float = 0.1  # on each block's hidden activations, while training only
+    mel_bands: int = 40  # the 40 log-mel bands averaged into this many wider ones (coarser: less voice detail)
     n_outputs: int = len(OUTPUTS)
     outputs: tuple[str, ...] = field(default=OUTPUTS)
+
+    def __post_init__(self):
+        if not 1 <= self.mel_bands <= 40:
+            raise ValueError(f"mel_bands must be 1..40, got {self.mel_bands}")
+
+    @property
+    def n_network_inputs(self) -> int:
+        """Columns after the mel pooling: what the first layer reads."""
+        return self.n_inputs - 40 + self.mel_bands
 
     @property
     def receptive_back(self) -> int:
@@ -50,28 +61,39 @@ class Config:
         return Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
+def mel_pooling(bands: int) -> torch.Tensor:
+    """(40, bands) float64: column b averages an equal run of adjacent mel bands."""
+    edges = torch.linspace(0, 40, bands + 1).round().long()
+    pool = torch.zeros(40, bands, dtype=torch.float64)
+    for b in range(bands):
+        pool[edges[b]:edges[b + 1], b] = 1.0 / float(edges[b + 1] - edges[b])
+    return pool
+
+
 class CausalBlock(nn.Module):
     """Dilated causal conv + GELU + pointwise conv, residual."""
 
-    def __init__(self, width: int, kernel: int, dilation: int):
+    def __init__(self, width: int, kernel: int, dilation: int, dropout: float = 0.0):
         super().__init__()
         self.pad = (kernel - 1) * dilation
         self.conv = nn.Conv1d(width, width, kernel, dilation=dilation)
         self.mix = nn.Conv1d(width, width, 1)
+        self.dropout = nn.Dropout(dropout)  # no weights: eval mode (and the numpy stream) skip it
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.conv(F.pad(x, (self.pad, 0)))  # (B, W, T)
-        return x + self.mix(F.gelu(h))  # (B, W, T)
+        return x + self.mix(self.dropout(F.gelu(h)))  # (B, W, T)
 
 
 class Audio2Face(nn.Module):
     def __init__(self, config: Config):
         super().__init__()
         self.config = config
-        self.register_buffer("input_mean", torch.zeros(config.n_inputs))
-        self.register_buffer("input_std", torch.ones(config.n_inputs))
-        self.inp = nn.Conv1d(config.n_inputs, config.width, 1)
-        self.blocks = nn.ModuleList(CausalBlock(config.width, config.kernel, d) for d in config.dilations)
+        self.register_buffer("input_mean", torch.zeros(config.n_network_inputs))
+        self.register_buffer("input_std", torch.ones(config.n_network_inputs))
+        self.register_buffer("pool", mel_pooling(config.mel_bands), persistent=False)  # fixed, from the config
+        self.inp = nn.Conv1d(config.n_network_inputs, config.width, 1)
+        self.blocks = nn.ModuleList(CausalBlock(config.width, config.kernel, d, config.dropout) for d in config.dilations)
         self.out = nn.Conv1d(config.width, config.n_outputs, 1)
 
     def relative(self, rows: torch.Tensor) -> torch.Tensor:
@@ -90,11 +112,18 @@ class Audio2Face(nn.Module):
         peak = F.max_pool1d(F.pad(loud, (context - 1, 0), value=-90.0), context, stride=1)  # (B, 1, T)
         return torch.cat([(mel - mean).transpose(1, 2), (loud - peak).transpose(1, 2), rows[..., 41:]], dim=-1)
 
+    def inputs(self, rows: torch.Tensor) -> torch.Tensor:
+        """(B, T, n_inputs) raw rows -> (B, T, n_network_inputs): relative levels, mel bands pooled."""
+        x = self.relative(rows)
+        if self.config.mel_bands == 40:
+            return x
+        return torch.cat([x[..., :40] @ self.pool.to(x.dtype), x[..., 40:]], dim=-1)
+
     def forward(self, rows: torch.Tensor) -> torch.Tensor:
         """rows (B, T + lookahead, n_inputs) raw features, where row i + lookahead is the future
         of output i -> (B, T, n_outputs). Rows before the first are taken as zeros after
         normalisation (the mean), i.e. the network starts from an average past."""
-        x = (self.relative(rows) - self.input_mean) / self.input_std  # (B, T+L, C)
+        x = (self.inputs(rows) - self.input_mean) / self.input_std  # (B, T+L, C')
         x = self.inp(x.transpose(1, 2))  # (B, W, T+L)
         for block in self.blocks:
             x = block(x)  # (B, W, T+L)

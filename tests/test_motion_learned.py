@@ -19,17 +19,29 @@ from npcface.core.motion.visemes import lip_gap
 from npcface.models.audio2face import Audio2Face, Config
 
 
-@pytest.fixture(scope="module")
-def random_weights(tmp_path_factory):
-    """An untrained model with nonzero weights: exactness must not depend on training."""
-    torch.manual_seed(3)
-    model = Audio2Face(Config())
+def _untrained(config: Config, seed: int, path):
+    """An untrained model with nonzero weights and input normalisation, saved to ``path``."""
+    torch.manual_seed(seed)
+    model = Audio2Face(config)
     with torch.no_grad():
         model.input_mean.normal_(0, 1)
         model.input_std.uniform_(0.5, 2.0)
-    path = tmp_path_factory.mktemp("weights") / "random.safetensors"
     save_weights(model, path)
     return path
+
+
+@pytest.fixture(scope="module")
+def random_weights(tmp_path_factory):
+    """Exactness must not depend on training."""
+    return _untrained(Config(), 3, tmp_path_factory.mktemp("weights") / "random.safetensors")
+
+
+@pytest.fixture(scope="module")
+def coarse_weights(tmp_path_factory):
+    """Options away from the default config: pooled mel bands, more dropout (inert outside
+    training), a narrower width."""
+    config = Config(mel_bands=8, dropout=0.3, dilations=(1, 2, 4), width=24)
+    return _untrained(config, 4, tmp_path_factory.mktemp("weights") / "coarse.safetensors")
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +50,10 @@ def greeting():
     return load_audio(wav), text
 
 
-def test_streaming_equals_offline_for_random_chunkings(random_weights, greeting):
+@pytest.mark.parametrize("weights", ["random_weights", "coarse_weights"])
+def test_streaming_equals_offline_for_random_chunkings(weights, greeting, request):
     audio, _ = greeting
-    generator = LearnedMotionGenerator(Controls(fps=30.0, seed=5), random_weights)
+    generator = LearnedMotionGenerator(Controls(fps=30.0, seed=5), request.getfixturevalue(weights))
     offline = generator.animate(audio)
     assert np.ptp(offline.channel("JawOpen")) > 0.01  # the network does move the mouth
     rng = np.random.default_rng(0)
@@ -59,6 +72,29 @@ def test_streaming_equals_offline_for_random_chunkings(random_weights, greeting)
         assert len(frames) == len(whole) == len(offline)
         np.testing.assert_allclose(np.array([f.blendshapes for f in frames]),
                                    np.array([f.blendshapes for f in whole]), atol=1e-6)
+
+
+def test_pooled_mel_bands_read_every_band_and_keep_coarse_shapes(coarse_weights, greeting):
+    """mel_bands=8: the first layer reads 8 + 7 columns; a change inside one band changes the
+    output only through that band's mean (raising one band and lowering its neighbour in the
+    same group by as much changes nothing)."""
+    audio, _ = greeting
+    model = load_weights(coarse_weights)
+    assert model.inp.in_channels == 15
+    rows = feature_matrix(compute_features(audio.samples))
+    base = run_model(model, rows, final=True)
+    same_group, other_group = rows.copy(), rows.copy()
+    same_group[:, 0] += 1.0
+    same_group[:, 1] -= 1.0  # bands 0 and 1 are pooled together (40 / 8 = 5 per group)
+    other_group[:, 0] += 1.0
+    other_group[:, 5] -= 1.0  # band 5 starts the next group
+    np.testing.assert_allclose(run_model(model, same_group, final=True), base, atol=1e-12)
+    assert np.abs(run_model(model, other_group, final=True) - base).max() > 1e-3
+
+
+def test_a_config_with_impossible_mel_bands_is_refused():
+    with pytest.raises(ValueError, match="mel_bands must be 1..40, got 0"):
+        Config(mel_bands=0)
 
 
 def test_same_input_same_output(random_weights, greeting):
@@ -201,11 +237,12 @@ def test_backend_factory_and_cli_flag(random_weights, tmp_path, capsys):
         assert message in err and len(err.splitlines()) == 1, err
 
 
-def test_incremental_network_equals_the_whole_line_run(random_weights, greeting):
+@pytest.mark.parametrize("weights", ["random_weights", "coarse_weights"])
+def test_incremental_network_equals_the_whole_line_run(weights, greeting, request):
     from npcface.core.motion.learned import IncrementalMouth
 
     audio, _ = greeting
-    model = load_weights(random_weights)
+    model = load_weights(request.getfixturevalue(weights))
     rows = feature_matrix(compute_features(audio.samples))
     whole = run_model(model, rows, final=True)
     for chunk in (1, 2, 7, 64, len(rows)):

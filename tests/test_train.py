@@ -1,7 +1,7 @@
 """`npcface train` on Live Link takes made from the fixtures (a tiny model, a few steps): it writes
 weights the learned backend loads, a loss PNG and a validation table; a run killed midway and
-started again ends with exactly the weights of an uninterrupted run (augmentation and target
-shifts included, as the shipped recipe uses them); bad input gets one line."""
+started again ends with exactly the weights of an uninterrupted run (augmentation, target
+shifts, dropout and the correlation term included); bad input gets one line."""
 from __future__ import annotations
 
 import json
@@ -25,8 +25,8 @@ from npcface.core.motion.learned import LearnedMotionGenerator
 from npcface.core.types import Controls
 
 TINY = {"train": {"batch": 4, "window": 40, "checkpoint_every": 5, "threads": 1,
-                  "augment": {}, "align_speakers": True, "target_lead_ms": 30.0,
-                  "model": {"width": 16, "dilations": [1, 2, 4], "context": 20}}}
+                  "augment": {}, "align_speakers": True, "target_lead_ms": 30.0, "correlation_weight": 0.5,
+                  "model": {"width": 16, "dilations": [1, 2, 4], "context": 20, "dropout": 0.1, "mel_bands": 10}}}
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +80,29 @@ def test_a_killed_run_resumes_to_the_same_weights(takes, tmp_path):
     assert a.keys() == b.keys()
     for name in a:
         assert np.array_equal(a[name].numpy(), b[name].numpy()), name
+
+
+def test_correlation_term_judges_shape_not_scale():
+    """The loss's correlation term: 1 for the same shape at any scale and offset, -1 for the
+    opposite, flat (silent) targets neutral, rows outside the mask ignored."""
+    import torch
+
+    from npcface.core.train.loop import _masked_pearson
+    from npcface.models.audio2face import OUTPUTS
+
+    rng = torch.Generator().manual_seed(0)
+    targets = torch.rand(3, 50, len(OUTPUTS), generator=rng, dtype=torch.float64)
+    mask = torch.ones(3, 50, 1, dtype=torch.float64)
+    np.testing.assert_allclose(_masked_pearson(0.3 * targets + 0.2, targets, mask, OUTPUTS).numpy(), 1.0, atol=1e-6)
+    np.testing.assert_allclose(_masked_pearson(-targets, targets, mask, OUTPUTS).numpy(), -1.0, atol=1e-6)
+    flat = targets.clone()
+    flat[1] = 0.25
+    assert torch.allclose(_masked_pearson(torch.rand_like(targets), flat, mask, OUTPUTS)[1], torch.ones(2, dtype=torch.float64))
+    garbled = targets.clone()
+    garbled[:, 40:] = torch.rand(3, 10, len(OUTPUTS), generator=rng, dtype=torch.float64)
+    mask[:, 40:] = 0.0
+    np.testing.assert_allclose(_masked_pearson(garbled, targets, mask, OUTPUTS).numpy(), 1.0, atol=1e-6)
+    assert _masked_pearson(garbled, targets, torch.ones_like(mask), OUTPUTS).max() < 0.99
 
 
 @pytest.mark.parametrize("arguments, message", [

@@ -101,8 +101,9 @@ class NetworkArrays:
     products: streaming feeds one or two rows at a time, where torch's per-op overhead (~20 us a
     call, a dozen calls a push) costs more than the arithmetic."""
 
-    input_mean: np.ndarray  # (C,)
-    input_std: np.ndarray  # (C,)
+    pool: np.ndarray | None  # (40, mel_bands), None: the 40 bands as they are
+    input_mean: np.ndarray  # (C',)
+    input_std: np.ndarray  # (C',)
     inp: tuple[np.ndarray, np.ndarray]  # (C, W), (W,)
     convs: tuple[tuple[np.ndarray, np.ndarray, int], ...]  # per block: (kernel * W, W) taps stacked, (W,), dilation
     mixes: tuple[tuple[np.ndarray, np.ndarray], ...]  # per block: (W, W), (W,)
@@ -119,7 +120,8 @@ def network_arrays(model) -> NetworkArrays:
         weight = block.conv.weight.detach().double().numpy()  # (W_out, W_in, kernel)
         stacked = np.concatenate([weight[:, :, k].T for k in range(weight.shape[2])], axis=0)  # (kernel * W_in, W_out)
         convs.append((stacked, block.conv.bias.detach().double().numpy().copy(), block.conv.dilation[0]))
-    return NetworkArrays(model.input_mean.detach().double().numpy().copy(), model.input_std.detach().double().numpy().copy(),
+    pool = None if model.config.mel_bands == 40 else model.pool.detach().double().numpy().copy()
+    return NetworkArrays(pool, model.input_mean.detach().double().numpy().copy(), model.input_std.detach().double().numpy().copy(),
                          pointwise(model.inp), tuple(convs), tuple(pointwise(b.mix) for b in model.blocks),
                          pointwise(model.out))
 
@@ -205,7 +207,10 @@ def _feed_group(mouths: list[IncrementalMouth], matrices: list[np.ndarray]) -> N
     bounds = np.cumsum([0] + [len(matrix) for matrix in matrices])
     parts = [mouth._relative(matrix) if config.context > 0 else np.asarray(matrix, dtype=np.float64)
              for mouth, matrix in zip(mouths, matrices)]
-    x = ((np.concatenate(parts) - arrays.input_mean) / arrays.input_std) @ arrays.inp[0] + arrays.inp[1]  # (N, W)
+    x = np.concatenate(parts)
+    if arrays.pool is not None:  # Config.mel_bands: the 40 log-mel bands averaged into fewer
+        x = np.concatenate([x[:, :40] @ arrays.pool, x[:, 40:]], axis=1)
+    x = ((x - arrays.input_mean) / arrays.input_std) @ arrays.inp[0] + arrays.inp[1]  # (N, W)
     for i, ((taps, bias, dilation), (mix, mix_bias)) in enumerate(zip(arrays.convs, arrays.mixes)):
         kernel = taps.shape[0] // x.shape[1]
         stacked = []

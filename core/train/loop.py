@@ -25,6 +25,7 @@ from .data import Clip, align_targets
 CHANNEL_WEIGHTS = {"JawOpen": 2.0, "LipGap": 2.0}
 OTHER_WEIGHT = 0.5
 VELOCITY_WEIGHT = 4.0  # frame-to-frame change matters: a late or smeared opening looks wrong
+CORRELATED = ("JawOpen", "LipGap")  # the curves the correlation term judges (what the benches measure)
 
 
 @dataclass
@@ -41,6 +42,9 @@ class TrainConfig:
     augment: dict | None = None  # AugmentConfig overrides ({}: the defaults); None: no augmentation
     align_speakers: bool = False  # shift each speaker's targets by its measured A/V offset
     target_lead_ms: float = 0.0  # then teach the mouth to move this much before the sound
+    # weight of (1 - Pearson r) per example on the CORRELATED channels beside the MSE: the benches
+    # judge the shape of the lip gap over a clip, not its scale
+    correlation_weight: float = 0.0
     model: dict = field(default_factory=dict)  # Config overrides
 
     @staticmethod
@@ -65,15 +69,32 @@ def _deterministic(threads: int) -> None:
 
 
 def _loss(model: Audio2Face, features: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor,
-          weights: torch.Tensor) -> torch.Tensor:
+          weights: torch.Tensor, correlation_weight: float = 0.0) -> torch.Tensor:
     """features (B, T + L, C), targets (B, T, n), mask (B, T) -> weighted MSE of values and of
-    velocities over the masked rows (the rest is context the outputs may read but not be judged on)."""
+    velocities over the masked rows (the rest is context the outputs may read but not be judged on),
+    plus ``correlation_weight`` x mean (1 - r) of each example's CORRELATED channels."""
     out = model(features)  # (B, T, n)
     m = mask[..., None]  # (B, T, 1)
     error = ((out - targets) ** 2 * weights * m).sum() / (m.sum() * len(weights))
     mv = m[:, 1:] * m[:, :-1]  # (B, T-1, 1)
     velocity = (((out[:, 1:] - out[:, :-1]) - (targets[:, 1:] - targets[:, :-1])) ** 2 * weights * mv).sum()
-    return error + VELOCITY_WEIGHT * velocity / (mv.sum() * len(weights))
+    loss = error + VELOCITY_WEIGHT * velocity / (mv.sum() * len(weights))
+    if correlation_weight > 0:
+        loss = loss + correlation_weight * (1.0 - _masked_pearson(out, targets, m, model.config.outputs).mean())
+    return loss
+
+
+def _masked_pearson(out: torch.Tensor, targets: torch.Tensor, m: torch.Tensor, outputs: tuple[str, ...]) -> torch.Tensor:
+    """(B, k) Pearson r over the masked rows of each example's CORRELATED channels; a flat target
+    (silence) counts as r = 1 so it neither helps nor hurts."""
+    index = [outputs.index(name) for name in CORRELATED if name in outputs]
+    a, b = out[..., index], targets[..., index]  # (B, T, k)
+    count = m.sum(dim=1).clamp(min=1.0)  # (B, 1)
+    a = (a - (a * m).sum(dim=1, keepdim=True) / count[:, None]) * m
+    b = (b - (b * m).sum(dim=1, keepdim=True) / count[:, None]) * m
+    var_a, var_b = (a * a).sum(dim=1), (b * b).sum(dim=1)  # (B, k)
+    r = (a * b).sum(dim=1) / torch.sqrt(var_a * var_b + 1e-8)
+    return torch.where(var_b > 1e-6, r, torch.ones_like(r))
 
 
 def _batch(clips: list[Clip], config: TrainConfig, step: int, model_config: Config):
@@ -114,7 +135,7 @@ def new_model(clips: list[Clip], config: TrainConfig) -> Audio2Face:
     torch.manual_seed(config.seed)
     model = Audio2Face(Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.model.items()}))
     with torch.no_grad():
-        stacked = torch.cat([model.relative(torch.from_numpy(c.features[None]).double())[0] for c in clips]).numpy()
+        stacked = torch.cat([model.inputs(torch.from_numpy(c.features[None]).double())[0] for c in clips]).numpy()
     model.input_mean.copy_(torch.from_numpy(stacked.mean(axis=0)))
     model.input_std.copy_(torch.from_numpy(np.maximum(stacked.std(axis=0), 1e-3)))
     return model
@@ -197,7 +218,8 @@ def train(clips: list[Clip], val_clips: list[Clip], config: TrainConfig, checkpo
         for group in optimizer.param_groups:
             group["lr"] = lr
         features, targets, mask = _batch(clips, config, state.step, model.config)
-        loss = _loss(model, features, targets, mask, weights)
+        torch.manual_seed(config.seed * 1_000_003 + state.step)  # dropout: per step, so a resumed run matches
+        loss = _loss(model, features, targets, mask, weights, config.correlation_weight)
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -234,6 +256,7 @@ def plot_losses(state: TrainState, every: int, path: Path) -> None:
         axis.plot(steps, state.val_loss, marker="o", label="held-out clips")
     axis.set_xlabel("step")
     axis.set_ylabel("loss (weighted MSE + velocity)")
+    axis.set_title("training adds the recipe's correlation term, if any; held-out: MSE + velocity only", fontsize=9)
     axis.set_yscale("log")
     axis.legend()
     axis.grid(alpha=0.3)
