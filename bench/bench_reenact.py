@@ -139,7 +139,7 @@ def compare(real: np.ndarray, rendered: np.ndarray, box) -> list[float]:
 
 def score(folder: Path, crops_path: Path | None) -> dict:
     """Render every prepared clip with the npcface code imported now; figures per clip."""
-    from npcface.core.capture.video import drive
+    from npcface.core.capture import drive
     from npcface.core.render.renderer import Renderer
     from npcface.core.render.rig import build_rig
     from npcface.core.types import MotionTrack
