@@ -23,8 +23,8 @@ def data_dir(override: str | None = None) -> Path:
 def capture_code_version() -> str:
     """Cached captures are redone whenever the capture code changes."""
     digest = hashlib.sha1()
-    for name in ("capture.py", "capture_blendshapes.py", "video_io.py"):
-        digest.update((REPO / "core" / name).read_bytes())
+    for path in sorted((REPO / "core" / "capture").glob("*.py")) + [REPO / "core" / "formats" / "video.py"]:
+        digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
 
 

@@ -5,7 +5,7 @@ its words are the exact text) and s4 (exact sentence in a .txt). A fixed part is
 any tuning: whole speakers (GRID s4, and video v13, v17, v21, v22), reported apart.
 
 Captures (MediaPipe, core/capture/video.py) are cached in bench/results/ and redone when the clip or
-the capture code changes.
+the capture code changes (from the landmark cache, core/capture/cache.py, so only the calibration reruns).
 """
 from __future__ import annotations
 
@@ -77,7 +77,7 @@ def grid_text(video: Path) -> str | None:
 
 def captured(clip: RealClip, refresh: bool = False) -> CapturedClip:
     """The clip's captured head rotation and lip gap, from the cache when still valid."""
-    from npcface.core.capture.video import capture_video_result
+    from npcface.core.capture.cache import capture_cached
 
     stat = clip.path.stat()
     key = f"{clip.path.name}:{stat.st_size}:{int(stat.st_mtime)}:{capture_code_version()}"
@@ -86,7 +86,7 @@ def captured(clip: RealClip, refresh: bool = False) -> CapturedClip:
         stored = np.load(cache, allow_pickle=False)
         if str(stored["key"]) == key:
             return CapturedClip(stored["times"], stored["rotation"], stored["lip_gap"], float(stored["fps"]))
-    result = capture_video_result(clip.path)
+    result = capture_cached(clip.path)  # face tracking cached by content hash; the calibration runs anew
     out = CapturedClip(result.track.times, result.track.head_rotation, result.mouth_opening.astype(np.float64),
                        float(result.track.fps))
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -184,6 +184,20 @@ def test_jaw_drop_opens_the_jaw_in_proportion(take):
     assert track.channel("JawOpen")[take.segments["neutral"]].max() < 0.1
 
 
+def test_jaw_drop_alone_does_not_nod(take):
+    # Only the lower lip and chin move in these frames, so the head's pitch must stay where the
+    # neutral frames put it. An up axis through the chin read the drops as a chin-up nod of 2.5
+    # degrees on average (4 at most); MediaPipe's mesh also tilts itself as the mouth opens,
+    # which capture takes out per take (what is left is tracker jitter, about a degree).
+    rotation = take.result.track.head_rotation
+    rest = np.median(rotation[take.segments["neutral"]], axis=0)
+    jaw = rotation[take.segments["jaw"]] - rest
+    opened = np.array(JAW_DROPS) > 0
+    assert abs(jaw[opened, 1].mean()) < 1.0
+    assert np.abs(jaw[:, 1]).max() < 3.0
+    assert np.abs(jaw[:, [0, 2]]).max() < 2.5  # nor a turn or a tilt
+
+
 def test_closed_eyes_blink_both_channels(take):
     track = take.result.track
     blink = take.segments["blink"]

@@ -1,9 +1,11 @@
 """From MediaPipe face-mesh landmarks to head rotation, eye gaze and the ARKit channels that the
 landmarks can honestly estimate. Two steps:
 
-1. ``measure_face(points)`` per frame: a head frame from the landmarks (a symmetric face: the
-   left-right axis from mirrored landmark pairs, the up axis from chin to forehead) gives yaw,
-   pitch, roll; the landmarks are then expressed in that head frame and divided by the face size
+1. ``measure_face(points)`` per frame: a head frame from rigid landmarks only (a symmetric face:
+   the left-right axis from mirrored pairs of eye corners, temples and nose wings; the up axis
+   from the nose base to the forehead) gives yaw, pitch, roll; nothing on the jaw, lips or chin
+   enters it, since an up axis through the chin read every jaw opening as a nod (captured pitch
+   followed JawOpen at r -0.3 to -0.8 on GRID); the landmarks are then expressed in that head frame and divided by the face size
    (the 3D distance between the outer eye corners, "IOD", about 9 cm on an adult), so every
    measurement is independent of head pose and distance to the camera.
 2. ``channels_from_measurements(m)`` per take: each measurement is referred to its neutral value
@@ -37,6 +39,13 @@ Not estimated (left at 0): CheekPuff, CheekSquint, NoseSneer, TongueOut, MouthRo
 Jaw left/right/forward, MouthLeft/Right, EyeSquint, MouthDimple, MouthUpperUp/LowerDown: the
 mesh hardly moves for them, so any number would be noise.
 
+Pitch, per take: MediaPipe's mesh itself tilts chin-up as the mouth opens, even where nothing
+but the jaw moved (a still portrait with only its jaw warped open reads +1 to +5 degrees of pitch
+in every rigid frame we tried: tests/test_capture.py), so ``pitch_without_jaw`` removes from the
+take's pitch the part that the lip opening explains linearly. Real nods are slower than
+syllables and mostly uncorrelated with the opening, so they stay; a head that really tilts back
+as the jaw opens loses that part too (the tracker cannot tell the two apart).
+
 Conventions (as core/formats/livelink.py): yaw + = turned to its own left, pitch + = chin up,
 roll + = tilted toward its own left shoulder; eye yaw + = to its left, eye pitch + = up; degrees.
 """
@@ -51,10 +60,12 @@ RIGHT_EYE_OUTER, RIGHT_EYE_INNER, LEFT_EYE_INNER, LEFT_EYE_OUTER = 33, 133, 362,
 RIGHT_LID_UP, RIGHT_LID_DOWN, LEFT_LID_UP, LEFT_LID_DOWN = 159, 145, 386, 374
 RIGHT_IRIS, LEFT_IRIS = 468, 473  # iris centres (refine_landmarks=True)
 MOUTH_RIGHT, MOUTH_LEFT, UPPER_LIP_INNER, LOWER_LIP_INNER = 61, 291, 13, 14
-CHIN, NOSE_BRIDGE, FOREHEAD, LOWER_LIP_BOTTOM = 152, 168, 10, 17
+NOSE_BRIDGE, LOWER_LIP_BOTTOM = 168, 17
 RIGHT_BROW_INNER, RIGHT_BROW_OUTER, LEFT_BROW_INNER, LEFT_BROW_OUTER = 107, 70, 336, 300
-# Mirrored pairs (right, left) that define the face's left-right axis.
-SYMMETRIC_PAIRS = ((33, 263), (133, 362), (61, 291), (234, 454), (70, 300), (105, 334), (50, 280))
+# The head frame's landmarks: rigid points only (none on the jaw, lips, cheeks or brows).
+# Mirrored pairs (right, left) for the left-right axis: eye corners, temples, nose wings.
+SYMMETRIC_PAIRS = ((33, 263), (133, 362), (127, 356), (21, 251), (129, 358), (98, 327))
+FOREHEAD_POINTS, NOSE_BASE_POINTS = (10, 151, 9), (2, 98, 327)  # the up axis runs from the second to the first
 
 # Per-frame measurement columns.
 MEASUREMENTS = (
@@ -73,7 +84,7 @@ def head_frame(points: np.ndarray) -> np.ndarray:
     in camera coordinates (x image right, y up, z toward the camera)."""
     left = np.mean([points[l] - points[r] for r, l in SYMMETRIC_PAIRS], axis=0)
     left /= np.linalg.norm(left)
-    up = points[FOREHEAD] - points[CHIN]
+    up = points[list(FOREHEAD_POINTS)].mean(axis=0) - points[list(NOSE_BASE_POINTS)].mean(axis=0)
     up -= left * np.dot(up, left)
     up /= np.linalg.norm(up)
     forward = np.cross(left, up)
@@ -87,6 +98,18 @@ def euler_from_frame(rotation: np.ndarray) -> tuple[float, float, float]:
     pitch = np.degrees(np.arcsin(np.clip(forward[1], -1.0, 1.0)))
     roll = -np.degrees(np.arctan2(rotation[1, 0], rotation[1, 1]))
     return float(yaw), float(pitch), float(roll)
+
+
+def pitch_without_jaw(pitch: np.ndarray, lip_gap: np.ndarray) -> np.ndarray:
+    """Per take: (T,) pitch degrees less the part the (T,) lip gap explains linearly (see the
+    module notes: the tracker tilts its mesh as the mouth opens). The mouth at rest (the gap's
+    5th percentile) keeps its pitch."""
+    gap = lip_gap - np.percentile(lip_gap, 5) if len(lip_gap) else lip_gap
+    spread = float(np.var(gap)) if len(gap) >= 3 else 0.0
+    if spread < 1e-8:
+        return pitch
+    slope = float(np.cov(gap, pitch)[0, 1]) / spread
+    return pitch - slope * gap
 
 
 def to_camera_coordinates(landmarks: np.ndarray, width: int, height: int) -> np.ndarray:

@@ -23,7 +23,8 @@ from ..errors import ImageError, NoFaceError
 from ..formats.video import read_video, video_info
 from ..native_quiet import native_stderr_silenced
 from ..types import MotionTrack
-from .blendshapes import MEASUREMENTS, channels_from_measurements, euler_from_frame, measure_face, to_camera_coordinates
+from .blendshapes import (MEASUREMENTS, channels_from_measurements, euler_from_frame, measure_face, pitch_without_jaw,
+                          to_camera_coordinates)
 
 CAMERA_FOV_DEG = 50.0
 EYE_CORNERS_M = 0.09  # outer eye corner distance of an adult face
@@ -150,6 +151,7 @@ def capture_from_landmarks(tracked: TrackedLandmarks) -> CaptureResult:
     rotations = _fill_gaps(rotations, found)
     positions = _fill_gaps(positions, found)
     measured = _fill_gaps(measured, found)
+    rotations[:, 1] = pitch_without_jaw(rotations[:, 1], measured[:, MEASUREMENTS.index("lip_gap")])
     blendshapes, gaze = channels_from_measurements(measured)
     track = MotionTrack(
         fps=tracked.fps, times=tracked.times, head_rotation=rotations,
