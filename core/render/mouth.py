@@ -158,8 +158,8 @@ class MouthLayer:
         colour = colour * (1 - 0.45 * np.exp(-((ys - seam) / 0.8) ** 2))[..., None]  # where the lips meet
         composite(rgb, box, (closing * hidden)[..., None], colour.astype(np.float32))
 
-    def _synthesize(self, map_x, map_y, jaw_shift, lip_shift, upper_jaw, weights, tongue_tip: float = 0.0,
-                    lips_now=None) -> np.ndarray:
+    def _synthesize(self, map_x, map_y, jaw_shift, lip_shift, upper_jaw, weights, tongue_tip: float,
+                    lips_now) -> np.ndarray:
         """Cavity, tongue, gums and teeth at rest-pose positions (map_x, map_y): the upper teeth hang
         from the upper lip line (they move with the skull), the lower teeth and the tongue ride on
         the jaw; everything is lit by how far the lips part and darkens with depth."""
@@ -174,8 +174,7 @@ class MouthLayer:
         upper = np.interp(along, *self.upper_line)
         lower = np.interp(along - jaw_along, *self.lower_line) + lip_down
         # where the lips are now (rims, the upper lip's shadow, depth); the teeth hang from the rest line
-        upper_now, lower_now = ((np.interp(along, *line) for line in lips_now) if lips_now is not None
-                                else (upper, lower))
+        upper_now, lower_now = (np.interp(along, *line) for line in lips_now)
         centre_gap = float(np.interp(0.0, *self.lower_line) + lip_down - np.interp(0.0, *self.upper_line))
         # light gets in as the lips part: a slit is in shadow, a wide-open mouth is lit
         light = LIGHT_AT_SLIT + (1 - LIGHT_AT_SLIT) * float(smoothstep(0.0, 0.3 * mw, centre_gap))
