@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from npcface.bridge.cli import main as npcface_main
-from npcface.core.provenance.credentials import credentials as provenance
+from npcface.core.provenance import credentials as provenance
 from npcface.core.errors import ControlError
 from npcface.core.render.renderer import Renderer
 from npcface.core.render.rig import build_rig, load_image

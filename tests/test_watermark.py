@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from npcface.core.provenance.credentials import watermark
+from npcface.core.provenance import watermark
 from npcface.core.arkit import ARKIT_INDEX
 from npcface.core.errors import ImageError
 from npcface.core.render.renderer import Renderer
