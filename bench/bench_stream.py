@@ -64,7 +64,7 @@ def stream_seconds(generator, samples) -> float:
 
 def together_seconds(generator, samples, count: int) -> float:
     """CPU seconds to stream ``samples`` through ``count`` streams, chunk by chunk in turn."""
-    from npcface.core.motion.generator import generator as motion
+    from npcface.core.motion import generator as motion
 
     streams = [generator.stream(None) for _ in range(count)]
     step_streams = getattr(motion, "step_streams", None)  # older code: push_audio each

@@ -77,7 +77,7 @@ def supported_versions(server_version: str) -> list[str]:
 
 def min_lookahead_s() -> float:
     """The least lookahead the motion generator works with (a smaller request acts as this)."""
-    from ..core.motion.generator import generator as motion
+    from ..core.motion import generator as motion
 
     return float(getattr(motion, "MIN_LOOKAHEAD_S", 0.0))
 
