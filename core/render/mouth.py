@@ -228,10 +228,6 @@ class MouthLayer:
 # where neighbouring teeth meet, from the middle outward, in half-widths of the mouth (before the
 # arch's foreshortening): central and lateral incisors, canines, premolars
 TOOTH_EDGES = (0.0, 0.17, 0.31, 0.45)
-# the gaps fade outward (foreshortened, in the cheeks' shadow) and the two sides differ a little: evenly
-# spaced, equally dark gaps read as a zipper on the contact sheets
-TOOTH_GAP_FADE = (1.0, 0.8, 0.55, 0.35)
-TOOTH_SKEW = 1.07  # the subject's right side's teeth against its left's
 TOOTH_LENGTH = 0.1  # upper incisors below the rest lip line, in mouth widths
 GUM_ABOVE_LIP = 0.12  # the gum line above the rest upper lip line, in mouth widths (speech lifts the lip up to ~0.1)
 OVERBITE = 0.02  # the lower incisors' tips behind the upper ones at rest, in mouth widths
@@ -266,9 +262,9 @@ def _tooth_relief(along: np.ndarray, half_width: float, mouth_width: float, size
     """1 on a tooth's face, darker in the narrow gaps between teeth (``size`` scales the teeth)."""
     width = max(0.6, 0.012 * mouth_width) / half_width  # a gap: about a pixel, more on big mouths
     relief = np.ones_like(along)
-    for edge, fade in zip(TOOTH_EDGES, TOOTH_GAP_FADE):
-        for sign, skew in ((1.0, 1.0), (-1.0, TOOTH_SKEW)) if edge else ((1.0, 1.0),):
-            relief -= fade * depth * np.exp(-(((along - sign * skew * edge * size) / width) ** 2))
+    for edge in TOOTH_EDGES:
+        for sign in (1.0, -1.0) if edge else (1.0,):
+            relief -= depth * np.exp(-(((along - sign * edge * size) / width) ** 2))
     return relief
 
 
