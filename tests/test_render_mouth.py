@@ -122,7 +122,7 @@ def test_gums_show_when_the_upper_lip_rises(closed):
     lip_now, lip_rest = geometry.deformed[13], geometry.rigid[13]  # the inner upper lip rose by this much
     assert lip_rest[1] - lip_now[1] > 4
     x = int(round(lip_now[0]))
-    gum = rgb[int(round((lip_now[1] + lip_rest[1]) / 2)), x]
+    gum = rgb[int(round(lip_now[1] + 0.2 * (lip_rest[1] - lip_now[1]))), x]  # just under the raised lip
     tooth = rgb[int(round(lip_rest[1] + 0.05 * closed.mouth.mouth_width)), x]
     assert (gum[0] - gum[1]) > (tooth[0] - tooth[1]) + 10  # redder than the teeth below it
     assert tooth.mean() > gum.mean()

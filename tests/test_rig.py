@@ -60,9 +60,14 @@ def test_mesh_covers_the_whole_picture_once(rig):
 def test_blendshape_deltas_move_the_right_parts(rig):
     d = rig.deltas
     jaw = d[ARKIT_INDEX["JawOpen"]]
-    # chin (152) drops by a fraction of the mouth width; the nose tip (1) and the upper lip (0) stay
+    # chin (152) drops by a fraction of the mouth width; the nose tip (1) stays
     assert 0.3 * rig.mouth_width < jaw[152, 1] < 0.6 * rig.mouth_width
-    assert abs(jaw[1, 1]) < 0.5 and abs(jaw[0, 1]) < 0.5
+    assert abs(jaw[1, 1]) < 0.5
+    # the inner lips part by about 3/4 of the mouth width (as real mouths do per unit of captured
+    # opening), the lips more than the chin drops; the lower lip carries more of it than the upper
+    assert 0.65 * rig.mouth_width < jaw[14, 1] - jaw[13, 1] < 0.85 * rig.mouth_width
+    assert jaw[14, 1] - jaw[13, 1] > 1.4 * jaw[152, 1]
+    assert 0.1 * rig.mouth_width < -jaw[13, 1] < jaw[14, 1]
     # the subject's left eye is landmark 386's eye (image right): its blink moves that lid only
     blink_left = d[ARKIT_INDEX["EyeBlinkLeft"]]
     assert blink_left[386, 1] > 0.5 * (rig.landmarks[374, 1] - rig.landmarks[386, 1])

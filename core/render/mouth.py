@@ -28,9 +28,15 @@ UPPER_JAW_POINTS = list(LIPS_UPPER_OUTER) + [1, 2, 4, 5, 6, 98, 327, 168, 33, 26
 TEETH_WHITE = np.array([236.0, 230.0, 214.0], dtype=np.float32)
 TEETH_IVORY = np.array([1.03, 1.0, 0.9])  # teeth reflect less blue than the white of the eye
 TEETH_BRIGHTNESS = 1.3  # lit teeth against the picture's skin
-SOFTNESS = 0.012  # blur of the drawn interior, in mouth widths
+TEETH_OVER_SCLERA = 1.0  # lit teeth against the picture's eye whites (which the lids shade)
+SOFTNESS = 0.012  # blur of the drawn interior, in mouth widths (0.02 scored ~0.002 higher mouth SSIM but
+# MediaPipe then tracked rendered openings less well: tests/test_render_loop.py r 0.92 -> 0.87)
 LIGHT_AT_SLIT = 0.7  # light inside lips barely parted, against a wide-open mouth's 1
-TEETH_AT_CORNERS = 0.7  # the teeth's brightness where the arch turns away, against the front teeth's
+# Beyond the canines the teeth turn away into the cheeks' shadow (the buccal corridor): real mouths in
+# speech (bench/bench_reenact.py crops) show bright front teeth and dark corners, not a row to the corners
+TEETH_AT_CORNERS = 0.7  # the teeth's brightness at the mouth corners, against the front teeth's
+TEETH_LIT_TO = 0.4  # front teeth fully lit out to here (half-widths of the mouth from its middle)
+TEETH_DARK_FROM = 0.85  # and in the corners' shadow from here
 
 
 class MouthLayer:
@@ -101,7 +107,8 @@ class MouthLayer:
         jaw_shift = geometry.deformed[CHIN] - geometry.rigid[CHIN]
         lip_shift = (geometry.deformed[LOWER_LIP_MIDDLE] - geometry.rigid[LOWER_LIP_MIDDLE]).mean(axis=0)
         tongue_tip = float(np.clip(frame.tongue_tip, 0.0, 1.0))
-        synth = self._synthesize(map_x, map_y, jaw_shift, lip_shift, upper_jaw, geometry.weights, tongue_tip)
+        lips_now = self._lines_now(geometry.deformed, upper_jaw)
+        synth = self._synthesize(map_x, map_y, jaw_shift, lip_shift, upper_jaw, geometry.weights, tongue_tip, lips_now)
         interior = kept * source + (1 - kept) * synth
         closing = self._closing(geometry)
         if closing > 0:  # lips closing past their rest gap: what still shows between them is shadow
@@ -110,6 +117,18 @@ class MouthLayer:
         composite(rgb, box, coverage[..., None], interior)
         if closing > 0:
             self._seal(rgb, geometry, upper_jaw, closing)
+
+    def _lines_now(self, deformed: np.ndarray, upper_jaw: np.ndarray):
+        """The current inner lip lines, (along, down) each, in the mouth's rest coordinates (the lips move
+        on the skull: the upper one rises as the mouth opens, so the rims must follow them, not the rest lines)."""
+        inverse = cv2.invertAffineTransform(upper_jaw.astype(np.float64))
+        lines = []
+        for contour in (LIPS_UPPER_INNER, LIPS_LOWER_INNER):
+            points = deformed[list(contour)].astype(np.float64) @ inverse[:, :2].T + inverse[:, 2]
+            along, down = self._coords(points)
+            order = np.argsort(along)
+            lines.append((along[order], down[order]))
+        return lines
 
     def _closing(self, geometry) -> float:
         """0 .. 1: how far parted lips have closed past their rest gap (0 for closed-lip pictures)."""
@@ -139,7 +158,8 @@ class MouthLayer:
         colour = colour * (1 - 0.45 * np.exp(-((ys - seam) / 0.8) ** 2))[..., None]  # where the lips meet
         composite(rgb, box, (closing * hidden)[..., None], colour.astype(np.float32))
 
-    def _synthesize(self, map_x, map_y, jaw_shift, lip_shift, upper_jaw, weights, tongue_tip: float = 0.0) -> np.ndarray:
+    def _synthesize(self, map_x, map_y, jaw_shift, lip_shift, upper_jaw, weights, tongue_tip: float,
+                    lips_now) -> np.ndarray:
         """Cavity, tongue, gums and teeth at rest-pose positions (map_x, map_y): the upper teeth hang
         from the upper lip line (they move with the skull), the lower teeth and the tongue ride on
         the jaw; everything is lit by how far the lips part and darkens with depth."""
@@ -153,13 +173,15 @@ class MouthLayer:
         lip_down = float(np.linalg.solve(upper_jaw[:, :2], lip_shift) @ self.normal)  # the lower lip's own drop
         upper = np.interp(along, *self.upper_line)
         lower = np.interp(along - jaw_along, *self.lower_line) + lip_down
+        # where the lips are now (rims, the upper lip's shadow, depth); the teeth hang from the rest line
+        upper_now, lower_now = (np.interp(along, *line) for line in lips_now)
         centre_gap = float(np.interp(0.0, *self.lower_line) + lip_down - np.interp(0.0, *self.upper_line))
         # light gets in as the lips part: a slit is in shadow, a wide-open mouth is lit
         light = LIGHT_AT_SLIT + (1 - LIGHT_AT_SLIT) * float(smoothstep(0.0, 0.3 * mw, centre_gap))
         arch = np.sqrt(np.clip(1 - (along / 0.92) ** 2, 0, 1))  # the dental arch, foreshortened to the corners
         # cavity: lit just inside the lips, dark deep inside (not darker toward the corners: that read
         # as black wedges on small mouths)
-        inside = np.minimum(down - upper, lower - down)
+        inside = np.minimum(down - upper_now, lower_now - down)
         deep = smoothstep(0.0, 0.12 * mw, inside)
         out = c["cavity"] * ((1.0 - 0.5 * deep) * light)[..., None]
         # tongue: a low mound behind the lower teeth (TongueOut raises it toward the teeth)
@@ -172,7 +194,7 @@ class MouthLayer:
         tongue_shade = tongue_shade * (1.0 + 0.8 * tongue_tip)  # the raised tip is near the lips, in their light
         out = out + tongue[..., None] * (c["tongue"] * tongue_shade[..., None] - out)
         # gums above the upper teeth: seen only when the upper lip rises off them
-        gum_edge = upper - 0.03 * mw
+        gum_edge = upper - GUM_ABOVE_LIP * mw
         out = out + smoothstep(0.7, -0.7, down - gum_edge)[..., None] * (c["gums"] * light - out)
         # lower teeth ride on the jaw: at rest their tips sit just behind the upper teeth (overbite),
         # so in speech, where the jaw opens far less than the lips part, the two rows stay close
@@ -181,7 +203,7 @@ class MouthLayer:
         # a wide-open jaw carries the lower lip and teeth down together: the lip hides all but their tips
         lower_tips = np.clip(lower_tips, lower - LOWER_TEETH_SHOWN * mw * arch, lower - 0.03 * mw * arch)
         lower_teeth = smoothstep(-0.7, 0.7, down - lower_tips) * smoothstep(0.7, -0.7, down - lower_tips - 0.12 * mw)
-        lower_shade = (0.75 * light * (TEETH_AT_CORNERS + (1 - TEETH_AT_CORNERS) * arch)
+        lower_shade = (0.75 * light * _corridor(along - jaw_along)
                        * _tooth_relief(along - jaw_along, self.half_width, mw, 0.8, 0.07))
         lower_shade = lower_shade * (0.75 + 0.25 * smoothstep(0.0, 0.03 * mw, down - lower_tips))
         behind_lip = smoothstep(-0.7, 0.7, down - lower_tips - 0.12 * mw)  # below them, the lower lip's inside
@@ -189,14 +211,14 @@ class MouthLayer:
         out = out + (lower_teeth * smoothstep(0.1, 0.4, arch))[..., None] * (c["teeth"] * lower_shade[..., None] - out)
         # upper teeth: from the gum line to an incisal edge a little below the rest lip line
         upper_teeth = smoothstep(-0.7, 0.7, down - gum_edge) * smoothstep(-0.7, 0.7, incisal - down) * smoothstep(0.0, 0.3, arch)
-        under_lip = 0.8 + 0.2 * smoothstep(-0.01 * mw, 0.04 * mw, down - upper)  # the upper lip's shadow
+        under_lip = 0.8 + 0.2 * smoothstep(-0.01 * mw, 0.04 * mw, down - upper_now)  # the upper lip's shadow
         tip = 1 - 0.25 * smoothstep(-0.03 * mw, 0.0, down - incisal)  # translucent incisal edges
-        shade = (light * under_lip * tip * (TEETH_AT_CORNERS + (1 - TEETH_AT_CORNERS) * arch) * _upper_tooth_tints(along)
+        shade = (light * under_lip * tip * _corridor(along) * _upper_tooth_tints(along)
                  * _tooth_relief(along, self.half_width, mw))
         out = out + upper_teeth[..., None] * (c["teeth"] * shade[..., None] - out)
         # the inner lips' wet rims: lip colour, a little darker, fading into the mouth
-        rim = np.maximum(np.exp(-np.maximum(down - upper, 0) / (0.015 * mw)),
-                         np.exp(-np.maximum(lower - down, 0) / (0.02 * mw)))
+        rim = np.maximum(np.exp(-np.maximum(down - upper_now, 0) / (0.015 * mw)),
+                         np.exp(-np.maximum(lower_now - down, 0) / (0.02 * mw)))
         out = out + (0.6 * rim)[..., None] * (c["inner_lip"] - out)
         # as soft as the picture around it: drawn edges are sharper than any camera's
         out = cv2.GaussianBlur(out, (0, 0), max(0.5, SOFTNESS * mw))
@@ -207,6 +229,7 @@ class MouthLayer:
 # arch's foreshortening): central and lateral incisors, canines, premolars
 TOOTH_EDGES = (0.0, 0.17, 0.31, 0.45)
 TOOTH_LENGTH = 0.1  # upper incisors below the rest lip line, in mouth widths
+GUM_ABOVE_LIP = 0.12  # the gum line above the rest upper lip line, in mouth widths (speech lifts the lip up to ~0.1)
 OVERBITE = 0.02  # the lower incisors' tips behind the upper ones at rest, in mouth widths
 LOWER_TEETH_SHOWN = 0.09  # at most this much of the lower teeth shows above the lower lip, in mouth widths
 TONGUE_TIP_REACH = 0.02  # the raised tip's top below the rest upper lip line (behind the teeth), mouth widths
@@ -218,6 +241,11 @@ LOWER_TEETH_TRAVEL = 0.5  # the lower incisors move this fraction of the chin's 
 # so the row's shade is uneven, as real rows are. (Uneven lengths too looked truer, but made MediaPipe read
 # the rendered lip gap less faithfully: tests/test_render_loop.py, r 0.94 -> 0.89.)
 TOOTH_TINTS = (1.0, 0.93, 0.9, 0.84)
+
+
+def _corridor(along: np.ndarray) -> np.ndarray:
+    """The teeth's light from the middle (1) to the mouth corners (TEETH_AT_CORNERS)."""
+    return TEETH_AT_CORNERS + (1 - TEETH_AT_CORNERS) * smoothstep(TEETH_DARK_FROM, TEETH_LIT_TO, np.abs(along))
 
 
 def _upper_tooth_tints(along: np.ndarray) -> np.ndarray:
@@ -283,7 +311,7 @@ def _mouth_colours(image: np.ndarray, base_xy: np.ndarray, shown: np.ndarray | N
     hue = 0.75 * white / max(float(white.mean()), 1.0) + 0.25 * skin / max(float(skin.mean()), 1.0)
     hue = hue * TEETH_IVORY / TEETH_IVORY.mean()  # enamel over dentin: teeth are ivory, not white
     # never whiter than its eyes, though small eyes in a dim picture read darker than teeth: at least the skin
-    teeth = min(TEETH_BRIGHTNESS * float(skin.mean()), max(float(white.mean()), float(skin.mean()))) * hue
+    teeth = min(TEETH_BRIGHTNESS * float(skin.mean()), max(TEETH_OVER_SCLERA * float(white.mean()), float(skin.mean()))) * hue
     if shown is not None and (shown > 0.5).sum() > 12:  # parted lips show the teeth: use their colour
         # (between closed lips the opening is the seam, whose colour is the lips')
         inside = image[shown > 0.5]

@@ -42,7 +42,15 @@ from .rig_mesh import (
     lid_rings,
 )
 
-JAW_DROP_PER_MOUTH_WIDTH = 0.45  # chin travel at JawOpen = 1, as a fraction of the lip width
+# At JawOpen = 1, in lip widths. Real mouths part ~0.75 mouth widths per unit of captured lip opening
+# (MediaPipe on the real frames of 14 clips, bench/bench_reenact.py); the rig parted them 0.43 with the
+# chin travelling as far as the lower lip. Opening the chin further overshot the jaw line and lowered
+# mouth SSIM; the opening is made by the lips instead, and the upper lip's share (measured 0.0-0.56 per
+# clip) is set by mouth SSIM on the tuning clips (upper 0.0 -> 0.3: 0.673 -> 0.681).
+JAW_DROP_PER_MOUTH_WIDTH = 0.45  # chin travel
+LOWER_LIP_DROP = 0.45  # the inner lower lip's middle
+UPPER_LIP_RISE = 0.3  # the inner upper lip's middle (its outer edge rises OUTER_UPPER_SHARE of that)
+OUTER_UPPER_SHARE = 0.6
 PARTED_LIPS = 0.06  # lips this far apart at rest (a fraction of the lip width) count as parted
 BILABIAL_PRESS = 0.45  # MouthPressLeft/Right of a bilabial (core/motion/lips): seals parted lips
 
@@ -162,14 +170,30 @@ class _Mouth:
         self.chin_v, self.corner_v = uv[CHIN, 1], uv[[61, 291], 1].mean()
         self.lower_oval = [i for i in FACE_OVAL if uv[i, 1] > self.corner_v]
         self.jaw = JAW_DROP_PER_MOUTH_WIDTH * self.mw
+        # each lip vertex's partner on the other lip (same place along the mouth)
+        pairs = list(zip(LIPS_UPPER_INNER[1:-1], LIPS_LOWER_INNER[1:-1])) + list(zip(LIPS_UPPER_OUTER[1:-1],
+                                                                                   LIPS_LOWER_OUTER[1:-1]))
+        self.lower_of = dict(pairs)
+        self.upper_of = {lo: up for up, lo in pairs}
 
     @property
     def lips(self) -> tuple[int, ...]:
         return self.upper + self.lower + self.corners
 
-    def lip_gap(self, i: int) -> float:
+    def lower_drop(self, i: int) -> float:
         """Lower lip drop at JawOpen = 1: most at the centre."""
-        return self.jaw * (0.4 + 0.55 * (1 - self.side[i] ** 2))
+        return LOWER_LIP_DROP * self.mw * (0.4 + 0.55 * (1 - self.side[i] ** 2)) / 0.95
+
+    def upper_rise(self, i: int) -> float:
+        """Upper lip rise at JawOpen = 1: most at the centre, none at the corners."""
+        share = 1.0 if i in LIPS_UPPER_INNER else OUTER_UPPER_SHARE
+        return UPPER_LIP_RISE * self.mw * share * max(1 - self.side[i] ** 2, 0.0)
+
+    def lip_gap(self, i: int) -> float:
+        """How far the lips part at this vertex's place along the mouth at JawOpen = 1."""
+        j = self.lower_of.get(i, i)
+        u = self.upper_of.get(i, i)
+        return self.lower_drop(j) + self.upper_rise(u)
 
     def below_corners(self, i: int) -> float:
         """0 at the mouth corners' level, 1 at the chin."""
@@ -188,10 +212,11 @@ def _mouth_shapes(b: _ShapeBuilder, mw: float) -> dict[str, np.ndarray]:
 
 def _jaw_shapes(m: _Mouth) -> dict[str, np.ndarray]:
     b, jaw, side = m.b, m.jaw, m.side
-    handles = {i: (0.0, m.lip_gap(i)) for i in m.lower}
+    handles = {i: (0.0, m.lower_drop(i)) for i in m.lower}
     handles.update({i: (0.0, 0.3 * jaw) for i in m.corners})
-    # the upper lip stays, except near the corners, which the jaw pulls down
-    handles.update({i: (0.0, 0.3 * jaw * np.clip((abs(side[i]) - 0.55) / 0.45, 0, 1) ** 2) for i in m.upper})
+    # the upper lip rises a little in the middle; near the corners the jaw pulls it down
+    handles.update({i: (0.0, 0.3 * jaw * np.clip((abs(side[i]) - 0.55) / 0.45, 0, 1) ** 2 - m.upper_rise(i))
+                    for i in m.upper})
     for i in m.lower_oval:
         w = m.below_corners(i)
         handles[i] = (-0.04 * np.sign(b.uv[i, 0]) * w, jaw * w ** 0.8)
