@@ -35,9 +35,10 @@ from .server_session import WireSession
 
 log = logging.getLogger("npcface.serve")
 # How long queued audio may wait for other sessions' chunks to be stepped with them (while more
-# than one session talks): ticks leave up to this much later, and 32 sessions step about 16 at a
-# time instead of one by one (bench/bench_bridge.py).
-STEP_BATCH_S = 0.010
+# than one session talks). 0: on a quiet machine a 10 ms wait made ticks later than it saved
+# (bench/bench_bridge.py, learned, no text: 8 sessions max 54 ms late with it, 22 ms without;
+# 16 sessions 42% vs 7% of ticks late); a server that falls behind batches the queued audio anyway.
+STEP_BATCH_S = 0.0
 
 
 def renderer_available() -> bool:
