@@ -9,7 +9,7 @@ samples, no decode): CPU time, not wall time, because "per core" is what the tar
 machine is shared (wall time there measures the other users); fastest of --repeat runs. `rules` without text runs phone
 recognition (pocketsphinx) on English clips and the acoustic fallback on the others; `learned`
 without text runs no phone decoder. "N streams together": N learned streams each given the next
-20 ms chunk in turn, stepped by core/motion.step_streams where the code has it (one feature
+20 ms chunk in turn, stepped by core/motion/generator.step_streams where the code has it (one feature
 batch for all), else by each stream's push_audio; RTF counts all N streams' audio.
 
 --blas-threads N runs everything with N OpenBLAS threads (default 1, as `npcface serve` sets);

@@ -30,9 +30,9 @@ def add_parser(subparsers) -> None:
 class Verdict:
     kind: str  # "image" or "video"
     summary: str  # size and frames read
-    watermark: object  # core.watermark.Detection
+    watermark: object  # core.provenance.watermark.Detection
     frames_found: str  # "12/60 frames" for a video, "" for a picture
-    manifest: object  # core.provenance.ManifestReport
+    manifest: object  # core.provenance.credentials.ManifestReport
 
     @property
     def generated(self) -> bool:

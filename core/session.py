@@ -248,7 +248,7 @@ class NpcSession:
 def step_sessions(sessions: list[NpcSession],
                   on_error: Callable[[int, Exception], None] | None = None) -> list[list[MotionFrame]]:
     """The motion frames the PCM queued so far completes, per session (none between lines);
-    ``on_error`` as in core/motion.step_streams, with indices into ``sessions``."""
+    ``on_error`` as in core/motion/generator.step_streams, with indices into ``sessions``."""
     from .motion.generator import step_streams
 
     talking = [k for k, npc in enumerate(sessions) if npc._line is not None]

@@ -24,7 +24,7 @@ OUTPUTS = ("JawOpen", "LipGap", "MouthFunnel", "MouthPucker", "MouthStretchLeft"
 
 @dataclass
 class Config:
-    n_inputs: int = 47  # feature columns per row (core/motion_learned.feature_matrix)
+    n_inputs: int = 47  # feature columns per row (core/motion/learned.feature_matrix)
     width: int = 64  # channels of every hidden layer
     kernel: int = 3
     dilations: tuple[int, ...] = (1, 2, 4)  # 140 ms of past (the shipped recipe: chosen on the tuning videos)

@@ -1,6 +1,6 @@
 """core/capture: real MediaPipe tracking on a video the test builds from the committed portrait
 with image operations whose effect is known (in-plane rotation, zoom, a jaw drop, closed eyes,
-blank frames, a mirror), written to mp4 and read back through core/video_io."""
+blank frames, a mirror), written to mp4 and read back through core/formats/video."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,5 +1,5 @@
 """Stepping many talking streams together (what the sidecar does each loop turn) gives each one
-exactly the frames it gets alone: core/features.take_many, core/motion.step_streams,
+exactly the frames it gets alone: core/audio/features.take_many, core/motion/generator.step_streams,
 core/session.step_sessions and the server's batched loop over real sockets."""
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ fixed by (seed, time), so how the audio was chunked does not change the output.
 Conventions: head yaw + = turning to its own left, pitch + = chin up, roll + = toward its left
 shoulder (as core/render/renderer.py and core/formats/livelink.py); gaze is relative to the head. ARKit's
 MouthClose means "lips closed while the jaw is open": lips meet when MouthClose = JawOpen
-(core/visemes.lip_gap measures it), which is what bilabials produce.
+(core/motion/visemes.lip_gap measures it), which is what bilabials produce.
 """
 from __future__ import annotations
 

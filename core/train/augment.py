@@ -1,5 +1,5 @@
 """Training-time augmentation that makes two studio speakers sound like many voices, rooms and
-microphones, applied to the feature rows (core/motion_learned.feature_matrix) so a training step
+microphones, applied to the feature rows (core/motion/learned.feature_matrix) so a training step
 costs no audio decoding or feature extraction.
 
 Per example, drawn from the step's seeded generator (so a recipe reproduces its weights):
