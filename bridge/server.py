@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import logging
-import math
 import os
 import queue
 import secrets
@@ -34,11 +33,6 @@ from .server_handlers import RequestHandlers, log_failure
 from .server_session import WireSession
 
 log = logging.getLogger("npcface.serve")
-# How long queued audio may wait for other sessions' chunks to be stepped with them (while more
-# than one session talks). 0: on a quiet machine a 10 ms wait made ticks later than it saved
-# (bench/bench_bridge.py, learned, no text: 8 sessions max 54 ms late with it, 22 ms without;
-# 16 sessions 42% vs 7% of ticks late); a server that falls behind batches the queued audio anyway.
-STEP_BATCH_S = 0.0
 
 
 def renderer_available() -> bool:
@@ -91,8 +85,6 @@ class Server(RequestHandlers):
         # Sessions with audio queued since the last step, stepped together after each burst of
         # requests: the more audio arrives per loop turn, the more each step batches.
         self._to_step: dict[tuple[bytes, str], tuple[ClientState, WireSession]] = {}
-        self._step_at: float | None = None  # when the queued audio is stepped (monotonic); None: none queued
-        self._talking = 0  # sessions in a line at the last step
         self._render_pool = ThreadPoolExecutor(max_workers=render_workers or os.cpu_count() or 2,
                                                thread_name_prefix="npcface-render")
         self._rig_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="npcface-rig")
@@ -166,14 +158,11 @@ class Server(RequestHandlers):
             while not self._stopping:
                 timeout_ms = 1000 if not any(c.outbox for c in self.clients.values()) else 5
                 timeout_ms = min(timeout_ms, max(1, int(idle_wait_s * 1000))) if not self._unhandled else 0
-                if self._step_at is not None:
-                    timeout_ms = min(timeout_ms, max(0, math.ceil((self._step_at - time.monotonic()) * 1000)))
                 events = dict(poller.poll(timeout_ms))
                 if self._wake_read in events:
                     self._drain_wake_pipe()
                 drained = self._receive_burst() if self.socket in events or self._unhandled else True
-                if self._step_at is not None and time.monotonic() >= self._step_at:
-                    self._step_talking()
+                self._step_talking()
                 self._run_completions()
                 idle_wait_s = self.pump_idle(time.monotonic())  # after requests: talking sessions first
                 self._flush_outboxes()
@@ -297,20 +286,15 @@ class Server(RequestHandlers):
     # ------------------------------------------------------------ stepping talking sessions
 
     def step_later(self, client: ClientState, wire: WireSession) -> None:
-        """``wire`` has audio queued: step it with the others after this burst of requests, or,
-        while other sessions talk too, once the first queued chunk has waited STEP_BATCH_S (their
-        chunks arrive apart, and sessions stepped together cost far less each)."""
+        """``wire`` has audio queued: step it with the others after this burst of requests, not
+        later (waiting 10 ms for other sessions' chunks made ticks later than it saved)."""
         self._to_step[(client.identity, wire.name)] = (client, wire)
-        if self._step_at is None:
-            self._step_at = time.monotonic() + (STEP_BATCH_S if self._talking > 1 else 0.0)
 
     def step_pending(self) -> None:
         """Motion frames for every session with queued audio, computed together (one feature
         batch for all: core/session.step_sessions), then sent as ticks."""
-        self._step_at = None
         if not self._to_step:
             return
-        self._talking = sum(wire.npc.in_line for client in self.clients.values() for wire in client.sessions.values())
         pending = [(client, wire) for client, wire in self._to_step.values()
                    if self.clients.get(client.identity) is client and client.sessions.get(wire.name) is wire]
         self._to_step.clear()
