@@ -190,15 +190,18 @@ class PoseShifts:
         """(T,) -> (T, 3): the held pose, easing from each shift's start to its target."""
         if not self.times:
             return np.zeros((len(times), 3))
-        last = np.searchsorted(self.times, times, side="right") - 1  # the shift each time is in or after
-        starts = np.vstack([np.zeros(3), *self.starts])[last + 1]
-        targets = np.vstack([np.zeros(3), *self.targets])[last + 1]
-        began = np.asarray(self.times)[np.maximum(last, 0)]
+        # Only the shifts from the last one at or before the earliest time still show (a long line
+        # must not make every frame stack its whole history; SlotScheduler.since does the same).
+        first = max(bisect.bisect_right(self.times, float(np.min(times))) - 1, 0)
+        last = np.searchsorted(self.times[first:], times, side="right") - 1  # the shift each time is in or after
+        starts = np.vstack([np.zeros(3), *self.starts[first:]])[last + 1]
+        targets = np.vstack([np.zeros(3), *self.targets[first:]])[last + 1]
+        began = np.asarray(self.times[first:])[np.maximum(last, 0)]
         progress = np.where(last >= 0, _ease((times - began) / SHIFT_S), 0.0)
         return starts + (targets - starts) * progress[:, None]
 
 
-_SWAY_X, _SWAY_Y = 3, 4  # noise channels 0-2 are the head angles (head_noise)
+_SWAY_X, _SWAY_Y = 3, 4  # noise channels 0-2 are the head angles (_head_and_idle_noise)
 
 
 @dataclass
