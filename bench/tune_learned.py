@@ -2,7 +2,7 @@
 (lag 0 / best lag) for weights files, the rules, and blends of the rules' and the learned lip gap,
 on bench_learned's fixed split (tuning clips guide choices; held-out clips are only reported).
 
-    .venv/bin/python bench/tune_learned.py [--data DIR] WEIGHTS.safetensors...
+    .venv/bin/python bench/tune_learned.py [--data DIR] [--grid N] [--held-out] WEIGHTS.safetensors...
 
 The network's rows are read directly (no full generator run), which matches bench_learned's
 learned figures to about 0.01. The rules' curves are computed once and cached in bench/results/.
@@ -11,6 +11,7 @@ Exits 0 with a note without the data folder.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -22,7 +23,7 @@ import numpy as np  # noqa: E402
 from _common import REPO, data_dir  # noqa: E402
 
 sys.path.insert(0, str(REPO / "bench"))
-from bench_learned import HELD_OUT_VIDEOS, TUNING_VIDEOS  # noqa: E402
+from bench_learned import HELD_OUT_VIDEOS, RECIPE, TUNING_VIDEOS  # noqa: E402
 from bench_quality import lagged_r, loudness_envelope  # noqa: E402
 
 BLEND_WEIGHTS = (0.3, 0.5, 0.7)  # share of the learned lip gap
@@ -68,6 +69,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("weights", nargs="+", type=Path)
     parser.add_argument("--data", help="the shared data folder (default ../shared/data)")
+    parser.add_argument("--grid", type=int, default=0,
+                        help="also score this many of the recipe's held-out GRID clips per speaker (no text)")
+    parser.add_argument("--held-out", action="store_true",
+                        help="also score the held-out clips (look once, at the end: they must not guide choices)")
     args = parser.parse_args()
     data = data_dir(args.data)
     if not (data / "video").is_dir():
@@ -78,7 +83,15 @@ def main() -> int:
 
     models = {w.stem: load_weights(w).double() for w in args.weights}
     videos = {v.stem.split("_")[0]: v for v in sorted((data / "video").glob("v*.mp4"))}
-    for label, names in (("tuning", TUNING_VIDEOS), ("held out", HELD_OUT_VIDEOS)):
+    sets = [("tuning", TUNING_VIDEOS)]
+    recipe = json.loads(RECIPE.read_text())
+    for speaker in ("s1", "s4") if args.grid else ():
+        held = [n for n in recipe["held_out"] if n.startswith(f"{speaker}/")][:args.grid]
+        videos.update({n: data / "train" / "grid" / f"{n}.mp4" for n in held})
+        sets.append((f"GRID {speaker} held out", tuple(held)))
+    if args.held_out:
+        sets.append(("held out", HELD_OUT_VIDEOS))
+    for label, names in sets:
         results: dict[str, list] = {}
         for name in names:
             c = clip_curves(videos[name])
@@ -92,7 +105,7 @@ def main() -> int:
                 results.setdefault(key, []).append(lagged_r(c["truth_times"], c["truth"], times, curve))
         print(f"\n{label} clips: " + " ".join(names))
         for key, rows in results.items():
-            cells = " ".join(f"{n} {r0:5.2f}/{best:4.2f}" for n, (r0, best, _) in zip(names, rows))
+            cells = " ".join(f"{n.split('/')[-1]} {r0:5.2f}/{best:4.2f}" for n, (r0, best, _) in zip(names, rows))
             print(f"{key:28s} mean {np.mean([r[0] for r in rows]):.3f}/{np.mean([r[1] for r in rows]):.3f} | {cells}")
     return 0
 

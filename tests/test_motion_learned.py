@@ -11,6 +11,7 @@ import torch
 
 from conftest import fixture_line
 from npcface.core.audio.decode import load_audio
+from npcface.core.arkit import ARKIT_INDEX
 from npcface.core.audio.features import compute_features
 from npcface.core.motion.learned import LearnedMotionGenerator, feature_matrix, run_model
 from npcface.core.motion.learned_weights import SHIPPED_WEIGHTS, ModelError, load_weights, save_weights
@@ -45,12 +46,20 @@ def coarse_weights(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def cue_weights(tmp_path_factory):
+    """The rule generator's cues as extra input columns (Config.rule_cues)."""
+    from npcface.core.motion.learned_inputs import RULE_COLUMNS
+
+    return _untrained(Config(rule_cues=len(RULE_COLUMNS)), 5, tmp_path_factory.mktemp("weights") / "cues.safetensors")
+
+
+@pytest.fixture(scope="module")
 def greeting():
     wav, text = fixture_line("line_greeting")
     return load_audio(wav), text
 
 
-@pytest.mark.parametrize("weights", ["random_weights", "coarse_weights"])
+@pytest.mark.parametrize("weights", ["random_weights", "coarse_weights", "cue_weights"])
 def test_streaming_equals_offline_for_random_chunkings(weights, greeting, request):
     audio, _ = greeting
     generator = LearnedMotionGenerator(Controls(fps=30.0, seed=5), request.getfixturevalue(weights))
@@ -97,6 +106,54 @@ def test_a_config_with_impossible_mel_bands_is_refused():
         Config(mel_bands=0)
 
 
+def test_the_rules_cues_reach_their_own_rows_output_and_no_earlier(cue_weights, greeting):
+    """A cue column changed at one row changes the network's output from that row on (the cues
+    are read ``lookahead`` rows late, at their own row), and nothing before it."""
+    from npcface.core.motion.learned_inputs import with_rule_columns
+
+    audio, _ = greeting
+    model = load_weights(cue_weights)
+    rows = with_rule_columns(feature_matrix(compute_features(audio.samples)), model.config.rule_cues)
+    with torch.inference_mode():
+        base = model(torch.from_numpy(rows)[None])[0].numpy()
+        row = 200
+        for column in range(47, rows.shape[1]):
+            changed = rows.copy()
+            changed[row, column] += 1.0
+            out = model(torch.from_numpy(changed)[None])[0].numpy()
+            np.testing.assert_array_equal(out[:row], base[:row])
+            assert np.abs(out[row] - base[row]).max() > 1e-6, column
+
+
+def test_cue_columns_follow_the_rules_acoustic_mouth(greeting):
+    """The columns are the rule generator's own numbers: its level cue and its phone-less jaw,
+    row by row, as lip_layer makes them from compute_cues on the same features."""
+    from npcface.core.motion.cues import compute_cues
+    from npcface.core.motion.learned_inputs import RULE_COLUMNS, rule_columns_many
+    from npcface.core.motion.lips import PhoneTable, lip_layer
+
+    audio, _ = greeting
+    features = compute_features(audio.samples)
+    columns = rule_columns_many([feature_matrix(features)])[0]
+    cues = compute_cues(features)
+    jaw = lip_layer(cues.row_times(), cues, PhoneTable.build(()), "acoustic").mouth[:, ARKIT_INDEX["JawOpen"]]
+    assert columns.shape == (features.num_frames, len(RULE_COLUMNS))
+    np.testing.assert_allclose(columns[:, RULE_COLUMNS.index("level")], cues.level, atol=1e-5)
+    np.testing.assert_allclose(columns[:, RULE_COLUMNS.index("acoustic_jaw")], jaw, atol=1e-5)
+    assert np.ptp(jaw) > 0.1
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"rule_cues": 5}, "rule_cues must be 0 or 11"),
+    ({"rule_cues": 11, "lookahead": 4}, "rule_cues need lookahead >= 8"),
+])
+def test_a_weights_file_with_impossible_rule_cues_is_refused(tmp_path, changes, message):
+    path = _untrained(Config(**changes), 0, tmp_path / "cues.safetensors")
+    with pytest.raises(ModelError, match=message) as error:
+        load_weights(path)
+    assert str(path) in str(error.value)
+
+
 def test_same_input_same_output(random_weights, greeting):
     audio, _ = greeting
     a = LearnedMotionGenerator(Controls(seed=1), random_weights).animate(audio)
@@ -104,9 +161,11 @@ def test_same_input_same_output(random_weights, greeting):
     np.testing.assert_array_equal(a.blendshapes, b.blendshapes)
 
 
-def test_the_network_reads_at_most_80_ms_ahead(random_weights, greeting):
+@pytest.mark.parametrize("weights", ["random_weights", "cue_weights"])
+def test_the_network_reads_at_most_80_ms_ahead(weights, greeting, request):
+    """With the rules' cues too: a cue reads 80 ms ahead and the network reads it that much late."""
     audio, _ = greeting
-    model = load_weights(random_weights)
+    model = load_weights(request.getfixturevalue(weights))
     rows = feature_matrix(compute_features(audio.samples))
     out = run_model(model, rows, final=False)
     changed = rows.copy()
@@ -237,7 +296,7 @@ def test_backend_factory_and_cli_flag(random_weights, tmp_path, capsys):
         assert message in err and len(err.splitlines()) == 1, err
 
 
-@pytest.mark.parametrize("weights", ["random_weights", "coarse_weights"])
+@pytest.mark.parametrize("weights", ["random_weights", "coarse_weights", "cue_weights"])
 def test_incremental_network_equals_the_whole_line_run(weights, greeting, request):
     from npcface.core.motion.learned import IncrementalMouth
 

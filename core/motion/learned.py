@@ -26,6 +26,7 @@ from ..arkit import ARKIT_INDEX, ARKIT_NAMES
 from ..audio.features import compute_features, concat_features
 from ..types import FEATURE_HOP_S, AudioFeatures, Controls, PhoneTimeline
 from .generator import FRAME_REACH_S, MotionGenerator, MotionStream, _FixedPhones, _LivePhones
+from .learned_inputs import CueWindow, advance_many, with_rule_columns
 from .learned_weights import SHIPPED_WEIGHTS, load_weights
 from .lips import KEY_SHAPE_TRUST, LipLayer, PhoneTable, apply_closure, key_shape_curve
 
@@ -72,6 +73,7 @@ def run_model(model, matrix: np.ndarray, final: bool) -> np.ndarray:
         matrix = np.concatenate([matrix, np.repeat(silence_row()[None], lookahead, axis=0)])
     if len(matrix) <= lookahead:
         return np.zeros((0, model.config.n_outputs))
+    matrix = with_rule_columns(matrix, model.config.rule_cues)
     with torch.inference_mode():
         out = model(torch.from_numpy(np.ascontiguousarray(matrix))[None])  # (1, T', n_outputs)
     return out[0].numpy()
@@ -151,6 +153,7 @@ class IncrementalMouth:
         self._history = [np.zeros(((config.kernel - 1) * d, config.width)) for d in config.dilations]  # causal zeros
         self.fed = 0  # rows fed so far (absolute index of the next one)
         self.outputs = np.zeros((0, config.n_outputs))  # output row i belongs to feature row i
+        self._cues = CueWindow() if config.rule_cues else None
 
     def feed(self, matrix: np.ndarray) -> None:
         """Append (n, n_inputs) rows; outputs grow by the rows whose lookahead is now complete."""
@@ -208,6 +211,8 @@ def _feed_group(mouths: list[IncrementalMouth], matrices: list[np.ndarray]) -> N
     parts = [mouth._relative(matrix) if config.context > 0 else np.asarray(matrix, dtype=np.float64)
              for mouth, matrix in zip(mouths, matrices)]
     x = np.concatenate(parts)
+    if config.rule_cues:
+        x = np.concatenate([x, _late_cues(mouths, matrices, arrays.input_mean[-config.rule_cues:])], axis=1)
     if arrays.pool is not None:  # Config.mel_bands: the 40 log-mel bands averaged into fewer
         x = np.concatenate([x[:, :40] @ arrays.pool, x[:, 40:]], axis=1)
     x = ((x - arrays.input_mean) / arrays.input_std) @ arrays.inp[0] + arrays.inp[1]  # (N, W)
@@ -224,6 +229,17 @@ def _feed_group(mouths: list[IncrementalMouth], matrices: list[np.ndarray]) -> N
     for mouth, first, end in zip(mouths, bounds[:-1], bounds[1:]):
         mouth.fed += end - first
         mouth.outputs = np.concatenate([mouth.outputs, y[first:end]])
+
+
+def _late_cues(mouths: list[IncrementalMouth], matrices: list[np.ndarray], mean: np.ndarray) -> np.ndarray:
+    """(N, rule_cues) the cue columns each new row carries: those of the row ``lookahead`` earlier
+    (Audio2Face.forward); before the first such row, the training mean (zero once normalised)."""
+    advance_many([mouth._cues for mouth in mouths], matrices)
+    lookahead, blocks = mouths[0].model.config.lookahead, []
+    for mouth, matrix in zip(mouths, matrices):
+        early = min(len(matrix), max(0, lookahead - mouth.fed))  # positions before the first cue row
+        blocks += [np.repeat(mean[None], early, axis=0), mouth._cues.take(len(matrix) - early)]
+    return np.concatenate(blocks)
 
 
 class LearnedMotionStream(MotionStream):

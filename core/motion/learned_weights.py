@@ -67,6 +67,7 @@ def load_weights(path: str | Path):
     from safetensors.torch import load_file
 
     from ...models.audio2face import Audio2Face, Config
+    from .learned_inputs import check_rule_cues
 
     path = Path(path)
     header = _read_header(path)
@@ -76,6 +77,7 @@ def load_weights(path: str | Path):
                          f"(metadata npcface_model = {metadata.get('npcface_model')!r})")
     try:
         config = Config.from_dict(json.loads(metadata["config"]))
+        check_rule_cues(config.rule_cues, config.lookahead)
     except (KeyError, ValueError, TypeError) as error:
         raise ModelError(f"model file {path} has no usable config in its metadata ({error})") from None
     try:

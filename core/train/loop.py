@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ...models.audio2face import OUTPUTS, Audio2Face, Config
+from ..motion.learned_inputs import CUE_BACK_ROWS, rule_columns_many, with_rule_columns
 from ..motion.learned_weights import ModelError, save_weights
 from .augment import AugmentConfig, augment_clip
 from .data import Clip, align_targets
@@ -99,35 +100,47 @@ def _masked_pearson(out: torch.Tensor, targets: torch.Tensor, m: torch.Tensor, o
 
 def _batch(clips: list[Clip], config: TrainConfig, step: int, model_config: Config):
     """A batch of examples: ``window`` judged rows each, preceded by up to receptive_back rows of
-    real context (as a stream has it mid-line; none at a clip's start, as at a line's start)."""
+    real context (as a stream has it mid-line; none at a clip's start, as at a line's start).
+    With Config.rule_cues, each example's cue columns are computed from its augmented rows with
+    the CUE_BACK_ROWS before them, as a stream has them."""
     rng = np.random.default_rng([config.seed, step])
     lookahead = model_config.lookahead
     pre = model_config.receptive_back + lookahead
+    cue_back = CUE_BACK_ROWS if model_config.rule_cues else 0
     lengths = np.array([len(c.features) for c in clips], dtype=np.float64)
     picks = rng.choice(len(clips), size=config.batch, p=lengths / lengths.sum())
     n_in, n_out = clips[0].features.shape[1], clips[0].targets.shape[1]
     span = pre + config.window
     augment = AugmentConfig.from_dict(config.augment) if config.augment is not None else None
-    features = np.zeros((config.batch, span + lookahead, n_in), np.float32)
+    features = np.zeros((config.batch, span + lookahead, n_in + model_config.rule_cues), np.float32)
     targets = np.zeros((config.batch, span, n_out), np.float32)
     mask = np.zeros((config.batch, span), np.float32)
+    wide, wide_firsts = [], []  # each example's rows with the cues' back context before them
     for b, index in enumerate(picks):
         clip_features, clip_targets = clips[index].features, clips[index].targets
         if augment is not None:
             clip_features, clip_targets = augment_clip(clip_features, clip_targets, rng, augment)
         start = int(rng.integers(0, max(0, len(clip_features) - config.window) + 1))
         first = max(0, start - pre)
-        rows = clip_features[first:start + config.window + lookahead]
-        features[b, :len(rows)] = rows
-        features[b, len(rows):] = clip_features[-1]  # past the clip's end: hold its last (quiet) row
+        back = min(first, cue_back)
+        rows = np.zeros((back + span + lookahead, n_in), np.float32)
+        got = clip_features[first - back:start + config.window + lookahead]
+        rows[:len(got)] = got
+        rows[len(got):] = clip_features[-1]  # past the clip's end: hold its last (quiet) row
         wanted = clip_targets[first:start + config.window]
         targets[b, :len(wanted)] = wanted
         mask[b, start - first:len(wanted)] = 1.0
         gain = rng.uniform(-config.gain_jitter_db, config.gain_jitter_db)
-        features[b, :, :40] += gain * np.log(10) / 10  # log-mel is natural log of power
-        features[b, :, 40] = np.maximum(features[b, :, 40] + gain, -90.0)  # loudness dB
+        rows[:, :40] += gain * np.log(10) / 10  # log-mel is natural log of power
+        rows[:, 40] = np.maximum(rows[:, 40] + gain, -90.0)  # loudness dB
         tilt = rng.uniform(-config.tilt_jitter, config.tilt_jitter)  # a different microphone / room
-        features[b, :, :40] += tilt * (np.arange(40) / 39 - 0.5)
+        rows[:, :40] += tilt * (np.arange(40) / 39 - 0.5)
+        features[b, :, :n_in] = rows[back:]
+        wide.append(rows)
+        wide_firsts.append(back)
+    if model_config.rule_cues:
+        for b, columns in enumerate(rule_columns_many([w.astype(np.float64) for w in wide], wide_firsts)):
+            features[b, :, n_in:] = columns
     return torch.from_numpy(features), torch.from_numpy(targets), torch.from_numpy(mask)
 
 
@@ -135,7 +148,9 @@ def new_model(clips: list[Clip], config: TrainConfig) -> Audio2Face:
     torch.manual_seed(config.seed)
     model = Audio2Face(Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.model.items()}))
     with torch.no_grad():
-        stacked = torch.cat([model.inputs(torch.from_numpy(c.features[None]).double())[0] for c in clips]).numpy()
+        stacked = torch.cat([model.inputs(torch.from_numpy(with_rule_columns(c.features.astype(np.float64),
+                                                                             model.config.rule_cues)[None]))[0]
+                             for c in clips]).numpy()
     model.input_mean.copy_(torch.from_numpy(stacked.mean(axis=0)))
     model.input_std.copy_(torch.from_numpy(np.maximum(stacked.std(axis=0), 1e-3)))
     return model
@@ -150,6 +165,7 @@ def validation_loss(model: Audio2Face, clips: list[Clip]) -> float:
     with torch.no_grad():
         for clip in clips:
             rows = np.concatenate([clip.features, np.repeat(clip.features[-1:], lookahead, axis=0)])
+            rows = with_rule_columns(rows.astype(np.float64), model.config.rule_cues)
             targets = torch.from_numpy(clip.targets)[None]
             total += float(_loss(model, torch.from_numpy(rows)[None].float(), targets, torch.ones(targets.shape[:2]), weights))
     return total / len(clips)
