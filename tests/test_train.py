@@ -40,23 +40,29 @@ def takes(tmp_path_factory) -> Path:
         write_livelink_csv(track, folder / f"{name}.csv")
         shutil.copy(wav, folder / f"{name}.wav")
     (folder / "tiny.json").write_text(json.dumps(TINY))
+    cues = json.loads(json.dumps(TINY))
+    cues["train"]["model"]["rule_cues"] = 11  # the rule generator's cues as inputs
+    (folder / "tiny_cues.json").write_text(json.dumps(cues))
     return folder
 
 
-def command(takes: Path, out: Path, steps: int, cache: Path) -> list[str]:
-    return ["train", str(takes), "-o", str(out), "--recipe", str(takes / "tiny.json"), "--steps", str(steps),
+def command(takes: Path, out: Path, steps: int, cache: Path, recipe: str = "tiny.json") -> list[str]:
+    return ["train", str(takes), "-o", str(out), "--recipe", str(takes / recipe), "--steps", str(steps),
             "--cache", str(cache), "--validate", "1"]
 
 
-def test_train_writes_weights_plot_and_validation_table(takes, tmp_path, capsys):
+@pytest.mark.parametrize("recipe", ["tiny.json", "tiny_cues.json"])
+def test_train_writes_weights_plot_and_validation_table(takes, tmp_path, capsys, recipe):
     out = tmp_path / "actor.safetensors"
-    assert main(command(takes, out, 10, tmp_path / "cache")) == 0
+    assert main(command(takes, out, 10, tmp_path / "cache", recipe)) == 0
     printed = capsys.readouterr()
     assert "held-out clip" in printed.out and "line_greeting" in printed.out  # the 2nd take (sorted) is held out
     assert (tmp_path / "actor.loss.png").stat().st_size > 1000
     assert not (tmp_path / "actor.ckpt").exists()  # finished: the checkpoint is gone
     wav, _ = fixture_line("line_greeting")
-    track = LearnedMotionGenerator(weights=out).animate(load_audio(wav))
+    generator = LearnedMotionGenerator(weights=out)
+    assert generator.model.config.rule_cues == (11 if recipe == "tiny_cues.json" else 0)
+    track = generator.animate(load_audio(wav))
     assert np.isfinite(track.blendshapes).all()
 
 
