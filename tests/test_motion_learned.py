@@ -320,3 +320,29 @@ def test_render_takes_the_motion_flag_too(tmp_path, capsys, portrait_path):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert "rules, learned or a .safetensors" in err and len(err.splitlines()) == 1, err
+
+
+def test_mouths_fed_together_equal_each_fed_alone(cue_weights, random_weights, greeting):
+    """feed_many (the sidecar's batched step) with cue and plain models and rows of different
+    lengths and offsets: every mouth gets what it gets alone (its cue window included)."""
+    from npcface.core.motion.learned import IncrementalMouth, feed_many
+
+    audio, _ = greeting
+    rows = feature_matrix(compute_features(audio.samples))
+    models = [load_weights(cue_weights), load_weights(cue_weights), load_weights(random_weights)]
+    lines = [rows, rows[37:], rows[::-1].copy()]
+    chunks = [3, 5, 2]
+    together = [IncrementalMouth(m) for m in models]
+    position = [0, 0, 0]
+    while any(p < len(line) for p, line in zip(position, lines)):
+        parts = [line[p:p + c] for p, line, c in zip(position, lines, chunks)]
+        feed_many(together, parts)
+        position = [p + c for p, c in zip(position, chunks)]
+    for mouth, model, line in zip(together, models, lines):
+        mouth.finish()
+        alone = IncrementalMouth(model)
+        alone.feed(line)
+        alone.finish()
+        together_values, alone_values = mouth.values(0), alone.values(0)
+        assert len(together_values) == len(line)
+        np.testing.assert_allclose(together_values, alone_values, atol=1e-12)
