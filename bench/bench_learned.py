@@ -189,7 +189,8 @@ def main() -> int:
     print(f"\nstreaming, 20 ms chunks, no text, 1 thread: " + ", ".join(f"{n} {s:.1f}x real time" for n, s in speeds.items()))
     print(f"learned model: {model.num_parameters()} parameters, file {weights.stat().st_size / 1e6:.2f} MB, "
           f"lookahead {10 * model.config.lookahead} ms, rows read per output {10 * (model.config.receptive_back + model.config.lookahead)} ms "
-          f"(of them {10 * model.config.context} ms for level normalisation) "
+          f"(of them {10 * model.config.context} ms for level normalisation"
+          f"{'; the rules cues read 2.6 s further back' if model.config.rule_cues else ''}) "
           f"(training time: `npcface train --recipe {RECIPE.relative_to(REPO)}` prints it)")
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=1))
