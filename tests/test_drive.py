@@ -186,3 +186,21 @@ def test_a_jaw_closing_past_the_portraits_rest_lifts_the_closed_lips(portrait):
     lifted = renderer.geometry(driven.frame(1)).deformed[lips, 1]
     assert np.all(lifted < rest - 0.02 * rig.mouth_width), (rest, lifted)
     assert not retarget(track, neutral=1).blendshapes[:, [ARKIT_INDEX["MouthShrugLower"]]].any()
+
+
+def test_head_poses_are_turned_back_by_the_neutral_pose_not_subtracted():
+    """A performer holding the head rolled 20 degrees turns it 25 degrees about the neck: the retargeted
+    rotation, applied to the portrait (which shows the neutral pose), must give the performer's pose;
+    subtracting the angles gives a turn about the camera's axis instead, off by several degrees."""
+    from npcface.core.render.renderer import rotation_matrix
+
+    poses = np.array([[0.0, 5.0, 20.0], [25.0, 5.0, 20.0], [-10.0, -8.0, 12.0]])
+    track = MotionTrack(fps=30.0, times=np.arange(3) / 30, head_rotation=poses, head_translation=np.zeros((3, 3)),
+                        gaze=np.zeros((3, 2, 2)), blendshapes=np.zeros((3, 52), dtype=np.float32))
+    driven = retarget(track, neutral=0)
+    neutral = rotation_matrix(*poses[0], dtype=np.float64)
+    for pose, relative in zip(poses, driven.head_rotation):
+        assert np.allclose(rotation_matrix(*relative, dtype=np.float64) @ neutral,
+                           rotation_matrix(*pose, dtype=np.float64), atol=1e-9)
+    subtracted = rotation_matrix(*(poses[1] - poses[0]), dtype=np.float64) @ neutral
+    assert np.degrees(np.arccos((np.trace(subtracted.T @ rotation_matrix(*poses[1], dtype=np.float64)) - 1) / 2)) > 3

@@ -133,12 +133,23 @@ def retarget(track: MotionTrack, neutral: int | None = None) -> MotionTrack:
     blendshapes = np.clip((weights - rest) / np.maximum(1.0 - rest, 1e-3), 0.0, 1.0)
     _jaw_closing_past_rest(blendshapes, weights[:, JAW] - rest[JAW])
     blendshapes = blendshapes.astype(np.float32)
-    rotation = np.clip(track.head_rotation - pose, -HEAD_LIMITS_DEG, HEAD_LIMITS_DEG)
+    rotation = np.clip(_turned_back(track.head_rotation, pose), -HEAD_LIMITS_DEG, HEAD_LIMITS_DEG)
     translation = track.head_translation - sway
     translation[:, :2] = np.clip(translation[:, :2], -SWAY_LIMIT_M, SWAY_LIMIT_M)
     translation[:, 2] = np.clip(translation[:, 2], *DEPTH_LIMITS_M)
     return replace(track, head_rotation=rotation, head_translation=translation, gaze=track.gaze - gaze,
                    blendshapes=blendshapes)
+
+
+def _turned_back(angles: np.ndarray, neutral: np.ndarray) -> np.ndarray:
+    """(T, 3) head angles relative to the neutral pose, as the renderer turns the picture: each pose's
+    rotation composed with the neutral's inverse. Angles do not subtract once the neutral is not
+    frontal: a head held rolled turns about its own tilted axis, which subtracted angles made a turn
+    about the camera's (reenactment, held-out clips: lips 2.64 -> 2.46 px from the real ones)."""
+    from ..render.renderer import rotation_angles, rotation_matrix
+
+    back = rotation_matrix(*neutral, dtype=np.float64).T
+    return np.array([rotation_angles(rotation_matrix(*pose, dtype=np.float64) @ back) for pose in angles]).reshape(-1, 3)
 
 
 def _jaw_closing_past_rest(retargeted: np.ndarray, jaw_change: np.ndarray) -> None:

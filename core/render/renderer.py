@@ -149,13 +149,21 @@ class Renderer:
         return self.pivot[:2] + (points[:, :2] - self.pivot[:2]) * (self.focal / depth)
 
 
-def rotation_matrix(yaw: float, pitch: float, roll: float) -> np.ndarray:
+def rotation_matrix(yaw: float, pitch: float, roll: float, dtype=np.float32) -> np.ndarray:
     """Camera axes x right, y down, z toward the camera; angles in degrees (see module docstring)."""
     y, p, r = np.radians([yaw, pitch, roll])
     turn = np.array([[np.cos(y), 0, np.sin(y)], [0, 1, 0], [-np.sin(y), 0, np.cos(y)]])
     nod = np.array([[1, 0, 0], [0, np.cos(p), -np.sin(p)], [0, np.sin(p), np.cos(p)]])
     tilt = np.array([[np.cos(r), -np.sin(r), 0], [np.sin(r), np.cos(r), 0], [0, 0, 1]])
-    return (tilt @ turn @ nod).astype(np.float32)
+    return (tilt @ turn @ nod).astype(dtype)
+
+
+def rotation_angles(matrix: np.ndarray) -> np.ndarray:
+    """(yaw, pitch, roll) degrees of a rotation_matrix (tilt @ turn @ nod), its inverse within +-90 yaw."""
+    yaw = -np.arcsin(np.clip(matrix[2, 0], -1.0, 1.0))
+    pitch = np.arctan2(matrix[2, 1], matrix[2, 2])
+    roll = np.arctan2(matrix[1, 0], matrix[0, 0])
+    return np.degrees([yaw, pitch, roll])
 
 
 def _output_size(size: int | tuple[int, int]) -> tuple[int, int]:
