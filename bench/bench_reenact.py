@@ -104,7 +104,7 @@ def prepare(clip: Path, folder: Path) -> dict | None:
     candidates = np.setdiff1d(np.arange(len(frames)), [rest])
     picks = candidates[np.linspace(0, len(candidates) - 1, FRAMES_PER_CLIP).round().astype(int)]
     height, width = frames[0][1].shape[:2]
-    face_boxes, mouth_boxes, eye_boxes, kept = [], [], [], []
+    face_boxes, mouth_boxes, eye_boxes, kept, points = [], [], [], [], []
     with FaceTracker(video_mode=False) as tracker:
         for index in picks:
             found = tracker.landmarks(frames[index][1])
@@ -112,6 +112,7 @@ def prepare(clip: Path, folder: Path) -> dict | None:
                 continue
             face, mouth, *eyes = boxes(found[:, :2] * (width, height), width, height)
             kept.append(index)
+            points.append(found[:, :2] * (width, height))
             face_boxes.append(face)
             mouth_boxes.append(mouth)
             eye_boxes.append(eyes)
@@ -121,7 +122,7 @@ def prepare(clip: Path, folder: Path) -> dict | None:
     take = np.r_[rest, kept]  # the captured curves as they come, the rig frame's first: each revision retargets
     np.savez(folder / f"{clip.stem}.npz", rest=frames[rest][1], real=np.stack([frames[i][1] for i in kept]),
              picks=kept, face_boxes=np.array(face_boxes), mouth_boxes=np.array(mouth_boxes),
-             eye_boxes=np.array(eye_boxes), fps=info.fps, times=result.track.times[take],
+             eye_boxes=np.array(eye_boxes), landmarks=np.array(points, np.float32), fps=info.fps, times=result.track.times[take],
              head_rotation=result.track.head_rotation[take], head_translation=result.track.head_translation[take],
              gaze=result.track.gaze[take], blendshapes=result.track.blendshapes[take], opening=opening[kept])
     return {"clip": clip.stem, "frames": len(frames), "rest": rest}

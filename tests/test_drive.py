@@ -163,3 +163,44 @@ def test_a_captured_head_turning_in_place_does_not_also_slide():
     moved = from_capture(pitch_take).head_translation
     assert np.abs(moved - moved[5]).max() < 1e-4
     assert np.abs(pitch_take.head_translation[0] - pitch_take.head_translation[5]).max() > 0.01  # the take did swing
+
+
+def test_a_jaw_closing_past_the_portraits_rest_lifts_the_closed_lips(portrait):
+    """The portrait's frame caught the jaw dropped behind closed lips (JawOpen = MouthClose = 0.15, a
+    bilabial); later closed frames hold the jaw higher. Their lips must render above the picture's,
+    and openings and a take whose rest has the jaw up get no lift."""
+    rig, _ = portrait
+    count, close = 8, ARKIT_INDEX["MouthClose"]
+    weights = np.zeros((count, 52), dtype=np.float32)
+    weights[:, JAW] = weights[:, close] = 0.02
+    weights[0, JAW] = weights[0, close] = 0.15
+    weights[5, JAW], weights[5, close] = 0.5, 0.0
+    track = MotionTrack(fps=30.0, times=np.arange(count) / 30, head_rotation=np.zeros((count, 3)),
+                        head_translation=np.zeros((count, 3)), gaze=np.zeros((count, 2, 2)), blendshapes=weights)
+    driven = retarget(track, neutral=0)
+    shrugs = driven.blendshapes[:, [ARKIT_INDEX["MouthShrugLower"], ARKIT_INDEX["MouthShrugUpper"]]]
+    assert np.all(shrugs[[1, 2, 3, 4, 6, 7]] == 1.0) and np.all(shrugs[[0, 5]] == 0.0), shrugs
+    renderer = Renderer(rig, rig.image.shape[1::-1], watermark=False)
+    lips = [0, 13, 14, 17]  # the lips' middle, top to bottom
+    rest = renderer.geometry(driven.frame(0)).deformed[lips, 1]
+    lifted = renderer.geometry(driven.frame(1)).deformed[lips, 1]
+    assert np.all(lifted < rest - 0.02 * rig.mouth_width), (rest, lifted)
+    assert not retarget(track, neutral=1).blendshapes[:, [ARKIT_INDEX["MouthShrugLower"]]].any()
+
+
+def test_head_poses_are_turned_back_by_the_neutral_pose_not_subtracted():
+    """A performer holding the head rolled 20 degrees turns it 25 degrees about the neck: the retargeted
+    rotation, applied to the portrait (which shows the neutral pose), must give the performer's pose;
+    subtracting the angles gives a turn about the camera's axis instead, off by several degrees."""
+    from npcface.core.render.renderer import rotation_matrix
+
+    poses = np.array([[0.0, 5.0, 20.0], [25.0, 5.0, 20.0], [-10.0, -8.0, 12.0]])
+    track = MotionTrack(fps=30.0, times=np.arange(3) / 30, head_rotation=poses, head_translation=np.zeros((3, 3)),
+                        gaze=np.zeros((3, 2, 2)), blendshapes=np.zeros((3, 52), dtype=np.float32))
+    driven = retarget(track, neutral=0)
+    neutral = rotation_matrix(*poses[0], dtype=np.float64)
+    for pose, relative in zip(poses, driven.head_rotation):
+        assert np.allclose(rotation_matrix(*relative, dtype=np.float64) @ neutral,
+                           rotation_matrix(*pose, dtype=np.float64), atol=1e-9)
+    subtracted = rotation_matrix(*(poses[1] - poses[0]), dtype=np.float64) @ neutral
+    assert np.degrees(np.arccos((np.trace(subtracted.T @ rotation_matrix(*poses[1], dtype=np.float64)) - 1) / 2)) > 3

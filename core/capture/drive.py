@@ -8,7 +8,8 @@ video captured on the fly (core/capture) become the curves a portrait is rendere
 Retargeting: the portrait at rest is the picture, so the take is made relative to its own neutral
 (a frame given by index, or per channel a resting value: the low percentile of each blendshape,
 the median head pose and gaze). Blendshapes are rescaled so a channel still spans [0, 1] above its
-neutral; head angles and translation are kept within what a warped picture can show.
+neutral (a jaw closing past it lifts the closed lips instead); head angles and translation are kept
+within what a warped picture can show.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..arkit import ARKIT_INDEX
 from ..errors import ControlError, FormatError, NoFaceError
 from ..types import Audio, MotionTrack
 
@@ -31,6 +33,11 @@ DEPTH_LIMITS_M = (-0.25, 0.12)  # back (smaller) and forward (bigger) from the p
 # toward the camera, metres). Fitted on the reenactment tuning clips (bench/bench_reenact.py: rendered
 # vs real landmarks, 0.068 -> 0.061 mouth widths); a head's geometry alone says ~7 cm, which overshoots.
 EYES_FROM_PIVOT_M = np.array([0.0, -0.015, 0.04])
+JAW = ARKIT_INDEX["JawOpen"]
+SHRUGS = (ARKIT_INDEX["MouthShrugLower"], ARKIT_INDEX["MouthShrugUpper"])
+# A captured JawOpen of 1 is the lower lip dropping 0.35 outer-eye-corner distances (core/capture/blendshapes),
+# about 0.6 mouth widths; the rig's shrugs lift closed lips about 0.06 mouth widths at 1 (core/render/rig_shapes).
+CLOSED_JAW_TO_SHRUG = 10.0
 
 
 @dataclass(frozen=True)
@@ -123,13 +130,37 @@ def retarget(track: MotionTrack, neutral: int | None = None) -> MotionTrack:
         rest = weights[neutral]
         pose, sway, gaze = track.head_rotation[neutral], track.head_translation[neutral], track.gaze[neutral]
     rest = np.clip(rest, 0.0, 1.0)
-    blendshapes = np.clip((weights - rest) / np.maximum(1.0 - rest, 1e-3), 0.0, 1.0).astype(np.float32)
-    rotation = np.clip(track.head_rotation - pose, -HEAD_LIMITS_DEG, HEAD_LIMITS_DEG)
+    blendshapes = np.clip((weights - rest) / np.maximum(1.0 - rest, 1e-3), 0.0, 1.0)
+    _jaw_closing_past_rest(blendshapes, weights[:, JAW] - rest[JAW])
+    blendshapes = blendshapes.astype(np.float32)
+    rotation = np.clip(_turned_back(track.head_rotation, pose), -HEAD_LIMITS_DEG, HEAD_LIMITS_DEG)
     translation = track.head_translation - sway
     translation[:, :2] = np.clip(translation[:, :2], -SWAY_LIMIT_M, SWAY_LIMIT_M)
     translation[:, 2] = np.clip(translation[:, 2], *DEPTH_LIMITS_M)
     return replace(track, head_rotation=rotation, head_translation=translation, gaze=track.gaze - gaze,
                    blendshapes=blendshapes)
+
+
+def _turned_back(angles: np.ndarray, neutral: np.ndarray) -> np.ndarray:
+    """(T, 3) head angles relative to the neutral pose, as the renderer turns the picture: each pose's
+    rotation composed with the neutral's inverse. Angles do not subtract once the neutral is not
+    frontal: a head held rolled turns about its own tilted axis, which subtracted angles made a turn
+    about the camera's (reenactment, held-out clips: lips 2.64 -> 2.46 px from the real ones)."""
+    from ..render.renderer import rotation_angles, rotation_matrix
+
+    back = rotation_matrix(*neutral, dtype=np.float64).T
+    return np.array([rotation_angles(rotation_matrix(*pose, dtype=np.float64) @ back) for pose in angles]).reshape(-1, 3)
+
+
+def _jaw_closing_past_rest(retargeted: np.ndarray, jaw_change: np.ndarray) -> None:
+    """Closed lips lifted by a jaw that closes past the portrait's rest (in place). A portrait caught
+    with the jaw dropped behind closed lips (a bilabial: JawOpen = MouthClose = 0.12-0.18 on GRID's
+    closed-mouth frames, 0.01-0.03 on the rest of the take) would otherwise show every later closed
+    mouth with its lips that low (reenactment: 0.026 mouth widths below the real lips on closed frames).
+    Weights cannot go below 0, so MouthShrugLower/Upper, the shapes that push closed lips up, carry it."""
+    lift = np.clip(-jaw_change * CLOSED_JAW_TO_SHRUG, 0.0, 1.0)
+    for shape in SHRUGS:
+        retargeted[:, shape] = np.maximum(retargeted[:, shape], lift)
 
 
 def resample(track: MotionTrack, fps: float) -> MotionTrack:

@@ -77,6 +77,10 @@ class Renderer:
         self.px_per_metre = px_per_metre
         self.camera_z = float(self.vertices[1, 2]) + CAMERA_DISTANCE_M * px_per_metre  # nose tip + distance
         self.focal = CAMERA_DISTANCE_M * px_per_metre
+        # a sideways move of the head shifts its eyes by px_per_metre per metre, as capture measures it (at
+        # the eyes): points behind the nose tip's depth move less in the projection, so the sway is scaled up
+        eyes_z = float(self.vertices[[33, 133, 263, 362], 2].mean())
+        self.sway_scale = (self.camera_z - eyes_z) / self.focal
         mouth_px = rig.mouth_width * float(scale.mean())
         spacing = int(np.clip(mouth_px // NODES_PER_MOUTH, *WARP_GRID_SPACING))
         self.warp = MeshWarp(self.vertices, rig.triangles, self.height, self.width, spacing,
@@ -99,7 +103,7 @@ class Renderer:
         deformed = self.vertices + np.tensordot(weights[active], self.deltas[active], axes=1)
         rotation = rotation_matrix(*frame.head_rotation)
         x, y, z = (float(v) * self.px_per_metre for v in frame.head_translation)
-        sway = np.array([x, -y, 0.0], dtype=np.float32)  # y + = up in metres, down in pixels
+        sway = np.array([x, -y, 0.0], dtype=np.float32) * np.float32(self.sway_scale)  # y + = up in metres, down in pixels
         moved_xy = self._project(self._move(deformed, rotation, sway))
         rigid_xy = self._project(self._move(self.vertices, rotation, sway))
         blend = deformed[:, :2] - self.vertices[:, :2]
@@ -149,13 +153,21 @@ class Renderer:
         return self.pivot[:2] + (points[:, :2] - self.pivot[:2]) * (self.focal / depth)
 
 
-def rotation_matrix(yaw: float, pitch: float, roll: float) -> np.ndarray:
+def rotation_matrix(yaw: float, pitch: float, roll: float, dtype=np.float32) -> np.ndarray:
     """Camera axes x right, y down, z toward the camera; angles in degrees (see module docstring)."""
     y, p, r = np.radians([yaw, pitch, roll])
     turn = np.array([[np.cos(y), 0, np.sin(y)], [0, 1, 0], [-np.sin(y), 0, np.cos(y)]])
     nod = np.array([[1, 0, 0], [0, np.cos(p), -np.sin(p)], [0, np.sin(p), np.cos(p)]])
     tilt = np.array([[np.cos(r), -np.sin(r), 0], [np.sin(r), np.cos(r), 0], [0, 0, 1]])
-    return (tilt @ turn @ nod).astype(np.float32)
+    return (tilt @ turn @ nod).astype(dtype)
+
+
+def rotation_angles(matrix: np.ndarray) -> np.ndarray:
+    """(yaw, pitch, roll) degrees of a rotation_matrix (tilt @ turn @ nod), its inverse within +-90 yaw."""
+    yaw = -np.arcsin(np.clip(matrix[2, 0], -1.0, 1.0))
+    pitch = np.arctan2(matrix[2, 1], matrix[2, 2])
+    roll = np.arctan2(matrix[1, 0], matrix[0, 0])
+    return np.degrees([yaw, pitch, roll])
 
 
 def _output_size(size: int | tuple[int, int]) -> tuple[int, int]:
