@@ -30,6 +30,7 @@ from .rig_mesh import (
 
 EYEBALL_RADIUS_PER_EYE_WIDTH = 0.45  # iris travel per radian of gaze, in eye widths
 MAX_GAZE_DEGREES = 40.0
+IRIS_PAINTED_OUT = 1.12  # the plate paints out this many iris radii (the iris's dark rim and all)
 
 
 @dataclass
@@ -87,12 +88,11 @@ class EyeLayer:
         dist = np.hypot(xs - centre[0], ys - centre[1]).astype(np.float32)
         box = box or (0, 0, 1, 1)
         x0, y0, x1, y1 = box
-        covered = ((dist[y0:y1, x0:x1] < radius * 1.12)
+        covered = ((dist[y0:y1, x0:x1] < radius * IRIS_PAINTED_OUT)
                    & (cv2.dilate(opening[y0:y1, x0:x1], np.ones((3, 3), np.uint8)) > 0)).astype(np.uint8)
         plate = _paint_out_iris(picture[y0:y1, x0:x1], opening[y0:y1, x0:x1], dist[y0:y1, x0:x1], covered,
                                 radius, centre[1] - y0)
-        iris_rgba = _iris_patch(picture[y0:y1, x0:x1], opening[y0:y1, x0:x1], dist[y0:y1, x0:x1],
-                                centre - (x0, y0), radius)
+        iris_rgba = _iris_patch(picture[y0:y1, x0:x1], covered, dist[y0:y1, x0:x1], centre - (x0, y0), radius)
         lid = _lid_colour(picture, xy, upper, lower, brow_lower, eye_width)
         return _Eye(list(upper), list(lower), tuple(iris), gaze_index, box, plate, iris_rgba,
                     centre, eye_width, lid, open_rest, whole_eye)
@@ -232,10 +232,12 @@ def _masked_blur(picture: np.ndarray, weight: np.ndarray, size: float) -> tuple[
     return blurred[..., :3], blurred[..., 3:]
 
 
-def _iris_patch(patch, opening, dist, centre, radius) -> np.ndarray:
-    """Premultiplied RGBA iris: visible iris pixels, hidden ones mirrored from the other half."""
+def _iris_patch(patch, covered, dist, centre, radius) -> np.ndarray:
+    """Premultiplied RGBA iris: the pixels the plate painted out (``covered``: the iris and its rim,
+    where the eye shows them) as they are, so the unmoved eyeball is the picture itself; the iris's
+    parts under the lids mirrored from the other half, so a moved iris is whole."""
     h, w = dist.shape
-    visible = cv2.erode(opening, np.ones((3, 3), np.uint8)) > 0.5
+    visible = covered > 0
     colour = patch.copy()
     ys, xs = np.mgrid[0:h, 0:w]
     mirror_y = np.clip(np.round(2 * centre[1] - ys).astype(int), 0, h - 1)
@@ -245,8 +247,11 @@ def _iris_patch(patch, opening, dist, centre, radius) -> np.ndarray:
     still = (hidden & ~from_mirror).astype(np.uint8)
     if still.any():
         colour = cv2.inpaint(np.clip(colour, 0, 255).astype(np.uint8), still, 3, cv2.INPAINT_TELEA).astype(np.float32)
-    alpha = np.clip(radius + 0.5 - dist, 0, 1)[..., None]
-    return np.concatenate([colour * alpha, alpha], axis=2).astype(np.float32)
+    # the plate's paint-out is blurred a pixel wide: the patch covers that pixel too, as it is
+    blurred = cv2.dilate(covered, np.ones((3, 3), np.uint8)) > 0
+    colour[blurred & ~visible] = patch[blurred & ~visible]
+    alpha = np.maximum(np.clip(radius + 0.5 - dist, 0, 1), blurred)
+    return np.concatenate([colour * alpha[..., None], alpha[..., None]], axis=2).astype(np.float32)
 
 
 def _lid_colour(picture, xy, upper, lower, brow_lower, eye_width) -> np.ndarray:
