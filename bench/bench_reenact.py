@@ -261,30 +261,33 @@ SHORT = {"face PSNR": "face dB", "face SSIM": "face SSIM", "mouth PSNR": "mouth 
 
 
 def report(runs: dict[str, dict]) -> None:
-    """Per clip and on average, each metric for each renderer side by side; a clip without a blink
-    (or without an open-eyed frame) has no figure there and is left out of that column's mean."""
+    """Per clip and on average, each metric for each renderer side by side, in two tables (face and
+    mouth; eyes open and at blinks); a clip without a blink (or without an open-eyed frame) has no
+    figure there and is left out of that column's mean."""
     names = list(runs)
     print("renderers: " + ", ".join(names) + f"; eye = open-eyed test frames, blink = EyeBlink >= {BLINK_FROM}")
-    print(f"{'clip':24s} {'set':8s}" + "".join(f" {SHORT[m] + ' ' + n.split()[0]:>17s}" for m in METRICS for n in names))
     clips = sorted(next(iter(runs.values())))
     held = {Path(c).stem for c in HELD_OUT}
-
-    def cell(value: float) -> str:
-        return f" {value:17.3f}" if np.isfinite(value) else f" {'-':>17s}"
-
-    for clip in clips:
-        kind = "held out" if clip in held else "tuning"
-        print(f"{clip[:24]:24s} {kind:8s}" + "".join(cell(runs[n][clip][i]) for i in range(len(METRICS)) for n in names))
     subsets = (("held out", [c for c in clips if c in held]), ("tuning", [c for c in clips if c not in held]),
                ("all", clips))
-    for label, subset in subsets:
-        if not subset:
-            continue
-        counted = [sum(np.isfinite(runs[names[0]][c][i]) for c in subset) for i in range(len(METRICS))]
-        print(f"{'mean, ' + label:24s} {len(subset):<8d}" + "".join(
-            cell(np.nanmean([runs[n][c][i] for c in subset]) if counted[i] else np.nan)
-            for i in range(len(METRICS)) for n in names)
-            + f"  (clips with blinks: {counted[-1]})")
+
+    def cell(value: float) -> str:
+        return f" {value:13.3f}" if np.isfinite(value) else f" {'-':>13s}"
+
+    for columns in (range(4), range(4, len(METRICS))):
+        print(f"\n{'clip':24s} {'set':8s}" + "".join(f" {SHORT[METRICS[i]] + ' ' + n.split()[0]:>13s}"
+                                                 for i in columns for n in names))
+        for clip in clips:
+            kind = "held out" if clip in held else "tuning"
+            print(f"{clip[:24]:24s} {kind:8s}" + "".join(cell(runs[n][clip][i]) for i in columns for n in names))
+        for label, subset in subsets:
+            if not subset:
+                continue
+            counted = {i: sum(np.isfinite(runs[names[0]][c][i]) for c in subset) for i in columns}
+            print(f"{'mean, ' + label:24s} {len(subset):<8d}" + "".join(
+                cell(np.nanmean([runs[n][c][i] for c in subset]) if counted[i] else np.nan)
+                for i in columns for n in names)
+                + (f"  (clips with blinks: {counted[len(METRICS) - 1]})" if len(METRICS) - 1 in counted else ""))
     if len(names) == 2:
         before, now = names
         for label, subset in (subsets[0], subsets[2]):

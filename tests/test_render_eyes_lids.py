@@ -13,6 +13,7 @@ from npcface.core.render.renderer import Renderer
 from npcface.core.render.rig import build_rig, load_image
 from npcface.core.render.rig_mesh import EYE_LEFT_LOWER, EYE_LEFT_UPPER, EYE_RIGHT_LOWER, EYE_RIGHT_UPPER
 from npcface.core.types import MotionFrame
+from test_render_eyes import render_without_eyes
 
 EYES = ((EYE_LEFT_UPPER, EYE_LEFT_LOWER), (EYE_RIGHT_UPPER, EYE_RIGHT_LOWER))
 
@@ -33,14 +34,6 @@ def portrait():
 @pytest.fixture(scope="module")
 def renderer(portrait):
     return Renderer(build_rig(portrait), 512, framing="head")
-
-
-def render_without_eyes(renderer: Renderer, motion: MotionFrame) -> np.ndarray:
-    eyes, renderer.eyes.eyes = renderer.eyes.eyes, []
-    try:
-        return renderer.render(motion).rgba[..., :3]
-    finally:
-        renderer.eyes.eyes = eyes
 
 
 def line(points: np.ndarray, xs: np.ndarray) -> np.ndarray:

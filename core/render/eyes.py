@@ -1,11 +1,14 @@
 """Eyes: the iris moves inside the eye for gaze, and eyelids really close for blinks.
 
 Once per rig and size, each eye gets a plate (the eye with its iris painted out) and an iris
-patch (the iris with the parts the lids hide filled in by mirroring). Per frame, inside the
-current lid opening the eyeball is drawn (plate + iris moved by the gaze) carried by the head's
-rigid motion, so it never squashes with the lids; where the lids now cover what was open, a
-lid is drawn from the skin colour above the eye with the skin's own fine texture, shaded, with a
-soft fold and a lash line of uneven density (lashes hanging a little below its edge). At rest
+patch (the iris, and everything the plate painted out, as it is; the parts the lids hide filled
+in by mirroring), so an unmoved eyeball is the picture itself. Per frame, inside the current lid
+opening the eyeball is drawn (plate + iris moved by the gaze) carried by the head's rigid motion,
+so it never squashes with the lids; where the lids now cover what was open, a lid is drawn from
+the skin around the eye and the lid skin the open eye showed, with the skin's own fine texture,
+shaded (darker toward its edge, a little brighter across a shut lid's middle), with a fold that
+deepens as it shuts; once the lid has come down, its own lashes hang from its edge (a dark rim and
+a fringe of short strokes in the picture's lash colour, thinning toward the corners). At rest
 with a straight gaze the layer is skipped and the picture is unchanged.
 """
 from __future__ import annotations
@@ -159,7 +162,7 @@ class EyeLayer:
              frame: np.ndarray, rest_upper: np.ndarray, closure: float):
         """Lid skin over box: the frame's own skin around the eye spread over the opening (so its
         colour carries on from the skin around the eye with no seam), pulled a little toward the
-        lid's colour, darker toward its edge, with a soft lash line along the edge; and the band from
+        lid's colour, darker toward its edge, domed and creased as it shuts; and the band from
         the lid's edge up to ``top`` points where a moving lid replaces the stretched picture (soft at
         its top and ends)."""
         x0, y0, x1, y1 = box
