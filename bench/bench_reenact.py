@@ -222,6 +222,41 @@ def contact_sheet(folder: Path, crop_files: dict[str, Path], out: Path) -> None:
     save_contact_sheet(out, tiles, labels, columns=3 * (len(renders) + 1), tile=200)
 
 
+def eye_placement(folder: Path, reach: int = 6) -> None:
+    """Per clip, on its open-eyed test frames: the eye-box SSIM as rendered now, the SSIM with the
+    rendered eye shifted (up to ``reach`` pixels each way) to where it matches best, and the mean
+    shift (+dx: the rendered eye sits right of the real one, +dy: below it). A big gain at a
+    consistent shift means the eye is drawn well but placed off (head motion, not the eye layer)."""
+    from npcface.core.capture import drive
+    from npcface.core.render.renderer import Renderer
+    from npcface.core.render.rig import build_rig
+    from npcface.core.types import MotionTrack
+
+    print(f"\n{'clip':24s} {'eye SSIM':>9s} {'shifted':>9s} {'mean dx':>8s} {'mean dy':>8s}  (open-eyed frames)")
+    for path in sorted(folder.glob("*.npz")):
+        data = np.load(path)
+        height, width = data["rest"].shape[:2]
+        renderer = Renderer(build_rig(np.ascontiguousarray(data["rest"])), (width, height), watermark=False)
+        take = MotionTrack(fps=float(data["fps"]), times=data["times"], head_rotation=data["head_rotation"],
+                           head_translation=data["head_translation"], gaze=data["gaze"], blendshapes=data["blendshapes"])
+        driven = drive.retarget(drive.from_capture(take), neutral=0)
+        rows = []
+        if "blink" not in data:
+            continue  # prepared by an older version of this bench: no blink figures to tell the open eyes by
+        for k in np.flatnonzero(data["regular"] & (data["blink"] < BLINK_FROM)):
+            real, rendered = (cv2.cvtColor(np.ascontiguousarray(x), cv2.COLOR_RGB2GRAY)
+                              for x in (data["real"][k], renderer.render(driven.frame(k + 1)).rgba[..., :3]))
+            for x0, y0, x1, y1 in data["eye_boxes"][k]:
+                shifts = {(dx, dy): ssim(real[y0:y1, x0:x1], rendered[y0 + dy:y1 + dy, x0 + dx:x1 + dx])
+                          for dx in range(-reach, reach + 1) for dy in range(-reach, reach + 1)
+                          if x0 + dx >= 0 and y0 + dy >= 0 and x1 + dx <= width and y1 + dy <= height}
+                best = max(shifts, key=shifts.get)
+                rows.append((shifts[(0, 0)], shifts[best], *best))
+        if rows:
+            mean = np.mean(rows, axis=0)
+            print(f"{path.stem[:24]:24s} {mean[0]:9.3f} {mean[1]:9.3f} {mean[2]:+8.1f} {mean[3]:+8.1f}")
+
+
 def eye_sheet(folder: Path, crop_files: dict[str, Path], out: Path) -> None:
     """Per clip with blinks, both eyes at its (up to) three most closed real frames: real, then each
     renderer's at the same frame."""
@@ -301,6 +336,8 @@ def main() -> int:
     parser.add_argument("--before", help="also score the renderer at this git revision")
     parser.add_argument("--sheet", help="write a contact sheet PNG of real vs rendered mouths")
     parser.add_argument("--eye-sheet", help="write a contact sheet PNG of real vs rendered eyes at blink frames")
+    parser.add_argument("--eye-placement", action="store_true",
+                        help="also say how far the rendered eyes sit from the real ones (best-matching shift)")
     parser.add_argument("--clips", help="comma-separated clip stems to run (default: all)")
     parser.add_argument("--cache", help="keep the tracked clips in this folder and reuse them (quicker reruns)")
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # scoring only (--before runs)
@@ -344,6 +381,8 @@ def main() -> int:
         if args.eye_sheet:
             eye_sheet(folder, crop_files, Path(args.eye_sheet))
             print(f"wrote {args.eye_sheet}")
+        if args.eye_placement:
+            eye_placement(folder)
     return 0
 
 
