@@ -146,8 +146,9 @@ class EyeLayer:
         outside = cover * lid + (1 - cover) * region
         opening = opening * (1 - closed)  # shut: no sliver of eyeball along the lash line
         result = opening * ball + (1 - opening) * outside
-        if shut > LASHES_FROM:  # the lid's own lashes, once it has come down far enough to have hidden the picture's
-            fringe = smoothstep(LASHES_FROM, 0.45, shut) * _lash_fringe(eye, current[: len(eye.upper)], box)
+        lowered = drop / max(gap, 1e-3)  # the upper lid's own travel: a squint's rising lower lid hangs no lashes
+        if lowered > LASHES_FROM:  # the lid's own lashes, once it has come down far enough to have hidden the picture's
+            fringe = smoothstep(LASHES_FROM, 0.45, lowered) * _lash_fringe(eye, current[: len(eye.upper)], box)
             result = result + fringe[..., None] * (eye.lash[None, None, :] - result)
         rgb[y0:y1, x0:x1] = np.clip(result + 0.5, 0, 255).astype(np.uint8)
 
@@ -230,7 +231,7 @@ def _skin_grain(frame: np.ndarray, box, lift: float) -> np.ndarray:
 
 LASH_LENGTH = 0.18  # of the longest lashes, hanging below a closed lid's edge, in eye widths
 LASH_SPACING = 0.035  # between lash strokes, in eye widths
-LASHES_FROM = 0.15  # share of the opening shut from which the lid's own lashes are drawn
+LASHES_FROM = 0.15  # share of the opening the upper lid has come down from which its own lashes are drawn
 LASH_SOFTNESS = 0.8  # pixels of blur: drawn strokes as soft as a photo's
 
 
