@@ -5,6 +5,11 @@ is the renderer's. ``--before REV`` scores the renderer at git revision REV in t
 frames and captured curves (each revision retargets them with its own core/capture/drive); a contact sheet sets
 real, before and current mouths side by side.
 
+Eyes are scored twice: on the evenly spaced test frames where the real eye is open, and on the frames
+where it is closing or closed (captured EyeBlink >= BLINK_FROM; the even sample rarely hits a blink,
+so up to BLINK_FRAMES_PER_CLIP blink frames are added). ``--eye-sheet`` sets real, before and current
+eyes side by side at those blink frames.
+
     .venv/bin/python bench/bench_reenact.py [--before HEAD~3] [--sheet bench/results/reenact.png]
 
 Clips come from ../shared/data (or $NPCFACE_DATA): GRID speakers (train/grid/s1, s4) and the real
@@ -37,6 +42,8 @@ HELD_OUT = ("train/grid/s1/bbal6n.mp4", "train/grid/s1/bbas2p.mp4", "train/grid/
 MAX_SECONDS = 6.0  # of each clip, tracked from its start
 MAX_SIDE = 512  # frames are scaled down to this on the longer side
 FRAMES_PER_CLIP = 12
+BLINK_FROM = 0.3  # captured EyeBlink (mean of both eyes) from which a frame counts as closing or closed
+BLINK_FRAMES_PER_CLIP = 8
 LIPS_OUTER = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 146, 91, 181, 84, 17, 314, 405, 321, 375)
 EYES = ((33, 246, 161, 160, 159, 158, 157, 173, 133, 7, 163, 144, 145, 153, 154, 155),
         (263, 466, 388, 387, 386, 385, 384, 398, 362, 249, 390, 373, 374, 380, 381, 382))
@@ -103,15 +110,22 @@ def prepare(clip: Path, folder: Path) -> dict | None:
     rest = int(np.argmin(opening[:first]))  # a closed mouth among the first quarter
     candidates = np.setdiff1d(np.arange(len(frames)), [rest])
     picks = candidates[np.linspace(0, len(candidates) - 1, FRAMES_PER_CLIP).round().astype(int)]
+    blink = _blink(result.track)
+    blinking = np.setdiff1d(np.flatnonzero(blink >= BLINK_FROM), np.r_[rest, picks])
+    if len(blinking) > BLINK_FRAMES_PER_CLIP:
+        blinking = blinking[np.linspace(0, len(blinking) - 1, BLINK_FRAMES_PER_CLIP).round().astype(int)]
+    regular = np.r_[np.ones(len(picks), bool), np.zeros(len(blinking), bool)]
+    picks = np.r_[picks, blinking]
     height, width = frames[0][1].shape[:2]
-    face_boxes, mouth_boxes, eye_boxes, kept, points = [], [], [], [], []
+    face_boxes, mouth_boxes, eye_boxes, kept, kept_regular, points = [], [], [], [], [], []
     with FaceTracker(video_mode=False) as tracker:
-        for index in picks:
+        for index, is_regular in zip(picks, regular):
             found = tracker.landmarks(frames[index][1])
             if found is None:
                 continue
             face, mouth, *eyes = boxes(found[:, :2] * (width, height), width, height)
             kept.append(index)
+            kept_regular.append(is_regular)
             points.append(found[:, :2] * (width, height))
             face_boxes.append(face)
             mouth_boxes.append(mouth)
@@ -121,11 +135,19 @@ def prepare(clip: Path, folder: Path) -> dict | None:
     kept = np.array(kept)
     take = np.r_[rest, kept]  # the captured curves as they come, the rig frame's first: each revision retargets
     np.savez(folder / f"{clip.stem}.npz", rest=frames[rest][1], real=np.stack([frames[i][1] for i in kept]),
-             picks=kept, face_boxes=np.array(face_boxes), mouth_boxes=np.array(mouth_boxes),
-             eye_boxes=np.array(eye_boxes), landmarks=np.array(points, np.float32), fps=info.fps, times=result.track.times[take],
+             picks=kept, regular=np.array(kept_regular), blink=blink[kept], face_boxes=np.array(face_boxes),
+             mouth_boxes=np.array(mouth_boxes), eye_boxes=np.array(eye_boxes), landmarks=np.array(points, np.float32),
+             fps=info.fps, times=result.track.times[take],
              head_rotation=result.track.head_rotation[take], head_translation=result.track.head_translation[take],
              gaze=result.track.gaze[take], blendshapes=result.track.blendshapes[take], opening=opening[kept])
-    return {"clip": clip.stem, "frames": len(frames), "rest": rest}
+    return {"clip": clip.stem, "frames": len(frames), "rest": rest, "blinks": int((blink[kept] >= BLINK_FROM).sum())}
+
+
+def _blink(track) -> np.ndarray:
+    """Per frame, the captured EyeBlink of both eyes, averaged (blinks are nearly always both eyes)."""
+    from npcface.core.arkit import ARKIT_INDEX
+
+    return track.blendshapes[:, [ARKIT_INDEX["EyeBlinkLeft"], ARKIT_INDEX["EyeBlinkRight"]]].mean(axis=1)
 
 
 # ----------------------------------------------------------------------------- scoring a renderer
@@ -157,21 +179,29 @@ def score(folder: Path, crops_path: Path | None) -> dict:
         take = MotionTrack(fps=float(data["fps"]), times=data["times"], head_rotation=data["head_rotation"],
                            head_translation=data["head_translation"], gaze=data["gaze"], blendshapes=data["blendshapes"])
         driven = drive.retarget(from_capture(take), neutral=0)  # frame 0 is the rig frame
-        rows, mouths = [], []
+        # older prepared clips have no blink frames: every frame is a regular one
+        regular = data["regular"] if "regular" in data else np.ones(len(data["picks"]), bool)
+        blink = data["blink"] if "blink" in data else np.zeros(len(data["picks"]))
+        rows, eye_rows, mouths = [], [], []
         for k in range(len(data["picks"])):
             rendered = renderer.render(driven.frame(k + 1)).rgba[..., :3]
             real = data["real"][k]
-            row = []
-            for box in (data["face_boxes"][k], data["mouth_boxes"][k]):
-                row += compare(real, rendered, box)
-            row += np.mean([compare(real, rendered, box) for box in data["eye_boxes"][k]], axis=0).tolist()
-            rows.append(row)
+            eyes = np.mean([compare(real, rendered, box) for box in data["eye_boxes"][k]], axis=0).tolist()
+            eye_rows.append(eyes)
+            if regular[k]:
+                rows.append(compare(real, rendered, data["face_boxes"][k]) + compare(real, rendered, data["mouth_boxes"][k]))
             x0, y0, x1, y1 = data["mouth_boxes"][k]
             mouths.append(rendered[y0:y1, x0:x1])
-        figures[path.stem] = np.mean(rows, axis=0).tolist()
-        crops[path.stem] = mouths
+            for e, (x0, y0, x1, y1) in enumerate(data["eye_boxes"][k]):
+                crops.setdefault(path.stem, {})[f"eye{e}|{k}"] = rendered[y0:y1, x0:x1]
+        eye_rows, closing = np.array(eye_rows), blink >= BLINK_FROM
+        open_eyes = regular & ~closing
+        figures[path.stem] = (np.mean(rows, axis=0).tolist()
+                              + (eye_rows[open_eyes].mean(axis=0).tolist() if open_eyes.any() else [np.nan] * 2)
+                              + (eye_rows[closing].mean(axis=0).tolist() if closing.any() else [np.nan] * 2))
+        crops.setdefault(path.stem, {}).update({f"mouth|{k}": m for k, m in enumerate(mouths)})
     if crops_path is not None:
-        np.savez(crops_path, **{f"{clip}|{k}": m for clip, ms in crops.items() for k, m in enumerate(ms)})
+        np.savez(crops_path, **{f"{clip}|{key}": m for clip, ms in crops.items() for key, m in ms.items()})
     return figures
 
 
@@ -182,48 +212,123 @@ def contact_sheet(folder: Path, crop_files: dict[str, Path], out: Path) -> None:
     renders = {name: np.load(path) for name, path in crop_files.items()}
     tiles, labels = [], []
 
-    def enlarged(crop: np.ndarray) -> np.ndarray:  # mouths are small: show their pixels, enlarged
-        scale = 200 / max(crop.shape[:2])
-        return cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
-
     for path in sorted(folder.glob("*.npz")):
         data = np.load(path)
         for k in sorted(np.argsort(-data["opening"])[:3]):
             x0, y0, x1, y1 = data["mouth_boxes"][k]
-            tiles.append(enlarged(data["real"][k][y0:y1, x0:x1]))
+            tiles.append(_enlarged(data["real"][k][y0:y1, x0:x1], 200))
             labels.append(f"{path.stem[:14]} real")
             for name, crops in renders.items():
-                tiles.append(enlarged(crops[f"{path.stem}|{k}"]))
+                tiles.append(_enlarged(crops[f"{path.stem}|mouth|{k}"], 200))
                 labels.append(name)
     save_contact_sheet(out, tiles, labels, columns=3 * (len(renders) + 1), tile=200)
 
 
+def eye_placement(folder: Path, reach: int = 6) -> None:
+    """Per clip, on its open-eyed test frames: the eye-box SSIM as rendered now, the SSIM with the
+    rendered eye shifted (up to ``reach`` pixels each way) to where it matches best, and the mean
+    shift (+dx: the rendered eye sits right of the real one, +dy: below it). A big gain at a
+    consistent shift means the eye is drawn well but placed off (head motion, not the eye layer)."""
+    from npcface.core.capture import drive
+    from npcface.core.render.renderer import Renderer
+    from npcface.core.render.rig import build_rig
+    from npcface.core.types import MotionTrack
+
+    print(f"\n{'clip':24s} {'eye SSIM':>9s} {'shifted':>9s} {'mean dx':>8s} {'mean dy':>8s}  (open-eyed frames)")
+    for path in sorted(folder.glob("*.npz")):
+        data = np.load(path)
+        height, width = data["rest"].shape[:2]
+        renderer = Renderer(build_rig(np.ascontiguousarray(data["rest"])), (width, height), watermark=False)
+        take = MotionTrack(fps=float(data["fps"]), times=data["times"], head_rotation=data["head_rotation"],
+                           head_translation=data["head_translation"], gaze=data["gaze"], blendshapes=data["blendshapes"])
+        driven = drive.retarget(drive.from_capture(take), neutral=0)
+        rows = []
+        if "blink" not in data:
+            continue  # prepared by an older version of this bench: no blink figures to tell the open eyes by
+        for k in np.flatnonzero(data["regular"] & (data["blink"] < BLINK_FROM)):
+            real, rendered = (cv2.cvtColor(np.ascontiguousarray(x), cv2.COLOR_RGB2GRAY)
+                              for x in (data["real"][k], renderer.render(driven.frame(k + 1)).rgba[..., :3]))
+            for x0, y0, x1, y1 in data["eye_boxes"][k]:
+                shifts = {(dx, dy): ssim(real[y0:y1, x0:x1], rendered[y0 + dy:y1 + dy, x0 + dx:x1 + dx])
+                          for dx in range(-reach, reach + 1) for dy in range(-reach, reach + 1)
+                          if x0 + dx >= 0 and y0 + dy >= 0 and x1 + dx <= width and y1 + dy <= height}
+                best = max(shifts, key=shifts.get)
+                rows.append((shifts[(0, 0)], shifts[best], *best))
+        if rows:
+            mean = np.mean(rows, axis=0)
+            print(f"{path.stem[:24]:24s} {mean[0]:9.3f} {mean[1]:9.3f} {mean[2]:+8.1f} {mean[3]:+8.1f}")
+
+
+def eye_sheet(folder: Path, crop_files: dict[str, Path], out: Path) -> None:
+    """Per clip with blinks, both eyes at its (up to) three most closed real frames: real, then each
+    renderer's at the same frame."""
+    from npcface.core.render.contact_sheet import save_contact_sheet
+
+    renders = {name: np.load(path) for name, path in crop_files.items()}
+    tiles, labels = [], []
+    for path in sorted(folder.glob("*.npz")):
+        data = np.load(path)
+        if "blink" not in data:
+            continue
+        closing = np.flatnonzero(data["blink"] >= BLINK_FROM)
+        for k in sorted(closing[np.argsort(-data["blink"][closing])][:3]):
+            for e, (x0, y0, x1, y1) in enumerate(data["eye_boxes"][k]):
+                tiles.append(_enlarged(data["real"][k][y0:y1, x0:x1], 160))
+                labels.append(f"{path.stem[:10]} {data['blink'][k]:.2f} real")
+                for name, crops in renders.items():
+                    tiles.append(_enlarged(crops[f"{path.stem}|eye{e}|{k}"], 160))
+                    labels.append(name)
+    if tiles:
+        save_contact_sheet(out, tiles, labels, columns=2 * (len(renders) + 1), tile=160)
+
+
+def _enlarged(crop: np.ndarray, size: int) -> np.ndarray:
+    """Small crops enlarged so that their pixels show."""
+    scale = size / max(crop.shape[:2])
+    return cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+
+
 # ----------------------------------------------------------------------------- report
 
-METRICS = ("face PSNR", "face SSIM", "mouth PSNR", "mouth SSIM", "eyes PSNR", "eyes SSIM")
+METRICS = ("face PSNR", "face SSIM", "mouth PSNR", "mouth SSIM", "open eyes PSNR", "open eyes SSIM",
+           "blink eyes PSNR", "blink eyes SSIM")
+SHORT = {"face PSNR": "face dB", "face SSIM": "face SSIM", "mouth PSNR": "mouth dB", "mouth SSIM": "mouth SSIM",
+         "open eyes PSNR": "eye dB", "open eyes SSIM": "eye SSIM", "blink eyes PSNR": "blink dB",
+         "blink eyes SSIM": "blink SSIM"}
 
 
 def report(runs: dict[str, dict]) -> None:
+    """Per clip and on average, each metric for each renderer side by side, in two tables (face and
+    mouth; eyes open and at blinks); a clip without a blink (or without an open-eyed frame) has no
+    figure there and is left out of that column's mean."""
     names = list(runs)
-    short = {"face PSNR": "face dB", "face SSIM": "face SSIM", "mouth PSNR": "mouth dB", "mouth SSIM": "mouth SSIM",
-             "eyes PSNR": "eyes dB", "eyes SSIM": "eyes SSIM"}
-    print("renderers: " + ", ".join(names))
-    print(f"{'clip':32s} {'set':8s}" + "".join(f" {short[m] + ' ' + n.split()[0]:>17s}" for m in METRICS for n in names))
+    print("renderers: " + ", ".join(names) + f"; eye = open-eyed test frames, blink = EyeBlink >= {BLINK_FROM}")
     clips = sorted(next(iter(runs.values())))
     held = {Path(c).stem for c in HELD_OUT}
-    for clip in clips:
-        kind = "held out" if clip in held else "tuning"
-        print(f"{clip:32s} {kind:8s}" + "".join(f" {runs[n][clip][i]:17.3f}" for i in range(len(METRICS)) for n in names))
-    for label, subset in (("held out", [c for c in clips if c in held]), ("tuning", [c for c in clips if c not in held]),
-                          ("all", clips)):
-        if not subset:
-            continue
-        print(f"{'mean, ' + label:32s} {len(subset):<8d}" + "".join(
-            f" {np.mean([runs[n][c][i] for c in subset]):17.3f}" for i in range(len(METRICS)) for n in names))
+    subsets = (("held out", [c for c in clips if c in held]), ("tuning", [c for c in clips if c not in held]),
+               ("all", clips))
+
+    def cell(value: float) -> str:
+        return f" {value:13.3f}" if np.isfinite(value) else f" {'-':>13s}"
+
+    for columns in (range(4), range(4, len(METRICS))):
+        print(f"\n{'clip':24s} {'set':8s}" + "".join(f" {SHORT[METRICS[i]] + ' ' + n.split()[0]:>13s}"
+                                                 for i in columns for n in names))
+        for clip in clips:
+            kind = "held out" if clip in held else "tuning"
+            print(f"{clip[:24]:24s} {kind:8s}" + "".join(cell(runs[n][clip][i]) for i in columns for n in names))
+        for label, subset in subsets:
+            if not subset:
+                continue
+            counted = {i: sum(np.isfinite(runs[names[0]][c][i]) for c in subset) for i in columns}
+            print(f"{'mean, ' + label:24s} {len(subset):<8d}" + "".join(
+                cell(np.nanmean([runs[n][c][i] for c in subset]) if counted[i] else np.nan)
+                for i in columns for n in names)
+                + (f"  (clips with blinks: {counted[len(METRICS) - 1]})" if len(METRICS) - 1 in counted else ""))
     if len(names) == 2:
         before, now = names
-        for label, subset in (("held out", [c for c in clips if c in held]), ("all", clips)):
-            gains = [np.mean([runs[now][c][i] - runs[before][c][i] for c in subset]) for i in range(len(METRICS))]
+        for label, subset in (subsets[0], subsets[2]):
+            gains = [np.nanmean([runs[now][c][i] - runs[before][c][i] for c in subset]) for i in range(len(METRICS))]
             print(f"change {label} ({now} - {before}): " + ", ".join(f"{m} {g:+.3f}" for m, g in zip(METRICS, gains)))
 
 
@@ -232,6 +337,9 @@ def main() -> int:
     parser.add_argument("--data", help="the shared data folder (default ../shared/data or $NPCFACE_DATA)")
     parser.add_argument("--before", help="also score the renderer at this git revision")
     parser.add_argument("--sheet", help="write a contact sheet PNG of real vs rendered mouths")
+    parser.add_argument("--eye-sheet", help="write a contact sheet PNG of real vs rendered eyes at blink frames")
+    parser.add_argument("--eye-placement", action="store_true",
+                        help="also say how far the rendered eyes sit from the real ones (best-matching shift)")
     parser.add_argument("--clips", help="comma-separated clip stems to run (default: all)")
     parser.add_argument("--cache", help="keep the tracked clips in this folder and reuse them (quicker reruns)")
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # scoring only (--before runs)
@@ -257,7 +365,8 @@ def main() -> int:
             if (folder / f"{clip.stem}.npz").is_file():
                 continue  # prepared by an earlier run with the same --cache
             prepared = prepare(clip, folder)
-            print(f"prepared {clip.name}: " + (f"{prepared['frames']} frames tracked, rig frame {prepared['rest']}"
+            print(f"prepared {clip.name}: " + (f"{prepared['frames']} frames tracked, rig frame {prepared['rest']}, "
+                                               f"{prepared['blinks']} blink frames"
                                                if prepared else "no face in the test frames, skipped"), flush=True)
         runs, crop_files = {}, {}
         if args.before:
@@ -271,6 +380,11 @@ def main() -> int:
         if args.sheet:
             contact_sheet(folder, crop_files, Path(args.sheet))
             print(f"wrote {args.sheet}")
+        if args.eye_sheet:
+            eye_sheet(folder, crop_files, Path(args.eye_sheet))
+            print(f"wrote {args.eye_sheet}")
+        if args.eye_placement:
+            eye_placement(folder)
     return 0
 
 

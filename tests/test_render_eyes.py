@@ -37,16 +37,17 @@ def _rest_lid(renderer: Renderer, upper, lower):
     return width, top, bottom
 
 
-def lid_colour_gap(renderer: Renderer, picture: np.ndarray, upper, lower) -> float:
-    """Mean |RGB| difference between the lid (the rest opening above the lash line, middle 60% of
-    the eye) and the lid skin the open eye showed (a fifth of an eye width above it, lashes out)."""
-    width, top, bottom = _rest_lid(renderer, upper, lower)
+def lid_colour_gap(renderer: Renderer, picture: np.ndarray, upper, lower, frame: MotionFrame) -> float:
+    """Mean |RGB| difference between the lid (the rest opening above the lid's lash rim, middle 60%
+    of the eye) and the lid skin the open eye showed (a fifth of an eye width above it, lashes out)."""
+    width, top, _ = _rest_lid(renderer, upper, lower)
+    edge = renderer.geometry(frame).deformed[list(upper), :2]
     left, right = top[:, 0].min(), top[:, 0].max()
     columns = np.arange(int(left + 0.2 * (right - left)), int(right - 0.2 * (right - left)))
     top_y = np.interp(columns, *zip(*sorted(zip(top[:, 0], top[:, 1]))))
-    bottom_y = np.interp(columns, *zip(*sorted(zip(bottom[:, 0], bottom[:, 1]))))
+    edge_y = np.interp(columns, *zip(*sorted(zip(edge[:, 0], edge[:, 1]))))
     neutral = renderer.view_image.astype(np.float32)
-    lid = np.vstack([picture[int(t) + 1:int(b - 0.12 * width), x] for x, t, b in zip(columns, top_y, bottom_y)])
+    lid = np.vstack([picture[int(t) + 1:int(e - 0.1 * width), x] for x, t, e in zip(columns, top_y, edge_y)])
     skin = np.vstack([neutral[int(t - 0.25 * width):int(t - 0.05 * width), x] for x, t in zip(columns, top_y)])
     skin = skin[skin.mean(axis=1) >= np.percentile(skin.mean(axis=1), 33)]
     return float(np.abs(np.median(lid.astype(np.float32), axis=0) - np.median(skin, axis=0)).mean())
@@ -83,7 +84,7 @@ def render_without_eyes(renderer: Renderer, frame: MotionFrame) -> np.ndarray:
 
 @pytest.mark.parametrize("eye", [0, 1], ids=["left", "right"])
 def test_a_closed_lid_is_the_colour_of_the_lid_skin_the_open_eye_showed(renderer, eye):
-    gap = lid_colour_gap(renderer, renderer.render(blink(1.0)).rgba[..., :3], *EYES[eye])
+    gap = lid_colour_gap(renderer, renderer.render(blink(1.0)).rgba[..., :3], *EYES[eye], blink(1.0))
     assert gap < 16.0  # mean |RGB| difference, of 255 (the flat lid: 17.7 and 3.7)
 
 

@@ -1,11 +1,14 @@
 """Eyes: the iris moves inside the eye for gaze, and eyelids really close for blinks.
 
 Once per rig and size, each eye gets a plate (the eye with its iris painted out) and an iris
-patch (the iris with the parts the lids hide filled in by mirroring). Per frame, inside the
-current lid opening the eyeball is drawn (plate + iris moved by the gaze) carried by the head's
-rigid motion, so it never squashes with the lids; where the lids now cover what was open, a
-lid is drawn from the skin colour above the eye with the skin's own fine texture, shaded, with a
-soft fold and a lash line of uneven density (lashes hanging a little below its edge). At rest
+patch (the iris, and everything the plate painted out, as it is; the parts the lids hide filled
+in by mirroring), so an unmoved eyeball is the picture itself. Per frame, inside the current lid
+opening the eyeball is drawn (plate + iris moved by the gaze) carried by the head's rigid motion,
+so it never squashes with the lids; where the lids now cover what was open, a lid is drawn from
+the skin around the eye and the lid skin the open eye showed, with the skin's own fine texture,
+shaded (darker toward its edge, a little brighter across a shut lid's middle), with a fold that
+deepens as it shuts; once the lid has come down, its own lashes hang from its edge (a dark rim and
+a fringe of short strokes in the picture's lash colour, thinning toward the corners). At rest
 with a straight gaze the layer is skipped and the picture is unchanged.
 """
 from __future__ import annotations
@@ -30,6 +33,7 @@ from .rig_mesh import (
 
 EYEBALL_RADIUS_PER_EYE_WIDTH = 0.45  # iris travel per radian of gaze, in eye widths
 MAX_GAZE_DEGREES = 40.0
+IRIS_PAINTED_OUT = 1.12  # the plate paints out this many iris radii (the iris's dark rim and all)
 
 
 @dataclass
@@ -46,6 +50,7 @@ class _Eye:
     lid: np.ndarray  # (3,) float32 skin colour of the lid
     open_rest: np.ndarray  # (H, W) float32, the rest opening shrunk by a pixel
     whole_eye: np.ndarray  # (H, W) float32, the rest opening grown by two pixels (corners and all)
+    lash: np.ndarray = None  # (3,) float32 colour of the picture's own upper lash line
     lid_top: list[int] = ()  # mesh vertices along the top of the moving lid (toward the crease)
 
 
@@ -66,7 +71,7 @@ class EyeLayer:
             eye.lid_top = sorted({n for ns in ring2.values() for n in ns}) or margin
             visible_lid = _median_between(picture, self.base_xy[margin], self.base_xy[eye.lid_top])
             if visible_lid is not None:  # the lid skin the open eye shows, lashes left out
-                eye.lid = 0.4 * visible_lid + 0.6 * eye.lid
+                eye.lid = VISIBLE_LID_SHARE * visible_lid + (1 - VISIBLE_LID_SHARE) * eye.lid
 
     def _prepare(self, picture, upper, lower, iris, brow_lower, gaze_index) -> _Eye:
         xy = self.base_xy
@@ -87,15 +92,14 @@ class EyeLayer:
         dist = np.hypot(xs - centre[0], ys - centre[1]).astype(np.float32)
         box = box or (0, 0, 1, 1)
         x0, y0, x1, y1 = box
-        covered = ((dist[y0:y1, x0:x1] < radius * 1.12)
+        covered = ((dist[y0:y1, x0:x1] < radius * IRIS_PAINTED_OUT)
                    & (cv2.dilate(opening[y0:y1, x0:x1], np.ones((3, 3), np.uint8)) > 0)).astype(np.uint8)
         plate = _paint_out_iris(picture[y0:y1, x0:x1], opening[y0:y1, x0:x1], dist[y0:y1, x0:x1], covered,
                                 radius, centre[1] - y0)
-        iris_rgba = _iris_patch(picture[y0:y1, x0:x1], opening[y0:y1, x0:x1], dist[y0:y1, x0:x1],
-                                centre - (x0, y0), radius)
+        iris_rgba = _iris_patch(picture[y0:y1, x0:x1], covered, dist[y0:y1, x0:x1], centre - (x0, y0), radius)
         lid = _lid_colour(picture, xy, upper, lower, brow_lower, eye_width)
         return _Eye(list(upper), list(lower), tuple(iris), gaze_index, box, plate, iris_rgba,
-                    centre, eye_width, lid, open_rest, whole_eye)
+                    centre, eye_width, lid, open_rest, whole_eye, _lash_colour(picture, xy[list(upper)], eye_width))
 
     def draw(self, rgb: np.ndarray, geometry, frame) -> None:
         gazes = (frame.gaze_left, frame.gaze_right)
@@ -115,7 +119,8 @@ class EyeLayer:
         current = geometry.deformed[contour]
         rest_moved = geometry.rigid[contour]
         top = geometry.rigid[eye.lid_top] if len(eye.lid_top) else rest_moved[: len(eye.upper)]
-        box = bounding_box(np.vstack([current, rest_moved, top]), 3, self.width, self.height)
+        hanging = current[: len(eye.upper)] + (0.0, LASH_LENGTH * eye.width)
+        box = bounding_box(np.vstack([current, rest_moved, top, hanging]), 3, self.width, self.height)
         if box is None:
             return
         eyeball_motion = fit_affine(self.base_xy[contour + [eye.iris[0]]], geometry.rigid[contour + [eye.iris[0]]])
@@ -129,15 +134,22 @@ class EyeLayer:
         gap = np.mean(geometry.rigid[lower_ids, 1] - geometry.rigid[upper_ids, 1])
         drop = np.mean(geometry.deformed[upper_ids, 1] - geometry.rigid[upper_ids, 1])
         travel = float(np.clip(drop / max(0.3 * gap, 1e-3), 0, 1))
-        closed = float(smoothstep(0.6, 0.9, drop / max(gap, 1e-3)))  # near shut, the lid hides the corners too
+        # how much of the opening the lids now hide (both move: the upper most, the lower a little)
+        shut = float(np.clip(1 - np.mean(geometry.deformed[lower_ids, 1] - geometry.deformed[upper_ids, 1]) / max(gap, 1e-3), 0, 1))
+        closed = float(smoothstep(0.7, 0.95, shut))  # near shut, the lid hides the corners too
         x0, y0, x1, y1 = box
         region = rgb[y0:y1, x0:x1].astype(np.float32)
-        lid, band = self._lid(eye, current, top, box, region, map_x, map_y, rgb, geometry.rigid[eye.upper])
+        lid, band = self._lid(eye, current, top, box, region, map_x, map_y, rgb, geometry.rigid[eye.upper],
+                              shut)
         cover = np.maximum(np.maximum(covered_before, travel * band), closed * sample(eye.whole_eye, map_x, map_y))
         cover = cover[..., None]
         outside = cover * lid + (1 - cover) * region
         opening = opening * (1 - closed)  # shut: no sliver of eyeball along the lash line
         result = opening * ball + (1 - opening) * outside
+        lowered = drop / max(gap, 1e-3)  # the upper lid's own travel: a squint's rising lower lid hangs no lashes
+        if lowered > LASHES_FROM:  # the lid's own lashes, once it has come down far enough to have hidden the picture's
+            fringe = smoothstep(LASHES_FROM, 0.45, lowered) * _lash_fringe(eye, current[: len(eye.upper)], box)
+            result = result + fringe[..., None] * (eye.lash[None, None, :] - result)
         rgb[y0:y1, x0:x1] = np.clip(result + 0.5, 0, 255).astype(np.uint8)
 
     def _eyeball(self, eye: _Eye, shift: np.ndarray) -> np.ndarray:
@@ -148,10 +160,10 @@ class EyeLayer:
         return moved[..., :3] + (1 - moved[..., 3:4]) * eye.plate
 
     def _lid(self, eye: _Eye, current: np.ndarray, top: np.ndarray, box, region: np.ndarray, map_x, map_y,
-             frame: np.ndarray, rest_upper: np.ndarray):
+             frame: np.ndarray, rest_upper: np.ndarray, closure: float):
         """Lid skin over box: the frame's own skin around the eye spread over the opening (so its
         colour carries on from the skin around the eye with no seam), pulled a little toward the
-        lid's colour, darker toward its edge, with a soft lash line along the edge; and the band from
+        lid's colour, darker toward its edge, domed and creased as it shuts; and the band from
         the lid's edge up to ``top`` points where a moving lid replaces the stretched picture (soft at
         its top and ends)."""
         x0, y0, x1, y1 = box
@@ -168,14 +180,18 @@ class EyeLayer:
         ceiling = edge - (edge - ceiling) * np.sqrt(1 - 0.85 * across ** 2)
         ys = np.arange(y0, y1, dtype=np.float64)[:, None]
         above = edge[None, :] - ys  # pixels above the lid's edge
-        lash = max(1.0, 0.045 * eye.width)
         # the skin around the eye, spread over the opening: a blur that leaves the eye itself out
         skin_weight = 1 - sample(eye.whole_eye, map_x, map_y)
         spread, weight = _masked_blur(region, skin_weight, 0.6 * eye.width)
         # where hardly any skin is near, fade smoothly to the lid's colour rather than switch to it
         skin = (spread + 0.01 * eye.lid[None, None, :]) / (weight + 0.01)
         shade = 0.85 + 0.15 * smoothstep(0.0, 0.15 * eye.width, above)  # the lid darkens toward its edge
-        lid = (0.8 * skin + 0.2 * eye.lid[None, None, :]) * shade[..., None]
+        own = LID_OWN_COLOUR
+        lid = ((1 - own) * skin + own * eye.lid[None, None, :]) * shade[..., None]
+        # a lid is a dome: a little brighter across its middle
+        middle = (edge[None, :] + ceiling[None, :]) / 2
+        dome = np.exp(-(((ys - middle) / np.maximum(0.5 * (edge - ceiling), 1.0)[None, :]) ** 2)) * (1 - across[None, :] ** 2)
+        lid = lid * (1 + LID_DOME * closure * dome[..., None])
         # the picture's own skin texture, fading out toward the top of the lid (no border where it ends)
         fade = smoothstep(0.3, 0.9, (ys - ceiling[None, :]) / np.maximum(edge - ceiling, 1.0)[None, :])
         lid = lid + fade[..., None] * _skin_grain(frame, box, LID_GRAIN_LIFT * eye.width)
@@ -183,12 +199,7 @@ class EyeLayer:
         rest_order = np.argsort(rest_upper[:, 0])
         fold = np.interp(xs, rest_upper[rest_order, 0], rest_upper[rest_order, 1])[None, :] - CREASE_ABOVE * eye.width
         crease = np.exp(-(((ys - fold) / max(1.0, 0.05 * eye.width)) ** 2)) * smoothstep(0.05 * eye.width, 0.2 * eye.width, above)
-        lid = lid * (1 - CREASE_DEPTH * crease[..., None])
-        # lashes: a dark margin that is denser in some places than others, hanging a little below the edge
-        comb = _lash_comb(xs, eye.width)[None, :]
-        lash_strength = smoothstep(-1.2 * lash, 0.2, above) * (1 - smoothstep(lash - 0.5, lash + 0.5, above))
-        lash_strength = lash_strength * np.where(above < 0, comb, 0.75 + 0.25 * comb)
-        lid = lid * (1 - 0.55 * lash_strength[..., None])
+        lid = lid * (1 - (CREASE_DEPTH + CREASE_DEEPENING * closure) * crease[..., None])
         height = np.maximum(edge - ceiling, 1.0)[None, :]
         band = smoothstep(-0.5, 0.5, above) * smoothstep(0.0, 0.6, (ys - ceiling[None, :]) / height)
         margin = max(0.12 * (right - left), 1.0)
@@ -198,7 +209,11 @@ class EyeLayer:
 
 LID_GRAIN_LIFT = 0.35  # the lid's texture comes from the skin this many eye widths above it
 CREASE_ABOVE = -0.08  # the closed lid's fold, below where the open lid's edge was, in eye widths
-CREASE_DEPTH = 0.07
+CREASE_DEPTH = 0.07  # of the fold on a lid that has just begun to close
+CREASE_DEEPENING = 0.12  # more, on a shut lid
+LID_OWN_COLOUR = 0.2  # share of the lid's own colour against the skin spread from around the eye
+LID_DOME = 0.06  # a shut lid's brightening across its middle
+VISIBLE_LID_SHARE = 0.6  # of the lid skin the open eye shows, in the lid's colour (the rest: skin around the eye)
 
 
 def _skin_grain(frame: np.ndarray, box, lift: float) -> np.ndarray:
@@ -214,11 +229,71 @@ def _skin_grain(frame: np.ndarray, box, lift: float) -> np.ndarray:
     return np.clip(grain, -20, 20)
 
 
-def _lash_comb(xs: np.ndarray, eye_width: float) -> np.ndarray:
-    """0.6 .. 1 along the lid: clumps of lashes a few pixels apart (fixed, so they do not flicker)."""
-    period = max(2.0, 0.06 * eye_width)
-    phase = xs / period
-    return 0.8 + 0.2 * np.sin(2 * np.pi * phase) * np.sin(2 * np.pi * 0.37 * phase + 1.0)
+LASH_LENGTH = 0.18  # of the longest lashes, hanging below a closed lid's edge, in eye widths
+LASH_SPACING = 0.035  # between lash strokes, in eye widths
+LASHES_FROM = 0.15  # share of the opening the upper lid has come down from which its own lashes are drawn
+LASH_SOFTNESS = 0.8  # pixels of blur: drawn strokes as soft as a photo's
+
+
+def _lash_fringe(eye: _Eye, upper: np.ndarray, box) -> np.ndarray:
+    """Cover (0..1) over box of the lid's lashes: a dark margin along the lid's edge and a fringe of
+    short strokes hanging from it, slanting toward the outer corner and longest in the middle,
+    thinning toward the corners. Fixed along the lid (no flicker); at low resolution the strokes
+    blur into the soft dark band that small real eyes show."""
+    x0, y0, x1, y1 = box
+    order = np.argsort(upper[:, 0])
+    xs = np.arange(x0, x1, dtype=np.float64)[None, :]
+    ys = np.arange(y0, y1, dtype=np.float64)[:, None]
+    edge = np.interp(xs, upper[order, 0], upper[order, 1])
+    below = ys - edge
+    outer, inner = upper[0, 0], upper[-1, 0]
+    along = np.clip((xs - inner) / (outer - inner if abs(outer - inner) > 1 else 1.0), 0, 1)  # 0 inner .. 1 outer
+    middle = np.sin(np.pi * along) ** 0.6  # lashes thin out toward both corners
+    length = LASH_LENGTH * eye.width * (0.25 + 0.75 * middle)
+    margin = max(1.0, 0.04 * eye.width)  # the lid's dark rim, where the lashes grow
+    rim = smoothstep(-2 * margin, -0.3 * margin, below) * (1 - smoothstep(0.3 * margin, 1.2 * margin, below))
+    # strokes lean outward the more the nearer the outer corner
+    lean = np.sign(outer - inner) * (0.15 + 0.6 * along) * np.clip(below, 0, None)
+    spacing = max(1.0, LASH_SPACING * eye.width)
+    phase = (xs - lean) / spacing
+    stroke = np.floor(phase)
+    reach = length * (0.65 + 0.35 * _hash(stroke))  # lashes of uneven length
+    core = np.abs(phase - stroke - 0.5) * spacing  # pixels from the stroke's centre line
+    thickness = max(0.5, 0.012 * eye.width)
+    # fine strokes where pixels resolve them, an even band where they do not
+    resolved = float(smoothstep(1.5, 3.0, spacing))
+    across = resolved * np.clip(1.0 - (core - thickness) / 0.8, 0, 1) + (1 - resolved) * 0.55
+    hang = np.clip(below, 0, None) / np.maximum(reach, 0.5)
+    strokes = across * np.clip(1 - hang, 0, 1) ** 0.8 * (below > -0.5)
+    cover = np.maximum(rim * (0.55 + 0.3 * middle), 0.85 * strokes)
+    cover = cv2.GaussianBlur((cover * smoothstep(0.0, 0.08, along) * smoothstep(0.0, 0.04, 1 - along)).astype(np.float32),
+                             (0, 0), LASH_SOFTNESS)
+    return cover
+
+
+def _hash(values: np.ndarray) -> np.ndarray:
+    """A fixed pseudo-random 0..1 per integer (lash lengths that do not change from frame to frame)."""
+    return np.modf(np.abs(np.sin(values * 12.9898 + 78.233)) * 43758.5453)[0]
+
+
+def _lash_colour(picture: np.ndarray, upper: np.ndarray, eye_width: float) -> np.ndarray:
+    """The picture's own upper lash line: the darkest tenth of the pixels within a few percent of an eye
+    width of the open upper lid's middle (a painting's or a black-and-white photo's own dark)."""
+    height, width = picture.shape[:2]
+    order = np.argsort(upper[:, 0])
+    left, right = upper[order[0], 0], upper[order[-1], 0]
+    values = []
+    for x in np.arange(left + 0.2 * (right - left), right - 0.2 * (right - left)):
+        y = np.interp(x, upper[order, 0], upper[order, 1])
+        for dy in np.arange(-0.05, 0.03, 0.01) * eye_width:
+            col, row = int(round(x)), int(round(y + dy))
+            if 0 <= col < width and 0 <= row < height:
+                values.append(picture[row, col])
+    if len(values) < 4:
+        return np.full(3, 40.0, np.float32)
+    values = np.array(values, dtype=np.float32)
+    darkest = values[values.mean(axis=1) <= np.percentile(values.mean(axis=1), 10)]
+    return np.median(darkest, axis=0).astype(np.float32)
 
 
 def _masked_blur(picture: np.ndarray, weight: np.ndarray, size: float) -> tuple[np.ndarray, np.ndarray]:
@@ -232,10 +307,12 @@ def _masked_blur(picture: np.ndarray, weight: np.ndarray, size: float) -> tuple[
     return blurred[..., :3], blurred[..., 3:]
 
 
-def _iris_patch(patch, opening, dist, centre, radius) -> np.ndarray:
-    """Premultiplied RGBA iris: visible iris pixels, hidden ones mirrored from the other half."""
+def _iris_patch(patch, covered, dist, centre, radius) -> np.ndarray:
+    """Premultiplied RGBA iris: the pixels the plate painted out (``covered``: the iris and its rim,
+    where the eye shows them) as they are, so the unmoved eyeball is the picture itself; the iris's
+    parts under the lids mirrored from the other half, so a moved iris is whole."""
     h, w = dist.shape
-    visible = cv2.erode(opening, np.ones((3, 3), np.uint8)) > 0.5
+    visible = covered > 0
     colour = patch.copy()
     ys, xs = np.mgrid[0:h, 0:w]
     mirror_y = np.clip(np.round(2 * centre[1] - ys).astype(int), 0, h - 1)
@@ -245,8 +322,11 @@ def _iris_patch(patch, opening, dist, centre, radius) -> np.ndarray:
     still = (hidden & ~from_mirror).astype(np.uint8)
     if still.any():
         colour = cv2.inpaint(np.clip(colour, 0, 255).astype(np.uint8), still, 3, cv2.INPAINT_TELEA).astype(np.float32)
-    alpha = np.clip(radius + 0.5 - dist, 0, 1)[..., None]
-    return np.concatenate([colour * alpha, alpha], axis=2).astype(np.float32)
+    # the plate's paint-out is blurred a pixel wide: the patch covers that pixel too, as it is
+    blurred = cv2.dilate(covered, np.ones((3, 3), np.uint8)) > 0
+    colour[blurred & ~visible] = patch[blurred & ~visible]
+    alpha = np.maximum(np.clip(radius + 0.5 - dist, 0, 1), blurred)
+    return np.concatenate([colour * alpha[..., None], alpha[..., None]], axis=2).astype(np.float32)
 
 
 def _lid_colour(picture, xy, upper, lower, brow_lower, eye_width) -> np.ndarray:

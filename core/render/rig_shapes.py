@@ -332,7 +332,7 @@ def _eye_shapes(b: _ShapeBuilder) -> dict[str, np.ndarray]:
             h.update({lower_of[u]: (0.0, -down * gaps[u]) for u in upper[1:-1]})
             return b.delta(h, fixed=brows, radius=0.35)
 
-        shapes["EyeBlink" + suffix] = lids(0.88, 0.12)
+        shapes["EyeBlink" + suffix] = lids(0.72, 0.28)  # shut lids meet 0.72 of the way down (measured)
         shapes["EyeSquint" + suffix] = lids(0.12, 0.3)
         shapes["EyeWide" + suffix] = lids(-0.3, -0.06)
     return shapes
