@@ -78,11 +78,29 @@ class Cues:
         return len(self.level)
 
     def row_times(self) -> np.ndarray:
-        return self.start_time + np.arange(self.num_rows) * FEATURE_HOP_S
+        """(R,) each row's time (computed once: the layers read the cues a dozen times a step)."""
+        times = self.__dict__.get("_row_times")
+        if times is None:
+            times = self.start_time + np.arange(self.num_rows) * FEATURE_HOP_S
+            object.__setattr__(self, "_row_times", times)
+        return times
 
     def at(self, name: str, times: np.ndarray) -> np.ndarray:
         """A cue read at arbitrary times (clamped to the rows there are)."""
         return np.interp(times, self.row_times(), getattr(self, name))
+
+
+def interp_columns(x: np.ndarray, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
+    """(T,), (N,) increasing, (N, C) -> (T, C): ``np.interp`` of every column of ``fp`` at ``x``,
+    the same numbers (the same slope and sum, held at the ends) in one pass instead of C calls."""
+    if len(xp) < 2:
+        return np.stack([np.interp(x, xp, fp[:, c]) for c in range(fp.shape[1])], axis=1).reshape(len(x), fp.shape[1])
+    j = np.clip(np.searchsorted(xp, x, side="right") - 1, 0, len(xp) - 2)
+    slope = (fp[j + 1] - fp[j]) / (xp[j + 1] - xp[j])[:, None]
+    out = np.where((x == xp[j])[:, None], fp[j], slope * (x - xp[j])[:, None] + fp[j])
+    out[x < xp[0]] = fp[0]
+    out[x >= xp[-1]] = fp[-1]
+    return out
 
 
 def compute_cues(feats: AudioFeatures) -> Cues:

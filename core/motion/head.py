@@ -166,6 +166,7 @@ class PoseShifts:
     times: list[float] = field(default_factory=list)
     starts: list[np.ndarray] = field(default_factory=list)
     targets: list[np.ndarray] = field(default_factory=list)
+    _cached: tuple[np.ndarray, np.ndarray, np.ndarray] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.scheduler = SlotScheduler(self.seed, 8, slot=SHIFT_SLOT_S, refractory=SHIFT_REFRACTORY_S,
@@ -193,12 +194,21 @@ class PoseShifts:
         # Only the shifts from the last one at or before the earliest time still show (a long line
         # must not make every frame stack its whole history; SlotScheduler.since does the same).
         first = max(bisect.bisect_right(self.times, float(np.min(times))) - 1, 0)
-        last = np.searchsorted(self.times[first:], times, side="right") - 1  # the shift each time is in or after
-        starts = np.vstack([np.zeros(3), *self.starts[first:]])[last + 1]
-        targets = np.vstack([np.zeros(3), *self.targets[first:]])[last + 1]
-        began = np.asarray(self.times[first:])[np.maximum(last, 0)]
+        shift_times, starts, targets = self._arrays()
+        last = np.searchsorted(shift_times[first:], times, side="right") - 1  # the shift each time is in or after
+        # row 0 of starts / targets is the rest pose, for times before the first shift (first is 0 then)
+        starts, targets = starts[first + last + 1], targets[first + last + 1]
+        began = shift_times[first:][np.maximum(last, 0)]
         progress = np.where(last >= 0, _ease((times - began) / SHIFT_S), 0.0)
         return starts + (targets - starts) * progress[:, None]
+
+    def _arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """times (K,), starts and targets (K + 1, 3) after a rest-pose row, rebuilt only when a
+        shift was added (every frame reads them, shifts come a few times a line)."""
+        if self._cached is None or len(self._cached[0]) != len(self.times):
+            self._cached = (np.asarray(self.times), np.vstack([np.zeros(3), *self.starts]),
+                            np.vstack([np.zeros(3), *self.targets]))
+        return self._cached
 
 
 _SWAY_X, _SWAY_Y = 3, 4  # noise channels 0-2 are the head angles (_head_and_idle_noise)
@@ -297,13 +307,14 @@ def nod(times: np.ndarray, cues: Cues) -> np.ndarray:
     down, peaking ~150 ms later and easing back over ~0.4 s."""
     row_times = cues.row_times()
     out = np.zeros(len(times))
-    strength = cues.emphasis * (0.6 + 0.8 * cues.pitch) * FEATURE_HOP_S
     # rows outside the kernel's reach (lag -0.03..0.55 s, with a margin) add nothing
-    near = (row_times > times[0] - 0.56) & (row_times < times[-1] + 0.04)
-    active = np.nonzero((strength > 1e-4) & near)[0]
+    first = np.searchsorted(row_times, times[0] - 0.56, side="right")
+    end = np.searchsorted(row_times, times[-1] + 0.04, side="left")
+    strength = cues.emphasis[first:end] * (0.6 + 0.8 * cues.pitch[first:end]) * FEATURE_HOP_S
+    active = np.nonzero(strength > 1e-4)[0]
     if len(active) == 0:
         return out
-    lag = times[:, None] - row_times[active][None, :]  # (T, A)
+    lag = times[:, None] - row_times[first + active][None, :]  # (T, A)
     kernel = np.where((lag > -0.03) & (lag < 0.55), np.sin(np.pi * np.clip((lag + 0.03) / 0.58, 0, 1)) ** 2, 0.0)
     return (kernel * strength[active]).sum(1) * 4.0
 

@@ -25,6 +25,7 @@ from scipy.special import erf
 from ..arkit import ARKIT_INDEX, ARKIT_NAMES
 from ..audio.features import compute_features, concat_features
 from ..types import FEATURE_HOP_S, AudioFeatures, Controls, PhoneTimeline
+from .cues import interp_columns
 from .generator import FRAME_REACH_S, MotionGenerator, MotionStream, _FixedPhones, _LivePhones
 from .learned_weights import SHIPPED_WEIGHTS, load_weights
 from .lips import KEY_SHAPE_TRUST, LipLayer, PhoneTable, apply_closure, key_shape_curve
@@ -259,7 +260,7 @@ class LearnedMotionStream(MotionStream):
         first = max(0, int(np.floor(times[0] / FEATURE_HOP_S - 0.5)))
         outputs = self._mouth.values(first)
         row_times = (first + np.arange(len(outputs)) + 0.5) * FEATURE_HOP_S  # row centres
-        values = np.stack([np.interp(times, row_times, outputs[:, k]) for k in range(outputs.shape[1])], axis=1)
+        values = interp_columns(times, row_times, outputs)
         mouth = mouth_from_outputs(values, self.model.config.outputs)
         closure = np.zeros(len(times))
         if source == "aligned":  # the text's own bilabials: full closures at the aligned times
