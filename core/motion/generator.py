@@ -40,7 +40,8 @@ from ..types import (
 )
 from .cues import CUE_BACK_S, CUE_REACH_S, Cues, compute_cues, compute_cues_many
 from .emotion import emotion_layer, parse_emotion, ramped_timeline, validate_emotion_event
-from .head import HeadInputs, PoseShifts, SlotScheduler, blink_hazard, head_inputs, head_layers
+from .head import PoseShifts, SlotScheduler, blink_hazard
+from .head_frames import HeadSource, head_inputs_many, head_layers
 from .lips import LipLayer, PhoneTable, lip_layer, tongue_tip_curve
 
 __all__ = ["MotionGenerator", "MotionStream", "step_streams", "parse_emotion", "validate_controls", "FRAME_REACH_S", "MIN_LOOKAHEAD_S"]
@@ -256,9 +257,9 @@ class MotionStream:
         amplitude, distance = self._control_curves(times)
         lips = self._lip_layer(times, cues, phones, source)
         self._decide_blinks_and_saccades(float(times[-1]), cues)
-        head = head_inputs(times, cues, int(self.controls.seed), amplitude, distance, self._gazes,
-                           emotion.head_pitch, emotion.motion_gain, self._blinks, self._saccades,
-                           self._shifts)
+        head = HeadSource(times=times, cues=cues, seed=int(self.controls.seed), amplitude=amplitude, distance=distance,
+                          gazes=self._gazes, emotion_pitch=emotion.head_pitch, motion_gain=emotion.motion_gain,
+                          blinks=self._blinks, saccades=self._saccades, shifts=self._shifts)
         mouth = lips.mouth.copy()
         mouth[:, _SPEECH_OPENING] *= emotion.jaw_gain[:, None]
         return FrameLayers(times=times, mouth=mouth, closure=lips.closure, emotion_face=emotion.face, head=head,
@@ -352,7 +353,7 @@ class FrameLayers:
     mouth: np.ndarray  # (T, 52) the lip layer, emotion's jaw gain applied
     closure: np.ndarray  # (T,) lip closure 0..1
     emotion_face: np.ndarray  # (T, 52)
-    head: HeadInputs
+    head: HeadSource
     tongue_tip: np.ndarray  # (T,)
 
 
@@ -361,7 +362,7 @@ def compose_frames(layers: Sequence[FrameLayers]) -> list[list[MotionFrame]]:
     gets the same frames whichever streams it is composed with."""
     if not layers:
         return []
-    head = head_layers([part.head for part in layers])
+    head = head_layers(head_inputs_many([part.head for part in layers]))
 
     def joined(name: str) -> np.ndarray:
         return np.concatenate([getattr(part, name) for part in layers])
