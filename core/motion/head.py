@@ -237,7 +237,6 @@ class SlotScheduler:
     max_gap: float
     next_slot: int = 0
     starts: list[tuple[float, np.ndarray]] = field(default_factory=list)  # (time, the slot's uniforms)
-    _cached: tuple[np.ndarray, np.ndarray] | None = field(default=None, init=False, repr=False, compare=False)
 
     def decide_until(self, t_end: float, hazard_per_s: Hazard) -> None:
         """Decide every slot starting before ``t_end``; ``hazard_per_s(times) -> rates``."""
@@ -256,14 +255,6 @@ class SlotScheduler:
                 self.starts.append((float(t), u))
                 previous = t
         self.next_slot = last + 1
-
-    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        """The events so far as arrays: start times (K,) and their slots' uniforms (K, 3)
-        (rebuilt only when an event was added: every frame reads them)."""
-        if self._cached is None or len(self._cached[0]) != len(self.starts):
-            self._cached = (np.array([t for t, _ in self.starts]),
-                            np.array([u for _, u in self.starts]).reshape(len(self.starts), 3))
-        return self._cached
 
     def _prior_event(self) -> float:
         """A seeded moment before the line for the "last" event, so that lines do not all open

@@ -8,6 +8,7 @@ streamed or offline.
 """
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -16,8 +17,8 @@ import numpy as np
 from ..types import FEATURE_HOP_S, GazeEvent
 from .cues import Cues
 from .emotion import ramped_timeline
-from .head import (_HEAD_NOISE_OCTAVES, _HEAD_NOISE_SPACINGS, _SWAY_X, _SWAY_Y, HEAD_NOD_GAIN, SACCADE_S, PoseShifts,
-                   SlotScheduler, _catmull_rom, _head_and_idle_noise, _noise_knots)
+from .head import (_HEAD_NOISE_OCTAVES, _HEAD_NOISE_SPACINGS, _SWAY_X, _SWAY_Y, HEAD_NOD_GAIN, SACCADE_S, SHIFT_S, PoseShifts,
+                   SlotScheduler, _catmull_rom, _ease, _head_and_idle_noise, _noise_knots)
 
 # The nod kernel reads emphasis rows with lag in (-0.03, 0.55) s; a frame's window of rows starts
 # at its first row later than t - 0.56 s and spans this many rows (0.64 s > 0.56 + 0.04 s).
@@ -84,7 +85,7 @@ def head_inputs_many(sources: Sequence[HeadSource]) -> HeadInputs:
                       motion_gain=joined(s.motion_gain for s in sources),
                       gaze_target=joined(gaze_target), head_follow=joined(head_follow),
                       saccades=saccade_offsets_many(sources), nodding=nod_many([(s.times, s.cues) for s in sources]),
-                      blink=blink_curve_many(sources), pose_shift=joined(s.shifts.pose(s.times) for s in sources),
+                      blink=blink_curve_many(sources), pose_shift=pose_many(sources),
                       knots=knots, frac=frac)
 
 
@@ -110,30 +111,32 @@ def _knots_by_seed(times: np.ndarray, seeds: list[int]) -> tuple[np.ndarray, np.
     return knots, frac
 
 
-def _last_event(starts: np.ndarray, times: np.ndarray, side: str) -> np.ndarray:
-    """The index of the last event starting before each time (at or before: side "right"), -1 if none."""
-    return np.searchsorted(starts, times, side=side) - 1
+def _time(event: tuple[float, np.ndarray]) -> float:
+    return event[0]
+
+
+_NO_DRAW = np.zeros(3)  # the uniforms standing in where a frame has no event (multiplied away)
 
 
 def saccade_offsets_many(sources: Sequence[HeadSource]) -> np.ndarray:
     """(N, 2) gaze offset (yaw, pitch degrees): hold each fixation, jump to the next in SACCADE_S.
     A frame is in the last saccade started at or before it, coming from the one before (from
     straight ahead for the first saccade a stream's first frame still shows, as ever)."""
-    start, came_from, uniforms, moved_on = [], [], [], []
-    for s in sources:
-        starts, drawn = s.saccades.arrays()
-        index = _last_event(starts, s.times, "right")
-        shown_from = max(int(_last_event(starts, s.times[:1] - 0.05, "right")[0]), 0)
-        shown = index >= shown_from
-        start.append(np.where(shown, starts[np.maximum(index, 0)] if len(starts) else 0.0, np.inf))  # inf: none yet
-        uniforms.append(drawn[np.maximum(index, 0)] if len(starts) else np.zeros((len(s.times), 3)))
-        came_from.append(drawn[np.maximum(index - 1, 0)] if len(starts) else np.zeros((len(s.times), 3)))
-        moved_on.append(index - 1 >= shown_from)
-    times = np.concatenate([s.times for s in sources])
-    start, uniforms, came_from, moved_on = (np.concatenate(x) for x in (start, uniforms, came_from, moved_on))
-    target = np.where(np.isfinite(start)[:, None], _saccade_target(uniforms), 0.0)
-    previous = np.where(moved_on[:, None], _saccade_target(came_from), 0.0)
-    progress = np.clip((times - start) / SACCADE_S, 0.0, 1.0)[:, None]
+    start, draw, came_from, moved_on = [], [], [], []
+    for s in sources:  # per frame in Python: streams step a frame or two at a time
+        events = s.saccades.starts
+        shown_from = max(bisect.bisect_right(events, float(s.times[0]) - 0.05, key=_time) - 1, 0)
+        for t in s.times.tolist():
+            i = bisect.bisect_right(events, t, key=_time) - 1
+            shown, moved = i >= shown_from, i - 1 >= shown_from
+            start.append(events[i][0] if shown else np.inf)  # inf: no saccade yet, straight ahead
+            draw.append(events[i][1] if shown else _NO_DRAW)
+            came_from.append(events[i - 1][1] if moved else _NO_DRAW)
+            moved_on.append(moved)
+    start = np.array(start)
+    target = np.where(np.isfinite(start)[:, None], _saccade_target(np.array(draw)), 0.0)
+    previous = np.where(np.array(moved_on)[:, None], _saccade_target(np.array(came_from)), 0.0)
+    progress = np.clip((np.concatenate([s.times for s in sources]) - start) / SACCADE_S, 0.0, 1.0)[:, None]
     return previous + (target - previous) * progress
 
 
@@ -147,17 +150,38 @@ def blink_curve_many(sources: Sequence[HeadSource]) -> np.ndarray:
     only the last one started before a frame can show there."""
     start, second = [], []
     for s in sources:
-        starts, drawn = s.blinks.arrays()
-        index = _last_event(starts, s.times, "left")
-        start.append(np.where(index >= 0, starts[np.maximum(index, 0)] if len(starts) else 0.0, s.times))  # none: rel 0, not shown
-        second.append(drawn[np.maximum(index, 0), 1] if len(starts) else np.zeros(len(s.times)))
-    rel = np.concatenate([s.times for s in sources]) - np.concatenate(start)
-    duration = 0.10 + 0.06 * np.concatenate(second)
+        events = s.blinks.starts
+        for t in s.times.tolist():
+            i = bisect.bisect_left(events, t, key=_time) - 1
+            start.append(events[i][0] if i >= 0 else t)  # none: 0 s after, not shown
+            second.append(events[i][1][1] if i >= 0 else 0.0)
+    rel = np.concatenate([s.times for s in sources]) - np.array(start)
+    duration = 0.10 + 0.06 * np.array(second)
     closing = 0.4 * duration
     near = (rel > 0) & (rel < duration)
     shape = np.where(rel < closing, np.sin(0.5 * np.pi * rel / closing),
                      np.cos(0.5 * np.pi * (rel - closing) / (duration - closing)))
     return np.where(near, np.maximum(0.0, shape), 0.0)
+
+
+def pose_many(sources: Sequence[HeadSource]) -> np.ndarray:
+    """(N, 3) the held pose (PoseShifts.pose): easing from the last shift's start to its target."""
+    began, came_from, target = [], [], []
+    for s in sources:
+        shifts = s.shifts
+        for t in s.times.tolist():
+            i = bisect.bisect_right(shifts.times, t) - 1
+            began.append(shifts.times[i] if i >= 0 else np.nan)  # nan: no shift yet, at rest
+            came_from.append(shifts.starts[i] if i >= 0 else _REST)
+            target.append(shifts.targets[i] if i >= 0 else _REST)
+    began = np.array(began)
+    shifted = ~np.isnan(began)
+    progress = np.where(shifted, _ease((np.concatenate([s.times for s in sources]) - np.where(shifted, began, 0.0)) / SHIFT_S), 0.0)
+    came_from, target = np.array(came_from), np.array(target)
+    return came_from + (target - came_from) * progress[:, None]
+
+
+_REST = np.zeros(3)
 
 
 def nod_many(parts: Sequence[tuple[np.ndarray, Cues]]) -> np.ndarray:
