@@ -90,16 +90,26 @@ class Cues:
         return np.interp(times, self.row_times(), getattr(self, name))
 
 
-def interp_columns(x: np.ndarray, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
-    """(T,), (N,) increasing, (N, C) -> (T, C): ``np.interp`` of every column of ``fp`` at ``x``,
-    the same numbers (the same slope and sum, held at the ends) in one pass instead of C calls."""
-    if len(xp) < 2:
-        return np.stack([np.interp(x, xp, fp[:, c]) for c in range(fp.shape[1])], axis=1).reshape(len(x), fp.shape[1])
-    j = np.clip(np.searchsorted(xp, x, side="right") - 1, 0, len(xp) - 2)
-    slope = (fp[j + 1] - fp[j]) / (xp[j + 1] - xp[j])[:, None]
-    out = np.where((x == xp[j])[:, None], fp[j], slope * (x - xp[j])[:, None] + fp[j])
-    out[x < xp[0]] = fp[0]
-    out[x >= xp[-1]] = fp[-1]
+def interp_columns_many(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> np.ndarray:
+    """``np.interp`` of every column at each part's own points, parts (x (T,), xp (N,) increasing,
+    fp (N, C)) -> (sum of T, C): the same numbers as np.interp (the same slope and sum, held at
+    the ends), for all parts and columns in one pass."""
+    index, x, offset = [], [], 0
+    for times, xp, fp in parts:
+        if len(xp) < 2:
+            raise ValueError("interp_columns_many needs at least two points per part")
+        index.append(offset + np.clip(np.searchsorted(xp, times, side="right") - 1, 0, len(xp) - 2))
+        offset += len(xp)
+    j, x = np.concatenate(index), np.concatenate([times for times, _, _ in parts])
+    xp, fp = np.concatenate([xp for _, xp, _ in parts]), np.concatenate([fp for _, _, fp in parts])
+    lo, hi = xp[j], xp[j + 1]
+    slope = (fp[j + 1] - fp[j]) / (hi - lo)[:, None]
+    out = np.where((x == lo)[:, None], fp[j], slope * (x - lo)[:, None] + fp[j])
+    ends = np.cumsum([len(xp) for _, xp, _ in parts])
+    first = np.repeat(ends - [len(xp) for _, xp, _ in parts], [len(times) for times, _, _ in parts])
+    last = np.repeat(ends - 1, [len(times) for times, _, _ in parts])
+    before, after = x < xp[first], x >= xp[last]  # held at the ends, as np.interp
+    out[before], out[after] = fp[first[before]], fp[last[after]]
     return out
 
 

@@ -255,14 +255,12 @@ class MotionStream:
         phones, source = self._current_phones(float(times[0]))
         emotion = emotion_layer(times, self._emotions)
         amplitude, distance = self._control_curves(times)
-        lips = self._lip_layer(times, cues, phones, source)
+        lips = self._lip_layer(times, cues, phones, source)  # a LipLayer, or rows compose_frames interpolates
         self._decide_blinks_and_saccades(float(times[-1]), cues)
         head = HeadSource(times=times, cues=cues, seed=int(self.controls.seed), amplitude=amplitude, distance=distance,
                           gazes=self._gazes, emotion_pitch=emotion.head_pitch, motion_gain=emotion.motion_gain,
                           blinks=self._blinks, saccades=self._saccades, shifts=self._shifts)
-        mouth = lips.mouth.copy()
-        mouth[:, _SPEECH_OPENING] *= emotion.jaw_gain[:, None]
-        return FrameLayers(times=times, mouth=mouth, closure=lips.closure, emotion_face=emotion.face, head=head,
+        return FrameLayers(times=times, lips=lips, jaw_gain=emotion.jaw_gain, emotion_face=emotion.face, head=head,
                            tongue_tip=tongue_tip_curve(times, phones, source))
 
     def _lip_layer(self, times: np.ndarray, cues, phones: PhoneTable, source: str) -> LipLayer:
@@ -350,8 +348,8 @@ class FrameLayers:
     (compose_frames runs those for the frames of many streams at once)."""
 
     times: np.ndarray  # (T,)
-    mouth: np.ndarray  # (T, 52) the lip layer, emotion's jaw gain applied
-    closure: np.ndarray  # (T,) lip closure 0..1
+    lips: LipLayer | object  # the lip layer, or what a backend's ``layers_many`` makes it from (learned.py)
+    jaw_gain: np.ndarray  # (T,) emotion's gain on how far speech opens the mouth
     emotion_face: np.ndarray  # (T, 52)
     head: HeadSource
     tongue_tip: np.ndarray  # (T,)
@@ -367,7 +365,11 @@ def compose_frames(layers: Sequence[FrameLayers]) -> list[list[MotionFrame]]:
     def joined(name: str) -> np.ndarray:
         return np.concatenate([getattr(part, name) for part in layers])
 
-    blendshapes = compose_face(joined("mouth"), joined("closure"), joined("emotion_face"), head.blink, head.gaze, head.brow_raise)
+    lips = _lip_layers([part.lips for part in layers])
+    mouth = np.concatenate([layer.mouth for layer in lips])
+    mouth[:, _SPEECH_OPENING] *= joined("jaw_gain")[:, None]
+    closure = np.concatenate([layer.closure for layer in lips])
+    blendshapes = compose_face(mouth, closure, joined("emotion_face"), head.blink, head.gaze, head.brow_raise)
     rotation, translation = head.rotation.tolist(), head.translation.tolist()
     gaze_left, gaze_right = head.gaze[:, 0].tolist(), head.gaze[:, 1].tolist()
     frames = [MotionFrame(time=t, head_rotation=tuple(rotation[i]), head_translation=tuple(translation[i]),
@@ -375,6 +377,20 @@ def compose_frames(layers: Sequence[FrameLayers]) -> list[list[MotionFrame]]:
                           tongue_tip=tip) for i, (t, tip) in enumerate(zip(joined("times").tolist(), joined("tongue_tip").tolist()))]
     ends = np.cumsum([len(part.times) for part in layers]).tolist()
     return [frames[start:end] for start, end in zip([0] + ends[:-1], ends)]
+
+
+def _lip_layers(parts: list) -> list[LipLayer]:
+    """LipLayers as they are; a backend's rows (e.g. learned.LearnedLipRows) by their own
+    ``layers_many``, every stream's frames in one pass."""
+    out = list(parts)
+    by_kind: dict[Callable, list[int]] = {}
+    for k, part in enumerate(parts):
+        if not isinstance(part, LipLayer):
+            by_kind.setdefault(type(part).layers_many, []).append(k)
+    for layers_many, group in by_kind.items():
+        for k, layer in zip(group, layers_many([parts[k] for k in group])):
+            out[k] = layer
+    return out
 
 
 def _i(*names: str) -> np.ndarray:

@@ -243,12 +243,15 @@ class SlotScheduler:
         last = int(np.floor(t_end / self.slot))
         if last < self.next_slot:
             return
+        previous = self.starts[-1][0] if self.starts else self._prior_event()
+        if last * self.slot - previous < self.refractory:  # too soon after the last event for any slot here
+            self.next_slot = last + 1
+            return
         slots = np.arange(self.next_slot, last + 1)
         times = slots * self.slot
         rates = np.asarray(hazard_per_s(times), dtype=np.float64)
         draws = slot_uniforms(self.seed, self.channel, slots)
         probability = 1.0 - np.exp(-rates * self.slot)
-        previous = self.starts[-1][0] if self.starts else self._prior_event()
         for t, p, u in zip(times, probability, draws):
             since = t - previous
             if since >= self.refractory and (u[0] < p or since >= self.max_gap):

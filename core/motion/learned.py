@@ -25,7 +25,7 @@ from scipy.special import erf
 from ..arkit import ARKIT_INDEX, ARKIT_NAMES
 from ..audio.features import compute_features, concat_features
 from ..types import FEATURE_HOP_S, AudioFeatures, Controls, PhoneTimeline
-from .cues import interp_columns
+from .cues import interp_columns_many
 from .generator import FRAME_REACH_S, MotionGenerator, MotionStream, _FixedPhones, _LivePhones
 from .learned_weights import SHIPPED_WEIGHTS, load_weights
 from .lips import KEY_SHAPE_TRUST, LipLayer, PhoneTable, apply_closure, key_shape_curve
@@ -253,20 +253,50 @@ class LearnedMotionStream(MotionStream):
             ends = np.cumsum([part.num_frames for _, part in fed])
             feed_many([stream._mouth for stream, _ in fed], np.split(matrix, ends[:-1]))  # rows arrive in order, each once
 
-    def _lip_layer(self, times: np.ndarray, cues, phones: PhoneTable, source: str) -> LipLayer:
+    def _lip_layer(self, times: np.ndarray, cues, phones: PhoneTable, source: str) -> LearnedLipRows:
         if self._finished and not self._mouth_finished:  # every real row is in: read silence past the end
             self._mouth.finish()
             self._mouth_finished = True
         first = max(0, int(np.floor(times[0] / FEATURE_HOP_S - 0.5)))
-        outputs = self._mouth.values(first)
-        row_times = (first + np.arange(len(outputs)) + 0.5) * FEATURE_HOP_S  # row centres
-        values = interp_columns(times, row_times, outputs)
-        mouth = mouth_from_outputs(values, self.model.config.outputs)
-        closure = np.zeros(len(times))
+        closure = None
         if source == "aligned":  # the text's own bilabials: full closures at the aligned times
             closure = KEY_SHAPE_TRUST["aligned"][0] * key_shape_curve(times, phones, phones.bilabial)
-            mouth = apply_closure(mouth, closure)
-        return LipLayer(mouth=np.clip(mouth, 0.0, 1.0), closure=closure)
+        return LearnedLipRows(times, first, self._mouth.values(first), self.model.config.outputs, closure)
+
+
+@dataclass(frozen=True)
+class LearnedLipRows:
+    """The network's output rows around a run of one stream's frames; the lip layers of many
+    streams' frames are interpolated from them in one pass (``layers_many``, from compose_frames)."""
+
+    times: np.ndarray  # (T,) frame times
+    first_row: int  # feature row of outputs[0]
+    outputs: np.ndarray  # (R, n_outputs)
+    names: tuple[str, ...]  # the outputs' names (Config.outputs)
+    closure: np.ndarray | None  # (T,) aligned bilabial closures; None without aligned text
+
+    @staticmethod
+    def layers_many(parts: list[LearnedLipRows]) -> list[LipLayer]:
+        """Each part's LipLayer: its outputs interpolated at its frame times (row centres), the
+        mouth channels from them, aligned closures on top (each frame on its own)."""
+        out: list[LipLayer | None] = [None] * len(parts)
+        by_names: dict[tuple[str, ...], list[int]] = {}
+        for k, part in enumerate(parts):
+            by_names.setdefault(part.names, []).append(k)
+        for names, group in by_names.items():
+            values = interp_columns_many([(parts[k].times, (parts[k].first_row + np.arange(len(parts[k].outputs)) + 0.5)
+                                           * FEATURE_HOP_S, parts[k].outputs) for k in group])
+            mouth = mouth_from_outputs(values, names)
+            clipped, open_lips = np.clip(mouth, 0.0, 1.0), np.zeros(len(mouth))
+            start = 0
+            for k in group:
+                part, end = parts[k], start + len(parts[k].times)
+                if part.closure is None:
+                    out[k] = LipLayer(mouth=clipped[start:end], closure=open_lips[start:end])
+                else:
+                    out[k] = LipLayer(mouth=np.clip(apply_closure(mouth[start:end], part.closure), 0.0, 1.0), closure=part.closure)
+                start = end
+        return out
 
 
 class LearnedMotionGenerator(MotionGenerator):
