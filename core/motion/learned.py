@@ -164,15 +164,19 @@ class IncrementalMouth:
         joined = np.concatenate([self._raw, matrix])  # (kept + n, C)
         self._raw = joined[max(0, len(joined) - (context - 1)):]
         first_abs = self.fed - (len(joined) - n)  # absolute row index of joined[0]
-        front = context - 1  # pad so every new row has a full window; the padding is not counted
-        mel = np.concatenate([np.zeros((front, 40)), joined[:, :40]])
-        loud = np.concatenate([np.full(front, _LOUDNESS_FLOOR), joined[:, 40]])
         start = len(joined) - n  # the new rows' first position in joined
         counts = np.minimum(first_abs + start + np.arange(n) + 1, context)  # real rows in each window
-        if n <= 4:  # streaming: a slice per row costs less than building window views
-            mel_sums = np.stack([mel[start + i: start + i + context].sum(axis=0) for i in range(n)])
-            peak = np.array([loud[start + i: start + i + context].max() for i in range(n)])
+        if n <= 4:  # streaming: a slice per row of joined costs less than padding and window views
+            # (a window reaching before joined[0] would add zero rows first, which changes no sum,
+            # and read the padding's loudness floor)
+            ends = range(start + 1, start + n + 1)
+            mel_sums = np.stack([joined[max(0, end - context):end, :40].sum(axis=0) for end in ends])
+            peak = np.array([joined[max(0, end - context):end, 40].max() if end >= context
+                             else max(joined[:end, 40].max(), _LOUDNESS_FLOOR) for end in ends])
         else:
+            front = context - 1  # pad so every new row has a full window; the padding is not counted
+            mel = np.concatenate([np.zeros((front, 40)), joined[:, :40]])
+            loud = np.concatenate([np.full(front, _LOUDNESS_FLOOR), joined[:, 40]])
             mel_sums = np.lib.stride_tricks.sliding_window_view(mel[start:], context, axis=0).sum(axis=2)  # (n, 40)
             peak = np.lib.stride_tricks.sliding_window_view(loud[start:], context).max(axis=1)
         mean = mel_sums / counts[:, None]
@@ -212,15 +216,18 @@ def _feed_group(mouths: list[IncrementalMouth], matrices: list[np.ndarray]) -> N
     if arrays.pool is not None:  # Config.mel_bands: the 40 log-mel bands averaged into fewer
         x = np.concatenate([x[:, :40] @ arrays.pool, x[:, 40:]], axis=1)
     x = ((x - arrays.input_mean) / arrays.input_std) @ arrays.inp[0] + arrays.inp[1]  # (N, W)
+    stream_of_row = np.repeat(np.arange(len(mouths)), np.diff(bounds))
     for i, ((taps, bias, dilation), (mix, mix_bias)) in enumerate(zip(arrays.convs, arrays.mixes)):
-        kernel = taps.shape[0] // x.shape[1]
-        stacked = []
-        for mouth, first, end in zip(mouths, bounds[:-1], bounds[1:]):
-            n, pad = end - first, len(mouth._history[i])
-            padded = np.concatenate([mouth._history[i], x[first:end]])  # (pad + n, W)
-            mouth._history[i] = padded[len(padded) - pad:]
-            stacked.append(np.concatenate([padded[k * dilation: k * dilation + n] for k in range(kernel)], axis=1))
-        x = x + _gelu(np.concatenate(stacked) @ taps + bias) @ mix + mix_bias  # (N, W)
+        kernel, pad = taps.shape[0] // x.shape[1], len(mouths[0]._history[i])
+        # every stream's kept past, then its new rows, end to end: stream k's segment starts at
+        # pad * k + bounds[k], and its row r (overall) reads taps at pad * k + r + dilation * tap
+        padded = np.concatenate([part for mouth, first, end in zip(mouths, bounds[:-1], bounds[1:])
+                                 for part in (mouth._history[i], x[first:end])])  # (S * pad + N, W)
+        for k, (mouth, end) in enumerate(zip(mouths, bounds[1:])):
+            mouth._history[i] = padded[pad * k + end: pad * (k + 1) + end]
+        reads = (np.arange(len(x)) + pad * stream_of_row)[:, None] + dilation * np.arange(kernel)  # (N, kernel)
+        stacked = padded[reads].reshape(len(x), kernel * x.shape[1])  # taps side by side, as the weights stack them
+        x = x + _gelu(stacked @ taps + bias) @ mix + mix_bias  # (N, W)
     y = _gelu(x) @ arrays.out[0] + arrays.out[1]  # (N, n_outputs), causal positions fed..fed+n-1 of each
     for mouth, first, end in zip(mouths, bounds[:-1], bounds[1:]):
         mouth.fed += end - first
