@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -217,6 +217,9 @@ class MotionStream:
         if rows is None or rows.num_frames == 0:
             return
         self._phones.add_rows(rows)
+        # The rows are kept for the cues, which read no log-mel: keeping it (40 columns of each
+        # row) would copy most of the kept rows at every step for nothing.
+        rows = replace(rows, log_mel=rows.log_mel[:, :0])
         self._rows = rows if self._rows is None else concat_features([self._rows, rows])
 
     @staticmethod
