@@ -34,6 +34,8 @@ def slot_uniforms(seed: int, channel: int, slots: np.ndarray) -> np.ndarray:
     if len(slots) == 0:
         return np.empty((0, 3))
     first, last = int(slots.min()) // _BLOCK, int(slots.max()) // _BLOCK
+    if first == last:  # the usual case: a step's few slots lie in one block
+        return _uniform_block(seed, channel, first)[slots - first * _BLOCK]
     table = np.concatenate([_uniform_block(seed, channel, b) for b in range(first, last + 1)])
     return table[slots - first * _BLOCK]
 
