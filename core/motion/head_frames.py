@@ -189,20 +189,22 @@ def nod_many(parts: Sequence[tuple[np.ndarray, Cues]]) -> np.ndarray:
     stream: each emphatic row pulls the chin down, peaking ~150 ms later and easing back over
     ~0.4 s. A frame sums a fixed window of its own stream's rows (so the same numbers whichever
     frames join it)."""
-    rows = [cues.num_rows for _, cues in parts]
-    ends = np.cumsum(rows)
-    pad = np.zeros(_NOD_WINDOW_ROWS)  # windows may run past the last stream's rows (masked below)
-    emphasis = np.concatenate([cues.emphasis for _, cues in parts] + [pad])
-    pitch = np.concatenate([cues.pitch for _, cues in parts] + [pad])
-    row_times = np.concatenate([cues.row_times() for _, cues in parts] + [pad])
-    strength = emphasis * (0.6 + 0.8 * pitch) * FEATURE_HOP_S
-    first = np.concatenate([end - n + np.searchsorted(cues.row_times(), times - 0.56, side="right")
-                            for (times, cues), n, end in zip(parts, rows, ends)])
-    end = np.concatenate([np.full(len(times), end) for (times, _), end in zip(parts, ends)])
-    window = first[:, None] + np.arange(_NOD_WINDOW_ROWS)  # (N, W)
-    times = np.concatenate([times for times, _ in parts])
-    pulled = np.where((window < end[:, None]) & (strength[window] > 1e-4), strength[window], 0.0)
-    lag = times[:, None] - row_times[window]
+    emphasis, pitch, row_times, first, end, kept = [], [], [], [], [], 0
+    for times, cues in parts:  # each stream's rows its frames' windows reach, end to end
+        starts = np.searchsorted(cues.row_times(), times - 0.56, side="right")
+        lo, hi = int(starts.min()), min(cues.num_rows, int(starts.max()) + _NOD_WINDOW_ROWS)
+        emphasis.append(cues.emphasis[lo:hi])
+        pitch.append(cues.pitch[lo:hi])
+        row_times.append(cues.row_times()[lo:hi])
+        first.append(kept + starts - lo)
+        kept += hi - lo
+        end.append(np.full(len(times), kept))
+    pad = [np.zeros(_NOD_WINDOW_ROWS)]  # windows may run past the last stream's rows (masked below)
+    emphasis, pitch, row_times = (np.concatenate(x + pad) for x in (emphasis, pitch, row_times))
+    window = np.concatenate(first)[:, None] + np.arange(_NOD_WINDOW_ROWS)  # (N, W)
+    strength = emphasis[window] * (0.6 + 0.8 * pitch[window]) * FEATURE_HOP_S
+    pulled = np.where((window < np.concatenate(end)[:, None]) & (strength > 1e-4), strength, 0.0)
+    lag = np.concatenate([times for times, _ in parts])[:, None] - row_times[window]
     kernel = np.where((lag > -0.03) & (lag < 0.55), np.sin(np.pi * np.clip((lag + 0.03) / 0.58, 0, 1)) ** 2, 0.0)
     return (kernel * pulled).sum(1) * 4.0
 
