@@ -42,14 +42,15 @@ def clip_parts(clip, seeds: int):
     from npcface.core.audio.decode import load_audio
     from npcface.core.audio.features import compute_features
     from npcface.core.motion.cues import compute_cues
-    from npcface.core.motion.head import HEAD_OCTAVES, PoseShifts, nod, smooth_noise
+    from npcface.core.motion.head import HEAD_OCTAVES, PoseShifts, smooth_noise
+    from npcface.core.motion.head_frames import nod_many
 
     cap = captured(clip)
     audio = load_audio(clip.path)
     times = cap.times[cap.times <= audio.duration]
     cues = compute_cues(compute_features(audio.samples))
     loudness = loudness_at(audio.samples, times)
-    activity, nodding = cues.at("activity", times), nod(times, cues)
+    activity, nodding = cues.at("activity", times), nod_many([(times, cues)])
     parts = []
     for seed in range(seeds):
         noise = np.stack([smooth_noise(seed, k, times, spacing)[:, :3] for k, (spacing, _, _) in enumerate(HEAD_OCTAVES)])

@@ -241,7 +241,9 @@ class FeatureStream:
     def _windows(self, ready: int) -> np.ndarray:
         """(ready, ANALYSIS) analysis windows of the next ``ready`` rows (a view of the buffer)."""
         span = self._buffer[: (ready - 1) * HOP + ANALYSIS]
-        return np.lib.stride_tricks.sliding_window_view(span, ANALYSIS)[::HOP]
+        # as_strided, not sliding_window_view: the same view, without ~10 us of checks a call
+        return np.lib.stride_tricks.as_strided(span, shape=(ready, ANALYSIS), strides=(HOP * span.strides[0], span.strides[0]),
+                                               writeable=False)
 
     def _accept(self, columns: dict[str, np.ndarray]) -> AudioFeatures:
         """The next rows, computed from ``_windows``: drop their audio, return them."""

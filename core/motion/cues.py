@@ -78,11 +78,39 @@ class Cues:
         return len(self.level)
 
     def row_times(self) -> np.ndarray:
-        return self.start_time + np.arange(self.num_rows) * FEATURE_HOP_S
+        """(R,) each row's time (computed once: the layers read the cues a dozen times a step)."""
+        times = self.__dict__.get("_row_times")
+        if times is None:
+            times = self.start_time + np.arange(self.num_rows) * FEATURE_HOP_S
+            object.__setattr__(self, "_row_times", times)
+        return times
 
     def at(self, name: str, times: np.ndarray) -> np.ndarray:
         """A cue read at arbitrary times (clamped to the rows there are)."""
         return np.interp(times, self.row_times(), getattr(self, name))
+
+
+def interp_columns_many(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> np.ndarray:
+    """``np.interp`` of every column at each part's own points, parts (x (T,), xp (N,) increasing,
+    fp (N, C)) -> (sum of T, C): the same numbers as np.interp (the same slope and sum, held at
+    the ends), for all parts and columns in one pass."""
+    index, x, offset = [], [], 0
+    for times, xp, fp in parts:
+        if len(xp) < 2:
+            raise ValueError("interp_columns_many needs at least two points per part")
+        index.append(offset + np.clip(np.searchsorted(xp, times, side="right") - 1, 0, len(xp) - 2))
+        offset += len(xp)
+    j, x = np.concatenate(index), np.concatenate([times for times, _, _ in parts])
+    xp, fp = np.concatenate([xp for _, xp, _ in parts]), np.concatenate([fp for _, _, fp in parts])
+    lo, hi = xp[j], xp[j + 1]
+    slope = (fp[j + 1] - fp[j]) / (hi - lo)[:, None]
+    out = np.where((x == lo)[:, None], fp[j], slope * (x - lo)[:, None] + fp[j])
+    ends = np.cumsum([len(xp) for _, xp, _ in parts])
+    first = np.repeat(ends - [len(xp) for _, xp, _ in parts], [len(times) for times, _, _ in parts])
+    last = np.repeat(ends - 1, [len(times) for times, _, _ in parts])
+    before, after = x < xp[first], x >= xp[last]  # held at the ends, as np.interp
+    out[before], out[after] = fp[first[before]], fp[last[after]]
+    return out
 
 
 def compute_cues(feats: AudioFeatures) -> Cues:

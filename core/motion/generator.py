@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -40,7 +40,8 @@ from ..types import (
 )
 from .cues import CUE_BACK_S, CUE_REACH_S, Cues, compute_cues, compute_cues_many
 from .emotion import emotion_layer, parse_emotion, ramped_timeline, validate_emotion_event
-from .head import HeadInputs, PoseShifts, SlotScheduler, blink_hazard, head_inputs, head_layers
+from .head import PoseShifts, SlotScheduler, blink_hazard
+from .head_frames import HeadSource, head_inputs_many, head_layers
 from .lips import LipLayer, PhoneTable, lip_layer, tongue_tip_curve
 
 __all__ = ["MotionGenerator", "MotionStream", "step_streams", "parse_emotion", "validate_controls", "FRAME_REACH_S", "MIN_LOOKAHEAD_S"]
@@ -216,6 +217,9 @@ class MotionStream:
         if rows is None or rows.num_frames == 0:
             return
         self._phones.add_rows(rows)
+        # The rows are kept for the cues, which read no log-mel: keeping it (40 columns of each
+        # row) would copy most of the kept rows at every step for nothing.
+        rows = replace(rows, log_mel=rows.log_mel[:, :0])
         self._rows = rows if self._rows is None else concat_features([self._rows, rows])
 
     @staticmethod
@@ -254,14 +258,12 @@ class MotionStream:
         phones, source = self._current_phones(float(times[0]))
         emotion = emotion_layer(times, self._emotions)
         amplitude, distance = self._control_curves(times)
-        lips = self._lip_layer(times, cues, phones, source)
+        lips = self._lip_layer(times, cues, phones, source)  # a LipLayer, or rows compose_frames interpolates
         self._decide_blinks_and_saccades(float(times[-1]), cues)
-        head = head_inputs(times, cues, int(self.controls.seed), amplitude, distance, self._gazes,
-                           emotion.head_pitch, emotion.motion_gain, self._blinks, self._saccades,
-                           self._shifts)
-        mouth = lips.mouth.copy()
-        mouth[:, _SPEECH_OPENING] *= emotion.jaw_gain[:, None]
-        return FrameLayers(times=times, mouth=mouth, closure=lips.closure, emotion_face=emotion.face, head=head,
+        head = HeadSource(times=times, cues=cues, seed=int(self.controls.seed), amplitude=amplitude, distance=distance,
+                          gazes=self._gazes, emotion_pitch=emotion.head_pitch, motion_gain=emotion.motion_gain,
+                          blinks=self._blinks, saccades=self._saccades, shifts=self._shifts)
+        return FrameLayers(times=times, lips=lips, jaw_gain=emotion.jaw_gain, emotion_face=emotion.face, head=head,
                            tongue_tip=tongue_tip_curve(times, phones, source))
 
     def _lip_layer(self, times: np.ndarray, cues, phones: PhoneTable, source: str) -> LipLayer:
@@ -349,10 +351,10 @@ class FrameLayers:
     (compose_frames runs those for the frames of many streams at once)."""
 
     times: np.ndarray  # (T,)
-    mouth: np.ndarray  # (T, 52) the lip layer, emotion's jaw gain applied
-    closure: np.ndarray  # (T,) lip closure 0..1
+    lips: LipLayer | object  # the lip layer, or what a backend's ``layers_many`` makes it from (learned.py)
+    jaw_gain: np.ndarray  # (T,) emotion's gain on how far speech opens the mouth
     emotion_face: np.ndarray  # (T, 52)
-    head: HeadInputs
+    head: HeadSource
     tongue_tip: np.ndarray  # (T,)
 
 
@@ -361,12 +363,16 @@ def compose_frames(layers: Sequence[FrameLayers]) -> list[list[MotionFrame]]:
     gets the same frames whichever streams it is composed with."""
     if not layers:
         return []
-    head = head_layers([part.head for part in layers])
+    head = head_layers(head_inputs_many([part.head for part in layers]))
 
     def joined(name: str) -> np.ndarray:
         return np.concatenate([getattr(part, name) for part in layers])
 
-    blendshapes = compose_face(joined("mouth"), joined("closure"), joined("emotion_face"), head.blink, head.gaze, head.brow_raise)
+    lips = _lip_layers([part.lips for part in layers])
+    mouth = np.concatenate([layer.mouth for layer in lips])
+    mouth[:, _SPEECH_OPENING] *= joined("jaw_gain")[:, None]
+    closure = np.concatenate([layer.closure for layer in lips])
+    blendshapes = compose_face(mouth, closure, joined("emotion_face"), head.blink, head.gaze, head.brow_raise)
     rotation, translation = head.rotation.tolist(), head.translation.tolist()
     gaze_left, gaze_right = head.gaze[:, 0].tolist(), head.gaze[:, 1].tolist()
     frames = [MotionFrame(time=t, head_rotation=tuple(rotation[i]), head_translation=tuple(translation[i]),
@@ -374,6 +380,20 @@ def compose_frames(layers: Sequence[FrameLayers]) -> list[list[MotionFrame]]:
                           tongue_tip=tip) for i, (t, tip) in enumerate(zip(joined("times").tolist(), joined("tongue_tip").tolist()))]
     ends = np.cumsum([len(part.times) for part in layers]).tolist()
     return [frames[start:end] for start, end in zip([0] + ends[:-1], ends)]
+
+
+def _lip_layers(parts: list) -> list[LipLayer]:
+    """LipLayers as they are; a backend's rows (e.g. learned.LearnedLipRows) by their own
+    ``layers_many``, every stream's frames in one pass."""
+    out = list(parts)
+    by_kind: dict[Callable, list[int]] = {}
+    for k, part in enumerate(parts):
+        if not isinstance(part, LipLayer):
+            by_kind.setdefault(type(part).layers_many, []).append(k)
+    for layers_many, group in by_kind.items():
+        for k, layer in zip(group, layers_many([parts[k] for k in group])):
+            out[k] = layer
+    return out
 
 
 def _i(*names: str) -> np.ndarray:

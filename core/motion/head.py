@@ -34,6 +34,8 @@ def slot_uniforms(seed: int, channel: int, slots: np.ndarray) -> np.ndarray:
     if len(slots) == 0:
         return np.empty((0, 3))
     first, last = int(slots.min()) // _BLOCK, int(slots.max()) // _BLOCK
+    if first == last:  # the usual case: a step's few slots lie in one block
+        return _uniform_block(seed, channel, first)[slots - first * _BLOCK]
     table = np.concatenate([_uniform_block(seed, channel, b) for b in range(first, last + 1)])
     return table[slots - first * _BLOCK]
 
@@ -96,7 +98,7 @@ _IDLE_SPACINGS = (1.7, 1.7 / np.sqrt(5.0))  # two octaves with an irrational spa
 # Head rotation: octaves of seeded smooth noise, knot spacings in irrational ratios (no loop),
 # from a slow drift to a syllable-rate bob, each scaled by (base + per_activity * activity) in
 # degrees of yaw, then per axis by HEAD_AXES (yaw, pitch, roll); emphasis nods the chin down by
-# HEAD_NOD_GAIN * nod(). Fitted by bench/tune_head.py (the recipe) to heads captured from real
+# HEAD_NOD_GAIN * the nod (head_frames.nod_many). Fitted by bench/tune_head.py (the recipe) to heads captured from real
 # people talking on video (not GRID's studio speakers, who hold still); bench/bench_head.py
 # measures the generator against them and against held-out clips.
 HEAD_OCTAVES = ((1.700, 0.000, 0.123), (0.760, 0.235, 9.346), (0.340, 0.000, 0.258),
@@ -166,6 +168,7 @@ class PoseShifts:
     times: list[float] = field(default_factory=list)
     starts: list[np.ndarray] = field(default_factory=list)
     targets: list[np.ndarray] = field(default_factory=list)
+    _cached: tuple[np.ndarray, np.ndarray, np.ndarray] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.scheduler = SlotScheduler(self.seed, 8, slot=SHIFT_SLOT_S, refractory=SHIFT_REFRACTORY_S,
@@ -191,17 +194,33 @@ class PoseShifts:
         if not self.times:
             return np.zeros((len(times), 3))
         # Only the shifts from the last one at or before the earliest time still show (a long line
-        # must not make every frame stack its whole history; SlotScheduler.since does the same).
+        # must not make every frame stack its whole history).
         first = max(bisect.bisect_right(self.times, float(np.min(times))) - 1, 0)
-        last = np.searchsorted(self.times[first:], times, side="right") - 1  # the shift each time is in or after
-        starts = np.vstack([np.zeros(3), *self.starts[first:]])[last + 1]
-        targets = np.vstack([np.zeros(3), *self.targets[first:]])[last + 1]
-        began = np.asarray(self.times[first:])[np.maximum(last, 0)]
+        shift_times, starts, targets = self._arrays()
+        last = np.searchsorted(shift_times[first:], times, side="right") - 1  # the shift each time is in or after
+        # row 0 of starts / targets is the rest pose, for times before the first shift (first is 0 then)
+        starts, targets = starts[first + last + 1], targets[first + last + 1]
+        began = shift_times[first:][np.maximum(last, 0)]
         progress = np.where(last >= 0, _ease((times - began) / SHIFT_S), 0.0)
         return starts + (targets - starts) * progress[:, None]
 
+    def _arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """times (K,), starts and targets (K + 1, 3) after a rest-pose row, rebuilt only when a
+        shift was added (every frame reads them, shifts come a few times a line)."""
+        if self._cached is None or len(self._cached[0]) != len(self.times):
+            self._cached = (np.asarray(self.times), np.vstack([np.zeros(3), *self.starts]),
+                            np.vstack([np.zeros(3), *self.targets]))
+        return self._cached
+
 
 _SWAY_X, _SWAY_Y = 3, 4  # noise channels 0-2 are the head angles (_head_and_idle_noise)
+
+
+@lru_cache(maxsize=512)
+def _prior_uniform(seed: int, channel: int) -> float:
+    """SlotScheduler._prior_event's draw (asked for at every step until a first event; a generator
+    costs ~0.3 ms to seed)."""
+    return float(np.random.default_rng([seed & 0xFFFFFFFF, 1000 + channel]).uniform())
 
 
 @dataclass
@@ -226,12 +245,15 @@ class SlotScheduler:
         last = int(np.floor(t_end / self.slot))
         if last < self.next_slot:
             return
+        previous = self.starts[-1][0] if self.starts else self._prior_event()
+        if last * self.slot - previous < self.refractory:  # too soon after the last event for any slot here
+            self.next_slot = last + 1
+            return
         slots = np.arange(self.next_slot, last + 1)
         times = slots * self.slot
         rates = np.asarray(hazard_per_s(times), dtype=np.float64)
         draws = slot_uniforms(self.seed, self.channel, slots)
         probability = 1.0 - np.exp(-rates * self.slot)
-        previous = self.starts[-1][0] if self.starts else self._prior_event()
         for t, p, u in zip(times, probability, draws):
             since = t - previous
             if since >= self.refractory and (u[0] < p or since >= self.max_gap):
@@ -242,131 +264,8 @@ class SlotScheduler:
     def _prior_event(self) -> float:
         """A seeded moment before the line for the "last" event, so that lines do not all open
         with a forced blink (with no history, max_gap would have passed at t = 0)."""
-        u = np.random.default_rng([self.seed & 0xFFFFFFFF, 1000 + self.channel]).uniform()
-        return -u * self.max_gap
+        return -_prior_uniform(self.seed, self.channel) * self.max_gap
 
-    def since(self, t: float) -> list[tuple[float, np.ndarray]]:
-        """The events from the last one starting at or before ``t`` on (older ones no longer
-        show), so a long line does not make every frame walk its whole history."""
-        first = bisect.bisect_right(self.starts, t, key=lambda event: event[0]) - 1
-        return self.starts[max(first, 0):]
-
-
-def blink_curve(times: np.ndarray, blinks: Sequence[tuple[float, np.ndarray]]) -> np.ndarray:
-    """EyeBlink weight (0 open, 1 closed) at ``times`` from blink starts: a fast close and a
-    slower reopening; each blink lasts 100-160 ms (from its seeded uniforms)."""
-    out = np.zeros(len(times))
-    for start, u in blinks:
-        duration = 0.10 + 0.06 * u[1]
-        closing = 0.4 * duration
-        rel = times - start
-        near = (rel > 0) & (rel < duration)
-        if not near.any():
-            continue
-        r = rel[near]
-        shape = np.where(r < closing, np.sin(0.5 * np.pi * r / closing),
-                         np.cos(0.5 * np.pi * (r - closing) / (duration - closing)))
-        out[near] = np.maximum(out[near], shape)
-    return out
-
-
-def saccade_offsets(times: np.ndarray, saccades: Sequence[tuple[float, np.ndarray]]) -> np.ndarray:
-    """(T, 2) gaze offset (yaw, pitch degrees): hold each fixation, jump in SACCADE_S."""
-    out = np.zeros((len(times), 2))
-    previous = np.zeros(2)
-    for start, u in saccades:
-        target = np.array([(u[1] * 2 - 1) * 4.0, (u[2] * 2 - 1) * 2.5])
-        s = np.clip((times - start) / SACCADE_S, 0.0, 1.0)[:, None]
-        after = times >= start
-        out[after] = (previous + (target - previous) * s)[after]
-        previous = target
-    return out
-
-
-@dataclass(frozen=True)
-class HeadLayer:
-    rotation: np.ndarray  # (T, 3) yaw, pitch, roll degrees (pitch + = chin up)
-    translation: np.ndarray  # (T, 3) metres
-    gaze: np.ndarray  # (T, 2, 2) [eye, (yaw, pitch)] degrees relative to the head
-    blink: np.ndarray  # (T,) 0..1
-    brow_raise: np.ndarray  # (T,) 0..1 eyebrows lift with the emphasis that nods the head
-
-
-def nod(times: np.ndarray, cues: Cues) -> np.ndarray:
-    """Downward head pitch (degrees, >= 0) following emphasis: each emphatic row pulls the chin
-    down, peaking ~150 ms later and easing back over ~0.4 s."""
-    row_times = cues.row_times()
-    out = np.zeros(len(times))
-    strength = cues.emphasis * (0.6 + 0.8 * cues.pitch) * FEATURE_HOP_S
-    # rows outside the kernel's reach (lag -0.03..0.55 s, with a margin) add nothing
-    near = (row_times > times[0] - 0.56) & (row_times < times[-1] + 0.04)
-    active = np.nonzero((strength > 1e-4) & near)[0]
-    if len(active) == 0:
-        return out
-    lag = times[:, None] - row_times[active][None, :]  # (T, A)
-    kernel = np.where((lag > -0.03) & (lag < 0.55), np.sin(np.pi * np.clip((lag + 0.03) / 0.58, 0, 1)) ** 2, 0.0)
-    return (kernel * strength[active]).sum(1) * 4.0
-
-
-@dataclass(frozen=True)
-class HeadInputs:
-    """One stream's per-frame inputs to the head maths, each (T, ...); ``head_layers`` runs the
-    maths for the frames of many streams at once."""
-
-    activity: np.ndarray  # (T,) the activity cue at the frames
-    amplitude: np.ndarray  # (T,) motion_amplitude control
-    distance: np.ndarray  # (T,) head_distance control
-    emotion_pitch: np.ndarray  # (T,) degrees
-    motion_gain: np.ndarray  # (T,)
-    gaze_target: np.ndarray  # (T, 2) yaw, pitch degrees
-    head_follow: np.ndarray  # (T, 2) how far the head turns after the gaze
-    saccades: np.ndarray  # (T, 2) saccade offsets
-    nodding: np.ndarray  # (T,) nod()
-    blink: np.ndarray  # (T,) 0..1
-    pose_shift: np.ndarray  # (T, 3) the held posture (PoseShifts.pose), degrees before any gain
-    knots: np.ndarray  # (O, T, 4, 5) the noise knots of _HEAD_NOISE_OCTAVES around each frame
-    frac: np.ndarray  # (O, T, 1) each frame's place between its knots
-
-
-def head_inputs(times: np.ndarray, cues: Cues, seed: int, amplitude: np.ndarray, distance: np.ndarray,
-                gazes: Sequence[GazeEvent], emotion_pitch: np.ndarray, motion_gain: np.ndarray,
-                blinks: SlotScheduler, saccades: SlotScheduler, shifts: PoseShifts) -> HeadInputs:
-    """The per-stream part of the head layer (schedulers and shifts must be decided up to ``times``)."""
-    if gazes:
-        gaze_target = ramped_timeline(times, np.zeros(2), [(g.time, np.array([g.yaw, g.pitch]), 0.08) for g in gazes])
-        head_follow = ramped_timeline(times, np.zeros(2), [(g.time, 0.3 * np.array([g.yaw, g.pitch]), 0.7) for g in gazes])
-    else:  # straight ahead: what the timelines give with no events
-        gaze_target = head_follow = np.zeros((len(times), 2))
-    knots, frac = _noise_knots(seed, _HEAD_NOISE_OCTAVES, _HEAD_NOISE_SPACINGS, times)
-    return HeadInputs(activity=cues.at("activity", times), amplitude=amplitude, distance=distance,
-                      emotion_pitch=emotion_pitch, motion_gain=motion_gain, gaze_target=gaze_target,
-                      head_follow=head_follow, saccades=saccade_offsets(times, saccades.since(times[0] - 0.05)),
-                      nodding=nod(times, cues), blink=blink_curve(times, blinks.since(times[0] - 0.2)),
-                      pose_shift=shifts.pose(times), knots=knots, frac=frac)
-
-
-def head_layers(inputs: Sequence[HeadInputs]) -> HeadLayer:
-    """The head layer of several streams' frames, one after the other: the maths run once over all
-    of them, each frame on its own (a frame gets the same numbers whichever frames join it)."""
-    def joined(name: str, axis: int = 0) -> np.ndarray:
-        return np.concatenate([getattr(part, name) for part in inputs], axis=axis)
-
-    activity, amplitude, motion_gain, nodding = joined("activity"), joined("amplitude"), joined("motion_gain"), joined("nodding")
-    head_follow = joined("head_follow")
-    head, noise = _head_and_idle_noise(_catmull_rom(joined("knots", 1), joined("frac", 1)), activity)  # noise: for the sway
-    liveliness = (0.5 + 1.2 * activity) * motion_gain * amplitude
-    gain = motion_gain * amplitude
-    rotation = (joined("pose_shift") + head) * gain[:, None]
-    rotation[:, 0] += head_follow[:, 0]
-    rotation[:, 1] += joined("emotion_pitch") + head_follow[:, 1] - HEAD_NOD_GAIN * gain * nodding
-    sway = 0.004 * liveliness
-    translation = np.stack([sway * noise[:, _SWAY_X], sway * noise[:, _SWAY_Y],
-                            (1.0 - joined("distance")) * 0.6], axis=1)  # z: the portrait sits ~0.6 m away
-    # The eyes hold the target while the head moves (vestibulo-ocular reflex), plus saccades.
-    eyes = np.clip(joined("gaze_target") + joined("saccades") - rotation[:, :2], -30.0, 30.0)
-    gaze = np.stack([eyes, eyes], axis=1)
-    brow_raise = np.clip((nodding - 1.5) / 4.0, 0.0, 1.0) * np.clip(amplitude, 0.0, 1.0)
-    return HeadLayer(rotation=rotation, translation=translation, gaze=gaze, blink=joined("blink"), brow_raise=brow_raise)
 
 
 def blink_hazard(cues: Cues, blink_gain_at: Hazard) -> Hazard:

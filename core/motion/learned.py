@@ -25,6 +25,7 @@ from scipy.special import erf
 from ..arkit import ARKIT_INDEX, ARKIT_NAMES
 from ..audio.features import compute_features, concat_features
 from ..types import FEATURE_HOP_S, AudioFeatures, Controls, PhoneTimeline
+from .cues import interp_columns_many
 from .generator import FRAME_REACH_S, MotionGenerator, MotionStream, _FixedPhones, _LivePhones
 from .learned_inputs import CueWindow, advance_many, with_rule_columns
 from .learned_weights import SHIPPED_WEIGHTS, load_weights
@@ -166,15 +167,19 @@ class IncrementalMouth:
         joined = np.concatenate([self._raw, matrix])  # (kept + n, C)
         self._raw = joined[max(0, len(joined) - (context - 1)):]
         first_abs = self.fed - (len(joined) - n)  # absolute row index of joined[0]
-        front = context - 1  # pad so every new row has a full window; the padding is not counted
-        mel = np.concatenate([np.zeros((front, 40)), joined[:, :40]])
-        loud = np.concatenate([np.full(front, _LOUDNESS_FLOOR), joined[:, 40]])
         start = len(joined) - n  # the new rows' first position in joined
         counts = np.minimum(first_abs + start + np.arange(n) + 1, context)  # real rows in each window
-        if n <= 4:  # streaming: a slice per row costs less than building window views
-            mel_sums = np.stack([mel[start + i: start + i + context].sum(axis=0) for i in range(n)])
-            peak = np.array([loud[start + i: start + i + context].max() for i in range(n)])
+        if n <= 4:  # streaming: a slice per row of joined costs less than padding and window views
+            # (a window reaching before joined[0] would add zero rows first, which changes no sum,
+            # and read the padding's loudness floor)
+            ends = range(start + 1, start + n + 1)
+            mel_sums = np.stack([joined[max(0, end - context):end, :40].sum(axis=0) for end in ends])
+            peak = np.array([joined[max(0, end - context):end, 40].max() if end >= context
+                             else max(joined[:end, 40].max(), _LOUDNESS_FLOOR) for end in ends])
         else:
+            front = context - 1  # pad so every new row has a full window; the padding is not counted
+            mel = np.concatenate([np.zeros((front, 40)), joined[:, :40]])
+            loud = np.concatenate([np.full(front, _LOUDNESS_FLOOR), joined[:, 40]])
             mel_sums = np.lib.stride_tricks.sliding_window_view(mel[start:], context, axis=0).sum(axis=2)  # (n, 40)
             peak = np.lib.stride_tricks.sliding_window_view(loud[start:], context).max(axis=1)
         mean = mel_sums / counts[:, None]
@@ -216,15 +221,18 @@ def _feed_group(mouths: list[IncrementalMouth], matrices: list[np.ndarray]) -> N
     if arrays.pool is not None:  # Config.mel_bands: the 40 log-mel bands averaged into fewer
         x = np.concatenate([x[:, :40] @ arrays.pool, x[:, 40:]], axis=1)
     x = ((x - arrays.input_mean) / arrays.input_std) @ arrays.inp[0] + arrays.inp[1]  # (N, W)
+    stream_of_row = np.repeat(np.arange(len(mouths)), np.diff(bounds))
     for i, ((taps, bias, dilation), (mix, mix_bias)) in enumerate(zip(arrays.convs, arrays.mixes)):
-        kernel = taps.shape[0] // x.shape[1]
-        stacked = []
-        for mouth, first, end in zip(mouths, bounds[:-1], bounds[1:]):
-            n, pad = end - first, len(mouth._history[i])
-            padded = np.concatenate([mouth._history[i], x[first:end]])  # (pad + n, W)
-            mouth._history[i] = padded[len(padded) - pad:]
-            stacked.append(np.concatenate([padded[k * dilation: k * dilation + n] for k in range(kernel)], axis=1))
-        x = x + _gelu(np.concatenate(stacked) @ taps + bias) @ mix + mix_bias  # (N, W)
+        kernel, pad = taps.shape[0] // x.shape[1], len(mouths[0]._history[i])
+        # every stream's kept past, then its new rows, end to end: stream k's segment starts at
+        # pad * k + bounds[k], and its row r (overall) reads taps at pad * k + r + dilation * tap
+        padded = np.concatenate([part for mouth, first, end in zip(mouths, bounds[:-1], bounds[1:])
+                                 for part in (mouth._history[i], x[first:end])])  # (S * pad + N, W)
+        for k, (mouth, end) in enumerate(zip(mouths, bounds[1:])):
+            mouth._history[i] = padded[pad * k + end: pad * (k + 1) + end]
+        reads = (np.arange(len(x)) + pad * stream_of_row)[:, None] + dilation * np.arange(kernel)  # (N, kernel)
+        stacked = padded[reads].reshape(len(x), kernel * x.shape[1])  # taps side by side, as the weights stack them
+        x = x + _gelu(stacked @ taps + bias) @ mix + mix_bias  # (N, W)
     y = _gelu(x) @ arrays.out[0] + arrays.out[1]  # (N, n_outputs), causal positions fed..fed+n-1 of each
     for mouth, first, end in zip(mouths, bounds[:-1], bounds[1:]):
         mouth.fed += end - first
@@ -268,20 +276,50 @@ class LearnedMotionStream(MotionStream):
             ends = np.cumsum([part.num_frames for _, part in fed])
             feed_many([stream._mouth for stream, _ in fed], np.split(matrix, ends[:-1]))  # rows arrive in order, each once
 
-    def _lip_layer(self, times: np.ndarray, cues, phones: PhoneTable, source: str) -> LipLayer:
+    def _lip_layer(self, times: np.ndarray, cues, phones: PhoneTable, source: str) -> LearnedLipRows:
         if self._finished and not self._mouth_finished:  # every real row is in: read silence past the end
             self._mouth.finish()
             self._mouth_finished = True
         first = max(0, int(np.floor(times[0] / FEATURE_HOP_S - 0.5)))
-        outputs = self._mouth.values(first)
-        row_times = (first + np.arange(len(outputs)) + 0.5) * FEATURE_HOP_S  # row centres
-        values = np.stack([np.interp(times, row_times, outputs[:, k]) for k in range(outputs.shape[1])], axis=1)
-        mouth = mouth_from_outputs(values, self.model.config.outputs)
-        closure = np.zeros(len(times))
+        closure = None
         if source == "aligned":  # the text's own bilabials: full closures at the aligned times
             closure = KEY_SHAPE_TRUST["aligned"][0] * key_shape_curve(times, phones, phones.bilabial)
-            mouth = apply_closure(mouth, closure)
-        return LipLayer(mouth=np.clip(mouth, 0.0, 1.0), closure=closure)
+        return LearnedLipRows(times, first, self._mouth.values(first), self.model.config.outputs, closure)
+
+
+@dataclass(frozen=True)
+class LearnedLipRows:
+    """The network's output rows around a run of one stream's frames; the lip layers of many
+    streams' frames are interpolated from them in one pass (``layers_many``, from compose_frames)."""
+
+    times: np.ndarray  # (T,) frame times
+    first_row: int  # feature row of outputs[0]
+    outputs: np.ndarray  # (R, n_outputs)
+    names: tuple[str, ...]  # the outputs' names (Config.outputs)
+    closure: np.ndarray | None  # (T,) aligned bilabial closures; None without aligned text
+
+    @staticmethod
+    def layers_many(parts: list[LearnedLipRows]) -> list[LipLayer]:
+        """Each part's LipLayer: its outputs interpolated at its frame times (row centres), the
+        mouth channels from them, aligned closures on top (each frame on its own)."""
+        out: list[LipLayer | None] = [None] * len(parts)
+        by_names: dict[tuple[str, ...], list[int]] = {}
+        for k, part in enumerate(parts):
+            by_names.setdefault(part.names, []).append(k)
+        for names, group in by_names.items():
+            values = interp_columns_many([(parts[k].times, (parts[k].first_row + np.arange(len(parts[k].outputs)) + 0.5)
+                                           * FEATURE_HOP_S, parts[k].outputs) for k in group])
+            mouth = mouth_from_outputs(values, names)
+            clipped, open_lips = np.clip(mouth, 0.0, 1.0), np.zeros(len(mouth))
+            start = 0
+            for k in group:
+                part, end = parts[k], start + len(parts[k].times)
+                if part.closure is None:
+                    out[k] = LipLayer(mouth=clipped[start:end], closure=open_lips[start:end])
+                else:
+                    out[k] = LipLayer(mouth=np.clip(apply_closure(mouth[start:end], part.closure), 0.0, 1.0), closure=part.closure)
+                start = end
+        return out
 
 
 class LearnedMotionGenerator(MotionGenerator):

@@ -1,0 +1,229 @@
+"""The head's per-frame inputs for the frames of many streams at once (a sidecar steps every
+talking session together, and each stream has a frame or two per step: per-stream numpy calls
+would cost more than the arithmetic).
+
+Every frame's numbers come from its own stream's state and its own time only, with the same
+arithmetic whichever frames join it, so a stream gets the same frames batched or alone, and
+streamed or offline.
+"""
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..types import FEATURE_HOP_S, GazeEvent
+from .cues import Cues
+from .emotion import ramped_timeline
+from .head import (_HEAD_NOISE_OCTAVES, _HEAD_NOISE_SPACINGS, _SWAY_X, _SWAY_Y, HEAD_NOD_GAIN, SACCADE_S, SHIFT_S, PoseShifts,
+                   SlotScheduler, _catmull_rom, _ease, _head_and_idle_noise, _noise_knots)
+
+# The nod kernel reads emphasis rows with lag in (-0.03, 0.55) s; a frame's window of rows starts
+# at its first row later than t - 0.56 s and spans this many rows (0.64 s > 0.56 + 0.04 s).
+_NOD_WINDOW_ROWS = 64
+
+
+@dataclass(frozen=True)
+class HeadSource:
+    """One stream's part of the head for a run of its frames (its schedulers and shifts decided
+    up to the last of ``times``)."""
+
+    times: np.ndarray  # (T,)
+    cues: Cues
+    seed: int
+    amplitude: np.ndarray  # (T,) motion_amplitude control
+    distance: np.ndarray  # (T,) head_distance control
+    gazes: Sequence[GazeEvent]
+    emotion_pitch: np.ndarray  # (T,) degrees
+    motion_gain: np.ndarray  # (T,)
+    blinks: SlotScheduler
+    saccades: SlotScheduler
+    shifts: PoseShifts
+
+
+@dataclass(frozen=True)
+class HeadInputs:
+    """The per-frame inputs to the head maths (head.head_layers), each (N, ...) over the frames
+    of every stream in the batch, one stream's after another's."""
+
+    activity: np.ndarray  # (N,) the activity cue at the frames
+    amplitude: np.ndarray  # (N,) motion_amplitude control
+    distance: np.ndarray  # (N,) head_distance control
+    emotion_pitch: np.ndarray  # (N,) degrees
+    motion_gain: np.ndarray  # (N,)
+    gaze_target: np.ndarray  # (N, 2) yaw, pitch degrees
+    head_follow: np.ndarray  # (N, 2) how far the head turns after the gaze
+    saccades: np.ndarray  # (N, 2) saccade offsets
+    nodding: np.ndarray  # (N,) nod_many()
+    blink: np.ndarray  # (N,) 0..1
+    pose_shift: np.ndarray  # (N, 3) the held posture (PoseShifts.pose), degrees before any gain
+    knots: np.ndarray  # (O, N, 4, 5) the noise knots of _HEAD_NOISE_OCTAVES around each frame
+    frac: np.ndarray  # (O, N, 1) each frame's place between its knots
+
+
+@dataclass(frozen=True)
+class HeadLayer:
+    rotation: np.ndarray  # (T, 3) yaw, pitch, roll degrees (pitch + = chin up)
+    translation: np.ndarray  # (T, 3) metres
+    gaze: np.ndarray  # (T, 2, 2) [eye, (yaw, pitch)] degrees relative to the head
+    blink: np.ndarray  # (T,) 0..1
+    brow_raise: np.ndarray  # (T,) 0..1 eyebrows lift with the emphasis that nods the head
+
+
+def head_inputs_many(sources: Sequence[HeadSource]) -> HeadInputs:
+    def joined(values) -> np.ndarray:
+        return np.concatenate(list(values))
+
+    times = joined(s.times for s in sources)
+    gaze_target, head_follow = zip(*[_gaze(s.times, s.gazes) for s in sources])
+    knots, frac = _knots_by_seed(times, [s.seed for s in sources for _ in range(len(s.times))])
+    return HeadInputs(activity=joined(s.cues.at("activity", s.times) for s in sources),
+                      amplitude=joined(s.amplitude for s in sources), distance=joined(s.distance for s in sources),
+                      emotion_pitch=joined(s.emotion_pitch for s in sources),
+                      motion_gain=joined(s.motion_gain for s in sources),
+                      gaze_target=joined(gaze_target), head_follow=joined(head_follow),
+                      saccades=saccade_offsets_many(sources), nodding=nod_many([(s.times, s.cues) for s in sources]),
+                      blink=blink_curve_many(sources), pose_shift=pose_many(sources),
+                      knots=knots, frac=frac)
+
+
+def _gaze(times: np.ndarray, gazes: Sequence[GazeEvent]) -> tuple[np.ndarray, np.ndarray]:
+    if not gazes:  # straight ahead: what the timelines give with no events
+        zeros = np.zeros((len(times), 2))
+        return zeros, zeros
+    return (ramped_timeline(times, np.zeros(2), [(g.time, np.array([g.yaw, g.pitch]), 0.08) for g in gazes]),
+            ramped_timeline(times, np.zeros(2), [(g.time, 0.3 * np.array([g.yaw, g.pitch]), 0.7) for g in gazes]))
+
+
+def _knots_by_seed(times: np.ndarray, seeds: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """_noise_knots for frames of several seeds: one lookup per seed (each frame on its own)."""
+    distinct = sorted(set(seeds))
+    if len(distinct) == 1:
+        return _noise_knots(distinct[0], _HEAD_NOISE_OCTAVES, _HEAD_NOISE_SPACINGS, times)
+    octaves = len(_HEAD_NOISE_OCTAVES)
+    knots, frac = np.empty((octaves, len(times), 4, 5)), np.empty((octaves, len(times), 1))
+    seed_of = np.array(seeds)
+    for seed in distinct:
+        these = np.nonzero(seed_of == seed)[0]
+        knots[:, these], frac[:, these] = _noise_knots(seed, _HEAD_NOISE_OCTAVES, _HEAD_NOISE_SPACINGS, times[these])
+    return knots, frac
+
+
+def _time(event: tuple[float, np.ndarray]) -> float:
+    return event[0]
+
+
+_NO_DRAW = np.zeros(3)  # the uniforms standing in where a frame has no event (multiplied away)
+
+
+def saccade_offsets_many(sources: Sequence[HeadSource]) -> np.ndarray:
+    """(N, 2) gaze offset (yaw, pitch degrees): hold each fixation, jump to the next in SACCADE_S.
+    A frame is in the last saccade started at or before it, coming from the one before (from
+    straight ahead for the first saccade a stream's first frame still shows, as ever)."""
+    start, draw, came_from, moved_on = [], [], [], []
+    for s in sources:  # per frame in Python: streams step a frame or two at a time
+        events = s.saccades.starts
+        shown_from = max(bisect.bisect_right(events, float(s.times[0]) - 0.05, key=_time) - 1, 0)
+        for t in s.times.tolist():
+            i = bisect.bisect_right(events, t, key=_time) - 1
+            shown, moved = i >= shown_from, i - 1 >= shown_from
+            start.append(events[i][0] if shown else np.inf)  # inf: no saccade yet, straight ahead
+            draw.append(events[i][1] if shown else _NO_DRAW)
+            came_from.append(events[i - 1][1] if moved else _NO_DRAW)
+            moved_on.append(moved)
+    start = np.array(start)
+    target = np.where(np.isfinite(start)[:, None], _saccade_target(np.array(draw)), 0.0)
+    previous = np.where(np.array(moved_on)[:, None], _saccade_target(np.array(came_from)), 0.0)
+    progress = np.clip((np.concatenate([s.times for s in sources]) - start) / SACCADE_S, 0.0, 1.0)[:, None]
+    return previous + (target - previous) * progress
+
+
+def _saccade_target(u: np.ndarray) -> np.ndarray:
+    return np.stack([(u[:, 1] * 2 - 1) * 4.0, (u[:, 2] * 2 - 1) * 2.5], axis=1)
+
+
+def blink_curve_many(sources: Sequence[HeadSource]) -> np.ndarray:
+    """(N,) EyeBlink weight (0 open, 1 closed): a fast close and a slower reopening; each blink
+    lasts 100-160 ms (from its seeded uniforms). Blinks are at least a refractory second apart, so
+    only the last one started before a frame can show there."""
+    start, second = [], []
+    for s in sources:
+        events = s.blinks.starts
+        for t in s.times.tolist():
+            i = bisect.bisect_left(events, t, key=_time) - 1
+            start.append(events[i][0] if i >= 0 else t)  # none: 0 s after, not shown
+            second.append(events[i][1][1] if i >= 0 else 0.0)
+    rel = np.concatenate([s.times for s in sources]) - np.array(start)
+    duration = 0.10 + 0.06 * np.array(second)
+    closing = 0.4 * duration
+    near = (rel > 0) & (rel < duration)
+    shape = np.where(rel < closing, np.sin(0.5 * np.pi * rel / closing),
+                     np.cos(0.5 * np.pi * (rel - closing) / (duration - closing)))
+    return np.where(near, np.maximum(0.0, shape), 0.0)
+
+
+def pose_many(sources: Sequence[HeadSource]) -> np.ndarray:
+    """(N, 3) the held pose (PoseShifts.pose): easing from the last shift's start to its target."""
+    began, came_from, target = [], [], []
+    for s in sources:
+        shifts = s.shifts
+        for t in s.times.tolist():
+            i = bisect.bisect_right(shifts.times, t) - 1
+            began.append(shifts.times[i] if i >= 0 else np.nan)  # nan: no shift yet, at rest
+            came_from.append(shifts.starts[i] if i >= 0 else _REST)
+            target.append(shifts.targets[i] if i >= 0 else _REST)
+    began = np.array(began)
+    shifted = ~np.isnan(began)
+    progress = np.where(shifted, _ease((np.concatenate([s.times for s in sources]) - np.where(shifted, began, 0.0)) / SHIFT_S), 0.0)
+    came_from, target = np.array(came_from), np.array(target)
+    return came_from + (target - came_from) * progress[:, None]
+
+
+_REST = np.zeros(3)
+
+
+def nod_many(parts: Sequence[tuple[np.ndarray, Cues]]) -> np.ndarray:
+    """(N,) downward head pitch (degrees, >= 0) following emphasis, for the (times, cues) of each
+    stream: each emphatic row pulls the chin down, peaking ~150 ms later and easing back over
+    ~0.4 s. A frame sums a fixed window of its own stream's rows (so the same numbers whichever
+    frames join it)."""
+    emphasis, pitch, row_times, first, end, kept = [], [], [], [], [], 0
+    for times, cues in parts:  # each stream's rows its frames' windows reach, end to end
+        starts = np.searchsorted(cues.row_times(), times - 0.56, side="right")
+        lo, hi = int(starts.min()), min(cues.num_rows, int(starts.max()) + _NOD_WINDOW_ROWS)
+        emphasis.append(cues.emphasis[lo:hi])
+        pitch.append(cues.pitch[lo:hi])
+        row_times.append(cues.row_times()[lo:hi])
+        first.append(kept + starts - lo)
+        kept += hi - lo
+        end.append(np.full(len(times), kept))
+    pad = [np.zeros(_NOD_WINDOW_ROWS)]  # windows may run past the last stream's rows (masked below)
+    emphasis, pitch, row_times = (np.concatenate(x + pad) for x in (emphasis, pitch, row_times))
+    window = np.concatenate(first)[:, None] + np.arange(_NOD_WINDOW_ROWS)  # (N, W)
+    strength = emphasis[window] * (0.6 + 0.8 * pitch[window]) * FEATURE_HOP_S
+    pulled = np.where((window < np.concatenate(end)[:, None]) & (strength > 1e-4), strength, 0.0)
+    lag = np.concatenate([times for times, _ in parts])[:, None] - row_times[window]
+    kernel = np.where((lag > -0.03) & (lag < 0.55), np.sin(np.pi * np.clip((lag + 0.03) / 0.58, 0, 1)) ** 2, 0.0)
+    return (kernel * pulled).sum(1) * 4.0
+
+
+def head_layers(inputs: HeadInputs) -> HeadLayer:
+    """The head layer of the frames of ``head_inputs_many`` (each frame on its own)."""
+    activity, amplitude, motion_gain, nodding = inputs.activity, inputs.amplitude, inputs.motion_gain, inputs.nodding
+    head_follow = inputs.head_follow
+    head, noise = _head_and_idle_noise(_catmull_rom(inputs.knots, inputs.frac), activity)  # noise: for the sway
+    liveliness = (0.5 + 1.2 * activity) * motion_gain * amplitude
+    gain = motion_gain * amplitude
+    rotation = (inputs.pose_shift + head) * gain[:, None]
+    rotation[:, 0] += head_follow[:, 0]
+    rotation[:, 1] += inputs.emotion_pitch + head_follow[:, 1] - HEAD_NOD_GAIN * gain * nodding
+    sway = 0.004 * liveliness
+    translation = np.stack([sway * noise[:, _SWAY_X], sway * noise[:, _SWAY_Y],
+                            (1.0 - inputs.distance) * 0.6], axis=1)  # z: the portrait sits ~0.6 m away
+    # The eyes hold the target while the head moves (vestibulo-ocular reflex), plus saccades.
+    eyes = np.clip(inputs.gaze_target + inputs.saccades - rotation[:, :2], -30.0, 30.0)
+    gaze = np.stack([eyes, eyes], axis=1)
+    brow_raise = np.clip((nodding - 1.5) / 4.0, 0.0, 1.0) * np.clip(amplitude, 0.0, 1.0)
+    return HeadLayer(rotation=rotation, translation=translation, gaze=gaze, blink=inputs.blink, brow_raise=brow_raise)
