@@ -125,11 +125,14 @@ class Server(RequestHandlers):
         started = time.monotonic()
         try:
             load_phone_decoders(concurrent_lines)
-            # one line through the whole stack loads the rest
-            npc = NpcSession(SessionSettings(motion=self.motion_spec(self.default_motion)))
-            npc.start_line(LineFormat(SAMPLE_RATE, 1, "s16le"), "hello")
-            npc.push_pcm(b"\x00\x00" * 8000)
-            npc.end_line()
+            # one line through the whole stack, per motion a client may open, loads the rest: the
+            # learned mouth's first load (torch, its weights) took 2.5-11 s in the loop thread,
+            # stalling every talking session, when the server's default was the rules
+            for motion in dict.fromkeys((self.default_motion, "rules", "learned")):
+                npc = NpcSession(SessionSettings(motion=self.motion_spec(motion)))
+                npc.start_line(LineFormat(SAMPLE_RATE, 1, "s16le"), "hello")
+                npc.push_pcm(b"\x00\x00" * 8000)
+                npc.end_line()
         except Exception as exc:  # serve anyway: requests will get the error, with its request named
             failed = dependency_error(exc)
             log.warning("npcface serve: warm-up failed: %s", failed or f"{type(exc).__name__}: {exc}")

@@ -87,3 +87,17 @@ def test_serve_with_a_truncated_weights_file_stops_in_one_line(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("npcface serve: error: ") and str(broken) in lines[0]
+
+
+def test_warm_up_loads_every_motion_a_client_may_open():
+    """A rules-default server loads the learned mouth (torch, its weights) at warm-up, not in the
+    loop thread at the first learned `open`, where it stalled every talking session for seconds."""
+    code = ("import sys; from npcface.bridge.server import Server; "
+            "from npcface.core.motion import learned; "
+            "server = Server('tcp://127.0.0.1:0', motion='rules'); "
+            "before = learned._cached_model.cache_info().currsize; server.warm_up(concurrent_lines=1); "
+            "print(before, learned._cached_model.cache_info().currsize, 'torch' in sys.modules); server.close()")
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert shown.returncode == 0, shown.stderr
+    before, after, torch_loaded = shown.stdout.split()
+    assert (before, after, torch_loaded) == ("0", "1", "True")
