@@ -143,6 +143,25 @@ def prepare(clip: Path, folder: Path) -> dict | None:
     return {"clip": clip.stem, "frames": len(frames), "rest": rest, "blinks": int((blink[kept] >= BLINK_FROM).sum())}
 
 
+def _driven_renderer(data):
+    """The renderer imported now for a prepared clip's rig frame, and the clip's take retargeted onto it
+    (frame 0 is the rig frame)."""
+    from npcface.core.capture import drive
+    from npcface.core.render.renderer import Renderer
+    from npcface.core.render.rig import build_rig
+    from npcface.core.types import MotionTrack
+
+    height, width = data["rest"].shape[:2]
+    # unmarked: the invisible watermark is a fixed perturbation of every frame, not the renderer's gap
+    # (it costs ~0.03 mouth SSIM on these small crops); bench_watermark.py measures it
+    renderer = Renderer(build_rig(np.ascontiguousarray(data["rest"])), (width, height), watermark=False)
+    take = MotionTrack(fps=float(data["fps"]), times=data["times"], head_rotation=data["head_rotation"],
+                       head_translation=data["head_translation"], gaze=data["gaze"], blendshapes=data["blendshapes"])
+    # the revision's own retargeting of a captured take (older ones had no from_capture step)
+    from_capture = getattr(drive, "from_capture", lambda track: track)
+    return renderer, drive.retarget(from_capture(take), neutral=0)
+
+
 def _blink(track) -> np.ndarray:
     """Per frame, the captured EyeBlink of both eyes, averaged (blinks are nearly always both eyes)."""
     from npcface.core.arkit import ARKIT_INDEX
@@ -162,23 +181,10 @@ def compare(real: np.ndarray, rendered: np.ndarray, box) -> list[float]:
 
 def score(folder: Path, crops_path: Path | None) -> dict:
     """Render every prepared clip with the npcface code imported now; figures per clip."""
-    from npcface.core.capture import drive
-    from npcface.core.render.renderer import Renderer
-    from npcface.core.render.rig import build_rig
-    from npcface.core.types import MotionTrack
-
-    # the revision's own retargeting of a captured take (older ones had no from_capture step)
-    from_capture = getattr(drive, "from_capture", lambda track: track)
     figures, crops = {}, {}
     for path in sorted(folder.glob("*.npz")):
         data = np.load(path)
-        height, width = data["rest"].shape[:2]
-        # unmarked: the invisible watermark is a fixed perturbation of every frame, not the renderer's gap
-        # (it costs ~0.03 mouth SSIM on these small crops); bench_watermark.py measures it
-        renderer = Renderer(build_rig(np.ascontiguousarray(data["rest"])), (width, height), watermark=False)
-        take = MotionTrack(fps=float(data["fps"]), times=data["times"], head_rotation=data["head_rotation"],
-                           head_translation=data["head_translation"], gaze=data["gaze"], blendshapes=data["blendshapes"])
-        driven = drive.retarget(from_capture(take), neutral=0)  # frame 0 is the rig frame
+        renderer, driven = _driven_renderer(data)
         # older prepared clips have no blink frames: every frame is a regular one
         regular = data["regular"] if "regular" in data else np.ones(len(data["picks"]), bool)
         blink = data["blink"] if "blink" in data else np.zeros(len(data["picks"]))
@@ -229,19 +235,11 @@ def eye_placement(folder: Path, reach: int = 6) -> None:
     rendered eye shifted (up to ``reach`` pixels each way) to where it matches best, and the mean
     shift (+dx: the rendered eye sits right of the real one, +dy: below it). A big gain at a
     consistent shift means the eye is drawn well but placed off (head motion, not the eye layer)."""
-    from npcface.core.capture import drive
-    from npcface.core.render.renderer import Renderer
-    from npcface.core.render.rig import build_rig
-    from npcface.core.types import MotionTrack
-
     print(f"\n{'clip':24s} {'eye SSIM':>9s} {'shifted':>9s} {'mean dx':>8s} {'mean dy':>8s}  (open-eyed frames)")
     for path in sorted(folder.glob("*.npz")):
         data = np.load(path)
         height, width = data["rest"].shape[:2]
-        renderer = Renderer(build_rig(np.ascontiguousarray(data["rest"])), (width, height), watermark=False)
-        take = MotionTrack(fps=float(data["fps"]), times=data["times"], head_rotation=data["head_rotation"],
-                           head_translation=data["head_translation"], gaze=data["gaze"], blendshapes=data["blendshapes"])
-        driven = drive.retarget(drive.from_capture(take), neutral=0)
+        renderer, driven = _driven_renderer(data)
         rows = []
         if "blink" not in data:
             continue  # prepared by an older version of this bench: no blink figures to tell the open eyes by

@@ -8,15 +8,13 @@ on a fixed grid from seeded uniforms, so a stream and an offline pass draw the s
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
 
-from ..types import FEATURE_HOP_S, GazeEvent
 from .cues import Cues
-from .emotion import ramped_timeline
 
 SACCADE_S = 0.025  # a small saccade takes 20-30 ms
 Hazard = Callable[[np.ndarray], np.ndarray]  # times (s) -> events per second (or a gain) at those times
