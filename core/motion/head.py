@@ -166,7 +166,6 @@ class PoseShifts:
     times: list[float] = field(default_factory=list)
     starts: list[np.ndarray] = field(default_factory=list)
     targets: list[np.ndarray] = field(default_factory=list)
-    _cached: tuple[np.ndarray, np.ndarray, np.ndarray] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.scheduler = SlotScheduler(self.seed, 8, slot=SHIFT_SLOT_S, refractory=SHIFT_REFRACTORY_S,
@@ -189,26 +188,31 @@ class PoseShifts:
 
     def pose(self, times: np.ndarray) -> np.ndarray:
         """(T,) -> (T, 3): the held pose, easing from each shift's start to its target."""
-        if not self.times:
-            return np.zeros((len(times), 3))
-        # Only the shifts from the last one at or before the earliest time still show (a long line
-        # must not make every frame stack its whole history).
-        first = max(bisect.bisect_right(self.times, float(np.min(times))) - 1, 0)
-        shift_times, starts, targets = self._arrays()
-        last = np.searchsorted(shift_times[first:], times, side="right") - 1  # the shift each time is in or after
-        # row 0 of starts / targets is the rest pose, for times before the first shift (first is 0 then)
-        starts, targets = starts[first + last + 1], targets[first + last + 1]
-        began = shift_times[first:][np.maximum(last, 0)]
-        progress = np.where(last >= 0, _ease((times - began) / SHIFT_S), 0.0)
-        return starts + (targets - starts) * progress[:, None]
+        return held_pose(*self.shift_at(times), times)
 
-    def _arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """times (K,), starts and targets (K + 1, 3) after a rest-pose row, rebuilt only when a
-        shift was added (every frame reads them, shifts come a few times a line)."""
-        if self._cached is None or len(self._cached[0]) != len(self.times):
-            self._cached = (np.asarray(self.times), np.vstack([np.zeros(3), *self.starts]),
-                            np.vstack([np.zeros(3), *self.targets]))
-        return self._cached
+    def shift_at(self, times: np.ndarray) -> tuple[list[float], list[np.ndarray], list[np.ndarray]]:
+        """For each time, the last shift started at or before it: its start time (nan: none yet,
+        at rest), the pose it left and the pose it goes to. Per time in Python: streams ask for a
+        frame or two at a time."""
+        began, came_from, target = [], [], []
+        for t in times.tolist():
+            i = bisect.bisect_right(self.times, t) - 1
+            began.append(self.times[i] if i >= 0 else np.nan)
+            came_from.append(self.starts[i] if i >= 0 else _REST)
+            target.append(self.targets[i] if i >= 0 else _REST)
+        return began, came_from, target
+
+
+_REST = np.zeros(3)
+
+
+def held_pose(began: list[float], came_from: list[np.ndarray], target: list[np.ndarray], times: np.ndarray) -> np.ndarray:
+    """(T, 3) the pose at ``times`` from PoseShifts.shift_at: eased from the shift's start to its target."""
+    began = np.array(began)
+    shifted = ~np.isnan(began)
+    progress = np.where(shifted, _ease((times - np.where(shifted, began, 0.0)) / SHIFT_S), 0.0)
+    came_from, target = np.array(came_from), np.array(target)
+    return came_from + (target - came_from) * progress[:, None]
 
 
 _SWAY_X, _SWAY_Y = 3, 4  # noise channels 0-2 are the head angles (_head_and_idle_noise)

@@ -17,8 +17,8 @@ import numpy as np
 from ..types import FEATURE_HOP_S, GazeEvent
 from .cues import Cues
 from .emotion import ramped_timeline
-from .head import (_HEAD_NOISE_OCTAVES, _HEAD_NOISE_SPACINGS, _SWAY_X, _SWAY_Y, HEAD_NOD_GAIN, SACCADE_S, SHIFT_S, PoseShifts,
-                   SlotScheduler, _catmull_rom, _ease, _head_and_idle_noise, _noise_knots)
+from .head import (_HEAD_NOISE_OCTAVES, _HEAD_NOISE_SPACINGS, _SWAY_X, _SWAY_Y, HEAD_NOD_GAIN, SACCADE_S, PoseShifts,
+                   SlotScheduler, _catmull_rom, _head_and_idle_noise, _noise_knots, held_pose)
 
 # The nod kernel reads emphasis rows with lag in (-0.03, 0.55) s; a frame's window of rows starts
 # at its first row later than t - 0.56 s and spans this many rows (0.64 s > 0.56 + 0.04 s).
@@ -165,23 +165,12 @@ def blink_curve_many(sources: Sequence[HeadSource]) -> np.ndarray:
 
 
 def pose_many(sources: Sequence[HeadSource]) -> np.ndarray:
-    """(N, 3) the held pose (PoseShifts.pose): easing from the last shift's start to its target."""
+    """(N, 3) the held pose (PoseShifts.pose) of every stream's frames, in one numpy pass."""
     began, came_from, target = [], [], []
     for s in sources:
-        shifts = s.shifts
-        for t in s.times.tolist():
-            i = bisect.bisect_right(shifts.times, t) - 1
-            began.append(shifts.times[i] if i >= 0 else np.nan)  # nan: no shift yet, at rest
-            came_from.append(shifts.starts[i] if i >= 0 else _REST)
-            target.append(shifts.targets[i] if i >= 0 else _REST)
-    began = np.array(began)
-    shifted = ~np.isnan(began)
-    progress = np.where(shifted, _ease((np.concatenate([s.times for s in sources]) - np.where(shifted, began, 0.0)) / SHIFT_S), 0.0)
-    came_from, target = np.array(came_from), np.array(target)
-    return came_from + (target - came_from) * progress[:, None]
-
-
-_REST = np.zeros(3)
+        for joined, part in zip((began, came_from, target), s.shifts.shift_at(s.times)):
+            joined.extend(part)
+    return held_pose(began, came_from, target, np.concatenate([s.times for s in sources]))
 
 
 def nod_many(parts: Sequence[tuple[np.ndarray, Cues]]) -> np.ndarray:
