@@ -128,7 +128,7 @@ class Server(RequestHandlers):
             # one line through the whole stack, per motion a client may open, loads the rest: the
             # learned mouth's first load (torch, its weights) took 2.5-11 s in the loop thread,
             # stalling every talking session, when the server's default was the rules
-            for motion in dict.fromkeys((self.default_motion, "rules", "learned")):
+            for motion in ("rules", "learned"):
                 npc = NpcSession(SessionSettings(motion=self.motion_spec(motion)))
                 npc.start_line(LineFormat(SAMPLE_RATE, 1, "s16le"), "hello")
                 npc.push_pcm(b"\x00\x00" * 8000)

@@ -315,13 +315,14 @@ def step_streams(streams: Sequence[MotionStream],
     for stream in streams:  # frames a stream stepped at its own pushes come first
         out.append(stream._held)
         stream._held = []
+    rows_of = dict(zip(stepping, rows))
     by_kind: dict[Callable, list[int]] = {}  # streams whose new rows one call can add (by backend)
     for k in stepping:
         by_kind.setdefault(type(streams[k])._add_rows_many, []).append(k)
     added = []
     for add_rows_many, group in by_kind.items():
         try:
-            add_rows_many([streams[k] for k in group], [rows[stepping.index(k)] for k in group])
+            add_rows_many([streams[k] for k in group], [rows_of[k] for k in group])
             added += group
         except Exception as exc:
             if on_error is None:
