@@ -36,20 +36,12 @@ GROUPS = {
 
 def measure(path: Path) -> dict:
     """Per frame offsets (rendered - real) of each group's centre, from the mesh and from MediaPipe."""
-    from npcface.core.capture import drive
     from npcface.core.capture.video import FaceTracker
-    from npcface.core.render.renderer import Renderer
-    from npcface.core.render.rig import build_rig
-    from npcface.core.types import MotionTrack
 
     data = np.load(path)
     height, width = data["rest"].shape[:2]
-    rig = build_rig(np.ascontiguousarray(data["rest"]))
-    renderer = Renderer(rig, (width, height), watermark=False)
-    take = MotionTrack(fps=float(data["fps"]), times=data["times"], head_rotation=data["head_rotation"],
-                       head_translation=data["head_translation"], gaze=data["gaze"], blendshapes=data["blendshapes"])
-    driven = drive.retarget(drive.from_capture(take), neutral=0)
-    rest = rig.landmarks[:, :2]
+    renderer, driven = bench_reenact.driven_renderer(data)
+    rest = renderer.rig.landmarks[:, :2]
     rows = {"mesh": [], "seen": [], "still": []}
     with FaceTracker(video_mode=False) as tracker:
         for k in range(len(data["picks"])):

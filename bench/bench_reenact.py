@@ -143,7 +143,7 @@ def prepare(clip: Path, folder: Path) -> dict | None:
     return {"clip": clip.stem, "frames": len(frames), "rest": rest, "blinks": int((blink[kept] >= BLINK_FROM).sum())}
 
 
-def _driven_renderer(data):
+def driven_renderer(data):
     """The renderer imported now for a prepared clip's rig frame, and the clip's take retargeted onto it
     (frame 0 is the rig frame)."""
     from npcface.core.capture import drive
@@ -184,7 +184,7 @@ def score(folder: Path, crops_path: Path | None) -> dict:
     figures, crops = {}, {}
     for path in sorted(folder.glob("*.npz")):
         data = np.load(path)
-        renderer, driven = _driven_renderer(data)
+        renderer, driven = driven_renderer(data)
         # older prepared clips have no blink frames: every frame is a regular one
         regular = data["regular"] if "regular" in data else np.ones(len(data["picks"]), bool)
         blink = data["blink"] if "blink" in data else np.zeros(len(data["picks"]))
@@ -239,7 +239,7 @@ def eye_placement(folder: Path, reach: int = 6) -> None:
     for path in sorted(folder.glob("*.npz")):
         data = np.load(path)
         height, width = data["rest"].shape[:2]
-        renderer, driven = _driven_renderer(data)
+        renderer, driven = driven_renderer(data)
         rows = []
         if "blink" not in data:
             continue  # prepared by an older version of this bench: no blink figures to tell the open eyes by

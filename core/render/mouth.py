@@ -306,7 +306,6 @@ def _mouth_colours(image: np.ndarray, base_xy: np.ndarray, shown: np.ndarray | N
     grey = float(np.mean(np.abs(np.diff(image.reshape(-1, 3)[::17], axis=1)))) < 4.0
     sclera = _sclera(image, base_xy, skin)
     white = sclera if sclera is not None else 0.6 * TEETH_WHITE + 0.4 * np.maximum(skin, lip)
-    # teeth: the picture's white tinted a little by the skin, never brighter than the skin's light allows
     # teeth: the hue of the picture's white, warmed by its skin, a little brighter than the skin in its light
     hue = 0.75 * white / max(float(white.mean()), 1.0) + 0.25 * skin / max(float(skin.mean()), 1.0)
     hue = hue * TEETH_IVORY / TEETH_IVORY.mean()  # enamel over dentin: teeth are ivory, not white
