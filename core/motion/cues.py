@@ -7,6 +7,7 @@ gets. The layers then read the cues at frame times (linear interpolation between
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy.ndimage import maximum_filter1d
@@ -161,9 +162,8 @@ class _Rows:
         """(S, L) how many of a stream's own rows fall in [r - back, r + ahead] (at least 1)."""
         key = (back, ahead)
         if key not in self._counts:
-            r, last = np.arange(self.length)[None, :], np.array(self.lengths)[:, None] - 1
-            counts = np.minimum(r + ahead, last) - np.maximum(r - back, 0) + 1
-            self._counts[key] = np.maximum(counts, 1).astype(np.float64)
+            self._counts[key] = (_window_counts(self.length, back, ahead) if not self.padded
+                                 else np.concatenate([_window_counts(n, back, ahead, self.length) for n in self.lengths]))
         return self._counts[key]
 
     def max_behind(self, x: np.ndarray, rows: int, floor: float) -> np.ndarray:
@@ -172,6 +172,16 @@ class _Rows:
 
     def max_ahead(self, x: np.ndarray, rows: int, floor: float) -> np.ndarray:
         return max_ahead(np.where(self.valid, x, floor) if self.padded else x, rows)
+
+
+@lru_cache(maxsize=256)
+def _window_counts(rows: int, back: int, ahead: int, width: int | None = None) -> np.ndarray:
+    """(1, width) how many of ``rows`` rows fall in [r - back, r + ahead], at least 1 (streams
+    keep about the same number of rows step after step: cached)."""
+    r = np.arange(width or rows)
+    counts = np.maximum(np.minimum(r + ahead, rows - 1) - np.maximum(r - back, 0) + 1, 1).astype(np.float64)[None, :]
+    counts.flags.writeable = False
+    return counts
 
 
 def _weighted(num: np.ndarray, den: np.ndarray) -> np.ndarray:
