@@ -70,8 +70,8 @@ _MEL = mel_filterbank(N_FFT // 2 + 1, 60.0, 7600.0, N_MELS, SAMPLE_RATE)  # (257
 _HANN = np.hanning(SHORT)
 _HAMMING = np.hamming(SHORT)
 _FREQS = np.fft.rfftfreq(N_FFT, 1.0 / SAMPLE_RATE)
-_LOW_BAND = (_FREQS >= 100) & (_FREQS < 1500)
-_HIGH_BAND = (_FREQS >= 2500) & (_FREQS < 8000)
+_LOW_BAND = slice(*np.flatnonzero((_FREQS >= 100) & (_FREQS < 1500))[[0, -1]] + [0, 1])  # contiguous bins: a slice, not a mask
+_HIGH_BAND = slice(*np.flatnonzero((_FREQS >= 2500) & (_FREQS < 8000))[[0, -1]] + [0, 1])
 _MAX_LAG = int(SAMPLE_RATE / F0_MIN)  # 266
 _MIN_LAG = int(SAMPLE_RATE / F0_MAX)  # 32
 _LAGS = np.arange(_MAX_LAG + 2)
