@@ -223,6 +223,7 @@ def _feed_group(mouths: list[IncrementalMouth], matrices: list[np.ndarray]) -> N
     if arrays.pool is not None:  # Config.mel_bands: the 40 log-mel bands averaged into fewer
         x = np.concatenate([x[:, :40] @ arrays.pool, x[:, 40:]], axis=1)
     x = ((x - arrays.input_mean) / arrays.input_std) @ arrays.inp[0] + arrays.inp[1]  # (N, W)
+    layout = tuple(bounds.tolist())
     for i, ((taps, bias, dilation), (mix, mix_bias)) in enumerate(zip(arrays.convs, arrays.mixes)):
         kernel, pad = taps.shape[0] // x.shape[1], len(mouths[0]._history[i])
         # every stream's kept past, then its new rows, end to end: stream k's segment starts at
@@ -231,7 +232,7 @@ def _feed_group(mouths: list[IncrementalMouth], matrices: list[np.ndarray]) -> N
                                  for part in (mouth._history[i], x[first:end])])  # (S * pad + N, W)
         for k, (mouth, end) in enumerate(zip(mouths, bounds[1:])):
             mouth._history[i] = padded[pad * k + end: pad * (k + 1) + end]
-        reads = _tap_rows(tuple(bounds.tolist()), pad, dilation, kernel)  # (N, kernel)
+        reads = _tap_rows(layout, pad, dilation, kernel)  # (N, kernel)
         stacked = padded[reads].reshape(len(x), kernel * x.shape[1])  # taps side by side, as the weights stack them
         x = x + _gelu(stacked @ taps + bias) @ mix + mix_bias  # (N, W)
     y = _gelu(x) @ arrays.out[0] + arrays.out[1]  # (N, n_outputs), causal positions fed..fed+n-1 of each
