@@ -131,5 +131,7 @@ def test_interp_columns_many_is_np_interp_of_each_column():
         parts.append((x, xp, fp))
         expected.append(np.stack([np.interp(x, xp, fp[:, c]) for c in range(8)], axis=1))
     np.testing.assert_array_equal(interp_columns_many(parts), np.concatenate(expected))
+    for part, alone in zip(parts, expected):  # one part takes a shortcut: the same numbers
+        np.testing.assert_array_equal(interp_columns_many([part]), alone)
     with pytest.raises(ValueError, match="at least two points"):
         interp_columns_many([(np.array([0.1]), np.array([0.1]), np.ones((1, 8)))])

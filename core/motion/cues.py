@@ -7,6 +7,7 @@ gets. The layers then read the cues at frame times (linear interpolation between
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy.ndimage import maximum_filter1d
@@ -94,6 +95,11 @@ def interp_columns_many(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) 
     """``np.interp`` of every column at each part's own points, parts (x (T,), xp (N,) increasing,
     fp (N, C)) -> (sum of T, C): the same numbers as np.interp (the same slope and sum, held at
     the ends), for all parts and columns in one pass."""
+    if len(parts) == 1:  # one stream stepping alone: a call per column costs less than the batch's ~25 calls
+        times, xp, fp = parts[0]
+        if len(xp) < 2:
+            raise ValueError("interp_columns_many needs at least two points per part")
+        return np.stack([np.interp(times, xp, fp[:, c]) for c in range(fp.shape[1])], axis=1)
     index, x, offset = [], [], 0
     for times, xp, fp in parts:
         if len(xp) < 2:
@@ -117,6 +123,9 @@ def compute_cues(feats: AudioFeatures) -> Cues:
     return compute_cues_many([feats])[0]
 
 
+_clip = np.core.umath.clip  # the ufunc np.clip calls, without its ~5 us of argument handling a call
+
+
 class _Rows:
     """Several streams' rows side by side, (S, L) right-padded to the longest: every windowed op
     here reads only a stream's own rows (padding counts as outside the rows), so a stream's cues
@@ -124,42 +133,43 @@ class _Rows:
 
     def __init__(self, lengths: list[int]):
         self.lengths = lengths
-        self.valid = np.arange(max(lengths))[None, :] < np.array(lengths)[:, None]  # (S, L)
-        self.padded = min(lengths) < max(lengths)
+        self.length = max(lengths)
+        self.padded = min(lengths) < self.length
+        self.valid = np.arange(self.length)[None, :] < np.array(lengths)[:, None] if self.padded else None  # (S, L)
         self._counts: dict[tuple[int, int], np.ndarray] = {}
 
     def stack(self, columns: list[np.ndarray]) -> np.ndarray:
         """(S, L) of each stream's column, in the columns' own dtype (float32 features stay float32,
         as the arithmetic on them has always been)."""
-        out = np.zeros(self.valid.shape, dtype=columns[0].dtype)
+        if len(columns) == 1 and not self.padded:
+            return columns[0][None, :]
+        out = np.zeros((len(columns), self.length), dtype=columns[0].dtype)
         for k, column in enumerate(columns):
             out[k, :len(column)] = column
         return out
 
-    def window_sum(self, x: np.ndarray, back: int, ahead: int) -> np.ndarray:
-        """Sum of x over rows [r - back, r + ahead] of its own stream: differences of one running
-        sum per stream (each stream summed on its own), padding counted as zeros."""
-        length = x.shape[1]
-        running = np.zeros((x.shape[0], 1 + back + length + ahead))
-        running[:, 1 + back:1 + back + length] = x
+    def window_sums(self, series: list[tuple[np.ndarray, int, int]]) -> list[np.ndarray]:
+        """Each (x (S, L), back, ahead) -> the sum of x over rows [r - back, r + ahead] of its own
+        stream, padding counted as zeros: differences of running sums from zero, all series in one
+        cumsum (a run of leading zeros adds nothing, so each sum is the one it had alone)."""
+        back, ahead = max(b for _, b, _ in series), max(a for _, _, a in series)
+        length = self.length
+        running = np.zeros((len(series), len(self.lengths), 1 + back + length + ahead))
+        for i, (x, _, _) in enumerate(series):
+            running[i, :, 1 + back:1 + back + length] = x
         if self.padded:
-            running[:, 1 + back:1 + back + length] *= self.valid
-        np.cumsum(running, axis=1, out=running)
-        size = back + ahead + 1
-        return running[:, size:size + length] - running[:, :length]
+            running[:, :, 1 + back:1 + back + length] *= self.valid
+        np.cumsum(running, axis=2, out=running)
+        return [running[i, :, 1 + back + a:1 + back + a + length] - running[i, :, back - b:back - b + length]
+                for i, (_, b, a) in enumerate(series)]
 
-    def moving_average(self, x: np.ndarray, back: int, ahead: int, weights: np.ndarray | None = None) -> np.ndarray:
-        """Mean of x over rows [r - back, r + ahead] (truncated at the ends), optionally weighted."""
-        x = np.asarray(x, dtype=np.float64)
-        if weights is None:
-            key = (back, ahead)
-            if key not in self._counts:
-                self._counts[key] = np.maximum(self.window_sum(self.valid.astype(np.float64), back, ahead), 1.0)
-            return self.window_sum(x, back, ahead) / self._counts[key]
-        w = np.asarray(weights, dtype=np.float64)
-        num = self.window_sum(x * w, back, ahead)
-        den = self.window_sum(w, back, ahead)
-        return np.where(den > 1e-9, num / np.maximum(den, 1e-9), 0.0)
+    def counts(self, back: int, ahead: int) -> np.ndarray:
+        """(S, L) how many of a stream's own rows fall in [r - back, r + ahead] (at least 1)."""
+        key = (back, ahead)
+        if key not in self._counts:
+            self._counts[key] = (_window_counts(self.length, back, ahead) if not self.padded
+                                 else np.concatenate([_window_counts(n, back, ahead, self.length) for n in self.lengths]))
+        return self._counts[key]
 
     def max_behind(self, x: np.ndarray, rows: int, floor: float) -> np.ndarray:
         """max_behind on each stream's rows (``floor``: below every real value of x)."""
@@ -169,45 +179,85 @@ class _Rows:
         return max_ahead(np.where(self.valid, x, floor) if self.padded else x, rows)
 
 
+@lru_cache(maxsize=256)
+def _window_counts(rows: int, back: int, ahead: int, width: int | None = None) -> np.ndarray:
+    """(1, width) how many of ``rows`` rows fall in [r - back, r + ahead], at least 1 (streams
+    keep about the same number of rows step after step: cached)."""
+    r = np.arange(width or rows)
+    counts = np.maximum(np.minimum(r + ahead, rows - 1) - np.maximum(r - back, 0) + 1, 1).astype(np.float64)[None, :]
+    counts.flags.writeable = False
+    return counts
+
+
+def _weighted(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """A weighted mean from its window sums (0 where the window holds no weight)."""
+    return np.where(den > 1e-9, num / np.maximum(den, 1e-9), 0.0)
+
+
+_SMOOTH = _rows(SMOOTH_S)
+_ROUND_WINDOW = (_rows(0.06), _rows(0.02))
+_SLOW_WINDOW = (_rows(SLOW_WINDOW_S), _rows(0.02))
+_ACTIVITY_WINDOW = (_rows(ACTIVITY_WINDOW_S), _rows(0.02))
+_PHRASE_WINDOW = (_rows(PHRASE_BACK_S), _rows(PHRASE_AHEAD_S))
+
+
 def compute_cues_many(many: list[AudioFeatures]) -> list[Cues]:
     """The cues of several streams' rows in one pass of (S, rows) arrays (what a sidecar stepping
-    many talking sessions saves on): each stream gets what it gets alone."""
+    many talking sessions saves on): each stream gets what it gets alone.
+
+    Moving averages are window sums over running sums (truncated at the ends); the sums with
+    the same inputs' stage share one cumsum (streaming computes this at every step, where the
+    count of numpy calls is what costs)."""
     rows = _Rows([len(f.loudness_db) for f in many])
 
     def column(name: str) -> np.ndarray:
         return rows.stack([getattr(f, name) for f in many])
 
-    smooth = _rows(SMOOTH_S)
-    ma = rows.moving_average
-    loud = ma(np.maximum(column("loudness_db"), -100.0), smooth, smooth)
-    ref = np.maximum(rows.max_behind(loud, _rows(REF_WINDOW_S), -1e9), _REF_FLOOR_DB)
-    level = np.clip((loud - (ref - _LEVEL_RANGE_DB)) / _LEVEL_RANGE_DB, 0.0, 1.0)
-    voiced_raw = np.clip(column("voicing"), 0.0, 1.0)
-    voiced = ma(voiced_raw, smooth, smooth)
+    smooth = _SMOOTH
+    f64 = np.float64
+    loud_db = np.maximum(column("loudness_db"), -100.0)
+    voiced_raw = _clip(column("voicing"), 0.0, 1.0)
     f1_hz, f2_hz, f0_hz = column("f1_hz"), column("f2_hz"), column("f0_hz")
-    has_f1 = (f1_hz > 0) & (voiced_raw > 0.3)
-    f1 = ma(f1_hz, smooth, smooth, weights=has_f1)
-    f2 = ma(f2_hz, smooth, smooth, weights=has_f1)
-    formant_trust = ma(has_f1.astype(np.float64), smooth, smooth) * level
-    f1_open = np.clip((f1 - 280.0) / 520.0, 0.0, 1.0) * formant_trust
+    has_f1 = ((f1_hz > 0) & (voiced_raw > 0.3)).astype(f64)
+    has_f0 = (f0_hz > 0).astype(f64)
+    noisy = (_clip((column("zero_crossing_rate") - 0.12) / 0.15, 0.0, 1.0)
+             * _clip((column("spectral_tilt") + 5.0) / 15.0, 0.0, 1.0))
+    # the short smoothing of the raw columns (formants and f0 weighted by where they exist)
+    sums = rows.window_sums([(loud_db, smooth, smooth), (voiced_raw, smooth, smooth),
+                             (f1_hz.astype(f64) * has_f1, smooth, smooth), (f2_hz.astype(f64) * has_f1, smooth, smooth),
+                             (has_f1, smooth, smooth), (noisy * (1.0 - voiced_raw), smooth, smooth),
+                             (f0_hz.astype(f64) * has_f0, smooth, smooth), (has_f0, smooth, smooth)])
+    loud_sum, voiced_sum, f1_sum, f2_sum, has_f1_sum, noisy_sum, f0_sum, has_f0_sum = sums
+    counts = rows.counts(smooth, smooth)
+    loud = loud_sum / counts
+    ref = np.maximum(rows.max_behind(loud, _rows(REF_WINDOW_S), -1e9), _REF_FLOOR_DB)
+    level = _clip((loud - (ref - _LEVEL_RANGE_DB)) / _LEVEL_RANGE_DB, 0.0, 1.0)
+    voiced = voiced_sum / counts
+    f1, f2 = _weighted(f1_sum, has_f1_sum), _weighted(f2_sum, has_f1_sum)
+    formant_trust = has_f1_sum / counts * level
+    f1_open = _clip((f1 - 280.0) / 520.0, 0.0, 1.0) * formant_trust
+    f2_spread = _clip((f2 - 1750.0) / 600.0, 0.0, 1.0) * formant_trust
+    fricative = noisy_sum / counts * _clip(level * 2.0, 0.0, 1.0)
+    f0 = _weighted(f0_sum, has_f0_sum)
+    pitch = _clip(np.log2(np.maximum(f0, 80.0) / 80.0) / 2.0, 0.0, 1.0) * voiced
+    # the longer windows over what the level and loudness make
     # Rounding must last a while to count: single-row F2 drops are LPC noise, not lips.
-    f2_round = ma(np.clip((1350.0 - f2) / 500.0, 0.0, 1.0) * formant_trust, _rows(0.06), _rows(0.02))
-    f2_spread = np.clip((f2 - 1750.0) / 600.0, 0.0, 1.0) * formant_trust
-    noisy = (np.clip((column("zero_crossing_rate") - 0.12) / 0.15, 0.0, 1.0)
-             * np.clip((column("spectral_tilt") + 5.0) / 15.0, 0.0, 1.0))
-    fricative = ma(noisy * (1.0 - voiced_raw), smooth, smooth) * np.clip(level * 2.0, 0.0, 1.0)
     # Emphasis is measured against recent *speech* only, so a syllable after a pause is not
     # mistaken for a stressed one just because silence came before it.
-    slow = ma(loud, _rows(SLOW_WINDOW_S), _rows(0.02), weights=voiced_raw > 0.5)
-    emphasis = np.clip(loud - slow, 0.0, _EMPHASIS_CAP_DB) * voiced
-    f0 = ma(f0_hz, smooth, smooth, weights=f0_hz > 0)
-    pitch = np.clip(np.log2(np.maximum(f0, 80.0) / 80.0) / 2.0, 0.0, 1.0) * voiced
-    activity = ma(level * (0.6 + 0.4 * voiced), _rows(ACTIVITY_WINDOW_S), _rows(0.02))
-    before, after = rows.max_behind(level, _rows(DIP_BACK_S), -1.0), rows.max_ahead(level, _rows(DIP_AHEAD_S), -1.0)
-    depth = np.minimum(before, after) - level
-    dip = np.clip((depth - 0.3) / 0.3, 0.0, 1.0) * (level < 0.45)
-    held = np.minimum(rows.max_behind(level, _rows(HOLD_BACK_S), -1.0), rows.max_ahead(level, _rows(HOLD_AHEAD_S), -1.0))
-    phrase = ma(level, _rows(PHRASE_BACK_S), _rows(PHRASE_AHEAD_S))
+    speech = (voiced_raw > 0.5).astype(f64)
+    round_sum, slow_sum, speech_sum, activity_sum, phrase_sum = rows.window_sums([
+        (_clip((1350.0 - f2) / 500.0, 0.0, 1.0) * formant_trust, *_ROUND_WINDOW), (loud * speech, *_SLOW_WINDOW),
+        (speech, *_SLOW_WINDOW), (level * (0.6 + 0.4 * voiced), *_ACTIVITY_WINDOW), (level, *_PHRASE_WINDOW)])
+    f2_round = round_sum / rows.counts(*_ROUND_WINDOW)
+    slow = _weighted(slow_sum, speech_sum)
+    emphasis = _clip(loud - slow, 0.0, _EMPHASIS_CAP_DB) * voiced
+    activity = activity_sum / rows.counts(*_ACTIVITY_WINDOW)
+    phrase = phrase_sum / rows.counts(*_PHRASE_WINDOW)
+    after = rows.max_ahead(level, _rows(DIP_AHEAD_S), -1.0)
+    held_after = after if _rows(HOLD_AHEAD_S) == _rows(DIP_AHEAD_S) else rows.max_ahead(level, _rows(HOLD_AHEAD_S), -1.0)
+    depth = np.minimum(rows.max_behind(level, _rows(DIP_BACK_S), -1.0), after) - level
+    dip = _clip((depth - 0.3) / 0.3, 0.0, 1.0) * (level < 0.45)
+    held = np.minimum(rows.max_behind(level, _rows(HOLD_BACK_S), -1.0), held_after)
     return [Cues(start_time=float(f.start_time), level=level[k, :n], voiced=voiced[k, :n], f1_open=f1_open[k, :n],
                  f2_round=f2_round[k, :n], f2_spread=f2_spread[k, :n], fricative=fricative[k, :n],
                  emphasis=emphasis[k, :n], pitch=pitch[k, :n], activity=activity[k, :n], phrase=phrase[k, :n],

@@ -31,6 +31,8 @@ from .learned_inputs import CueWindow, advance_many, with_rule_columns
 from .learned_weights import SHIPPED_WEIGHTS, load_weights
 from .lips import KEY_SHAPE_TRUST, LipLayer, PhoneTable, apply_closure, key_shape_curve
 
+_clip = np.core.umath.clip  # the ufunc np.clip calls, without its ~5 us of argument handling a call
+
 N_FEATURE_COLUMNS = 47
 
 
@@ -84,10 +86,10 @@ def mouth_from_outputs(outputs: np.ndarray, names: tuple[str, ...]) -> np.ndarra
     """Network outputs (T, n) in ``names`` order -> (T, 52) mouth channels; MouthClose from LipGap."""
     mouth = np.zeros((len(outputs), len(ARKIT_NAMES)))
     columns, channels = _output_channels(tuple(names))
-    values = np.clip(outputs, 0.0, 1.0)
+    values = _clip(outputs, 0.0, 1.0)
     mouth[:, channels] = values[:, columns]
     if "LipGap" in names and "JawOpen" in names:
-        mouth[:, ARKIT_INDEX["MouthClose"]] = np.clip(values[:, names.index("JawOpen")] - values[:, names.index("LipGap")], 0.0, 1.0)
+        mouth[:, ARKIT_INDEX["MouthClose"]] = _clip(values[:, names.index("JawOpen")] - values[:, names.index("LipGap")], 0.0, 1.0)
     return mouth
 
 
@@ -221,7 +223,7 @@ def _feed_group(mouths: list[IncrementalMouth], matrices: list[np.ndarray]) -> N
     if arrays.pool is not None:  # Config.mel_bands: the 40 log-mel bands averaged into fewer
         x = np.concatenate([x[:, :40] @ arrays.pool, x[:, 40:]], axis=1)
     x = ((x - arrays.input_mean) / arrays.input_std) @ arrays.inp[0] + arrays.inp[1]  # (N, W)
-    stream_of_row = np.repeat(np.arange(len(mouths)), np.diff(bounds))
+    layout = tuple(bounds.tolist())
     for i, ((taps, bias, dilation), (mix, mix_bias)) in enumerate(zip(arrays.convs, arrays.mixes)):
         kernel, pad = taps.shape[0] // x.shape[1], len(mouths[0]._history[i])
         # every stream's kept past, then its new rows, end to end: stream k's segment starts at
@@ -230,13 +232,23 @@ def _feed_group(mouths: list[IncrementalMouth], matrices: list[np.ndarray]) -> N
                                  for part in (mouth._history[i], x[first:end])])  # (S * pad + N, W)
         for k, (mouth, end) in enumerate(zip(mouths, bounds[1:])):
             mouth._history[i] = padded[pad * k + end: pad * (k + 1) + end]
-        reads = (np.arange(len(x)) + pad * stream_of_row)[:, None] + dilation * np.arange(kernel)  # (N, kernel)
+        reads = _tap_rows(layout, pad, dilation, kernel)  # (N, kernel)
         stacked = padded[reads].reshape(len(x), kernel * x.shape[1])  # taps side by side, as the weights stack them
         x = x + _gelu(stacked @ taps + bias) @ mix + mix_bias  # (N, W)
     y = _gelu(x) @ arrays.out[0] + arrays.out[1]  # (N, n_outputs), causal positions fed..fed+n-1 of each
     for mouth, first, end in zip(mouths, bounds[:-1], bounds[1:]):
         mouth.fed += end - first
         mouth.outputs = np.concatenate([mouth.outputs, y[first:end]])
+
+
+@lru_cache(maxsize=64)
+def _tap_rows(bounds: tuple[int, ...], pad: int, dilation: int, kernel: int) -> np.ndarray:
+    """(N, kernel) the rows of ``padded`` (in _feed_group) each new row's taps read, for streams
+    whose new rows end at ``bounds[1:]`` (streams step with the same few rows again and again: cached)."""
+    stream_of_row = np.repeat(np.arange(len(bounds) - 1), np.diff(bounds))
+    reads = (np.arange(bounds[-1]) + pad * stream_of_row)[:, None] + dilation * np.arange(kernel)
+    reads.flags.writeable = False
+    return reads
 
 
 def _late_cues(mouths: list[IncrementalMouth], matrices: list[np.ndarray], mean: np.ndarray) -> np.ndarray:
@@ -310,14 +322,14 @@ class LearnedLipRows:
             values = interp_columns_many([(parts[k].times, (parts[k].first_row + np.arange(len(parts[k].outputs)) + 0.5)
                                            * FEATURE_HOP_S, parts[k].outputs) for k in group])
             mouth = mouth_from_outputs(values, names)
-            clipped, open_lips = np.clip(mouth, 0.0, 1.0), np.zeros(len(mouth))
+            clipped, open_lips = _clip(mouth, 0.0, 1.0), np.zeros(len(mouth))
             start = 0
             for k in group:
                 part, end = parts[k], start + len(parts[k].times)
                 if part.closure is None:
                     out[k] = LipLayer(mouth=clipped[start:end], closure=open_lips[start:end])
                 else:
-                    out[k] = LipLayer(mouth=np.clip(apply_closure(mouth[start:end], part.closure), 0.0, 1.0), closure=part.closure)
+                    out[k] = LipLayer(mouth=_clip(apply_closure(mouth[start:end], part.closure), 0.0, 1.0), closure=part.closure)
                 start = end
         return out
 
