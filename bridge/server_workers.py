@@ -31,6 +31,7 @@ import zmq
 log = logging.getLogger("npcface.serve")
 
 COUNTS = ("clients", "sessions", "errors_sent")
+_EVENTS, _POLLIN = int(zmq.EVENTS), int(zmq.POLLIN)  # plain ints: pyzmq's enum arithmetic costs per message
 READY = b"ready"  # a worker's first message to the front: [b"", READY] (client identities are never empty)
 
 
@@ -207,7 +208,7 @@ class WorkerFront:
     def _from_clients(self, most: int = 512) -> None:
         now = time.monotonic()
         for _ in range(most):  # (EVENTS, not zmq.Again: raising costs more than forwarding a message)
-            if not self.socket.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            if not self.socket.getsockopt(_EVENTS) & _POLLIN:
                 return
             frames = self.socket.recv_multipart()
             identity = frames[0]
@@ -231,7 +232,7 @@ class WorkerFront:
 
     def _from_workers(self, most: int = 512) -> None:
         for _ in range(most):
-            if not self.internal.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            if not self.internal.getsockopt(_EVENTS) & _POLLIN:
                 return
             worker_id, identity, *message = self.internal.recv_multipart()
             if identity == b"":
