@@ -31,6 +31,7 @@ from .protocol import (PROTOCOL_VERSION, BadHeader, ClientMessage, ErrorReply, P
                        error_reply, is_frame_ack, parse_request, request_context, unpack_header)
 from .server_handlers import RequestHandlers, log_failure
 from .server_session import WireSession
+from .server_socket import clients_socket
 from .server_workers import WorkerSlot
 
 log = logging.getLogger("npcface.serve")
@@ -102,28 +103,13 @@ class Server(RequestHandlers):
             self.endpoint = worker.front
             self._authenticator = None
             return
-        self.socket = self._context.socket(zmq.ROUTER)
-        self.socket.setsockopt(zmq.ROUTER_MANDATORY, 1)
-        self.socket.setsockopt(zmq.LINGER, 0)
-        self.socket.setsockopt(zmq.SNDHWM, 100_000)  # ticks are small; frames are bounded by the window
-        self.socket.setsockopt(zmq.MAXMSGSIZE, 4 * limits.max_message_bytes)
-        self._authenticator = None
-        if curve_clients_dir is not None:  # ZAP: only the listed clients' keys get in
-            from zmq.auth.thread import ThreadAuthenticator
-
-            self._authenticator = ThreadAuthenticator(self._context)
-            self._authenticator.start()
-            self._authenticator.configure_curve(domain="*", location=str(curve_clients_dir))
-        if curve_secret_key is not None:
-            self.socket.curve_secretkey = curve_secret_key
-            self.socket.curve_publickey = zmq.curve_public(curve_secret_key)
-            self.socket.curve_server = True
         try:
-            self.socket.bind(endpoint)
+            self.socket, self._authenticator, self.endpoint = clients_socket(
+                self._context, endpoint, limits.max_message_bytes, curve_secret_key, curve_clients_dir)
         except zmq.ZMQError:
+            self.socket = self._authenticator = None
             self.close()
             raise
-        self.endpoint = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
 
     def warm_up(self, concurrent_lines: int = 4) -> float:
         """Load the motion stack before serving, so early lines do not stall every other session:
@@ -256,7 +242,8 @@ class Server(RequestHandlers):
         self._stopping = True
         self._render_pool.shutdown(wait=True, cancel_futures=True)
         self._rig_pool.shutdown(wait=True, cancel_futures=True)
-        self.socket.close(linger=0)
+        if self.socket is not None:
+            self.socket.close(linger=0)
         if self._authenticator is not None:
             self._authenticator.stop()
         self._context.term()

@@ -28,6 +28,8 @@ from typing import Any
 
 import zmq
 
+from .server_socket import clients_socket
+
 log = logging.getLogger("npcface.serve")
 
 COUNTS = ("clients", "sessions", "errors_sent")
@@ -130,29 +132,15 @@ class WorkerFront:
         self.internal.setsockopt(zmq.SNDHWM, 100_000)
         self.internal.bind(f"ipc://{self._folder}/workers")
         self._internal_endpoint = self.internal.getsockopt_string(zmq.LAST_ENDPOINT)
-        self.socket = self._context.socket(zmq.ROUTER)
-        self.socket.setsockopt(zmq.ROUTER_MANDATORY, 1)
-        self.socket.setsockopt(zmq.LINGER, 0)
-        self.socket.setsockopt(zmq.SNDHWM, 100_000)
-        self.socket.setsockopt(zmq.MAXMSGSIZE, 4 * self.limits.max_message_bytes)
-        self._authenticator = None
-        if curve_clients_dir is not None:
-            from zmq.auth.thread import ThreadAuthenticator
-
-            self._authenticator = ThreadAuthenticator(self._context)
-            self._authenticator.start()
-            self._authenticator.configure_curve(domain="*", location=str(curve_clients_dir))
-        if curve_secret_key is not None:
-            self.socket.curve_secretkey = curve_secret_key
-            self.socket.curve_publickey = zmq.curve_public(curve_secret_key)
-            self.socket.curve_server = True
-        self._workers = [self._start_worker(k, workers) for k in range(workers)]
         try:
-            self.socket.bind(endpoint)
+            self.socket, self._authenticator, self.endpoint = clients_socket(
+                self._context, endpoint, self.limits.max_message_bytes, curve_secret_key, curve_clients_dir)
         except zmq.ZMQError:
-            self.close()
+            self.internal.close(linger=0)
+            self._context.term()
+            shutil.rmtree(self._folder, ignore_errors=True)
             raise
-        self.endpoint = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
+        self._workers = [self._start_worker(k, workers) for k in range(workers)]
 
     def _start_worker(self, index: int, workers: int) -> _Worker:
         slot = WorkerSlot(index, workers, self._internal_endpoint, self.instance, self._counts, self._lock, os.getpid())
