@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -19,7 +21,7 @@ import zmq
 
 from npcface.core.session import LineFormat, NpcSession, SessionSettings
 from npcface.core.types import Controls
-from server_helpers import WAIT_S, RawClient, ServeProcess, greeting_pcm, s16
+from server_helpers import NPCFACE, WAIT_S, RawClient, ServeProcess, greeting_pcm, s16
 
 MAX_SESSIONS = 3
 PER_CLIENT = 2
@@ -161,3 +163,21 @@ def test_sigint_stops_every_process(server):
     assert returncode == 0 and "Traceback" not in log
     for pid in pids:
         assert not Path(f"/proc/{pid}").exists() or "(Z)" in Path(f"/proc/{pid}/stat").read_text(), pid
+
+
+@pytest.mark.parametrize("args, flag", [(["--workers", "0"], "--workers"), (["--workers", "65"], "--workers"),
+                                        (["--render-threads", "0"], "--render-threads")])
+def test_bad_worker_counts_get_one_line_errors(args, flag):
+    result = subprocess.run([*NPCFACE, "serve", "--bind", "tcp://127.0.0.1:0", *args], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and flag in result.stderr
+
+
+def test_a_busy_endpoint_stops_a_workers_server_in_one_line():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([*NPCFACE, "serve", "--bind", f"tcp://127.0.0.1:{port}", "--workers", "2"],
+                                capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "cannot listen" in result.stderr
