@@ -63,12 +63,24 @@ class ServeProcess:
         self.endpoint = re.search(r"ready on (\S+)", self.process.stdout.readline()).group(1)
 
     def cpu_seconds(self) -> float | None:
-        """CPU time the server has used so far (user + system; None where /proc is missing)."""
-        try:
-            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
+        """CPU time the server has used so far, its worker processes included (user + system;
+        None where /proc is missing)."""
+        stats = {}
+        for path in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = path.read_text().rsplit(")", 1)[1].split()
+            except OSError:  # gone meanwhile
+                continue
+            stats[int(path.parent.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+        if self.process.pid not in stats:
             return None
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        family, ticks = {self.process.pid}, 0
+        for pid in sorted(stats):  # children have larger pids than their parents here (no wrap-around)
+            parent, used = stats[pid]
+            if pid in family or parent in family:
+                family.add(pid)
+                ticks += used
+        return ticks / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         self.process.send_signal(2)
@@ -106,10 +118,14 @@ class EchoServer:
 
 def dealer(endpoint: str) -> tuple[zmq.Context, zmq.Socket]:
     context = zmq.Context()
+    return context, dealer_on(context, endpoint)
+
+
+def dealer_on(context: zmq.Context, endpoint: str) -> zmq.Socket:
     socket = context.socket(zmq.DEALER)
     socket.setsockopt(zmq.LINGER, 0)
     socket.connect(endpoint)
-    return context, socket
+    return socket
 
 
 def request(socket: zmq.Socket, header: dict, *payloads: bytes) -> dict:
@@ -127,14 +143,21 @@ def request(socket: zmq.Socket, header: dict, *payloads: bytes) -> dict:
 
 
 def run_sessions(endpoint: str, count: int, pcm: bytes, text: str | None, echo: bool, lookahead: float = 0.12,
-                 motion: str | None = None) -> dict:
-    """Stream ``count`` lines at once in real time; lateness of every tick (or echo reply)."""
-    context, socket = dealer(endpoint)
+                 motion: str | None = None, clients: int = 1) -> dict:
+    """Stream ``count`` lines at once in real time; lateness of every tick (or echo reply).
+    Session k goes over connection k % ``clients`` (one engine or several)."""
+    context = zmq.Context()
+    sockets = [dealer_on(context, endpoint) for _ in range(clients)]
+    socket_of = [sockets[k % clients] for k in range(count)]
     if not echo:
-        request(socket, {"type": "hello", "protocol": "1.2" if motion else "1.0"})
+        for socket in sockets:
+            request(socket, {"type": "hello", "protocol": "1.2" if motion else "1.0"})
         for k in range(count):
-            request(socket, {"type": "open", "session": f"n{k}", "fps": FPS, "lookahead_s": lookahead,
-                             **({"motion": motion} if motion else {})})
+            request(socket_of[k], {"type": "open", "session": f"n{k}", "fps": FPS, "lookahead_s": lookahead,
+                                   **({"motion": motion} if motion else {})})
+    poller = zmq.Poller()
+    for socket in sockets:
+        poller.register(socket, zmq.POLLIN)
     chunk_bytes = int(CHUNK_S * 16000) * 2
     chunks = [pcm[i:i + chunk_bytes] for i in range(0, len(pcm), chunk_bytes)]
     starts = [k / count for k in range(count)]  # spread over one second, like NPCs that start apart
@@ -153,18 +176,18 @@ def run_sessions(endpoint: str, count: int, pcm: bytes, text: str | None, echo: 
                 header = {"type": "audio", "session": f"n{k}", "seq": sent[k], "rate": 16000}
                 if sent[k] == 0 and text:
                     header["text"] = text
-                socket.send_multipart([msgpack.packb(header), chunks[sent[k]]])
+                socket_of[k].send_multipart([msgpack.packb(header), chunks[sent[k]]])
                 arrived_at[k].append(time.monotonic())
                 sent[k] += 1
                 if sent[k] == len(chunks):
                     if echo:
                         ends += 1
                     else:
-                        socket.send_multipart([msgpack.packb({"type": "end_line", "session": f"n{k}"})])
+                        socket_of[k].send_multipart([msgpack.packb({"type": "end_line", "session": f"n{k}"})])
         next_due = min((t0 + starts[k] + sent[k] * CHUNK_S for k in range(count) if sent[k] < len(chunks)),
                        default=now + 0.05)
-        while socket.poll(max(0, int((next_due - time.monotonic()) * 1000))):
-            message = msgpack.unpackb(socket.recv_multipart()[0])
+        while ready := poller.poll(max(0, int((next_due - time.monotonic()) * 1000))):
+            message = msgpack.unpackb(ready[0][0].recv_multipart()[0])
             received = time.monotonic()
             if echo:
                 k = int(message["session"][1:])
@@ -181,7 +204,8 @@ def run_sessions(endpoint: str, count: int, pcm: bytes, text: str | None, echo: 
                 raise RuntimeError(message)
             if time.monotonic() >= next_due:
                 break
-    socket.close(0)
+    for socket in sockets:
+        socket.close(0)
     context.term()
     # Behind real time: later than the lookahead the session asked for (the tick could not be earlier).
     expected_ticks = count * int(len(pcm) / 32000 * FPS)  # roughly: ticks never received count as late
@@ -195,14 +219,14 @@ def run_sessions(endpoint: str, count: int, pcm: bytes, text: str | None, echo: 
 
 
 def session_ladder(pcm: bytes, text: str | None, counts: list[int], motion: str | None, code: str | None,
-                   keep_going: bool = False) -> int:
+                   keep_going: bool = False, workers: int = 1, clients: int = 1) -> int:
     """Climb ``counts`` until a tick is late (or all of them, ``keep_going``); the most sessions held."""
     best, failed = 0, False
     for count in counts:
-        server = ServeProcess(code=code)
+        server = ServeProcess(*(["--workers", str(workers)] if workers > 1 else []), code=code)
         try:
             cpu_before = server.cpu_seconds()
-            result = run_sessions(server.endpoint, count, pcm, text, echo=False, motion=motion)
+            result = run_sessions(server.endpoint, count, pcm, text, echo=False, motion=motion, clients=clients)
             cpu_after = server.cpu_seconds()
         finally:
             server.stop()
@@ -222,10 +246,11 @@ def session_ladder(pcm: bytes, text: str | None, counts: list[int], motion: str 
 
 
 def bench_sessions(pcm: bytes, text: str | None, counts: list[int], motion: str | None = None,
-                   before: str | None = None, keep_going: bool = False) -> None:
+                   before: str | None = None, keep_going: bool = False, workers: tuple[int, ...] = (1,),
+                   clients: int = 1) -> None:
     print(f"\n(1) concurrent latent-only sessions, 30 ticks/s, real-time 20 ms chunks, motion {motion or 'default'}, "
-          f"{'with' if text else 'without'} text; lateness = how long after its audio + lookahead had been sent "
-          "a tick arrived", flush=True)
+          f"{'with' if text else 'without'} text, over {clients} connection(s); lateness = how long after its "
+          "audio + lookahead had been sent a tick arrived", flush=True)
     echo = EchoServer()
     base = run_sessions(echo.endpoint, 64, pcm[: 16000 * 2 * 3], text, echo=True)
     echo.stop()
@@ -235,11 +260,12 @@ def bench_sessions(pcm: bytes, text: str | None, counts: list[int], motion: str 
     if before:
         with code_at(before) as tree:
             print(f"  baseline, the server at {before}:")
-            held_before = session_ladder(pcm, text, counts, motion, tree, keep_going)
-        print("  now:")
-    best = session_ladder(pcm, text, counts, motion, None, keep_going)
-    print(f"  => {best} concurrent sessions held with no tick more than {LATE_LIMIT_S * 1000:.0f} ms late"
-          + (f" (the server at {before}: {held_before})" if before else ""))
+            held_before = session_ladder(pcm, text, counts, motion, tree, keep_going, clients=clients)
+    for count in workers:
+        print(f"  now, --workers {count}:")
+        best = session_ladder(pcm, text, counts, motion, None, keep_going, workers=count, clients=clients)
+        print(f"  => {best} concurrent sessions held with no tick more than {LATE_LIMIT_S * 1000:.0f} ms late "
+              f"with --workers {count}" + (f" (the server at {before}: {held_before})" if before else ""))
 
 
 @contextlib.contextmanager
@@ -322,7 +348,7 @@ def bench_frames(pcm: bytes, text: str) -> None:
         server.stop()
     print("  the render pool: two rgba8 streams at once, total fps")
     for workers in ("1", "2"):
-        server = ServeProcess("--workers", workers)
+        server = ServeProcess("--render-threads", workers)
         try:
             fps, count = frame_stream(server.endpoint, pcm, text, "rgba8", streams=2)
             print(f"    {workers} render thread(s): {fps:.1f} fps ({count} frames)")
@@ -366,6 +392,10 @@ def main() -> None:
     parser.add_argument("--motion", choices=("rules", "learned"), help="(1): the sessions' motion (default: the server's)")
     parser.add_argument("--no-text", action="store_true", help="(1): lines without text")
     parser.add_argument("--counts", help="(1): the ladder of session counts, comma-separated")
+    parser.add_argument("--workers", default="1", help="(1): serve --workers for the current server, a "
+                        "comma-separated list climbs the ladder once each (default 1)")
+    parser.add_argument("--clients", type=int, default=1, help="(1): connections the sessions are spread over "
+                        "(a worker serves whole connections; default 1)")
     parser.add_argument("--keep-going", action="store_true", help="(1): climb every count even after a late tick "
                         "(on a busy machine the p50 / p99 / share late still compare the two servers)")
     args = parser.parse_args()
@@ -378,7 +408,8 @@ def main() -> None:
     if args.only in (None, 1):
         counts = ([int(c) for c in args.counts.split(",")] if args.counts
                   else [1, 4, 8] if args.quick else [1, 2, 4, 6, 8, 12, 16, 24, 32])
-        bench_sessions(pcm, None if args.no_text else text, counts, args.motion, args.before, args.keep_going)
+        bench_sessions(pcm, None if args.no_text else text, counts, args.motion, args.before, args.keep_going,
+                       tuple(int(w) for w in args.workers.split(",")), args.clients)
 
 
 if __name__ == "__main__":

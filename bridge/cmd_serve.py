@@ -36,7 +36,11 @@ def add_parser(subparsers) -> None:
                         help="allow a non-loopback bind without CurveZMQ (anyone who reaches the port can use it)")
     parser.add_argument("--idle-timeout", type=float, default=Liveness().idle_timeout_s, metavar="SECONDS",
                         help="free a silent client's sessions after this long (default %(default)s)")
-    parser.add_argument("--workers", type=int, default=None, help="render threads (default: one per core)")
+    parser.add_argument("--workers", type=int, default=1, metavar="N",
+                        help="server processes, each serving its share of the clients (a client's sessions all "
+                             "in one); more than 1 adds a front process that owns the endpoint (default 1)")
+    parser.add_argument("--render-threads", type=int, default=None, metavar="N",
+                        help="render threads per server process (default: one per core)")
     parser.add_argument("--warm-lines", type=int, default=8, metavar="N",
                         help="before serving, load phone decoders for N English lines at once (~56 MB each; default 8)")
     parser.add_argument("--max-sessions", type=int, default=Limits().max_sessions)
@@ -127,8 +131,9 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s", stream=sys.stderr)
     if args.make_keys is not None:
         return make_keys(args.make_keys, args.key_name)
-    if args.idle_timeout <= 0 or (args.workers is not None and args.workers < 1) or not 0 <= args.warm_lines <= 64:
-        raise ServeError("--idle-timeout and --workers must be positive, --warm-lines 0-64")
+    if args.idle_timeout <= 0 or (args.render_threads is not None and args.render_threads < 1) \
+            or not 1 <= args.workers <= 64 or not 0 <= args.warm_lines <= 64:
+        raise ServeError("--idle-timeout and --render-threads must be positive, --workers 1-64, --warm-lines 0-64")
     if min(args.max_sessions, args.max_sessions_per_client, args.max_message_bytes, args.max_line_seconds) <= 0:
         raise ServeError("--max-* limits must be positive")
     secret = read_secret_key(args.curve_secret_key) if args.curve_secret_key else None
@@ -142,18 +147,31 @@ def run(args: argparse.Namespace) -> int:
 
     from ..core.motion.backends import make_generator
     from .server import Server
+    from .server_workers import WorkerFront
 
     if args.motion not in (None, "rules"):  # a weights file that does not load stops serve now, in one line
         make_generator(args.motion)
 
     limits = Limits(max_sessions=args.max_sessions, max_sessions_per_client=args.max_sessions_per_client,
                     max_message_bytes=args.max_message_bytes, max_line_seconds=args.max_line_seconds)
+    options = dict(limits=limits, liveness=Liveness(args.idle_timeout), render_workers=args.render_threads,
+                   motion=args.motion)
     try:
-        server = Server(args.bind, limits=limits, liveness=Liveness(args.idle_timeout), render_workers=args.workers,
-                        curve_secret_key=secret, curve_clients_dir=clients_dir, motion=args.motion)
+        if args.workers > 1:
+            server = WorkerFront(args.bind, args.workers, options, warm_lines=args.warm_lines, quiet=args.quiet,
+                                 curve_secret_key=secret, curve_clients_dir=clients_dir)
+        else:
+            server = Server(args.bind, curve_secret_key=secret, curve_clients_dir=clients_dir, **options)
     except zmq.ZMQError as exc:
         raise ServeError(f"cannot listen on {args.bind}: {exc}") from None
-    log.info("npcface serve: warmed up in %.2f s", server.warm_up(concurrent_lines=args.warm_lines))
+    if args.workers > 1:
+        try:
+            server.wait_ready()
+        except RuntimeError as exc:
+            server.close()
+            raise ServeError(f"npcface serve: {exc}") from None
+    else:
+        log.info("npcface serve: warmed up in %.2f s", server.warm_up(concurrent_lines=args.warm_lines))
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: server.stop())
     # Scripts and tests read this line to learn the port when --bind asks for port 0 (any free one).

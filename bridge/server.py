@@ -31,6 +31,8 @@ from .protocol import (PROTOCOL_VERSION, BadHeader, ClientMessage, ErrorReply, P
                        error_reply, is_frame_ack, parse_request, request_context, unpack_header)
 from .server_handlers import RequestHandlers, log_failure
 from .server_session import WireSession
+from .server_socket import clients_socket
+from .server_workers import WorkerSlot
 
 log = logging.getLogger("npcface.serve")
 
@@ -59,7 +61,7 @@ class Server(RequestHandlers):
     def __init__(self, endpoint: str = "tcp://127.0.0.1:5555", limits: Limits = Limits(),
                  liveness: Liveness = Liveness(), render_workers: int | None = None,
                  curve_secret_key: bytes | None = None, curve_clients_dir: Path | None = None,
-                 motion: str | None = None):
+                 motion: str | None = None, worker: "WorkerSlot | None" = None):
         self.endpoint_requested = endpoint
         # "rules" or "learned" by default; a weights file is what "learned" means on this server.
         spec = check_motion(motion)
@@ -67,7 +69,10 @@ class Server(RequestHandlers):
         self.learned_motion = spec if spec not in MOTION_NAMES else "learned"
         self.limits = limits
         self.liveness = liveness
-        self.instance = secrets.token_hex(8)
+        # One of `serve --workers N`'s processes: the front process owns the clients' socket and
+        # its instance id; counts that limits and stats need are shared through ``worker``.
+        self.worker = worker
+        self.instance = worker.instance if worker is not None else secrets.token_hex(8)
         self.started = time.monotonic()
         self.clients: dict[bytes, ClientState] = {}
         self.avatars: OrderedDict[str, object] = OrderedDict()  # avatar id -> Rig, least recent first
@@ -89,28 +94,22 @@ class Server(RequestHandlers):
                                                thread_name_prefix="npcface-render")
         self._rig_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="npcface-rig")
         self._context = zmq.Context()
-        self.socket = self._context.socket(zmq.ROUTER)
-        self.socket.setsockopt(zmq.ROUTER_MANDATORY, 1)
-        self.socket.setsockopt(zmq.LINGER, 0)
-        self.socket.setsockopt(zmq.SNDHWM, 100_000)  # ticks are small; frames are bounded by the window
-        self.socket.setsockopt(zmq.MAXMSGSIZE, 4 * limits.max_message_bytes)
-        self._authenticator = None
-        if curve_clients_dir is not None:  # ZAP: only the listed clients' keys get in
-            from zmq.auth.thread import ThreadAuthenticator
-
-            self._authenticator = ThreadAuthenticator(self._context)
-            self._authenticator.start()
-            self._authenticator.configure_curve(domain="*", location=str(curve_clients_dir))
-        if curve_secret_key is not None:
-            self.socket.curve_secretkey = curve_secret_key
-            self.socket.curve_publickey = zmq.curve_public(curve_secret_key)
-            self.socket.curve_server = True
+        if worker is not None:  # the front forwards [client identity, *message] both ways
+            self.socket = self._context.socket(zmq.DEALER)
+            self.socket.setsockopt(zmq.ROUTING_ID, worker.routing_id)
+            self.socket.setsockopt(zmq.LINGER, 0)
+            self.socket.setsockopt(zmq.SNDHWM, 100_000)
+            self.socket.connect(worker.front)
+            self.endpoint = worker.front
+            self._authenticator = None
+            return
         try:
-            self.socket.bind(endpoint)
+            self.socket, self._authenticator, self.endpoint = clients_socket(
+                self._context, endpoint, limits.max_message_bytes, curve_secret_key, curve_clients_dir)
         except zmq.ZMQError:
+            self.socket = self._authenticator = None
             self.close()
             raise
-        self.endpoint = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
 
     def warm_up(self, concurrent_lines: int = 4) -> float:
         """Load the motion stack before serving, so early lines do not stall every other session:
@@ -159,6 +158,9 @@ class Server(RequestHandlers):
         try:
             idle_wait_s = 1.0
             while not self._stopping:
+                if self.worker is not None and not self.worker.front_alive():
+                    log.error("npcface serve: worker %d: the front process is gone; stopping", self.worker.index)
+                    break
                 timeout_ms = 1000 if not any(c.outbox for c in self.clients.values()) else 5
                 timeout_ms = min(timeout_ms, max(1, int(idle_wait_s * 1000))) if not self._unhandled else 0
                 events = dict(poller.poll(timeout_ms))
@@ -171,6 +173,8 @@ class Server(RequestHandlers):
                 self._flush_outboxes()
                 if drained:  # only judge silence once every queued message has been read
                     self._expire_idle_clients()
+                if self.worker is not None:
+                    self.worker.publish(len(self.clients), self._own_sessions(), self.errors_sent)
         finally:
             self.close()
 
@@ -238,7 +242,8 @@ class Server(RequestHandlers):
         self._stopping = True
         self._render_pool.shutdown(wait=True, cancel_futures=True)
         self._rig_pool.shutdown(wait=True, cancel_futures=True)
-        self.socket.close(linger=0)
+        if self.socket is not None:
+            self.socket.close(linger=0)
         if self._authenticator is not None:
             self._authenticator.stop()
         self._context.term()
@@ -388,8 +393,19 @@ class Server(RequestHandlers):
 
     # ------------------------------------------------------------ shared helpers for handlers
 
-    def session_count(self) -> int:
+    def _own_sessions(self) -> int:
         return sum(len(c.sessions) for c in self.clients.values())
+
+    def session_count(self) -> int:
+        """Open sessions on the whole server (all workers)."""
+        own = self._own_sessions()
+        return own if self.worker is None else self.worker.total("sessions", own)
+
+    def client_count(self) -> int:
+        return len(self.clients) if self.worker is None else self.worker.total("clients", len(self.clients))
+
+    def error_count(self) -> int:
+        return self.errors_sent if self.worker is None else self.worker.total("errors_sent", self.errors_sent)
 
     @staticmethod
     def avatar_id(image: bytes, face_index: int | None) -> str:
@@ -405,4 +421,12 @@ class Server(RequestHandlers):
 
     def dispatch(self, client: ClientState, message: ClientMessage, payloads: list[bytes]) -> None:
         check_version(message, client.minor)
-        getattr(self, f"on_{message.type}")(client, message, payloads)
+        handler = getattr(self, f"on_{message.type}")
+        if message.type != "open" or self.worker is None:
+            handler(client, message, payloads)
+            return
+        with self.worker.locked():  # max_sessions holds across workers: count, open, publish at once
+            try:
+                handler(client, message, payloads)
+            finally:
+                self.worker.publish(len(self.clients), self._own_sessions(), self.errors_sent)

@@ -114,8 +114,8 @@ class RequestHandlers:
             self._pump(client, wire)
         self.send(client, encode(Stats(
             id=message.id, instance=self.instance, uptime_s=time.monotonic() - self.started,
-            clients=len(self.clients), sessions=self.session_count(), avatars=len(self.avatars),
-            errors_sent=self.errors_sent, your_sessions=[s.stats() for s in client.sessions.values()]),
+            clients=self.client_count(), sessions=self.session_count(), avatars=len(self.avatars),
+            errors_sent=self.error_count(), your_sessions=[s.stats() for s in client.sessions.values()]),
             minor=client.minor))
 
     # ------------------------------------------------------------ avatars

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..core.session import NpcSession
 from ..core.types import Frame, MotionFrame
-from .protocol import PROTOCOL_MINOR, FrameHeader, LineEnd, Open, Tick, encode
+from .protocol import PROTOCOL_MINOR, FrameHeader, LineEnd, Open, Tick, encode, encode_fields
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,7 @@ class WireSession:
             self.next_index += 1
             counts.ticks += 1
             if self.latents:
-                out.append(encode(self._tick(motion, index), minor=self.minor))
+                out.append(self._tick(motion, index))
                 self.ticks_sent += 1
             if self.frames:  # "latest" drops by lateness (drop_late), not here: a burst of ticks
                 # (a line sent at once) is mostly frames that are not due yet
@@ -143,7 +143,7 @@ class WireSession:
             index = self.idle_index
             self.idle_index += 1
             if self.latents:
-                out.append(encode(self._tick(motion, index, idle=True), minor=self.minor))
+                out.append(self._tick(motion, index, idle=True))
                 self.ticks_sent += 1
             if self.frames:
                 if self.keep_every_frame:  # idle frames are live even under "every": keep the newest
@@ -155,23 +155,23 @@ class WireSession:
                                                     self.idle_origin + index / self.settings.fps))
         return out
 
-    def _tick(self, motion: MotionFrame, index: int, idle: bool = False) -> Tick:
+    def _tick(self, motion: MotionFrame, index: int, idle: bool = False) -> list[bytes]:
+        """The encoded tick (the bytes of ``encode(Tick(...))``, without building the model)."""
         channels = self.settings.channels
-        arkit = vis = vrm = None
+        values = {"session": self.name, "line": None if idle else self.line, "idle": idle, "index": index,
+                  "time": float(motion.time), "head_rotation": _float_list(motion.head_rotation),
+                  "head_translation": _float_list(motion.head_translation),
+                  "gaze_left": _float_list(motion.gaze_left), "gaze_right": _float_list(motion.gaze_right)}
         if "arkit" in channels:
-            arkit = _float_list(motion.blendshapes)
+            values["arkit"] = np.asarray(motion.blendshapes, dtype=np.float64).tolist()
         if "visemes" in channels or "vrm" in channels:
             from ..core.motion.visemes import visemes_from_blendshapes, vrm_from_blendshapes
 
             if "visemes" in channels:
-                vis = _float_list(visemes_from_blendshapes(motion.blendshapes))
+                values["visemes"] = _float_list(visemes_from_blendshapes(motion.blendshapes))
             if "vrm" in channels:
-                vrm = _float_list(vrm_from_blendshapes(motion.blendshapes))
-        return Tick(session=self.name, line=None if idle else self.line, idle=idle, index=index, time=float(motion.time),
-                    head_rotation=_float_list(motion.head_rotation),
-                    head_translation=_float_list(motion.head_translation),
-                    gaze_left=_float_list(motion.gaze_left), gaze_right=_float_list(motion.gaze_right),
-                    arkit=arkit, visemes=vis, vrm=vrm)
+                values["vrm"] = _float_list(vrm_from_blendshapes(motion.blendshapes))
+        return encode_fields(Tick, values, self.minor)
 
     def end_line(self, request_id: str | None, duration: float) -> None:
         counts = self._lines[self.line]

@@ -3,6 +3,12 @@ that sends whatever bytes a test wants (the Python reference client validates to
 from __future__ import annotations
 
 import contextlib
+import re
+import select
+import signal
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -163,3 +169,38 @@ def send_line(client: RawClient, session: str, pcm: bytes, rate: int = 16000, ch
     end_id = f"end{client.counter}"
     client.send({"type": "end_line", "id": end_id, "session": session})
     return end_id
+
+
+NPCFACE = [sys.executable, "-m", "npcface.bridge.cli"]
+
+
+class ServeProcess:
+    """``npcface serve`` in a subprocess; knows its endpoint from the 'ready on' line."""
+
+    def __init__(self, *args: str, start_timeout_s: float = 60.0):
+        # stderr goes to a file: a pipe nobody reads could fill up and block the server's logging
+        self.stderr = tempfile.TemporaryFile(mode="w+")
+        self.process = subprocess.Popen([*NPCFACE, "serve", *args], stdout=subprocess.PIPE, stderr=self.stderr,
+                                        text=True)
+        ready, _, _ = select.select([self.process.stdout], [], [], start_timeout_s)
+        line = self.process.stdout.readline() if ready else ""
+        match = re.search(r"ready on (\S+)", line)
+        if match is None:
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError(f"serve did not start: {line!r} {self.logged()}")
+        self.endpoint = match.group(1)
+
+    def logged(self) -> str:
+        self.stderr.seek(0)
+        return self.stderr.read()
+
+    def interrupt(self, timeout_s: float = 10.0) -> tuple[int, str]:
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError(f"serve did not stop on SIGINT: {self.logged()}")
+        return self.process.returncode, self.logged()

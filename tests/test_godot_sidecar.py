@@ -47,7 +47,7 @@ class Serve:
     def start(self) -> None:
         npcface = Path(sys.executable).parent / "npcface"
         self.process = subprocess.Popen(
-            [str(npcface), "serve", "--bind", f"tcp://127.0.0.1:{self.port}", "--quiet", "--workers", "2",
+            [str(npcface), "serve", "--bind", f"tcp://127.0.0.1:{self.port}", "--quiet", "--render-threads", "2",
              "--max-sessions-per-client", str(LIMITS["max_sessions_per_client"]),
              "--max-message-bytes", str(LIMITS["max_message_bytes"]),
              "--max-line-seconds", str(LIMITS["max_line_seconds"]), *self.extra],

@@ -1,54 +1,15 @@
 """`npcface serve` as a real process: Ctrl-C, restarts rejoined by the client, bind security, Curve."""
 from __future__ import annotations
 
-import re
-import select
-import signal
 import socket
 import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from npcface.bridge.client import SidecarClient, SidecarUnavailable
-from server_helpers import greeting_pcm
-
-NPCFACE = [sys.executable, "-m", "npcface.bridge.cli"]
-
-
-class ServeProcess:
-    """``npcface serve`` in a subprocess; knows its endpoint from the 'ready on' line."""
-
-    def __init__(self, *args: str, start_timeout_s: float = 60.0):
-        # stderr goes to a file: a pipe nobody reads could fill up and block the server's logging
-        self.stderr = tempfile.TemporaryFile(mode="w+")
-        self.process = subprocess.Popen([*NPCFACE, "serve", *args], stdout=subprocess.PIPE, stderr=self.stderr,
-                                        text=True)
-        ready, _, _ = select.select([self.process.stdout], [], [], start_timeout_s)
-        line = self.process.stdout.readline() if ready else ""
-        match = re.search(r"ready on (\S+)", line)
-        if match is None:
-            self.process.kill()
-            self.process.wait()
-            raise AssertionError(f"serve did not start: {line!r} {self.logged()}")
-        self.endpoint = match.group(1)
-
-    def logged(self) -> str:
-        self.stderr.seek(0)
-        return self.stderr.read()
-
-    def interrupt(self, timeout_s: float = 10.0) -> tuple[int, str]:
-        self.process.send_signal(signal.SIGINT)
-        try:
-            self.process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-            raise AssertionError(f"serve did not stop on SIGINT: {self.logged()}")
-        return self.process.returncode, self.logged()
+from server_helpers import NPCFACE, ServeProcess, greeting_pcm
 
 
 def free_port() -> int:
