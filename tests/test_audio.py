@@ -317,3 +317,18 @@ def test_stream_bad_arguments_and_data():
     converter.flush()
     with pytest.raises(AudioError, match="already flushed"):
         converter.push(b"\x00\x00\x00\x00")
+
+
+def test_plain_16k_mono_chunks_give_the_general_paths_samples_bit_for_bit():
+    # engines send 16 kHz mono s16le in whole samples: that case takes a shortcut in push()
+    rng = np.random.default_rng(5)
+    pcm = np.concatenate([rng.integers(-32768, 32768, 6000), [-32768, 32767, 0]]).astype("<i2")
+    data = pcm.tobytes()
+    whole_chunks = PcmStreamConverter(16000, 1, "s16le")
+    shortcut = np.concatenate([whole_chunks.push(data[i : i + 640]) for i in range(0, len(data), 640)])
+    split_chunks = PcmStreamConverter(16000, 1, "s16le")  # odd sizes: every push buffers half a sample
+    general = np.concatenate([split_chunks.push(data[i : i + 641]) for i in range(0, len(data), 641)])
+    offline = audio_from_pcm(pcm.reshape(-1, 1), 16000).samples
+    assert shortcut.dtype == np.float32 and len(shortcut) == len(pcm)
+    assert np.array_equal(shortcut, general) and np.array_equal(shortcut, offline)
+    assert shortcut.min() == -1.0 and shortcut.max() < 1.0
