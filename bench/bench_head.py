@@ -111,6 +111,20 @@ def plot_clip(name: str, times: np.ndarray, real: np.ndarray, generated: np.ndar
     plt.close(figure)
 
 
+def pause_share_of(clip: RealClip) -> float:
+    """The clip's whole share of pause slots (core/motion/head.py PauseShare, no prior): what
+    paces the generated head."""
+    from npcface.core.audio.decode import load_audio
+    from npcface.core.audio.features import compute_features
+    from npcface.core.motion.cues import compute_cues
+    from npcface.core.motion.head import PauseShare
+
+    audio = load_audio(clip.path)
+    pauses = PauseShare()
+    pauses.decide_until(audio.duration, compute_cues(compute_features(audio.samples)))
+    return pauses.counts[-1] / len(pauses.counts)
+
+
 def measure(clips: list[RealClip], seeds: int, with_real: bool) -> dict[str, dict[str, list[float]]]:
     """{clip: {"real": stats, "generated": stats, "seconds": duration}}."""
     from npcface.core.audio.decode import load_audio
@@ -124,6 +138,7 @@ def measure(clips: list[RealClip], seeds: int, with_real: bool) -> dict[str, dic
         if with_real:
             loudness = loudness_at(load_audio(clip.path).samples, times)
             row["real"] = head_stats(times, cap.rotation[:len(times)], loudness).tolist()
+            row["pause share"] = pause_share_of(clip)
             plot_clip(clip.name, times, cap.rotation[:len(times)], rotation, loudness)
         out[clip.name] = row
         print(f"  measured {clip.name}", file=sys.stderr, flush=True)
@@ -147,12 +162,12 @@ def _fmt(values) -> str:
 def print_tables(clips: list[RealClip], rows: dict, before: dict | None, revision: str | None) -> None:
     head = " ".join(f"{s:>9s}" for s in STATS)
     print("per clip: real (captured) values, then generated / real ratio (1.00 = same)")
-    print(f"{'clip':16s} {'set':8s} {'dur s':>5s} {'':5s} {head}")
+    print(f"{'clip':16s} {'set':8s} {'dur s':>5s} {'':5s} {head}  pause share")
     for clip in clips:
         row = rows[clip.name]
         real, gen = np.array(row["real"]), np.array(row["generated"])
         tag = "music" if clip.reliability == "music" else ("held" if clip.held_out else "tune")
-        print(f"{clip.name:16s} {tag:8s} {row['seconds']:5.1f} {'real':5s} {_fmt(real)}")
+        print(f"{clip.name:16s} {tag:8s} {row['seconds']:5.1f} {'real':5s} {_fmt(real)}  {row['pause share']:.2f}")
         print(f"{'':16s} {'':8s} {'':5s} {'ratio':5s} {_fmt(gen / np.where(np.abs(real) > 1e-9, real, np.nan))}")
     print(f"\npooled (mean over the group's clips of each statistic); ratio = generated / real; "
           f"'within 30%' counts statistics with 0.7 <= ratio <= 1.3")

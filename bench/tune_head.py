@@ -22,11 +22,11 @@ import argparse
 import sys
 
 import numpy as np
-from scipy.optimize import minimize
+from scipy.optimize import minimize, minimize_scalar
 
 from _common import data_dir
 from _real_clips import REPO, captured, real_clips
-from bench_head import STATS, head_stats, loudness_at
+from bench_head import STATS, head_stats, loudness_at, pause_share_of
 
 # The fit starts from the hand-tuned head before it (yaw 5 deg * (0.5 + 1.2 activity) * (0.75
 # octave 0 + 0.35 octave 1), pitch 2.5 and roll 1.6 deg for yaw's 5) plus two small fast
@@ -36,13 +36,16 @@ START_OCTAVES = ((1.7, 1.875, 4.5), (1.7 / np.sqrt(5.0), 0.875, 2.1), (1.7 / 5.0
 START_SHIFT = ((1.0, 0.7, 0.5), (2.0, 1.3, 1.0))  # (quiet, loud) degrees per axis
 
 
+_AMPLITUDE_STATS = 8  # bench_head.STATS before r(speed, loudness): they scale with the head's amplitude
+
+
 def clip_parts(clip, seeds: int):
     """Per seed: (times, loudness, octave noises (K, T, 3), activity (T,), nod (T,), shift poses
     (2, T, 3): the held pose with unit quiet / unit loud sizes)."""
     from npcface.core.audio.decode import load_audio
     from npcface.core.audio.features import compute_features
     from npcface.core.motion.cues import compute_cues
-    from npcface.core.motion.head import HEAD_OCTAVES, PoseShifts, smooth_noise
+    from npcface.core.motion.head import HEAD_OCTAVES, PauseShare, PoseShifts, pause_share, smooth_noise
     from npcface.core.motion.head_frames import nod_many
 
     cap = captured(clip)
@@ -51,6 +54,9 @@ def clip_parts(clip, seeds: int):
     cues = compute_cues(compute_features(audio.samples))
     loudness = loudness_at(audio.samples, times)
     activity, nodding = cues.at("activity", times), nod_many([(times, cues)])
+    pauses = PauseShare()
+    pauses.decide_until(float(times[-1]), cues)
+    share = pause_share(*map(np.array, pauses.paused_at(times)))
     parts = []
     for seed in range(seeds):
         noise = np.stack([smooth_noise(seed, k, times, spacing)[:, :3] for k, (spacing, _, _) in enumerate(HEAD_OCTAVES)])
@@ -59,13 +65,16 @@ def clip_parts(clip, seeds: int):
             held = PoseShifts(seed, quiet_deg=quiet, loud_deg=loud)
             held.decide_until(float(times[-1]), cues)
             shifts.append(held.pose(times))
-        parts.append((times, loudness, noise, activity, nodding, np.stack(shifts)))
+        parts.append((times, loudness, noise, activity, nodding, np.stack(shifts), share))
     return head_stats(times, cap.rotation[:len(times)], loudness), parts
 
 
-def rotation(params: np.ndarray, nod_gain: float, noise, activity, nodding, shifts) -> np.ndarray:
+def rotation(params: np.ndarray, nod_gain: float, slope: float, noise, activity, nodding, shifts, share) -> np.ndarray:
     """params (log values): 2 noise axis scales, K octave bases, K per-activity gains, 3 quiet and
-    3 loud shift sizes (nod_gain is held, not fitted)."""
+    3 loud shift sizes (nod_gain is held, not fitted); the whole rotation times voice_gain(share,
+    slope)."""
+    from npcface.core.motion.head import voice_gain
+
     k = noise.shape[0]
     axes = np.array([1.0, *np.exp(params[:2])])
     base, per_activity = np.exp(params[2:2 + k]), np.exp(params[2 + k:2 + 2 * k])
@@ -73,7 +82,7 @@ def rotation(params: np.ndarray, nod_gain: float, noise, activity, nodding, shif
     gain = base[:, None] + per_activity[:, None] * activity[None, :]  # (K, T)
     rot = (noise * gain[:, :, None]).sum(0) * axes + shifts[0] * quiet + shifts[1] * loud
     rot[:, 1] -= nod_gain * nodding
-    return rot
+    return rot * voice_gain(share, slope)[:, None]
 
 
 def main() -> int:
@@ -84,6 +93,7 @@ def main() -> int:
     parser.add_argument("--iterations", type=int, default=2500, help="Nelder-Mead iterations at most (default 2500)")
     parser.add_argument("--group", choices=("video", "all"), default="video",
                         help="tuning clips to match: the videos of people talking naturally (default), or with GRID too")
+    parser.add_argument("--pace-only", action="store_true", help="fit PAUSE_SLOPE only (stage 1)")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
     from npcface.core.motion.head import HEAD_AXES, HEAD_NOD_GAIN, HEAD_OCTAVES, SHIFT_LOUD_DEG, SHIFT_QUIET_DEG
@@ -96,26 +106,56 @@ def main() -> int:
     measured = [clip_parts(c, args.seeds) for c in tuning]
     real = np.mean([m[0] for m in measured], axis=0)
 
-    def pooled(params: np.ndarray) -> np.ndarray:
-        per_clip = [np.mean([head_stats(t, rotation(params, args.nod_gain, n, a, d, h), loud) for t, loud, n, a, d, h in parts], axis=0)
-                    for _, parts in measured]
-        return np.mean(per_clip, axis=0)
+    def per_clip(params: np.ndarray, slope: float) -> np.ndarray:
+        """(clips, stats): each clip's statistics, the mean over its seeds."""
+        return np.array([np.mean([head_stats(t, rotation(params, args.nod_gain, slope, n, a, d, h, sh), loud)
+                                  for t, loud, n, a, d, h, sh in parts], axis=0) for _, parts in measured])
 
-    def loss(params: np.ndarray) -> float:
-        return float((np.log(np.maximum(pooled(params), 1e-6) / real) ** 2).sum())
+    def pooled(params: np.ndarray, slope: float) -> np.ndarray:
+        return per_clip(params, slope).mean(0)
 
+    def loss(params: np.ndarray, slope: float) -> float:
+        return float((np.log(np.maximum(pooled(params, slope), 1e-6) / real) ** 2).sum())
+
+    # Stage 1: the voice's pace. With the head as it stands (the constants now in head.py), the
+    # slope of voice_gain that best matches each clip's own amount of motion (the amplitude
+    # statistics, all but r), an overall scale left free (stage 2 sets the level).
+    k = len(HEAD_OCTAVES)
+    now = np.log(np.maximum([*HEAD_AXES[1:], *(b for _, b, _ in HEAD_OCTAVES), *(a for _, _, a in HEAD_OCTAVES),
+                             *SHIFT_QUIET_DEG, *SHIFT_LOUD_DEG], 1e-9))
+    clip_real = np.array([m[0] for m in measured])[:, :_AMPLITUDE_STATS]
+
+    def per_clip_loss(slope: float) -> float:
+        residual = np.log(np.maximum(per_clip(now, slope)[:, :_AMPLITUDE_STATS], 1e-6) / clip_real)
+        return float(((residual - residual.mean()) ** 2).sum(1).mean())
+
+    shares = [float(parts[0][-1][-1]) for _, parts in measured]  # each clip's running share at its end
+    print("pause share at each clip's end (shrunk by the prior): " + ", ".join(f"{c.name} {v:.2f}" for c, v in zip(tuning, shares)))
+    print(f"tuning clips' mean whole-clip pause share (PAUSE_PRIOR_SHARE): {np.mean([pause_share_of(c) for c in tuning]):.3f}")
+    print(f"per-clip loss at slope 0 (no pacing): {per_clip_loss(0.0):.3f}")
+    paced = minimize_scalar(per_clip_loss, bounds=(-2.0, 12.0), method="bounded", options={"xatol": 0.02})
+    slope = float(paced.x)
+    print(f"PAUSE_SLOPE = {slope:.2f} (per-clip loss {paced.fun:.3f})")
+    for label, at in (("slope 0", 0.0), (f"slope {slope:.2f}", slope)):
+        print(f"with the constants now in head.py, {label}: pooled generated / real "
+              + " ".join(f"{v:.2f}" for v in pooled(now, at) / real))
+    if args.pace_only:
+        return 0
+
+    # Stage 2: the other constants, to match the pooled statistics with the slope held.
     start = np.log([*START_AXES[1:], *(b for _, b, _ in START_OCTAVES), *(a for _, _, a in START_OCTAVES),
                     *START_SHIFT[0], *START_SHIFT[1]])
     print(f"now in core/motion/head.py: HEAD_AXES = {HEAD_AXES}, HEAD_OCTAVES = {HEAD_OCTAVES}, HEAD_NOD_GAIN = {HEAD_NOD_GAIN}, "
           f"SHIFT_QUIET_DEG = {SHIFT_QUIET_DEG}, SHIFT_LOUD_DEG = {SHIFT_LOUD_DEG}")
-    print(f"start loss {loss(start):.3f}")
-    fit = minimize(loss, start, method="Nelder-Mead", options={"maxiter": args.iterations, "xatol": 1e-3, "fatol": 1e-4})
+    print(f"start loss {loss(start, slope):.3f}")
+    fit = minimize(loss, start, args=(slope,), method="Nelder-Mead",
+                   options={"maxiter": args.iterations, "xatol": 1e-3, "fatol": 1e-4})
     k = len(HEAD_OCTAVES)
     p = fit.x
     print(f"fitted loss {fit.fun:.3f} after {fit.nit} iterations")
     print(f"{'':9s} " + " ".join(f"{s:>9s}" for s in STATS))
     print(f"{'real':9s} " + " ".join(f"{v:9.2f}" for v in real))
-    print(f"{'fitted':9s} " + " ".join(f"{v:9.2f}" for v in pooled(p)))
+    print(f"{'fitted':9s} " + " ".join(f"{v:9.2f}" for v in pooled(p, slope)))
     print(f"HEAD_AXES = (1.0, {np.exp(p[0]):.3f}, {np.exp(p[1]):.3f})")
     print("HEAD_OCTAVES = (" + ", ".join(f"({s:.3f}, {np.exp(p[2 + i]):.3f}, {np.exp(p[2 + k + i]):.3f})"
                                         for i, (s, _, _) in enumerate(HEAD_OCTAVES)) + ")")

@@ -153,11 +153,62 @@ def _ease(x: np.ndarray) -> np.ndarray:
     return x * x * x * (10.0 + x * (6.0 * x - 15.0))  # minimum jerk: no speed step at either end
 
 
+# Voice-paced amplitude: speakers who pause more move their heads less, beyond what the activity
+# cue gives (across the tuning videos, log(real / generated) head speed fell with the clip's pause
+# share at r -0.76: bench/head_prosody.py). The head's rotation (shifts, noise, nods) is scaled by
+# exp(-PAUSE_SLOPE * (share - PAUSE_PRIOR_SHARE)), within VOICE_GAIN_RANGE, where share is the
+# running share of PAUSE_SLOT_S slots with the level cue under PAUSE_LEVEL in the line so far,
+# shrunk towards PAUSE_PRIOR_SHARE (the tuning videos' mean) by PAUSE_PRIOR_SLOTS slots: a short
+# line says little about its speaker. PAUSE_SLOPE is fitted by bench/tune_head.py; the rest held.
+PAUSE_SLOT_S, PAUSE_LEVEL = 0.1, 0.3
+PAUSE_PRIOR_SHARE, PAUSE_PRIOR_SLOTS = 0.31, 50
+PAUSE_SLOPE = 3.67
+VOICE_GAIN_RANGE = (0.4, 2.5)
+
+
+def pause_slot(times: np.ndarray) -> np.ndarray:
+    """The PAUSE_SLOT_S slot each time lies in (slot k starts at k * PAUSE_SLOT_S)."""
+    return np.floor(np.asarray(times, dtype=np.float64) / PAUSE_SLOT_S + 1e-9).astype(np.int64)
+
+
+@dataclass
+class PauseShare:
+    """The line's pause slots counted so far, decided slot by slot in time order from the level
+    cue (final once a frame at or after the slot is due), so a stream and an offline pass count
+    the same: ``counts[k]`` = pause slots among slots 0..k."""
+
+    counts: list[int] = field(default_factory=list)
+
+    def decide_until(self, t_end: float, cues: Cues) -> None:
+        first, last = len(self.counts), int(pause_slot(np.array([t_end]))[0])
+        if last < first:
+            return
+        quiet = cues.at("level", np.arange(first, last + 1) * PAUSE_SLOT_S) < PAUSE_LEVEL
+        self.counts.extend((np.cumsum(quiet) + (self.counts[-1] if self.counts else 0)).tolist())
+
+    def paused_at(self, times: np.ndarray) -> tuple[list[int], list[int]]:
+        """For each time (decided up to): its slot and the pause slots up to and with it (per time in
+        Python: streams ask for a frame or two at a time)."""
+        slots = pause_slot(times).tolist()
+        return slots, [self.counts[k] for k in slots]
+
+
+def pause_share(slots: np.ndarray, paused: np.ndarray) -> np.ndarray:
+    """(N,) the running pause share (PauseShare.paused_at), shrunk towards PAUSE_PRIOR_SHARE."""
+    return (PAUSE_PRIOR_SLOTS * PAUSE_PRIOR_SHARE + np.asarray(paused)) / (PAUSE_PRIOR_SLOTS + np.asarray(slots) + 1.0)
+
+
+def voice_gain(share: np.ndarray, slope: float = PAUSE_SLOPE) -> np.ndarray:
+    """(N,) the head's amplitude from the running pause share (pause_share)."""
+    return np.clip(np.exp(-slope * (share - PAUSE_PRIOR_SHARE)), *VOICE_GAIN_RANGE)
+
+
 @dataclass
 class PoseShifts:
     """The posture shifts decided so far, in time order (decided slot by slot like blinks, so a
     stream and an offline pass decide the same ones): times (K,), the pose each starts from and
-    the pose it goes to (K, 3), yaw, pitch, roll degrees before any gain."""
+    the pose it goes to (K, 3), yaw, pitch, roll degrees before any gain; and the line's pause
+    slots, which pace the whole head (voice_gain), counted alongside."""
 
     seed: int
     quiet_deg: tuple[float, float, float] = SHIFT_QUIET_DEG
@@ -166,12 +217,14 @@ class PoseShifts:
     times: list[float] = field(default_factory=list)
     starts: list[np.ndarray] = field(default_factory=list)
     targets: list[np.ndarray] = field(default_factory=list)
+    pauses: PauseShare = field(default_factory=PauseShare)
 
     def __post_init__(self) -> None:
         self.scheduler = SlotScheduler(self.seed, 8, slot=SHIFT_SLOT_S, refractory=SHIFT_REFRACTORY_S,
                                        max_gap=SHIFT_MAX_GAP_S)
 
     def decide_until(self, t_end: float, cues: Cues) -> None:
+        self.pauses.decide_until(t_end, cues)
         scheduler = self.scheduler
         known = len(scheduler.starts)
         scheduler.decide_until(t_end, shift_hazard(cues))
