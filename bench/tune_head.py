@@ -1,6 +1,6 @@
 """The recipe for core/motion/head.py's head-motion constants: fit them to real heads.
 
-    .venv/bin/python bench/tune_head.py [--data DIR] [--seeds N]
+    .venv/bin/python bench/tune_head.py [--data DIR] [--seeds N] [--pace-only]
 
 On the tuning clips only (bench/_real_clips.py; held-out clips are never read here; by default
 the videos of people talking naturally, not GRID's speakers holding still in a studio), the head
@@ -11,10 +11,18 @@ loudness, and the held pose is linear in those six numbers), plus per noise octa
 per-axis scales (yaw, pitch, roll), minus nod_gain * the emphasis nod on pitch. nod_gain is
 held at --nod-gain (3.0), not fitted: a free fit makes the nod ~1 and the nods then drown in the
 shifts and the wobble (tests/test_motion.py wants the chin to follow emphasis at r >= 0.2: 0.09
-at 1, 0.27 at 3 with the other constants refitted). The other constants are fitted (Nelder-Mead on log values) so
-that bench_head's statistics, pooled over the tuning clips, match the captured ones: the loss is
-the sum of squared log ratios generated / real. Prints the constants to paste into
-core/motion/head.py; bench/bench_head.py then measures the generator itself, held-out clips too.
+at 1, 0.27 at 3 with the other constants refitted). The whole rotation is then paced by the
+voice (head.voice_gain of the running pause share, PauseShare).
+
+The constants but the slope are fitted (Nelder-Mead on log values, from a fixed start) so that
+bench_head's statistics, pooled over the tuning clips, match the captured ones: the loss is the
+sum of squared log ratios generated / real. Stage 1 fits them unpaced (slope 0), then
+PAUSE_SLOPE: the slope at which each clip's own amplitude statistics (all but r) best match its
+captured ones, in squared log ratios, an overall scale left free (bench/head_prosody.py shows why
+the pause share: it is what predicted, across the tuning videos, how much more or less a head
+moved than generated). Stage 2 fits the other constants again with the slope held. Prints the constants to paste into core/motion/head.py (PAUSE_PRIOR_SHARE is
+the tuning clips' mean pause share, printed too); bench/bench_head.py then measures the
+generator itself, held-out clips too.
 """
 from __future__ import annotations
 
@@ -93,10 +101,12 @@ def main() -> int:
     parser.add_argument("--iterations", type=int, default=2500, help="Nelder-Mead iterations at most (default 2500)")
     parser.add_argument("--group", choices=("video", "all"), default="video",
                         help="tuning clips to match: the videos of people talking naturally (default), or with GRID too")
-    parser.add_argument("--pace-only", action="store_true", help="fit PAUSE_SLOPE only (stage 1)")
+    parser.add_argument("--pace-only", action="store_true",
+                        help="a quick look: PAUSE_SLOPE only, on the constants now in head.py")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
-    from npcface.core.motion.head import HEAD_AXES, HEAD_NOD_GAIN, HEAD_OCTAVES, SHIFT_LOUD_DEG, SHIFT_QUIET_DEG
+    from npcface.core.motion.head import (HEAD_AXES, HEAD_NOD_GAIN, HEAD_OCTAVES, PAUSE_SLOPE, SHIFT_LOUD_DEG,
+                                         SHIFT_QUIET_DEG)
 
     tuning = [c for c in real_clips(data_dir(args.data)) if not c.held_out and c.reliability != "music"
               and (args.group == "all" or c.group == "video")]
@@ -117,42 +127,41 @@ def main() -> int:
     def loss(params: np.ndarray, slope: float) -> float:
         return float((np.log(np.maximum(pooled(params, slope), 1e-6) / real) ** 2).sum())
 
-    # Stage 1: the voice's pace. With the head as it stands (the constants now in head.py), the
-    # slope of voice_gain that best matches each clip's own amount of motion (the amplitude
-    # statistics, all but r), an overall scale left free (stage 2 sets the level).
+    start = np.log([*START_AXES[1:], *(b for _, b, _ in START_OCTAVES), *(a for _, _, a in START_OCTAVES),
+                    *START_SHIFT[0], *START_SHIFT[1]])
     k = len(HEAD_OCTAVES)
-    now = np.log(np.maximum([*HEAD_AXES[1:], *(b for _, b, _ in HEAD_OCTAVES), *(a for _, _, a in HEAD_OCTAVES),
-                             *SHIFT_QUIET_DEG, *SHIFT_LOUD_DEG], 1e-9))
+
+    def fit_others(slope: float) -> np.ndarray:
+        """The constants but the slope, fitted to the pooled statistics from the fixed start."""
+        fit = minimize(loss, start, args=(slope,), method="Nelder-Mead",
+                       options={"maxiter": args.iterations, "xatol": 1e-3, "fatol": 1e-4})
+        print(f"slope {slope:.2f}: loss {loss(start, slope):.3f} at the start, {fit.fun:.3f} after {fit.nit} iterations")
+        return fit.x
+
     clip_real = np.array([m[0] for m in measured])[:, :_AMPLITUDE_STATS]
 
-    def per_clip_loss(slope: float) -> float:
-        residual = np.log(np.maximum(per_clip(now, slope)[:, :_AMPLITUDE_STATS], 1e-6) / clip_real)
+    def per_clip_loss(slope: float, params: np.ndarray) -> float:
+        residual = np.log(np.maximum(per_clip(params, slope)[:, :_AMPLITUDE_STATS], 1e-6) / clip_real)
         return float(((residual - residual.mean()) ** 2).sum(1).mean())
 
+    print(f"now in core/motion/head.py: HEAD_AXES = {HEAD_AXES}, HEAD_OCTAVES = {HEAD_OCTAVES}, HEAD_NOD_GAIN = {HEAD_NOD_GAIN}, "
+          f"SHIFT_QUIET_DEG = {SHIFT_QUIET_DEG}, SHIFT_LOUD_DEG = {SHIFT_LOUD_DEG}, PAUSE_SLOPE = {PAUSE_SLOPE}")
     shares = [float(parts[0][-1][-1]) for _, parts in measured]  # each clip's running share at its end
     print("pause share at each clip's end (shrunk by the prior): " + ", ".join(f"{c.name} {v:.2f}" for c, v in zip(tuning, shares)))
     print(f"tuning clips' mean whole-clip pause share (PAUSE_PRIOR_SHARE): {np.mean([pause_share_of(c) for c in tuning]):.3f}")
-    print(f"per-clip loss at slope 0 (no pacing): {per_clip_loss(0.0):.3f}")
-    paced = minimize_scalar(per_clip_loss, bounds=(-2.0, 12.0), method="bounded", options={"xatol": 0.02})
+    # Stage 1: the voice's pace. With the head fitted unpaced (or, --pace-only, the constants now
+    # in head.py), the slope of voice_gain at which each clip's own amount of motion (the
+    # amplitude statistics, all but r) best matches; an overall scale left free (stage 2 sets it).
+    unpaced = np.log(np.maximum([*HEAD_AXES[1:], *(b for _, b, _ in HEAD_OCTAVES), *(a for _, _, a in HEAD_OCTAVES),
+                                 *SHIFT_QUIET_DEG, *SHIFT_LOUD_DEG], 1e-9)) if args.pace_only else fit_others(0.0)
+    print(f"per-clip loss at slope 0 (no pacing): {per_clip_loss(0.0, unpaced):.3f}")
+    paced = minimize_scalar(per_clip_loss, args=(unpaced,), bounds=(-2.0, 12.0), method="bounded", options={"xatol": 0.02})
     slope = float(paced.x)
     print(f"PAUSE_SLOPE = {slope:.2f} (per-clip loss {paced.fun:.3f})")
-    for label, at in (("slope 0", 0.0), (f"slope {slope:.2f}", slope)):
-        print(f"with the constants now in head.py, {label}: pooled generated / real "
-              + " ".join(f"{v:.2f}" for v in pooled(now, at) / real))
     if args.pace_only:
         return 0
-
-    # Stage 2: the other constants, to match the pooled statistics with the slope held.
-    start = np.log([*START_AXES[1:], *(b for _, b, _ in START_OCTAVES), *(a for _, _, a in START_OCTAVES),
-                    *START_SHIFT[0], *START_SHIFT[1]])
-    print(f"now in core/motion/head.py: HEAD_AXES = {HEAD_AXES}, HEAD_OCTAVES = {HEAD_OCTAVES}, HEAD_NOD_GAIN = {HEAD_NOD_GAIN}, "
-          f"SHIFT_QUIET_DEG = {SHIFT_QUIET_DEG}, SHIFT_LOUD_DEG = {SHIFT_LOUD_DEG}")
-    print(f"start loss {loss(start, slope):.3f}")
-    fit = minimize(loss, start, args=(slope,), method="Nelder-Mead",
-                   options={"maxiter": args.iterations, "xatol": 1e-3, "fatol": 1e-4})
-    k = len(HEAD_OCTAVES)
-    p = fit.x
-    print(f"fitted loss {fit.fun:.3f} after {fit.nit} iterations")
+    # Stage 2: the other constants again, with the slope held.
+    p = fit_others(slope)
     print(f"{'':9s} " + " ".join(f"{s:>9s}" for s in STATS))
     print(f"{'real':9s} " + " ".join(f"{v:9.2f}" for v in real))
     print(f"{'fitted':9s} " + " ".join(f"{v:9.2f}" for v in pooled(p, slope)))
@@ -162,6 +171,7 @@ def main() -> int:
     print("SHIFT_QUIET_DEG = (" + ", ".join(f"{v:.3f}" for v in np.exp(p[2 + 2 * k:5 + 2 * k])) + ")")
     print("SHIFT_LOUD_DEG = (" + ", ".join(f"{v:.3f}" for v in np.exp(p[5 + 2 * k:8 + 2 * k])) + ")")
     print(f"HEAD_NOD_GAIN = {args.nod_gain:.3f}")
+    print(f"PAUSE_SLOPE = {slope:.2f}")
     return 0
 
 
