@@ -12,7 +12,8 @@ the clip's own audio (no text, seeds 0..N-1, averaged), at the video's frame tim
   ~0.5 s (does the head move more while the voice is louder?).
 Ratios generated / real per statistic; pooled = the mean over a group's clips of each
 statistic. Tuning clips and held-out clips (never tuned on) are pooled apart; music (v14) is
-listed but pooled with nothing. bench/results/head_<clip>.png plots the captured and generated
+listed but pooled with nothing. Per group also: how far each clip's own amount of motion is off
+(mean |log ratio| per clip), and per clip its pause share (what paces the generated head). bench/results/head_<clip>.png plots the captured and generated
 angles per clip. --before REV runs the generator at git revision REV on the same
 clips in the same run and prints both. Exits 0 with a note when the data folder is absent.
 """
@@ -155,6 +156,12 @@ def groups(clips: list[RealClip]) -> dict[str, list[RealClip]]:
             "held out: all": [c for c in speech if c.held_out]}
 
 
+def _clip_spread(generated: dict, rows: dict, members: list[RealClip]) -> float:
+    """How far each clip's own amount of motion is off (0: every clip matched; log(1.3) = 0.26)."""
+    return float(np.mean([np.abs(np.log(np.array(generated[c.name]["generated"][:-1]) / np.array(rows[c.name]["real"][:-1])))
+                          for c in members]))
+
+
 def _fmt(values) -> str:
     return " ".join(f"{v:9.2f}" for v in values)
 
@@ -168,7 +175,10 @@ def print_tables(clips: list[RealClip], rows: dict, before: dict | None, revisio
         real, gen = np.array(row["real"]), np.array(row["generated"])
         tag = "music" if clip.reliability == "music" else ("held" if clip.held_out else "tune")
         print(f"{clip.name:16s} {tag:8s} {row['seconds']:5.1f} {'real':5s} {_fmt(real)}  {row['pause share']:.2f}")
-        print(f"{'':16s} {'':8s} {'':5s} {'ratio':5s} {_fmt(gen / np.where(np.abs(real) > 1e-9, real, np.nan))}")
+        safe = np.where(np.abs(real) > 1e-9, real, np.nan)
+        if before is not None:
+            print(f"{'':16s} {'':8s} {'':5s} {'rat b':5s} {_fmt(np.array(before[clip.name]['generated']) / safe)}")
+        print(f"{'':16s} {'':8s} {'':5s} {'ratio':5s} {_fmt(gen / safe)}")
     print(f"\npooled (mean over the group's clips of each statistic); ratio = generated / real; "
           f"'within 30%' counts statistics with 0.7 <= ratio <= 1.3")
     print(f"{'group':18s} {'n':>2s} {'':7s} {head}")
@@ -188,6 +198,9 @@ def print_tables(clips: list[RealClip], rows: dict, before: dict | None, revisio
         within = int(((ratio >= 0.7) & (ratio <= 1.3)).sum())
         note = f"  (before: {int(((lines[2][1] >= 0.7) & (lines[2][1] <= 1.3)).sum())})" if before is not None else ""
         print(f"{'':18s} {'':2s} within 30%: {within}/{len(STATS)}{note}")
+        spread = [_clip_spread(rows, rows, members)] + ([_clip_spread(before, rows, members)] if before is not None else [])
+        print(f"{'':18s} {'':2s} per clip, mean |log ratio| of the amplitude statistics (all but r): {spread[0]:.2f}"
+              + (f"  (before: {spread[1]:.2f})" if before is not None else ""))
     if revision:
         print(f"before = the generator at {revision}, now = this tree; same captures, same clips, same run")
 
