@@ -12,8 +12,9 @@ the clip's own audio (no text, seeds 0..N-1, averaged), at the video's frame tim
   ~0.5 s (does the head move more while the voice is louder?).
 Ratios generated / real per statistic; pooled = the mean over a group's clips of each
 statistic. Tuning clips and held-out clips (never tuned on) are pooled apart; music (v14) is
-listed but pooled with nothing. Per group also: how far each clip's own amount of motion is off
-(mean |log ratio| per clip), and per clip its pause share (what paces the generated head). bench/results/head_<clip>.png plots the captured and generated
+listed but pooled with nothing. Per group also the middle clip's ratios (geometric means of the
+amplitude statistics over the clips, mean r: what bench/tune_head.py fits) and how far each
+clip's own amount of motion is off (mean |log ratio| per clip). bench/results/head_<clip>.png plots the captured and generated
 angles per clip. --before REV runs the generator at git revision REV on the same
 clips in the same run and prints both. Exits 0 with a note when the data folder is absent.
 """
@@ -112,20 +113,6 @@ def plot_clip(name: str, times: np.ndarray, real: np.ndarray, generated: np.ndar
     plt.close(figure)
 
 
-def pause_share_of(clip: RealClip) -> float:
-    """The clip's whole share of pause slots (core/motion/head.py PauseShare, no prior): what
-    paces the generated head."""
-    from npcface.core.audio.decode import load_audio
-    from npcface.core.audio.features import compute_features
-    from npcface.core.motion.cues import compute_cues
-    from npcface.core.motion.head import PauseShare
-
-    audio = load_audio(clip.path)
-    pauses = PauseShare()
-    pauses.decide_until(audio.duration, compute_cues(compute_features(audio.samples)))
-    return pauses.counts[-1] / len(pauses.counts)
-
-
 def measure(clips: list[RealClip], seeds: int, with_real: bool) -> dict[str, dict[str, list[float]]]:
     """{clip: {"real": stats, "generated": stats, "seconds": duration}}."""
     from npcface.core.audio.decode import load_audio
@@ -139,7 +126,6 @@ def measure(clips: list[RealClip], seeds: int, with_real: bool) -> dict[str, dic
         if with_real:
             loudness = loudness_at(load_audio(clip.path).samples, times)
             row["real"] = head_stats(times, cap.rotation[:len(times)], loudness).tolist()
-            row["pause share"] = pause_share_of(clip)
             plot_clip(clip.name, times, cap.rotation[:len(times)], rotation, loudness)
         out[clip.name] = row
         print(f"  measured {clip.name}", file=sys.stderr, flush=True)
@@ -156,6 +142,12 @@ def groups(clips: list[RealClip]) -> dict[str, list[RealClip]]:
             "held out: all": [c for c in speech if c.held_out]}
 
 
+def middle(per_clip: np.ndarray) -> np.ndarray:
+    """(clips, STATS) -> (STATS,): the middle clip, the geometric mean of each amplitude statistic
+    over the clips (they spread by factors), the mean of r (which may be negative)."""
+    return np.array([*np.exp(np.log(np.maximum(per_clip[:, :-1], 1e-9)).mean(0)), per_clip[:, -1].mean()])
+
+
 def _clip_spread(generated: dict, rows: dict, members: list[RealClip]) -> float:
     """How far each clip's own amount of motion is off (0: every clip matched; log(1.3) = 0.26)."""
     return float(np.mean([np.abs(np.log(np.array(generated[c.name]["generated"][:-1]) / np.array(rows[c.name]["real"][:-1])))
@@ -169,12 +161,12 @@ def _fmt(values) -> str:
 def print_tables(clips: list[RealClip], rows: dict, before: dict | None, revision: str | None) -> None:
     head = " ".join(f"{s:>9s}" for s in STATS)
     print("per clip: real (captured) values, then generated / real ratio (1.00 = same)")
-    print(f"{'clip':16s} {'set':8s} {'dur s':>5s} {'':5s} {head}  pause share")
+    print(f"{'clip':16s} {'set':8s} {'dur s':>5s} {'':5s} {head}")
     for clip in clips:
         row = rows[clip.name]
         real, gen = np.array(row["real"]), np.array(row["generated"])
         tag = "music" if clip.reliability == "music" else ("held" if clip.held_out else "tune")
-        print(f"{clip.name:16s} {tag:8s} {row['seconds']:5.1f} {'real':5s} {_fmt(real)}  {row['pause share']:.2f}")
+        print(f"{clip.name:16s} {tag:8s} {row['seconds']:5.1f} {'real':5s} {_fmt(real)}")
         safe = np.where(np.abs(real) > 1e-9, real, np.nan)
         if before is not None:
             print(f"{'':16s} {'':8s} {'':5s} {'rat b':5s} {_fmt(np.array(before[clip.name]['generated']) / safe)}")
@@ -185,14 +177,17 @@ def print_tables(clips: list[RealClip], rows: dict, before: dict | None, revisio
     for label, members in groups(clips).items():
         if not members:
             continue
-        real = np.mean([rows[c.name]["real"] for c in members], axis=0)
+        real_clips = np.array([rows[c.name]["real"] for c in members])
+        real = real_clips.mean(0)
         lines = [("real", real)]
         if before is not None:
-            old = np.mean([before[c.name]["generated"] for c in members], axis=0)
-            lines += [("before", old), ("ratio b", old / real)]
-        gen = np.mean([rows[c.name]["generated"] for c in members], axis=0)
-        ratio = gen / real
-        lines += [("now" if before is not None else "gen", gen), ("ratio", ratio)]
+            old_clips = np.array([before[c.name]["generated"] for c in members])
+            lines += [("before", old_clips.mean(0)), ("ratio b", old_clips.mean(0) / real),
+                      ("mid b", middle(old_clips) / middle(real_clips))]
+        gen_clips = np.array([rows[c.name]["generated"] for c in members])
+        ratio = gen_clips.mean(0) / real
+        lines += [("now" if before is not None else "gen", gen_clips.mean(0)), ("ratio", ratio),
+                  ("mid rat", middle(gen_clips) / middle(real_clips))]
         for i, (kind, values) in enumerate(lines):
             print(f"{label if i == 0 else '':18s} {len(members) if i == 0 else '':>2} {kind:7s} {_fmt(values)}")
         within = int(((ratio >= 0.7) & (ratio <= 1.3)).sum())

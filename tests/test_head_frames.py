@@ -11,10 +11,9 @@ from conftest import fixture_line
 from npcface.core.audio.decode import load_audio
 from npcface.core.audio.features import compute_features
 from npcface.core.motion.cues import compute_cues, interp_columns_many
-from npcface.core.motion.head import (PAUSE_LEVEL, PAUSE_PRIOR_SHARE, PAUSE_PRIOR_SLOTS, PAUSE_SLOPE, SACCADE_S,
-                                     SHIFT_S, VOICE_GAIN_RANGE, PoseShifts, SlotScheduler, blink_hazard)
+from npcface.core.motion.head import SACCADE_S, SHIFT_S, PoseShifts, SlotScheduler, blink_hazard
 from npcface.core.motion.head_frames import (HeadSource, blink_curve_many, head_inputs_many, nod_many, pose_many,
-                                             saccade_offsets_many, voice_gain_many)
+                                             saccade_offsets_many)
 
 
 @pytest.fixture(scope="module")
@@ -90,17 +89,6 @@ def nod_reference(times, cues) -> np.ndarray:
     return (kernel * np.where(strength > 1e-4, strength, 0.0)).sum(1) * 4.0
 
 
-def voice_gain_reference(times, cues) -> np.ndarray:
-    """Per frame: the pause slots (0.1 s, level under PAUSE_LEVEL) up to its own, shrunk to the prior."""
-    out = []
-    for t in times:
-        slots = np.arange(int(np.floor(t / 0.1 + 1e-9)) + 1)
-        paused = int((cues.at("level", slots * 0.1) < PAUSE_LEVEL).sum())
-        share = (PAUSE_PRIOR_SLOTS * PAUSE_PRIOR_SHARE + paused) / (PAUSE_PRIOR_SLOTS + len(slots))
-        out.append(min(max(np.exp(-PAUSE_SLOPE * (share - PAUSE_PRIOR_SHARE)), VOICE_GAIN_RANGE[0]), VOICE_GAIN_RANGE[1]))
-    return np.array(out)
-
-
 def test_batched_head_inputs_are_the_per_stream_formulas(cues):
     sources = batch(cues)
     ends = np.cumsum([len(s.times) for s in sources])[:-1]
@@ -108,9 +96,7 @@ def test_batched_head_inputs_are_the_per_stream_formulas(cues):
     saccades = np.split(saccade_offsets_many(sources), ends)
     poses = np.split(pose_many(sources), ends)
     nods = np.split(nod_many([(s.times, s.cues) for s in sources]), ends)
-    gains = np.split(voice_gain_many(sources), ends)
-    for s, blink, saccade, pose, nod, gain in zip(sources, blinks, saccades, poses, nods, gains):
-        np.testing.assert_allclose(gain, voice_gain_reference(s.times, s.cues), rtol=1e-12, atol=0)
+    for s, blink, saccade, pose, nod in zip(sources, blinks, saccades, poses, nods):
         np.testing.assert_array_equal(blink, blink_reference(s.times, s.blinks.starts))
         np.testing.assert_array_equal(saccade, saccade_reference(s.times, s.saccades.starts))
         np.testing.assert_array_equal(pose, pose_reference(s.times, s.shifts))
@@ -120,7 +106,6 @@ def test_batched_head_inputs_are_the_per_stream_formulas(cues):
     assert blinks[-1].max() > 0.9 and np.abs(saccades[-1]).max() > 1.0
     assert np.abs(poses[-1]).max() > 0.5 and nods[-1].max() > 0.5
     assert len(whole.blinks.starts) >= 3 and len(whole.saccades.starts) >= 5
-    assert np.ptp(gains[-1]) > 0.01  # the voice's pace changes the gain along the line
 
 
 def test_each_stream_gets_the_same_head_inputs_batched_or_alone(cues):
@@ -130,7 +115,7 @@ def test_each_stream_gets_the_same_head_inputs_batched_or_alone(cues):
     for s in sources:
         alone = head_inputs_many([s])
         end = first + len(s.times)
-        for name in ("activity", "saccades", "nodding", "blink", "pose_shift", "gaze_target", "voice_gain"):
+        for name in ("activity", "saccades", "nodding", "blink", "pose_shift", "gaze_target"):
             np.testing.assert_array_equal(getattr(together, name)[first:end], getattr(alone, name), err_msg=name)
         np.testing.assert_array_equal(together.knots[:, first:end], alone.knots)
         first = end

@@ -101,27 +101,6 @@ def test_posture_shifts_come_at_phrase_onsets_and_hold_in_between(talk):
     assert near / shifts >= 2.5 * window_share  # shifts crowd there, several times chance
 
 
-def test_a_voice_that_pauses_more_gets_a_calmer_head():
-    """The head's amplitude follows the line's running pause share (head.voice_gain): the same
-    fixture lines spoken with 1.5 s pauses between them get a clearly smaller gain by the end than
-    spoken back to back (0.05 s), and the count behind it is the share of 0.1 s slots that are quiet."""
-    from npcface.core.motion.head import PAUSE_LEVEL, PauseShare, pause_share, voice_gain
-
-    gains = {}
-    for gap_s in (0.05, 1.5):
-        gap = np.zeros(int(16000 * gap_s), np.float32)
-        samples = np.concatenate([part for name in LINES for part in (load_audio(fixture_line(name)[0]).samples, gap)])
-        cues = compute_cues(compute_features(samples))
-        pauses = PauseShare()
-        end = len(samples) / 16000 - 0.1
-        pauses.decide_until(end / 2, cues)  # decided in two steps, as a stream would
-        pauses.decide_until(end, cues)
-        slots = np.arange(len(pauses.counts)) * 0.1
-        assert pauses.counts[-1] == int((cues.at("level", slots) < PAUSE_LEVEL).sum())
-        gains[gap_s] = float(voice_gain(pause_share(*map(np.array, pauses.paused_at(np.array([end])))))[0])
-    assert gains[1.5] < 0.75 * gains[0.05], gains  # measured 0.54 and 0.89
-
-
 def test_head_motion_never_loops():
     quiet = np.random.default_rng(0).normal(0, 1e-3, 16000 * 60).astype(np.float32)
     yaw = MotionGenerator(Controls(fps=20, language="xx")).animate(Audio(quiet, 16000, 1)).head_rotation[:, 0]

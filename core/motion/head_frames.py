@@ -18,8 +18,7 @@ from ..types import FEATURE_HOP_S, GazeEvent
 from .cues import Cues
 from .emotion import ramped_timeline
 from .head import (_HEAD_NOISE_OCTAVES, _HEAD_NOISE_SPACINGS, _SWAY_X, _SWAY_Y, HEAD_NOD_GAIN, SACCADE_S, PoseShifts,
-                   SlotScheduler, _catmull_rom, _head_and_idle_noise, _noise_knots, held_pose, pause_share,
-                   voice_gain)
+                   SlotScheduler, _catmull_rom, _head_and_idle_noise, _noise_knots, held_pose)
 
 # The nod kernel reads emphasis rows with lag in (-0.03, 0.55) s; a frame's window of rows starts
 # at its first row later than t - 0.56 s and spans this many rows (0.64 s > 0.56 + 0.04 s).
@@ -60,7 +59,6 @@ class HeadInputs:
     nodding: np.ndarray  # (N,) nod_many()
     blink: np.ndarray  # (N,) 0..1
     pose_shift: np.ndarray  # (N, 3) the held posture (PoseShifts.pose), degrees before any gain
-    voice_gain: np.ndarray  # (N,) the head's amplitude from the voice's pause share so far (head.voice_gain)
     knots: np.ndarray  # (O, N, 4, 5) the noise knots of _HEAD_NOISE_OCTAVES around each frame
     frac: np.ndarray  # (O, N, 1) each frame's place between its knots
 
@@ -87,7 +85,7 @@ def head_inputs_many(sources: Sequence[HeadSource]) -> HeadInputs:
                       motion_gain=joined(s.motion_gain for s in sources),
                       gaze_target=joined(gaze_target), head_follow=joined(head_follow),
                       saccades=saccade_offsets_many(sources), nodding=nod_many([(s.times, s.cues) for s in sources]),
-                      blink=blink_curve_many(sources), pose_shift=pose_many(sources), voice_gain=voice_gain_many(sources),
+                      blink=blink_curve_many(sources), pose_shift=pose_many(sources),
                       knots=knots, frac=frac)
 
 
@@ -175,16 +173,6 @@ def pose_many(sources: Sequence[HeadSource]) -> np.ndarray:
     return held_pose(began, came_from, target, np.concatenate([s.times for s in sources]))
 
 
-def voice_gain_many(sources: Sequence[HeadSource]) -> np.ndarray:
-    """(N,) head.voice_gain of every stream's frames, from each stream's own pause count."""
-    slots, paused = [], []
-    for s in sources:
-        part_slots, part_paused = s.shifts.pauses.paused_at(s.times)
-        slots.extend(part_slots)
-        paused.extend(part_paused)
-    return voice_gain(pause_share(np.array(slots), np.array(paused)))
-
-
 def nod_many(parts: Sequence[tuple[np.ndarray, Cues]]) -> np.ndarray:
     """(N,) downward head pitch (degrees, >= 0) following emphasis, for the (times, cues) of each
     stream: each emphatic row pulls the chin down, peaking ~150 ms later and easing back over
@@ -216,7 +204,7 @@ def head_layers(inputs: HeadInputs) -> HeadLayer:
     head_follow = inputs.head_follow
     head, noise = _head_and_idle_noise(_catmull_rom(inputs.knots, inputs.frac), activity)  # noise: for the sway
     liveliness = (0.5 + 1.2 * activity) * motion_gain * amplitude
-    gain = motion_gain * amplitude * inputs.voice_gain  # the voice paces rotation only (not the sway or brows)
+    gain = motion_gain * amplitude
     rotation = (inputs.pose_shift + head) * gain[:, None]
     rotation[:, 0] += head_follow[:, 0]
     rotation[:, 1] += inputs.emotion_pitch + head_follow[:, 1] - HEAD_NOD_GAIN * gain * nodding
