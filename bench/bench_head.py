@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
-from _common import REPO, pearson, run_at_revision, use_code_from
-from _real_clips import RESULTS, RealClip, captured, chosen_clips
+from _common import REPO, data_dir, pearson, run_at_revision, use_code_from
+from _real_clips import RESULTS, RealClip, captured, chosen_clips, real_clips
 
 ANGLE_SMOOTH_S = 0.04  # Gaussian sigma on the angles before differentiating (capture jitter)
 ENVELOPE_SMOOTH_S = 0.25  # Gaussian sigma of speed and loudness for r(speed, loudness)
@@ -130,6 +130,16 @@ def measure(clips: list[RealClip], seeds: int, with_real: bool) -> dict[str, dic
         out[clip.name] = row
         print(f"  measured {clip.name}", file=sys.stderr, flush=True)
     return out
+
+
+def tuning_clips(data: str | None, group: str) -> list[RealClip]:
+    """The clips head constants may be fitted to: not held out, not music; group "video" (people
+    talking naturally) or "all" (GRID too). Empty, with a line saying so, when there are none."""
+    clips = [c for c in real_clips(data_dir(data)) if not c.held_out and c.reliability != "music"
+             and (group == "all" or c.group == "video")]
+    if not clips:
+        print(f"no tuning clips under {data_dir(data)}: nothing to do")
+    return clips
 
 
 def groups(clips: list[RealClip]) -> dict[str, list[RealClip]]:

@@ -28,9 +28,9 @@ import numpy as np
 from scipy.signal import find_peaks
 from scipy.stats import spearmanr
 
-from _common import data_dir, pearson
-from _real_clips import REPO, RESULTS, captured, real_clips
-from bench_head import generated_stats, head_stats, loudness_at
+from _common import pearson
+from _real_clips import REPO, RESULTS, captured
+from bench_head import generated_stats, head_stats, loudness_at, tuning_clips
 
 SPEECH_LEVEL = 0.3
 HEAD = ("std yaw", "std pitch", "std roll", "speed med")
@@ -68,10 +68,8 @@ def main() -> int:
     sys.path.insert(0, str(REPO))
     from npcface.core.audio.decode import load_audio
 
-    clips = [c for c in real_clips(data_dir(args.data)) if not c.held_out and c.reliability != "music"
-             and (args.group == "all" or c.group == "video")]
+    clips = tuning_clips(args.data, args.group)
     if not clips:
-        print("no tuning clips: nothing to measure")
         return 0
     head, voice, generated = [], [], []
     for clip in clips:
@@ -91,7 +89,7 @@ def main() -> int:
     print(f"{'clip':16s} " + " ".join(f"{h:>9s}" for h in HEAD))
     for clip, g, h in zip(clips, generated, head):
         print(f"{clip.name:16s} " + " ".join(f"{x:9.2f}" for x in g / h))
-    print("Pearson r (Spearman rho) of log(generated / real) with each prosodic measure: what the generator misses")
+    print("Pearson r (Spearman rho) of log(real / generated) with each prosodic measure: what the generator misses")
     _print_r(np.log(head / generated), voice)  # + r: the real head moves more than generated where the measure is high
     plot(clips, head, voice)
     return 0

@@ -29,9 +29,8 @@ import sys
 import numpy as np
 from scipy.optimize import minimize
 
-from _common import data_dir
-from _real_clips import REPO, captured, real_clips
-from bench_head import STATS, head_stats, loudness_at, middle
+from _real_clips import REPO, captured
+from bench_head import STATS, head_stats, loudness_at, middle, tuning_clips
 
 # The fit starts from the hand-tuned head before it (yaw 5 deg * (0.5 + 1.2 activity) * (0.75
 # octave 0 + 0.35 octave 1), pitch 2.5 and roll 1.6 deg for yaw's 5) plus two small fast
@@ -93,10 +92,8 @@ def main() -> int:
     sys.path.insert(0, str(REPO))
     from npcface.core.motion.head import HEAD_AXES, HEAD_NOD_GAIN, HEAD_OCTAVES, SHIFT_LOUD_DEG, SHIFT_QUIET_DEG
 
-    tuning = [c for c in real_clips(data_dir(args.data)) if not c.held_out and c.reliability != "music"
-              and (args.group == "all" or c.group == "video")]
+    tuning = tuning_clips(args.data, args.group)
     if not tuning:
-        print("no real clips: nothing to fit")
         return 0
     measured = [clip_parts(c, args.seeds) for c in tuning]
     real_clips_stats = np.array([m[0] for m in measured])
