@@ -10,7 +10,7 @@ semitones, syllable rate (loudness peaks per second of speech), pause share, spe
 mean emphasis (dB), mean activity and pitch cues. Held-out clips are never read. Prints the per
 clip table, Pearson and Spearman r of each prosodic measure with log head activity across the
 clips, then the same for log(real / generated) (the generator of this tree on the same audio,
-seeds 0..N-1): what the generator misses, which is what pacing the head by the voice can fix.
+seeds 0..N-1): what the generator misses, what a head paced by the voice would have to fix.
 Plots bench/results/head_prosody.png (head activity against each measure, per clip).
 
 Found (10 tuning videos): only the pause share stood out (log(real / generated) speed r -0.76,
