@@ -12,7 +12,9 @@ the clip's own audio (no text, seeds 0..N-1, averaged), at the video's frame tim
   ~0.5 s (does the head move more while the voice is louder?).
 Ratios generated / real per statistic; pooled = the mean over a group's clips of each
 statistic. Tuning clips and held-out clips (never tuned on) are pooled apart; music (v14) is
-listed but pooled with nothing. bench/results/head_<clip>.png plots the captured and generated
+listed but pooled with nothing. Per group also the middle clip's ratios (geometric means of the
+amplitude statistics over the clips, mean r: what bench/tune_head.py fits) and how far each
+clip's own amount of motion is off (mean |log ratio| per clip). bench/results/head_<clip>.png plots the captured and generated
 angles per clip. --before REV runs the generator at git revision REV on the same
 clips in the same run and prints both. Exits 0 with a note when the data folder is absent.
 """
@@ -26,8 +28,8 @@ from pathlib import Path
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
-from _common import REPO, pearson, run_at_revision, use_code_from
-from _real_clips import RESULTS, RealClip, captured, chosen_clips
+from _common import REPO, data_dir, pearson, run_at_revision, use_code_from
+from _real_clips import RESULTS, RealClip, captured, chosen_clips, real_clips
 
 ANGLE_SMOOTH_S = 0.04  # Gaussian sigma on the angles before differentiating (capture jitter)
 ENVELOPE_SMOOTH_S = 0.25  # Gaussian sigma of speed and loudness for r(speed, loudness)
@@ -130,6 +132,16 @@ def measure(clips: list[RealClip], seeds: int, with_real: bool) -> dict[str, dic
     return out
 
 
+def tuning_clips(data: str | None, group: str) -> list[RealClip]:
+    """The clips head constants may be fitted to: not held out, not music; group "video" (people
+    talking naturally) or "all" (GRID too). Empty, with a line saying so, when there are none."""
+    clips = [c for c in real_clips(data_dir(data)) if not c.held_out and c.reliability != "music"
+             and (group == "all" or c.group == "video")]
+    if not clips:
+        print(f"no tuning clips under {data_dir(data)}: nothing to do")
+    return clips
+
+
 def groups(clips: list[RealClip]) -> dict[str, list[RealClip]]:
     speech = [c for c in clips if c.reliability != "music"]
     return {"tuning: video": [c for c in speech if not c.held_out and c.group == "video"],
@@ -138,6 +150,18 @@ def groups(clips: list[RealClip]) -> dict[str, list[RealClip]]:
             "held out: video": [c for c in speech if c.held_out and c.group == "video"],
             "held out: GRID s4": [c for c in speech if c.held_out and c.group == "grid"],
             "held out: all": [c for c in speech if c.held_out]}
+
+
+def middle(per_clip: np.ndarray) -> np.ndarray:
+    """(clips, STATS) -> (STATS,): the middle clip, the geometric mean of each amplitude statistic
+    over the clips (they spread by factors), the mean of r (which may be negative)."""
+    return np.array([*np.exp(np.log(np.maximum(per_clip[:, :-1], 1e-9)).mean(0)), per_clip[:, -1].mean()])
+
+
+def _clip_spread(generated: dict, rows: dict, members: list[RealClip]) -> float:
+    """How far each clip's own amount of motion is off (0: every clip matched; log(1.3) = 0.26)."""
+    return float(np.mean([np.abs(np.log(np.array(generated[c.name]["generated"][:-1]) / np.array(rows[c.name]["real"][:-1])))
+                          for c in members]))
 
 
 def _fmt(values) -> str:
@@ -153,26 +177,35 @@ def print_tables(clips: list[RealClip], rows: dict, before: dict | None, revisio
         real, gen = np.array(row["real"]), np.array(row["generated"])
         tag = "music" if clip.reliability == "music" else ("held" if clip.held_out else "tune")
         print(f"{clip.name:16s} {tag:8s} {row['seconds']:5.1f} {'real':5s} {_fmt(real)}")
-        print(f"{'':16s} {'':8s} {'':5s} {'ratio':5s} {_fmt(gen / np.where(np.abs(real) > 1e-9, real, np.nan))}")
+        safe = np.where(np.abs(real) > 1e-9, real, np.nan)
+        if before is not None:
+            print(f"{'':16s} {'':8s} {'':5s} {'rat b':5s} {_fmt(np.array(before[clip.name]['generated']) / safe)}")
+        print(f"{'':16s} {'':8s} {'':5s} {'ratio':5s} {_fmt(gen / safe)}")
     print(f"\npooled (mean over the group's clips of each statistic); ratio = generated / real; "
           f"'within 30%' counts statistics with 0.7 <= ratio <= 1.3")
     print(f"{'group':18s} {'n':>2s} {'':7s} {head}")
     for label, members in groups(clips).items():
         if not members:
             continue
-        real = np.mean([rows[c.name]["real"] for c in members], axis=0)
+        real_clips = np.array([rows[c.name]["real"] for c in members])
+        real = real_clips.mean(0)
         lines = [("real", real)]
         if before is not None:
-            old = np.mean([before[c.name]["generated"] for c in members], axis=0)
-            lines += [("before", old), ("ratio b", old / real)]
-        gen = np.mean([rows[c.name]["generated"] for c in members], axis=0)
-        ratio = gen / real
-        lines += [("now" if before is not None else "gen", gen), ("ratio", ratio)]
+            old_clips = np.array([before[c.name]["generated"] for c in members])
+            lines += [("before", old_clips.mean(0)), ("ratio b", old_clips.mean(0) / real),
+                      ("mid b", middle(old_clips) / middle(real_clips))]
+        gen_clips = np.array([rows[c.name]["generated"] for c in members])
+        ratio = gen_clips.mean(0) / real
+        lines += [("now" if before is not None else "gen", gen_clips.mean(0)), ("ratio", ratio),
+                  ("mid rat", middle(gen_clips) / middle(real_clips))]
         for i, (kind, values) in enumerate(lines):
             print(f"{label if i == 0 else '':18s} {len(members) if i == 0 else '':>2} {kind:7s} {_fmt(values)}")
         within = int(((ratio >= 0.7) & (ratio <= 1.3)).sum())
         note = f"  (before: {int(((lines[2][1] >= 0.7) & (lines[2][1] <= 1.3)).sum())})" if before is not None else ""
         print(f"{'':18s} {'':2s} within 30%: {within}/{len(STATS)}{note}")
+        spread = [_clip_spread(rows, rows, members)] + ([_clip_spread(before, rows, members)] if before is not None else [])
+        print(f"{'':18s} {'':2s} per clip, mean |log ratio| of the amplitude statistics (all but r): {spread[0]:.2f}"
+              + (f"  (before: {spread[1]:.2f})" if before is not None else ""))
     if revision:
         print(f"before = the generator at {revision}, now = this tree; same captures, same clips, same run")
 
