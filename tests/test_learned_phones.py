@@ -10,27 +10,18 @@ import pytest
 import torch
 
 from conftest import fixture_line
+from test_motion_learned import _untrained, stream_in_random_chunks
 from npcface.core.audio.decode import load_audio
 from npcface.core.audio.features import compute_features
 from npcface.core.errors import ControlError
 from npcface.core.motion.learned import IncrementalMouth, LearnedMotionGenerator, feature_matrix, feed_many, run_model
 from npcface.core.motion.learned_inputs import PHONE_CLASSES, phone_class_rows, timeline_columns
-from npcface.core.motion.learned_weights import ModelError, load_weights, save_weights
+from npcface.core.motion.learned_weights import ModelError, load_weights
 from npcface.core.phonetics.timeline import phones_for
 from npcface.core.types import Controls, Phone, PhoneTimeline
-from npcface.models.audio2face import Audio2Face, Config
+from npcface.models.audio2face import Config
 
 CLASSES = list(PHONE_CLASSES)
-
-
-def _untrained(config: Config, seed: int, path):
-    torch.manual_seed(seed)
-    model = Audio2Face(config)
-    with torch.no_grad():
-        model.input_mean.normal_(0, 1)
-        model.input_std.uniform_(0.5, 2.0)
-    save_weights(model, path)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +116,7 @@ def _silence():
     return silence_row()[None]
 
 
-def test_streaming_with_a_fixed_timeline_equals_offline_for_random_chunkings(phone_weights, greeting):
+def test_streaming_with_a_fixed_timeline_or_without_text_equals_offline_for_random_chunkings(phone_weights, greeting):
     audio, text, timeline = greeting
     assert timeline.source == "aligned"
     generator = LearnedMotionGenerator(Controls(fps=30.0, seed=5), phone_weights)
@@ -134,14 +125,10 @@ def test_streaming_with_a_fixed_timeline_equals_offline_for_random_chunkings(pho
     assert np.abs(offline.blendshapes - without.blendshapes).max() > 1e-3  # the phones are read
     rng = np.random.default_rng(2)
     for _ in range(2):
-        stream = generator.stream_with_phones(offline.phones)
-        frames, start = [], 0
-        while start < len(audio.samples):
-            size = int(rng.choice([37, 320, 1111, 4000]))
-            frames += stream.push_audio(audio.samples[start:start + size])
-            start += size
-        frames += stream.finish()
+        frames = stream_in_random_chunks(generator.stream_with_phones(offline.phones), audio.samples, rng)
         np.testing.assert_allclose(np.array([f.blendshapes for f in frames]), offline.blendshapes, atol=1e-6)
+        frames = stream_in_random_chunks(generator.stream(), audio.samples, rng)  # no text: no phones
+        np.testing.assert_allclose(np.array([f.blendshapes for f in frames]), without.blendshapes, atol=1e-6)
 
 
 def test_phone_and_plain_mouths_fed_together_equal_each_fed_alone(phone_weights, plain_weights, greeting):
