@@ -112,7 +112,7 @@ def main() -> int:
             for stem, model in models.items():
                 times, gap = learned_gap(model, c["features"])
                 curves[stem] = (times, gap)
-                if timeline is not None:
+                if timeline is not None and model.config.phone_classes:  # the network alone (no aligned closures)
                     curves[f"{stem} with text"] = learned_gap(model, c["features"], timeline)
                 for share in BLEND_WEIGHTS:
                     curves[f"{share:.1f} {stem} + rules"] = (times, share * gap + (1 - share) * np.interp(times, c["rules_times"], c["rules"]))

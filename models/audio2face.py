@@ -40,6 +40,10 @@ class Config:
     # core/motion/learned_inputs.PHONE_CLASSES): that many one-hot columns plus a "phones present"
     # column, last, read with the audio row they belong to (so ``lookahead`` rows ahead, like it)
     phone_classes: int = 0
+    # rows by which the phone columns are read late: row j's phones at position j + phone_lag, so
+    # a live aligner has phone_lag more rows of audio to place them (phones lookahead - phone_lag
+    # rows ahead of the output)
+    phone_lag: int = 0
     n_outputs: int = len(OUTPUTS)
     outputs: tuple[str, ...] = field(default=OUTPUTS)
 
@@ -50,6 +54,8 @@ class Config:
             raise ValueError(f"rule_cues must be >= 0, got {self.rule_cues}")
         if self.phone_classes < 0:
             raise ValueError(f"phone_classes must be >= 0, got {self.phone_classes}")
+        if not 0 <= self.phone_lag <= self.lookahead:
+            raise ValueError(f"phone_lag must be 0..lookahead ({self.lookahead}), got {self.phone_lag}")
 
     @property
     def n_phone_columns(self) -> int:
@@ -148,6 +154,10 @@ class Audio2Face(nn.Module):
             end = x.shape[-1] - self.config.n_phone_columns  # the cue columns end here
             late = F.pad(x[..., end - cues:end], (0, 0, lookahead, 0))[:, :x.shape[1]]  # (B, T+L, cues)
             x = torch.cat([x[..., :end - cues], late, x[..., end:]], dim=-1)  # (B, T+L, C')
+        phones, lag = self.config.n_phone_columns, self.config.phone_lag
+        if phones and lag:  # phone row j moves to position j + phone_lag
+            late = F.pad(x[..., -phones:], (0, 0, lag, 0))[:, :x.shape[1]]  # (B, T+L, phones)
+            x = torch.cat([x[..., :-phones], late], dim=-1)  # (B, T+L, C')
         x = self.inp(x.transpose(1, 2))  # (B, W, T+L)
         for block in self.blocks:
             x = block(x)  # (B, W, T+L)

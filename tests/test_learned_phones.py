@@ -30,6 +30,13 @@ def phone_weights(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def lagged_weights(tmp_path_factory):
+    """Phones read 3 rows late (Config.phone_lag): 50 ms ahead of the output instead of 80."""
+    return _untrained(Config(phone_classes=len(PHONE_CLASSES), phone_lag=3), 8,
+                      tmp_path_factory.mktemp("weights") / "lagged.safetensors")
+
+
+@pytest.fixture(scope="module")
 def plain_weights(tmp_path_factory):
     return _untrained(Config(), 7, tmp_path_factory.mktemp("weights") / "plain.safetensors")
 
@@ -76,13 +83,15 @@ def test_bad_phones_get_a_clear_error(phone_weights, greeting, phones, message):
         generator.animate_with_phones(audio, PhoneTimeline(phones, "aligned"))
 
 
-def test_phones_reach_the_output_80_ms_ahead_and_no_further(phone_weights, greeting):
-    """A phone column changed at row j changes outputs from row j - lookahead on, nothing before."""
+@pytest.mark.parametrize("weights", ["phone_weights", "lagged_weights"])
+def test_phones_reach_the_output_80_ms_ahead_less_their_lag_and_no_further(weights, greeting, request):
+    """A phone column changed at row j changes outputs from row j - lookahead + phone_lag on,
+    nothing before."""
     audio, _, timeline = greeting
-    model = load_weights(phone_weights)
+    model = load_weights(request.getfixturevalue(weights))
     rows = feature_matrix(compute_features(audio.samples))
     columns = timeline_columns(timeline.phones, "aligned", 0, len(rows), len(PHONE_CLASSES))
-    lookahead = model.config.lookahead
+    ahead = model.config.lookahead - model.config.phone_lag
     with torch.inference_mode():
         base = model(torch.from_numpy(np.concatenate([rows, columns], axis=1))[None])[0].numpy()
         row = 150
@@ -90,8 +99,8 @@ def test_phones_reach_the_output_80_ms_ahead_and_no_further(phone_weights, greet
             changed = columns.copy()
             changed[row, column] = 1.0 - changed[row, column]
             out = model(torch.from_numpy(np.concatenate([rows, changed], axis=1))[None])[0].numpy()
-            np.testing.assert_array_equal(out[:row - lookahead], base[:row - lookahead])
-            assert np.abs(out[row - lookahead] - base[row - lookahead]).max() > 1e-6, column
+            np.testing.assert_array_equal(out[:row - ahead], base[:row - ahead])
+            assert np.abs(out[row - ahead] - base[row - ahead]).max() > 1e-6, column
 
 
 def test_without_aligned_phones_the_input_is_zeros_and_the_phones_matter_with_them(phone_weights, greeting):
@@ -116,10 +125,11 @@ def _silence():
     return silence_row()[None]
 
 
-def test_streaming_with_a_fixed_timeline_or_without_text_equals_offline_for_random_chunkings(phone_weights, greeting):
+@pytest.mark.parametrize("weights", ["phone_weights", "lagged_weights"])
+def test_streaming_with_a_fixed_timeline_or_without_text_equals_offline_for_random_chunkings(weights, greeting, request):
     audio, text, timeline = greeting
     assert timeline.source == "aligned"
-    generator = LearnedMotionGenerator(Controls(fps=30.0, seed=5), phone_weights)
+    generator = LearnedMotionGenerator(Controls(fps=30.0, seed=5), request.getfixturevalue(weights))
     offline = generator.animate(audio, text=text)
     without = generator.animate(audio)
     assert np.abs(offline.blendshapes - without.blendshapes).max() > 1e-3  # the phones are read
@@ -161,6 +171,8 @@ def test_a_weights_file_with_an_impossible_phone_classes_is_refused(tmp_path, ph
     assert str(path) in str(error.value) and "\n" not in str(error.value)
 
 
-def test_a_negative_phone_classes_is_refused():
+def test_a_negative_phone_classes_or_a_lag_past_the_lookahead_is_refused():
     with pytest.raises(ValueError, match="phone_classes must be >= 0, got -1"):
         Config(phone_classes=-1)
+    with pytest.raises(ValueError, match=r"phone_lag must be 0..lookahead \(8\), got 9"):
+        Config(phone_classes=9, phone_lag=9)

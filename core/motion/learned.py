@@ -84,10 +84,13 @@ def run_model(model, matrix: np.ndarray, final: bool, phones: PhoneTimeline | No
 
 
 def line_phone_columns(model, phones: PhoneTimeline | None, first_row: int, count: int) -> np.ndarray:
-    """(count, n_phone_columns) the phone inputs of rows first_row.. (learned_inputs.timeline_columns)."""
-    if phones is None:
+    """(count, n_phone_columns) the phone inputs of rows first_row.. (learned_inputs.timeline_columns;
+    rows before 0: none)."""
+    front = min(count, max(0, -first_row))
+    if phones is None or front == count:
         return np.zeros((count, model.config.n_phone_columns))
-    return timeline_columns(phones.phones, phones.source, first_row, count, model.config.phone_classes)
+    columns = timeline_columns(phones.phones, phones.source, first_row + front, count - front, model.config.phone_classes)
+    return np.concatenate([np.zeros((front, columns.shape[1])), columns]) if front else columns
 
 
 def mouth_from_outputs(outputs: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
@@ -167,8 +170,9 @@ class IncrementalMouth:
         self._cues = CueWindow() if config.rule_cues else None
 
     def feed(self, matrix: np.ndarray, phones: np.ndarray | None = None) -> None:
-        """Append (n, n_inputs) rows (and, with Config.phone_classes, their (n, n_phone_columns)
-        phone columns; None: no phones); outputs grow by the rows whose lookahead is now complete."""
+        """Append (n, n_inputs) rows (and, with Config.phone_classes, the (n, n_phone_columns)
+        phone columns read at their positions: those of the rows phone_lag earlier; None: no
+        phones); outputs grow by the rows whose lookahead is now complete."""
         feed_many([self], [matrix], None if phones is None else [phones])
 
     def _relative(self, matrix: np.ndarray) -> np.ndarray:
@@ -297,12 +301,13 @@ class LearnedMotionStream(MotionStream):
             feed_many([stream._mouth for stream, _ in fed], np.split(matrix, ends[:-1]), phones)  # rows arrive in order, each once
 
     def _phone_columns(self, first_row: int, count: int) -> np.ndarray | None:
-        """The phone inputs of rows first_row.. from the phones known now (a live aligner's so far:
-        streaming with text reads what it has found when the rows arrive); None: the model reads none."""
+        """The phone inputs at positions first_row.. (the phones of the rows Config.phone_lag
+        earlier) from the phones known now: streaming with text reads what the live aligner has
+        found when the rows arrive. None: the model reads none."""
         if not self.model.config.phone_classes:
             return None
         phones, source = self._phones.current()
-        return line_phone_columns(self.model, PhoneTimeline(phones, source), first_row, count)
+        return line_phone_columns(self.model, PhoneTimeline(phones, source), first_row - self.model.config.phone_lag, count)
 
     def _lip_layer(self, times: np.ndarray, cues, phones: PhoneTable, source: str) -> LearnedLipRows:
         if self._finished and not self._mouth_finished:  # every real row is in: read silence past the end
