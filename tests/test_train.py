@@ -182,3 +182,23 @@ def test_a_recipe_manifest_that_does_not_match_the_data_is_refused(takes, tmp_pa
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert "differ from the recipe's manifest: 0 missing, 2 not listed, 1 changed" in err, err
+
+
+def test_text_beside_a_video_and_what_bad_text_files_get(tmp_path):
+    from npcface.core.train.data import DataError, text_beside
+
+    video = tmp_path / "clip.mp4"
+    assert text_beside(video) is None
+    (tmp_path / "clip.align").write_text("0 17750 sil\n17750 22500 bin\n22500 27000 blue\n27000 30000 sp\n30000 40000 at\n")
+    assert text_beside(video) == "bin blue at"  # GRID's silences dropped
+    (tmp_path / "clip.align").write_text("0 17750 sil\nbin blue\n")
+    with pytest.raises(DataError, match=r"clip.align: line 2 is not 'start end word'"):
+        text_beside(video)
+    (tmp_path / "clip.align").unlink()
+    (tmp_path / "clip.txt").write_bytes(b"\xff\xfe bad")
+    with pytest.raises(DataError, match=r"clip.txt is not UTF-8 text"):
+        text_beside(video)
+    (tmp_path / "clip.txt").write_text("  \n")
+    assert text_beside(video) is None
+    (tmp_path / "clip.txt").write_text("Place blue at F two now.\n")
+    assert text_beside(video) == "Place blue at F two now."
