@@ -5,7 +5,9 @@ finish, set_emotion, ...).
 Only the lip stage changes: head, blinks, gaze and emotion layers are the rule-based ones and
 compose with the learned mouth as before. With text aligned to the audio, the phones' bilabial
 closures are applied on top (P, B, M still close the lips fully). Without text no phone decoder
-runs at all: the network needs none.
+runs at all: the network needs none. A model with Config.phone_classes also reads the aligned
+phones' classes (learned_inputs.PHONE_CLASSES) beside the audio rows: offline the whole line's
+alignment, streaming what the live aligner has found when each row arrives.
 
 Exact streaming: the network runs incrementally (IncrementalMouth): each layer keeps the past
 it needs, rows are fed once as they arrive, and output row i reads feature rows up to i +
