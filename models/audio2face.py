@@ -148,16 +148,16 @@ class Audio2Face(nn.Module):
         cues, then phone columns), where row i + lookahead is the future of output i ->
         (B, T, n_outputs). Rows before the first are taken as zeros after normalisation (the
         mean), i.e. the network starts from an average past."""
+        phones, lag = self.config.n_phone_columns, self.config.phone_lag
+        if phones and lag:  # phone row j moves to position j + phone_lag; before the first: none (zeros)
+            late = F.pad(rows[..., -phones:], (0, 0, lag, 0))[:, :rows.shape[1]]  # (B, T+L, phones)
+            rows = torch.cat([rows[..., :-phones], late], dim=-1)  # (B, T+L, C)
         x = (self.inputs(rows) - self.input_mean) / self.input_std  # (B, T+L, C')
         cues, lookahead = self.config.rule_cues, self.config.lookahead
         if cues and lookahead:  # cue row j moves to position j + lookahead (its own output's)
             end = x.shape[-1] - self.config.n_phone_columns  # the cue columns end here
             late = F.pad(x[..., end - cues:end], (0, 0, lookahead, 0))[:, :x.shape[1]]  # (B, T+L, cues)
             x = torch.cat([x[..., :end - cues], late, x[..., end:]], dim=-1)  # (B, T+L, C')
-        phones, lag = self.config.n_phone_columns, self.config.phone_lag
-        if phones and lag:  # phone row j moves to position j + phone_lag
-            late = F.pad(x[..., -phones:], (0, 0, lag, 0))[:, :x.shape[1]]  # (B, T+L, phones)
-            x = torch.cat([x[..., :-phones], late], dim=-1)  # (B, T+L, C')
         x = self.inp(x.transpose(1, 2))  # (B, W, T+L)
         for block in self.blocks:
             x = block(x)  # (B, W, T+L)

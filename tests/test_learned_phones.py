@@ -202,3 +202,24 @@ def test_streaming_with_text_reads_the_live_aligners_phones_and_agrees_with_offl
         r = np.corrcoef(streamed.channel("JawOpen"), offline.channel("JawOpen"))[0, 1]
         assert r >= 0.8, (name, r)
         assert np.abs(streamed.blendshapes - blind.blendshapes)[open_lips].max() > 1e-3, name  # phones reached it
+
+
+def test_incremental_network_with_cues_and_lagged_phones_equals_the_whole_line_run(tmp_path, greeting):
+    """Rule cues and phones together, phones read 2 rows late: the stream's network (fed each
+    position's phone columns, those of the row phone_lag earlier) equals the whole-line run."""
+    from npcface.core.motion.learned import line_phone_columns
+    from npcface.core.motion.learned_inputs import RULE_COLUMNS
+
+    audio, _, timeline = greeting
+    config = Config(rule_cues=len(RULE_COLUMNS), phone_classes=len(PHONE_CLASSES), phone_lag=2)
+    model = load_weights(_untrained(config, 10, tmp_path / "cues_phones.safetensors"))
+    rows = feature_matrix(compute_features(audio.samples))
+    whole = run_model(model, rows, final=True, phones=timeline)
+    columns = line_phone_columns(model, timeline, -config.phone_lag, len(rows) + config.lookahead)
+    for chunk in (1, 7, 64):
+        mouth = IncrementalMouth(model)
+        for start in range(0, len(rows), chunk):
+            end = min(start + chunk, len(rows))
+            mouth.feed(rows[start:end], columns[start:end])
+        mouth.finish_with(columns[len(rows):])
+        np.testing.assert_allclose(mouth.values(0), whole, atol=1e-12)

@@ -239,7 +239,8 @@ def _feed_group(mouths: list[IncrementalMouth], matrices: list[np.ndarray], phon
              for mouth, matrix in zip(mouths, matrices)]
     x = np.concatenate(parts)
     if config.rule_cues:
-        x = np.concatenate([x, _late_cues(mouths, matrices, arrays.input_mean[-config.rule_cues:])], axis=1)
+        cue_end = len(arrays.input_mean) - config.n_phone_columns  # the cue columns come before the phones'
+        x = np.concatenate([x, _late_cues(mouths, matrices, arrays.input_mean[cue_end - config.rule_cues:cue_end])], axis=1)
     if arrays.pool is not None:  # Config.mel_bands: the 40 log-mel bands averaged into fewer
         x = np.concatenate([x[:, :40] @ arrays.pool, x[:, 40:]], axis=1)
     if config.phone_classes:
