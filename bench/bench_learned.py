@@ -13,6 +13,8 @@ moves after the curve). Sets:
 - video/: real people outside GRID (never trained on), no text;
 - GRID clips the recipe holds out (models/recipes/audio2face.json), with their text
   (s1: the .align words; s4: the .txt) and without;
+- the same GRID clips streamed with their text (20 ms chunks: the live aligner's phones so far)
+  against the offline run with text: r of the lip gap;
 - speech/: real read speech without video: the lag of each generated mouth against the loudness
   envelope itself (> 0: the mouth moves before the sound).
 "lead" = generator lag - loudness lag on the same clip: > 0 means the generated mouth moves
@@ -116,6 +118,23 @@ def streaming_speed(generators: dict, audio) -> dict[str, float]:
     return speeds
 
 
+def stream_agreement(video: Path, generator, text: str) -> float:
+    """r of the lip gap streamed with text (20 ms chunks: the live aligner's phones so far) against
+    the offline run with text (the whole line's forced alignment)."""
+    from npcface.core.audio.decode import load_audio
+    from npcface.core.types import MotionTrack
+
+    audio = load_audio(video)
+    offline = lip_gap(generator.animate(audio, text=text))
+    stream = generator.stream(text)
+    frames = []
+    for start in range(0, len(audio.samples), 320):
+        frames += stream.push_audio(audio.samples[start:start + 320])
+    frames += stream.finish()
+    streamed = lip_gap(MotionTrack.from_frames(frames, generator.controls.fps))
+    return float(np.corrcoef(streamed, offline)[0, 1])
+
+
 def weights_at(revision: str) -> Path:
     """The shipped weights as committed at ``revision``, written to a temporary file."""
     import subprocess
@@ -171,6 +190,10 @@ def main() -> int:
         for label, with_text in (("no text", False), ("with text", True)):
             rows = [evaluate(c, generators, grid_text(c) if with_text else None) for c in clips]
             figures[f"grid_{speaker}_{label}"] = print_rows(f"GRID {speaker}, held-out clips, {label}", rows, names)
+        agreement = {n: [stream_agreement(c, g, grid_text(c)) for c in clips] for n, g in generators.items()}
+        figures[f"grid_{speaker}_stream_vs_offline_with_text"] = {n: float(np.mean(rs)) for n, rs in agreement.items()}
+        print(f"streamed (20 ms chunks, live aligner) vs offline, with text, lip gap r: " + "; ".join(
+            f"{n} mean {np.mean(rs):.3f} min {np.min(rs):.3f}" for n, rs in agreement.items()))
     speech_rows = [speech_lead(p, generators) for p in sorted((data / "speech").glob("s0*.wav"))]
     if speech_rows:
         print("\nspeech/ (real read speech with its text, no video): generated lip gap vs its own loudness")

@@ -29,6 +29,16 @@ from bench_quality import lagged_r, loudness_envelope  # noqa: E402
 BLEND_WEIGHTS = (0.3, 0.5, 0.7)  # share of the learned lip gap
 
 
+def aligned_phones(video: Path):
+    """The clip's phones from its text (forced alignment, as `animate --text`), or None."""
+    from npcface.core.audio.decode import load_audio
+    from npcface.core.phonetics.timeline import phones_for
+    from npcface.core.train.data import text_beside
+
+    text = text_beside(video)
+    return None if text is None else phones_for(load_audio(video), text)
+
+
 def clip_curves(video: Path) -> dict[str, np.ndarray]:
     """Truth, features, loudness and the rules' lip gap of one video (rules cached by content hash)."""
     from npcface.core.audio.decode import load_audio
@@ -54,11 +64,12 @@ def clip_curves(video: Path) -> dict[str, np.ndarray]:
             "rules_times": rules_times, "rules": rules_gap}
 
 
-def learned_gap(model, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(row times, lip gap) as the generator makes it: JawOpen - MouthClose from the outputs."""
+def learned_gap(model, features: np.ndarray, phones=None) -> tuple[np.ndarray, np.ndarray]:
+    """(row times, lip gap) as the generator makes it: JawOpen - MouthClose from the outputs
+    (``phones``: the line's PhoneTimeline, read by a model with phone classes)."""
     from npcface.core.motion.learned import run_model
 
-    out = run_model(model, features.astype(np.float64), final=True)
+    out = run_model(model, features.astype(np.float64), final=True, phones=phones)
     names = model.config.outputs
     jaw = np.clip(out[:, names.index("JawOpen")], 0, 1)
     gap = np.clip(out[:, names.index("LipGap")], 0, 1)
@@ -70,7 +81,8 @@ def main() -> int:
     parser.add_argument("weights", nargs="+", type=Path)
     parser.add_argument("--data", help="the shared data folder (default ../shared/data)")
     parser.add_argument("--grid", type=int, default=0,
-                        help="also score this many of the recipe's held-out GRID clips per speaker (no text)")
+                        help="also score this many of the recipe's held-out GRID clips per speaker "
+                             "(without text, and the learned mouth with its text)")
     parser.add_argument("--held-out", action="store_true",
                         help="also score the held-out clips (look once, at the end: they must not guide choices)")
     args = parser.parse_args()
@@ -96,9 +108,12 @@ def main() -> int:
         for name in names:
             c = clip_curves(videos[name])
             curves = {"loudness": (c["loud_times"], c["loudness"]), "rules": (c["rules_times"], c["rules"])}
+            timeline = aligned_phones(videos[name]) if label.startswith("GRID") else None
             for stem, model in models.items():
                 times, gap = learned_gap(model, c["features"])
                 curves[stem] = (times, gap)
+                if timeline is not None and model.config.phone_classes:  # the network alone (no aligned closures)
+                    curves[f"{stem} with text"] = learned_gap(model, c["features"], timeline)
                 for share in BLEND_WEIGHTS:
                     curves[f"{share:.1f} {stem} + rules"] = (times, share * gap + (1 - share) * np.interp(times, c["rules_times"], c["rules"]))
             for key, (times, curve) in curves.items():

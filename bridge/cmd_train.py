@@ -1,7 +1,9 @@
 """`npcface train SOURCES... -o model.safetensors`: teach the learned mouth real faces.
 
 SOURCES are folders of talking videos (one speaker per folder; face-tracked once, cached by
-content hash) and Live Link Face takes (a CSV with its WAV beside it). ``--recipe FILE`` takes
+content hash) and Live Link Face takes (a CSV with its WAV beside it). A video with its text
+beside it (``X.txt``, or GRID's ``X.align``) is also aligned to its phones, which a model with
+``phone_classes`` in its recipe reads (with text) beside the audio. ``--recipe FILE`` takes
 sources (relative to --data), held-out clips and training settings from a committed recipe
 (models/recipes/audio2face.json made the shipped weights). ``--init`` fine-tunes the shipped
 model (or a given one) instead of starting afresh. A checkpoint beside the output every
@@ -27,7 +29,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "train", help="train the learned mouth on talking videos / Live Link takes",
         description="Train (or fine-tune) the learned audio-to-mouth model on real faces.")
     parser.add_argument("sources", nargs="*", type=Path,
-                        help="folders of talking videos, Live Link CSVs with a WAV beside them")
+                        help="folders of talking videos, Live Link CSVs with a WAV beside them. A video's "
+                             "text beside it (X.txt: the words said, or GRID's X.align word alignment) gives "
+                             "it phones (forced alignment, cached) for a model with phone_classes")
     parser.add_argument("-o", "--output", type=Path, required=True, help="weights to write (.safetensors)")
     parser.add_argument("--recipe", type=Path, help="JSON recipe: sources, held_out, train settings")
     parser.add_argument("--data", type=Path, help="folder the recipe's sources are relative to "

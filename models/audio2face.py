@@ -36,6 +36,14 @@ class Config:
     # core/motion/learned_inputs.RULE_COLUMNS), read ``lookahead`` rows late: a cue already reads
     # 80 ms ahead, so output i sees the cues of rows up to i and the features up to i + lookahead
     rule_cues: int = 0
+    # articulatory classes of the aligned text's phones (0: none; else the number of
+    # core/motion/learned_inputs.PHONE_CLASSES): that many one-hot columns plus a "phones present"
+    # column, last, read with the audio row they belong to (so ``lookahead`` rows ahead, like it)
+    phone_classes: int = 0
+    # rows by which the phone columns are read late: row j's phones at position j + phone_lag, so
+    # a live aligner has phone_lag more rows of audio to place them (phones lookahead - phone_lag
+    # rows ahead of the output)
+    phone_lag: int = 0
     n_outputs: int = len(OUTPUTS)
     outputs: tuple[str, ...] = field(default=OUTPUTS)
 
@@ -44,11 +52,20 @@ class Config:
             raise ValueError(f"mel_bands must be 1..40, got {self.mel_bands}")
         if self.rule_cues < 0:
             raise ValueError(f"rule_cues must be >= 0, got {self.rule_cues}")
+        if self.phone_classes < 0:
+            raise ValueError(f"phone_classes must be >= 0, got {self.phone_classes}")
+        if not 0 <= self.phone_lag <= self.lookahead:
+            raise ValueError(f"phone_lag must be 0..lookahead ({self.lookahead}), got {self.phone_lag}")
+
+    @property
+    def n_phone_columns(self) -> int:
+        """The phone classes' one-hot columns and the "phones present" flag (0 without phones)."""
+        return self.phone_classes + 1 if self.phone_classes else 0
 
     @property
     def n_network_inputs(self) -> int:
         """Columns after the mel pooling: what the first layer reads."""
-        return self.n_inputs - 40 + self.mel_bands + self.rule_cues
+        return self.n_inputs - 40 + self.mel_bands + self.rule_cues + self.n_phone_columns
 
     @property
     def receptive_back(self) -> int:
@@ -119,22 +136,28 @@ class Audio2Face(nn.Module):
         return torch.cat([(mel - mean).transpose(1, 2), (loud - peak).transpose(1, 2), rows[..., 41:]], dim=-1)
 
     def inputs(self, rows: torch.Tensor) -> torch.Tensor:
-        """(B, T, n_inputs + rule_cues) raw rows -> (B, T, n_network_inputs): relative levels, mel
-        bands pooled (cue columns pass through)."""
+        """(B, T, n_inputs + rule_cues + n_phone_columns) raw rows -> (B, T, n_network_inputs):
+        relative levels, mel bands pooled (cue and phone columns pass through)."""
         x = self.relative(rows)
         if self.config.mel_bands == 40:
             return x
         return torch.cat([x[..., :40] @ self.pool.to(x.dtype), x[..., 40:]], dim=-1)
 
     def forward(self, rows: torch.Tensor) -> torch.Tensor:
-        """rows (B, T + lookahead, n_inputs + rule_cues) raw features (and cues), where row
-        i + lookahead is the future of output i -> (B, T, n_outputs). Rows before the first are
-        taken as zeros after normalisation (the mean), i.e. the network starts from an average past."""
+        """rows (B, T + lookahead, n_inputs + rule_cues + n_phone_columns) raw features (then
+        cues, then phone columns), where row i + lookahead is the future of output i ->
+        (B, T, n_outputs). Rows before the first are taken as zeros after normalisation (the
+        mean), i.e. the network starts from an average past."""
+        phones, lag = self.config.n_phone_columns, self.config.phone_lag
+        if phones and lag:  # phone row j moves to position j + phone_lag; before the first: none (zeros)
+            late = F.pad(rows[..., -phones:], (0, 0, lag, 0))[:, :rows.shape[1]]  # (B, T+L, phones)
+            rows = torch.cat([rows[..., :-phones], late], dim=-1)  # (B, T+L, C)
         x = (self.inputs(rows) - self.input_mean) / self.input_std  # (B, T+L, C')
         cues, lookahead = self.config.rule_cues, self.config.lookahead
         if cues and lookahead:  # cue row j moves to position j + lookahead (its own output's)
-            late = F.pad(x[..., -cues:], (0, 0, lookahead, 0))[:, :x.shape[1]]  # (B, T+L, cues)
-            x = torch.cat([x[..., :-cues], late], dim=-1)  # (B, T+L, C')
+            end = x.shape[-1] - self.config.n_phone_columns  # the cue columns end here
+            late = F.pad(x[..., end - cues:end], (0, 0, lookahead, 0))[:, :x.shape[1]]  # (B, T+L, cues)
+            x = torch.cat([x[..., :end - cues], late, x[..., end:]], dim=-1)  # (B, T+L, C')
         x = self.inp(x.transpose(1, 2))  # (B, W, T+L)
         for block in self.blocks:
             x = block(x)  # (B, W, T+L)

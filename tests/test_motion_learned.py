@@ -59,6 +59,16 @@ def greeting():
     return load_audio(wav), text
 
 
+def stream_in_random_chunks(stream, samples: np.ndarray, rng: np.random.Generator) -> list:
+    """Every frame of a line pushed in chunks of 37, 320, 1111 or 4000 samples, then finished."""
+    frames, start = [], 0
+    while start < len(samples):
+        size = int(rng.choice([37, 320, 1111, 4000]))
+        frames += stream.push_audio(samples[start:start + size])
+        start += size
+    return frames + stream.finish()
+
+
 @pytest.mark.parametrize("weights", ["random_weights", "coarse_weights", "cue_weights"])
 def test_streaming_equals_offline_for_random_chunkings(weights, greeting, request):
     audio, _ = greeting
@@ -69,12 +79,7 @@ def test_streaming_equals_offline_for_random_chunkings(weights, greeting, reques
     for _ in range(2):
         stream = generator.stream()
         stream.set_emotion(EmotionEvent(0.5, "happy", 0.6))
-        frames, start = [], 0
-        while start < len(audio.samples):
-            size = int(rng.choice([37, 320, 1111, 4000]))
-            frames += stream.push_audio(audio.samples[start:start + size])
-            start += size
-        frames += stream.finish()
+        frames = stream_in_random_chunks(stream, audio.samples, rng)
         offline_happy = generator.stream()
         offline_happy.set_emotion(EmotionEvent(0.5, "happy", 0.6))
         whole = offline_happy.push_audio(audio.samples) + offline_happy.finish()

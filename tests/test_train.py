@@ -21,7 +21,8 @@ from npcface.bridge.cli import main
 from npcface.core.audio.decode import load_audio
 from npcface.core.formats.livelink import write_livelink_csv
 from npcface.core.motion.generator import MotionGenerator
-from npcface.core.motion.learned import LearnedMotionGenerator
+from npcface.core.audio.features import compute_features
+from npcface.core.motion.learned import LearnedMotionGenerator, feature_matrix, run_model
 from npcface.core.types import Controls
 
 TINY = {"train": {"batch": 4, "window": 40, "checkpoint_every": 5, "threads": 1,
@@ -39,10 +40,15 @@ def takes(tmp_path_factory) -> Path:
         track = MotionGenerator(Controls(fps=60.0)).animate(load_audio(wav), text=text)
         write_livelink_csv(track, folder / f"{name}.csv")
         shutil.copy(wav, folder / f"{name}.wav")
+        if name != "line_vowels":  # text beside the sound: the take gets its aligned phones
+            (folder / f"{name}.txt").write_text(text)
     (folder / "tiny.json").write_text(json.dumps(TINY))
     cues = json.loads(json.dumps(TINY))
     cues["train"]["model"]["rule_cues"] = 11  # the rule generator's cues as inputs
     (folder / "tiny_cues.json").write_text(json.dumps(cues))
+    phones = json.loads(json.dumps(TINY))
+    phones["train"]["model"]["phone_classes"] = 9  # the aligned text's phone classes as inputs
+    (folder / "tiny_phones.json").write_text(json.dumps(phones))
     return folder
 
 
@@ -51,7 +57,7 @@ def command(takes: Path, out: Path, steps: int, cache: Path, recipe: str = "tiny
             "--cache", str(cache), "--validate", "1"]
 
 
-@pytest.mark.parametrize("recipe", ["tiny.json", "tiny_cues.json"])
+@pytest.mark.parametrize("recipe", ["tiny.json", "tiny_cues.json", "tiny_phones.json"])
 def test_train_writes_weights_plot_and_validation_table(takes, tmp_path, capsys, recipe):
     out = tmp_path / "actor.safetensors"
     assert main(command(takes, out, 10, tmp_path / "cache", recipe)) == 0
@@ -62,8 +68,48 @@ def test_train_writes_weights_plot_and_validation_table(takes, tmp_path, capsys,
     wav, _ = fixture_line("line_greeting")
     generator = LearnedMotionGenerator(weights=out)
     assert generator.model.config.rule_cues == (11 if recipe == "tiny_cues.json" else 0)
+    assert generator.model.config.phone_classes == (9 if recipe == "tiny_phones.json" else 0)
     track = generator.animate(load_audio(wav))
     assert np.isfinite(track.blendshapes).all()
+    rows = feature_matrix(compute_features(load_audio(wav).samples))
+    with_text = run_model(generator.model, rows, final=True, phones=track_with_text(generator, wav).phones)
+    assert (np.abs(with_text - run_model(generator.model, rows, final=True)).max() > 1e-4) == (recipe == "tiny_phones.json")
+
+
+def track_with_text(generator, wav):
+    return generator.animate(load_audio(wav), text=fixture_line(wav.stem)[1])
+
+
+def test_takes_with_text_train_with_their_phones_on_about_half_the_examples(takes, tmp_path):
+    """Clips with text carry one phone class per row (forced alignment, cached); a batch gives
+    an example its phones (one-hot, flag 1) or none (zeros, flag 0), about half each; a clip
+    without text never has them."""
+    from npcface.core.train.data import collect_clips
+    from npcface.core.train.loop import TrainConfig, _batch
+    from npcface.models.audio2face import OUTPUTS, Config
+
+    clips = collect_clips([takes], OUTPUTS, cache=tmp_path)
+    by_name = {c.name: c for c in clips}
+    assert by_name["line_vowels"].phones is None
+    for name in ("line_greeting", "line_bilabials"):
+        phones = by_name[name].phones
+        assert phones is not None and len(phones) == len(by_name[name].features)
+        assert len(set(phones.tolist())) >= 4  # silence, and several kinds of speech sound
+    assert 1 in by_name["line_bilabials"].phones.tolist()  # PHONE_CLASSES' bilabial
+    model_config = Config(phone_classes=9, context=20, dilations=(1, 2, 4), width=16)
+    config = TrainConfig(batch=8, window=40, augment={})
+    with_text = [by_name["line_greeting"], by_name["line_bilabials"]]
+    flags = []
+    for step in range(10):
+        features, _, _ = _batch(with_text, config, step, model_config)
+        columns = features[..., -10:].numpy()  # (B, T, 9 + 1)
+        flag = columns[..., -1]
+        assert ((flag == 0) | (flag == 1)).all() and (flag == flag[:, :1]).all()  # per example
+        np.testing.assert_allclose(columns[..., :-1].sum(axis=-1), flag, atol=1e-5)  # warped one-hot
+        flags += flag[:, 0].tolist()
+    assert 0.3 < np.mean(flags) < 0.7, np.mean(flags)
+    features, _, _ = _batch([by_name["line_vowels"]], config, 0, model_config)
+    assert not features[..., -10:].any()
 
 
 def test_a_killed_run_resumes_to_the_same_weights(takes, tmp_path):
@@ -136,3 +182,23 @@ def test_a_recipe_manifest_that_does_not_match_the_data_is_refused(takes, tmp_pa
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert "differ from the recipe's manifest: 0 missing, 2 not listed, 1 changed" in err, err
+
+
+def test_text_beside_a_video_and_what_bad_text_files_get(tmp_path):
+    from npcface.core.train.data import DataError, text_beside
+
+    video = tmp_path / "clip.mp4"
+    assert text_beside(video) is None
+    (tmp_path / "clip.align").write_text("0 17750 sil\n17750 22500 bin\n22500 27000 blue\n27000 30000 sp\n30000 40000 at\n")
+    assert text_beside(video) == "bin blue at"  # GRID's silences dropped
+    (tmp_path / "clip.align").write_text("0 17750 sil\nbin blue\n")
+    with pytest.raises(DataError, match=r"clip.align: line 2 is not 'start end word'"):
+        text_beside(video)
+    (tmp_path / "clip.align").unlink()
+    (tmp_path / "clip.txt").write_bytes(b"\xff\xfe bad")
+    with pytest.raises(DataError, match=r"clip.txt is not UTF-8 text"):
+        text_beside(video)
+    (tmp_path / "clip.txt").write_text("  \n")
+    assert text_beside(video) is None
+    (tmp_path / "clip.txt").write_text("Place blue at F two now.\n")
+    assert text_beside(video) == "Place blue at F two now."

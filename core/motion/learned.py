@@ -5,7 +5,9 @@ finish, set_emotion, ...).
 Only the lip stage changes: head, blinks, gaze and emotion layers are the rule-based ones and
 compose with the learned mouth as before. With text aligned to the audio, the phones' bilabial
 closures are applied on top (P, B, M still close the lips fully). Without text no phone decoder
-runs at all: the network needs none.
+runs at all: the network needs none. A model with Config.phone_classes also reads the aligned
+phones' classes (learned_inputs.PHONE_CLASSES) beside the audio rows: offline the whole line's
+alignment, streaming what the live aligner has found when each row arrives.
 
 Exact streaming: the network runs incrementally (IncrementalMouth): each layer keeps the past
 it needs, rows are fed once as they arrive, and output row i reads feature rows up to i +
@@ -27,7 +29,7 @@ from ..audio.features import compute_features, concat_features
 from ..types import FEATURE_HOP_S, AudioFeatures, Controls, PhoneTimeline
 from .cues import interp_columns_many
 from .generator import FRAME_REACH_S, MotionGenerator, MotionStream, _FixedPhones, _LivePhones
-from .learned_inputs import CueWindow, advance_many, with_rule_columns
+from .learned_inputs import CueWindow, advance_many, timeline_columns, with_rule_columns
 from .learned_weights import SHIPPED_WEIGHTS, load_weights
 from .lips import KEY_SHAPE_TRUST, LipLayer, PhoneTable, apply_closure, key_shape_curve
 
@@ -68,18 +70,31 @@ def load_model(path: str | Path | None = None):
     return _cached_model(str(path), mtime)
 
 
-def run_model(model, matrix: np.ndarray, final: bool) -> np.ndarray:
+def run_model(model, matrix: np.ndarray, final: bool, phones: PhoneTimeline | None = None) -> np.ndarray:
     """(T, 47) rows -> (T - lookahead, n_outputs), or (T, n_outputs) when ``final`` (silence
-    rows read past the end). Output i belongs to row i."""
+    rows read past the end). Output i belongs to row i. ``phones``: the line's timeline (its
+    aligned phones feed a model with Config.phone_classes; None or other sources: no phones)."""
     lookahead = model.config.lookahead
     if final:
         matrix = np.concatenate([matrix, np.repeat(silence_row()[None], lookahead, axis=0)])
     if len(matrix) <= lookahead:
         return np.zeros((0, model.config.n_outputs))
     matrix = with_rule_columns(matrix, model.config.rule_cues)
+    if model.config.phone_classes:
+        matrix = np.concatenate([matrix, line_phone_columns(model, phones, 0, len(matrix))], axis=1)
     with torch.inference_mode():
         out = model(torch.from_numpy(np.ascontiguousarray(matrix))[None])  # (1, T', n_outputs)
     return out[0].numpy()
+
+
+def line_phone_columns(model, phones: PhoneTimeline | None, first_row: int, count: int) -> np.ndarray:
+    """(count, n_phone_columns) the phone inputs of rows first_row.. (learned_inputs.timeline_columns;
+    rows before 0: none)."""
+    front = min(count, max(0, -first_row))
+    if phones is None or front == count:
+        return np.zeros((count, model.config.n_phone_columns))
+    columns = timeline_columns(phones.phones, phones.source, first_row + front, count - front, model.config.phone_classes)
+    return np.concatenate([np.zeros((front, columns.shape[1])), columns]) if front else columns
 
 
 def mouth_from_outputs(outputs: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
@@ -158,9 +173,11 @@ class IncrementalMouth:
         self.outputs = np.zeros((0, config.n_outputs))  # output row i belongs to feature row i
         self._cues = CueWindow() if config.rule_cues else None
 
-    def feed(self, matrix: np.ndarray) -> None:
-        """Append (n, n_inputs) rows; outputs grow by the rows whose lookahead is now complete."""
-        feed_many([self], [matrix])
+    def feed(self, matrix: np.ndarray, phones: np.ndarray | None = None) -> None:
+        """Append (n, n_inputs) rows (and, with Config.phone_classes, the (n, n_phone_columns)
+        phone columns read at their positions: those of the rows phone_lag earlier; None: no
+        phones); outputs grow by the rows whose lookahead is now complete."""
+        feed_many([self], [matrix], None if phones is None else [phones])
 
     def _relative(self, matrix: np.ndarray) -> np.ndarray:
         """Audio2Face.relative for the new rows, from the raw rows kept before them: log-mel minus
@@ -189,7 +206,11 @@ class IncrementalMouth:
 
     def finish(self) -> None:
         """The line ended: silence rows stand in for the lookahead past its end."""
-        self.feed(np.repeat(silence_row()[None], self.model.config.lookahead, axis=0))
+        self.finish_with(None)
+
+    def finish_with(self, phones: np.ndarray | None) -> None:
+        """``finish``, with the phone columns of the silence rows past the end."""
+        self.feed(np.repeat(silence_row()[None], self.model.config.lookahead, axis=0), phones)
 
     def values(self, first_row: int) -> np.ndarray:
         """Outputs from feature row ``first_row`` on (rows before it are dropped)."""
@@ -200,28 +221,33 @@ class IncrementalMouth:
         return out
 
 
-def feed_many(mouths: list[IncrementalMouth], matrices: list[np.ndarray]) -> None:
+def feed_many(mouths: list[IncrementalMouth], matrices: list[np.ndarray], phones: list[np.ndarray | None] | None = None) -> None:
     """``feed`` of several mouths at once (a sidecar steps every talking session together): each
     layer's products run once over all the streams' new rows, where one stream's two rows a push
-    would mostly pay numpy's per-call overhead. Mouths of different models are fed model by model."""
-    by_model: dict[int, list[tuple[IncrementalMouth, np.ndarray]]] = {}
-    for mouth, matrix in zip(mouths, matrices):
+    would mostly pay numpy's per-call overhead. Mouths of different models are fed model by model.
+    ``phones``: each stream's phone columns for its rows (None: no phones, zeros)."""
+    by_model: dict[int, list[tuple[IncrementalMouth, np.ndarray, np.ndarray | None]]] = {}
+    for mouth, matrix, columns in zip(mouths, matrices, phones or [None] * len(mouths)):
         if len(matrix):
-            by_model.setdefault(id(mouth._arrays), []).append((mouth, matrix))
+            by_model.setdefault(id(mouth._arrays), []).append((mouth, matrix, columns))
     for group in by_model.values():
-        _feed_group([mouth for mouth, _ in group], [matrix for _, matrix in group])
+        _feed_group([g[0] for g in group], [g[1] for g in group], [g[2] for g in group])
 
 
-def _feed_group(mouths: list[IncrementalMouth], matrices: list[np.ndarray]) -> None:
+def _feed_group(mouths: list[IncrementalMouth], matrices: list[np.ndarray], phones: list[np.ndarray | None]) -> None:
     arrays, config = mouths[0]._arrays, mouths[0].model.config
     bounds = np.cumsum([0] + [len(matrix) for matrix in matrices])
     parts = [mouth._relative(matrix) if config.context > 0 else np.asarray(matrix, dtype=np.float64)
              for mouth, matrix in zip(mouths, matrices)]
     x = np.concatenate(parts)
     if config.rule_cues:
-        x = np.concatenate([x, _late_cues(mouths, matrices, arrays.input_mean[-config.rule_cues:])], axis=1)
+        cue_end = len(arrays.input_mean) - config.n_phone_columns  # the cue columns come before the phones'
+        x = np.concatenate([x, _late_cues(mouths, matrices, arrays.input_mean[cue_end - config.rule_cues:cue_end])], axis=1)
     if arrays.pool is not None:  # Config.mel_bands: the 40 log-mel bands averaged into fewer
         x = np.concatenate([x[:, :40] @ arrays.pool, x[:, 40:]], axis=1)
+    if config.phone_classes:
+        x = np.concatenate([x, np.concatenate([np.zeros((len(m), config.n_phone_columns)) if p is None else p
+                                               for m, p in zip(matrices, phones)])], axis=1)
     x = ((x - arrays.input_mean) / arrays.input_std) @ arrays.inp[0] + arrays.inp[1]  # (N, W)
     layout = tuple(bounds.tolist())
     for i, ((taps, bias, dilation), (mix, mix_bias)) in enumerate(zip(arrays.convs, arrays.mixes)):
@@ -286,11 +312,21 @@ class LearnedMotionStream(MotionStream):
         if fed:
             matrix = feature_matrix(concat_features([part for _, part in fed]))
             ends = np.cumsum([part.num_frames for _, part in fed])
-            feed_many([stream._mouth for stream, _ in fed], np.split(matrix, ends[:-1]))  # rows arrive in order, each once
+            phones = [stream._phone_columns(stream._mouth.fed, part.num_frames) for stream, part in fed]
+            feed_many([stream._mouth for stream, _ in fed], np.split(matrix, ends[:-1]), phones)  # rows arrive in order, each once
+
+    def _phone_columns(self, first_row: int, count: int) -> np.ndarray | None:
+        """The phone inputs at positions first_row.. (the phones of the rows Config.phone_lag
+        earlier) from the phones known now: streaming with text reads what the live aligner has
+        found when the rows arrive. None: the model reads none."""
+        if not self.model.config.phone_classes:
+            return None
+        phones, source = self._phones.current()
+        return line_phone_columns(self.model, PhoneTimeline(phones, source), first_row - self.model.config.phone_lag, count)
 
     def _lip_layer(self, times: np.ndarray, cues, phones: PhoneTable, source: str) -> LearnedLipRows:
         if self._finished and not self._mouth_finished:  # every real row is in: read silence past the end
-            self._mouth.finish()
+            self._mouth.finish_with(self._phone_columns(self._mouth.fed, self.model.config.lookahead))
             self._mouth_finished = True
         first = max(0, int(np.floor(times[0] / FEATURE_HOP_S - 0.5)))
         closure = None
@@ -352,6 +388,8 @@ class LearnedMotionGenerator(MotionGenerator):
         return LearnedMotionStream(self.controls, _LivePhones(text, self.controls.language), self.model)
 
     def stream_with_phones(self, timeline: PhoneTimeline) -> LearnedMotionStream:
+        if self.model.config.phone_classes:  # bad phones fail here, before any audio
+            line_phone_columns(self.model, timeline, 0, 0)
         return LearnedMotionStream(self.controls, _FixedPhones(timeline), self.model)
 
 

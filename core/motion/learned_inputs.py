@@ -12,10 +12,13 @@ Cues come from the 47-column network rows (core/motion/learned.feature_matrix), 
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from ..arkit import ARKIT_INDEX
-from ..types import FEATURE_HOP_S, AudioFeatures
+from ..errors import ControlError
+from ..types import FEATURE_HOP_S, AudioFeatures, Phone
 from .cues import CUE_BACK_S, CUE_READ_AHEAD_S, Cues, compute_cues_many
 from .lips import PhoneTable, lip_layer
 
@@ -101,3 +104,72 @@ def advance_many(windows: list[CueWindow], matrices: list[np.ndarray]) -> None:
         keep_from = max(window._first, final - CUE_BACK_ROWS)
         window._raw = window._raw[keep_from - window._first:]
         window._first = keep_from
+
+
+# Articulatory classes of the aligned text's phones (Config.phone_classes): what the lips and jaw
+# do, not what the sound is. Bilabials close the lips and labiodentals tuck the lower lip (the two
+# shapes audio hides best: a closure is silent); rounded, protruded (postalveolars and the
+# rhotics, which English speakers say with pursed lips), open and spread are the lip shapes of
+# the rules' visemes merged where the lips barely differ; alveolar/dental and back (velar,
+# glottal) consonants leave the lips to the neighbouring vowels; silence rests the mouth.
+PHONE_CLASSES = {
+    "silence": ("SIL",),
+    "bilabial": ("P", "B", "M"),
+    "labiodental": ("F", "V"),
+    "rounded": ("UW", "UH", "OW", "OY", "AO", "W"),
+    "protruded": ("SH", "ZH", "CH", "JH", "R", "ER"),
+    "open": ("AA", "AE", "AH", "AW", "AY"),
+    "spread": ("IY", "IH", "EY", "EH", "Y"),
+    "alveolar": ("TH", "DH", "T", "D", "N", "S", "Z", "L"),
+    "back": ("K", "G", "NG", "HH"),
+}
+_CLASS_OF = {label: k for k, labels in enumerate(PHONE_CLASSES.values()) for label in labels}
+
+
+def check_phone_classes(phone_classes: int) -> None:
+    if phone_classes not in (0, len(PHONE_CLASSES)):
+        raise ValueError(f"phone_classes must be 0 or {len(PHONE_CLASSES)} (core/motion/learned_inputs.PHONE_CLASSES), "
+                         f"got {phone_classes}")
+
+
+def phone_class_rows(phones: Sequence[Phone], first_row: int, count: int) -> np.ndarray:
+    """(count,) int class index (PHONE_CLASSES order) of the phone at each feature row's centre,
+    rows first_row.. on; a gap between phones is silence, rows after the last phone keep its class
+    (a live aligner's newest phone is still going on). Unknown labels and bad times are errors."""
+    starts = np.array([p.start for p in phones], dtype=np.float64)
+    ends = np.array([p.end for p in phones], dtype=np.float64)
+    classes = np.array([_phone_class(p) for p in phones], dtype=np.int64)
+    if not (np.isfinite(starts).all() and np.isfinite(ends).all()) or (ends < starts).any() or (np.diff(starts) < 0).any():
+        raise ControlError("phones must have finite times, end >= start, in time order")
+    centres = (first_row + np.arange(count) + 0.5) * FEATURE_HOP_S
+    index = np.searchsorted(starts, centres, side="right") - 1  # the last phone starting at or before
+    silence = _CLASS_OF["SIL"]
+    if not len(phones):
+        return np.full(count, silence)
+    found = index >= 0
+    inside = found & ((centres < ends[np.maximum(index, 0)]) | (index == len(phones) - 1))
+    return np.where(inside, classes[np.maximum(index, 0)], silence)
+
+
+def _phone_class(phone: Phone) -> int:
+    label = phone.label.upper() if isinstance(phone.label, str) else phone.label
+    if label not in _CLASS_OF:
+        raise ControlError(f"unknown phone label {phone.label!r} at {phone.start} s (ARPAbet without stress, or SIL)")
+    return _CLASS_OF[label]
+
+
+def phone_columns(classes: np.ndarray, phone_classes: int) -> np.ndarray:
+    """(T,) class indices -> (T, phone_classes + 1): one-hot, then the "phones present" flag (1).
+    No phones is all zeros (flag 0)."""
+    out = np.zeros((len(classes), phone_classes + 1))
+    out[np.arange(len(classes)), classes] = 1.0
+    out[:, -1] = 1.0
+    return out
+
+
+def timeline_columns(phones: Sequence[Phone] | None, source: str, first_row: int, count: int, phone_classes: int) -> np.ndarray:
+    """(count, phone_classes + 1) the phone columns of rows first_row.. from a timeline's phones:
+    only aligned phones (from the text) count; recognized or acoustic phones, or none, give zeros."""
+    if source != "aligned" or phones is None:
+        return np.zeros((count, phone_classes + 1))
+    return phone_columns(phone_class_rows(phones, first_row, count), phone_classes)

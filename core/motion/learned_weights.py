@@ -67,7 +67,7 @@ def load_weights(path: str | Path):
     from safetensors.torch import load_file
 
     from ...models.audio2face import Audio2Face, Config
-    from .learned_inputs import check_rule_cues
+    from .learned_inputs import check_phone_classes, check_rule_cues
 
     path = Path(path)
     header = _read_header(path)
@@ -78,6 +78,7 @@ def load_weights(path: str | Path):
     try:
         config = Config.from_dict(json.loads(metadata["config"]))
         check_rule_cues(config.rule_cues, config.lookahead)
+        check_phone_classes(config.phone_classes)
     except (KeyError, ValueError, TypeError) as error:
         raise ModelError(f"model file {path} has no usable config in its metadata ({error})") from None
     try:

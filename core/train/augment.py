@@ -107,8 +107,9 @@ def add_noise(features: np.ndarray, snr_db: float, tilt_db: float) -> None:
 
 def augment_clip(features: np.ndarray, targets: np.ndarray, rng: np.random.Generator,
                  config: AugmentConfig) -> tuple[np.ndarray, np.ndarray]:
-    """(T, 47) features and (T, n) targets of one clip -> another voice, room and microphone
-    saying the same thing: (T', 47), (T', n). Always draws the same number of values from rng."""
+    """(T, 47 + k) features and (T, n) targets of one clip -> another voice, room and microphone
+    saying the same thing: (T', 47 + k), (T', n); the k extra columns (phone classes) are only
+    time-warped. Always draws the same number of values from rng."""
     speed, tract = rng.uniform(*config.speed), rng.uniform(*config.tract)
     pitch = rng.uniform(-config.pitch_octaves, config.pitch_octaves)
     reverb, rt60, wet = rng.uniform() < config.reverb_probability, rng.uniform(*config.rt60_s), rng.uniform(*config.reverb_wet)

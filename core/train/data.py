@@ -11,6 +11,13 @@ Per-speaker normalisation: a speaker's clips are calibrated as one take (the res
 speaker's, not each 3-second clip's), then JawOpen and LipGap are scaled so that the speaker's
 95th percentile of JawOpen is TARGET_P95_JAW: faces that open little and faces that open a lot
 teach the same thing. Targets are sampled at the feature rows' centres (10 ms).
+
+Text beside a video or a take's sound (``X.txt``: the words said; or ``X.align``: GRID's word
+alignment, lines "start end word", whose words, silences dropped, are the text) gives the clip its phones: the
+project's own forced aligner (core/phonetics, what ``animate --text`` runs) on the clip's audio,
+as one articulatory class per feature row (core/motion/learned_inputs.PHONE_CLASSES), cached by
+the video's content hash and the text. A clip without text, or whose text the aligner cannot
+fit to the audio, has none.
 """
 from __future__ import annotations
 
@@ -31,6 +38,7 @@ from ..types import FEATURE_HOP_S
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv")
 TARGET_P95_JAW = 0.6
 FEATURES_VERSION = 1
+PHONES_VERSION = 1  # bump when PHONE_CLASSES or the aligner change
 
 
 class DataError(NpcfaceError):
@@ -45,6 +53,7 @@ class Clip:
     features: np.ndarray  # (T, 47) float32 network input rows
     targets: np.ndarray  # (T, n_outputs) float32 in the model's OUTPUTS order, per-speaker normalised
     lip_gap: np.ndarray  # (T,) float32 the raw measured lip opening (the judging curve)
+    phones: np.ndarray | None = None  # (T,) int8 PHONE_CLASSES index per row, from the text beside it; None: no text
 
 
 def clip_features(media: Path, cache: Path | None = None) -> np.ndarray:
@@ -61,6 +70,58 @@ def clip_features(media: Path, cache: Path | None = None) -> np.ndarray:
     np.save(partial, matrix)
     os.replace(partial, entry)
     return matrix
+
+
+def text_beside(media: Path) -> str | None:
+    """The words said in a video, from ``X.txt`` or GRID's ``X.align`` beside it (None: neither,
+    or no words). A malformed .align is a DataError naming the file and line."""
+    align, txt = media.with_suffix(".align"), media.with_suffix(".txt")
+    if align.exists():
+        words = []
+        for number, line in enumerate(align.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+            fields = line.split()
+            if not fields:
+                continue
+            if len(fields) != 3 or not all(f.lstrip("-").isdigit() for f in fields[:2]):
+                raise DataError(f"{align}: line {number} is not 'start end word' (GRID's word alignment): {line[:60]!r}")
+            if fields[2] not in ("sil", "sp"):
+                words.append(fields[2])
+        return " ".join(words) or None
+    if txt.exists():
+        try:
+            text = txt.read_text(encoding="utf-8").strip()
+        except UnicodeDecodeError:
+            raise DataError(f"text file {txt} is not UTF-8 text") from None
+        return text or None
+    return None
+
+
+def clip_phones(media: Path, text: str | None, rows: int, cache: Path | None = None) -> np.ndarray | None:
+    """(rows,) int8 phone class per feature row of a file's audio with its text (forced
+    alignment), cached by content hash and text; None without text or when the aligner fell back
+    to recognition (the text does not fit the audio)."""
+    import hashlib
+
+    from ..audio.decode import load_audio
+    from ..motion.learned_inputs import phone_class_rows
+    from ..phonetics.timeline import phones_for
+
+    if text is None:
+        return None
+    folder = (cache or cache_root()) / "phones"
+    key = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+    entry = folder / f"{file_digest(media)}-{key}-v{PHONES_VERSION}.npy"
+    if entry.exists():
+        classes = np.load(entry, allow_pickle=False)
+    else:
+        timeline = phones_for(load_audio(media), text)
+        aligned = timeline.source == "aligned"
+        classes = phone_class_rows(timeline.phones, 0, rows).astype(np.int8) if aligned else np.zeros(0, np.int8)
+        folder.mkdir(parents=True, exist_ok=True)
+        partial = entry.with_suffix(".partial.npy")
+        np.save(partial, classes)
+        os.replace(partial, entry)
+    return classes if len(classes) == rows else None
 
 
 def _at_rows(times: np.ndarray, values: np.ndarray, rows: int) -> np.ndarray:
@@ -93,7 +154,8 @@ def _video_speaker(folder_name: str, videos: list[Path], outputs: tuple[str, ...
         times = result.track.times
         targets = _at_rows(times, _targets(channels, outputs), len(features))
         lip_gap = _at_rows(times, result.mouth_opening[:, None], len(features))[:, 0]
-        clips.append(Clip(video.stem, folder_name, video, features, targets.astype(np.float32), lip_gap.astype(np.float32)))
+        phones = clip_phones(video, text_beside(video), len(features), cache)
+        clips.append(Clip(video.stem, folder_name, video, features, targets.astype(np.float32), lip_gap.astype(np.float32), phones))
     return clips
 
 
@@ -112,7 +174,8 @@ def _livelink_take(csv: Path, outputs: tuple[str, ...], cache: Path | None) -> C
     times = track.times - track.times[0] + take.offset_s  # on the sound's clock
     targets = _at_rows(times, _targets(channels, outputs), len(features))
     lip_gap = _at_rows(times, gap[:, None], len(features))[:, 0]
-    return Clip(csv.stem, csv.stem, csv, features, targets.astype(np.float32), lip_gap.astype(np.float32))
+    phones = clip_phones(take.media, text_beside(take.media), len(features), cache)
+    return Clip(csv.stem, csv.stem, csv, features, targets.astype(np.float32), lip_gap.astype(np.float32), phones)
 
 
 def _csv_preference(csv: Path) -> int:
@@ -211,7 +274,7 @@ def shift_targets(clip: Clip, rows: int) -> Clip:
     if rows == 0:
         return clip
     index = np.clip(np.arange(len(clip.targets)) + rows, 0, len(clip.targets) - 1)
-    return Clip(clip.name, clip.speaker, clip.path, clip.features, clip.targets[index], clip.lip_gap)
+    return Clip(clip.name, clip.speaker, clip.path, clip.features, clip.targets[index], clip.lip_gap, clip.phones)
 
 
 def align_targets(clips: list[Clip], held: list[Clip], by_speaker: bool, lead_ms: float) -> tuple[list[Clip], list[Clip]]:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ...models.audio2face import OUTPUTS, Audio2Face, Config
-from ..motion.learned_inputs import CUE_BACK_ROWS, rule_columns_many, with_rule_columns
+from ..motion.learned_inputs import CUE_BACK_ROWS, phone_columns, rule_columns_many, with_rule_columns
 from ..motion.learned_weights import ModelError, save_weights
 from .augment import AugmentConfig, augment_clip
 from .data import Clip, align_targets
@@ -46,6 +46,9 @@ class TrainConfig:
     # weight of (1 - Pearson r) per example on the CORRELATED channels beside the MSE: the benches
     # judge the shape of the lip gap over a clip, not its scale
     correlation_weight: float = 0.0
+    # with Config.phone_classes: the share of examples trained without their phones (zeros, flag
+    # 0), so one model serves lines with and without text
+    phone_dropout: float = 0.5
     model: dict = field(default_factory=dict)  # Config overrides
 
     @staticmethod
@@ -102,7 +105,9 @@ def _batch(clips: list[Clip], config: TrainConfig, step: int, model_config: Conf
     """A batch of examples: ``window`` judged rows each, preceded by up to receptive_back rows of
     real context (as a stream has it mid-line; none at a clip's start, as at a line's start).
     With Config.rule_cues, each example's cue columns are computed from its augmented rows with
-    the CUE_BACK_ROWS before them, as a stream has them."""
+    the CUE_BACK_ROWS before them, as a stream has them. With Config.phone_classes, a clip's
+    phone classes are warped with its rows (augmentation's speed) and dropped (zeros, flag 0) on
+    ``phone_dropout`` of the examples; clips without text never have them."""
     rng = np.random.default_rng([config.seed, step])
     lookahead = model_config.lookahead
     pre = model_config.receptive_back + lookahead
@@ -110,20 +115,26 @@ def _batch(clips: list[Clip], config: TrainConfig, step: int, model_config: Conf
     lengths = np.array([len(c.features) for c in clips], dtype=np.float64)
     picks = rng.choice(len(clips), size=config.batch, p=lengths / lengths.sum())
     n_in, n_out = clips[0].features.shape[1], clips[0].targets.shape[1]
+    n_phone = model_config.n_phone_columns
     span = pre + config.window
     augment = AugmentConfig.from_dict(config.augment) if config.augment is not None else None
-    features = np.zeros((config.batch, span + lookahead, n_in + model_config.rule_cues), np.float32)
+    features = np.zeros((config.batch, span + lookahead, n_in + model_config.rule_cues + n_phone), np.float32)
     targets = np.zeros((config.batch, span, n_out), np.float32)
     mask = np.zeros((config.batch, span), np.float32)
     wide, wide_firsts = [], []  # each example's rows with the cues' back context before them
     for b, index in enumerate(picks):
         clip_features, clip_targets = clips[index].features, clips[index].targets
+        if n_phone:  # the phones ride along as extra columns, so speed changes warp them too
+            classes = clips[index].phones
+            onehot = (phone_columns(classes, model_config.phone_classes) if classes is not None
+                      else np.zeros((len(clip_features), n_phone))).astype(np.float32)
+            clip_features = np.concatenate([clip_features, onehot], axis=1)
         if augment is not None:
             clip_features, clip_targets = augment_clip(clip_features, clip_targets, rng, augment)
         start = int(rng.integers(0, max(0, len(clip_features) - config.window) + 1))
         first = max(0, start - pre)
         back = min(first, cue_back)
-        rows = np.zeros((back + span + lookahead, n_in), np.float32)
+        rows = np.zeros((back + span + lookahead, n_in + n_phone), np.float32)
         got = clip_features[first - back:start + config.window + lookahead]
         rows[:len(got)] = got
         rows[len(got):] = clip_features[-1]  # past the clip's end: hold its last (quiet) row
@@ -135,8 +146,12 @@ def _batch(clips: list[Clip], config: TrainConfig, step: int, model_config: Conf
         rows[:, 40] = np.maximum(rows[:, 40] + gain, -90.0)  # loudness dB
         tilt = rng.uniform(-config.tilt_jitter, config.tilt_jitter)  # a different microphone / room
         rows[:, :40] += tilt * (np.arange(40) / 39 - 0.5)
-        features[b, :, :n_in] = rows[back:]
-        wide.append(rows)
+        if n_phone and rng.uniform() < config.phone_dropout:
+            rows[:, n_in:] = 0.0
+        features[b, :, :n_in] = rows[back:, :n_in]
+        if n_phone:
+            features[b, :, n_in + model_config.rule_cues:] = rows[back:, n_in:]
+        wide.append(rows[:, :n_in])
         wide_firsts.append(back)
     if model_config.rule_cues:
         for b, columns in enumerate(rule_columns_many([w.astype(np.float64) for w in wide], wide_firsts)):
@@ -151,9 +166,18 @@ def new_model(clips: list[Clip], config: TrainConfig) -> Audio2Face:
         stacked = torch.cat([model.inputs(torch.from_numpy(with_rule_columns(c.features.astype(np.float64),
                                                                              model.config.rule_cues)[None]))[0]
                              for c in clips]).numpy()
-    model.input_mean.copy_(torch.from_numpy(stacked.mean(axis=0)))
-    model.input_std.copy_(torch.from_numpy(np.maximum(stacked.std(axis=0), 1e-3)))
+    n_phone = model.config.n_phone_columns  # phone columns stay as they are: no phones is all zeros
+    model.input_mean.copy_(torch.from_numpy(np.concatenate([stacked.mean(axis=0), np.zeros(n_phone)])))
+    model.input_std.copy_(torch.from_numpy(np.concatenate([np.maximum(stacked.std(axis=0), 1e-3), np.ones(n_phone)])))
     return model
+
+
+def clip_phone_columns(clip: Clip, rows: int, phone_classes: int) -> np.ndarray:
+    """(rows, phone_classes + 1) a clip's phone columns (its last row's class held past its end)."""
+    if clip.phones is None:
+        return np.zeros((rows, phone_classes + 1))
+    classes = clip.phones[np.minimum(np.arange(rows), len(clip.phones) - 1)]
+    return phone_columns(classes, phone_classes)
 
 
 def validation_loss(model: Audio2Face, clips: list[Clip]) -> float:
@@ -166,6 +190,8 @@ def validation_loss(model: Audio2Face, clips: list[Clip]) -> float:
         for clip in clips:
             rows = np.concatenate([clip.features, np.repeat(clip.features[-1:], lookahead, axis=0)])
             rows = with_rule_columns(rows.astype(np.float64), model.config.rule_cues)
+            if model.config.phone_classes:
+                rows = np.concatenate([rows, clip_phone_columns(clip, len(rows), model.config.phone_classes)], axis=1)
             targets = torch.from_numpy(clip.targets)[None]
             total += float(_loss(model, torch.from_numpy(rows)[None].float(), targets, torch.ones(targets.shape[:2]), weights))
     return total / len(clips)
