@@ -9,7 +9,7 @@ CORE = Path(__file__).resolve().parents[1] / "core"
 # lowest first; the shared vocabulary (core/*.py) is below every stage, the compositions on top
 LAYERS = ["", "provenance", "formats", "audio", "phonetics", "motion", "render", "capture", "train",
           "session", "prerender"]
-VOCABULARY = {"types", "errors", "arkit", "deps", "native_quiet", "background"}
+VOCABULARY = {"types", "errors", "arkit", "deps", "native_quiet", "background", "numeric"}
 
 
 def stage_of(module: list[str]) -> str:

@@ -12,6 +12,7 @@ from functools import lru_cache
 import numpy as np
 from scipy.ndimage import maximum_filter1d
 
+from ..numeric import clip as _clip
 from ..types import FEATURE_HOP_S, AudioFeatures
 
 SMOOTH_S = 0.03  # half-width of the short smoothing of loudness, voicing and formants
@@ -121,9 +122,6 @@ def interp_columns_many(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) 
 
 def compute_cues(feats: AudioFeatures) -> Cues:
     return compute_cues_many([feats])[0]
-
-
-_clip = np.core.umath.clip  # the ufunc np.clip calls, without its ~5 us of argument handling a call
 
 
 class _Rows:

@@ -24,6 +24,7 @@ import numpy as np
 from ..arkit import ARKIT_INDEX, ARKIT_NAMES, EMOTIONS
 from ..audio.features import FeatureStream, concat_features, take_many
 from ..errors import AudioError, ControlError
+from ..numeric import clip as _clip
 from ..types import (
     FEATURE_HOP_S,
     SAMPLE_RATE,
@@ -44,7 +45,6 @@ from .head import PoseShifts, SlotScheduler, blink_hazard
 from .head_frames import HeadSource, head_inputs_many, head_layers
 from .lips import LipLayer, PhoneTable, lip_layer, tongue_tip_curve
 
-_clip = np.core.umath.clip  # the ufunc np.clip calls, without its ~5 us of argument handling a call
 
 __all__ = ["MotionGenerator", "MotionStream", "step_streams", "parse_emotion", "validate_controls", "FRAME_REACH_S", "MIN_LOOKAHEAD_S"]
 

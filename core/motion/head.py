@@ -14,9 +14,9 @@ from functools import lru_cache
 
 import numpy as np
 
+from ..numeric import clip as _clip
 from .cues import Cues
 
-_clip = np.core.umath.clip  # the ufunc np.clip calls, without its ~5 us of argument handling a call
 
 SACCADE_S = 0.025  # a small saccade takes 20-30 ms
 Hazard = Callable[[np.ndarray], np.ndarray]  # times (s) -> events per second (or a gain) at those times
@@ -271,7 +271,6 @@ class SlotScheduler:
         """A seeded moment before the line for the "last" event, so that lines do not all open
         with a forced blink (with no history, max_gap would have passed at t = 0)."""
         return -_prior_uniform(self.seed, self.channel) * self.max_gap
-
 
 
 def blink_hazard(cues: Cues, blink_gain_at: Hazard) -> Hazard:

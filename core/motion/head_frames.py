@@ -14,13 +14,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..numeric import clip as _clip
 from ..types import FEATURE_HOP_S, GazeEvent
 from .cues import Cues
 from .emotion import ramped_timeline
 from .head import (_HEAD_NOISE_OCTAVES, _HEAD_NOISE_SPACINGS, _SWAY_X, _SWAY_Y, HEAD_NOD_GAIN, SACCADE_S, PoseShifts,
                    SlotScheduler, _catmull_rom, _head_and_idle_noise, _noise_knots, held_pose)
 
-_clip = np.core.umath.clip  # the ufunc np.clip calls, without its ~5 us of argument handling a call
 
 # The nod kernel reads emphasis rows with lag in (-0.03, 0.55) s; a frame's window of rows starts
 # at its first row later than t - 0.56 s and spans this many rows (0.64 s > 0.56 + 0.04 s).

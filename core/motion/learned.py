@@ -26,6 +26,7 @@ from scipy.special import erf
 
 from ..arkit import ARKIT_INDEX, ARKIT_NAMES
 from ..audio.features import compute_features, concat_features
+from ..numeric import clip as _clip
 from ..types import FEATURE_HOP_S, AudioFeatures, Controls, PhoneTimeline
 from .cues import interp_columns_many
 from .generator import FRAME_REACH_S, MotionGenerator, MotionStream, _FixedPhones, _LivePhones
@@ -33,7 +34,6 @@ from .learned_inputs import CueWindow, advance_many, timeline_columns, with_rule
 from .learned_weights import SHIPPED_WEIGHTS, load_weights
 from .lips import KEY_SHAPE_TRUST, LipLayer, PhoneTable, apply_closure, key_shape_curve
 
-_clip = np.core.umath.clip  # the ufunc np.clip calls, without its ~5 us of argument handling a call
 
 N_FEATURE_COLUMNS = 47
 

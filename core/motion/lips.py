@@ -16,11 +16,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..arkit import ARKIT_INDEX, ARKIT_NAMES
+from ..numeric import clip as _clip
 from ..types import Phone, PhoneSource
 from .cues import Cues
 from .visemes import VISEME_INDEX, VISEME_POSES
 
-_clip = np.core.umath.clip  # the ufunc np.clip calls, without its ~5 us of argument handling a call
 
 _VISEME_OF_PHONE: dict[str, str] = {
     "SIL": "sil", "P": "PP", "B": "PP", "M": "PP", "F": "FF", "V": "FF", "TH": "TH", "DH": "TH",
