@@ -134,7 +134,6 @@ class _Rows:
         self.length = max(lengths)
         self.padded = min(lengths) < self.length
         self.valid = np.arange(self.length)[None, :] < np.array(lengths)[:, None] if self.padded else None  # (S, L)
-        self._counts: dict[tuple[int, int], np.ndarray] = {}
 
     def stack(self, columns: list[np.ndarray]) -> np.ndarray:
         """(S, L) of each stream's column, in the columns' own dtype (float32 features stay float32,
@@ -163,11 +162,9 @@ class _Rows:
 
     def counts(self, back: int, ahead: int) -> np.ndarray:
         """(S, L) how many of a stream's own rows fall in [r - back, r + ahead] (at least 1)."""
-        key = (back, ahead)
-        if key not in self._counts:
-            self._counts[key] = (_window_counts(self.length, back, ahead) if not self.padded
-                                 else np.concatenate([_window_counts(n, back, ahead, self.length) for n in self.lengths]))
-        return self._counts[key]
+        if not self.padded:
+            return _window_counts(self.length, back, ahead)
+        return np.concatenate([_window_counts(n, back, ahead, self.length) for n in self.lengths])
 
     def max_behind(self, x: np.ndarray, rows: int, floor: float) -> np.ndarray:
         """max_behind on each stream's rows (``floor``: below every real value of x)."""

@@ -47,7 +47,7 @@ class HeadSource:
 
 @dataclass(frozen=True)
 class HeadInputs:
-    """The per-frame inputs to the head maths (head.head_layers), each (N, ...) over the frames
+    """The per-frame inputs to the head maths (head_layers, below), each (N, ...) over the frames
     of every stream in the batch, one stream's after another's."""
 
     activity: np.ndarray  # (N,) the activity cue at the frames

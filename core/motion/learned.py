@@ -358,12 +358,12 @@ class LearnedLipRows:
             values = interp_columns_many([(parts[k].times, (parts[k].first_row + np.arange(len(parts[k].outputs)) + 0.5)
                                            * FEATURE_HOP_S, parts[k].outputs) for k in group])
             mouth = mouth_from_outputs(values, names)
-            clipped, open_lips = _clip(mouth, 0.0, 1.0), np.zeros(len(mouth))
+            open_lips = np.zeros(len(mouth))  # mouth_from_outputs' channels are already inside [0, 1]
             start = 0
             for k in group:
                 part, end = parts[k], start + len(parts[k].times)
                 if part.closure is None:
-                    out[k] = LipLayer(mouth=clipped[start:end], closure=open_lips[start:end])
+                    out[k] = LipLayer(mouth=mouth[start:end], closure=open_lips[start:end])
                 else:
                     out[k] = LipLayer(mouth=_clip(apply_closure(mouth[start:end], part.closure), 0.0, 1.0), closure=part.closure)
                 start = end

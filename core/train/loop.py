@@ -125,9 +125,7 @@ def _batch(clips: list[Clip], config: TrainConfig, step: int, model_config: Conf
     for b, index in enumerate(picks):
         clip_features, clip_targets = clips[index].features, clips[index].targets
         if n_phone:  # the phones ride along as extra columns, so speed changes warp them too
-            classes = clips[index].phones
-            onehot = (phone_columns(classes, model_config.phone_classes) if classes is not None
-                      else np.zeros((len(clip_features), n_phone))).astype(np.float32)
+            onehot = clip_phone_columns(clips[index], len(clip_features), model_config.phone_classes).astype(np.float32)
             clip_features = np.concatenate([clip_features, onehot], axis=1)
         if augment is not None:
             clip_features, clip_targets = augment_clip(clip_features, clip_targets, rng, augment)
