@@ -6,6 +6,7 @@ pair: ``decode_client(encode(msg, payloads)) == (msg, payloads)``.
 """
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Any, ClassVar, Literal, Union
 
 import msgpack
@@ -312,13 +313,18 @@ def encode_fields(kind: type[ServerMessage], values: dict[str, Any], minor: int 
     """``encode(kind(**values), minor=minor)`` without building the model, for values that already
     have their fields' types (the loop's ticks, ~1000 a second): the same bytes, field for field
     in the model's order with its defaults, None and fields newer than ``minor`` left out."""
-    since = kind.since
     header = {}
-    for name, field in kind.model_fields.items():
-        value = values.get(name, field.default)
-        if value is not None and since.get(name, 0) <= minor:
+    for name, default in _header_fields(kind, minor):
+        value = values.get(name, default)
+        if value is not None:
             header[name] = value
     return [msgpack.packb(header, use_bin_type=True)]
+
+
+@functools.cache
+def _header_fields(kind: type[ServerMessage], minor: int) -> tuple[tuple[str, Any], ...]:
+    """(name, default) of ``kind``'s fields that protocol ``minor`` knows, in the model's order."""
+    return tuple((name, field.default) for name, field in kind.model_fields.items() if kind.since.get(name, 0) <= minor)
 
 
 _MSGPACK_NAMES = {int: "integer", float: "float", bool: "bool", type(None): "nil", bytes: "bin", list: "array",

@@ -174,7 +174,7 @@ class Server(RequestHandlers):
                 if drained:  # only judge silence once every queued message has been read
                     self._expire_idle_clients()
                 if self.worker is not None:
-                    self.worker.publish(len(self.clients), self._own_sessions(), self.errors_sent)
+                    self._publish_counts()
         finally:
             self.close()
 
@@ -396,16 +396,22 @@ class Server(RequestHandlers):
     def _own_sessions(self) -> int:
         return sum(len(c.sessions) for c in self.clients.values())
 
+    def _whole_server(self, name: str, own: int) -> int:
+        """A count of this process, summed over all workers under `serve --workers`."""
+        return own if self.worker is None else self.worker.total(name, own)
+
+    def _publish_counts(self) -> None:
+        self.worker.publish(len(self.clients), self._own_sessions(), self.errors_sent)
+
     def session_count(self) -> int:
         """Open sessions on the whole server (all workers)."""
-        own = self._own_sessions()
-        return own if self.worker is None else self.worker.total("sessions", own)
+        return self._whole_server("sessions", self._own_sessions())
 
     def client_count(self) -> int:
-        return len(self.clients) if self.worker is None else self.worker.total("clients", len(self.clients))
+        return self._whole_server("clients", len(self.clients))
 
     def error_count(self) -> int:
-        return self.errors_sent if self.worker is None else self.worker.total("errors_sent", self.errors_sent)
+        return self._whole_server("errors_sent", self.errors_sent)
 
     @staticmethod
     def avatar_id(image: bytes, face_index: int | None) -> str:
@@ -429,4 +435,4 @@ class Server(RequestHandlers):
             try:
                 handler(client, message, payloads)
             finally:
-                self.worker.publish(len(self.clients), self._own_sessions(), self.errors_sent)
+                self._publish_counts()

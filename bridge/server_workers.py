@@ -37,6 +37,17 @@ _EVENTS, _POLLIN = int(zmq.EVENTS), int(zmq.POLLIN)  # plain ints: pyzmq's enum 
 READY = b"ready"  # a worker's first message to the front: [b"", READY] (client identities are never empty)
 
 
+def routing_id(index: int) -> bytes:
+    """Worker ``index``'s identity on the front's internal socket."""
+    return b"w%d" % index
+
+
+def write_counts(counts: Any, index: int, values: tuple[int, ...]) -> None:
+    """Worker ``index``'s row of the shared counts (COUNTS order)."""
+    row = index * len(COUNTS)
+    counts[row:row + len(COUNTS)] = list(values)
+
+
 @dataclass
 class WorkerSlot:
     """What one worker process knows of the others: its place and the shared counts."""
@@ -56,11 +67,10 @@ class WorkerSlot:
 
     @property
     def routing_id(self) -> bytes:
-        return b"w%d" % self.index
+        return routing_id(self.index)
 
     def publish(self, clients: int, sessions: int, errors_sent: int) -> None:
-        row = self.index * len(COUNTS)
-        self.counts[row:row + len(COUNTS)] = [clients, sessions, errors_sent]
+        write_counts(self.counts, self.index, (clients, sessions, errors_sent))
 
     def total(self, name: str, own: int) -> int:
         """``name`` summed over the workers, with this worker's own live value."""
@@ -214,7 +224,7 @@ class WorkerFront:
         return worker.index
 
     def _to_worker(self, worker: _Worker, frames: list[bytes]) -> None:
-        message = [b"w%d" % worker.index, *frames]
+        message = [routing_id(worker.index), *frames]
         if worker.outbox or not self._try_send(self.internal, message):
             worker.outbox.append(message)
 
@@ -225,7 +235,7 @@ class WorkerFront:
             worker_id, identity, *message = self.internal.recv_multipart()
             if identity == b"":
                 if message == [READY]:
-                    self._workers[int(worker_id[1:])].ready = True
+                    next(w for w in self._workers if routing_id(w.index) == worker_id).ready = True
                 continue
             self._to_client(identity, message)
 
@@ -269,7 +279,7 @@ class WorkerFront:
             log.error("npcface serve: worker %d (pid %d) stopped unexpectedly (%s); its %d client(s) get an "
                       "'internal' error and must say hello again; starting a new worker", k, worker.process.pid, why,
                       len(worker.clients))
-            self._counts[k * len(COUNTS):(k + 1) * len(COUNTS)] = [0] * len(COUNTS)
+            write_counts(self._counts, k, (0,) * len(COUNTS))
             for identity in worker.clients:
                 self._clients.pop(identity, None)
                 self._to_client(identity, _internal_error(
