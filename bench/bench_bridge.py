@@ -5,13 +5,14 @@
    the moment its audio had arrived. Baselines: the same schedule against a bare ZeroMQ echo, and
    with --before REV the server of git revision REV (e.g. the commit before the batched loop) on
    the same ladder in the same run. --motion rules|learned picks the sessions' motion, --no-text
-   sends lines without text (no phone decoder for `learned`), --counts the ladder.
+   sends lines without text (no phone decoder for `learned`), --counts the ladder, --workers 1,2
+   climbs it once per `serve --workers` count, --clients K spreads the sessions over K connections.
 2. One 512x512 frame stream's fps over the wire (rgba8 and jpeg). Baseline: the renderer alone in
    one process, and 1 MiB messages through bare ZeroMQ.
 3. Latency from an audio chunk sent to the first tick it completes (lookahead 0.12 s and 0.06 s).
    Baseline: a bare ZeroMQ request/reply round trip.
 
-Run: .venv/bin/python bench/bench_bridge.py [--quick] [--only 1 --before REV --motion learned --no-text]
+Run: .venv/bin/python bench/bench_bridge.py [--quick] [--only 1 --before REV --motion learned --no-text --workers 1,2 --clients 4]
 """
 from __future__ import annotations
 

@@ -187,17 +187,17 @@ def print_tables(clips: list[RealClip], rows: dict, before: dict | None, revisio
     for label, members in groups(clips).items():
         if not members:
             continue
-        real_clips = np.array([rows[c.name]["real"] for c in members])
-        real = real_clips.mean(0)
+        real_per_clip = np.array([rows[c.name]["real"] for c in members])
+        real = real_per_clip.mean(0)
         lines = [("real", real)]
         if before is not None:
             old_clips = np.array([before[c.name]["generated"] for c in members])
             lines += [("before", old_clips.mean(0)), ("ratio b", old_clips.mean(0) / real),
-                      ("mid b", middle(old_clips) / middle(real_clips))]
+                      ("mid b", middle(old_clips) / middle(real_per_clip))]
         gen_clips = np.array([rows[c.name]["generated"] for c in members])
         ratio = gen_clips.mean(0) / real
         lines += [("now" if before is not None else "gen", gen_clips.mean(0)), ("ratio", ratio),
-                  ("mid rat", middle(gen_clips) / middle(real_clips))]
+                  ("mid rat", middle(gen_clips) / middle(real_per_clip))]
         for i, (kind, values) in enumerate(lines):
             print(f"{label if i == 0 else '':18s} {len(members) if i == 0 else '':>2} {kind:7s} {_fmt(values)}")
         within = int(((ratio >= 0.7) & (ratio <= 1.3)).sum())

@@ -238,11 +238,11 @@ def eye_placement(folder: Path, reach: int = 6) -> None:
     print(f"\n{'clip':24s} {'eye SSIM':>9s} {'shifted':>9s} {'mean dx':>8s} {'mean dy':>8s}  (open-eyed frames)")
     for path in sorted(folder.glob("*.npz")):
         data = np.load(path)
+        if "blink" not in data:
+            continue  # prepared by an older version of this bench: no blink figures to tell the open eyes by
         height, width = data["rest"].shape[:2]
         renderer, driven = driven_renderer(data)
         rows = []
-        if "blink" not in data:
-            continue  # prepared by an older version of this bench: no blink figures to tell the open eyes by
         for k in np.flatnonzero(data["regular"] & (data["blink"] < BLINK_FROM)):
             real, rendered = (cv2.cvtColor(np.ascontiguousarray(x), cv2.COLOR_RGB2GRAY)
                               for x in (data["real"][k], renderer.render(driven.frame(k + 1)).rgba[..., :3]))

@@ -23,9 +23,9 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 from _common import data_dir, run_at_revision, use_code_from  # noqa: E402
+from bench_stream import ENGLISH, chosen_clips  # noqa: E402
 
 TOLERANCE = 1e-9
-ENGLISH = ("a15", "a16", "a18")
 
 
 def _chunkings(length: int, seed: int, count: int) -> list[list[int]]:
@@ -109,9 +109,7 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--code", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    files = sorted((data_dir(args.data) / "audio").glob("a*.wav"))
-    files = [f for f in files if f.name[:3] in ENGLISH] + [f for f in files if f.name[:3] not in ENGLISH]
-    clips = [str(f) for f in files[:args.clips]]
+    clips = [str(f) for f in chosen_clips(data_dir(args.data) / "audio", args.clips)]
     if not clips:
         print(f"no real audio in {data_dir(args.data) / 'audio'}: nothing to check (set NPCFACE_DATA or --data)")
         return 0

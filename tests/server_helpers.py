@@ -24,6 +24,18 @@ from npcface.bridge.server import Server
 from npcface.core.audio.decode import load_audio
 
 
+def frame_arrays(frames) -> np.ndarray:
+    """Every number of every motion frame, (T, 62)."""
+    return np.array([[f.time, *f.head_rotation, *f.head_translation, *f.gaze_left, *f.gaze_right, *f.blendshapes]
+                     for f in frames])
+
+
+def tick_arrays(ticks) -> np.ndarray:
+    """Every number of every tick, (T, 62): the same columns as frame_arrays."""
+    return np.array([[t.time, *t.head_rotation, *t.head_translation, *t.gaze_left, *t.gaze_right, *t.arkit]
+                     for t in ticks])
+
+
 # How long a test waits for something that must happen. Generous on purpose: tests count what
 # they need and wait for it, so only a server that never sends it fails, never a slow machine.
 WAIT_S = 60.0

@@ -11,12 +11,8 @@ from npcface.core.arkit import ARKIT_INDEX
 from npcface.core.errors import ControlError
 from npcface.core.render.renderer import Renderer
 from npcface.core.render.rig import build_rig, load_image
-from npcface.core.render.rig_mesh import EYE_LEFT_LOWER, EYE_LEFT_UPPER, EYE_RIGHT_LOWER, EYE_RIGHT_UPPER
 from npcface.core.types import MotionFrame
 from test_render_eyes import render_without_eyes
-
-EYES = ((EYE_LEFT_UPPER, EYE_LEFT_LOWER), (EYE_RIGHT_UPPER, EYE_RIGHT_LOWER))
-
 
 def frame(blink: float = 0.0, gaze=(0.0, 0.0)) -> MotionFrame:
     blendshapes = np.zeros(52, dtype=np.float32)

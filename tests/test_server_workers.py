@@ -21,7 +21,7 @@ import zmq
 
 from npcface.core.session import LineFormat, NpcSession, SessionSettings
 from npcface.core.types import Controls
-from server_helpers import NPCFACE, WAIT_S, RawClient, ServeProcess, greeting_pcm, s16
+from server_helpers import NPCFACE, WAIT_S, RawClient, ServeProcess, frame_arrays, greeting_pcm, s16, tick_arrays
 
 MAX_SESSIONS = 3
 PER_CLIENT = 2
@@ -58,13 +58,7 @@ def alone(pcm: bytes, chunk_bytes: int) -> np.ndarray:
     for start in range(0, len(pcm), chunk_bytes):
         frames += npc.push_pcm(pcm[start:start + chunk_bytes])
     frames += npc.end_line()
-    return np.array([[f.time, *f.head_rotation, *f.head_translation, *f.gaze_left, *f.gaze_right, *f.blendshapes]
-                     for f in frames])
-
-
-def tick_numbers(ticks) -> np.ndarray:
-    return np.array([[t.time, *t.head_rotation, *t.head_translation, *t.gaze_left, *t.gaze_right, *t.arkit]
-                     for t in ticks])
+    return frame_arrays(frames)
 
 
 def test_two_clients_on_different_workers_talk_at_once_and_get_the_ticks_of_one_alone(server):
@@ -85,7 +79,7 @@ def test_two_clients_on_different_workers_talk_at_once_and_get_the_ticks_of_one_
             assert not errors and line_end.ticks == len(ticks) == len(expected) > 50
             assert [t.index for t in ticks] == list(range(len(ticks)))
             # the loop coalesces what audio each turn finds: last-bit differences, as with any chunking
-            np.testing.assert_allclose(tick_numbers(ticks), expected, rtol=0, atol=1e-9)
+            np.testing.assert_allclose(tick_arrays(ticks), expected, rtol=0, atol=1e-9)
         for client in (first, second):
             assert client.request({"type": "close", "session": "npc"}).type == "closed"
 

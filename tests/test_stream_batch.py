@@ -14,19 +14,13 @@ from npcface.core.motion.generator import MotionGenerator, step_streams
 from npcface.core.motion.learned import LearnedMotionGenerator
 from npcface.core.session import LineFormat, NpcSession, SessionSettings, step_sessions
 from npcface.core.types import Controls, ControlEvent, EmotionEvent, GazeEvent, Phone, PhoneTimeline
-from server_helpers import RawClient, greeting_pcm, s16
+from server_helpers import RawClient, frame_arrays, greeting_pcm, s16, tick_arrays
 
 
 @pytest.fixture(scope="module")
 def greeting() -> np.ndarray:
     wav, _ = fixture_line("line_greeting")
     return load_audio(wav).samples[: 16000 * 2]  # 2 s: speech and a pause, quick
-
-
-def frame_arrays(frames) -> np.ndarray:
-    """Every number of every frame, (T, 62)."""
-    return np.array([[f.time, *f.head_rotation, *f.head_translation, *f.gaze_left, *f.gaze_right, *f.blendshapes]
-                     for f in frames])
 
 
 def test_take_many_gives_each_stream_the_rows_its_own_take_gives():
@@ -144,11 +138,6 @@ def test_sessions_stepped_together_equal_push_pcm_and_idle_ones_get_nothing(gree
     for k in range(2):
         assert len(together[k]) == len(alone[k]) > 20
         np.testing.assert_array_equal(frame_arrays(together[k]), frame_arrays(alone[k]))
-
-
-def tick_arrays(ticks) -> np.ndarray:
-    return np.array([[t.time, *t.head_rotation, *t.head_translation, *t.gaze_left, *t.gaze_right, *t.arkit]
-                     for t in ticks])
 
 
 def test_sessions_streamed_at_once_over_the_wire_get_the_ticks_of_one_alone(server, monkeypatch):
