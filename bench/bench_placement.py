@@ -44,7 +44,9 @@ def measure(path: Path) -> dict:
     rest = renderer.rig.landmarks[:, :2]
     rows = {"mesh": [], "seen": [], "still": []}
     with FaceTracker(video_mode=False) as tracker:
-        for k in range(len(data["picks"])):
+        # the evenly spaced test frames (clips prepared with blink frames also hold those: not placement's)
+        regular = np.flatnonzero(data["regular"]) if "regular" in data else range(len(data["picks"]))
+        for k in regular:
             frame = driven.frame(k + 1)
             placed = renderer.geometry(frame).deformed[:478]
             found = tracker.landmarks(np.ascontiguousarray(renderer.render(frame).rgba[..., :3]))
