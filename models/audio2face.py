@@ -20,6 +20,7 @@ import torch.nn.functional as F
 # Predicted channels. LipGap is not an ARKit name: MouthClose = max(JawOpen - LipGap, 0).
 OUTPUTS = ("JawOpen", "LipGap", "MouthFunnel", "MouthPucker", "MouthStretchLeft", "MouthStretchRight",
            "MouthSmileLeft", "MouthSmileRight")
+MAX_LOOKAHEAD_ROWS = 10  # 100 ms of future audio at most, so streaming latency stays within 120 ms
 
 
 @dataclass
@@ -48,6 +49,26 @@ class Config:
     outputs: tuple[str, ...] = field(default=OUTPUTS)
 
     def __post_init__(self):
+        for name in ("n_inputs", "width", "kernel", "lookahead", "context", "mel_bands", "rule_cues",
+                     "phone_classes", "phone_lag", "n_outputs"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"{name} must be a whole number, got {value!r}")
+        if self.n_inputs != 47:
+            raise ValueError(f"n_inputs must be 47 (the feature columns of core/motion/learned_inputs), got {self.n_inputs}")
+        if self.width < 1 or self.kernel < 1 or self.context < 0:
+            raise ValueError(f"width and kernel must be >= 1 and context >= 0, got {self.width}, {self.kernel}, {self.context}")
+        if not (isinstance(self.dilations, tuple) and self.dilations
+                and all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in self.dilations)):
+            raise ValueError(f"dilations must be a non-empty list of whole numbers >= 1, got {self.dilations!r}")
+        if not 0 <= self.lookahead <= MAX_LOOKAHEAD_ROWS:  # the latency budget: 100 ms of future audio
+            raise ValueError(f"lookahead must be 0..{MAX_LOOKAHEAD_ROWS} rows (10 ms each), got {self.lookahead}")
+        if not (isinstance(self.dropout, (int, float)) and 0 <= self.dropout < 1):
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if not set(self.outputs) <= set(OUTPUTS) or len(set(self.outputs)) != len(self.outputs) \
+                or self.n_outputs != len(self.outputs):
+            raise ValueError(f"outputs must be distinct names from {OUTPUTS} and n_outputs their count, "
+                             f"got {self.n_outputs} {self.outputs!r}")
         if not 1 <= self.mel_bands <= 40:
             raise ValueError(f"mel_bands must be 1..40, got {self.mel_bands}")
         if self.rule_cues < 0:

@@ -202,3 +202,27 @@ def test_text_beside_a_video_and_what_bad_text_files_get(tmp_path):
     assert text_beside(video) is None
     (tmp_path / "clip.txt").write_text("Place blue at F two now.\n")
     assert text_beside(video) == "Place blue at F two now."
+
+
+@pytest.mark.parametrize("model, message", [
+    ({"phone_classes": 5}, "phone_classes must be 0 or 9"),
+    ({"rule_cues": 3}, "rule_cues must be 0 or 11"),
+    ({"rule_cues": 11, "lookahead": 4}, "rule_cues need lookahead >= 8"),
+    ({"lookahead": 12}, "lookahead must be 0..10 rows"),
+    ({"width": "wide"}, "width must be a whole number, got 'wide'"),
+    ({"dilations": []}, "dilations must be a non-empty list"),
+    ({"dropout": 1.5}, "dropout must be in [0, 1)"),
+    ({"outputs": ["JawOpen", "Nose"], "n_outputs": 2}, "outputs must be distinct names"),
+    ({"depth": 3}, "unknown config keys ['depth']"),
+    ([1, 2], "must be a mapping"),
+])
+def test_a_recipe_whose_network_cannot_be_built_or_loaded_fails_before_training(tmp_path, capsys, model, message):
+    """Before, such a recipe trained for up to an hour and wrote weights that no loader accepts
+    (phone_classes, rule_cues) or failed deep in torch (width, dilations)."""
+    recipe = dict(TINY, train=dict(TINY["train"], model=model))
+    (tmp_path / "recipe.json").write_text(json.dumps(recipe))
+    argv = ["train", "nowhere-needed", "-o", str(tmp_path / "m.safetensors"), "--recipe", str(tmp_path / "recipe.json")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1 and "recipe.json" in err, err
+    assert not (tmp_path / "m.safetensors").exists()

@@ -61,13 +61,26 @@ def _read_header(path: Path) -> dict:
     return header
 
 
+def network_config(values: dict):
+    """The network's Config from its dict (a weights file's metadata, a recipe's ``model``), with
+    the columns it reads checked against what this version computes; ValueError says what is wrong."""
+    from ...models.audio2face import Config
+    from .learned_inputs import check_phone_classes, check_rule_cues
+
+    if not isinstance(values, dict):
+        raise ValueError(f"the model config must be a mapping of names to values, got {type(values).__name__}")
+    config = Config.from_dict(values)
+    check_rule_cues(config.rule_cues, config.lookahead)
+    check_phone_classes(config.phone_classes)
+    return config
+
+
 def load_weights(path: str | Path):
     """An Audio2Face model from a weights file, in eval mode, float64 (exact streaming)."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from ...models.audio2face import Audio2Face, Config
-    from .learned_inputs import check_phone_classes, check_rule_cues
+    from ...models.audio2face import Audio2Face
 
     path = Path(path)
     header = _read_header(path)
@@ -76,9 +89,7 @@ def load_weights(path: str | Path):
         raise ModelError(f"model file {path} is not an npcface {MODEL_KIND} model "
                          f"(metadata npcface_model = {metadata.get('npcface_model')!r})")
     try:
-        config = Config.from_dict(json.loads(metadata["config"]))
-        check_rule_cues(config.rule_cues, config.lookahead)
-        check_phone_classes(config.phone_classes)
+        config = network_config(json.loads(metadata["config"]))
     except (KeyError, ValueError, TypeError) as error:
         raise ModelError(f"model file {path} has no usable config in its metadata ({error})") from None
     try:

@@ -18,7 +18,7 @@ import torch
 
 from ...models.audio2face import OUTPUTS, Audio2Face, Config
 from ..motion.learned_inputs import CUE_BACK_ROWS, phone_columns, rule_columns_many, with_rule_columns
-from ..motion.learned_weights import ModelError, save_weights
+from ..motion.learned_weights import ModelError, network_config, save_weights
 from .augment import AugmentConfig, augment_clip
 from .data import Clip, align_targets
 
@@ -50,6 +50,9 @@ class TrainConfig:
     # 0), so one model serves lines with and without text
     phone_dropout: float = 0.5
     model: dict = field(default_factory=dict)  # Config overrides
+
+    def __post_init__(self):
+        network_config(self.model)  # a bad model section fails here, not after an hour of training
 
     @staticmethod
     def from_dict(values: dict) -> "TrainConfig":
@@ -159,7 +162,7 @@ def _batch(clips: list[Clip], config: TrainConfig, step: int, model_config: Conf
 
 def new_model(clips: list[Clip], config: TrainConfig) -> Audio2Face:
     torch.manual_seed(config.seed)
-    model = Audio2Face(Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.model.items()}))
+    model = Audio2Face(network_config(config.model))
     with torch.no_grad():
         stacked = torch.cat([model.inputs(torch.from_numpy(with_rule_columns(c.features.astype(np.float64),
                                                                              model.config.rule_cues)[None]))[0]
