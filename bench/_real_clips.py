@@ -65,7 +65,9 @@ def real_clips(data: Path) -> list[RealClip]:
 
 
 def grid_text(video: Path) -> str | None:
-    """The clip's words: from its .align (silences dropped) or its .txt."""
+    """The clip's words: from its .align (silences dropped) or its .txt. Not core/train/data's
+    text_beside: the clip list must not depend on the code under measurement (``--before``
+    runs it on older trees)."""
     align, txt = video.with_suffix(".align"), video.with_suffix(".txt")
     if align.exists():
         words = [line.split()[2] for line in align.read_text().splitlines() if len(line.split()) == 3]
