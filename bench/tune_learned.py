@@ -105,7 +105,10 @@ def main() -> int:
         sets.append(("held out", HELD_OUT_VIDEOS))
     for label, names in sets:
         results: dict[str, list] = {}
-        for name in names:
+        missing = [n for n in names if n not in videos or not videos[n].exists()]
+        if missing:  # a smaller data folder: say so rather than stop on the first absent clip
+            print(f"{label}: not in {data}: {', '.join(missing)}")
+        for name in (n for n in names if n not in missing):
             c = clip_curves(videos[name])
             curves = {"loudness": (c["loud_times"], c["loudness"]), "rules": (c["rules_times"], c["rules"])}
             timeline = aligned_phones(videos[name]) if label.startswith("GRID") else None
