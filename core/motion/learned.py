@@ -179,31 +179,6 @@ class IncrementalMouth:
         phones); outputs grow by the rows whose lookahead is now complete."""
         feed_many([self], [matrix], None if phones is None else [phones])
 
-    def _relative(self, matrix: np.ndarray) -> np.ndarray:
-        """Audio2Face.relative for the new rows, from the raw rows kept before them: log-mel minus
-        its mean over the last ``context`` rows, loudness minus its peak over them."""
-        context, n = self.model.config.context, len(matrix)
-        joined = np.concatenate([self._raw, matrix])  # (kept + n, C)
-        self._raw = joined[max(0, len(joined) - (context - 1)):]
-        first_abs = self.fed - (len(joined) - n)  # absolute row index of joined[0]
-        start = len(joined) - n  # the new rows' first position in joined
-        counts = np.minimum(first_abs + start + np.arange(n) + 1, context)  # real rows in each window
-        if n <= 4:  # streaming: a slice per row of joined costs less than padding and window views
-            # (a window reaching before joined[0] would add zero rows first, which changes no sum,
-            # and read the padding's loudness floor)
-            ends = range(start + 1, start + n + 1)
-            mel_sums = np.stack([joined[max(0, end - context):end, :40].sum(axis=0) for end in ends])
-            peak = np.array([joined[max(0, end - context):end, 40].max() if end >= context
-                             else max(joined[:end, 40].max(), _LOUDNESS_FLOOR) for end in ends])
-        else:
-            front = context - 1  # pad so every new row has a full window; the padding is not counted
-            mel = np.concatenate([np.zeros((front, 40)), joined[:, :40]])
-            loud = np.concatenate([np.full(front, _LOUDNESS_FLOOR), joined[:, 40]])
-            mel_sums = np.lib.stride_tricks.sliding_window_view(mel[start:], context, axis=0).sum(axis=2)  # (n, 40)
-            peak = np.lib.stride_tricks.sliding_window_view(loud[start:], context).max(axis=1)
-        mean = mel_sums / counts[:, None]
-        return np.concatenate([matrix[:, :40] - mean, (matrix[:, 40] - peak)[:, None], matrix[:, 41:]], axis=1)
-
     def finish(self) -> None:
         """The line ended: silence rows stand in for the lookahead past its end."""
         self.finish_with(None)
@@ -237,9 +212,10 @@ def feed_many(mouths: list[IncrementalMouth], matrices: list[np.ndarray], phones
 def _feed_group(mouths: list[IncrementalMouth], matrices: list[np.ndarray], phones: list[np.ndarray | None]) -> None:
     arrays, config = mouths[0]._arrays, mouths[0].model.config
     bounds = np.cumsum([0] + [len(matrix) for matrix in matrices])
-    parts = [mouth._relative(matrix) if config.context > 0 else np.asarray(matrix, dtype=np.float64)
-             for mouth, matrix in zip(mouths, matrices)]
-    x = np.concatenate(parts)
+    if config.context > 0:
+        x = relative_many(mouths, matrices)
+    else:
+        x = np.concatenate([np.asarray(matrix, dtype=np.float64) for matrix in matrices])
     if config.rule_cues:
         cue_end = len(arrays.input_mean) - config.n_phone_columns  # the cue columns come before the phones'
         x = np.concatenate([x, _late_cues(mouths, matrices, arrays.input_mean[cue_end - config.rule_cues:cue_end])], axis=1)
@@ -265,6 +241,64 @@ def _feed_group(mouths: list[IncrementalMouth], matrices: list[np.ndarray], phon
     for mouth, first, end in zip(mouths, bounds[:-1], bounds[1:]):
         mouth.fed += end - first
         mouth.outputs = np.concatenate([mouth.outputs, y[first:end]])
+
+
+def relative_many(mouths: list[IncrementalMouth], matrices: list[np.ndarray]) -> np.ndarray:
+    """Audio2Face.relative of every mouth's new rows (one model's mouths), joined in order: log-mel
+    minus its mean over the row's last ``context`` rows, loudness minus their peak (windows
+    reaching before a line's start: its rows only, and the loudness floor). Each mouth's kept raw
+    rows, then its new rows, sit in one block of ``context - 1 + n`` rows (zero mel and the floor's
+    loudness in front of a young line), so new row j's window is rows j.. j + context - 1 of its
+    block, for every stream in one gather. Sums run over the window's rows in order, as a slice of
+    each would (leading zero rows change no sum)."""
+    context = mouths[0].model.config.context
+    front = context - 1
+    blocks, counts = [], []
+    for mouth, matrix in zip(mouths, matrices):
+        kept = len(mouth._raw)
+        if kept < front:
+            blocks.append(_window_padding(front - kept, mouth._raw.shape[1]))
+        blocks += [mouth._raw, matrix]
+    joined = np.concatenate(blocks)
+    lengths = tuple(len(matrix) for matrix in matrices)
+    end = 0
+    for mouth, n in zip(mouths, lengths):
+        end += front + n
+        mouth._raw = joined[end - min(front, len(mouth._raw) + n):end]
+        counts.append(mouth.fed)
+    starts, position = _window_starts(lengths, front)  # (N,) each new row's window start; its place in its line's new rows
+    counts = np.minimum(np.repeat(counts, lengths) + position + 1, context)  # real rows in each window
+    x = joined[starts + front]  # the new rows themselves
+    mel_sums, peak = np.empty((len(x), 40)), np.empty(len(x))
+    for lo in range(0, len(x), 256):  # a whole line at once gathers its windows a slice at a time
+        window = starts[lo:lo + 256, None] + np.arange(context)
+        mel_sums[lo:lo + 256] = joined[window, :40].sum(axis=1)
+        peak[lo:lo + 256] = joined[window, 40].max(axis=1)
+    return np.concatenate([x[:, :40] - mel_sums / counts[:, None], (x[:, 40] - peak)[:, None], x[:, 41:]], axis=1)
+
+
+@lru_cache(maxsize=8)
+def _window_padding(rows: int, columns: int) -> np.ndarray:
+    """Rows standing in before a line's first row: log-mel 0 (adds nothing to a sum), loudness at
+    the floor (what Audio2Face.relative pads its peak window with)."""
+    pad = np.zeros((rows, columns))
+    pad[:, 40] = _LOUDNESS_FLOOR
+    pad.flags.writeable = False
+    return pad
+
+
+@lru_cache(maxsize=64)
+def _window_starts(lengths: tuple[int, ...], front: int) -> tuple[np.ndarray, np.ndarray]:
+    """relative_many's window starts for streams with ``lengths`` new rows (blocks of front + n
+    rows end to end), and each row's index among its stream's new rows (cached: streams step with
+    the same few rows again and again)."""
+    lengths_array = np.array(lengths, dtype=np.int64)
+    block_starts = np.cumsum(np.concatenate([[0], front + lengths_array[:-1]]))
+    first_rows = np.cumsum(np.concatenate([[0], lengths_array[:-1]]))
+    position = np.arange(int(lengths_array.sum())) - np.repeat(first_rows, lengths_array)
+    starts = np.repeat(block_starts, lengths_array) + position
+    starts.flags.writeable = position.flags.writeable = False
+    return starts, position
 
 
 @lru_cache(maxsize=64)
