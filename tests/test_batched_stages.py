@@ -53,3 +53,31 @@ def test_relative_of_many_streams_equals_each_line_by_definition(greeting_rows):
     assert context > 4 and len(greeting_rows) > context  # the windows do reach back past a line's start and fill up
     for line, rows in zip(lines, got):
         np.testing.assert_array_equal(np.concatenate(rows), relative_by_definition(line, context))
+
+
+def test_cues_of_many_streams_read_at_once_equal_np_interp_of_each(greeting_rows):
+    """at_many reads the cues of a compute_cues_many batch as Cues.at (np.interp) does, at times
+    before the first row, after the last, on row times exactly and between them."""
+    from npcface.core.motion.cues import at_many, compute_cues_many
+    from npcface.core.motion.learned_inputs import rows_as_features
+    from dataclasses import replace
+
+    features = rows_as_features(greeting_rows)
+    many = [replace(features, start_time=0.0), replace(features, start_time=1.37)]
+    many.append(rows_as_features(greeting_rows[:150]))
+    many[2] = replace(many[2], start_time=0.05)
+    cues = compute_cues_many(many)
+    rng = np.random.default_rng(3)
+    parts = []
+    for c in cues:
+        rows = c.row_times()
+        times = np.concatenate([rng.uniform(rows[0] - 0.5, rows[-1] + 0.5, 200), rows[::7], rows[[0, -1]],
+                                np.arange(0, rows[-1] + 0.3, 1 / 30)])  # frame times land on row times too
+        parts.append((c, times))
+    names = ("level", "activity", "held", "emphasis", "phrase")
+    got = at_many(parts, names)
+    expected = np.stack([np.concatenate([c.at(name, t) for c, t in parts]) for name in names], axis=1)
+    np.testing.assert_array_equal(got, expected)
+    # cues of different batches are read one by one, with the same numbers
+    other = compute_cues_many([many[0]])[0]
+    np.testing.assert_array_equal(at_many([(other, parts[0][1]), parts[1]], names), expected[:len(parts[0][1]) + len(parts[1][1])])

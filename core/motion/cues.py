@@ -92,6 +92,45 @@ class Cues:
         return np.interp(times, self.row_times(), getattr(self, name))
 
 
+@dataclass(frozen=True)
+class _CueBatch:
+    """The (S, L) arrays compute_cues_many made for several streams (each stream's Cues are views
+    of its row), so cues of many streams can be read in one pass (``at_many``)."""
+
+    columns: dict[str, np.ndarray]  # cue name -> (S, L)
+    start_times: np.ndarray  # (S,)
+    lengths: np.ndarray  # (S,) each stream's rows
+
+
+def at_many(parts: list[tuple[Cues, np.ndarray]], names: tuple[str, ...]) -> np.ndarray:
+    """(sum of T, len(names)): each part's cues read at its times, every name; the numbers of
+    ``Cues.at`` (np.interp), for the parts of one compute_cues_many batch in one pass."""
+    found = [cues.__dict__.get("_batch") for cues, _ in parts]
+    if not parts or any(f is None or f[0] is not found[0][0] for f in found):  # cues of several batches
+        return np.stack([np.concatenate([cues.at(name, times) for cues, times in parts]) for name in names], axis=1) \
+            if parts else np.zeros((0, len(names)))
+    batch = found[0][0]
+    stream = np.repeat([f[1] for f in found], [len(times) for _, times in parts])
+    x = np.concatenate([np.asarray(times, dtype=np.float64) for _, times in parts])
+    start, last = batch.start_times[stream], batch.lengths[stream] - 1
+    # np.interp: held at the ends, the row's own value on a row time, else the slope from row j
+    # (the last row time at or before x) to row j + 1. Row times as Cues.row_times computes them.
+    j = np.clip(np.floor((x - start) / FEATURE_HOP_S).astype(np.int64), 0, np.maximum(last - 1, 0))
+    for _ in range(2):  # the quotient's rounding may put j one row off: step to the exact row
+        j = np.where((j > 0) & (start + j * FEATURE_HOP_S > x), j - 1, j)
+        j = np.where((j + 1 < last) & (start + (j + 1) * FEATURE_HOP_S <= x), j + 1, j)
+    lo, hi = start + j * FEATURE_HOP_S, start + (j + 1) * FEATURE_HOP_S
+    below, above = x < start, x >= start + last * FEATURE_HOP_S
+    j_next = np.minimum(j + 1, last)
+    out = np.empty((len(x), len(names)))
+    for c, name in enumerate(names):
+        fp = batch.columns[name]
+        y0, y1 = fp[stream, j], fp[stream, j_next]
+        value = np.where(x == lo, y0, (y1 - y0) / (hi - lo) * (x - lo) + y0)
+        out[:, c] = np.where(below, fp[stream, 0], np.where(above, fp[stream, last], value))
+    return out
+
+
 def interp_columns_many(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> np.ndarray:
     """``np.interp`` of every column at each part's own points, parts (x (T,), xp (N,) increasing,
     fp (N, C)) -> (sum of T, C): the same numbers as np.interp (the same slope and sum, held at
@@ -253,7 +292,12 @@ def compute_cues_many(many: list[AudioFeatures]) -> list[Cues]:
     depth = np.minimum(rows.max_behind(level, _rows(DIP_BACK_S), -1.0), after) - level
     dip = _clip((depth - 0.3) / 0.3, 0.0, 1.0) * (level < 0.45)
     held = np.minimum(rows.max_behind(level, _rows(HOLD_BACK_S), -1.0), held_after)
-    return [Cues(start_time=float(f.start_time), level=level[k, :n], voiced=voiced[k, :n], f1_open=f1_open[k, :n],
-                 f2_round=f2_round[k, :n], f2_spread=f2_spread[k, :n], fricative=fricative[k, :n],
-                 emphasis=emphasis[k, :n], pitch=pitch[k, :n], activity=activity[k, :n], phrase=phrase[k, :n],
-                 dip=dip[k, :n], held=held[k, :n]) for k, (f, n) in enumerate(zip(many, rows.lengths))]
+    columns = dict(level=level, voiced=voiced, f1_open=f1_open, f2_round=f2_round, f2_spread=f2_spread,
+                   fricative=fricative, emphasis=emphasis, pitch=pitch, activity=activity, phrase=phrase, dip=dip, held=held)
+    batch = _CueBatch(columns, np.array([float(f.start_time) for f in many]), np.array(rows.lengths))
+    out = []
+    for k, (f, n) in enumerate(zip(many, rows.lengths)):
+        cues = Cues(start_time=float(f.start_time), **{name: value[k, :n] for name, value in columns.items()})
+        object.__setattr__(cues, "_batch", (batch, k))  # at_many reads the batch's arrays
+        out.append(cues)
+    return out

@@ -41,8 +41,8 @@ from ..types import (
 )
 from .cues import CUE_BACK_S, CUE_REACH_S, Cues, compute_cues, compute_cues_many
 from .emotion import emotion_layer, parse_emotion, ramped_timeline, validate_emotion_event
-from .head import PoseShifts, SlotScheduler, blink_hazard
-from .head_frames import HeadSource, head_inputs_many, head_layers
+from .head import PoseShifts, SlotScheduler
+from .head_frames import HeadSource, decide_events_many, head_inputs_many, head_layers
 from .lips import LipLayer, PhoneTable, lip_layer, tongue_tip_curve
 
 
@@ -55,7 +55,6 @@ FRAME_REACH_S = CUE_REACH_S + 0.04  # feature rows a frame reads ahead of its ti
 MIN_LOOKAHEAD_S = FRAME_REACH_S + 0.025
 _ROWS_KEPT_S = CUE_BACK_S + NOD_BACK_S + 0.2  # feature rows kept behind the next frame
 MAX_FPS = 1000.0
-_SACCADES_PER_S = 0.7  # small gaze shifts while holding a target (plus the refractory time)
 
 
 def validate_controls(controls: Controls) -> Controls:
@@ -261,24 +260,15 @@ class MotionStream:
         emotion = emotion_layer(times, self._emotions)
         amplitude, distance = self._control_curves(times)
         lips = self._lip_layer(times, cues, phones, source)  # a LipLayer, or rows compose_frames interpolates
-        self._decide_blinks_and_saccades(float(times[-1]), cues)
         head = HeadSource(times=times, cues=cues, seed=int(self.controls.seed), amplitude=amplitude, distance=distance,
                           gazes=self._gazes, emotion_pitch=emotion.head_pitch, motion_gain=emotion.motion_gain,
-                          blinks=self._blinks, saccades=self._saccades, shifts=self._shifts)
+                          blinks=self._blinks, saccades=self._saccades, shifts=self._shifts, emotions=self._emotions)
         return FrameLayers(times=times, lips=lips, jaw_gain=emotion.jaw_gain, emotion_face=emotion.face, head=head,
                            tongue_tip=tongue_tip_curve(times, phones, source))
 
     def _lip_layer(self, times: np.ndarray, cues, phones: PhoneTable, source: str) -> LipLayer:
         """The mouth; a learned backend (core/motion/learned.py) overrides this one stage."""
         return lip_layer(times, cues, phones, source)
-
-    def _decide_blinks_and_saccades(self, until: float, cues) -> None:
-        def blink_gain(slot_times: np.ndarray) -> np.ndarray:  # slots fall between frames
-            return emotion_layer(slot_times, self._emotions).blink_gain
-
-        self._blinks.decide_until(until, blink_hazard(cues, blink_gain))
-        self._saccades.decide_until(until, lambda slot_times: np.full(len(slot_times), _SACCADES_PER_S))
-        self._shifts.decide_until(until, cues)
 
     def _current_phones(self, first_time: float) -> tuple[PhoneTable, str]:
         phones, source = self._phones.current()
@@ -366,6 +356,7 @@ def compose_frames(layers: Sequence[FrameLayers]) -> list[list[MotionFrame]]:
     gets the same frames whichever streams it is composed with."""
     if not layers:
         return []
+    decide_events_many([part.head for part in layers])  # blinks, saccades and shifts up to each stream's last frame
     head = head_layers(head_inputs_many([part.head for part in layers]))
 
     def joined(name: str) -> np.ndarray:

@@ -15,11 +15,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..numeric import clip as _clip
-from ..types import FEATURE_HOP_S, GazeEvent
-from .cues import Cues
-from .emotion import ramped_timeline
-from .head import (_HEAD_NOISE_OCTAVES, _HEAD_NOISE_SPACINGS, _SWAY_X, _SWAY_Y, HEAD_NOD_GAIN, SACCADE_S, PoseShifts,
-                   SlotScheduler, _catmull_rom, _head_and_idle_noise, _noise_knots, held_pose)
+from ..types import FEATURE_HOP_S, EmotionEvent, GazeEvent
+from .cues import Cues, at_many
+from .emotion import emotion_layer, ramped_timeline
+from .head import (_HEAD_NOISE_OCTAVES, _HEAD_NOISE_SPACINGS, _SWAY_X, _SWAY_Y, BLINK_LOOKBACK_S, HEAD_NOD_GAIN,
+                   SACCADE_S, SACCADES_PER_S, PoseShifts, SlotScheduler, _catmull_rom, _head_and_idle_noise, _noise_knots,
+                   blink_rates, held_pose, pause_probe_times, phrase_onset_from, shift_rates)
 
 
 # The nod kernel reads emphasis rows with lag in (-0.03, 0.55) s; a frame's window of rows starts
@@ -40,9 +41,10 @@ class HeadSource:
     gazes: Sequence[GazeEvent]
     emotion_pitch: np.ndarray  # (T,) degrees
     motion_gain: np.ndarray  # (T,)
-    blinks: SlotScheduler
+    blinks: SlotScheduler  # decided up to the last of ``times`` by decide_events_many
     saccades: SlotScheduler
     shifts: PoseShifts
+    emotions: Sequence[EmotionEvent] = ()  # their blink gain scales the blink rate
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,49 @@ class HeadLayer:
     gaze: np.ndarray  # (T, 2, 2) [eye, (yaw, pitch)] degrees relative to the head
     blink: np.ndarray  # (T,) 0..1
     brow_raise: np.ndarray  # (T,) 0..1 eyebrows lift with the emphasis that nods the head
+
+
+def decide_events_many(sources: Sequence[HeadSource]) -> None:
+    """Decide each source's blinks, saccades and posture shifts up to its last frame (what
+    SlotScheduler.decide_until and PoseShifts.decide_until do), with the hazards of every
+    source's undecided slots from one read of their cues (at_many)."""
+    blinks, shifts = [], []  # (source, slot times), and for shifts the decided count before
+    for s in sources:
+        until = float(s.times[-1])
+        times = s.blinks.slots_to_decide(until)
+        if times is not None:
+            blinks.append((s, times))
+        times = s.saccades.slots_to_decide(until)
+        if times is not None:
+            s.saccades.decide(times, np.full(len(times), SACCADES_PER_S))
+        known = len(s.shifts.scheduler.starts)
+        times = s.shifts.scheduler.slots_to_decide(until)
+        if times is not None:
+            shifts.append((s, times, known))
+    if not blinks and not shifts:
+        return
+    # level now and BLINK_LOOKBACK_S before for the blinks; activity, held and emphasis now and
+    # the level at the pause probes for the shifts: every point, every name, one pass
+    reads = at_many([(s.cues, t) for s, t in blinks] + [(s.cues, t - BLINK_LOOKBACK_S) for s, t in blinks]
+                    + [(s.cues, t) for s, t, _ in shifts] + [(s.cues, pause_probe_times(t)) for s, t, _ in shifts],
+                    ("level", "activity", "held", "emphasis"))
+    level, activity, held, emphasis = reads.T
+    start, count = 0, sum(len(t) for _, t in blinks)  # the blinks' points at the slots, then as many BLINK_LOOKBACK_S before
+    for s, times in blinks:
+        end = start + len(times)
+        rates = blink_rates(level[start:end], level[count + start:count + end])
+        if s.emotions:  # neutral's gain is 1 throughout
+            rates = rates * emotion_layer(times, s.emotions).blink_gain
+        s.blinks.decide(times, rates)
+        start = end
+    first = 2 * count  # the shifts' points at the slots, then their pause probes
+    probes = first + sum(len(t) for _, t, _ in shifts)
+    for s, times, known in shifts:
+        n = len(times)
+        onset = phrase_onset_from(held[first:first + n], level[probes:probes + 4 * n])
+        s.shifts.scheduler.decide(times, shift_rates(activity[first:first + n], onset, emphasis[first:first + n]))
+        s.shifts.place_new(known, s.cues)
+        first, probes = first + n, probes + 4 * n
 
 
 def head_inputs_many(sources: Sequence[HeadSource]) -> HeadInputs:
