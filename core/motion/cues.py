@@ -102,32 +102,49 @@ class _CueBatch:
     lengths: np.ndarray  # (S,) each stream's rows
 
 
-def at_many(parts: list[tuple[Cues, np.ndarray]], names: tuple[str, ...]) -> np.ndarray:
-    """(sum of T, len(names)): each part's cues read at its times, every name; the numbers of
-    ``Cues.at`` (np.interp), for the parts of one compute_cues_many batch in one pass."""
-    found = [cues.__dict__.get("_batch") for cues, _ in parts]
-    if not parts or any(f is None or f[0] is not found[0][0] for f in found):  # cues of several batches
-        return np.stack([np.concatenate([cues.at(name, times) for cues, times in parts]) for name in names], axis=1) \
-            if parts else np.zeros((0, len(names)))
-    batch = found[0][0]
-    stream = np.repeat([f[1] for f in found], [len(times) for _, times in parts])
-    x = np.concatenate([np.asarray(times, dtype=np.float64) for _, times in parts])
-    start, last = batch.start_times[stream], batch.lengths[stream] - 1
-    # np.interp: held at the ends, the row's own value on a row time, else the slope from row j
-    # (the last row time at or before x) to row j + 1. Row times as Cues.row_times computes them.
-    j = np.clip(np.floor((x - start) / FEATURE_HOP_S).astype(np.int64), 0, np.maximum(last - 1, 0))
+def cue_batch(many: list[Cues], names: tuple[str, ...]) -> tuple[_CueBatch, np.ndarray]:
+    """The batch holding ``many``'s cues (those ``names`` at least) and each one's row in it: the
+    compute_cues_many batch they came from, or one made of them (right-padded with zeros)."""
+    found = [cues.__dict__.get("_batch") for cues in many]
+    if found and all(f is not None and f[0] is found[0][0] for f in found):
+        return found[0][0], np.array([f[1] for f in found])
+    rows = _Rows([cues.num_rows for cues in many])
+    columns = {name: rows.stack([getattr(cues, name) for cues in many]) for name in names}
+    return _CueBatch(columns, np.array([cues.start_time for cues in many], dtype=np.float64), np.array(rows.lengths)), \
+        np.arange(len(many))
+
+
+def last_row_at_or_before(start: np.ndarray, rows: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Per point: the last row (of ``rows``, row i at start + i * FEATURE_HOP_S as Cues.row_times
+    computes it) whose time is <= x; -1 where none is (np.searchsorted(row_times, x, "right") - 1)."""
+    j = np.clip(np.floor((x - start) / FEATURE_HOP_S), -1, rows - 1).astype(np.int64)
     for _ in range(2):  # the quotient's rounding may put j one row off: step to the exact row
-        j = np.where((j > 0) & (start + j * FEATURE_HOP_S > x), j - 1, j)
-        j = np.where((j + 1 < last) & (start + (j + 1) * FEATURE_HOP_S <= x), j + 1, j)
-    lo, hi = start + j * FEATURE_HOP_S, start + (j + 1) * FEATURE_HOP_S
-    below, above = x < start, x >= start + last * FEATURE_HOP_S
-    j_next = np.minimum(j + 1, last)
+        j = np.where((j >= 0) & (start + j * FEATURE_HOP_S > x), j - 1, j)
+        j = np.where((j + 1 < rows) & (start + (j + 1) * FEATURE_HOP_S <= x), j + 1, j)
+    return j
+
+
+def at_many(parts: list[tuple[Cues, np.ndarray]], names: tuple[str, ...]) -> np.ndarray:
+    """(sum of T, len(names)): each part's cues read at its times, every name: the numbers of
+    ``Cues.at`` (np.interp), all parts in one pass (one gather from the parts' cue_batch)."""
+    batch, index = cue_batch([cues for cues, _ in parts], names)
+    stream = np.repeat(index, [len(times) for _, times in parts])
+    x = np.concatenate([np.asarray(times, dtype=np.float64) for _, times in parts]) if parts else np.zeros(0)
+    start, rows = batch.start_times[stream], batch.lengths[stream]
+    # np.interp: held at the ends, the row's own value on a row time, else the slope from row j
+    # (the last row time at or before x) to row j + 1
+    j = last_row_at_or_before(start, rows, x)
+    below, above = j < 0, j >= rows - 1
+    j = np.clip(j, 0, np.maximum(rows - 2, 0))
+    j_next = np.minimum(j + 1, rows - 1)
+    lo, hi = start + j * FEATURE_HOP_S, start + j_next * FEATURE_HOP_S
     out = np.empty((len(x), len(names)))
     for c, name in enumerate(names):
         fp = batch.columns[name]
         y0, y1 = fp[stream, j], fp[stream, j_next]
-        value = np.where(x == lo, y0, (y1 - y0) / (hi - lo) * (x - lo) + y0)
-        out[:, c] = np.where(below, fp[stream, 0], np.where(above, fp[stream, last], value))
+        with np.errstate(divide="ignore", invalid="ignore"):  # one-row cues: held, never interpolated
+            value = np.where(x == lo, y0, (y1 - y0) / (hi - lo) * (x - lo) + y0)
+        out[:, c] = np.where(below, fp[stream, 0], np.where(above, fp[stream, rows - 1], value))
     return out
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..numeric import clip as _clip
 from ..types import FEATURE_HOP_S, EmotionEvent, GazeEvent
-from .cues import Cues, at_many
+from .cues import Cues, at_many, cue_batch, last_row_at_or_before
 from .emotion import emotion_layer, ramped_timeline
 from .head import (_HEAD_NOISE_OCTAVES, _HEAD_NOISE_SPACINGS, _SWAY_X, _SWAY_Y, BLINK_LOOKBACK_S, HEAD_NOD_GAIN,
                    SACCADE_S, SACCADES_PER_S, PoseShifts, SlotScheduler, _catmull_rom, _head_and_idle_noise, _noise_knots,
@@ -126,7 +126,7 @@ def head_inputs_many(sources: Sequence[HeadSource]) -> HeadInputs:
     times = joined(s.times for s in sources)
     gaze_target, head_follow = zip(*[_gaze(s.times, s.gazes) for s in sources])
     knots, frac = _knots_by_seed(times, [s.seed for s in sources for _ in range(len(s.times))])
-    return HeadInputs(activity=joined(s.cues.at("activity", s.times) for s in sources),
+    return HeadInputs(activity=at_many([(s.cues, s.times) for s in sources], ("activity",))[:, 0],
                       amplitude=joined(s.amplitude for s in sources), distance=joined(s.distance for s in sources),
                       emotion_pitch=joined(s.emotion_pitch for s in sources),
                       motion_gain=joined(s.motion_gain for s in sources),
@@ -224,23 +224,17 @@ def nod_many(parts: Sequence[tuple[np.ndarray, Cues]]) -> np.ndarray:
     """(N,) downward head pitch (degrees, >= 0) following emphasis, for the (times, cues) of each
     stream: each emphatic row pulls the chin down, peaking ~150 ms later and easing back over
     ~0.4 s. A frame sums a fixed window of its own stream's rows (so the same numbers whichever
-    frames join it)."""
-    emphasis, pitch, row_times, first, end, kept = [], [], [], [], [], 0
-    for times, cues in parts:  # each stream's rows its frames' windows reach, end to end
-        starts = np.searchsorted(cues.row_times(), times - 0.56, side="right")
-        lo, hi = int(starts.min()), min(cues.num_rows, int(starts.max()) + _NOD_WINDOW_ROWS)
-        emphasis.append(cues.emphasis[lo:hi])
-        pitch.append(cues.pitch[lo:hi])
-        row_times.append(cues.row_times()[lo:hi])
-        first.append(kept + starts - lo)
-        kept += hi - lo
-        end.append(np.full(len(times), kept))
-    pad = [np.zeros(_NOD_WINDOW_ROWS)]  # windows may run past the last stream's rows (masked below)
-    emphasis, pitch, row_times = (np.concatenate(x + pad) for x in (emphasis, pitch, row_times))
-    window = np.concatenate(first)[:, None] + np.arange(_NOD_WINDOW_ROWS)  # (N, W)
-    strength = emphasis[window] * (0.6 + 0.8 * pitch[window]) * FEATURE_HOP_S
-    pulled = np.where((window < np.concatenate(end)[:, None]) & (strength > 1e-4), strength, 0.0)
-    lag = np.concatenate([times for times, _ in parts])[:, None] - row_times[window]
+    frames join it), gathered for all frames at once from the streams' cue_batch."""
+    batch, index = cue_batch([cues for _, cues in parts], ("emphasis", "pitch"))
+    stream = np.repeat(index, [len(times) for times, _ in parts])
+    times = np.concatenate([times for times, _ in parts])
+    start, rows = batch.start_times[stream], batch.lengths[stream]
+    window = (last_row_at_or_before(start, rows, times - 0.56) + 1)[:, None] + np.arange(_NOD_WINDOW_ROWS)  # (N, W)
+    inside = window < rows[:, None]
+    gather = (stream[:, None], np.minimum(window, batch.columns["emphasis"].shape[1] - 1))
+    strength = batch.columns["emphasis"][gather] * (0.6 + 0.8 * batch.columns["pitch"][gather]) * FEATURE_HOP_S
+    pulled = np.where(inside & (strength > 1e-4), strength, 0.0)
+    lag = times[:, None] - (start[:, None] + window * FEATURE_HOP_S)  # row times as Cues.row_times
     kernel = np.where((lag > -0.03) & (lag < 0.55), np.sin(np.pi * _clip((lag + 0.03) / 0.58, 0, 1)) ** 2, 0.0)
     return (kernel * pulled).sum(1) * 4.0
 
