@@ -176,8 +176,32 @@ def interp_columns_many(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) 
     return out
 
 
-def compute_cues(feats: AudioFeatures) -> Cues:
+def compute_cues(feats: AudioFeatures | CueInputs) -> Cues:
     return compute_cues_many([feats])[0]
+
+
+CUE_INPUTS = ("loudness_db", "voicing", "f1_hz", "f2_hz", "f0_hz", "zero_crossing_rate", "spectral_tilt")
+
+
+@dataclass(frozen=True)
+class CueInputs:
+    """The feature columns the cues read, CUE_INPUTS order, as one (R, 7) matrix in the features'
+    own dtype (a stream keeps its recent rows so: one array to append to and cut, not eight)."""
+
+    start_time: float  # row 0's time
+    matrix: np.ndarray  # (R, 7)
+
+    @staticmethod
+    def of(features: AudioFeatures) -> CueInputs:
+        return CueInputs(float(features.start_time), np.stack([getattr(features, name) for name in CUE_INPUTS], axis=1))
+
+    def then(self, more: CueInputs) -> CueInputs:
+        """These rows, then ``more`` (the rows that follow them)."""
+        return CueInputs(self.start_time, np.concatenate([self.matrix, more.matrix]))
+
+    def from_row(self, first: int) -> CueInputs:
+        """The rows from ``first`` on."""
+        return CueInputs(self.start_time + first * FEATURE_HOP_S, self.matrix[first:])
 
 
 class _Rows:
@@ -199,6 +223,13 @@ class _Rows:
         out = np.zeros((len(columns), self.length), dtype=columns[0].dtype)
         for k, column in enumerate(columns):
             out[k, :len(column)] = column
+        return out
+
+    def stack_matrices(self, matrices: list[np.ndarray]) -> np.ndarray:
+        """(C, S, L) from each stream's (rows, C) matrix: ``stack`` of every column at once."""
+        out = np.zeros((matrices[0].shape[1], len(matrices), self.length), dtype=matrices[0].dtype)
+        for k, matrix in enumerate(matrices):
+            out[:, k, :len(matrix)] = matrix.T
         return out
 
     def window_sums(self, series: list[tuple[np.ndarray, int, int]]) -> list[np.ndarray]:
@@ -252,17 +283,19 @@ _ACTIVITY_WINDOW = (_rows(ACTIVITY_WINDOW_S), _rows(0.02))
 _PHRASE_WINDOW = (_rows(PHRASE_BACK_S), _rows(PHRASE_AHEAD_S))
 
 
-def compute_cues_many(many: list[AudioFeatures]) -> list[Cues]:
+def compute_cues_many(many: list[AudioFeatures | CueInputs]) -> list[Cues]:
     """The cues of several streams' rows in one pass of (S, rows) arrays (what a sidecar stepping
     many talking sessions saves on): each stream gets what it gets alone.
 
     Moving averages are window sums over running sums (truncated at the ends); the sums with
     the same inputs' stage share one cumsum (streaming computes this at every step, where the
     count of numpy calls is what costs)."""
-    rows = _Rows([len(f.loudness_db) for f in many])
+    many = [f if isinstance(f, CueInputs) else CueInputs.of(f) for f in many]
+    rows = _Rows([len(f.matrix) for f in many])
+    stacked = rows.stack_matrices([f.matrix for f in many])  # (7, S, L)
 
     def column(name: str) -> np.ndarray:
-        return rows.stack([getattr(f, name) for f in many])
+        return stacked[CUE_INPUTS.index(name)]
 
     smooth = _SMOOTH
     f64 = np.float64

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..arkit import ARKIT_INDEX, ARKIT_NAMES, EMOTIONS
-from ..audio.features import FeatureStream, concat_features, take_many
+from ..audio.features import FeatureStream, take_many
 from ..errors import AudioError, ControlError
 from ..numeric import clip as _clip
 from ..types import (
@@ -39,7 +39,7 @@ from ..types import (
     Phone,
     PhoneTimeline,
 )
-from .cues import CUE_BACK_S, CUE_REACH_S, Cues, compute_cues, compute_cues_many
+from .cues import CUE_BACK_S, CUE_REACH_S, Cues, CueInputs, compute_cues, compute_cues_many
 from .emotion import emotion_layer, parse_emotion, ramped_timeline, validate_emotion_event
 from .head import PoseShifts, SlotScheduler
 from .head_frames import HeadSource, decide_events_many, head_inputs_many, head_layers
@@ -128,7 +128,7 @@ class MotionStream:
         self.controls = validate_controls(controls)
         self._phones = phones
         self._features = FeatureStream()
-        self._rows: AudioFeatures | None = None  # the feature rows still needed, oldest first
+        self._rows: CueInputs | None = None  # the feature rows still needed, oldest first
         self._received = 0  # samples pushed so far
         self._next_frame = 0
         self._finished = False
@@ -218,10 +218,12 @@ class MotionStream:
         if rows is None or rows.num_frames == 0:
             return
         self._phones.add_rows(rows)
-        # The rows are kept for the cues, which read no log-mel: keeping it (40 columns of each
-        # row) would copy most of the kept rows at every step for nothing.
-        rows = replace(rows, log_mel=rows.log_mel[:, :0])
-        self._rows = rows if self._rows is None else concat_features([self._rows, rows])
+        self._keep_rows(CueInputs.of(rows))
+
+    def _keep_rows(self, rows: CueInputs) -> None:
+        """New rows for the cues, kept as the one matrix of the columns they read (no log-mel:
+        keeping it would copy most of the kept rows at every step for nothing)."""
+        self._rows = rows if self._rows is None else self._rows.then(rows)
 
     @staticmethod
     def _add_rows_many(streams: list[MotionStream], rows: list[AudioFeatures | None]) -> None:
@@ -246,12 +248,9 @@ class MotionStream:
         return layers
 
     def _drop_old_rows(self, keep_from: float) -> None:
-        rows = self._rows
-        drop = int((keep_from - rows.start_time) / FEATURE_HOP_S)
+        drop = int((keep_from - self._rows.start_time) / FEATURE_HOP_S)
         if drop > 0:
-            fields = {name: getattr(rows, name)[drop:] for name in
-                      ("log_mel", "loudness_db", "f0_hz", "voicing", "f1_hz", "f2_hz", "spectral_tilt", "zero_crossing_rate")}
-            self._rows = AudioFeatures(start_time=rows.start_time + drop * FEATURE_HOP_S, **fields)
+            self._rows = self._rows.from_row(drop)
 
     def _layers(self, times: np.ndarray, cues: Cues) -> FrameLayers:
         """The stages of this stream, in order, for a run of frame times (``cues``: of the rows

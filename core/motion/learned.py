@@ -28,7 +28,7 @@ from ..arkit import ARKIT_INDEX, ARKIT_NAMES
 from ..audio.features import compute_features, concat_features
 from ..numeric import clip as _clip
 from ..types import FEATURE_HOP_S, AudioFeatures, Controls, PhoneTimeline
-from .cues import interp_columns_many
+from .cues import CueInputs, interp_columns_many
 from .generator import FRAME_REACH_S, MotionGenerator, MotionStream, _FixedPhones, _LivePhones
 from .learned_inputs import CueWindow, advance_many, timeline_columns, with_rule_columns
 from .learned_weights import SHIPPED_WEIGHTS, load_weights
@@ -341,11 +341,13 @@ class LearnedMotionStream(MotionStream):
         """New rows for several learned streams: their network inputs in one matrix, their
         networks fed together (feed_many)."""
         fed = [(stream, part) for stream, part in zip(streams, rows) if part is not None and part.num_frames]
-        for stream, part in fed:
-            MotionStream._add_rows(stream, part)
         if fed:
-            matrix = feature_matrix(concat_features([part for _, part in fed]))
+            joined = concat_features([part for _, part in fed])
+            matrix = feature_matrix(joined)
             ends = np.cumsum([part.num_frames for _, part in fed])
+            for (stream, part), kept in zip(fed, np.split(CueInputs.of(joined).matrix, ends[:-1])):
+                stream._phones.add_rows(part)  # what MotionStream._add_rows does, the cue columns made once for all
+                stream._keep_rows(CueInputs(float(part.start_time), kept))
             phones = [stream._phone_columns(stream._mouth.fed, part.num_frames) for stream, part in fed]
             feed_many([stream._mouth for stream, _ in fed], np.split(matrix, ends[:-1]), phones)  # rows arrive in order, each once
 
