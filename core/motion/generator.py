@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -279,7 +280,7 @@ class MotionStream:
 
     def _control_curves(self, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if not self._control_events:  # constant: what the timelines below give then
-            return np.full(len(times), self.controls.motion_amplitude), np.full(len(times), self.controls.head_distance)
+            return _constant(len(times), self.controls.motion_amplitude), _constant(len(times), self.controls.head_distance)
         amp = ramped_timeline(times, np.array([self.controls.motion_amplitude]),
                               [(e.time, np.array([e.motion_amplitude]), e.ramp) for e in self._control_events
                                if e.motion_amplitude is not None])[:, 0]
@@ -287,6 +288,14 @@ class MotionStream:
                                [(e.time, np.array([e.head_distance]), e.ramp) for e in self._control_events
                                 if e.head_distance is not None])[:, 0]
         return amp, dist
+
+
+@lru_cache(maxsize=64, typed=True)  # typed: an int control gives an int array, as np.full does
+def _constant(frames: int, value: float) -> np.ndarray:
+    """(frames,) ``value``, read-only (a stream steps a frame or two at a time: made once)."""
+    out = np.full(frames, value)
+    out.flags.writeable = False
+    return out
 
 
 def step_streams(streams: Sequence[MotionStream],
