@@ -81,3 +81,20 @@ def test_cues_of_many_streams_read_at_once_equal_np_interp_of_each(greeting_rows
     # cues of different batches are read one by one, with the same numbers
     other = compute_cues_many([many[0]])[0]
     np.testing.assert_array_equal(at_many([(other, parts[0][1]), parts[1]], names), expected[:len(parts[0][1]) + len(parts[1][1])])
+
+
+def test_features_of_a_big_batch_equal_each_row_computed_alone():
+    """_frames_features splits a batch into chunks of rows: every row still gets exactly the
+    numbers it gets computed on its own (a row reads only its own window)."""
+    from npcface.core.audio import features
+
+    wav, _ = fixture_line("line_greeting")
+    samples = load_audio(wav).samples.astype(np.float64)
+    rows = 2 * features._CHUNK_ROWS + 13
+    span = samples[8000:8000 + (rows - 1) * features.HOP + features.ANALYSIS]
+    windows = np.stack([span[i * features.HOP:i * features.HOP + features.ANALYSIS] for i in range(rows)])
+    together = features._frames_features(windows)
+    alone = [features._frames_features(windows[i:i + 1]) for i in range(rows)]
+    assert together["voicing"].max() > 0.5 and len(together["loudness_db"]) == rows  # voiced rows: formants ran
+    for name, column in together.items():
+        np.testing.assert_array_equal(column, np.concatenate([row[name] for row in alone]), err_msg=name)
