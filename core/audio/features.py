@@ -17,6 +17,8 @@ Per row (all vectorised over frames; numpy only, so animating never has to load 
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..errors import AudioError
@@ -190,12 +192,15 @@ def check_samples16k(samples16k: np.ndarray) -> np.ndarray:
     samples = np.asarray(samples16k)
     if samples.ndim != 1:
         raise AudioError(f"features need 16 kHz mono samples of shape (n,), got shape {samples.shape}")
-    if not np.issubdtype(samples.dtype, np.floating):
+    if samples.dtype.kind != "f":  # what np.issubdtype(dtype, np.floating) says, in a tenth of its time
         raise AudioError(f"features need float samples in [-1, 1], got {samples.dtype}")
-    if not np.isfinite(samples).all():
-        index = int(np.argmax(~np.isfinite(samples)))
+    out = samples.astype(np.float64)
+    # A NaN or inf makes the sum NaN or inf; a finite sum of float64 values from float32 or
+    # float64 audio proves them all finite (one reduction instead of isfinite, its mask and all)
+    if not math.isfinite(np.add.reduce(out)) and not np.isfinite(out).all():
+        index = int(np.argmax(~np.isfinite(out)))
         raise AudioError(f"audio sample {index} is NaN or infinite")
-    return samples.astype(np.float64)
+    return out
 
 
 class FeatureStream:

@@ -118,10 +118,9 @@ def last_row_at_or_before(start: np.ndarray, rows: np.ndarray, x: np.ndarray) ->
     """Per point: the last row (of ``rows``, row i at start + i * FEATURE_HOP_S as Cues.row_times
     computes it) whose time is <= x; -1 where none is (np.searchsorted(row_times, x, "right") - 1)."""
     j = np.clip(np.floor((x - start) / FEATURE_HOP_S), -1, rows - 1).astype(np.int64)
-    for _ in range(2):  # the quotient's rounding may put j one row off: step to the exact row
-        j = np.where((j >= 0) & (start + j * FEATURE_HOP_S > x), j - 1, j)
-        j = np.where((j + 1 < rows) & (start + (j + 1) * FEATURE_HOP_S <= x), j + 1, j)
-    return j
+    # the quotient's rounding may put j one row off (never more): step to the exact row
+    j = np.where((j >= 0) & (start + j * FEATURE_HOP_S > x), j - 1, j)
+    return np.where((j + 1 < rows) & (start + (j + 1) * FEATURE_HOP_S <= x), j + 1, j)
 
 
 def at_many(parts: list[tuple[Cues, np.ndarray]], names: tuple[str, ...]) -> np.ndarray:
@@ -138,12 +137,12 @@ def at_many(parts: list[tuple[Cues, np.ndarray]], names: tuple[str, ...]) -> np.
     j = np.clip(j, 0, np.maximum(rows - 2, 0))
     j_next = np.minimum(j + 1, rows - 1)
     lo, hi = start + j * FEATURE_HOP_S, start + j_next * FEATURE_HOP_S
+    width = np.where(hi > lo, hi - lo, 1.0)  # 1: one-row cues, held at their row, never interpolated
     out = np.empty((len(x), len(names)))
     for c, name in enumerate(names):
         fp = batch.columns[name]
         y0, y1 = fp[stream, j], fp[stream, j_next]
-        with np.errstate(divide="ignore", invalid="ignore"):  # one-row cues: held, never interpolated
-            value = np.where(x == lo, y0, (y1 - y0) / (hi - lo) * (x - lo) + y0)
+        value = np.where(x == lo, y0, (y1 - y0) / width * (x - lo) + y0)
         out[:, c] = np.where(below, fp[stream, 0], np.where(above, fp[stream, rows - 1], value))
     return out
 
@@ -251,7 +250,7 @@ class _Rows:
         """(S, L) how many of a stream's own rows fall in [r - back, r + ahead] (at least 1)."""
         if not self.padded:
             return _window_counts(self.length, back, ahead)
-        return np.concatenate([_window_counts(n, back, ahead, self.length) for n in self.lengths])
+        return _window_counts_of(np.array(self.lengths)[:, None], back, ahead, self.length)
 
     def max_behind(self, x: np.ndarray, rows: int, floor: float) -> np.ndarray:
         """max_behind on each stream's rows (``floor``: below every real value of x)."""
@@ -265,10 +264,15 @@ class _Rows:
 def _window_counts(rows: int, back: int, ahead: int, width: int | None = None) -> np.ndarray:
     """(1, width) how many of ``rows`` rows fall in [r - back, r + ahead], at least 1 (streams
     keep about the same number of rows step after step: cached)."""
-    r = np.arange(width or rows)
-    counts = np.maximum(np.minimum(r + ahead, rows - 1) - np.maximum(r - back, 0) + 1, 1).astype(np.float64)[None, :]
+    counts = _window_counts_of(rows, back, ahead, width or rows)
     counts.flags.writeable = False
     return counts
+
+
+def _window_counts_of(rows: int | np.ndarray, back: int, ahead: int, width: int) -> np.ndarray:
+    """(1 or S, width) _window_counts for ``rows`` rows, or for each of the (S, 1) ``rows`` at once."""
+    r = np.arange(width)[None, :]
+    return np.maximum(np.minimum(r + ahead, rows - 1) - np.maximum(r - back, 0) + 1, 1).astype(np.float64)
 
 
 def _weighted(num: np.ndarray, den: np.ndarray) -> np.ndarray:

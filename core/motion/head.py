@@ -25,7 +25,9 @@ _BLOCK = 256  # random values are drawn in blocks of this many knots / slots
 
 @lru_cache(maxsize=512)
 def _uniform_block(seed: int, channel: int, block: int) -> np.ndarray:
-    return np.random.default_rng([seed & 0xFFFFFFFF, channel, block]).random((_BLOCK, 3))
+    block = np.random.default_rng([seed & 0xFFFFFFFF, channel, block]).random((_BLOCK, 3))
+    block.flags.writeable = False  # shared: events keep views of their rows
+    return block
 
 
 def slot_uniforms(seed: int, channel: int, slots: np.ndarray) -> np.ndarray:
@@ -38,6 +40,14 @@ def slot_uniforms(seed: int, channel: int, slots: np.ndarray) -> np.ndarray:
         return _uniform_block(seed, channel, first)[slots - first * _BLOCK]
     table = np.concatenate([_uniform_block(seed, channel, b) for b in range(first, last + 1)])
     return table[slots - first * _BLOCK]
+
+
+def slot_uniform_run(seed: int, channel: int, first: int, count: int) -> np.ndarray:
+    """``slot_uniforms`` of the slots first.. first + count - 1 (a slice of one block, usually)."""
+    block = first // _BLOCK
+    if (first + count - 1) // _BLOCK != block:
+        return slot_uniforms(seed, channel, np.arange(first, first + count))
+    return _uniform_block(seed, channel, block)[first - block * _BLOCK:first - block * _BLOCK + count]
 
 
 _NOISE_CHANNELS = 5  # head yaw, pitch, roll, sway x, sway y
@@ -148,7 +158,7 @@ def phrase_onset(cues: Cues, times: np.ndarray) -> np.ndarray:
 
 def phrase_onset_from(held: np.ndarray, level_probed: np.ndarray) -> np.ndarray:
     """phrase_onset from the held level at the times (T,) and the level at their pause probes (T * 4,)."""
-    before = level_probed.reshape(len(held), -1).max(1)
+    before = level_probed.reshape(len(held), len(_PAUSE_PROBES_S)).max(1)
     return _clip(held - 2.0 * before, 0.0, 1.0)
 
 
@@ -285,7 +295,7 @@ class SlotScheduler:
         """Decide the slots ``slots_to_decide`` gave, with the hazard there (events per second)."""
         previous = self.starts[-1][0] if self.starts else self._prior_event()
         last = self.next_slot + len(times) - 1
-        draws = slot_uniforms(self.seed, self.channel, np.arange(self.next_slot, last + 1))
+        draws = slot_uniform_run(self.seed, self.channel, self.next_slot, len(times))
         probability = 1.0 - np.exp(-rates * self.slot)
         for t, p, u in zip(times, probability, draws):
             since = t - previous

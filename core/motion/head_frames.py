@@ -101,22 +101,24 @@ def decide_events_many(sources: Sequence[HeadSource]) -> None:
                     + [(s.cues, t) for s, t, _ in shifts] + [(s.cues, pause_probe_times(t)) for s, t, _ in shifts],
                     ("level", "activity", "held", "emphasis"))
     level, activity, held, emphasis = reads.T
-    start, count = 0, sum(len(t) for _, t in blinks)  # the blinks' points at the slots, then as many BLINK_LOOKBACK_S before
+    # the blinks' points at the slots, then as many BLINK_LOOKBACK_S before; then the shifts'
+    # points at the slots, then their pause probes (every slot's numbers on its own)
+    count, shifting = sum(len(t) for _, t in blinks), sum(len(t) for _, t, _ in shifts)
+    blinking = blink_rates(level[:count], level[count:2 * count])
+    at = slice(2 * count, 2 * count + shifting)
+    moving = shift_rates(activity[at], phrase_onset_from(held[at], level[at.stop:]), emphasis[at])
+    start = 0
     for s, times in blinks:
-        end = start + len(times)
-        rates = blink_rates(level[start:end], level[count + start:count + end])
+        rates = blinking[start:start + len(times)]
         if s.emotions:  # neutral's gain is 1 throughout
             rates = rates * emotion_layer(times, s.emotions).blink_gain
         s.blinks.decide(times, rates)
-        start = end
-    first = 2 * count  # the shifts' points at the slots, then their pause probes
-    probes = first + sum(len(t) for _, t, _ in shifts)
+        start += len(times)
+    start = 0
     for s, times, known in shifts:
-        n = len(times)
-        onset = phrase_onset_from(held[first:first + n], level[probes:probes + 4 * n])
-        s.shifts.scheduler.decide(times, shift_rates(activity[first:first + n], onset, emphasis[first:first + n]))
+        s.shifts.scheduler.decide(times, moving[start:start + len(times)])
         s.shifts.place_new(known, s.cues)
-        first, probes = first + n, probes + 4 * n
+        start += len(times)
 
 
 def head_inputs_many(sources: Sequence[HeadSource]) -> HeadInputs:
