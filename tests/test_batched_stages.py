@@ -98,3 +98,23 @@ def test_features_of_a_big_batch_equal_each_row_computed_alone():
     assert together["voicing"].max() > 0.5 and len(together["loudness_db"]) == rows  # voiced rows: formants ran
     for name, column in together.items():
         np.testing.assert_array_equal(column, np.concatenate([row[name] for row in alone]), err_msg=name)
+
+
+def test_learned_rows_of_many_streams_interpolated_at_once_equal_np_interp_of_each():
+    """The learned mouth's output rows (row i at its centre, (first_row + i + 0.5) * 10 ms) read
+    at each stream's frame times: np.interp's numbers per stream and column, held at the ends,
+    parts of one row included."""
+    from npcface.core.motion.learned import LearnedLipRows, _interp_rows
+
+    rng = np.random.default_rng(3)
+    parts, expected = [], []
+    for n, first in ((1, 0), (2, 40), (3, 7), (7, 123), (12, 3001)):
+        xp = (first + np.arange(n) + 0.5) * 0.01
+        outputs = rng.normal(size=(n, 8))
+        times = np.concatenate([[xp[0] - 0.02, xp[0], xp[-1], xp[-1] + 0.01], rng.uniform(xp[0], xp[-1], 5), xp[1:2],
+                                np.arange(first // 3 * 0.1, xp[-1] + 0.05, 1 / 30)])  # frame times on row centres too
+        parts.append(LearnedLipRows(times, first, outputs, tuple("abcdefgh"), None))
+        expected.append(np.stack([np.interp(times, xp, outputs[:, c]) for c in range(8)], axis=1))
+    np.testing.assert_array_equal(_interp_rows(parts), np.concatenate(expected))
+    for part, alone in zip(parts, expected):
+        np.testing.assert_array_equal(_interp_rows([part]), alone)

@@ -6,6 +6,7 @@ gets. The layers then read the cues at frame times (linear interpolation between
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -117,10 +118,16 @@ def cue_batch(many: list[Cues], names: tuple[str, ...]) -> tuple[_CueBatch, np.n
 def last_row_at_or_before(start: np.ndarray, rows: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Per point: the last row (of ``rows``, row i at start + i * FEATURE_HOP_S as Cues.row_times
     computes it) whose time is <= x; -1 where none is (np.searchsorted(row_times, x, "right") - 1)."""
-    j = np.clip(np.floor((x - start) / FEATURE_HOP_S), -1, rows - 1).astype(np.int64)
-    # the quotient's rounding may put j one row off (never more): step to the exact row
-    j = np.where((j >= 0) & (start + j * FEATURE_HOP_S > x), j - 1, j)
-    return np.where((j + 1 < rows) & (start + (j + 1) * FEATURE_HOP_S <= x), j + 1, j)
+    return last_on_grid(x, rows, lambda j: start + j * FEATURE_HOP_S, np.floor((x - start) / FEATURE_HOP_S))
+
+
+def last_on_grid(x: np.ndarray, rows: np.ndarray, row_time: Callable[[np.ndarray], np.ndarray],
+                 guess: np.ndarray) -> np.ndarray:
+    """Per point: the last of ``rows`` rows, on a grid 10 ms apart whose times ``row_time(j)``
+    computes, at or before x (-1: none), from ``guess``, a row at most one off."""
+    j = np.clip(guess, -1, rows - 1).astype(np.int64)
+    j = np.where((j >= 0) & (row_time(j) > x), j - 1, j)
+    return np.where((j + 1 < rows) & (row_time(j + 1) <= x), j + 1, j)
 
 
 def at_many(parts: list[tuple[Cues, np.ndarray]], names: tuple[str, ...]) -> np.ndarray:
@@ -144,34 +151,6 @@ def at_many(parts: list[tuple[Cues, np.ndarray]], names: tuple[str, ...]) -> np.
         y0, y1 = fp[stream, j], fp[stream, j_next]
         value = np.where(x == lo, y0, (y1 - y0) / width * (x - lo) + y0)
         out[:, c] = np.where(below, fp[stream, 0], np.where(above, fp[stream, rows - 1], value))
-    return out
-
-
-def interp_columns_many(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> np.ndarray:
-    """``np.interp`` of every column at each part's own points, parts (x (T,), xp (N,) increasing,
-    fp (N, C)) -> (sum of T, C): the same numbers as np.interp (the same slope and sum, held at
-    the ends), for all parts and columns in one pass."""
-    if len(parts) == 1:  # one stream stepping alone: a call per column costs less than the batch's ~25 calls
-        times, xp, fp = parts[0]
-        if len(xp) < 2:
-            raise ValueError("interp_columns_many needs at least two points per part")
-        return np.stack([np.interp(times, xp, fp[:, c]) for c in range(fp.shape[1])], axis=1)
-    index, x, offset = [], [], 0
-    for times, xp, fp in parts:
-        if len(xp) < 2:
-            raise ValueError("interp_columns_many needs at least two points per part")
-        index.append(offset + np.clip(np.searchsorted(xp, times, side="right") - 1, 0, len(xp) - 2))
-        offset += len(xp)
-    j, x = np.concatenate(index), np.concatenate([times for times, _, _ in parts])
-    xp, fp = np.concatenate([xp for _, xp, _ in parts]), np.concatenate([fp for _, _, fp in parts])
-    lo, hi = xp[j], xp[j + 1]
-    slope = (fp[j + 1] - fp[j]) / (hi - lo)[:, None]
-    out = np.where((x == lo)[:, None], fp[j], slope * (x - lo)[:, None] + fp[j])
-    ends = np.cumsum([len(xp) for _, xp, _ in parts])
-    first = np.repeat(ends - [len(xp) for _, xp, _ in parts], [len(times) for times, _, _ in parts])
-    last = np.repeat(ends - 1, [len(times) for times, _, _ in parts])
-    before, after = x < xp[first], x >= xp[last]  # held at the ends, as np.interp
-    out[before], out[after] = fp[first[before]], fp[last[after]]
     return out
 
 

@@ -28,7 +28,7 @@ from ..arkit import ARKIT_INDEX, ARKIT_NAMES
 from ..audio.features import compute_features, concat_features
 from ..numeric import clip as _clip
 from ..types import FEATURE_HOP_S, AudioFeatures, Controls, PhoneTimeline
-from .cues import CueInputs, interp_columns_many
+from .cues import CueInputs, last_on_grid
 from .generator import FRAME_REACH_S, MotionGenerator, MotionStream, _FixedPhones, _LivePhones
 from .learned_inputs import CueWindow, advance_many, timeline_columns, with_rule_columns
 from .learned_weights import SHIPPED_WEIGHTS, load_weights
@@ -391,8 +391,7 @@ class LearnedLipRows:
         for k, part in enumerate(parts):
             by_names.setdefault(part.names, []).append(k)
         for names, group in by_names.items():
-            values = interp_columns_many([(parts[k].times, (parts[k].first_row + np.arange(len(parts[k].outputs)) + 0.5)
-                                           * FEATURE_HOP_S, parts[k].outputs) for k in group])
+            values = _interp_rows([parts[k] for k in group])
             mouth = mouth_from_outputs(values, names)
             open_lips = np.zeros(len(mouth))  # mouth_from_outputs' channels are already inside [0, 1]
             start = 0
@@ -404,6 +403,32 @@ class LearnedLipRows:
                     out[k] = LipLayer(mouth=_clip(apply_closure(mouth[start:end], part.closure), 0.0, 1.0), closure=part.closure)
                 start = end
         return out
+
+
+def _interp_rows(parts: list[LearnedLipRows]) -> np.ndarray:
+    """(sum of T, n_outputs) each part's outputs interpolated at its frame times, row i of a part
+    at its centre (first_row + i + 0.5) * FEATURE_HOP_S: np.interp's numbers, every part and column in one
+    pass (rows found on their grid)."""
+    counts = [len(part.times) for part in parts]
+    part_of = np.repeat(np.arange(len(parts)), counts)
+    rows = np.array([len(part.outputs) for part in parts])[part_of]
+    first = np.array([part.first_row for part in parts], dtype=np.int64)[part_of]
+    offset = np.cumsum([0] + [len(part.outputs) for part in parts[:-1]])[part_of]
+    x = np.concatenate([part.times for part in parts])
+
+    def centre(j: np.ndarray) -> np.ndarray:  # as (first_row + np.arange(R) + 0.5) * FEATURE_HOP_S
+        return ((first + j).astype(np.float64) + 0.5) * FEATURE_HOP_S
+
+    j = last_on_grid(x, rows, centre, np.floor(x / FEATURE_HOP_S - 0.5) - first)
+    below, above = j < 0, j >= rows - 1  # held at the ends
+    j = np.clip(j, 0, np.maximum(rows - 2, 0))
+    j_next = np.minimum(j + 1, rows - 1)
+    lo, hi = centre(j), centre(j_next)
+    fp = np.concatenate([part.outputs for part in parts])
+    y0, y1 = fp[offset + j], fp[offset + j_next]
+    width = np.where(hi > lo, hi - lo, 1.0)[:, None]  # 1: a one-row part, held, never interpolated
+    values = np.where((x == lo)[:, None], y0, (y1 - y0) / width * (x - lo)[:, None] + y0)
+    return np.where(below[:, None], fp[offset], np.where(above[:, None], fp[offset + rows - 1], values))
 
 
 class LearnedMotionGenerator(MotionGenerator):
