@@ -280,13 +280,25 @@ def take_many(streams: list[FeatureStream]) -> list[AudioFeatures | None]:
     out: list[AudioFeatures | None] = [None] * len(streams)
     if not busy:
         return out
-    columns = _frames_features(np.concatenate([streams[k]._windows(ready[k]) for k in busy]))
+    # every busy stream's samples end to end, each row's window gathered from them in one go
+    spans = [streams[k]._buffer[:(ready[k] - 1) * HOP + ANALYSIS] for k in busy]
+    columns = _frames_features(np.concatenate(spans)[_window_rows([ready[k] for k in busy])])
     first = 0
     for k in busy:
         part = {name: value[first:first + ready[k]] for name, value in columns.items()}
         out[k] = streams[k]._accept(part)
         first += ready[k]
     return out
+
+
+def _window_rows(ready: list[int]) -> np.ndarray:
+    """(sum of ready, ANALYSIS) the sample indices of each row's window in take_many's joined
+    spans, for streams with ``ready`` rows each (span k holds (ready[k] - 1) * HOP + ANALYSIS)."""
+    counts = np.array(ready)
+    span_starts = np.cumsum(np.concatenate([[0], (counts[:-1] - 1) * HOP + ANALYSIS]))
+    first_rows = np.cumsum(np.concatenate([[0], counts[:-1]]))
+    row_in_span = np.arange(counts.sum()) - np.repeat(first_rows, counts)
+    return (np.repeat(span_starts, counts) + HOP * row_in_span)[:, None] + np.arange(ANALYSIS)
 
 
 def compute_features(samples16k: np.ndarray, start_time: float = 0.0) -> AudioFeatures:
