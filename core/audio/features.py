@@ -280,9 +280,12 @@ def take_many(streams: list[FeatureStream]) -> list[AudioFeatures | None]:
     out: list[AudioFeatures | None] = [None] * len(streams)
     if not busy:
         return out
-    # every busy stream's samples end to end, each row's window gathered from them in one go
-    spans = [streams[k]._buffer[:(ready[k] - 1) * HOP + ANALYSIS] for k in busy]
-    columns = _frames_features(np.concatenate(spans)[_window_rows([ready[k] for k in busy])])
+    if len(busy) == 1:  # one stream's windows: a view of its buffer
+        windows = streams[busy[0]]._windows(ready[busy[0]])
+    else:  # every busy stream's samples end to end, each row's window gathered from them in one go
+        spans = [streams[k]._buffer[:(ready[k] - 1) * HOP + ANALYSIS] for k in busy]
+        windows = np.concatenate(spans)[_window_rows([ready[k] for k in busy])]
+    columns = _frames_features(windows)
     first = 0
     for k in busy:
         part = {name: value[first:first + ready[k]] for name, value in columns.items()}
