@@ -118,3 +118,82 @@ def test_learned_rows_of_many_streams_interpolated_at_once_equal_np_interp_of_ea
     np.testing.assert_array_equal(_interp_rows(parts), np.concatenate(expected))
     for part, alone in zip(parts, expected):
         np.testing.assert_array_equal(_interp_rows([part]), alone)
+
+
+def test_events_of_many_streams_decided_together_equal_each_decided_alone(greeting_rows):
+    """decide_events_many (every stream's blink, saccade and posture-shift slots from one read of
+    their cues) decides what each stream's own schedulers decide with the per-stream hazards
+    (head.blink_hazard with the emotion's blink gain, the saccade rate, PoseShifts.decide_until),
+    step after step, for streams of different seeds, ages and emotions."""
+    from npcface.core.motion.cues import compute_cues_many
+    from npcface.core.motion.emotion import emotion_layer
+    from npcface.core.motion.head import SACCADES_PER_S, PoseShifts, SlotScheduler, blink_hazard
+    from npcface.core.motion.head_frames import HeadSource, decide_events_many
+    from npcface.core.motion.learned_inputs import rows_as_features
+    from npcface.core.types import EmotionEvent
+    from dataclasses import replace
+
+    features = rows_as_features(greeting_rows)
+    line = [replace(features, start_time=0.0), replace(features, start_time=0.0), replace(features, start_time=0.4)]
+    emotions = [(), (EmotionEvent(0.5, "afraid", 1.0),), ()]  # afraid: 1.6x the blinks
+    seeds = [0, 5, 5]
+
+    def schedulers(seed):
+        return (SlotScheduler(seed, 6, slot=0.05, refractory=1.0, max_gap=6.0),
+                SlotScheduler(seed, 7, slot=0.1, refractory=0.35, max_gap=4.0), PoseShifts(seed))
+
+    together = [schedulers(seed) for seed in seeds]
+    alone = [schedulers(seed) for seed in seeds]
+    step = 0.1
+    for end in np.arange(0.2, 3.3, step):
+        cues = compute_cues_many(line)
+        sources = []
+        for k, (blinks, saccades, shifts) in enumerate(together):
+            times = np.arange(end - step, end, 1 / 30) + 0.4 * (k == 2)
+            ones = np.ones(len(times))
+            sources.append(HeadSource(times=times, cues=cues[k], seed=seeds[k], amplitude=ones, distance=ones, gazes=[],
+                                      emotion_pitch=0 * ones, motion_gain=ones, blinks=blinks, saccades=saccades,
+                                      shifts=shifts, emotions=emotions[k]))
+        decide_events_many(sources)
+        for k, (blinks, saccades, shifts) in enumerate(alone):
+            until = float(sources[k].times[-1])
+            gain = (lambda events: lambda t: emotion_layer(t, events).blink_gain)(emotions[k])
+            blinks.decide_until(until, blink_hazard(cues[k], gain))
+            saccades.decide_until(until, lambda t: np.full(len(t), SACCADES_PER_S))
+            shifts.decide_until(until, cues[k])
+    decided = 0
+    for (b1, s1, p1), (b2, s2, p2) in zip(together, alone):
+        for one, other in ((b1, b2), (s1, s2), (p1.scheduler, p2.scheduler)):
+            assert [t for t, _ in one.starts] == [t for t, _ in other.starts]
+            assert all(np.array_equal(u, v) for (_, u), (_, v) in zip(one.starts, other.starts))
+            decided += len(one.starts)
+        assert p1.times == p2.times
+        np.testing.assert_array_equal(np.array(p1.targets), np.array(p2.targets))
+        np.testing.assert_array_equal(np.array(p1.starts), np.array(p2.starts))
+    assert decided > 10 and len(together[1][0].starts) != len(together[2][0].starts)  # events happened; emotion counts
+
+
+def test_a_run_of_slot_uniforms_is_their_uniforms_one_by_one():
+    from npcface.core.motion.head import slot_uniform_run, slot_uniforms
+
+    for first, count in ((0, 1), (3, 4), (250, 12), (255, 1), (256, 3), (1000, 300)):  # inside, across and many blocks
+        np.testing.assert_array_equal(slot_uniform_run(9, 6, first, count),
+                                      np.stack([slot_uniforms(9, 6, np.array([s]))[0] for s in range(first, first + count)]))
+
+
+def test_rows_kept_as_cue_inputs_give_the_cues_of_the_features_themselves(greeting_rows):
+    """A stream keeps its rows as CueInputs (appended, cut from the front): the cues of what it
+    keeps equal the cues of the same rows as AudioFeatures, start time included."""
+    from npcface.core.audio.features import slice_features
+    from npcface.core.motion.cues import CueInputs, compute_cues
+    from npcface.core.motion.learned_inputs import rows_as_features
+
+    features = rows_as_features(greeting_rows)
+    kept = CueInputs.of(rows_as_features(greeting_rows[:100])).then(CueInputs.of(slice_features(features, 100)))
+    np.testing.assert_array_equal(kept.matrix, CueInputs.of(features).matrix)
+    for first in (0, 17, 130):
+        part = kept.from_row(first)
+        expected, got = compute_cues(slice_features(features, first)), compute_cues(part)
+        assert got.start_time == expected.start_time
+        for name in ("level", "activity", "emphasis", "held", "dip", "f2_round", "pitch"):
+            np.testing.assert_array_equal(getattr(got, name), getattr(expected, name), err_msg=name)
