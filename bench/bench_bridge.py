@@ -13,6 +13,7 @@
    Baseline: a bare ZeroMQ request/reply round trip.
 
 Run: .venv/bin/python bench/bench_bridge.py [--quick] [--only 1 --before REV --motion learned --no-text --workers 1,2 --clients 4]
+(--profile PREFIX: each server of (1) under cProfile, e.g. `python -m pstats PREFIX-now-w1-16.prof`)
 """
 from __future__ import annotations
 
