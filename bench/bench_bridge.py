@@ -13,6 +13,7 @@
    Baseline: a bare ZeroMQ request/reply round trip.
 
 Run: .venv/bin/python bench/bench_bridge.py [--quick] [--only 1 --before REV --motion learned --no-text --workers 1,2 --clients 4]
+(--profile PREFIX: each server of (1) under cProfile, e.g. `python -m pstats PREFIX-now-w1-16.prof`)
 """
 from __future__ import annotations
 
@@ -51,15 +52,14 @@ def greeting() -> tuple[bytes, str]:
 class ServeProcess:
     """`npcface serve` in a subprocess; with ``code``, the npcface source tree of another revision."""
 
-    def __init__(self, *extra: str, code: str | None = None):
+    def __init__(self, *extra: str, code: str | None = None, profile: str | None = None):
         arguments = ["serve", "--bind", "tcp://127.0.0.1:0", "--quiet", "--max-sessions-per-client", "256", *extra]
+        # --profile: the server under cProfile, its stats written to ``profile`` when it stops
+        python = [sys.executable] + (["-m", "cProfile", "-o", profile] if profile else [])
         if code is None:
-            command = [sys.executable, "-m", "npcface.bridge.cli", *arguments]
+            command = [*python, "-m", "npcface.bridge.cli", *arguments]
         else:  # the same CLI, imported from the other tree (bench/_common.use_code_from)
-            command = [sys.executable, "-c", "import runpy, sys; sys.path.insert(0, sys.argv[1]); "
-                       "from _common import use_code_from; use_code_from(sys.argv[2]); "
-                       "sys.modules['npcface'].__version__ = 'before'; sys.argv = sys.argv[2:]; "
-                       "runpy.run_module('npcface.bridge.cli', run_name='__main__')", str(ROOT / "bench"), code, *arguments]
+            command = [*python, str(ROOT / "bench" / "_serve_code.py"), code, *arguments]
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
         self.endpoint = re.search(r"ready on (\S+)", self.process.stdout.readline()).group(1)
 
@@ -220,11 +220,13 @@ def run_sessions(endpoint: str, count: int, pcm: bytes, text: str | None, echo: 
 
 
 def session_ladder(pcm: bytes, text: str | None, counts: list[int], motion: str | None, code: str | None,
-                   keep_going: bool = False, workers: int = 1, clients: int = 1) -> int:
-    """Climb ``counts`` until a tick is late (or all of them, ``keep_going``); the most sessions held."""
+                   keep_going: bool = False, workers: int = 1, clients: int = 1, profile: str | None = None) -> int:
+    """Climb ``counts`` until a tick is late (or all of them, ``keep_going``); the most sessions held.
+    ``profile``: each rung's server runs under cProfile, its stats in ``{profile}-{count}.prof``."""
     best, failed = 0, False
     for count in counts:
-        server = ServeProcess(*(["--workers", str(workers)] if workers > 1 else []), code=code)
+        server = ServeProcess(*(["--workers", str(workers)] if workers > 1 else []), code=code,
+                              profile=f"{profile}-{count}.prof" if profile else None)
         try:
             cpu_before = server.cpu_seconds()
             result = run_sessions(server.endpoint, count, pcm, text, echo=False, motion=motion, clients=clients)
@@ -248,7 +250,7 @@ def session_ladder(pcm: bytes, text: str | None, counts: list[int], motion: str 
 
 def bench_sessions(pcm: bytes, text: str | None, counts: list[int], motion: str | None = None,
                    before: str | None = None, keep_going: bool = False, workers: tuple[int, ...] = (1,),
-                   clients: int = 1) -> None:
+                   clients: int = 1, profile: str | None = None) -> None:
     print(f"\n(1) concurrent latent-only sessions, 30 ticks/s, real-time 20 ms chunks, motion {motion or 'default'}, "
           f"{'with' if text else 'without'} text, over {clients} connection(s); lateness = how long after its "
           "audio + lookahead had been sent a tick arrived", flush=True)
@@ -261,10 +263,12 @@ def bench_sessions(pcm: bytes, text: str | None, counts: list[int], motion: str 
     if before:
         with code_at(before) as tree:
             print(f"  baseline, the server at {before}:")
-            held_before = session_ladder(pcm, text, counts, motion, tree, keep_going, clients=clients)
+            held_before = session_ladder(pcm, text, counts, motion, tree, keep_going, clients=clients,
+                                         profile=f"{profile}-before" if profile else None)
     for count in workers:
         print(f"  now, --workers {count}:")
-        best = session_ladder(pcm, text, counts, motion, None, keep_going, workers=count, clients=clients)
+        best = session_ladder(pcm, text, counts, motion, None, keep_going, workers=count, clients=clients,
+                              profile=f"{profile}-now-w{count}" if profile else None)
         print(f"  => {best} concurrent sessions held with no tick more than {LATE_LIMIT_S * 1000:.0f} ms late "
               f"with --workers {count}" + (f" (the server at {before}: {held_before})" if before else ""))
 
@@ -397,6 +401,9 @@ def main() -> None:
                         "comma-separated list climbs the ladder once each (default 1)")
     parser.add_argument("--clients", type=int, default=1, help="(1): connections the sessions are spread over "
                         "(a worker serves whole connections; default 1)")
+    parser.add_argument("--profile", metavar="PREFIX", help="(1): run each server under cProfile, stats in "
+                        "PREFIX-{before,now-wW}-COUNT.prof (read them with python -m pstats; cProfile slows the "
+                        "server, so its lateness is not comparable)")
     parser.add_argument("--keep-going", action="store_true", help="(1): climb every count even after a late tick "
                         "(on a busy machine the p50 / p99 / share late still compare the two servers)")
     args = parser.parse_args()
@@ -410,7 +417,7 @@ def main() -> None:
         counts = ([int(c) for c in args.counts.split(",")] if args.counts
                   else [1, 4, 8] if args.quick else [1, 2, 4, 6, 8, 12, 16, 24, 32])
         bench_sessions(pcm, None if args.no_text else text, counts, args.motion, args.before, args.keep_going,
-                       tuple(int(w) for w in args.workers.split(",")), args.clients)
+                       tuple(int(w) for w in args.workers.split(",")), args.clients, args.profile)
 
 
 if __name__ == "__main__":

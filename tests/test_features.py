@@ -196,3 +196,20 @@ def test_mel_filterbank_equals_torchaudios_without_loading_torch():
                              "print(sorted(m for m in ('torch', 'torchaudio') if m in sys.modules))"],
                             capture_output=True, text=True, check=True).stdout.strip()
     assert loaded == "[]"
+
+
+def test_feature_stream_names_the_first_bad_sample_and_takes_huge_finite_ones():
+    """The finiteness check sums a float32 chunk: NaN and inf still fail with the first bad
+    sample's index (float32 and float64 alike); finite samples whose sum overflows still pass."""
+    from npcface.core.audio.features import FeatureStream
+
+    for dtype in (np.float32, np.float64):
+        for bad in (np.nan, np.inf, -np.inf):
+            chunk = np.zeros(320, dtype=dtype)
+            chunk[[17, 200]] = bad
+            with pytest.raises(AudioError, match="^audio sample 17 is NaN or infinite$"):
+                FeatureStream().append(chunk)
+    huge = np.full(320, np.finfo(np.float64).max / 2)
+    stream = FeatureStream()
+    stream.append(huge)  # their sum would overflow; every sample is finite
+    assert stream.rows_complete() == 0 and stream._received == 320

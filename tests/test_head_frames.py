@@ -1,5 +1,5 @@
-"""The head inputs and lip interpolation computed for many streams' frames at once
-(core/motion/head_frames.py, cues.interp_columns_many) give each frame what the per-stream
+"""The head inputs computed for many streams' frames at once (core/motion/head_frames.py)
+give each frame what the per-stream
 formulas give it: checked against straightforward per-stream loops written here, on the events
 real speech schedules, for streams of different seeds, times and frame counts batched together."""
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 from conftest import fixture_line
 from npcface.core.audio.decode import load_audio
 from npcface.core.audio.features import compute_features
-from npcface.core.motion.cues import compute_cues, interp_columns_many
+from npcface.core.motion.cues import compute_cues
 from npcface.core.motion.head import SACCADE_S, SHIFT_S, PoseShifts, SlotScheduler, blink_hazard
 from npcface.core.motion.head_frames import (HeadSource, blink_curve_many, head_inputs_many, nod_many, pose_many,
                                              saccade_offsets_many)
@@ -119,19 +119,3 @@ def test_each_stream_gets_the_same_head_inputs_batched_or_alone(cues):
             np.testing.assert_array_equal(getattr(together, name)[first:end], getattr(alone, name), err_msg=name)
         np.testing.assert_array_equal(together.knots[:, first:end], alone.knots)
         first = end
-
-
-def test_interp_columns_many_is_np_interp_of_each_column():
-    rng = np.random.default_rng(3)
-    parts, expected = [], []
-    for n in (2, 3, 7, 12):
-        xp = (40 + np.arange(n) + 0.5) * 0.01
-        fp = rng.normal(size=(n, 8))
-        x = np.concatenate([[xp[0] - 0.02, xp[0], xp[-1], xp[-1] + 0.01], rng.uniform(xp[0], xp[-1], 5), xp[1:2]])
-        parts.append((x, xp, fp))
-        expected.append(np.stack([np.interp(x, xp, fp[:, c]) for c in range(8)], axis=1))
-    np.testing.assert_array_equal(interp_columns_many(parts), np.concatenate(expected))
-    for part, alone in zip(parts, expected):  # one part takes a shortcut: the same numbers
-        np.testing.assert_array_equal(interp_columns_many([part]), alone)
-    with pytest.raises(ValueError, match="at least two points"):
-        interp_columns_many([(np.array([0.1]), np.array([0.1]), np.ones((1, 8)))])

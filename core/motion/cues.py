@@ -6,6 +6,7 @@ gets. The layers then read the cues at frame times (linear interpolation between
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -92,36 +93,96 @@ class Cues:
         return np.interp(times, self.row_times(), getattr(self, name))
 
 
-def interp_columns_many(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> np.ndarray:
-    """``np.interp`` of every column at each part's own points, parts (x (T,), xp (N,) increasing,
-    fp (N, C)) -> (sum of T, C): the same numbers as np.interp (the same slope and sum, held at
-    the ends), for all parts and columns in one pass."""
-    if len(parts) == 1:  # one stream stepping alone: a call per column costs less than the batch's ~25 calls
-        times, xp, fp = parts[0]
-        if len(xp) < 2:
-            raise ValueError("interp_columns_many needs at least two points per part")
-        return np.stack([np.interp(times, xp, fp[:, c]) for c in range(fp.shape[1])], axis=1)
-    index, x, offset = [], [], 0
-    for times, xp, fp in parts:
-        if len(xp) < 2:
-            raise ValueError("interp_columns_many needs at least two points per part")
-        index.append(offset + np.clip(np.searchsorted(xp, times, side="right") - 1, 0, len(xp) - 2))
-        offset += len(xp)
-    j, x = np.concatenate(index), np.concatenate([times for times, _, _ in parts])
-    xp, fp = np.concatenate([xp for _, xp, _ in parts]), np.concatenate([fp for _, _, fp in parts])
-    lo, hi = xp[j], xp[j + 1]
-    slope = (fp[j + 1] - fp[j]) / (hi - lo)[:, None]
-    out = np.where((x == lo)[:, None], fp[j], slope * (x - lo)[:, None] + fp[j])
-    ends = np.cumsum([len(xp) for _, xp, _ in parts])
-    first = np.repeat(ends - [len(xp) for _, xp, _ in parts], [len(times) for times, _, _ in parts])
-    last = np.repeat(ends - 1, [len(times) for times, _, _ in parts])
-    before, after = x < xp[first], x >= xp[last]  # held at the ends, as np.interp
-    out[before], out[after] = fp[first[before]], fp[last[after]]
+@dataclass(frozen=True)
+class _CueBatch:
+    """The (S, L) arrays compute_cues_many made for several streams (each stream's Cues are views
+    of its row), so cues of many streams can be read in one pass (``at_many``)."""
+
+    columns: dict[str, np.ndarray]  # cue name -> (S, L)
+    start_times: np.ndarray  # (S,)
+    lengths: np.ndarray  # (S,) each stream's rows
+
+
+def cue_batch(many: list[Cues], names: tuple[str, ...]) -> tuple[_CueBatch, np.ndarray]:
+    """The batch holding ``many``'s cues (those ``names`` at least) and each one's row in it: the
+    compute_cues_many batch they came from, or one made of them (right-padded with zeros)."""
+    found = [cues.__dict__.get("_batch") for cues in many]
+    if found and all(f is not None and f[0] is found[0][0] for f in found):
+        return found[0][0], np.array([f[1] for f in found])
+    rows = _Rows([cues.num_rows for cues in many])
+    columns = {name: rows.stack([getattr(cues, name) for cues in many]) for name in names}
+    return _CueBatch(columns, np.array([cues.start_time for cues in many], dtype=np.float64), np.array(rows.lengths)), \
+        np.arange(len(many))
+
+
+def last_row_at_or_before(start: np.ndarray, rows: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Per point: the last row (of ``rows``, row i at start + i * FEATURE_HOP_S as Cues.row_times
+    computes it) whose time is <= x; -1 where none is (np.searchsorted(row_times, x, "right") - 1)."""
+    return last_on_grid(x, rows, lambda j: start + j * FEATURE_HOP_S, np.floor((x - start) / FEATURE_HOP_S))
+
+
+def last_on_grid(x: np.ndarray, rows: np.ndarray, row_time: Callable[[np.ndarray], np.ndarray],
+                 guess: np.ndarray) -> np.ndarray:
+    """Per point: the last of ``rows`` rows, on a grid 10 ms apart whose times ``row_time(j)``
+    computes, at or before x (-1: none), from ``guess``, a row at most one off."""
+    j = np.clip(guess, -1, rows - 1).astype(np.int64)
+    j = np.where((j >= 0) & (row_time(j) > x), j - 1, j)
+    return np.where((j + 1 < rows) & (row_time(j + 1) <= x), j + 1, j)
+
+
+def at_many(parts: list[tuple[Cues, np.ndarray]], names: tuple[str, ...]) -> np.ndarray:
+    """(sum of T, len(names)): each part's cues read at its times, every name: the numbers of
+    ``Cues.at`` (np.interp), all parts in one pass (one gather from the parts' cue_batch)."""
+    if parts and all(cues is parts[0][0] for cues, _ in parts):  # one stream's: np.interp itself costs less
+        times = np.concatenate([times for _, times in parts])
+        return np.stack([parts[0][0].at(name, times) for name in names], axis=1)
+    batch, index = cue_batch([cues for cues, _ in parts], names)
+    stream = np.repeat(index, [len(times) for _, times in parts])
+    x = np.concatenate([np.asarray(times, dtype=np.float64) for _, times in parts]) if parts else np.zeros(0)
+    start, rows = batch.start_times[stream], batch.lengths[stream]
+    # np.interp: held at the ends, the row's own value on a row time, else the slope from row j
+    # (the last row time at or before x) to row j + 1
+    j = last_row_at_or_before(start, rows, x)
+    below, above = j < 0, j >= rows - 1
+    j = np.clip(j, 0, np.maximum(rows - 2, 0))
+    j_next = np.minimum(j + 1, rows - 1)
+    lo, hi = start + j * FEATURE_HOP_S, start + j_next * FEATURE_HOP_S
+    width = np.where(hi > lo, hi - lo, 1.0)  # 1: one-row cues, held at their row, never interpolated
+    out = np.empty((len(x), len(names)))
+    for c, name in enumerate(names):
+        fp = batch.columns[name]
+        y0, y1 = fp[stream, j], fp[stream, j_next]
+        value = np.where(x == lo, y0, (y1 - y0) / width * (x - lo) + y0)
+        out[:, c] = np.where(below, fp[stream, 0], np.where(above, fp[stream, rows - 1], value))
     return out
 
 
-def compute_cues(feats: AudioFeatures) -> Cues:
+def compute_cues(feats: AudioFeatures | CueInputs) -> Cues:
     return compute_cues_many([feats])[0]
+
+
+CUE_INPUTS = ("loudness_db", "voicing", "f1_hz", "f2_hz", "f0_hz", "zero_crossing_rate", "spectral_tilt")
+
+
+@dataclass(frozen=True)
+class CueInputs:
+    """The feature columns the cues read, CUE_INPUTS order, as one (R, 7) matrix in the features'
+    own dtype (a stream keeps its recent rows so: one array to append to and cut, not eight)."""
+
+    start_time: float  # row 0's time
+    matrix: np.ndarray  # (R, 7)
+
+    @staticmethod
+    def of(features: AudioFeatures) -> CueInputs:
+        return CueInputs(float(features.start_time), np.stack([getattr(features, name) for name in CUE_INPUTS], axis=1))
+
+    def then(self, more: CueInputs) -> CueInputs:
+        """These rows, then ``more`` (the rows that follow them)."""
+        return CueInputs(self.start_time, np.concatenate([self.matrix, more.matrix]))
+
+    def from_row(self, first: int) -> CueInputs:
+        """The rows from ``first`` on."""
+        return CueInputs(self.start_time + first * FEATURE_HOP_S, self.matrix[first:])
 
 
 class _Rows:
@@ -145,6 +206,13 @@ class _Rows:
             out[k, :len(column)] = column
         return out
 
+    def stack_matrices(self, matrices: list[np.ndarray]) -> np.ndarray:
+        """(C, S, L) from each stream's (rows, C) matrix: ``stack`` of every column at once."""
+        out = np.zeros((matrices[0].shape[1], len(matrices), self.length), dtype=matrices[0].dtype)
+        for k, matrix in enumerate(matrices):
+            out[:, k, :len(matrix)] = matrix.T
+        return out
+
     def window_sums(self, series: list[tuple[np.ndarray, int, int]]) -> list[np.ndarray]:
         """Each (x (S, L), back, ahead) -> the sum of x over rows [r - back, r + ahead] of its own
         stream, padding counted as zeros: differences of running sums from zero, all series in one
@@ -164,7 +232,7 @@ class _Rows:
         """(S, L) how many of a stream's own rows fall in [r - back, r + ahead] (at least 1)."""
         if not self.padded:
             return _window_counts(self.length, back, ahead)
-        return np.concatenate([_window_counts(n, back, ahead, self.length) for n in self.lengths])
+        return _window_counts_of(np.array(self.lengths)[:, None], back, ahead, self.length)
 
     def max_behind(self, x: np.ndarray, rows: int, floor: float) -> np.ndarray:
         """max_behind on each stream's rows (``floor``: below every real value of x)."""
@@ -178,10 +246,15 @@ class _Rows:
 def _window_counts(rows: int, back: int, ahead: int, width: int | None = None) -> np.ndarray:
     """(1, width) how many of ``rows`` rows fall in [r - back, r + ahead], at least 1 (streams
     keep about the same number of rows step after step: cached)."""
-    r = np.arange(width or rows)
-    counts = np.maximum(np.minimum(r + ahead, rows - 1) - np.maximum(r - back, 0) + 1, 1).astype(np.float64)[None, :]
+    counts = _window_counts_of(rows, back, ahead, width or rows)
     counts.flags.writeable = False
     return counts
+
+
+def _window_counts_of(rows: int | np.ndarray, back: int, ahead: int, width: int) -> np.ndarray:
+    """(1 or S, width) _window_counts for ``rows`` rows, or for each of the (S, 1) ``rows`` at once."""
+    r = np.arange(width)[None, :]
+    return np.maximum(np.minimum(r + ahead, rows - 1) - np.maximum(r - back, 0) + 1, 1).astype(np.float64)
 
 
 def _weighted(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -196,17 +269,19 @@ _ACTIVITY_WINDOW = (_rows(ACTIVITY_WINDOW_S), _rows(0.02))
 _PHRASE_WINDOW = (_rows(PHRASE_BACK_S), _rows(PHRASE_AHEAD_S))
 
 
-def compute_cues_many(many: list[AudioFeatures]) -> list[Cues]:
+def compute_cues_many(many: list[AudioFeatures | CueInputs]) -> list[Cues]:
     """The cues of several streams' rows in one pass of (S, rows) arrays (what a sidecar stepping
     many talking sessions saves on): each stream gets what it gets alone.
 
     Moving averages are window sums over running sums (truncated at the ends); the sums with
     the same inputs' stage share one cumsum (streaming computes this at every step, where the
     count of numpy calls is what costs)."""
-    rows = _Rows([len(f.loudness_db) for f in many])
+    many = [f if isinstance(f, CueInputs) else CueInputs.of(f) for f in many]
+    rows = _Rows([len(f.matrix) for f in many])
+    stacked = rows.stack_matrices([f.matrix for f in many])  # (7, S, L)
 
     def column(name: str) -> np.ndarray:
-        return rows.stack([getattr(f, name) for f in many])
+        return stacked[CUE_INPUTS.index(name)]
 
     smooth = _SMOOTH
     f64 = np.float64
@@ -253,7 +328,12 @@ def compute_cues_many(many: list[AudioFeatures]) -> list[Cues]:
     depth = np.minimum(rows.max_behind(level, _rows(DIP_BACK_S), -1.0), after) - level
     dip = _clip((depth - 0.3) / 0.3, 0.0, 1.0) * (level < 0.45)
     held = np.minimum(rows.max_behind(level, _rows(HOLD_BACK_S), -1.0), held_after)
-    return [Cues(start_time=float(f.start_time), level=level[k, :n], voiced=voiced[k, :n], f1_open=f1_open[k, :n],
-                 f2_round=f2_round[k, :n], f2_spread=f2_spread[k, :n], fricative=fricative[k, :n],
-                 emphasis=emphasis[k, :n], pitch=pitch[k, :n], activity=activity[k, :n], phrase=phrase[k, :n],
-                 dip=dip[k, :n], held=held[k, :n]) for k, (f, n) in enumerate(zip(many, rows.lengths))]
+    columns = dict(level=level, voiced=voiced, f1_open=f1_open, f2_round=f2_round, f2_spread=f2_spread,
+                   fricative=fricative, emphasis=emphasis, pitch=pitch, activity=activity, phrase=phrase, dip=dip, held=held)
+    batch = _CueBatch(columns, np.array([float(f.start_time) for f in many]), np.array(rows.lengths))
+    out = []
+    for k, (f, n) in enumerate(zip(many, rows.lengths)):
+        cues = Cues(start_time=float(f.start_time), **{name: value[k, :n] for name, value in columns.items()})
+        object.__setattr__(cues, "_batch", (batch, k))  # at_many reads the batch's arrays
+        out.append(cues)
+    return out

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -147,9 +148,7 @@ def emotion_weights(times: np.ndarray, events: Sequence[EmotionEvent]) -> np.nda
 
 def emotion_layer(times: np.ndarray, events: Sequence[EmotionEvent]) -> EmotionLayer:
     if not events:  # neutral throughout: the numbers below give exactly this
-        zeros, ones = np.zeros(len(times)), np.ones(len(times))
-        return EmotionLayer(weights=np.zeros((len(times), len(EMOTIONS))), face=np.zeros((len(times), len(ARKIT_NAMES)), np.float32),
-                            head_pitch=zeros, motion_gain=ones, blink_gain=ones, jaw_gain=ones)
+        return _neutral_layer(len(times))
     weights = emotion_weights(times, events)  # (T, 7)
     face = np.clip(weights @ EMOTION_POSES, 0.0, 1.0).astype(np.float32)  # (T, 52)
     neutral_share = 1.0 - np.clip(weights.sum(1), 0.0, 1.0)
@@ -161,3 +160,15 @@ def emotion_layer(times: np.ndarray, events: Sequence[EmotionEvent]) -> EmotionL
         blink_gain=neutral_share + weights @ _BLINK_GAIN,
         jaw_gain=neutral_share + weights @ _JAW_GAIN,
     )
+
+
+@lru_cache(maxsize=16)
+def _neutral_layer(frames: int) -> EmotionLayer:
+    """The layer of ``frames`` frames without emotion events (a stream steps a frame or two at a
+    time: made once per count, read-only, as every reader joins or copies it)."""
+    zeros, ones = np.zeros(frames), np.ones(frames)
+    layer = EmotionLayer(weights=np.zeros((frames, len(EMOTIONS))), face=np.zeros((frames, len(ARKIT_NAMES)), np.float32),
+                         head_pitch=zeros, motion_gain=ones, blink_gain=ones, jaw_gain=ones)
+    for array in (layer.weights, layer.face, zeros, ones):
+        array.flags.writeable = False
+    return layer

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
 from ..arkit import ARKIT_INDEX, ARKIT_NAMES, EMOTIONS
-from ..audio.features import FeatureStream, concat_features, take_many
+from ..audio.features import FeatureStream, take_many
 from ..errors import AudioError, ControlError
 from ..numeric import clip as _clip
 from ..types import (
@@ -39,10 +40,10 @@ from ..types import (
     Phone,
     PhoneTimeline,
 )
-from .cues import CUE_BACK_S, CUE_REACH_S, Cues, compute_cues, compute_cues_many
+from .cues import CUE_BACK_S, CUE_REACH_S, Cues, CueInputs, compute_cues, compute_cues_many
 from .emotion import emotion_layer, parse_emotion, ramped_timeline, validate_emotion_event
-from .head import PoseShifts, SlotScheduler, blink_hazard
-from .head_frames import HeadSource, head_inputs_many, head_layers
+from .head import PoseShifts, SlotScheduler
+from .head_frames import HeadSource, decide_events_many, head_inputs_many, head_layers
 from .lips import LipLayer, PhoneTable, lip_layer, tongue_tip_curve
 
 
@@ -55,7 +56,6 @@ FRAME_REACH_S = CUE_REACH_S + 0.04  # feature rows a frame reads ahead of its ti
 MIN_LOOKAHEAD_S = FRAME_REACH_S + 0.025
 _ROWS_KEPT_S = CUE_BACK_S + NOD_BACK_S + 0.2  # feature rows kept behind the next frame
 MAX_FPS = 1000.0
-_SACCADES_PER_S = 0.7  # small gaze shifts while holding a target (plus the refractory time)
 
 
 def validate_controls(controls: Controls) -> Controls:
@@ -129,7 +129,7 @@ class MotionStream:
         self.controls = validate_controls(controls)
         self._phones = phones
         self._features = FeatureStream()
-        self._rows: AudioFeatures | None = None  # the feature rows still needed, oldest first
+        self._rows: CueInputs | None = None  # the feature rows still needed, oldest first
         self._received = 0  # samples pushed so far
         self._next_frame = 0
         self._finished = False
@@ -219,10 +219,12 @@ class MotionStream:
         if rows is None or rows.num_frames == 0:
             return
         self._phones.add_rows(rows)
-        # The rows are kept for the cues, which read no log-mel: keeping it (40 columns of each
-        # row) would copy most of the kept rows at every step for nothing.
-        rows = replace(rows, log_mel=rows.log_mel[:, :0])
-        self._rows = rows if self._rows is None else concat_features([self._rows, rows])
+        self._keep_rows(CueInputs.of(rows))
+
+    def _keep_rows(self, rows: CueInputs) -> None:
+        """New rows for the cues, kept as the one matrix of the columns they read (no log-mel:
+        keeping it would copy most of the kept rows at every step for nothing)."""
+        self._rows = rows if self._rows is None else self._rows.then(rows)
 
     @staticmethod
     def _add_rows_many(streams: list[MotionStream], rows: list[AudioFeatures | None]) -> None:
@@ -247,12 +249,9 @@ class MotionStream:
         return layers
 
     def _drop_old_rows(self, keep_from: float) -> None:
-        rows = self._rows
-        drop = int((keep_from - rows.start_time) / FEATURE_HOP_S)
+        drop = int((keep_from - self._rows.start_time) / FEATURE_HOP_S)
         if drop > 0:
-            fields = {name: getattr(rows, name)[drop:] for name in
-                      ("log_mel", "loudness_db", "f0_hz", "voicing", "f1_hz", "f2_hz", "spectral_tilt", "zero_crossing_rate")}
-            self._rows = AudioFeatures(start_time=rows.start_time + drop * FEATURE_HOP_S, **fields)
+            self._rows = self._rows.from_row(drop)
 
     def _layers(self, times: np.ndarray, cues: Cues) -> FrameLayers:
         """The stages of this stream, in order, for a run of frame times (``cues``: of the rows
@@ -261,24 +260,15 @@ class MotionStream:
         emotion = emotion_layer(times, self._emotions)
         amplitude, distance = self._control_curves(times)
         lips = self._lip_layer(times, cues, phones, source)  # a LipLayer, or rows compose_frames interpolates
-        self._decide_blinks_and_saccades(float(times[-1]), cues)
         head = HeadSource(times=times, cues=cues, seed=int(self.controls.seed), amplitude=amplitude, distance=distance,
                           gazes=self._gazes, emotion_pitch=emotion.head_pitch, motion_gain=emotion.motion_gain,
-                          blinks=self._blinks, saccades=self._saccades, shifts=self._shifts)
+                          blinks=self._blinks, saccades=self._saccades, shifts=self._shifts, emotions=self._emotions)
         return FrameLayers(times=times, lips=lips, jaw_gain=emotion.jaw_gain, emotion_face=emotion.face, head=head,
                            tongue_tip=tongue_tip_curve(times, phones, source))
 
     def _lip_layer(self, times: np.ndarray, cues, phones: PhoneTable, source: str) -> LipLayer:
         """The mouth; a learned backend (core/motion/learned.py) overrides this one stage."""
         return lip_layer(times, cues, phones, source)
-
-    def _decide_blinks_and_saccades(self, until: float, cues) -> None:
-        def blink_gain(slot_times: np.ndarray) -> np.ndarray:  # slots fall between frames
-            return emotion_layer(slot_times, self._emotions).blink_gain
-
-        self._blinks.decide_until(until, blink_hazard(cues, blink_gain))
-        self._saccades.decide_until(until, lambda slot_times: np.full(len(slot_times), _SACCADES_PER_S))
-        self._shifts.decide_until(until, cues)
 
     def _current_phones(self, first_time: float) -> tuple[PhoneTable, str]:
         phones, source = self._phones.current()
@@ -290,7 +280,7 @@ class MotionStream:
 
     def _control_curves(self, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if not self._control_events:  # constant: what the timelines below give then
-            return np.full(len(times), self.controls.motion_amplitude), np.full(len(times), self.controls.head_distance)
+            return _constant(len(times), self.controls.motion_amplitude), _constant(len(times), self.controls.head_distance)
         amp = ramped_timeline(times, np.array([self.controls.motion_amplitude]),
                               [(e.time, np.array([e.motion_amplitude]), e.ramp) for e in self._control_events
                                if e.motion_amplitude is not None])[:, 0]
@@ -298,6 +288,14 @@ class MotionStream:
                                [(e.time, np.array([e.head_distance]), e.ramp) for e in self._control_events
                                 if e.head_distance is not None])[:, 0]
         return amp, dist
+
+
+@lru_cache(maxsize=64, typed=True)  # typed: an int control gives an int array, as np.full does
+def _constant(frames: int, value: float) -> np.ndarray:
+    """(frames,) ``value``, read-only (a stream steps a frame or two at a time: made once)."""
+    out = np.full(frames, value)
+    out.flags.writeable = False
+    return out
 
 
 def step_streams(streams: Sequence[MotionStream],
@@ -366,6 +364,7 @@ def compose_frames(layers: Sequence[FrameLayers]) -> list[list[MotionFrame]]:
     gets the same frames whichever streams it is composed with."""
     if not layers:
         return []
+    decide_events_many([part.head for part in layers])  # blinks, saccades and shifts up to each stream's last frame
     head = head_layers(head_inputs_many([part.head for part in layers]))
 
     def joined(name: str) -> np.ndarray:

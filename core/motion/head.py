@@ -25,7 +25,9 @@ _BLOCK = 256  # random values are drawn in blocks of this many knots / slots
 
 @lru_cache(maxsize=512)
 def _uniform_block(seed: int, channel: int, block: int) -> np.ndarray:
-    return np.random.default_rng([seed & 0xFFFFFFFF, channel, block]).random((_BLOCK, 3))
+    block = np.random.default_rng([seed & 0xFFFFFFFF, channel, block]).random((_BLOCK, 3))
+    block.flags.writeable = False  # shared: events keep views of their rows
+    return block
 
 
 def slot_uniforms(seed: int, channel: int, slots: np.ndarray) -> np.ndarray:
@@ -38,6 +40,14 @@ def slot_uniforms(seed: int, channel: int, slots: np.ndarray) -> np.ndarray:
         return _uniform_block(seed, channel, first)[slots - first * _BLOCK]
     table = np.concatenate([_uniform_block(seed, channel, b) for b in range(first, last + 1)])
     return table[slots - first * _BLOCK]
+
+
+def slot_uniform_run(seed: int, channel: int, first: int, count: int) -> np.ndarray:
+    """``slot_uniforms`` of the slots first.. first + count - 1 (a slice of one block, usually)."""
+    block = first // _BLOCK
+    if (first + count - 1) // _BLOCK != block:
+        return slot_uniforms(seed, channel, np.arange(first, first + count))
+    return _uniform_block(seed, channel, block)[first - block * _BLOCK:first - block * _BLOCK + count]
 
 
 _NOISE_CHANNELS = 5  # head yaw, pitch, roll, sway x, sway y
@@ -136,20 +146,33 @@ SHIFT_LOUD_DEG = (4.231, 0.561, 0.988)
 _PAUSE_PROBES_S = np.array([0.15, 0.25, 0.35, 0.45])  # where a phrase onset looks back for silence
 
 
+def pause_probe_times(times: np.ndarray) -> np.ndarray:
+    """(T * 4,) the times phrase_onset reads the level at, each time's four in a row."""
+    return (times[:, None] - _PAUSE_PROBES_S[None, :]).ravel()
+
+
 def phrase_onset(cues: Cues, times: np.ndarray) -> np.ndarray:
     """0..1 at ``times``: loud now after a quiet stretch 150-450 ms back (speech after a pause)."""
-    before = cues.at("level", (times[:, None] - _PAUSE_PROBES_S[None, :]).ravel()).reshape(len(times), -1).max(1)
-    return _clip(cues.at("held", times) - 2.0 * before, 0.0, 1.0)
+    return phrase_onset_from(cues.at("held", times), cues.at("level", pause_probe_times(times)))
+
+
+def phrase_onset_from(held: np.ndarray, level_probed: np.ndarray) -> np.ndarray:
+    """phrase_onset from the held level at the times (T,) and the level at their pause probes (T * 4,)."""
+    before = level_probed.reshape(len(held), len(_PAUSE_PROBES_S)).max(1)
+    return _clip(held - 2.0 * before, 0.0, 1.0)
 
 
 def shift_hazard(cues: Cues) -> Hazard:
     """Posture shifts per second at given times (SHIFT_RATES)."""
-    always, talking, onset, stress = SHIFT_RATES
-
     def hazard(times: np.ndarray) -> np.ndarray:
-        return (always + talking * cues.at("activity", times) + onset * phrase_onset(cues, times)
-                + stress * cues.at("emphasis", times))
+        return shift_rates(cues.at("activity", times), phrase_onset(cues, times), cues.at("emphasis", times))
     return hazard
+
+
+def shift_rates(activity: np.ndarray, onset_at: np.ndarray, emphasis: np.ndarray) -> np.ndarray:
+    """Posture shifts per second from the cues at the slot times (SHIFT_RATES)."""
+    always, talking, onset, stress = SHIFT_RATES
+    return always + talking * activity + onset * onset_at + stress * emphasis
 
 
 def _ease(x: np.ndarray) -> np.ndarray:
@@ -176,10 +199,13 @@ class PoseShifts:
                                        max_gap=SHIFT_MAX_GAP_S)
 
     def decide_until(self, t_end: float, cues: Cues) -> None:
-        scheduler = self.scheduler
-        known = len(scheduler.starts)
-        scheduler.decide_until(t_end, shift_hazard(cues))
-        new = scheduler.starts[known:]
+        known = len(self.scheduler.starts)
+        self.scheduler.decide_until(t_end, shift_hazard(cues))
+        self.place_new(known, cues)
+
+    def place_new(self, known: int, cues: Cues) -> None:
+        """The poses of the shifts the scheduler decided after its first ``known`` ones."""
+        new = self.scheduler.starts[known:]
         if not new:
             return
         times = np.array([t for t, _ in new])
@@ -248,17 +274,28 @@ class SlotScheduler:
 
     def decide_until(self, t_end: float, hazard_per_s: Hazard) -> None:
         """Decide every slot starting before ``t_end``; ``hazard_per_s(times) -> rates``."""
+        times = self.slots_to_decide(t_end)
+        if times is not None:
+            self.decide(times, np.asarray(hazard_per_s(times), dtype=np.float64))
+
+    def slots_to_decide(self, t_end: float) -> np.ndarray | None:
+        """The start times of the slots before ``t_end`` that need the hazard (``decide`` them
+        with it); None when none does (the slots up to there are decided already, or fall too
+        soon after the last event: those are decided now, without one)."""
         last = int(np.floor(t_end / self.slot))
         if last < self.next_slot:
-            return
+            return None
         previous = self.starts[-1][0] if self.starts else self._prior_event()
         if last * self.slot - previous < self.refractory:  # too soon after the last event for any slot here
             self.next_slot = last + 1
-            return
-        slots = np.arange(self.next_slot, last + 1)
-        times = slots * self.slot
-        rates = np.asarray(hazard_per_s(times), dtype=np.float64)
-        draws = slot_uniforms(self.seed, self.channel, slots)
+            return None
+        return np.arange(self.next_slot, last + 1) * self.slot
+
+    def decide(self, times: np.ndarray, rates: np.ndarray) -> None:
+        """Decide the slots ``slots_to_decide`` gave, with the hazard there (events per second)."""
+        previous = self.starts[-1][0] if self.starts else self._prior_event()
+        last = self.next_slot + len(times) - 1
+        draws = slot_uniform_run(self.seed, self.channel, self.next_slot, len(times))
         probability = 1.0 - np.exp(-rates * self.slot)
         for t, p, u in zip(times, probability, draws):
             since = t - previous
@@ -277,8 +314,16 @@ def blink_hazard(cues: Cues, blink_gain_at: Hazard) -> Hazard:
     """Blink rate per second at given times: ~17/min baseline, several times that just after
     speech stops (people blink at pauses), scaled by the emotion's blink gain."""
     def hazard(times: np.ndarray) -> np.ndarray:
-        now = cues.at("level", times)
-        before = cues.at("level", times - 0.25)
-        pause_start = _clip(before - now, 0.0, 1.0) * (now < 0.2)
-        return (0.3 + 2.0 * pause_start) * blink_gain_at(times)
+        return blink_rates(cues.at("level", times), cues.at("level", times - BLINK_LOOKBACK_S)) * blink_gain_at(times)
     return hazard
+
+
+BLINK_LOOKBACK_S = 0.25  # a pause starts where the level was up this long before
+SACCADES_PER_S = 0.7  # small gaze shifts while holding a target (plus the refractory time)
+
+
+def blink_rates(now: np.ndarray, before: np.ndarray) -> np.ndarray:
+    """Blinks per second before the emotion's gain, from the level at the slot times and
+    BLINK_LOOKBACK_S before them."""
+    pause_start = _clip(before - now, 0.0, 1.0) * (now < 0.2)
+    return 0.3 + 2.0 * pause_start

@@ -15,11 +15,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..numeric import clip as _clip
-from ..types import FEATURE_HOP_S, GazeEvent
-from .cues import Cues
-from .emotion import ramped_timeline
-from .head import (_HEAD_NOISE_OCTAVES, _HEAD_NOISE_SPACINGS, _SWAY_X, _SWAY_Y, HEAD_NOD_GAIN, SACCADE_S, PoseShifts,
-                   SlotScheduler, _catmull_rom, _head_and_idle_noise, _noise_knots, held_pose)
+from ..types import FEATURE_HOP_S, EmotionEvent, GazeEvent
+from .cues import Cues, at_many, cue_batch, last_row_at_or_before
+from .emotion import emotion_layer, ramped_timeline
+from .head import (_HEAD_NOISE_OCTAVES, _HEAD_NOISE_SPACINGS, _SWAY_X, _SWAY_Y, BLINK_LOOKBACK_S, HEAD_NOD_GAIN,
+                   SACCADE_S, SACCADES_PER_S, PoseShifts, SlotScheduler, _catmull_rom, _head_and_idle_noise, _noise_knots,
+                   blink_rates, held_pose, pause_probe_times, phrase_onset_from, shift_rates)
 
 
 # The nod kernel reads emphasis rows with lag in (-0.03, 0.55) s; a frame's window of rows starts
@@ -40,9 +41,10 @@ class HeadSource:
     gazes: Sequence[GazeEvent]
     emotion_pitch: np.ndarray  # (T,) degrees
     motion_gain: np.ndarray  # (T,)
-    blinks: SlotScheduler
+    blinks: SlotScheduler  # decided up to the last of ``times`` by decide_events_many
     saccades: SlotScheduler
     shifts: PoseShifts
+    emotions: Sequence[EmotionEvent] = ()  # their blink gain scales the blink rate
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,51 @@ class HeadLayer:
     brow_raise: np.ndarray  # (T,) 0..1 eyebrows lift with the emphasis that nods the head
 
 
+def decide_events_many(sources: Sequence[HeadSource]) -> None:
+    """Decide each source's blinks, saccades and posture shifts up to its last frame (what
+    SlotScheduler.decide_until and PoseShifts.decide_until do), with the hazards of every
+    source's undecided slots from one read of their cues (at_many)."""
+    blinks, shifts = [], []  # (source, slot times), and for shifts the decided count before
+    for s in sources:
+        until = float(s.times[-1])
+        times = s.blinks.slots_to_decide(until)
+        if times is not None:
+            blinks.append((s, times))
+        times = s.saccades.slots_to_decide(until)
+        if times is not None:
+            s.saccades.decide(times, np.full(len(times), SACCADES_PER_S))
+        known = len(s.shifts.scheduler.starts)
+        times = s.shifts.scheduler.slots_to_decide(until)
+        if times is not None:
+            shifts.append((s, times, known))
+    if not blinks and not shifts:
+        return
+    # level now and BLINK_LOOKBACK_S before for the blinks; activity, held and emphasis now and
+    # the level at the pause probes for the shifts: every point, every name, one pass
+    reads = at_many([(s.cues, t) for s, t in blinks] + [(s.cues, t - BLINK_LOOKBACK_S) for s, t in blinks]
+                    + [(s.cues, t) for s, t, _ in shifts] + [(s.cues, pause_probe_times(t)) for s, t, _ in shifts],
+                    ("level", "activity", "held", "emphasis"))
+    level, activity, held, emphasis = reads.T
+    # the blinks' points at the slots, then as many BLINK_LOOKBACK_S before; then the shifts'
+    # points at the slots, then their pause probes (every slot's numbers on its own)
+    count, shifting = sum(len(t) for _, t in blinks), sum(len(t) for _, t, _ in shifts)
+    blinking = blink_rates(level[:count], level[count:2 * count])
+    at = slice(2 * count, 2 * count + shifting)
+    moving = shift_rates(activity[at], phrase_onset_from(held[at], level[at.stop:]), emphasis[at])
+    start = 0
+    for s, times in blinks:
+        rates = blinking[start:start + len(times)]
+        if s.emotions:  # neutral's gain is 1 throughout
+            rates = rates * emotion_layer(times, s.emotions).blink_gain
+        s.blinks.decide(times, rates)
+        start += len(times)
+    start = 0
+    for s, times, known in shifts:
+        s.shifts.scheduler.decide(times, moving[start:start + len(times)])
+        s.shifts.place_new(known, s.cues)
+        start += len(times)
+
+
 def head_inputs_many(sources: Sequence[HeadSource]) -> HeadInputs:
     def joined(values) -> np.ndarray:
         return np.concatenate(list(values))
@@ -81,7 +128,7 @@ def head_inputs_many(sources: Sequence[HeadSource]) -> HeadInputs:
     times = joined(s.times for s in sources)
     gaze_target, head_follow = zip(*[_gaze(s.times, s.gazes) for s in sources])
     knots, frac = _knots_by_seed(times, [s.seed for s in sources for _ in range(len(s.times))])
-    return HeadInputs(activity=joined(s.cues.at("activity", s.times) for s in sources),
+    return HeadInputs(activity=at_many([(s.cues, s.times) for s in sources], ("activity",))[:, 0],
                       amplitude=joined(s.amplitude for s in sources), distance=joined(s.distance for s in sources),
                       emotion_pitch=joined(s.emotion_pitch for s in sources),
                       motion_gain=joined(s.motion_gain for s in sources),
@@ -179,23 +226,17 @@ def nod_many(parts: Sequence[tuple[np.ndarray, Cues]]) -> np.ndarray:
     """(N,) downward head pitch (degrees, >= 0) following emphasis, for the (times, cues) of each
     stream: each emphatic row pulls the chin down, peaking ~150 ms later and easing back over
     ~0.4 s. A frame sums a fixed window of its own stream's rows (so the same numbers whichever
-    frames join it)."""
-    emphasis, pitch, row_times, first, end, kept = [], [], [], [], [], 0
-    for times, cues in parts:  # each stream's rows its frames' windows reach, end to end
-        starts = np.searchsorted(cues.row_times(), times - 0.56, side="right")
-        lo, hi = int(starts.min()), min(cues.num_rows, int(starts.max()) + _NOD_WINDOW_ROWS)
-        emphasis.append(cues.emphasis[lo:hi])
-        pitch.append(cues.pitch[lo:hi])
-        row_times.append(cues.row_times()[lo:hi])
-        first.append(kept + starts - lo)
-        kept += hi - lo
-        end.append(np.full(len(times), kept))
-    pad = [np.zeros(_NOD_WINDOW_ROWS)]  # windows may run past the last stream's rows (masked below)
-    emphasis, pitch, row_times = (np.concatenate(x + pad) for x in (emphasis, pitch, row_times))
-    window = np.concatenate(first)[:, None] + np.arange(_NOD_WINDOW_ROWS)  # (N, W)
-    strength = emphasis[window] * (0.6 + 0.8 * pitch[window]) * FEATURE_HOP_S
-    pulled = np.where((window < np.concatenate(end)[:, None]) & (strength > 1e-4), strength, 0.0)
-    lag = np.concatenate([times for times, _ in parts])[:, None] - row_times[window]
+    frames join it), gathered for all frames at once from the streams' cue_batch."""
+    batch, index = cue_batch([cues for _, cues in parts], ("emphasis", "pitch"))
+    stream = np.repeat(index, [len(times) for times, _ in parts])
+    times = np.concatenate([times for times, _ in parts])
+    start, rows = batch.start_times[stream], batch.lengths[stream]
+    window = (last_row_at_or_before(start, rows, times - 0.56) + 1)[:, None] + np.arange(_NOD_WINDOW_ROWS)  # (N, W)
+    inside = window < rows[:, None]
+    gather = (stream[:, None], np.minimum(window, batch.columns["emphasis"].shape[1] - 1))
+    strength = batch.columns["emphasis"][gather] * (0.6 + 0.8 * batch.columns["pitch"][gather]) * FEATURE_HOP_S
+    pulled = np.where(inside & (strength > 1e-4), strength, 0.0)
+    lag = times[:, None] - (start[:, None] + window * FEATURE_HOP_S)  # row times as Cues.row_times
     kernel = np.where((lag > -0.03) & (lag < 0.55), np.sin(np.pi * _clip((lag + 0.03) / 0.58, 0, 1)) ** 2, 0.0)
     return (kernel * pulled).sum(1) * 4.0
 

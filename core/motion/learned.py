@@ -28,7 +28,7 @@ from ..arkit import ARKIT_INDEX, ARKIT_NAMES
 from ..audio.features import compute_features, concat_features
 from ..numeric import clip as _clip
 from ..types import FEATURE_HOP_S, AudioFeatures, Controls, PhoneTimeline
-from .cues import interp_columns_many
+from .cues import CueInputs, last_on_grid
 from .generator import FRAME_REACH_S, MotionGenerator, MotionStream, _FixedPhones, _LivePhones
 from .learned_inputs import CueWindow, advance_many, timeline_columns, with_rule_columns
 from .learned_weights import SHIPPED_WEIGHTS, load_weights
@@ -179,31 +179,6 @@ class IncrementalMouth:
         phones); outputs grow by the rows whose lookahead is now complete."""
         feed_many([self], [matrix], None if phones is None else [phones])
 
-    def _relative(self, matrix: np.ndarray) -> np.ndarray:
-        """Audio2Face.relative for the new rows, from the raw rows kept before them: log-mel minus
-        its mean over the last ``context`` rows, loudness minus its peak over them."""
-        context, n = self.model.config.context, len(matrix)
-        joined = np.concatenate([self._raw, matrix])  # (kept + n, C)
-        self._raw = joined[max(0, len(joined) - (context - 1)):]
-        first_abs = self.fed - (len(joined) - n)  # absolute row index of joined[0]
-        start = len(joined) - n  # the new rows' first position in joined
-        counts = np.minimum(first_abs + start + np.arange(n) + 1, context)  # real rows in each window
-        if n <= 4:  # streaming: a slice per row of joined costs less than padding and window views
-            # (a window reaching before joined[0] would add zero rows first, which changes no sum,
-            # and read the padding's loudness floor)
-            ends = range(start + 1, start + n + 1)
-            mel_sums = np.stack([joined[max(0, end - context):end, :40].sum(axis=0) for end in ends])
-            peak = np.array([joined[max(0, end - context):end, 40].max() if end >= context
-                             else max(joined[:end, 40].max(), _LOUDNESS_FLOOR) for end in ends])
-        else:
-            front = context - 1  # pad so every new row has a full window; the padding is not counted
-            mel = np.concatenate([np.zeros((front, 40)), joined[:, :40]])
-            loud = np.concatenate([np.full(front, _LOUDNESS_FLOOR), joined[:, 40]])
-            mel_sums = np.lib.stride_tricks.sliding_window_view(mel[start:], context, axis=0).sum(axis=2)  # (n, 40)
-            peak = np.lib.stride_tricks.sliding_window_view(loud[start:], context).max(axis=1)
-        mean = mel_sums / counts[:, None]
-        return np.concatenate([matrix[:, :40] - mean, (matrix[:, 40] - peak)[:, None], matrix[:, 41:]], axis=1)
-
     def finish(self) -> None:
         """The line ended: silence rows stand in for the lookahead past its end."""
         self.finish_with(None)
@@ -237,9 +212,10 @@ def feed_many(mouths: list[IncrementalMouth], matrices: list[np.ndarray], phones
 def _feed_group(mouths: list[IncrementalMouth], matrices: list[np.ndarray], phones: list[np.ndarray | None]) -> None:
     arrays, config = mouths[0]._arrays, mouths[0].model.config
     bounds = np.cumsum([0] + [len(matrix) for matrix in matrices])
-    parts = [mouth._relative(matrix) if config.context > 0 else np.asarray(matrix, dtype=np.float64)
-             for mouth, matrix in zip(mouths, matrices)]
-    x = np.concatenate(parts)
+    if config.context > 0:
+        x = relative_many(mouths, matrices)
+    else:
+        x = np.concatenate([np.asarray(matrix, dtype=np.float64) for matrix in matrices])
     if config.rule_cues:
         cue_end = len(arrays.input_mean) - config.n_phone_columns  # the cue columns come before the phones'
         x = np.concatenate([x, _late_cues(mouths, matrices, arrays.input_mean[cue_end - config.rule_cues:cue_end])], axis=1)
@@ -265,6 +241,64 @@ def _feed_group(mouths: list[IncrementalMouth], matrices: list[np.ndarray], phon
     for mouth, first, end in zip(mouths, bounds[:-1], bounds[1:]):
         mouth.fed += end - first
         mouth.outputs = np.concatenate([mouth.outputs, y[first:end]])
+
+
+def relative_many(mouths: list[IncrementalMouth], matrices: list[np.ndarray]) -> np.ndarray:
+    """Audio2Face.relative of every mouth's new rows (one model's mouths), joined in order: log-mel
+    minus its mean over the row's last ``context`` rows, loudness minus their peak (windows
+    reaching before a line's start: its rows only, and the loudness floor). Each mouth's kept raw
+    rows, then its new rows, sit in one block of ``context - 1 + n`` rows (zero mel and the floor's
+    loudness in front of a young line), so new row j's window is rows j.. j + context - 1 of its
+    block, for every stream in one gather. Sums run over the window's rows in order, as a slice of
+    each would (leading zero rows change no sum)."""
+    context = mouths[0].model.config.context
+    front = context - 1
+    blocks, counts = [], []
+    for mouth, matrix in zip(mouths, matrices):
+        kept = len(mouth._raw)
+        if kept < front:
+            blocks.append(_window_padding(front - kept, mouth._raw.shape[1]))
+        blocks += [mouth._raw, matrix]
+    joined = np.concatenate(blocks)
+    lengths = tuple(len(matrix) for matrix in matrices)
+    end = 0
+    for mouth, n in zip(mouths, lengths):
+        end += front + n
+        mouth._raw = joined[end - min(front, len(mouth._raw) + n):end]
+        counts.append(mouth.fed)
+    starts, position = _window_starts(lengths, front)  # (N,) each new row's window start; its place in its line's new rows
+    counts = np.minimum(np.repeat(counts, lengths) + position + 1, context)  # real rows in each window
+    x = joined[starts + front]  # the new rows themselves
+    mel_sums, peak = np.empty((len(x), 40)), np.empty(len(x))
+    for lo in range(0, len(x), 256):  # a whole line at once gathers its windows a slice at a time
+        window = starts[lo:lo + 256, None] + np.arange(context)
+        mel_sums[lo:lo + 256] = joined[window, :40].sum(axis=1)
+        peak[lo:lo + 256] = joined[window, 40].max(axis=1)
+    return np.concatenate([x[:, :40] - mel_sums / counts[:, None], (x[:, 40] - peak)[:, None], x[:, 41:]], axis=1)
+
+
+@lru_cache(maxsize=8)
+def _window_padding(rows: int, columns: int) -> np.ndarray:
+    """Rows standing in before a line's first row: log-mel 0 (adds nothing to a sum), loudness at
+    the floor (what Audio2Face.relative pads its peak window with)."""
+    pad = np.zeros((rows, columns))
+    pad[:, 40] = _LOUDNESS_FLOOR
+    pad.flags.writeable = False
+    return pad
+
+
+@lru_cache(maxsize=64)
+def _window_starts(lengths: tuple[int, ...], front: int) -> tuple[np.ndarray, np.ndarray]:
+    """relative_many's window starts for streams with ``lengths`` new rows (blocks of front + n
+    rows end to end), and each row's index among its stream's new rows (cached: streams step with
+    the same few rows again and again)."""
+    lengths_array = np.array(lengths, dtype=np.int64)
+    block_starts = np.cumsum(np.concatenate([[0], front + lengths_array[:-1]]))
+    first_rows = np.cumsum(np.concatenate([[0], lengths_array[:-1]]))
+    position = np.arange(int(lengths_array.sum())) - np.repeat(first_rows, lengths_array)
+    starts = np.repeat(block_starts, lengths_array) + position
+    starts.flags.writeable = position.flags.writeable = False
+    return starts, position
 
 
 @lru_cache(maxsize=64)
@@ -307,11 +341,13 @@ class LearnedMotionStream(MotionStream):
         """New rows for several learned streams: their network inputs in one matrix, their
         networks fed together (feed_many)."""
         fed = [(stream, part) for stream, part in zip(streams, rows) if part is not None and part.num_frames]
-        for stream, part in fed:
-            MotionStream._add_rows(stream, part)
         if fed:
-            matrix = feature_matrix(concat_features([part for _, part in fed]))
+            joined = concat_features([part for _, part in fed])
+            matrix = feature_matrix(joined)
             ends = np.cumsum([part.num_frames for _, part in fed])
+            for (stream, part), kept in zip(fed, np.split(CueInputs.of(joined).matrix, ends[:-1])):
+                stream._phones.add_rows(part)  # what MotionStream._add_rows does, the cue columns made once for all
+                stream._keep_rows(CueInputs(float(part.start_time), kept))
             phones = [stream._phone_columns(stream._mouth.fed, part.num_frames) for stream, part in fed]
             feed_many([stream._mouth for stream, _ in fed], np.split(matrix, ends[:-1]), phones)  # rows arrive in order, each once
 
@@ -355,8 +391,7 @@ class LearnedLipRows:
         for k, part in enumerate(parts):
             by_names.setdefault(part.names, []).append(k)
         for names, group in by_names.items():
-            values = interp_columns_many([(parts[k].times, (parts[k].first_row + np.arange(len(parts[k].outputs)) + 0.5)
-                                           * FEATURE_HOP_S, parts[k].outputs) for k in group])
+            values = _interp_rows([parts[k] for k in group])
             mouth = mouth_from_outputs(values, names)
             open_lips = np.zeros(len(mouth))  # mouth_from_outputs' channels are already inside [0, 1]
             start = 0
@@ -368,6 +403,36 @@ class LearnedLipRows:
                     out[k] = LipLayer(mouth=_clip(apply_closure(mouth[start:end], part.closure), 0.0, 1.0), closure=part.closure)
                 start = end
         return out
+
+
+def _interp_rows(parts: list[LearnedLipRows]) -> np.ndarray:
+    """(sum of T, n_outputs) each part's outputs interpolated at its frame times, row i of a part
+    at its centre (first_row + i + 0.5) * FEATURE_HOP_S: np.interp's numbers, every part and column in one
+    pass (rows found on their grid)."""
+    if len(parts) == 1:  # one stream stepping alone: a call per column costs less than the batch's ~25 calls
+        part = parts[0]
+        centres = (part.first_row + np.arange(len(part.outputs)) + 0.5) * FEATURE_HOP_S
+        return np.stack([np.interp(part.times, centres, part.outputs[:, c]) for c in range(part.outputs.shape[1])], axis=1)
+    counts = [len(part.times) for part in parts]
+    part_of = np.repeat(np.arange(len(parts)), counts)
+    rows = np.array([len(part.outputs) for part in parts])[part_of]
+    first = np.array([part.first_row for part in parts], dtype=np.int64)[part_of]
+    offset = np.cumsum([0] + [len(part.outputs) for part in parts[:-1]])[part_of]
+    x = np.concatenate([part.times for part in parts])
+
+    def centre(j: np.ndarray) -> np.ndarray:  # as (first_row + np.arange(R) + 0.5) * FEATURE_HOP_S
+        return ((first + j).astype(np.float64) + 0.5) * FEATURE_HOP_S
+
+    j = last_on_grid(x, rows, centre, np.floor(x / FEATURE_HOP_S - 0.5) - first)
+    below, above = j < 0, j >= rows - 1  # held at the ends
+    j = np.clip(j, 0, np.maximum(rows - 2, 0))
+    j_next = np.minimum(j + 1, rows - 1)
+    lo, hi = centre(j), centre(j_next)
+    fp = np.concatenate([part.outputs for part in parts])
+    y0, y1 = fp[offset + j], fp[offset + j_next]
+    width = np.where(hi > lo, hi - lo, 1.0)[:, None]  # 1: a one-row part, held, never interpolated
+    values = np.where((x == lo)[:, None], y0, (y1 - y0) / width * (x - lo)[:, None] + y0)
+    return np.where(below[:, None], fp[offset], np.where(above[:, None], fp[offset + rows - 1], values))
 
 
 class LearnedMotionGenerator(MotionGenerator):
