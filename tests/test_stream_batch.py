@@ -225,8 +225,9 @@ def test_a_line_that_fails_to_step_gets_one_error_and_ends_while_the_others_go_o
 
 
 def test_a_live_phone_stream_gives_the_same_frames_however_its_steps_are_grouped(greeting):
-    """Live phones change with every push, so such a stream steps at each push itself: a sidecar
-    that steps it after every third chunk sends exactly the frames of pushing chunk by chunk."""
+    """Live phones change with every push, so the frames a push makes due keep that push's phones
+    for the step that computes them: a sidecar that steps it after every third chunk sends
+    exactly the frames of pushing chunk by chunk (more kinds: tests/test_stream_live_batch.py)."""
     chunks = [greeting[i:i + 640] for i in range(0, len(greeting), 640)]
     generator = MotionGenerator(Controls(fps=30.0, seed=6))
     pushed = generator.stream(None)  # no text: phones recognised live

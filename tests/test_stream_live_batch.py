@@ -12,9 +12,11 @@ import pytest
 from conftest import fixture_line
 from test_motion_learned import _untrained
 from npcface.core.audio.decode import load_audio
+from npcface.core.audio.features import FeatureStream
 from npcface.core.motion.generator import MotionGenerator, MotionStream, step_streams
 from npcface.core.motion.learned import LearnedMotionGenerator
 from npcface.core.motion.learned_inputs import PHONE_CLASSES
+from npcface.core.phonetics.timeline import PhoneStream
 from npcface.core.types import Controls, EmotionEvent, Phone, PhoneTimeline
 from npcface.models.audio2face import Config
 from server_helpers import RawClient, frame_arrays, greeting_pcm, s16, tick_arrays
@@ -102,6 +104,54 @@ def test_live_phone_streams_stepped_together_in_any_grouping_give_their_frames_a
                 together[k] += frames
         for k, stream in enumerate(streams):
             assert_same_frames(k, frame_arrays(together[k] + stream.finish()), alone[k], grouping)
+
+
+@pytest.mark.parametrize("language, with_text", [("en-us", True), ("en-us", False), ("de", True)])
+def test_each_run_of_frames_reads_the_phones_found_at_the_push_that_made_it_due(greeting, monkeypatch, language, with_text):
+    """Checked against a phone stream of its own fed the same chunks: the frames a push made due
+    read the phones found once that push's audio (and for the acoustic fallback of other
+    languages, its feature rows) was in, not those of the push before or of the later step that
+    computes them."""
+    samples, text = greeting
+    text = text if with_text else None
+    chunks = chunked(samples, chunk_plans(1, len(samples), seed=4)[0])
+    generator = MotionGenerator(Controls(fps=30.0, seed=10, language=language))
+    alone = generator.stream(text)
+    first_frame_of_push = {}  # first frame time -> the push that made it due
+    for j, chunk in enumerate(chunks):
+        frames = alone.push_audio(chunk)
+        if frames:
+            first_frame_of_push[round(frames[0].time, 9)] = j
+    # the same calls as the stream's: every chunk in, the rows so far and the phones at due pushes
+    observer, rows = PhoneStream(text, language, features_from_caller=True), FeatureStream()
+    found = []
+    for j, chunk in enumerate(chunks):
+        observer.push(chunk.astype(np.float32))
+        rows.append(chunk)
+        if j in first_frame_of_push.values():
+            observer.add_features(rows.take())
+            found.append(observer.phones())
+        else:
+            found.append(None)
+
+    read: list[tuple[float, tuple]] = []
+    current_phones = MotionStream._current_phones
+
+    def recording(self, first_time):
+        read.append((round(first_time, 9), self._phones.current()[0]))
+        return current_phones(self, first_time)
+
+    monkeypatch.setattr(MotionStream, "_current_phones", recording)
+    stream = generator.stream(text)
+    rng = np.random.default_rng(5)
+    for chunk in chunks:
+        stream.append_audio(chunk)
+        if rng.random() < 0.25:  # several pushes due at most steps
+            step_streams([stream])
+    step_streams([stream])
+    assert len(read) == len(first_frame_of_push) > 20
+    for first_time, phones in read:
+        assert phones == found[first_frame_of_push[first_time]], first_time
 
 
 def test_a_live_stream_finished_with_pushes_pending_gets_the_frames_of_pushing_them_one_by_one(greeting, phone_weights):
