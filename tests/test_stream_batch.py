@@ -167,17 +167,9 @@ def test_sessions_streamed_at_once_over_the_wire_get_the_ticks_of_one_alone(serv
         for seq, chunk in enumerate(chunks):
             for name in names:
                 client.send({"type": "audio", "session": name, "seq": seq, "rate": 16000}, chunk)
-        ticks: dict[str, list] = {name: [] for name in names}
         for name in names:
             client.send({"type": "end_line", "id": f"end-{name}", "session": name})
-        ended: set[str] = set()
-        while len(ended) < len(names):
-            message, _ = client.recv()
-            assert message.type != "error", message
-            if message.type == "tick":
-                ticks[message.session].append(message)
-            elif message.type == "line_end":
-                ended.add(message.session)
+        ticks = client.collect_lines(names)
     assert len(alone) > 30 and max(batch_sizes) > 1  # the loop did step several sessions at once
     for name in names:
         assert [t.index for t in ticks[name]] == list(range(len(alone)))

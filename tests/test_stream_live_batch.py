@@ -250,15 +250,7 @@ def test_sessions_with_text_stream_over_the_wire_in_the_loops_batch_with_the_tic
                 send_chunk(client, name, seq, line_text)
         for name in sessions:
             client.send({"type": "end_line", "id": f"end-{name}", "session": name})
-        ticks: dict[str, list] = {name: [] for name in sessions}
-        ended: set[str] = set()
-        while len(ended) < len(sessions):
-            message, _ = client.recv()
-            assert message.type != "error", message
-            if message.type == "tick":
-                ticks[message.session].append(message)
-            elif message.type == "line_end":
-                ended.add(message.session)
+        ticks = client.collect_lines(sessions)
     assert max(live_together) == 2  # both lines with text stepped in one batch
     for name in ("rules", "learned"):  # the live-phone lines: exactly
         assert len(ticks[name]) == len(alone[name]) > 30
