@@ -339,11 +339,11 @@ def step_streams(streams: Sequence[MotionStream],
         streams[k]._due.clear()
         on_error(k, exc)
 
-    for depth in range(max(map(len, steps), default=0)):
+    for depth in range(max(map(len, steps), default=0)):  # a stream's runs in order, one a round
         group = [k for k in range(len(streams)) if len(steps[k]) > depth and k not in failed]
-        for k, frames in _step_once([streams[k] for k in group], [steps[k][depth] for k in group],
-                                    lambda i, exc: report(group[i], exc)):
-            out[group[k]] += frames
+        for i, frames in _step_once([streams[k] for k in group], [steps[k][depth] for k in group],
+                                    lambda i, exc, group=group: report(group[i], exc)):
+            out[group[i]] += frames
     return out
 
 
