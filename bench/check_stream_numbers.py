@@ -2,11 +2,12 @@
 random chunking, and print the largest difference per output channel (speed work must not move
 them; the bar is 1e-9).
 
-    .venv/bin/python bench/check_stream_numbers.py --before REV [--clips 3] [--seed 0]
+    .venv/bin/python bench/check_stream_numbers.py --before REV [--clips 3] [--with-text 2] [--seed 0]
 
 Per clip, motion (`rules`, `learned`) and way of stepping: one stream pushed chunk by chunk
 (random chunks of 1..2000 samples), and 4 streams with their own random chunking stepped together
-by step_streams. Channels: the 52 ARKit blendshapes, head rotation (yaw, pitch, roll),
+by step_streams. --with-text N adds N clips of read speech streamed with their transcript (live
+aligned phones). Channels: the 52 ARKit blendshapes, head rotation (yaw, pitch, roll),
 translation (x, y, z), gaze (left / right eye, yaw / pitch), tongue tip. Exits 1 if any differs
 by more than 1e-9.
 """
@@ -52,7 +53,8 @@ def channel_names() -> list[str]:
 
 
 def outputs(clips: list[str], seed: int) -> dict[str, np.ndarray]:
-    """{"clip motion stepping": (T, channels)} for this code."""
+    """{"clip motion stepping": (T, channels)} for this code. Clips from speech/ (their
+    transcript beside them) stream with that text: live aligned phones."""
     import torch
 
     from npcface.core.audio.decode import load_audio
@@ -65,16 +67,18 @@ def outputs(clips: list[str], seed: int) -> dict[str, np.ndarray]:
     for number, clip in enumerate(clips):
         samples = load_audio(clip).samples
         name = os.path.basename(clip)[:3]
-        language = "en-us" if name in ENGLISH else "de"  # the other clips: the acoustic fallback (a02 is German)
+        language = "en-us" if name in ENGLISH or name.startswith("s") else "de"  # the other clips: the acoustic fallback (a02 is German)
+        transcript = os.path.splitext(clip)[0] + ".txt"
+        text = open(transcript).read().strip() if name.startswith("s") and os.path.exists(transcript) else None
         for motion, kind in (("rules", MotionGenerator), ("learned", LearnedMotionGenerator)):
             generator = kind(Controls(language=language, seed=number))
             alone = _chunkings(len(samples), seed + number, 1)[0]
-            stream = generator.stream(None)
+            stream = generator.stream(text)
             frames = [f for a, b in zip(alone, alone[1:]) for f in stream.push_audio(samples[a:b])] + stream.finish()
             out[f"{name} {motion} alone"] = _frame_array(frames)
             # 4 streams, each its own chunking, stepped together at every 20 ms of wall clock
             cuts = _chunkings(len(samples), seed + 100 + number, 4)
-            streams = [generator.stream(None) for _ in cuts]
+            streams = [generator.stream(text) for _ in cuts]
             got: list[list] = [[] for _ in cuts]
             for until in range(320, len(samples) + 320, 320):
                 for stream, bounds, done in zip(streams, cuts, got):
@@ -104,12 +108,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", help="the shared data folder (default ../shared/data)")
     parser.add_argument("--clips", type=int, default=3, help="real clips (English first)")
+    parser.add_argument("--with-text", type=int, default=0, metavar="N",
+                        help="also N clips of read speech (speech/), streamed with their transcript")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random chunking")
     parser.add_argument("--before", metavar="REV", help="the revision to compare with (required)")
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--code", help=argparse.SUPPRESS)
     args = parser.parse_args()
     clips = [str(f) for f in chosen_clips(data_dir(args.data) / "audio", args.clips)]
+    clips += [str(f) for f in sorted((data_dir(args.data) / "speech").glob("s*.wav")) if f.with_suffix(".txt").exists()][:args.with_text]
     if not clips:
         print(f"no real audio in {data_dir(args.data) / 'audio'}: nothing to check (set NPCFACE_DATA or --data)")
         return 0
@@ -119,7 +126,7 @@ def main() -> int:
         return 0
     if not args.before:
         parser.error("--before REV is required (the revision whose numbers must not move)")
-    options = ["--clips", str(args.clips), "--seed", str(args.seed)] + (["--data", args.data] if args.data else [])
+    options = ["--clips", str(args.clips), "--with-text", str(args.with_text), "--seed", str(args.seed)] + (["--data", args.data] if args.data else [])
     before = _decode(run_at_revision(args.before, __file__, options))
     now = outputs(clips, args.seed)
     names = channel_names()

@@ -403,6 +403,12 @@ class Server(RequestHandlers):
     def _publish_counts(self) -> None:
         self.worker.publish(len(self.clients), self._own_sessions(), self.errors_sent)
 
+    def _sessions_changed(self) -> None:
+        """Under `serve --workers`, before the reply to an open or close: a client that has it
+        then sees the new count from every worker (stats, max_sessions)."""
+        if self.worker is not None:
+            self._publish_counts()
+
     def session_count(self) -> int:
         """Open sessions on the whole server (all workers)."""
         return self._whole_server("sessions", self._own_sessions())

@@ -214,6 +214,7 @@ class RequestHandlers:
             self._warm_renderer(client, wire)
         if message.idle:
             self._start_idle(wire, time.monotonic())
+        self._sessions_changed()
         self.send(client, encode(Opened(
             id=message.id, session=message.session, outputs=list(message.outputs), channels=list(message.channels),
             fps=message.fps, avatar=message.avatar, frame_size=list(message.frame_size),
@@ -235,6 +236,7 @@ class RequestHandlers:
         wire = self._session(client, message.session)
         wire.npc.cancel_line()
         del client.sessions[message.session]
+        self._sessions_changed()
         self.send(client, encode(Closed(id=message.id, session=wire.name, lines=wire.npc.lines_started,
                                         ticks_sent=wire.ticks_sent, frames_sent=wire.frames_sent,
                                         frames_dropped=wire.frames_dropped)))

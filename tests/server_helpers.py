@@ -152,6 +152,19 @@ class RawClient:
                 return ticks, frames, message, errors
         raise AssertionError("no line_end")
 
+    def collect_lines(self, sessions) -> dict[str, list]:
+        """Each session's ticks until every one has had its line_end; no error may come."""
+        ticks: dict[str, list] = {name: [] for name in sessions}
+        ended: set[str] = set()
+        while len(ended) < len(ticks):
+            message, _ = self.recv()
+            assert message.type != "error", message
+            if message.type == "tick":
+                ticks[message.session].append(message)
+            elif message.type == "line_end":
+                ended.add(message.session)
+        return ticks
+
 
 def greeting_pcm(rate: int = 16000) -> tuple[np.ndarray, str]:
     """The greeting fixture as 16 kHz float samples, and its text."""

@@ -167,17 +167,9 @@ def test_sessions_streamed_at_once_over_the_wire_get_the_ticks_of_one_alone(serv
         for seq, chunk in enumerate(chunks):
             for name in names:
                 client.send({"type": "audio", "session": name, "seq": seq, "rate": 16000}, chunk)
-        ticks: dict[str, list] = {name: [] for name in names}
         for name in names:
             client.send({"type": "end_line", "id": f"end-{name}", "session": name})
-        ended: set[str] = set()
-        while len(ended) < len(names):
-            message, _ = client.recv()
-            assert message.type != "error", message
-            if message.type == "tick":
-                ticks[message.session].append(message)
-            elif message.type == "line_end":
-                ended.add(message.session)
+        ticks = client.collect_lines(names)
     assert len(alone) > 30 and max(batch_sizes) > 1  # the loop did step several sessions at once
     for name in names:
         assert [t.index for t in ticks[name]] == list(range(len(alone)))
@@ -225,8 +217,9 @@ def test_a_line_that_fails_to_step_gets_one_error_and_ends_while_the_others_go_o
 
 
 def test_a_live_phone_stream_gives_the_same_frames_however_its_steps_are_grouped(greeting):
-    """Live phones change with every push, so such a stream steps at each push itself: a sidecar
-    that steps it after every third chunk sends exactly the frames of pushing chunk by chunk."""
+    """Live phones change with every push, so the frames a push makes due keep that push's phones
+    for the step that computes them: a sidecar that steps it after every third chunk sends
+    exactly the frames of pushing chunk by chunk (more kinds: tests/test_stream_live_batch.py)."""
     chunks = [greeting[i:i + 640] for i in range(0, len(greeting), 640)]
     generator = MotionGenerator(Controls(fps=30.0, seed=6))
     pushed = generator.stream(None)  # no text: phones recognised live

@@ -23,7 +23,7 @@ from functools import lru_cache
 import numpy as np
 
 from ..arkit import ARKIT_INDEX, ARKIT_NAMES, EMOTIONS
-from ..audio.features import FeatureStream, take_many
+from ..audio.features import FEATURE_COLUMNS, FeatureStream, concat_features, take_many
 from ..errors import AudioError, ControlError
 from ..numeric import clip as _clip
 from ..types import (
@@ -44,6 +44,7 @@ from .cues import CUE_BACK_S, CUE_REACH_S, Cues, CueInputs, compute_cues, comput
 from .emotion import emotion_layer, parse_emotion, ramped_timeline, validate_emotion_event
 from .head import PoseShifts, SlotScheduler
 from .head_frames import HeadSource, decide_events_many, head_inputs_many, head_layers
+from .line_phones import DueFrames, _FixedPhones, _LivePhones
 from .lips import LipLayer, PhoneTable, lip_layer, tongue_tip_curve
 
 
@@ -75,53 +76,6 @@ def validate_controls(controls: Controls) -> Controls:
     return controls
 
 
-class _FixedPhones:
-    """Offline: the whole line's phones are known before the first frame."""
-
-    def __init__(self, timeline: PhoneTimeline):
-        self.timeline = timeline
-
-    def push(self, samples: np.ndarray) -> None:
-        pass
-
-    def add_rows(self, rows: AudioFeatures | None) -> None:
-        pass
-
-    def current(self) -> tuple[tuple[Phone, ...], str]:
-        return self.timeline.phones, self.timeline.source
-
-    def finish(self) -> PhoneTimeline:
-        return self.timeline
-
-
-class _LivePhones:
-    """Streaming: whatever the phone stream has found so far (its tail may still change)."""
-
-    def __init__(self, text: str | None, language: str):
-        from ..phonetics.timeline import PhoneStream  # pocketsphinx loads only when phones are needed
-
-        self._stream = PhoneStream(text, language=language, features_from_caller=True)  # the acoustic fallback reuses our rows
-        english = language.lower() in ("en", "en-us")
-        self._source = ("aligned" if text else "recognized") if english else "acoustic"
-        self._final: PhoneTimeline | None = None
-
-    def push(self, samples: np.ndarray) -> None:
-        self._stream.push(samples)
-
-    def add_rows(self, rows: AudioFeatures | None) -> None:
-        self._stream.add_features(rows)
-
-    def current(self) -> tuple[tuple[Phone, ...], str]:
-        if self._final is not None:
-            return self._final.phones, self._final.source
-        return tuple(self._stream.phones()), self._source
-
-    def finish(self) -> PhoneTimeline:
-        if self._final is None:
-            self._final = self._stream.finish()
-        return self._final
-
-
 class MotionStream:
     """Push audio, get frames. Also the engine behind offline ``animate``."""
 
@@ -141,21 +95,27 @@ class MotionStream:
         self._saccades = SlotScheduler(seed, 7, slot=0.1, refractory=0.35, max_gap=4.0)
         self._shifts = PoseShifts(seed)
         self.timeline: PhoneTimeline | None = None  # set by finish()
-        # Live phones change with every push, so where pushes end shapes the frames: such a stream
-        # steps at each push and holds the frames for the next step_streams (same seed, same
-        # chunks, same frames, however a sidecar groups its steps).
-        self._steps_each_push = isinstance(phones, _LivePhones)
-        self._held: list[MotionFrame] = []
+        # Live phones change with every push, so where pushes end shapes the frames: at a push
+        # that makes frames due, such a stream keeps what those frames need from that moment (the
+        # phones, the rows complete), and the next step_streams computes them with the others'
+        # (same seed, same chunks, same frames, however a sidecar groups its steps).
+        self._due: list[DueFrames] = []  # live phones: frames due at past pushes, oldest first
+        self._ahead: AudioFeatures | None = None  # rows taken from the features, not added yet
+        self._rows_added = 0  # feature rows added to _rows so far (dropped ones included)
+        self._held: list[MotionFrame] = []  # frames stepped early (an event came), for the next step
         self._phone_table: tuple[tuple[Phone, ...], PhoneTable] | None = None  # (phones, their table)
 
     # ---- events (times on the audio timeline; a past time applies from the next frame)
     def set_emotion(self, event: EmotionEvent) -> None:
-        self._emotions.append(validate_emotion_event(event))
+        event = validate_emotion_event(event)
+        self._step_due_frames()
+        self._emotions.append(event)
 
     def set_gaze(self, event: GazeEvent) -> None:
         values = (event.time, event.yaw, event.pitch)
         if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values) or event.time < 0:
             raise ControlError(f"gaze event needs finite time >= 0, yaw and pitch, got {event!r}")
+        self._step_due_frames()
         self._gazes.append(GazeEvent(event.time, float(_clip(event.yaw, -60, 60)), float(_clip(event.pitch, -45, 45))))
 
     def set_controls(self, event: ControlEvent) -> None:
@@ -165,7 +125,14 @@ class MotionStream:
         validate_controls(probe)
         if not (math.isfinite(event.time) and event.time >= 0 and math.isfinite(event.ramp) and event.ramp >= 0):
             raise ControlError(f"control event needs a finite time >= 0 and ramp >= 0, got {event!r}")
+        self._step_due_frames()
         self._control_events.append(event)
+
+    def _step_due_frames(self) -> None:
+        """Before an event: frames that came due at past pushes are computed now, without it,
+        as they would have been at those pushes (the event applies from the next frames)."""
+        if self._due:
+            self._held = step_streams([self])[0]
 
     # ---- audio
     def push_audio(self, samples16k: np.ndarray) -> list[MotionFrame]:
@@ -186,30 +153,74 @@ class MotionStream:
         self._features.append(samples)  # validates NaN / inf
         self._phones.push(samples.astype(np.float32, copy=False))
         self._received += len(samples)
-        if self._steps_each_push:
-            self._held = step_streams([self])[0]
+        if self._phones.live:
+            last = self._last_due()
+            if last is not None:
+                self._keep_due(last)
+
+    def _keep_due(self, last: int) -> None:
+        """Live phones: what the frames up to ``last``, due at this push, need from it."""
+        rows_until = self._features.rows_complete()
+        if self._phones.reads_rows:  # the acoustic fallback: its phones need this push's rows in
+            self._take_rows(self._features.take())
+        self._due.append(DueFrames(last, rows_until, self._phones.current()))
+
+    def _take_rows(self, rows: AudioFeatures | None) -> None:
+        """Rows just computed from the features: to the phones now, to ``_rows`` at their step."""
+        if rows is None or rows.num_frames == 0:
+            return
+        self._phones.add_rows(rows)
+        self._ahead = rows if self._ahead is None else concat_features([self._ahead, rows])
+
+    def _rows_to(self, end: int) -> AudioFeatures | None:
+        """The taken rows before row ``end`` not added yet, out of ``_ahead``."""
+        ahead, count = self._ahead, end - self._rows_added
+        if ahead is None or count <= 0:
+            return None
+        if count >= ahead.num_frames:
+            self._ahead = None
+        else:
+            self._ahead = AudioFeatures(start_time=end * FEATURE_HOP_S,  # as FeatureStream times row `end`
+                                        **{name: getattr(ahead, name)[count:] for name in FEATURE_COLUMNS})
+            ahead = AudioFeatures(start_time=ahead.start_time, **{name: getattr(ahead, name)[:count] for name in FEATURE_COLUMNS})
+        self._rows_added += ahead.num_frames
+        return ahead
+
+    def _steps(self) -> list[DueFrames]:
+        """The frame runs the next step computes, in order: live phones' due at past pushes, or
+        (fixed phones) those the audio so far releases, from all the rows complete now."""
+        if self._phones.live:
+            return list(self._due)
+        last = self._last_due()
+        return [] if last is None else [DueFrames(last, self._features.rows_complete())]
+
+    def _rows_taken(self) -> int:
+        return self._rows_added + (self._ahead.num_frames if self._ahead is not None else 0)
 
     def _last_due(self) -> int | None:
         """The last frame index the audio so far releases, or None when no new frame is due."""
         if self._finished or self._received == 0:
             return None
+        next_frame = self._due[-1].last_index + 1 if self._due else self._next_frame
         heard = self._received / SAMPLE_RATE
         complete = self._features.rows_complete()
         rows_until = (complete - 1) * FEATURE_HOP_S if complete else 0.0
         last_ready = min(heard - self.controls.lookahead_s, rows_until - FRAME_REACH_S)
         last_index = math.floor(last_ready * self.controls.fps + 1e-9)
-        return last_index if last_index >= self._next_frame else None
+        return last_index if last_index >= next_frame else None
 
     def finish(self) -> list[MotionFrame]:
         """End of the line: flush the features and phones and return the remaining frames."""
         if self._finished:
             return []
-        held, self._held = self._held, []
-        if held:
-            return held + self.finish()
+        if self._due or self._held:  # frames due at past pushes come first, as pushed
+            return step_streams([self])[0] + self.finish()
         self._finished = True
-        self._add_rows(self._features.take())
-        self._add_rows(self._features.flush())
+        self._take_rows(self._features.take())
+        self._add_rows(self._rows_to(self._rows_taken()))  # every row taken so far, as one block
+        flushed = self._features.flush()
+        self._take_rows(flushed)
+        self._add_rows(self._rows_to(self._rows_taken()))
         self.timeline = self._phones.finish()
         duration = self._received / SAMPLE_RATE
         return self._emit_until(math.ceil(duration * self.controls.fps - 1e-9) - 1)
@@ -218,7 +229,6 @@ class MotionStream:
     def _add_rows(self, rows: AudioFeatures | None) -> None:
         if rows is None or rows.num_frames == 0:
             return
-        self._phones.add_rows(rows)
         self._keep_rows(CueInputs.of(rows))
 
     def _keep_rows(self, rows: CueInputs) -> None:
@@ -302,48 +312,74 @@ def step_streams(streams: Sequence[MotionStream],
                  on_error: Callable[[int, Exception], None] | None = None) -> list[list[MotionFrame]]:
     """The frames the audio appended so far releases, for several streams at once: the feature
     rows of every stream with frames due are computed in one batch (``take_many``), which is
-    where a sidecar with many talking sessions saves most. Each stream's frames are exactly those
-    its own ``push_audio`` calls would give (tests/test_stream_batch.py).
+    where a sidecar with many talking sessions saves most, and so are their cues, lips, head
+    and face. Each stream's frames are exactly those its own ``push_audio`` calls would give
+    (tests/test_stream_batch.py): a stream with live phones computes the frames each of its
+    pushes made due, each run with that push's phones and rows, one run per stream a round.
 
-    ``on_error(k, exc)``: a stream whose own stages raise gets no frames and is reported there,
-    and the others still get theirs (without it, the exception propagates). If the shared
+    ``on_error(k, exc)``: a stream whose own stages raise gets no more frames and is reported
+    there, and the others still get theirs (without it, the exception propagates). If the shared
     feature batch raises, no stream has changed."""
-    due = [stream._last_due() for stream in streams]
-    stepping = [k for k, last in enumerate(due) if last is not None]
-    rows = take_many([streams[k]._features for k in stepping])
+    steps = [stream._steps() for stream in streams]
+    needing = [k for k, stream in enumerate(streams) if steps[k] and steps[k][-1].rows_until > stream._rows_taken()]
+    for k, rows in zip(needing, take_many([streams[k]._features for k in needing])):
+        streams[k]._take_rows(rows)
     out: list[list[MotionFrame]] = []
-    for stream in streams:  # frames a stream stepped at its own pushes come first
+    for stream in streams:  # frames a stream stepped before an event come first
         out.append(stream._held)
         stream._held = []
-    rows_of = dict(zip(stepping, rows))
-    by_kind: dict[Callable, list[int]] = {}  # streams whose new rows one call can add (by backend)
-    for k in stepping:
-        by_kind.setdefault(type(streams[k])._add_rows_many, []).append(k)
-    added = []
-    for add_rows_many, group in by_kind.items():
-        try:
-            add_rows_many([streams[k] for k in group], [rows_of[k] for k in group])
-            added += group
-        except Exception as exc:
-            if on_error is None:
-                raise
-            for k in group:
-                on_error(k, exc)
-    emitting = [k for k in sorted(added) if streams[k]._emits(due[k])]
-    # The cues of every stream with frames due in one batch, then each stream's own layers, then
-    # the head maths and the face of all their frames in one batch (each gets what it gets alone).
-    cues = compute_cues_many([streams[k]._rows for k in emitting]) if emitting else []
-    layers: list[tuple[int, FrameLayers]] = []
-    for k, stream_cues in zip(emitting, cues):
-        try:
-            layers.append((k, streams[k]._layers_until(due[k], stream_cues)))
-        except Exception as exc:
-            if on_error is None:
-                raise
-            on_error(k, exc)
-    for (k, _), frames in zip(layers, compose_frames([part for _, part in layers])):
-        out[k] = out[k] + frames
+    failed: set[int] = set()
+
+    def report(k: int, exc: Exception) -> None:
+        if on_error is None:
+            raise exc
+        failed.add(k)
+        streams[k]._due.clear()
+        on_error(k, exc)
+
+    for depth in range(max(map(len, steps), default=0)):  # a stream's runs in order, one a round
+        group = [k for k in range(len(streams)) if len(steps[k]) > depth and k not in failed]
+        for i, frames in _step_once([streams[k] for k in group], [steps[k][depth] for k in group],
+                                    lambda i, exc, group=group: report(group[i], exc)):
+            out[group[i]] += frames
     return out
+
+
+def _step_once(streams: list[MotionStream], steps: list[DueFrames],
+               report: Callable[[int, Exception], None]) -> list[tuple[int, list[MotionFrame]]]:
+    """One frame run of each stream, together: (index, frames) of those that emit."""
+    for stream, step in zip(streams, steps):
+        if stream._phones.live:
+            stream._due.pop(0)
+            stream._phones.pinned = step.phones
+    try:
+        by_kind: dict[Callable, list[int]] = {}  # streams whose new rows one call can add (by backend)
+        for k, stream in enumerate(streams):
+            by_kind.setdefault(type(stream)._add_rows_many, []).append(k)
+        rows = [stream._rows_to(step.rows_until) for stream, step in zip(streams, steps)]
+        added = []
+        for add_rows_many, group in by_kind.items():
+            try:
+                add_rows_many([streams[k] for k in group], [rows[k] for k in group])
+                added += group
+            except Exception as exc:
+                for k in group:
+                    report(k, exc)
+        emitting = [k for k in sorted(added) if streams[k]._emits(steps[k].last_index)]
+        # The cues of every stream with frames due in one batch, then each stream's own layers, then
+        # the head maths and the face of all their frames in one batch (each gets what it gets alone).
+        cues = compute_cues_many([streams[k]._rows for k in emitting]) if emitting else []
+        layers: list[tuple[int, FrameLayers]] = []
+        for k, stream_cues in zip(emitting, cues):
+            try:
+                layers.append((k, streams[k]._layers_until(steps[k].last_index, stream_cues)))
+            except Exception as exc:
+                report(k, exc)
+        return [(k, frames) for (k, _), frames in zip(layers, compose_frames([part for _, part in layers]))]
+    finally:
+        for stream in streams:
+            if stream._phones.live:
+                stream._phones.pinned = None
 
 
 @dataclass(frozen=True)

@@ -345,8 +345,7 @@ class LearnedMotionStream(MotionStream):
             joined = concat_features([part for _, part in fed])
             matrix = feature_matrix(joined)
             ends = np.cumsum([part.num_frames for _, part in fed])
-            for (stream, part), kept in zip(fed, np.split(CueInputs.of(joined).matrix, ends[:-1])):
-                stream._phones.add_rows(part)  # what MotionStream._add_rows does, the cue columns made once for all
+            for (stream, part), kept in zip(fed, np.split(CueInputs.of(joined).matrix, ends[:-1])):  # cue columns made once for all
                 stream._keep_rows(CueInputs(float(part.start_time), kept))
             phones = [stream._phone_columns(stream._mouth.fed, part.num_frames) for stream, part in fed]
             feed_many([stream._mouth for stream, _ in fed], np.split(matrix, ends[:-1]), phones)  # rows arrive in order, each once
