@@ -20,7 +20,10 @@ import torch.nn.functional as F
 # Predicted channels. LipGap is not an ARKit name: MouthClose = max(JawOpen - LipGap, 0).
 OUTPUTS = ("JawOpen", "LipGap", "MouthFunnel", "MouthPucker", "MouthStretchLeft", "MouthStretchRight",
            "MouthSmileLeft", "MouthSmileRight")
-MAX_LOOKAHEAD_ROWS = 10  # 100 ms of future audio at most, so streaming latency stays within 120 ms
+# Rows of future audio a network may read: a stream waits for its rows up to 90 ms ahead
+# (core/motion/generator.FRAME_REACH_S: the lookahead and the next row the lip interpolation
+# reads), within the 100 ms, so streaming latency stays within 120 ms.
+MAX_LOOKAHEAD_ROWS = 8
 
 
 @dataclass
@@ -61,7 +64,7 @@ class Config:
         if not (isinstance(self.dilations, tuple) and self.dilations
                 and all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in self.dilations)):
             raise ValueError(f"dilations must be a non-empty list of whole numbers >= 1, got {self.dilations!r}")
-        if not 0 <= self.lookahead <= MAX_LOOKAHEAD_ROWS:  # the latency budget: 100 ms of future audio
+        if not 0 <= self.lookahead <= MAX_LOOKAHEAD_ROWS:
             raise ValueError(f"lookahead must be 0..{MAX_LOOKAHEAD_ROWS} rows (10 ms each), got {self.lookahead}")
         if not (isinstance(self.dropout, (int, float)) and 0 <= self.dropout < 1):
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")

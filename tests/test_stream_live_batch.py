@@ -205,6 +205,46 @@ def test_a_live_stream_that_fails_in_the_batch_fails_alone_and_the_others_keep_t
         assert_same_frames(k, frame_arrays(together[k] + streams[k].finish()), alone[k])
 
 
+def test_a_failure_in_a_rounds_shared_head_maths_is_reported_for_each_of_its_streams(greeting, monkeypatch):
+    """Blinks, saccades and shifts of a round are decided together (compose_frames): when that
+    shared part raises, every stream of the round is reported through on_error and the call
+    returns; without on_error the exception propagates as before."""
+    import npcface.core.motion.compose as compose
+
+    samples, text = greeting
+    decide = compose.decide_events_many
+
+    def broken_with_seed_13(heads):
+        if any(head.seed == 13 for head in heads):
+            raise ValueError("a bug in the shared head maths")
+        return decide(heads)
+
+    monkeypatch.setattr(compose, "decide_events_many", broken_with_seed_13)
+    streams = [MotionGenerator(Controls(seed=seed)).stream(text) for seed in (13, 4)]
+    for stream in streams:
+        stream.append_audio(samples[:16000])
+    errors: list[tuple[int, str]] = []
+    frames = step_streams(streams, lambda k, exc: errors.append((k, str(exc))))
+    assert sorted(errors) == [(0, "a bug in the shared head maths"), (1, "a bug in the shared head maths")]
+    assert frames == [[], []]
+    again = MotionGenerator(Controls(seed=13)).stream(text)
+    again.append_audio(samples[:16000])
+    with pytest.raises(ValueError, match="shared head maths"):
+        step_streams([again])
+
+
+def test_a_live_stream_reads_its_phone_source_however_the_language_code_is_written(greeting):
+    """en_US is English as en-us is: its live phones are aligned to the text, not acoustic."""
+    samples, text = greeting
+    frames = {}
+    for language in ("en-us", "en_US", " EN-us "):
+        stream = MotionGenerator(Controls(seed=2, language=language)).stream(text)
+        assert stream._phones.current()[1] == "aligned", language
+        frames[language] = frame_arrays(stream.push_audio(samples) + stream.finish())
+    np.testing.assert_array_equal(frames["en_US"], frames["en-us"])
+    np.testing.assert_array_equal(frames[" EN-us "], frames["en-us"])
+
+
 def test_sessions_with_text_stream_over_the_wire_in_the_loops_batch_with_the_ticks_of_one_alone(server, monkeypatch):
     """Lines with text (rules and learned) and one without, all chunks sent back to back: the
     loop steps the live-phone lines together, and each gets the ticks of its line sent alone."""

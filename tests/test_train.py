@@ -208,7 +208,7 @@ def test_text_beside_a_video_and_what_bad_text_files_get(tmp_path):
     ({"phone_classes": 5}, "phone_classes must be 0 or 9"),
     ({"rule_cues": 3}, "rule_cues must be 0 or 11"),
     ({"rule_cues": 11, "lookahead": 4}, "rule_cues need lookahead >= 8"),
-    ({"lookahead": 12}, "lookahead must be 0..10 rows"),
+    ({"lookahead": 9}, "lookahead must be 0..8 rows"),
     ({"width": "wide"}, "width must be a whole number, got 'wide'"),
     ({"dilations": []}, "dilations must be a non-empty list"),
     ({"dropout": 1.5}, "dropout must be in [0, 1)"),

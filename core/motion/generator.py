@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
-from ..arkit import ARKIT_INDEX, ARKIT_NAMES, EMOTIONS
+from ..arkit import ARKIT_NAMES, EMOTIONS
 from ..audio.features import FEATURE_COLUMNS, FeatureStream, concat_features, take_many
 from ..errors import AudioError, ControlError
 from ..numeric import clip as _clip
@@ -40,10 +39,11 @@ from ..types import (
     Phone,
     PhoneTimeline,
 )
+from .compose import FrameLayers, compose_frames
 from .cues import CUE_BACK_S, CUE_REACH_S, Cues, CueInputs, compute_cues, compute_cues_many
 from .emotion import emotion_layer, parse_emotion, ramped_timeline, validate_emotion_event
 from .head import PoseShifts, SlotScheduler
-from .head_frames import HeadSource, decide_events_many, head_inputs_many, head_layers
+from .head_frames import HeadSource
 from .line_phones import DueFrames, _FixedPhones, _LivePhones
 from .lips import LipLayer, PhoneTable, lip_layer, tongue_tip_curve
 
@@ -216,17 +216,20 @@ class MotionStream:
         if self._due or self._held:  # frames due at past pushes come first, as pushed
             return step_streams([self])[0] + self.finish()
         self._finished = True
-        self._take_rows(self._features.take())
-        self._add_rows(self._rows_to(self._rows_taken()))  # every row taken so far, as one block
-        flushed = self._features.flush()
-        self._take_rows(flushed)
-        self._add_rows(self._rows_to(self._rows_taken()))
+        self._add_taken(self._features.take())  # every row taken so far, as one block
+        self._add_taken(self._features.flush())
         self.timeline = self._phones.finish()
         duration = self._received / SAMPLE_RATE
         return self._emit_until(math.ceil(duration * self.controls.fps - 1e-9) - 1)
 
     # ---- internals
+    def _add_taken(self, rows: AudioFeatures | None) -> None:
+        """Take ``rows`` and add every row taken so far (at the end of the line, no run to wait for)."""
+        self._take_rows(rows)
+        self._add_rows(self._rows_to(self._rows_taken()))
+
     def _add_rows(self, rows: AudioFeatures | None) -> None:
+        """Rows up to a due run's end: to the cues' kept rows (and a backend's network: learned.py)."""
         if rows is None or rows.num_frames == 0:
             return
         self._keep_rows(CueInputs.of(rows))
@@ -300,9 +303,13 @@ class MotionStream:
         return amp, dist
 
 
-@lru_cache(maxsize=64, typed=True)  # typed: an int control gives an int array, as np.full does
 def _constant(frames: int, value: float) -> np.ndarray:
     """(frames,) ``value``, read-only (a stream steps a frame or two at a time: made once)."""
+    return _constant_of(frames, value, math.copysign(1.0, value))  # -0.0 == 0.0 as a key, not as a value
+
+
+@lru_cache(maxsize=64, typed=True)  # typed: an int control gives an int array, as np.full does
+def _constant_of(frames: int, value: float, sign: float) -> np.ndarray:
     out = np.full(frames, value)
     out.flags.writeable = False
     return out
@@ -317,9 +324,10 @@ def step_streams(streams: Sequence[MotionStream],
     (tests/test_stream_batch.py): a stream with live phones computes the frames each of its
     pushes made due, each run with that push's phones and rows, one run per stream a round.
 
-    ``on_error(k, exc)``: a stream whose own stages raise gets no more frames and is reported
-    there, and the others still get theirs (without it, the exception propagates). If the shared
-    feature batch raises, no stream has changed."""
+    ``on_error(k, exc)``: a stream whose own stages raise gets no more frames from this call and
+    is reported there, and the others still get theirs (without it, the exception propagates); a
+    failure in a round's shared head and face maths is reported for each stream of that round.
+    If the shared feature batch (``take_many``) raises, no stream has changed."""
     steps = [stream._steps() for stream in streams]
     needing = [k for k, stream in enumerate(streams) if steps[k] and steps[k][-1].rows_until > stream._rows_taken()]
     for k, rows in zip(needing, take_many([streams[k]._features for k in needing])):
@@ -375,99 +383,17 @@ def _step_once(streams: list[MotionStream], steps: list[DueFrames],
                 layers.append((k, streams[k]._layers_until(steps[k].last_index, stream_cues)))
             except Exception as exc:
                 report(k, exc)
-        return [(k, frames) for (k, _), frames in zip(layers, compose_frames([part for _, part in layers]))]
+        try:
+            composed = compose_frames([part for _, part in layers])
+        except Exception as exc:  # shared by the round: each of its streams is told, none gets frames
+            for k, _ in layers:
+                report(k, exc)
+            return []
+        return [(k, frames) for (k, _), frames in zip(layers, composed)]
     finally:
         for stream in streams:
             if stream._phones.live:
                 stream._phones.pinned = None
-
-
-@dataclass(frozen=True)
-class FrameLayers:
-    """One stream's layers for a run of frames, before the head maths and the face composition
-    (compose_frames runs those for the frames of many streams at once)."""
-
-    times: np.ndarray  # (T,)
-    lips: LipLayer | object  # the lip layer, or what a backend's ``layers_many`` makes it from (learned.py)
-    jaw_gain: np.ndarray  # (T,) emotion's gain on how far speech opens the mouth
-    emotion_face: np.ndarray  # (T, 52)
-    head: HeadSource
-    tongue_tip: np.ndarray  # (T,)
-
-
-def compose_frames(layers: Sequence[FrameLayers]) -> list[list[MotionFrame]]:
-    """The frames of several streams' layers: every frame's numbers on their own, so a stream
-    gets the same frames whichever streams it is composed with."""
-    if not layers:
-        return []
-    decide_events_many([part.head for part in layers])  # blinks, saccades and shifts up to each stream's last frame
-    head = head_layers(head_inputs_many([part.head for part in layers]))
-
-    def joined(name: str) -> np.ndarray:
-        return np.concatenate([getattr(part, name) for part in layers])
-
-    lips = _lip_layers([part.lips for part in layers])
-    mouth = np.concatenate([layer.mouth for layer in lips])
-    mouth[:, _SPEECH_OPENING] *= joined("jaw_gain")[:, None]
-    closure = np.concatenate([layer.closure for layer in lips])
-    blendshapes = compose_face(mouth, closure, joined("emotion_face"), head.blink, head.gaze, head.brow_raise)
-    rotation, translation = head.rotation.tolist(), head.translation.tolist()
-    gaze_left, gaze_right = head.gaze[:, 0].tolist(), head.gaze[:, 1].tolist()
-    frames = [MotionFrame(time=t, head_rotation=tuple(rotation[i]), head_translation=tuple(translation[i]),
-                          gaze_left=tuple(gaze_left[i]), gaze_right=tuple(gaze_right[i]), blendshapes=blendshapes[i],
-                          tongue_tip=tip) for i, (t, tip) in enumerate(zip(joined("times").tolist(), joined("tongue_tip").tolist()))]
-    ends = np.cumsum([len(part.times) for part in layers]).tolist()
-    return [frames[start:end] for start, end in zip([0] + ends[:-1], ends)]
-
-
-def _lip_layers(parts: list) -> list[LipLayer]:
-    """LipLayers as they are; a backend's rows (e.g. learned.LearnedLipRows) by their own
-    ``layers_many``, every stream's frames in one pass."""
-    out = list(parts)
-    by_kind: dict[Callable, list[int]] = {}
-    for k, part in enumerate(parts):
-        if not isinstance(part, LipLayer):
-            by_kind.setdefault(type(part).layers_many, []).append(k)
-    for layers_many, group in by_kind.items():
-        for k, layer in zip(group, layers_many([parts[k] for k in group])):
-            out[k] = layer
-    return out
-
-
-def _i(*names: str) -> np.ndarray:
-    return np.array([ARKIT_INDEX[n] for n in names])
-
-
-_EMOTION_PARTING = _i("JawOpen", "MouthFunnel", "MouthUpperUpLeft", "MouthUpperUpRight", "MouthLowerDownLeft",
-                      "MouthLowerDownRight", "MouthStretchLeft", "MouthStretchRight")
-_SPEECH_OPENING = _i("JawOpen", "MouthLowerDownLeft", "MouthLowerDownRight")
-_BLINK = _i("EyeBlinkLeft", "EyeBlinkRight")
-_WIDE_SQUINT = _i("EyeWideLeft", "EyeWideRight", "EyeSquintLeft", "EyeSquintRight")
-_LOOK_LEFT_EYE = _i("EyeLookOutLeft", "EyeLookInLeft", "EyeLookUpLeft", "EyeLookDownLeft")
-_LOOK_RIGHT_EYE = _i("EyeLookInRight", "EyeLookOutRight", "EyeLookUpRight", "EyeLookDownRight")
-_BROWS_UP = _i("BrowInnerUp", "BrowOuterUpLeft", "BrowOuterUpRight")
-_BROW_RAISE_WEIGHTS = np.array([0.25, 0.15, 0.15])
-_EYE_RANGE_DEG = 30.0  # gaze angle at which an EyeLook channel reaches 1
-
-
-def compose_face(mouth: np.ndarray, closure: np.ndarray, emotion_face: np.ndarray, blink: np.ndarray,
-                 gaze: np.ndarray, brow_raise: np.ndarray) -> np.ndarray:
-    """Stack the layers into (T, 52) ARKit weights. Lip closures win over emotion (a smile stays,
-    but nothing the emotion does may part closed lips); a blink wins over wide / squinting eyes."""
-    emotion = emotion_face.astype(np.float64).copy()
-    emotion[:, _EMOTION_PARTING] *= (1.0 - closure)[:, None]
-    face = mouth + emotion
-    face[:, _BROWS_UP] += _BROW_RAISE_WEIGHTS * brow_raise[:, None]
-    face[:, _WIDE_SQUINT] *= (1.0 - blink)[:, None]
-    face[:, _BLINK] = np.maximum(face[:, _BLINK], blink[:, None])
-    for eye, channels in ((0, _LOOK_LEFT_EYE), (1, _LOOK_RIGHT_EYE)):
-        yaw, pitch = gaze[:, eye, 0], gaze[:, eye, 1]
-        # yaw + = toward the character's left: out for the left eye, in for the right eye.
-        look = np.stack([np.maximum(yaw, 0), np.maximum(-yaw, 0), np.maximum(pitch, 0), np.maximum(-pitch, 0)], 1)
-        face[:, channels] += look / _EYE_RANGE_DEG
-    jaw, close = ARKIT_INDEX["JawOpen"], ARKIT_INDEX["MouthClose"]
-    face[:, close] = np.maximum(face[:, close], closure * face[:, jaw])  # lips meet at closures
-    return _clip(face, 0.0, 1.0).astype(np.float32)
 
 
 class MotionGenerator:

@@ -46,8 +46,7 @@ class _LivePhones:
         from ..phonetics.timeline import PhoneStream  # pocketsphinx loads only when phones are needed
 
         self._stream = PhoneStream(text, language=language, features_from_caller=True)  # the acoustic fallback reuses our rows
-        english = language.lower() in ("en", "en-us")
-        self._source = ("aligned" if text else "recognized") if english else "acoustic"
+        self._source = self._stream.source  # what it finds as the line goes: aligned, recognized or acoustic
         self._final: PhoneTimeline | None = None
         self.pinned: PhonesNow | None = None
 
