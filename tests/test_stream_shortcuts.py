@@ -160,7 +160,8 @@ def test_acoustic_row_smoothing_and_dips_equal_plain_loops():
 
 @pytest.mark.parametrize("language", ["de", "en-us"])
 def test_frames_do_not_depend_on_when_feature_rows_are_computed(language):
-    from npcface.core.motion.generator import MotionGenerator, MotionStream, _LivePhones
+    from npcface.core.motion.generator import MotionGenerator, MotionStream
+    from npcface.core.motion.line_phones import LivePhones
     from npcface.core.types import Controls
 
     class EagerRows(MotionStream):
@@ -174,7 +175,7 @@ def test_frames_do_not_depend_on_when_feature_rows_are_computed(language):
     samples = samples_of("line_greeting")
     controls = Controls(language=language)
     lazy = MotionGenerator(controls).stream(None)
-    eager = EagerRows(controls, _LivePhones(None, language))
+    eager = EagerRows(controls, LivePhones(None, language))
     lazy_frames, eager_frames, idle_pushes = [], [], 0
     for position in range(0, len(samples), 80):  # 5 ms chunks: most pushes release no frame
         got = lazy.push_audio(samples[position : position + 80])

@@ -44,7 +44,7 @@ from .cues import CUE_BACK_S, CUE_REACH_S, Cues, CueInputs, compute_cues, comput
 from .emotion import emotion_layer, parse_emotion, ramped_timeline, validate_emotion_event
 from .head import PoseShifts, SlotScheduler
 from .head_frames import HeadSource
-from .line_phones import DueFrames, _FixedPhones, _LivePhones
+from .line_phones import DueFrames, FixedPhones, LivePhones
 from .lips import LipLayer, PhoneTable, lip_layer, tongue_tip_curve
 
 
@@ -79,7 +79,7 @@ def validate_controls(controls: Controls) -> Controls:
 class MotionStream:
     """Push audio, get frames. Also the engine behind offline ``animate``."""
 
-    def __init__(self, controls: Controls, phones: _FixedPhones | _LivePhones):
+    def __init__(self, controls: Controls, phones: FixedPhones | LivePhones):
         self.controls = validate_controls(controls)
         self._phones = phones
         self._features = FeatureStream()
@@ -287,7 +287,7 @@ class MotionStream:
         phones, source = self._phones.current()
         if self._phone_table is None or self._phone_table[0] is not phones:
             # A fixed timeline is tabled once, whole; a live one anew each time, its recent part only.
-            since = -np.inf if isinstance(self._phones, _FixedPhones) else first_time - 2.0
+            since = -np.inf if isinstance(self._phones, FixedPhones) else first_time - 2.0
             self._phone_table = (phones, PhoneTable.build(phones, since))
         return self._phone_table[1], source
 
@@ -424,11 +424,11 @@ class MotionGenerator:
 
     def stream(self, text: str | None = None) -> MotionStream:
         """A live stream: phones come from a PhoneStream as the audio arrives."""
-        return MotionStream(self.controls, _LivePhones(text, self.controls.language))
+        return MotionStream(self.controls, LivePhones(text, self.controls.language))
 
     def stream_with_phones(self, timeline: PhoneTimeline) -> MotionStream:
         """A stream whose phones are known up front (e.g. a pre-aligned line)."""
-        return MotionStream(self.controls, _FixedPhones(timeline))
+        return MotionStream(self.controls, FixedPhones(timeline))
 
 
 assert len(EMOTIONS) == 7 and len(ARKIT_NAMES) == 52

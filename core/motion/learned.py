@@ -29,9 +29,10 @@ from ..audio.features import compute_features, concat_features
 from ..numeric import clip as _clip
 from ..types import FEATURE_HOP_S, AudioFeatures, Controls, PhoneTimeline
 from .cues import CueInputs, last_on_grid
-from .generator import FRAME_REACH_S, MotionGenerator, MotionStream, _FixedPhones, _LivePhones
+from .generator import FRAME_REACH_S, MotionGenerator, MotionStream
 from .learned_inputs import CueWindow, advance_many, timeline_columns, with_rule_columns
 from .learned_weights import SHIPPED_WEIGHTS, load_weights
+from .line_phones import FixedPhones, LivePhones
 from .lips import KEY_SHAPE_TRUST, LipLayer, PhoneTable, apply_closure, key_shape_curve
 
 
@@ -449,12 +450,12 @@ class LearnedMotionGenerator(MotionGenerator):
     def stream(self, text: str | None = None) -> LearnedMotionStream:
         if text is None:
             return self.stream_with_phones(_no_phones(self.controls.language))
-        return LearnedMotionStream(self.controls, _LivePhones(text, self.controls.language), self.model)
+        return LearnedMotionStream(self.controls, LivePhones(text, self.controls.language), self.model)
 
     def stream_with_phones(self, timeline: PhoneTimeline) -> LearnedMotionStream:
         if self.model.config.phone_classes:  # bad phones fail here, before any audio
             line_phone_columns(self.model, timeline, 0, 0)
-        return LearnedMotionStream(self.controls, _FixedPhones(timeline), self.model)
+        return LearnedMotionStream(self.controls, FixedPhones(timeline), self.model)
 
 
 def _no_phones(language: str) -> PhoneTimeline:

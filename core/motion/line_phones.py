@@ -1,5 +1,5 @@
-"""Where a motion stream's phones come from: the whole line's (``_FixedPhones``), or the ones a
-phone stream finds as the audio arrives (``_LivePhones``), and ``DueFrames``: the frames a push
+"""Where a motion stream's phones come from: the whole line's (``FixedPhones``), or the ones a
+phone stream finds as the audio arrives (``LivePhones``), and ``DueFrames``: the frames a push
 made due, with the live phones of that moment, for the next batched step to compute.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from ..types import AudioFeatures, Phone, PhoneTimeline
 PhonesNow = tuple[tuple[Phone, ...], str]  # (phones, source): what ``current()`` gives
 
 
-class _FixedPhones:
+class FixedPhones:
     """Offline: the whole line's phones are known before the first frame."""
 
     live = False
@@ -34,7 +34,7 @@ class _FixedPhones:
         return self.timeline
 
 
-class _LivePhones:
+class LivePhones:
     """Streaming: whatever the phone stream has found so far (its tail may still change).
 
     ``pinned``: while a batched step computes frames that a past push made due, ``current()``
