@@ -312,7 +312,9 @@ class SlotScheduler:
 
 def blink_hazard(cues: Cues, blink_gain_at: Hazard) -> Hazard:
     """Blink rate per second at given times: ~17/min baseline, several times that just after
-    speech stops (people blink at pauses), scaled by the emotion's blink gain."""
+    speech stops (people blink at pauses), scaled by the emotion's blink gain. One stream's
+    form of what head_frames.decide_events_many computes for many at once: the tests hold the
+    batched path to it."""
     def hazard(times: np.ndarray) -> np.ndarray:
         return blink_rates(cues.at("level", times), cues.at("level", times - BLINK_LOOKBACK_S)) * blink_gain_at(times)
     return hazard
