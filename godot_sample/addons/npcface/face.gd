@@ -60,6 +60,7 @@ var _restore := {}  # the last emotion / gaze set, sent again when the session i
 var _opened_before := false
 var _start_by_ms := -1  # say(): play the sound by then (-1: nothing waiting to play)
 var _played_by_say := false  # this line's clock is audio_player's playback (else the wall clock)
+var _heard_floor := -INF  # the playback clock's highest reading this line: it never runs back
 
 
 func _ready() -> void:
@@ -121,6 +122,7 @@ func begin_stream(rate: int, channel_count := 1, text := "") -> bool:
 	_line_ending = false
 	_line_end = {}
 	_played_by_say = false
+	_heard_floor = -INF
 	_stream_seq = 0
 	_stream_format = {"rate": rate, "channels": channel_count, "text": text if text != "" else null}
 	_line_started_ms = -1
@@ -164,7 +166,11 @@ func line_clock() -> float:
 		# The playback position advances in mix-sized steps; the time since the last mix fills
 		# in between, and the output latency is what the speakers have not played yet.
 		var heard: float = _player.get_playback_position() + AudioServer.get_time_since_last_mix()
-		return heard - AudioServer.get_output_latency()
+		# Its two parts are read apart while the audio thread mixes, so a reading can come out
+		# up to a mix buffer behind the one before (Godot's docs call this clock jittery); a
+		# tick once due must stay due, so the line's clock holds its highest reading.
+		_heard_floor = maxf(_heard_floor, heard - AudioServer.get_output_latency())
+		return _heard_floor
 	if _line_started_ms < 0:
 		return -1.0
 	return (Time.get_ticks_msec() - _line_started_ms) / 1000.0 - stream_delay_s
