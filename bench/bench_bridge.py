@@ -145,21 +145,22 @@ def request(socket: zmq.Socket, header: dict, *payloads: bytes) -> dict:
 
 
 def run_sessions(endpoint: str, count: int, pcm: bytes, text: str | None, echo: bool, lookahead: float = 0.12,
-                 motion: str | None = None, clients: int = 1) -> dict:
+                 motion: str | None = None, clients: int = 1, on_start=None) -> dict:
     """Stream ``count`` lines at once in real time; lateness of every tick (or echo reply).
     Session k goes over connection k % ``clients`` (one engine or several). The client's cyclic GC
     is off meanwhile: a full pass over this process's heap (numpy, the decoder) took 85 ms, which
-    read as 85 ms of lateness that no engine client would add."""
+    read as 85 ms of lateness that no engine client would add. ``on_start()`` runs when the
+    sessions are open, just before the first chunk."""
     gc.collect()
     gc.disable()
     try:
-        return _run_sessions(endpoint, count, pcm, text, echo, lookahead, motion, clients)
+        return _run_sessions(endpoint, count, pcm, text, echo, lookahead, motion, clients, on_start)
     finally:
         gc.enable()
 
 
 def _run_sessions(endpoint: str, count: int, pcm: bytes, text: str | None, echo: bool, lookahead: float,
-                  motion: str | None, clients: int) -> dict:
+                  motion: str | None, clients: int, on_start=None) -> dict:
     context = zmq.Context()
     sockets = [dealer_on(context, endpoint) for _ in range(clients)]
     socket_of = [sockets[k % clients] for k in range(count)]
@@ -180,6 +181,8 @@ def _run_sessions(endpoint: str, count: int, pcm: bytes, text: str | None, echo:
     audio_to_tick: list[float] = []  # tick received - when the audio at its time was sent
     chunk_to_tick: list[float] = []  # tick received - when the latest chunk before it was sent
     ends = 0
+    if on_start is not None:
+        on_start()
     t0 = time.monotonic() + 0.2
     give_up = t0 + 1.0 + len(chunks) * CHUNK_S + GIVE_UP_AFTER_S  # a server this far behind has failed anyway
     while ends < count and time.monotonic() < give_up:
