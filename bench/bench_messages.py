@@ -133,6 +133,8 @@ def main() -> None:
         return
     if args.json:
         use_code_from(args.code)
+        if args.code:
+            sys.modules["npcface"].__version__ = "before"
         print(json.dumps(measure(args.sessions, args.motion, args.profile)))
         return
     passed = ["--sessions", str(args.sessions), "--motion", args.motion]

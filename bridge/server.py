@@ -36,6 +36,9 @@ from .server_socket import clients_socket
 from .server_workers import WorkerSlot
 
 log = logging.getLogger("npcface.serve")
+# plain ints: pyzmq's flag enums cost a microsecond per lookup and operation, a few per message
+_NOBLOCK, _EVENTS, _POLLIN = int(zmq.NOBLOCK), int(zmq.EVENTS), int(zmq.POLLIN)
+_MORE = int(zmq.SNDMORE) | _NOBLOCK
 
 
 def renderer_available() -> bool:
@@ -103,6 +106,7 @@ class Server(RequestHandlers):
             self.socket.connect(worker.front)
             self.endpoint = worker.front
             self._authenticator = None
+            self._bind_socket_methods()
             return
         try:
             self.socket, self._authenticator, self.endpoint = clients_socket(
@@ -111,6 +115,13 @@ class Server(RequestHandlers):
             self.socket = self._authenticator = None
             self.close()
             raise
+        self._bind_socket_methods()
+
+    def _bind_socket_methods(self) -> None:
+        """The socket's methods the loop calls per message, looked up once (~1 us each time)."""
+        self._socket_events = self.socket.get
+        self._socket_receive = self.socket.recv_multipart
+        self._socket_send = self.socket.send
 
     def warm_up(self, concurrent_lines: int = 4) -> float:
         """Load the motion stack before serving, so early lines do not stall every other session:
@@ -210,13 +221,13 @@ class Server(RequestHandlers):
         them (PROTOCOL.md 7.3): a client that sent a whole line at once acknowledges its first
         frames behind that audio, and waiting for the audio would make those frames late.
         At most ``most`` messages and a few big ones are held (ZeroMQ's queue holds the rest)."""
-        socket = self.socket
+        events, receive = self._socket_events, self._socket_receive
         # asked before each read: a read past the end raised zmq.Again, one exception per
         # message handled (this runs before each), at three times the cost of asking
         while (len(self._unhandled) < most and self._unhandled_bytes < 4 * self.limits.max_message_bytes
-               and socket.get(zmq.EVENTS) & zmq.POLLIN):
+               and events(_EVENTS) & _POLLIN):
             try:
-                frames = socket.recv_multipart(zmq.NOBLOCK, copy=True)
+                frames = receive(_NOBLOCK)
             except zmq.Again:
                 return
             if is_frame_ack(frames[1:]):
@@ -354,8 +365,12 @@ class Server(RequestHandlers):
 
     def _try_send(self, client: ClientState, message: list[bytes]) -> bool:
         """True if ZeroMQ took the message; False if the client's pipe is full or it is gone."""
-        try:
-            self.socket.send_multipart([client.identity, *message], zmq.NOBLOCK, copy=len(message[-1]) < 65536)
+        send = self._socket_send
+        try:  # send_multipart's parts one by one: its checks of each part cost more than the sends
+            send(client.identity, _MORE)  # (a ROUTER takes a message whole or refuses its first part)
+            for part in message[:-1]:
+                send(part, _MORE)
+            send(message[-1], _NOBLOCK, copy=len(message[-1]) < 65536)
             return True
         except zmq.Again:  # the client is not reading fast enough: retry from its outbox
             return False
