@@ -5,24 +5,27 @@ run): the loop thread's CPU, the part of it inside step_sessions (the motion its
 (the message path: reading, checking, decoding, queueing audio, encoding and sending ticks),
 per session-second of audio and per message; the client's CPU beside it.
 
-    OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/bench_messages.py --before 9596231 [--sessions 32] [--repeat 2]
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/bench_messages.py --before REV [--client-before REV] [--sessions 32] [--repeat 2]
 
 --profile FILE: the current tree's loop thread under cProfile (python -m pstats FILE).
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 from _common import REPO, run_at_revision, use_code_from
 
 
-def measure(sessions: int, motion: str, profile: str | None) -> dict:
+def measure(sessions: int, motion: str, profile: str | None, client_code: str | None = None) -> dict:
     """One run against the server of the npcface imported here (use_code_from first)."""
     import npcface.bridge.server as server_module
     from npcface.bridge.limits import Limits
@@ -57,7 +60,8 @@ def measure(sessions: int, motion: str, profile: str | None) -> dict:
     loop_clock = time.pthread_getcpuclockid(loop.ident)
     # the client in its own process (as an engine is): it says "start" when its sessions are open
     client = subprocess.Popen([sys.executable, __file__, "--client", server.endpoint, "--sessions", str(sessions),
-                               "--motion", motion], stdout=subprocess.PIPE, text=True)
+                               "--motion", motion, *(["--client-code", client_code] if client_code else [])],
+                              stdout=subprocess.PIPE, text=True)
     if client.stdout.readline().strip() != "start":
         raise SystemExit("the client did not start")
     seen = {"loop": time.clock_gettime(loop_clock), "step": stepping["cpu"], "calls": stepping["calls"]}
@@ -80,10 +84,18 @@ def measure(sessions: int, motion: str, profile: str | None) -> dict:
             "p50_ms": result["p50_ms"], "max_ms": result["max_ms"]}
 
 
-def client(endpoint: str, sessions: int, motion: str) -> None:
-    """The sessions' client (bench_bridge.run_sessions): "start", then its result as JSON."""
+def client(endpoint: str, sessions: int, motion: str, bench_code: str | None) -> None:
+    """The sessions' client (bench_bridge.run_sessions, of the bench/ folder ``bench_code`` if
+    given): "start", then its result as JSON."""
+    if bench_code:  # an older run_sessions, without on_start: its hello and opens count too
+        sys.path.insert(0, bench_code)
+        sys.modules.pop("bench_bridge", None)
+    import inspect
+
+    import bench_bridge
     from bench_bridge import greeting, run_sessions
 
+    bench_bridge.FIXTURES = REPO / "fixtures"  # the line of this checkout, whichever client
     pcm, _ = greeting()
     started = {}
 
@@ -91,7 +103,11 @@ def client(endpoint: str, sessions: int, motion: str) -> None:
         print("start", flush=True)
         started["cpu"] = time.process_time()
 
-    result = run_sessions(endpoint, sessions, pcm, None, echo=False, motion=motion, on_start=on_start)
+    if "on_start" in inspect.signature(run_sessions).parameters:
+        result = run_sessions(endpoint, sessions, pcm, None, echo=False, motion=motion, on_start=on_start)
+    else:
+        on_start()
+        result = run_sessions(endpoint, sessions, pcm, None, echo=False, motion=motion)
     result["client_cpu"] = time.process_time() - started["cpu"]
     print(json.dumps({key: float(value) for key, value in result.items()}), flush=True)
 
@@ -107,10 +123,20 @@ def run_tree(before: str | None, arguments: list[str]) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
+@contextlib.contextmanager
+def bench_at(revision: str):
+    """The bench/ folder of git ``revision``, in a temporary folder."""
+    with tempfile.TemporaryDirectory(prefix="npcface-bench-") as tree:
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", revision, "bench"], check=True,
+                                 capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", tree], input=archive, check=True)
+        yield str(Path(tree) / "bench")
+
+
 def report(name: str, r: dict) -> str:
     per_second = 1000 / r["session_seconds"]
     outside = r["loop_cpu"] - r["step_cpu"]
-    return (f"  {name:>10}: loop {per_second * r['loop_cpu']:5.1f} ms/session-s (step_sessions "
+    return (f"  {name:>18}: loop {per_second * r['loop_cpu']:5.1f} ms/session-s (step_sessions "
             f"{per_second * r['step_cpu']:5.1f}, outside it {per_second * outside:5.2f} = "
             f"{1e6 * outside / r['messages']:5.1f} us per message incl. its ticks); client "
             f"{per_second * r['client_cpu']:4.1f} ms/session-s; {r['ticks']} ticks, {r['steps']} steps, "
@@ -126,16 +152,19 @@ def main() -> None:
     parser.add_argument("--profile", metavar="FILE", help="this tree's loop thread under cProfile (one run)")
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # one measurement, as JSON
     parser.add_argument("--code", help=argparse.SUPPRESS)  # the npcface tree to import (run_at_revision)
+    parser.add_argument("--client-before", metavar="REV", help="also run this tree's server with the client "
+                        "(bench_bridge.run_sessions) of git REV, for the client's own CPU")
     parser.add_argument("--client", help=argparse.SUPPRESS)  # run the sessions' client against this endpoint
+    parser.add_argument("--client-code", help=argparse.SUPPRESS)  # its bench/ folder
     args = parser.parse_args()
     if args.client:
-        client(args.client, args.sessions, args.motion)
+        client(args.client, args.sessions, args.motion, args.client_code)
         return
     if args.json:
         use_code_from(args.code)
         if args.code:
             sys.modules["npcface"].__version__ = "before"
-        print(json.dumps(measure(args.sessions, args.motion, args.profile)))
+        print(json.dumps(measure(args.sessions, args.motion, args.profile, args.client_code)))
         return
     passed = ["--sessions", str(args.sessions), "--motion", args.motion]
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start; {args.sessions} "
@@ -145,6 +174,10 @@ def main() -> None:
             print(report(args.before[:10], run_tree(args.before, passed)), flush=True)
         profile = ["--profile", args.profile] if args.profile and run == 0 else []
         print(report("now", run_tree(None, passed + profile)), flush=True)
+        if args.client_before:
+            with bench_at(args.client_before) as bench_code:
+                print(report(f"now, client {args.client_before[:8]}",
+                             run_tree(None, passed + ["--client-code", bench_code])), flush=True)
 
 
 if __name__ == "__main__":
