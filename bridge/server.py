@@ -171,11 +171,6 @@ class Server(RequestHandlers):
         # server: frozen out of the cyclic GC, whose full passes over it stop the loop 25-85 ms.
         gc.collect()
         gc.freeze()
-        # Young collections every 10k allocations rather than 700: a message allocates dozens of
-        # objects (arrays, dicts, its model) that refcounting frees, and a collection every ~20
-        # messages cost ~10% of their handling; what survives one is as little either way.
-        thresholds = gc.get_threshold()
-        gc.set_threshold(10_000, *thresholds[1:])
         try:
             idle_wait_s = 1.0
             while not self._stopping:
@@ -197,7 +192,6 @@ class Server(RequestHandlers):
                 if self.worker is not None:
                     self._publish_counts()
         finally:
-            gc.set_threshold(*thresholds)
             self.close()
 
     def _drain_wake_pipe(self) -> None:

@@ -265,16 +265,3 @@ def test_gaze_and_controls_reach_the_face(client, short_line):
     assert gaze[0] > results["free"][0][0] + 10 and gaze[1] < results["free"][0][1] - 4, "the eyes turn to the target"
     assert head_range.max() < results["free"][1].max() / 2, "motion_amplitude 0 calms the head"
 
-
-def test_the_loop_collects_young_garbage_less_often_and_gives_the_thresholds_back():
-    import gc
-
-    before = gc.get_threshold()
-    with running_server() as server:
-        client = RawClient(server.endpoint)
-        try:
-            assert client.hello().type == "welcome"  # the loop is running
-            assert gc.get_threshold()[0] > before[0] and gc.get_threshold()[1:] == before[1:]
-        finally:
-            client.close()
-    assert gc.get_threshold() == before
