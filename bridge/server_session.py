@@ -44,7 +44,7 @@ class _LineCounts:
 
 
 def _float_list(values) -> list[float]:
-    return [float(v) for v in values]
+    return list(map(float, values))
 
 
 def encode_pixels(frame: Frame, frame_format: str, jpeg_quality: int) -> bytes:

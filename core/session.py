@@ -6,6 +6,7 @@ controls). The sidecar (bridge/server.py) drives one NpcSession per open session
 """
 from __future__ import annotations
 
+import functools
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -42,6 +43,13 @@ class LineFormat:
     @property
     def frame_bytes(self) -> int:
         return self.channels * SAMPLE_BYTES[self.sample_format]
+
+
+@functools.lru_cache(maxsize=64)
+def line_format(rate: int, channels: int, sample_format: SampleFormat) -> LineFormat:
+    """``LineFormat(rate, channels, sample_format)``, one shared value per layout (a sidecar makes
+    one per audio message: built anew, it cost more than checking the chunk)."""
+    return LineFormat(rate, channels, sample_format)
 
 
 class _Line:
@@ -115,7 +123,7 @@ class NpcSession:
     def check_chunk(self, line_format: LineFormat, data: bytes) -> None:
         """Raise AudioError if this chunk cannot extend the current line (state untouched)."""
         line = self._line
-        if line is not None and line_format != line.format:
+        if line is not None and line_format is not line.format and line_format != line.format:
             raise AudioError(f"the line's audio format changed mid-line ({line.format} -> {line_format})")
         if not data:
             raise AudioError("empty audio payload")
@@ -136,11 +144,13 @@ class NpcSession:
         self.queue_pcm(data)
         return step_sessions([self])[0]
 
-    def queue_pcm(self, data: bytes) -> None:
+    def queue_pcm(self, data: bytes, checked: bool = False) -> None:
         """``push_pcm`` without computing frames: they come from the next ``step_sessions``, which
-        a sidecar runs once for all its talking sessions (the same frames, cheaper together)."""
+        a sidecar runs once for all its talking sessions (the same frames, cheaper together).
+        ``checked``: the caller has passed ``data`` through ``check_chunk`` with the line's format."""
         line = self._require_line()
-        self.check_chunk(line.format, data)
+        if not checked:
+            self.check_chunk(line.format, data)
         samples16k = line.converter.push(data)
         line.input_frames += len(data) // line.format.frame_bytes
         if len(samples16k):

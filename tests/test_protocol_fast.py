@@ -70,3 +70,47 @@ def test_ticks_encoded_from_values_are_the_bytes_of_the_tick_model(channels, min
                              rng.random(52).astype(np.float32))
         for idle in (False, True):
             assert wire._tick(motion, index, idle) == reference_tick(wire, motion, index, idle)
+
+
+# a valid request of each type, which the drawn fields then change (or break)
+VALID = {"hello": {"protocol": "1.2"}, "upload_avatar": {}, "open": {"session": "n1"},
+         "audio": {"session": "n1", "seq": 0, "rate": 16000}, "end_line": {"session": "n1"},
+         "emotion": {"session": "n1", "emotion": "happy"}, "gaze": {"session": "n1", "yaw": 1.0, "pitch": 2},
+         "controls": {"session": "n1"}, "frame_ack": {"session": "n1"}, "close": {"session": "n1"}, "ping": {},
+         "stats": {}}
+request_fields = st.dictionaries(
+    st.sampled_from(["id", "session", "seq", "rate", "channels", "format", "text", "count", "emotion", "yaw",
+                     "pitch", "time", "protocol", "fps", "outputs", "idle", "motion", "bogus"]),
+    st.none() | st.booleans() | st.integers(-5, 200_000) | st.sampled_from([0.0, 1.0, 2.0, 16000.0, 0.5, -1.5])
+    | st.sampled_from(["s16le", "f32le", "n1", "", "x" * 70, "1.2", "happy", "rules", "1"])
+    | st.lists(st.sampled_from(["latents", "arkit"]), max_size=3),
+    max_size=3)
+
+
+@settings(max_examples=800, deadline=None)
+@given(kind=st.sampled_from(sorted(p._CLIENT_TYPES)), fields=request_fields)
+def test_requests_parse_as_the_tagged_union_parses_them(kind, fields):
+    """parse_request tries the request's own model first: it must accept exactly what the union
+    accepts, as the same message, and its errors are the union's."""
+    assert set(VALID) == set(p._CLIENT_TYPES)
+    header = {**VALID[kind], **fields, "type": kind}
+    payloads = [b"\x00\x00"] * p._CLIENT_TYPES[kind].payload_count
+    try:
+        expected = p._CLIENT_ADAPTER.validate_python(header)
+    except p.ValidationError:
+        with pytest.raises(ProtocolError) as caught:
+            p.parse_request(header, payloads)
+        assert caught.value.code == "bad_request"
+        assert caught.value.details["errors"] == _union_errors(header)
+        return
+    parsed = p.parse_request(header, payloads)
+    assert type(parsed) is type(expected) and parsed == expected
+    assert parsed.model_fields_set == expected.model_fields_set
+
+
+def _union_errors(header: dict) -> list[str]:
+    try:
+        p._CLIENT_ADAPTER.validate_python(header)
+    except p.ValidationError as exc:
+        return p._validation_messages(exc)
+    raise AssertionError("the union accepted it")

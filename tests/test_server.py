@@ -264,3 +264,4 @@ def test_gaze_and_controls_reach_the_face(client, short_line):
     gaze, head_range = results["steered"]
     assert gaze[0] > results["free"][0][0] + 10 and gaze[1] < results["free"][0][1] - 4, "the eyes turn to the target"
     assert head_range.max() < results["free"][1].max() / 2, "motion_amplitude 0 calms the head"
+

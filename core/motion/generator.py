@@ -144,7 +144,7 @@ class MotionStream:
         if self._finished:
             raise AudioError("this motion stream is finished; start a new one for the next line")
         samples = np.asarray(samples16k)
-        if samples.ndim != 1 or not np.issubdtype(samples.dtype, np.floating):
+        if samples.ndim != 1 or samples.dtype.kind != "f":  # np.issubdtype(, np.floating), 1 us less a chunk
             raise AudioError(f"push_audio needs 16 kHz mono float samples of shape (n,), got {samples.dtype} {samples.shape}")
         if len(samples) == 0:
             return
