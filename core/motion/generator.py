@@ -22,7 +22,7 @@ from functools import lru_cache
 import numpy as np
 
 from ..arkit import ARKIT_NAMES, EMOTIONS
-from ..audio.features import FEATURE_COLUMNS, FeatureStream, concat_features, take_many
+from ..audio.features import FeatureStream, concat_features, split_features, take_many
 from ..errors import AudioError, ControlError
 from ..numeric import clip as _clip
 from ..types import (
@@ -180,9 +180,7 @@ class MotionStream:
         if count >= ahead.num_frames:
             self._ahead = None
         else:
-            self._ahead = AudioFeatures(start_time=end * FEATURE_HOP_S,  # as FeatureStream times row `end`
-                                        **{name: getattr(ahead, name)[count:] for name in FEATURE_COLUMNS})
-            ahead = AudioFeatures(start_time=ahead.start_time, **{name: getattr(ahead, name)[:count] for name in FEATURE_COLUMNS})
+            ahead, self._ahead = split_features(ahead, count, end * FEATURE_HOP_S)  # as FeatureStream times row `end`
         self._rows_added += ahead.num_frames
         return ahead
 
@@ -211,10 +209,15 @@ class MotionStream:
 
     def finish(self) -> list[MotionFrame]:
         """End of the line: flush the features and phones and return the remaining frames."""
+        if self._due or self._held:  # frames due at past pushes come first, as pushed
+            frames = step_streams([self])[0]  # if it raises, they stay held for the next call
+            try:
+                return frames + self.finish()
+            except BaseException:
+                self._held = frames + self._held
+                raise
         if self._finished:
             return []
-        if self._due or self._held:  # frames due at past pushes come first, as pushed
-            return step_streams([self])[0] + self.finish()
         self._finished = True
         self._add_taken(self._features.take())  # every row taken so far, as one block
         self._add_taken(self._features.flush())
@@ -325,7 +328,8 @@ def step_streams(streams: Sequence[MotionStream],
     pushes made due, each run with that push's phones and rows, one run per stream a round.
 
     ``on_error(k, exc)``: a stream whose own stages raise gets no more frames from this call and
-    is reported there, and the others still get theirs (without it, the exception propagates); a
+    is reported there, and the others still get theirs (without it, the exception propagates,
+    and the frames each stream had stepped, held ones included, stay held for its next call); a
     failure in a round's shared head and face maths is reported for each stream of that round.
     If the shared feature batch (``take_many``) raises, no stream has changed."""
     steps = [stream._steps() for stream in streams]
@@ -345,11 +349,16 @@ def step_streams(streams: Sequence[MotionStream],
         streams[k]._due.clear()
         on_error(k, exc)
 
-    for depth in range(max(map(len, steps), default=0)):  # a stream's runs in order, one a round
-        group = [k for k in range(len(streams)) if len(steps[k]) > depth and k not in failed]
-        for i, frames in _step_once([streams[k] for k in group], [steps[k][depth] for k in group],
-                                    lambda i, exc, group=group: report(group[i], exc)):
-            out[group[i]] += frames
+    try:
+        for depth in range(max(map(len, steps), default=0)):  # a stream's runs in order, one a round
+            group = [k for k in range(len(streams)) if len(steps[k]) > depth and k not in failed]
+            for i, frames in _step_once([streams[k] for k in group], [steps[k][depth] for k in group],
+                                        lambda i, exc, group=group: report(group[i], exc)):
+                out[group[i]] += frames
+    except BaseException:  # the error goes to the caller; frames already stepped come with the next call
+        for stream, frames in zip(streams, out):
+            stream._held = frames + stream._held
+        raise
     return out
 
 
