@@ -19,7 +19,7 @@ from ..types import FEATURE_HOP_S, EmotionEvent, GazeEvent
 from .cues import Cues, at_many, cue_batch, last_row_at_or_before
 from .emotion import emotion_layer, ramped_timeline
 from .head import (_HEAD_NOISE_OCTAVES, _HEAD_NOISE_SPACINGS, _SWAY_X, _SWAY_Y, BLINK_LOOKBACK_S, HEAD_NOD_GAIN,
-                   SACCADE_S, SACCADES_PER_S, SHIFT_S, PoseShifts, SlotScheduler, _catmull_rom, _head_and_idle_noise, _noise_knots,
+                   SACCADE_S, SACCADES_PER_S, SHIFT_S, PoseShifts, SlotScheduler, _catmull_rom, _head_and_idle_noise, _noise_terms,
                    blink_rates, pause_probe_times, phrase_onset_from, shift_rates)
 
 
@@ -63,7 +63,7 @@ class HeadInputs:
     nodding: np.ndarray  # (N,) nod_many()
     blink: np.ndarray  # (N,) 0..1
     pose_shift: np.ndarray  # (N, 3) the held posture (PoseShifts.pose), degrees before any gain
-    knots: np.ndarray  # (O, N, 4, 5) the noise knots of _HEAD_NOISE_OCTAVES around each frame
+    noise_terms: np.ndarray  # (O, N, 4, 5) the Catmull-Rom terms of the noise knots of _HEAD_NOISE_OCTAVES around each frame
     frac: np.ndarray  # (O, N, 1) each frame's place between its knots
 
 
@@ -127,7 +127,7 @@ def head_inputs_many(sources: Sequence[HeadSource]) -> HeadInputs:
 
     times = joined(s.times for s in sources)
     gaze_target, head_follow = zip(*[_gaze(s.times, s.gazes) for s in sources])
-    knots, frac = _knots_by_seed(times, [s.seed for s in sources for _ in range(len(s.times))])
+    terms, frac = _noise_terms_by_seed(times, [s.seed for s in sources for _ in range(len(s.times))])
     return HeadInputs(activity=at_many([(s.cues, s.times) for s in sources], ("activity",))[:, 0],
                       amplitude=joined(s.amplitude for s in sources), distance=joined(s.distance for s in sources),
                       emotion_pitch=joined(s.emotion_pitch for s in sources),
@@ -135,7 +135,7 @@ def head_inputs_many(sources: Sequence[HeadSource]) -> HeadInputs:
                       gaze_target=joined(gaze_target), head_follow=joined(head_follow),
                       saccades=saccade_offsets_many(sources), nodding=nod_many([(s.times, s.cues) for s in sources]),
                       blink=blink_curve_many(sources), pose_shift=pose_many(sources),
-                      knots=knots, frac=frac)
+                      noise_terms=terms, frac=frac)
 
 
 def _gaze(times: np.ndarray, gazes: Sequence[GazeEvent]) -> tuple[np.ndarray, np.ndarray]:
@@ -146,18 +146,18 @@ def _gaze(times: np.ndarray, gazes: Sequence[GazeEvent]) -> tuple[np.ndarray, np
             ramped_timeline(times, np.zeros(2), [(g.time, 0.3 * np.array([g.yaw, g.pitch]), 0.7) for g in gazes]))
 
 
-def _knots_by_seed(times: np.ndarray, seeds: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """_noise_knots for frames of several seeds: one lookup per seed (each frame on its own)."""
+def _noise_terms_by_seed(times: np.ndarray, seeds: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """_noise_terms for frames of several seeds: one lookup per seed (each frame on its own)."""
     distinct = sorted(set(seeds))
     if len(distinct) == 1:
-        return _noise_knots(distinct[0], _HEAD_NOISE_OCTAVES, _HEAD_NOISE_SPACINGS, times)
+        return _noise_terms(distinct[0], _HEAD_NOISE_OCTAVES, _HEAD_NOISE_SPACINGS, times)
     octaves = len(_HEAD_NOISE_OCTAVES)
-    knots, frac = np.empty((octaves, len(times), 4, 5)), np.empty((octaves, len(times), 1))
+    terms, frac = np.empty((octaves, len(times), 4, 5)), np.empty((octaves, len(times), 1))
     seed_of = np.array(seeds)
     for seed in distinct:
         these = np.nonzero(seed_of == seed)[0]
-        knots[:, these], frac[:, these] = _noise_knots(seed, _HEAD_NOISE_OCTAVES, _HEAD_NOISE_SPACINGS, times[these])
-    return knots, frac
+        terms[:, these], frac[:, these] = _noise_terms(seed, _HEAD_NOISE_OCTAVES, _HEAD_NOISE_SPACINGS, times[these])
+    return terms, frac
 
 
 def _time(event: tuple[float, np.ndarray]) -> float:
@@ -269,7 +269,7 @@ def head_layers(inputs: HeadInputs) -> HeadLayer:
     """The head layer of the frames of ``head_inputs_many`` (each frame on its own)."""
     activity, amplitude, motion_gain, nodding = inputs.activity, inputs.amplitude, inputs.motion_gain, inputs.nodding
     head_follow = inputs.head_follow
-    head, noise = _head_and_idle_noise(_catmull_rom(inputs.knots, inputs.frac), activity)  # noise: for the sway
+    head, noise = _head_and_idle_noise(_catmull_rom(inputs.noise_terms, inputs.frac), activity)  # noise: for the sway
     liveliness = (0.5 + 1.2 * activity) * motion_gain * amplitude
     gain = motion_gain * amplitude
     rotation = (inputs.pose_shift + head) * gain[:, None]
