@@ -77,3 +77,21 @@ def test_cues_are_their_definitions_row_by_row():
         for name in CUES:
             np.testing.assert_allclose(getattr(cues, name), expected[name], rtol=0, atol=1e-6, err_msg=name)
     assert compute_cues(whole).dip.max() > 0.1 and compute_cues(whole).emphasis.max() > 0.5  # the cues are not trivial
+
+
+def test_cues_without_the_mouths_are_the_same_numbers_and_leave_the_mouths_out():
+    """A batch of streams whose lips read no cues (the learned mouth) skips the mouth's cues;
+    every other cue is bit for bit what the full computation gives, batched or alone."""
+    from npcface.core.motion.cues import MOUTH_CUES
+
+    wav, _ = fixture_line("line_greeting")
+    whole = compute_features(load_audio(wav).samples[: 16000 * 3])
+    parts = [whole, slice_features(whole, 90)]
+    for full, lean in zip([compute_cues(whole), *compute_cues_many(parts)],
+                          [compute_cues(whole, mouth=False), *compute_cues_many(parts, mouth=False)]):
+        for name in CUES:
+            if name in MOUTH_CUES:
+                assert getattr(lean, name) is None and getattr(full, name) is not None, name
+            else:
+                assert getattr(lean, name).tobytes() == getattr(full, name).tobytes(), name
+    assert set(MOUTH_CUES) < set(CUES)

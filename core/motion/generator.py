@@ -79,6 +79,8 @@ def validate_controls(controls: Controls) -> Controls:
 class MotionStream:
     """Push audio, get frames. Also the engine behind offline ``animate``."""
 
+    MOUTH_READS_CUES = True  # the rule-based lips read the mouth's cues (cues.MOUTH_CUES); learned.py's do not
+
     def __init__(self, controls: Controls, phones: FixedPhones | LivePhones):
         self.controls = validate_controls(controls)
         self._phones = phones
@@ -254,7 +256,7 @@ class MotionStream:
     def _emit_until(self, last_index: int) -> list[MotionFrame]:
         if not self._emits(last_index):
             return []
-        return compose_frames([self._layers_until(last_index, compute_cues(self._rows))])[0]
+        return compose_frames([self._layers_until(last_index, compute_cues(self._rows, self.MOUTH_READS_CUES))])[0]
 
     def _layers_until(self, last_index: int, cues: Cues) -> FrameLayers:
         """This stream's layers for its frames up to ``last_index`` (``cues``: of the rows kept)."""
@@ -385,7 +387,8 @@ def _step_once(streams: list[MotionStream], steps: list[DueFrames],
         emitting = [k for k in sorted(added) if streams[k]._emits(steps[k].last_index)]
         # The cues of every stream with frames due in one batch, then each stream's own layers, then
         # the head maths and the face of all their frames in one batch (each gets what it gets alone).
-        cues = compute_cues_many([streams[k]._rows for k in emitting]) if emitting else []
+        mouth = any(streams[k].MOUTH_READS_CUES for k in emitting)  # the mouth's cues when any stream's lips read them
+        cues = compute_cues_many([streams[k]._rows for k in emitting], mouth) if emitting else []
         layers: list[tuple[int, FrameLayers]] = []
         for k, stream_cues in zip(emitting, cues):
             try:

@@ -332,6 +332,8 @@ def _late_cues(mouths: list[IncrementalMouth], matrices: list[np.ndarray], mean:
 class LearnedMotionStream(MotionStream):
     """MotionStream whose lip stage is the network (plus aligned bilabial closures)."""
 
+    MOUTH_READS_CUES = False  # the network reads feature rows (and its own CueWindow), not the stream's cues
+
     def __init__(self, controls: Controls, phones, model):
         super().__init__(controls, phones)
         self.model = model
