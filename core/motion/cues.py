@@ -6,6 +6,7 @@ gets. The layers then read the cues at frame times (linear interpolation between
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -119,7 +120,24 @@ def cue_batch(many: list[Cues], names: tuple[str, ...]) -> tuple[_CueBatch, np.n
 def last_row_at_or_before(start: np.ndarray, rows: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Per point: the last row (of ``rows``, row i at start + i * FEATURE_HOP_S as Cues.row_times
     computes it) whose time is <= x; -1 where none is (np.searchsorted(row_times, x, "right") - 1)."""
+    if len(x) <= _FEW_POINTS:  # a stream's frame or two: Python numbers cost less than ~10 numpy calls
+        return np.array([_last_row_of_one(*point) for point in zip(start.tolist(), rows.tolist(), x.tolist())],
+                        dtype=np.int64)
     return last_on_grid(x, rows, lambda j: start + j * FEATURE_HOP_S, np.floor((x - start) / FEATURE_HOP_S))
+
+
+_FEW_POINTS = 4
+
+
+def _last_row_of_one(start: float, rows: int, x: float) -> int:
+    """last_row_at_or_before of one point: last_on_grid's steps on Python numbers (the same
+    comparisons of the same row times)."""
+    j = min(max(math.floor((x - start) / FEATURE_HOP_S), -1), rows - 1)
+    if j >= 0 and start + j * FEATURE_HOP_S > x:
+        j -= 1
+    if j + 1 < rows and start + (j + 1) * FEATURE_HOP_S <= x:
+        j += 1
+    return j
 
 
 def last_on_grid(x: np.ndarray, rows: np.ndarray, row_time: Callable[[np.ndarray], np.ndarray],
