@@ -353,11 +353,13 @@ class LearnedMotionStream(MotionStream):
         if fed:
             joined = concat_features([part for _, part in fed])
             matrix = feature_matrix(joined)
-            ends = np.cumsum([part.num_frames for _, part in fed])
-            for (stream, part), kept in zip(fed, np.split(CueInputs.of(joined).matrix, ends[:-1])):  # cue columns made once for all
-                stream._keep_rows(CueInputs(float(part.start_time), kept))
+            bounds = np.cumsum([0] + [part.num_frames for _, part in fed]).tolist()
+            spans = list(zip(bounds[:-1], bounds[1:]))  # each stream's rows (slices: np.split's views, without its overhead)
+            cue_columns = CueInputs.of(joined).matrix  # made once for all
+            for (stream, part), (first, end) in zip(fed, spans):
+                stream._keep_rows(CueInputs(float(part.start_time), cue_columns[first:end]))
             phones = [stream._phone_columns(stream._mouth.fed, part.num_frames) for stream, part in fed]
-            feed_many([stream._mouth for stream, _ in fed], np.split(matrix, ends[:-1]), phones)  # rows arrive in order, each once
+            feed_many([stream._mouth for stream, _ in fed], [matrix[first:end] for first, end in spans], phones)  # rows arrive in order, each once
 
     def _phone_columns(self, first_row: int, count: int) -> np.ndarray | None:
         """The phone inputs at positions first_row.. (the phones of the rows Config.phone_lag
