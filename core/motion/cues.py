@@ -363,7 +363,8 @@ def compute_cues_many(many: list[AudioFeatures | CueInputs], mouth: bool = True)
         depth = np.minimum(rows.max_behind(level, _rows(DIP_BACK_S), -1.0), after) - level
         mouth_cues["dip"] = _clip((depth - 0.3) / 0.3, 0.0, 1.0) * (level < 0.45)
     columns = dict(level=level, voiced=voiced, emphasis=emphasis, pitch=pitch, activity=activity, phrase=phrase, held=held)
-    batch = _CueBatch({**columns, **{name: value for name, value in mouth_cues.items() if value is not None}}, np.array([float(f.start_time) for f in many]), np.array(rows.lengths))
+    computed = {**columns, **{name: value for name, value in mouth_cues.items() if value is not None}}
+    batch = _CueBatch(computed, np.array([float(f.start_time) for f in many]), np.array(rows.lengths))
     out = []
     for k, (f, n) in enumerate(zip(many, rows.lengths)):
         cues = Cues(start_time=float(f.start_time), **{name: value[k, :n] for name, value in columns.items()},

@@ -104,7 +104,8 @@ class MotionStream:
         self._due: list[DueFrames] = []  # live phones: frames due at past pushes, oldest first
         self._ahead: AudioFeatures | None = None  # rows taken from the features, not added yet
         self._rows_added = 0  # feature rows added to _rows so far (dropped ones included)
-        self._held: list[MotionFrame] = []  # frames stepped but not handed out (an event came, or a later step raised), for the next call
+        # frames stepped but not handed out yet (an event came, or a later step raised): the next call's first
+        self._held: list[MotionFrame] = []
         self._phone_table: tuple[tuple[Phone, ...], PhoneTable] | None = None  # (phones, their table)
 
     # ---- events (times on the audio timeline; a past time applies from the next frame)

@@ -359,7 +359,8 @@ class LearnedMotionStream(MotionStream):
             for (stream, part), (first, end) in zip(fed, spans):
                 stream._keep_rows(CueInputs(float(part.start_time), cue_columns[first:end]))
             phones = [stream._phone_columns(stream._mouth.fed, part.num_frames) for stream, part in fed]
-            feed_many([stream._mouth for stream, _ in fed], [matrix[first:end] for first, end in spans], phones)  # rows arrive in order, each once
+            matrices = [matrix[first:end] for first, end in spans]
+            feed_many([stream._mouth for stream, _ in fed], matrices, phones)  # rows arrive in order, each once
 
     def _phone_columns(self, first_row: int, count: int) -> np.ndarray | None:
         """The phone inputs at positions first_row.. (the phones of the rows Config.phone_lag
