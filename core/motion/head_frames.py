@@ -20,7 +20,7 @@ from .cues import Cues, at_many, cue_batch, last_row_at_or_before
 from .emotion import emotion_layer, ramped_timeline
 from .head import (_HEAD_NOISE_OCTAVES, _HEAD_NOISE_SPACINGS, _SWAY_X, _SWAY_Y, BLINK_LOOKBACK_S, HEAD_NOD_GAIN,
                    SACCADE_S, SACCADES_PER_S, SHIFT_S, PoseShifts, SlotScheduler, _catmull_rom, _head_and_idle_noise, _noise_terms,
-                   blink_rates, pause_probe_times, phrase_onset_from, shift_rates)
+                   blink_rates, held_pose, pause_probe_times, phrase_onset_from, shift_rates)
 
 
 # The nod kernel reads emphasis rows with lag in (-0.03, 0.55) s; a frame's window of rows starts
@@ -230,14 +230,23 @@ def blink_curve_many(sources: Sequence[HeadSource]) -> np.ndarray:
 
 
 def pose_many(sources: Sequence[HeadSource]) -> np.ndarray:
-    """(N, 3) the held pose (PoseShifts.pose, head.held_pose's numbers) of every stream's frames,
-    per frame in Python floats (a frame or two a step: numpy calls would cost more)."""
-    out = []
+    """(N, 3) the held pose (PoseShifts.pose) of every stream's frames: head.held_pose's numbers,
+    for a frame or two in Python floats (its ~10 numpy calls would cost more), else by held_pose."""
+    began, came_from, target = [], [], []
     for s in sources:
-        for t, began, came_from, target in zip(s.times.tolist(), *s.shifts.shift_at(s.times)):
-            progress = 0.0 if began != began else _ease_float((t - began) / SHIFT_S)  # nan: no shift yet
-            out.append([float(c) + (float(g) - float(c)) * progress for c, g in zip(came_from, target)])
+        for joined, part in zip((began, came_from, target), s.shifts.shift_at(s.times)):
+            joined.extend(part)
+    times = np.concatenate([s.times for s in sources])
+    if len(times) > _FEW_FRAMES:
+        return held_pose(began, came_from, target, times)
+    out = []
+    for t, start, pose_from, pose_to in zip(times.tolist(), began, came_from, target):
+        progress = 0.0 if start != start else _ease_float((t - start) / SHIFT_S)  # nan: no shift yet
+        out.append([c + (g - c) * progress for c, g in zip(pose_from.tolist(), pose_to.tolist())])
     return np.array(out, dtype=np.float64).reshape(len(out), 3)
+
+
+_FEW_FRAMES = 4
 
 
 def _ease_float(x: float) -> float:
