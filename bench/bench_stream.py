@@ -2,7 +2,7 @@
 per real clip, and many learned streams stepped together (what the sidecar does each loop turn),
 against the code at --before REV measured in the same run (a subprocess on that revision's tree).
 
-    .venv/bin/python bench/bench_stream.py --before REV [--clips 3] [--repeat 2] [--streams 16]
+    .venv/bin/python bench/bench_stream.py --before REV [--clips 3] [--repeat 2] [--streams 32]
 
 Real-time factor (RTF) = seconds of audio / CPU seconds of this process pushing it (decoded 16 kHz
 samples, no decode): CPU time, not wall time, because "per core" is what the target asks and the
@@ -147,7 +147,7 @@ def main() -> int:
     parser.add_argument("--data", help="the shared data folder (default ../shared/data)")
     parser.add_argument("--clips", type=int, default=3, help="real clips to stream (English first)")
     parser.add_argument("--repeat", type=int, default=2, help="runs per measurement; the fastest counts")
-    parser.add_argument("--streams", type=int, default=16, help="learned streams stepped together")
+    parser.add_argument("--streams", type=int, default=32, help="learned streams stepped together (the issue's figure: 32)")
     parser.add_argument("--blas-threads", type=int, default=1, help="OpenBLAS threads (default 1)")
     parser.add_argument("--before", metavar="REV", help="also measure the code at this git revision")
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # for --before's subprocess

@@ -77,3 +77,40 @@ def test_cues_are_their_definitions_row_by_row():
         for name in CUES:
             np.testing.assert_allclose(getattr(cues, name), expected[name], rtol=0, atol=1e-6, err_msg=name)
     assert compute_cues(whole).dip.max() > 0.1 and compute_cues(whole).emphasis.max() > 0.5  # the cues are not trivial
+
+
+def test_cues_without_the_mouths_are_the_same_numbers_and_leave_the_mouths_out():
+    """A batch of streams whose lips read no cues (the learned mouth) skips the mouth's cues;
+    every other cue is bit for bit what the full computation gives, batched or alone."""
+    from npcface.core.motion.cues import MOUTH_CUES
+
+    wav, _ = fixture_line("line_greeting")
+    whole = compute_features(load_audio(wav).samples[: 16000 * 3])
+    parts = [whole, slice_features(whole, 90)]
+    for full, lean in zip([compute_cues(whole), *compute_cues_many(parts)],
+                          [compute_cues(whole, mouth=False), *compute_cues_many(parts, mouth=False)]):
+        for name in CUES:
+            if name in MOUTH_CUES:
+                assert getattr(lean, name) is None and getattr(full, name) is not None, name
+            else:
+                assert getattr(lean, name).tobytes() == getattr(full, name).tobytes(), name
+    assert set(MOUTH_CUES) < set(CUES)
+
+
+def test_the_last_row_of_a_few_points_is_the_batched_searchs_row():
+    """last_row_at_or_before finds a frame or two's rows with Python numbers and many points' with
+    numpy: the same rows, on row times exactly, between them, before the first and past the last."""
+    from npcface.core.motion.cues import last_row_at_or_before
+    from npcface.core.types import FEATURE_HOP_S
+
+    rng = np.random.default_rng(4)
+    start = np.concatenate([[0.0, 0.37, 2.0], rng.uniform(0, 60, 200)])
+    rows = np.concatenate([[0, 1, 343], rng.integers(0, 400, 200)])
+    on_rows = start + rng.integers(-2, 402, len(start)) * FEATURE_HOP_S
+    x = np.where(rng.uniform(size=len(start)) < 0.5, on_rows, start + rng.uniform(-0.1, 4.2, len(start)))
+    together = last_row_at_or_before(start, rows, x)  # numpy, all at once
+    for k in range(len(x)):
+        one = last_row_at_or_before(start[k:k + 1], rows[k:k + 1], x[k:k + 1])
+        assert one.dtype == together.dtype and one[0] == together[k], k
+        row_times = start[k] + np.arange(rows[k]) * FEATURE_HOP_S
+        assert one[0] == np.searchsorted(row_times, x[k], "right") - 1, k

@@ -176,6 +176,22 @@ def test_empty_input_gives_no_rows():
     assert compute_features(np.zeros(0, np.float32)).num_frames == 0
 
 
+@pytest.mark.parametrize("count", [0, 1, 57, 200])
+def test_split_features_gives_the_rows_before_and_after_with_their_start_times(count):
+    from npcface.core.audio.features import slice_features, split_features
+    from npcface.core.types import FEATURE_HOP_S
+
+    block = compute_features(speech()[: SAMPLE_RATE * 2], start_time=0.37)
+    head, rest = split_features(block, count)
+    assert (head.num_frames, rest.num_frames) == (min(count, block.num_frames), max(block.num_frames - count, 0))
+    for name in COLUMNS:
+        np.testing.assert_array_equal(np.concatenate([getattr(head, name), getattr(rest, name)]), getattr(block, name))
+    assert head.start_time == 0.37 and rest.start_time == 0.37 + count * FEATURE_HOP_S
+    assert slice_features(block, count).start_time == rest.start_time
+    timed = split_features(block, count, rest_start=count * FEATURE_HOP_S + 1.0)[1]  # as a stream times its rows
+    assert timed.start_time == count * FEATURE_HOP_S + 1.0
+
+
 def test_mel_filterbank_equals_torchaudios_without_loading_torch():
     """The log-mel rows use the same bank as torchaudio (Slaney scale and norm), computed in numpy
     so that animating and rendering never pay torch's start-up."""

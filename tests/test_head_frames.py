@@ -117,5 +117,5 @@ def test_each_stream_gets_the_same_head_inputs_batched_or_alone(cues):
         end = first + len(s.times)
         for name in ("activity", "saccades", "nodding", "blink", "pose_shift", "gaze_target"):
             np.testing.assert_array_equal(getattr(together, name)[first:end], getattr(alone, name), err_msg=name)
-        np.testing.assert_array_equal(together.knots[:, first:end], alone.knots)
+        np.testing.assert_array_equal(together.noise_terms[:, first:end], alone.noise_terms)
         first = end

@@ -323,7 +323,17 @@ def concat_features(parts: list[AudioFeatures], start_time: float | None = None)
 
 def slice_features(features: AudioFeatures, first_row: int) -> AudioFeatures:
     """The rows from `first_row` on, with their start time."""
-    return AudioFeatures(
-        start_time=features.start_time + first_row * FEATURE_HOP_S,
-        **{name: getattr(features, name)[first_row:] for name in FEATURE_COLUMNS},
-    )
+    return split_features(features, first_row)[1]
+
+
+def split_features(block: AudioFeatures, count: int,
+                   rest_start: float | None = None) -> tuple[AudioFeatures, AudioFeatures]:
+    """(the first ``count`` rows, the rest): views, no copy. The rest starts at ``rest_start``,
+    by default ``block.start_time + count * FEATURE_HOP_S``; a stream passes the time its
+    FeatureStream gives that row (``row * FEATURE_HOP_S``), which can differ in the last bits,
+    and the cues read a block's start."""
+    if rest_start is None:
+        rest_start = block.start_time + count * FEATURE_HOP_S
+    head = AudioFeatures(start_time=block.start_time, **{name: getattr(block, name)[:count] for name in FEATURE_COLUMNS})
+    rest = AudioFeatures(start_time=rest_start, **{name: getattr(block, name)[count:] for name in FEATURE_COLUMNS})
+    return head, rest

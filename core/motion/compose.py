@@ -79,6 +79,7 @@ _BLINK = _i("EyeBlinkLeft", "EyeBlinkRight")
 _WIDE_SQUINT = _i("EyeWideLeft", "EyeWideRight", "EyeSquintLeft", "EyeSquintRight")
 _LOOK_LEFT_EYE = _i("EyeLookOutLeft", "EyeLookInLeft", "EyeLookUpLeft", "EyeLookDownLeft")
 _LOOK_RIGHT_EYE = _i("EyeLookInRight", "EyeLookOutRight", "EyeLookUpRight", "EyeLookDownRight")
+_LOOK_CHANNELS = np.concatenate([_LOOK_LEFT_EYE, _LOOK_RIGHT_EYE])
 _BROWS_UP = _i("BrowInnerUp", "BrowOuterUpLeft", "BrowOuterUpRight")
 _BROW_RAISE_WEIGHTS = np.array([0.25, 0.15, 0.15])
 _EYE_RANGE_DEG = 30.0  # gaze angle at which an EyeLook channel reaches 1
@@ -88,17 +89,18 @@ def compose_face(mouth: np.ndarray, closure: np.ndarray, emotion_face: np.ndarra
                  gaze: np.ndarray, brow_raise: np.ndarray) -> np.ndarray:
     """Stack the layers into (T, 52) ARKit weights. Lip closures win over emotion (a smile stays,
     but nothing the emotion does may part closed lips); a blink wins over wide / squinting eyes."""
-    emotion = emotion_face.astype(np.float64).copy()
+    emotion = emotion_face.astype(np.float64)  # a copy (astype copies)
     emotion[:, _EMOTION_PARTING] *= (1.0 - closure)[:, None]
     face = mouth + emotion
     face[:, _BROWS_UP] += _BROW_RAISE_WEIGHTS * brow_raise[:, None]
     face[:, _WIDE_SQUINT] *= (1.0 - blink)[:, None]
     face[:, _BLINK] = np.maximum(face[:, _BLINK], blink[:, None])
-    for eye, channels in ((0, _LOOK_LEFT_EYE), (1, _LOOK_RIGHT_EYE)):
-        yaw, pitch = gaze[:, eye, 0], gaze[:, eye, 1]
-        # yaw + = toward the character's left: out for the left eye, in for the right eye.
-        look = np.stack([np.maximum(yaw, 0), np.maximum(-yaw, 0), np.maximum(pitch, 0), np.maximum(-pitch, 0)], 1)
-        face[:, channels] += look / _EYE_RANGE_DEG
+    # yaw + = toward the character's left: out for the left eye, in for the right eye. Both eyes'
+    # (yaw+, yaw-, pitch+, pitch-) at once, in _LOOK_CHANNELS' order.
+    ahead = np.maximum(gaze, 0)  # (T, eye, (yaw, pitch))
+    back = np.maximum(-gaze, 0)
+    look = np.stack([ahead[:, :, 0], back[:, :, 0], ahead[:, :, 1], back[:, :, 1]], axis=2).reshape(len(gaze), 8)
+    face[:, _LOOK_CHANNELS] += look / _EYE_RANGE_DEG
     jaw, close = ARKIT_INDEX["JawOpen"], ARKIT_INDEX["MouthClose"]
     face[:, close] = np.maximum(face[:, close], closure * face[:, jaw])  # lips meet at closures
     return _clip(face, 0.0, 1.0).astype(np.float32)

@@ -6,6 +6,7 @@ gets. The layers then read the cues at frame times (linear interpolation between
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -65,15 +66,16 @@ class Cues:
     start_time: float
     level: np.ndarray  # (R,) 0..1 speech loudness relative to the recent loudest moment
     voiced: np.ndarray  # (R,) 0..1
-    f1_open: np.ndarray  # (R,) 0..1 first formant height (jaw opening) on voiced rows
-    f2_round: np.ndarray  # (R,) 0..1 low second formant (lip rounding) on voiced rows
-    f2_spread: np.ndarray  # (R,) 0..1 high second formant (lip spreading)
-    fricative: np.ndarray  # (R,) 0..1 noisy, high-frequency, unvoiced (s, f, sh, t bursts)
+    # The mouth's cues (lips.py) are None where compute_cues_many was told no mouth reads them.
+    f1_open: np.ndarray | None  # (R,) 0..1 first formant height (jaw opening) on voiced rows
+    f2_round: np.ndarray | None  # (R,) 0..1 low second formant (lip rounding) on voiced rows
+    f2_spread: np.ndarray | None  # (R,) 0..1 high second formant (lip spreading)
+    fricative: np.ndarray | None  # (R,) 0..1 noisy, high-frequency, unvoiced (s, f, sh, t bursts)
     emphasis: np.ndarray  # (R,) dB above the recent average loudness, on voiced rows
     pitch: np.ndarray  # (R,) 0..1 how high the voice is (f0 above 80 Hz, log scale)
     activity: np.ndarray  # (R,) 0..1 how much talking there was over the last ~0.6 s
     phrase: np.ndarray  # (R,) 0..1 loudness over the last 250 ms: a mouth stays parted through a phrase
-    dip: np.ndarray  # (R,) 0..1 a short quiet gap between louder sounds (a stop or nasal closure)
+    dip: np.ndarray | None  # (R,) 0..1 a short quiet gap between louder sounds (a stop or nasal closure)
     held: np.ndarray  # (R,) 0..1 level held over gaps up to HOLD_AHEAD_S (held_level)
 
     @property
@@ -118,7 +120,24 @@ def cue_batch(many: list[Cues], names: tuple[str, ...]) -> tuple[_CueBatch, np.n
 def last_row_at_or_before(start: np.ndarray, rows: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Per point: the last row (of ``rows``, row i at start + i * FEATURE_HOP_S as Cues.row_times
     computes it) whose time is <= x; -1 where none is (np.searchsorted(row_times, x, "right") - 1)."""
+    if len(x) <= _FEW_POINTS:  # a stream's frame or two: Python numbers cost less than ~10 numpy calls
+        return np.array([_last_row_of_one(*point) for point in zip(start.tolist(), rows.tolist(), x.tolist())],
+                        dtype=np.int64)
     return last_on_grid(x, rows, lambda j: start + j * FEATURE_HOP_S, np.floor((x - start) / FEATURE_HOP_S))
+
+
+_FEW_POINTS = 4
+
+
+def _last_row_of_one(start: float, rows: int, x: float) -> int:
+    """last_row_at_or_before of one point: last_on_grid's steps on Python numbers (the same
+    comparisons of the same row times)."""
+    j = min(max(math.floor((x - start) / FEATURE_HOP_S), -1), rows - 1)
+    if j >= 0 and start + j * FEATURE_HOP_S > x:
+        j -= 1
+    if j + 1 < rows and start + (j + 1) * FEATURE_HOP_S <= x:
+        j += 1
+    return j
 
 
 def last_on_grid(x: np.ndarray, rows: np.ndarray, row_time: Callable[[np.ndarray], np.ndarray],
@@ -157,8 +176,11 @@ def at_many(parts: list[tuple[Cues, np.ndarray]], names: tuple[str, ...]) -> np.
     return out
 
 
-def compute_cues(feats: AudioFeatures | CueInputs) -> Cues:
-    return compute_cues_many([feats])[0]
+def compute_cues(feats: AudioFeatures | CueInputs, mouth: bool = True) -> Cues:
+    return compute_cues_many([feats], mouth)[0]
+
+
+MOUTH_CUES = ("f1_open", "f2_round", "f2_spread", "fricative", "dip")  # read by the rule-based lips only
 
 
 CUE_INPUTS = ("loudness_db", "voicing", "f1_hz", "f2_hz", "f0_hz", "zero_crossing_rate", "spectral_tilt")
@@ -269,9 +291,11 @@ _ACTIVITY_WINDOW = (_rows(ACTIVITY_WINDOW_S), _rows(0.02))
 _PHRASE_WINDOW = (_rows(PHRASE_BACK_S), _rows(PHRASE_AHEAD_S))
 
 
-def compute_cues_many(many: list[AudioFeatures | CueInputs]) -> list[Cues]:
+def compute_cues_many(many: list[AudioFeatures | CueInputs], mouth: bool = True) -> list[Cues]:
     """The cues of several streams' rows in one pass of (S, rows) arrays (what a sidecar stepping
-    many talking sessions saves on): each stream gets what it gets alone.
+    many talking sessions saves on): each stream gets what it gets alone. ``mouth=False``: none
+    of these streams' mouths reads cues (the learned one), so MOUTH_CUES are left out (None), and
+    nearly half the work with them; every other cue is the same number either way.
 
     Moving averages are window sums over running sums (truncated at the ends); the sums with
     the same inputs' stage share one cumsum (streaming computes this at every step, where the
@@ -287,53 +311,64 @@ def compute_cues_many(many: list[AudioFeatures | CueInputs]) -> list[Cues]:
     f64 = np.float64
     loud_db = np.maximum(column("loudness_db"), -100.0)
     voiced_raw = _clip(column("voicing"), 0.0, 1.0)
-    f1_hz, f2_hz, f0_hz = column("f1_hz"), column("f2_hz"), column("f0_hz")
-    has_f1 = ((f1_hz > 0) & (voiced_raw > 0.3)).astype(f64)
+    f0_hz = column("f0_hz")
     has_f0 = (f0_hz > 0).astype(f64)
-    noisy = (_clip((column("zero_crossing_rate") - 0.12) / 0.15, 0.0, 1.0)
-             * _clip((column("spectral_tilt") + 5.0) / 15.0, 0.0, 1.0))
-    # the short smoothing of the raw columns (formants and f0 weighted by where they exist)
-    sums = rows.window_sums([(loud_db, smooth, smooth), (voiced_raw, smooth, smooth),
-                             (f1_hz.astype(f64) * has_f1, smooth, smooth), (f2_hz.astype(f64) * has_f1, smooth, smooth),
-                             (has_f1, smooth, smooth), (noisy * (1.0 - voiced_raw), smooth, smooth),
-                             (f0_hz.astype(f64) * has_f0, smooth, smooth), (has_f0, smooth, smooth)])
-    loud_sum, voiced_sum, f1_sum, f2_sum, has_f1_sum, noisy_sum, f0_sum, has_f0_sum = sums
+    # the short smoothing of the raw columns (formants and f0 weighted by where they exist); each
+    # series is summed on its own, so leaving the mouth's out changes no other sum
+    series = [(loud_db, smooth, smooth), (voiced_raw, smooth, smooth),
+              (f0_hz.astype(f64) * has_f0, smooth, smooth), (has_f0, smooth, smooth)]
+    if mouth:
+        f1_hz, f2_hz = column("f1_hz"), column("f2_hz")
+        has_f1 = ((f1_hz > 0) & (voiced_raw > 0.3)).astype(f64)
+        noisy = (_clip((column("zero_crossing_rate") - 0.12) / 0.15, 0.0, 1.0)
+                 * _clip((column("spectral_tilt") + 5.0) / 15.0, 0.0, 1.0))
+        series += [(f1_hz.astype(f64) * has_f1, smooth, smooth), (f2_hz.astype(f64) * has_f1, smooth, smooth),
+                   (has_f1, smooth, smooth), (noisy * (1.0 - voiced_raw), smooth, smooth)]
+    sums = rows.window_sums(series)
+    loud_sum, voiced_sum, f0_sum, has_f0_sum = sums[:4]
     counts = rows.counts(smooth, smooth)
     loud = loud_sum / counts
     ref = np.maximum(rows.max_behind(loud, _rows(REF_WINDOW_S), -1e9), _REF_FLOOR_DB)
     level = _clip((loud - (ref - _LEVEL_RANGE_DB)) / _LEVEL_RANGE_DB, 0.0, 1.0)
     voiced = voiced_sum / counts
-    f1, f2 = _weighted(f1_sum, has_f1_sum), _weighted(f2_sum, has_f1_sum)
-    formant_trust = has_f1_sum / counts * level
-    f1_open = _clip((f1 - 280.0) / 520.0, 0.0, 1.0) * formant_trust
-    f2_spread = _clip((f2 - 1750.0) / 600.0, 0.0, 1.0) * formant_trust
-    fricative = noisy_sum / counts * _clip(level * 2.0, 0.0, 1.0)
     f0 = _weighted(f0_sum, has_f0_sum)
     pitch = _clip(np.log2(np.maximum(f0, 80.0) / 80.0) / 2.0, 0.0, 1.0) * voiced
+    mouth_cues = dict.fromkeys(MOUTH_CUES)
+    rounding = []
+    if mouth:
+        f1_sum, f2_sum, has_f1_sum, noisy_sum = sums[4:]
+        f1, f2 = _weighted(f1_sum, has_f1_sum), _weighted(f2_sum, has_f1_sum)
+        formant_trust = has_f1_sum / counts * level
+        mouth_cues["f1_open"] = _clip((f1 - 280.0) / 520.0, 0.0, 1.0) * formant_trust
+        mouth_cues["f2_spread"] = _clip((f2 - 1750.0) / 600.0, 0.0, 1.0) * formant_trust
+        mouth_cues["fricative"] = noisy_sum / counts * _clip(level * 2.0, 0.0, 1.0)
+        # Rounding must last a while to count: single-row F2 drops are LPC noise, not lips.
+        rounding = [(_clip((1350.0 - f2) / 500.0, 0.0, 1.0) * formant_trust, *_ROUND_WINDOW)]
     # the longer windows over what the level and loudness make
-    # Rounding must last a while to count: single-row F2 drops are LPC noise, not lips.
     # Emphasis is measured against recent *speech* only, so a syllable after a pause is not
     # mistaken for a stressed one just because silence came before it.
     speech = (voiced_raw > 0.5).astype(f64)
-    round_sum, slow_sum, speech_sum, activity_sum, phrase_sum = rows.window_sums([
-        (_clip((1350.0 - f2) / 500.0, 0.0, 1.0) * formant_trust, *_ROUND_WINDOW), (loud * speech, *_SLOW_WINDOW),
-        (speech, *_SLOW_WINDOW), (level * (0.6 + 0.4 * voiced), *_ACTIVITY_WINDOW), (level, *_PHRASE_WINDOW)])
-    f2_round = round_sum / rows.counts(*_ROUND_WINDOW)
+    slow_sum, speech_sum, activity_sum, phrase_sum, *round_sum = rows.window_sums([
+        (loud * speech, *_SLOW_WINDOW), (speech, *_SLOW_WINDOW), (level * (0.6 + 0.4 * voiced), *_ACTIVITY_WINDOW),
+        (level, *_PHRASE_WINDOW)] + rounding)
     slow = _weighted(slow_sum, speech_sum)
     emphasis = _clip(loud - slow, 0.0, _EMPHASIS_CAP_DB) * voiced
     activity = activity_sum / rows.counts(*_ACTIVITY_WINDOW)
     phrase = phrase_sum / rows.counts(*_PHRASE_WINDOW)
     after = rows.max_ahead(level, _rows(DIP_AHEAD_S), -1.0)
     held_after = after if _rows(HOLD_AHEAD_S) == _rows(DIP_AHEAD_S) else rows.max_ahead(level, _rows(HOLD_AHEAD_S), -1.0)
-    depth = np.minimum(rows.max_behind(level, _rows(DIP_BACK_S), -1.0), after) - level
-    dip = _clip((depth - 0.3) / 0.3, 0.0, 1.0) * (level < 0.45)
     held = np.minimum(rows.max_behind(level, _rows(HOLD_BACK_S), -1.0), held_after)
-    columns = dict(level=level, voiced=voiced, f1_open=f1_open, f2_round=f2_round, f2_spread=f2_spread,
-                   fricative=fricative, emphasis=emphasis, pitch=pitch, activity=activity, phrase=phrase, dip=dip, held=held)
-    batch = _CueBatch(columns, np.array([float(f.start_time) for f in many]), np.array(rows.lengths))
+    if mouth:
+        mouth_cues["f2_round"] = round_sum[0] / rows.counts(*_ROUND_WINDOW)
+        depth = np.minimum(rows.max_behind(level, _rows(DIP_BACK_S), -1.0), after) - level
+        mouth_cues["dip"] = _clip((depth - 0.3) / 0.3, 0.0, 1.0) * (level < 0.45)
+    columns = dict(level=level, voiced=voiced, emphasis=emphasis, pitch=pitch, activity=activity, phrase=phrase, held=held)
+    computed = {**columns, **{name: value for name, value in mouth_cues.items() if value is not None}}
+    batch = _CueBatch(computed, np.array([float(f.start_time) for f in many]), np.array(rows.lengths))
     out = []
     for k, (f, n) in enumerate(zip(many, rows.lengths)):
-        cues = Cues(start_time=float(f.start_time), **{name: value[k, :n] for name, value in columns.items()})
+        cues = Cues(start_time=float(f.start_time), **{name: value[k, :n] for name, value in columns.items()},
+                    **{name: None if value is None else value[k, :n] for name, value in mouth_cues.items()})
         object.__setattr__(cues, "_batch", (batch, k))  # at_many reads the batch's arrays
         out.append(cues)
     return out

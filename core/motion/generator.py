@@ -22,7 +22,7 @@ from functools import lru_cache
 import numpy as np
 
 from ..arkit import ARKIT_NAMES, EMOTIONS
-from ..audio.features import FEATURE_COLUMNS, FeatureStream, concat_features, take_many
+from ..audio.features import FeatureStream, concat_features, split_features, take_many
 from ..errors import AudioError, ControlError
 from ..numeric import clip as _clip
 from ..types import (
@@ -79,6 +79,8 @@ def validate_controls(controls: Controls) -> Controls:
 class MotionStream:
     """Push audio, get frames. Also the engine behind offline ``animate``."""
 
+    MOUTH_READS_CUES = True  # the rule-based lips read the mouth's cues (cues.MOUTH_CUES); learned.py's do not
+
     def __init__(self, controls: Controls, phones: FixedPhones | LivePhones):
         self.controls = validate_controls(controls)
         self._phones = phones
@@ -102,7 +104,8 @@ class MotionStream:
         self._due: list[DueFrames] = []  # live phones: frames due at past pushes, oldest first
         self._ahead: AudioFeatures | None = None  # rows taken from the features, not added yet
         self._rows_added = 0  # feature rows added to _rows so far (dropped ones included)
-        self._held: list[MotionFrame] = []  # frames stepped early (an event came), for the next step
+        # frames stepped but not handed out yet (an event came, or a later step raised): the next call's first
+        self._held: list[MotionFrame] = []
         self._phone_table: tuple[tuple[Phone, ...], PhoneTable] | None = None  # (phones, their table)
 
     # ---- events (times on the audio timeline; a past time applies from the next frame)
@@ -180,9 +183,7 @@ class MotionStream:
         if count >= ahead.num_frames:
             self._ahead = None
         else:
-            self._ahead = AudioFeatures(start_time=end * FEATURE_HOP_S,  # as FeatureStream times row `end`
-                                        **{name: getattr(ahead, name)[count:] for name in FEATURE_COLUMNS})
-            ahead = AudioFeatures(start_time=ahead.start_time, **{name: getattr(ahead, name)[:count] for name in FEATURE_COLUMNS})
+            ahead, self._ahead = split_features(ahead, count, end * FEATURE_HOP_S)  # as FeatureStream times row `end`
         self._rows_added += ahead.num_frames
         return ahead
 
@@ -211,10 +212,15 @@ class MotionStream:
 
     def finish(self) -> list[MotionFrame]:
         """End of the line: flush the features and phones and return the remaining frames."""
+        if self._due or self._held:  # frames due at past pushes come first, as pushed
+            frames = step_streams([self])[0]  # if it raises, they stay held for the next call
+            try:
+                return frames + self.finish()
+            except BaseException:
+                self._held = frames + self._held
+                raise
         if self._finished:
             return []
-        if self._due or self._held:  # frames due at past pushes come first, as pushed
-            return step_streams([self])[0] + self.finish()
         self._finished = True
         self._add_taken(self._features.take())  # every row taken so far, as one block
         self._add_taken(self._features.flush())
@@ -251,7 +257,7 @@ class MotionStream:
     def _emit_until(self, last_index: int) -> list[MotionFrame]:
         if not self._emits(last_index):
             return []
-        return compose_frames([self._layers_until(last_index, compute_cues(self._rows))])[0]
+        return compose_frames([self._layers_until(last_index, compute_cues(self._rows, self.MOUTH_READS_CUES))])[0]
 
     def _layers_until(self, last_index: int, cues: Cues) -> FrameLayers:
         """This stream's layers for its frames up to ``last_index`` (``cues``: of the rows kept)."""
@@ -325,7 +331,8 @@ def step_streams(streams: Sequence[MotionStream],
     pushes made due, each run with that push's phones and rows, one run per stream a round.
 
     ``on_error(k, exc)``: a stream whose own stages raise gets no more frames from this call and
-    is reported there, and the others still get theirs (without it, the exception propagates); a
+    is reported there, and the others still get theirs (without it, the exception propagates,
+    and the frames each stream had stepped, held ones included, stay held for its next call); a
     failure in a round's shared head and face maths is reported for each stream of that round.
     If the shared feature batch (``take_many``) raises, no stream has changed."""
     steps = [stream._steps() for stream in streams]
@@ -345,11 +352,16 @@ def step_streams(streams: Sequence[MotionStream],
         streams[k]._due.clear()
         on_error(k, exc)
 
-    for depth in range(max(map(len, steps), default=0)):  # a stream's runs in order, one a round
-        group = [k for k in range(len(streams)) if len(steps[k]) > depth and k not in failed]
-        for i, frames in _step_once([streams[k] for k in group], [steps[k][depth] for k in group],
-                                    lambda i, exc, group=group: report(group[i], exc)):
-            out[group[i]] += frames
+    try:
+        for depth in range(max(map(len, steps), default=0)):  # a stream's runs in order, one a round
+            group = [k for k in range(len(streams)) if len(steps[k]) > depth and k not in failed]
+            for i, frames in _step_once([streams[k] for k in group], [steps[k][depth] for k in group],
+                                        lambda i, exc, group=group: report(group[i], exc)):
+                out[group[i]] += frames
+    except BaseException:  # the error goes to the caller; frames already stepped come with the next call
+        for stream, frames in zip(streams, out):
+            stream._held = frames + stream._held
+        raise
     return out
 
 
@@ -376,7 +388,8 @@ def _step_once(streams: list[MotionStream], steps: list[DueFrames],
         emitting = [k for k in sorted(added) if streams[k]._emits(steps[k].last_index)]
         # The cues of every stream with frames due in one batch, then each stream's own layers, then
         # the head maths and the face of all their frames in one batch (each gets what it gets alone).
-        cues = compute_cues_many([streams[k]._rows for k in emitting]) if emitting else []
+        mouth = any(streams[k].MOUTH_READS_CUES for k in emitting)  # the mouth's cues when any stream's lips read them
+        cues = compute_cues_many([streams[k]._rows for k in emitting], mouth) if emitting else []
         layers: list[tuple[int, FrameLayers]] = []
         for k, stream_cues in zip(emitting, cues):
             try:

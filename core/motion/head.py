@@ -64,9 +64,6 @@ def _knot_table(seed: int, octave: int, first: int, last: int) -> np.ndarray:
     return np.concatenate([_knot_block(seed, octave, b) for b in range(first, last + 1)])
 
 
-_FOUR_KNOTS = np.arange(4)
-
-
 def smooth_noise(seed: int, octave: int, times: np.ndarray, spacing: float) -> np.ndarray:
     """(T,) -> (T, 5) smooth noise in about [-1, 1]: Catmull-Rom through seeded knots."""
     return smooth_noise_octaves(seed, (octave,), (spacing,), times)[0]
@@ -75,31 +72,36 @@ def smooth_noise(seed: int, octave: int, times: np.ndarray, spacing: float) -> n
 def smooth_noise_octaves(seed: int, octaves: tuple[int, ...], spacings: tuple[float, ...], times: np.ndarray) -> np.ndarray:
     """(T,) -> (O, T, 5): ``smooth_noise`` for several (octave, spacing) pairs in one pass (a
     streamed frame computes six of them, where the per-call overhead is most of the cost)."""
-    return _catmull_rom(*_noise_knots(seed, octaves, spacings, times))
+    return _catmull_rom(*_noise_terms(seed, octaves, spacings, times))
 
 
-def _noise_knots(seed: int, octaves: tuple[int, ...], spacings: tuple[float, ...], times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The knots around each time (O, T, 4, 5) and the time's place between the middle two (O, T, 1)."""
+def _noise_terms(seed: int, octaves: tuple[int, ...], spacings: tuple[float, ...], times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The Catmull-Rom terms of the knots around each time (O, T, 4, 5: _knot_terms) and the
+    time's place between the middle two knots (O, T, 1)."""
     pos = np.maximum(np.asarray(times, dtype=np.float64), 0.0)[None, :] / np.array(spacings, dtype=np.float64)[:, None]
     base = np.floor(pos).astype(np.int64)  # (O, T)
     last_knots = tuple(((np.max(base, axis=1, initial=0) + 3) // _BLOCK).tolist())
     table, offsets = _octave_tables(seed, tuple(octaves), last_knots)
-    knots = table[base[:, :, None] + offsets[:, None, None] + _FOUR_KNOTS]  # (O, T, 4, 5)
-    return knots, (pos - base)[:, :, None]
+    return table[base + offsets[:, None]], (pos - base)[:, :, None]
 
 
 @lru_cache(maxsize=64)
 def _octave_tables(seed: int, octaves: tuple[int, ...], last_blocks: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """The knot tables of several octaves end to end, and where each starts (one lookup for all)."""
-    tables = [_knot_table(seed, octave, 0, last) for octave, last in zip(octaves, last_blocks)]
+    """The knot terms tables of several octaves end to end, and where each starts (one lookup for all)."""
+    tables = [_knot_terms(_knot_table(seed, octave, 0, last)) for octave, last in zip(octaves, last_blocks)]
     return np.concatenate(tables), np.cumsum([0] + [len(t) for t in tables[:-1]])
 
 
-def _catmull_rom(knots: np.ndarray, frac: np.ndarray) -> np.ndarray:
-    """(O, T, 4, 5) knots, (O, T, 1) -> (O, T, 5); every time on its own (times of many streams may be joined)."""
-    p0, p1, p2, p3 = knots[:, :, 0], knots[:, :, 1], knots[:, :, 2], knots[:, :, 3]  # knot base + k - 1, shifted to >= 0
-    return 0.5 * (2 * p1 + (p2 - p0) * frac + (2 * p0 - 5 * p1 + 4 * p2 - p3) * frac ** 2
-                  + (3 * p1 - p0 - 3 * p2 + p3) * frac ** 3)
+def _knot_terms(knots: np.ndarray) -> np.ndarray:
+    """(K, 5) knots -> (K - 3, 4, 5): for each run of four knots p0..p3 from row k, the terms
+    of the Catmull-Rom cubic between p1 and p2, made once per table rather than at every frame."""
+    p0, p1, p2, p3 = knots[:-3], knots[1:-2], knots[2:-1], knots[3:]
+    return np.stack([2 * p1, p2 - p0, 2 * p0 - 5 * p1 + 4 * p2 - p3, 3 * p1 - p0 - 3 * p2 + p3], axis=1)
+
+
+def _catmull_rom(terms: np.ndarray, frac: np.ndarray) -> np.ndarray:
+    """(O, T, 4, 5) terms (_knot_terms), (O, T, 1) -> (O, T, 5); every time on its own (times of many streams may be joined)."""
+    return 0.5 * (terms[:, :, 0] + terms[:, :, 1] * frac + terms[:, :, 2] * frac ** 2 + terms[:, :, 3] * frac ** 3)
 
 
 _IDLE_SPACINGS = (1.7, 1.7 / np.sqrt(5.0))  # two octaves with an irrational spacing ratio
@@ -127,9 +129,13 @@ def _head_and_idle_noise(noise: np.ndarray, activity: np.ndarray) -> tuple[np.nd
     """(T, 3) yaw, pitch, roll degrees before any gain or nod, and (T, 5) the sway's idle noise (two
     octaves with an irrational spacing ratio, so the sum never repeats), from the noise of
     _HEAD_NOISE_OCTAVES (O, T, 5)."""
-    out = np.zeros((len(activity), 3))
-    for octave, (_, base, per_activity) in enumerate(HEAD_OCTAVES):
-        out += noise[octave][:, :3] * (base + per_activity * activity)[:, None]
+    octaves = len(HEAD_OCTAVES)
+    bases = np.array([base for _, base, _ in HEAD_OCTAVES])[:, None]
+    per_activity = np.array([per for _, _, per in HEAD_OCTAVES])[:, None]
+    scaled = noise[:octaves, :, :3] * (bases + per_activity * activity[None, :])[:, :, None]  # (octaves, T, 3)
+    out = 0.0 + scaled[0]  # summed octave by octave from zero, as a loop of += on zeros would
+    for octave in range(1, octaves):
+        out = out + scaled[octave]
     return out * np.array(HEAD_AXES), 0.75 * noise[-2] + 0.35 * noise[-1]
 
 

@@ -19,7 +19,7 @@ from ..types import FEATURE_HOP_S, EmotionEvent, GazeEvent
 from .cues import Cues, at_many, cue_batch, last_row_at_or_before
 from .emotion import emotion_layer, ramped_timeline
 from .head import (_HEAD_NOISE_OCTAVES, _HEAD_NOISE_SPACINGS, _SWAY_X, _SWAY_Y, BLINK_LOOKBACK_S, HEAD_NOD_GAIN,
-                   SACCADE_S, SACCADES_PER_S, PoseShifts, SlotScheduler, _catmull_rom, _head_and_idle_noise, _noise_knots,
+                   SACCADE_S, SACCADES_PER_S, SHIFT_S, PoseShifts, SlotScheduler, _catmull_rom, _head_and_idle_noise, _noise_terms,
                    blink_rates, held_pose, pause_probe_times, phrase_onset_from, shift_rates)
 
 
@@ -63,7 +63,7 @@ class HeadInputs:
     nodding: np.ndarray  # (N,) nod_many()
     blink: np.ndarray  # (N,) 0..1
     pose_shift: np.ndarray  # (N, 3) the held posture (PoseShifts.pose), degrees before any gain
-    knots: np.ndarray  # (O, N, 4, 5) the noise knots of _HEAD_NOISE_OCTAVES around each frame
+    noise_terms: np.ndarray  # (O, N, 4, 5) the Catmull-Rom terms of the noise knots of _HEAD_NOISE_OCTAVES around each frame
     frac: np.ndarray  # (O, N, 1) each frame's place between its knots
 
 
@@ -127,7 +127,7 @@ def head_inputs_many(sources: Sequence[HeadSource]) -> HeadInputs:
 
     times = joined(s.times for s in sources)
     gaze_target, head_follow = zip(*[_gaze(s.times, s.gazes) for s in sources])
-    knots, frac = _knots_by_seed(times, [s.seed for s in sources for _ in range(len(s.times))])
+    terms, frac = _noise_terms_by_seed(times, [s.seed for s in sources for _ in range(len(s.times))])
     return HeadInputs(activity=at_many([(s.cues, s.times) for s in sources], ("activity",))[:, 0],
                       amplitude=joined(s.amplitude for s in sources), distance=joined(s.distance for s in sources),
                       emotion_pitch=joined(s.emotion_pitch for s in sources),
@@ -135,7 +135,7 @@ def head_inputs_many(sources: Sequence[HeadSource]) -> HeadInputs:
                       gaze_target=joined(gaze_target), head_follow=joined(head_follow),
                       saccades=saccade_offsets_many(sources), nodding=nod_many([(s.times, s.cues) for s in sources]),
                       blink=blink_curve_many(sources), pose_shift=pose_many(sources),
-                      knots=knots, frac=frac)
+                      noise_terms=terms, frac=frac)
 
 
 def _gaze(times: np.ndarray, gazes: Sequence[GazeEvent]) -> tuple[np.ndarray, np.ndarray]:
@@ -146,80 +146,113 @@ def _gaze(times: np.ndarray, gazes: Sequence[GazeEvent]) -> tuple[np.ndarray, np
             ramped_timeline(times, np.zeros(2), [(g.time, 0.3 * np.array([g.yaw, g.pitch]), 0.7) for g in gazes]))
 
 
-def _knots_by_seed(times: np.ndarray, seeds: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """_noise_knots for frames of several seeds: one lookup per seed (each frame on its own)."""
+def _noise_terms_by_seed(times: np.ndarray, seeds: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """_noise_terms for frames of several seeds: one lookup per seed (each frame on its own)."""
     distinct = sorted(set(seeds))
     if len(distinct) == 1:
-        return _noise_knots(distinct[0], _HEAD_NOISE_OCTAVES, _HEAD_NOISE_SPACINGS, times)
+        return _noise_terms(distinct[0], _HEAD_NOISE_OCTAVES, _HEAD_NOISE_SPACINGS, times)
     octaves = len(_HEAD_NOISE_OCTAVES)
-    knots, frac = np.empty((octaves, len(times), 4, 5)), np.empty((octaves, len(times), 1))
+    terms, frac = np.empty((octaves, len(times), 4, 5)), np.empty((octaves, len(times), 1))
     seed_of = np.array(seeds)
     for seed in distinct:
         these = np.nonzero(seed_of == seed)[0]
-        knots[:, these], frac[:, these] = _noise_knots(seed, _HEAD_NOISE_OCTAVES, _HEAD_NOISE_SPACINGS, times[these])
-    return knots, frac
+        terms[:, these], frac[:, these] = _noise_terms(seed, _HEAD_NOISE_OCTAVES, _HEAD_NOISE_SPACINGS, times[these])
+    return terms, frac
 
 
 def _time(event: tuple[float, np.ndarray]) -> float:
     return event[0]
 
 
-_NO_DRAW = np.zeros(3)  # the uniforms standing in where a frame has no event (multiplied away)
+def _clip_float(x: float, low: float, high: float) -> float:
+    """numeric.clip of one Python float, the same comparisons in the same order (same result)."""
+    if x != x:
+        return x
+    x = x if x > low else low
+    return x if x < high else high
 
 
 def saccade_offsets_many(sources: Sequence[HeadSource]) -> np.ndarray:
     """(N, 2) gaze offset (yaw, pitch degrees): hold each fixation, jump to the next in SACCADE_S.
     A frame is in the last saccade started at or before it, coming from the one before (from
-    straight ahead for the first saccade a stream's first frame still shows, as ever)."""
-    start, draw, came_from, moved_on = [], [], [], []
-    for s in sources:  # per frame in Python: streams step a frame or two at a time
+    straight ahead for the first saccade a stream's first frame still shows, as ever).
+    Per frame in Python floats (streams step a frame or two at a time, where a dozen numpy calls
+    cost more than the arithmetic): each number is the IEEE operation numpy would do."""
+    out = []
+    for s in sources:
         events = s.saccades.starts
         shown_from = max(bisect.bisect_right(events, float(s.times[0]) - 0.05, key=_time) - 1, 0)
         for t in s.times.tolist():
             i = bisect.bisect_right(events, t, key=_time) - 1
-            shown, moved = i >= shown_from, i - 1 >= shown_from
-            start.append(events[i][0] if shown else np.inf)  # inf: no saccade yet, straight ahead
-            draw.append(events[i][1] if shown else _NO_DRAW)
-            came_from.append(events[i - 1][1] if moved else _NO_DRAW)
-            moved_on.append(moved)
-    start = np.array(start)
-    target = np.where(np.isfinite(start)[:, None], _saccade_target(np.array(draw)), 0.0)
-    previous = np.where(np.array(moved_on)[:, None], _saccade_target(np.array(came_from)), 0.0)
-    progress = _clip((np.concatenate([s.times for s in sources]) - start) / SACCADE_S, 0.0, 1.0)[:, None]
-    return previous + (target - previous) * progress
+            if i < shown_from:  # no saccade yet: straight ahead
+                out.append((0.0, 0.0))
+                continue
+            start, draw = events[i]
+            target_yaw, target_pitch = _saccade_target(draw)
+            previous_yaw, previous_pitch = _saccade_target(events[i - 1][1]) if i - 1 >= shown_from else (0.0, 0.0)
+            progress = _clip_float((t - start) / SACCADE_S, 0.0, 1.0)
+            out.append((previous_yaw + (target_yaw - previous_yaw) * progress,
+                        previous_pitch + (target_pitch - previous_pitch) * progress))
+    return np.array(out, dtype=np.float64).reshape(len(out), 2)
 
 
-def _saccade_target(u: np.ndarray) -> np.ndarray:
-    return np.stack([(u[:, 1] * 2 - 1) * 4.0, (u[:, 2] * 2 - 1) * 2.5], axis=1)
+def _saccade_target(u: np.ndarray) -> tuple[float, float]:
+    """A saccade's (yaw, pitch) degrees from its slot's uniforms."""
+    return (float(u[1]) * 2 - 1) * 4.0, (float(u[2]) * 2 - 1) * 2.5
 
 
 def blink_curve_many(sources: Sequence[HeadSource]) -> np.ndarray:
     """(N,) EyeBlink weight (0 open, 1 closed): a fast close and a slower reopening; each blink
     lasts 100-160 ms (from its seeded uniforms). Blinks are at least a refractory second apart, so
-    only the last one started before a frame can show there."""
-    start, second = [], []
+    only the last one started before a frame can show there. Numpy only for the frames inside a
+    blink (most steps have none); the rest is the same IEEE arithmetic in Python floats."""
+    frames, rel, duration = [], [], []  # of the frames inside a blink: index, time since it started, its length
+    index = 0
     for s in sources:
         events = s.blinks.starts
         for t in s.times.tolist():
             i = bisect.bisect_left(events, t, key=_time) - 1
-            start.append(events[i][0] if i >= 0 else t)  # none: 0 s after, not shown
-            second.append(events[i][1][1] if i >= 0 else 0.0)
-    rel = np.concatenate([s.times for s in sources]) - np.array(start)
-    duration = 0.10 + 0.06 * np.array(second)
-    closing = 0.4 * duration
-    near = (rel > 0) & (rel < duration)
-    shape = np.where(rel < closing, np.sin(0.5 * np.pi * rel / closing),
-                     np.cos(0.5 * np.pi * (rel - closing) / (duration - closing)))
-    return np.where(near, np.maximum(0.0, shape), 0.0)
+            if i >= 0:
+                since, length = t - events[i][0], 0.10 + 0.06 * float(events[i][1][1])
+                if 0 < since < length:
+                    frames.append(index)
+                    rel.append(since)
+                    duration.append(length)
+            index += 1
+    out = np.zeros(index)
+    if frames:
+        since, length = np.array(rel), np.array(duration)
+        closing = 0.4 * length
+        shape = np.where(since < closing, np.sin(0.5 * np.pi * since / closing),
+                         np.cos(0.5 * np.pi * (since - closing) / (length - closing)))
+        out[frames] = np.maximum(0.0, shape)
+    return out
 
 
 def pose_many(sources: Sequence[HeadSource]) -> np.ndarray:
-    """(N, 3) the held pose (PoseShifts.pose) of every stream's frames, in one numpy pass."""
+    """(N, 3) the held pose (PoseShifts.pose) of every stream's frames: head.held_pose's numbers,
+    for a frame or two in Python floats (its ~10 numpy calls would cost more), else by held_pose."""
     began, came_from, target = [], [], []
     for s in sources:
         for joined, part in zip((began, came_from, target), s.shifts.shift_at(s.times)):
             joined.extend(part)
-    return held_pose(began, came_from, target, np.concatenate([s.times for s in sources]))
+    times = np.concatenate([s.times for s in sources])
+    if len(times) > _FEW_FRAMES:
+        return held_pose(began, came_from, target, times)
+    out = []
+    for t, start, pose_from, pose_to in zip(times.tolist(), began, came_from, target):
+        progress = 0.0 if start != start else _ease_float((t - start) / SHIFT_S)  # nan: no shift yet
+        out.append([c + (g - c) * progress for c, g in zip(pose_from.tolist(), pose_to.tolist())])
+    return np.array(out, dtype=np.float64).reshape(len(out), 3)
+
+
+_FEW_FRAMES = 4
+
+
+def _ease_float(x: float) -> float:
+    """head._ease of one Python float (the same operations in the same order)."""
+    x = _clip_float(x, 0.0, 1.0)
+    return x * x * x * (10.0 + x * (6.0 * x - 15.0))
 
 
 def nod_many(parts: Sequence[tuple[np.ndarray, Cues]]) -> np.ndarray:
@@ -245,7 +278,7 @@ def head_layers(inputs: HeadInputs) -> HeadLayer:
     """The head layer of the frames of ``head_inputs_many`` (each frame on its own)."""
     activity, amplitude, motion_gain, nodding = inputs.activity, inputs.amplitude, inputs.motion_gain, inputs.nodding
     head_follow = inputs.head_follow
-    head, noise = _head_and_idle_noise(_catmull_rom(inputs.knots, inputs.frac), activity)  # noise: for the sway
+    head, noise = _head_and_idle_noise(_catmull_rom(inputs.noise_terms, inputs.frac), activity)  # noise: for the sway
     liveliness = (0.5 + 1.2 * activity) * motion_gain * amplitude
     gain = motion_gain * amplitude
     rotation = (inputs.pose_shift + head) * gain[:, None]

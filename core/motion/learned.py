@@ -16,6 +16,7 @@ float64, so any chunking gives the offline numbers (to ~1e-12).
 """
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -43,11 +44,16 @@ def feature_matrix(rows: AudioFeatures) -> np.ndarray:
     """AudioFeatures -> (T, 47) float64 network input: log-mel (40), loudness dB, log2 f0 / 100 Hz
     (0 unvoiced), voicing, F1 and F2 in kHz, spectral tilt / 10 dB, zero-crossing rate x 10."""
     f0 = rows.f0_hz.astype(np.float64)
-    log_f0 = np.where(f0 > 0, np.log2(np.maximum(f0, 1.0) / 100.0), 0.0)
-    columns = [rows.log_mel.astype(np.float64), rows.loudness_db[:, None], log_f0[:, None], rows.voicing[:, None],
-               rows.f1_hz[:, None] / 1000.0, rows.f2_hz[:, None] / 1000.0, rows.spectral_tilt[:, None] / 10.0,
-               rows.zero_crossing_rate[:, None] * 10.0]
-    return np.concatenate([np.asarray(c, dtype=np.float64).reshape(len(f0), -1) for c in columns], axis=1)
+    out = np.empty((len(f0), N_FEATURE_COLUMNS))  # filled column by column: float32 scaled as float32, then widened
+    out[:, :40] = rows.log_mel
+    out[:, 40] = rows.loudness_db
+    out[:, 41] = np.where(f0 > 0, np.log2(np.maximum(f0, 1.0) / 100.0), 0.0)
+    out[:, 42] = rows.voicing
+    out[:, 43] = rows.f1_hz / 1000.0
+    out[:, 44] = rows.f2_hz / 1000.0
+    out[:, 45] = rows.spectral_tilt / 10.0
+    out[:, 46] = rows.zero_crossing_rate * 10.0
+    return out
 
 
 @lru_cache(maxsize=1)
@@ -326,6 +332,8 @@ def _late_cues(mouths: list[IncrementalMouth], matrices: list[np.ndarray], mean:
 class LearnedMotionStream(MotionStream):
     """MotionStream whose lip stage is the network (plus aligned bilabial closures)."""
 
+    MOUTH_READS_CUES = False  # the network reads feature rows (and its own CueWindow), not the stream's cues
+
     def __init__(self, controls: Controls, phones, model):
         super().__init__(controls, phones)
         self.model = model
@@ -345,11 +353,14 @@ class LearnedMotionStream(MotionStream):
         if fed:
             joined = concat_features([part for _, part in fed])
             matrix = feature_matrix(joined)
-            ends = np.cumsum([part.num_frames for _, part in fed])
-            for (stream, part), kept in zip(fed, np.split(CueInputs.of(joined).matrix, ends[:-1])):  # cue columns made once for all
-                stream._keep_rows(CueInputs(float(part.start_time), kept))
+            bounds = np.cumsum([0] + [part.num_frames for _, part in fed]).tolist()
+            spans = list(zip(bounds[:-1], bounds[1:]))  # each stream's rows (slices: np.split's views, without its overhead)
+            cue_columns = CueInputs.of(joined).matrix  # made once for all
+            for (stream, part), (first, end) in zip(fed, spans):
+                stream._keep_rows(CueInputs(float(part.start_time), cue_columns[first:end]))
             phones = [stream._phone_columns(stream._mouth.fed, part.num_frames) for stream, part in fed]
-            feed_many([stream._mouth for stream, _ in fed], np.split(matrix, ends[:-1]), phones)  # rows arrive in order, each once
+            matrices = [matrix[first:end] for first, end in spans]
+            feed_many([stream._mouth for stream, _ in fed], matrices, phones)  # rows arrive in order, each once
 
     def _phone_columns(self, first_row: int, count: int) -> np.ndarray | None:
         """The phone inputs at positions first_row.. (the phones of the rows Config.phone_lag
@@ -409,10 +420,8 @@ def _interp_rows(parts: list[LearnedLipRows]) -> np.ndarray:
     """(sum of T, n_outputs) each part's outputs interpolated at its frame times, row i of a part
     at its centre (first_row + i + 0.5) * FEATURE_HOP_S: np.interp's numbers, every part and column in one
     pass (rows found on their grid)."""
-    if len(parts) == 1:  # one stream stepping alone: a call per column costs less than the batch's ~25 calls
-        part = parts[0]
-        centres = (part.first_row + np.arange(len(part.outputs)) + 0.5) * FEATURE_HOP_S
-        return np.stack([np.interp(part.times, centres, part.outputs[:, c]) for c in range(part.outputs.shape[1])], axis=1)
+    if len(parts) == 1:  # one stream stepping alone (a frame or two): per frame in Python floats
+        return _interp_one(parts[0])
     counts = [len(part.times) for part in parts]
     part_of = np.repeat(np.arange(len(parts)), counts)
     rows = np.array([len(part.outputs) for part in parts])[part_of]
@@ -433,6 +442,24 @@ def _interp_rows(parts: list[LearnedLipRows]) -> np.ndarray:
     width = np.where(hi > lo, hi - lo, 1.0)[:, None]  # 1: a one-row part, held, never interpolated
     values = np.where((x == lo)[:, None], y0, (y1 - y0) / width * (x - lo)[:, None] + y0)
     return np.where(below[:, None], fp[offset], np.where(above[:, None], fp[offset + rows - 1], values))
+
+
+def _interp_one(part: LearnedLipRows) -> np.ndarray:
+    """_interp_rows of one part, frame by frame: np.interp's own steps (its binary search's row,
+    the end rows held, a row's value on its centre, else slope * (x - x0) + y0) in Python floats,
+    the same IEEE operations, for every column of a frame at once."""
+    rows = len(part.outputs)
+    centres = ((part.first_row + np.arange(rows) + 0.5) * FEATURE_HOP_S).tolist()
+    out = []
+    for x in part.times.tolist():
+        j = bisect.bisect_right(centres, x) - 1  # the last centre at or before x
+        if j < 0 or j >= rows - 1 or centres[j] == x:
+            out.append(part.outputs[min(max(j, 0), rows - 1)])
+            continue
+        low, high = centres[j], centres[j + 1]
+        out.append([(y1 - y0) / (high - low) * (x - low) + y0
+                    for y0, y1 in zip(part.outputs[j].tolist(), part.outputs[j + 1].tolist())])
+    return np.array(out, dtype=np.float64).reshape(len(out), part.outputs.shape[1])
 
 
 class LearnedMotionGenerator(MotionGenerator):
