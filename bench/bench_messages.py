@@ -76,8 +76,11 @@ def measure(sessions: int, motion: str, profile: str | None, client_code: str | 
     loop.join()
     if profiler:
         profiler.dump_stats(profile)
-    session_seconds = sessions * len(pcm) / 32000
-    chunks = sessions * -(-len(pcm) // 640)
+    from bench_bridge import CHUNK_S
+
+    pcm_bytes_per_s = 16000 * 2  # the greeting as 16 kHz s16le
+    session_seconds = sessions * len(pcm) / pcm_bytes_per_s
+    chunks = sessions * -(-len(pcm) // int(CHUNK_S * pcm_bytes_per_s))
     return {"sessions": sessions, "session_seconds": session_seconds, "messages": chunks + sessions,
             "ticks": result["ticks"], "steps": steps, "loop_cpu": loop_cpu, "step_cpu": step_cpu,
             "client_cpu": result["client_cpu"], "late_share": result["late_share"],

@@ -146,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
     import zmq
 
     from ..core.motion.backends import make_generator
-    from .server import Server
+    from .server import Server, freeze_loaded_objects
     from .server_workers import WorkerFront
 
     if args.motion not in (None, "rules"):  # a weights file that does not load stops serve now, in one line
@@ -175,6 +175,7 @@ def run(args: argparse.Namespace) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: server.stop())
     # Scripts and tests read this line to learn the port when --bind asks for port 0 (any free one).
+    freeze_loaded_objects()
     print(f"npcface serve: ready on {server.endpoint}", flush=True)
     server.run()
     return 0

@@ -16,7 +16,7 @@ from ..core.deps import DependencyError, dependency_error
 from ..core.errors import NpcfaceError
 from ..core.motion.backends import MOTION_NAMES
 from ..core.session import NpcSession, SessionSettings
-from ..core.session import line_format as session_line_format
+from ..core.session import shared_line_format
 from ..core.types import ControlEvent, Controls, EmotionEvent, GazeEvent, MotionFrame
 from .protocol import (AudioChunk, AvatarReply, Close, Closed, EndLine, FrameAck, Hello, Open, Opened, Ping, Pong,
                        PROTOCOL_MAJOR, ProtocolError, SetControls, SetEmotion, SetGaze, Stats, StatsRequest,
@@ -257,7 +257,7 @@ class RequestHandlers:
             if len(message.text) > self.limits.max_text_chars:
                 raise ProtocolError("text_too_long", f"text of {len(message.text)} characters exceeds the limit "
                                     f"of {self.limits.max_text_chars}", limit=self.limits.max_text_chars)
-        line_format = session_line_format(message.rate, message.channels, message.format)
+        line_format = shared_line_format(message.rate, message.channels, message.format)
         data = payloads[0]
         npc.check_chunk(line_format, data)  # once: queue_pcm below is told it was checked
         if npc.line_seconds + npc.chunk_seconds(line_format, data) > self.limits.max_line_seconds:

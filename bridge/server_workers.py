@@ -85,11 +85,12 @@ def worker_main(slot: WorkerSlot, server_options: dict, warm_lines: int, quiet: 
     """A worker process: a Server on the front's internal socket until SIGTERM (or the front goes)."""
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s")
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the front, which stops the workers
-    from .server import Server
+    from .server import Server, freeze_loaded_objects
 
     server = Server(worker=slot, **server_options)
     signal.signal(signal.SIGTERM, lambda *_: server.stop())
     server.warm_up(concurrent_lines=warm_lines)
+    freeze_loaded_objects()
     server.socket.send_multipart([b"", READY])
     server.run()
 

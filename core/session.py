@@ -46,7 +46,7 @@ class LineFormat:
 
 
 @functools.lru_cache(maxsize=64)
-def line_format(rate: int, channels: int, sample_format: SampleFormat) -> LineFormat:
+def shared_line_format(rate: int, channels: int, sample_format: SampleFormat) -> LineFormat:
     """``LineFormat(rate, channels, sample_format)``, one shared value per layout (a sidecar makes
     one per audio message: built anew, it cost more than checking the chunk)."""
     return LineFormat(rate, channels, sample_format)

@@ -265,3 +265,32 @@ def test_gaze_and_controls_reach_the_face(client, short_line):
     assert gaze[0] > results["free"][0][0] + 10 and gaze[1] < results["free"][0][1] - 4, "the eyes turn to the target"
     assert head_range.max() < results["free"][1].max() / 2, "motion_amplitude 0 calms the head"
 
+
+def test_a_message_with_a_part_that_is_not_bytes_is_refused_before_any_part_goes():
+    """The server sends a message part by part; a bad part found after the client's identity had
+    gone would leave the ROUTER mid-message, and the next client's message would be glued to it."""
+    import zmq
+
+    from npcface.bridge.server import ClientState, Server
+
+    server = Server("tcp://127.0.0.1:0")
+    context = zmq.Context()
+    dealers = [context.socket(zmq.DEALER) for _ in range(2)]
+    try:
+        states = []
+        for dealer in dealers:
+            dealer.connect(server.endpoint)
+            dealer.send(b"hi")
+            assert server.socket.poll(int(WAIT_S * 1000))
+            states.append(ClientState(server.socket.recv_multipart()[0], time.monotonic()))
+        with pytest.raises(TypeError, match="str"):
+            server.send(states[0], [b"first part", "not bytes"])
+        server.send(states[1], [b"whole", b"message"])
+        assert dealers[1].poll(int(WAIT_S * 1000))
+        assert dealers[1].recv_multipart() == [b"whole", b"message"]
+        assert dealers[0].poll(200) == 0, "nothing of the refused message reached its client"
+    finally:
+        for dealer in dealers:
+            dealer.close(0)
+        context.term()
+        server.close()

@@ -117,16 +117,16 @@ def cue_batch(many: list[Cues], names: tuple[str, ...]) -> tuple[_CueBatch, np.n
         np.arange(len(many))
 
 
+FEW_IN_PYTHON = 4  # a stream's frame or two: Python numbers cost less than numpy calls up to this many
+
+
 def last_row_at_or_before(start: np.ndarray, rows: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Per point: the last row (of ``rows``, row i at start + i * FEATURE_HOP_S as Cues.row_times
     computes it) whose time is <= x; -1 where none is (np.searchsorted(row_times, x, "right") - 1)."""
-    if len(x) <= _FEW_POINTS:  # a stream's frame or two: Python numbers cost less than ~10 numpy calls
+    if len(x) <= FEW_IN_PYTHON:
         return np.array([_last_row_of_one(*point) for point in zip(start.tolist(), rows.tolist(), x.tolist())],
                         dtype=np.int64)
     return last_on_grid(x, rows, lambda j: start + j * FEATURE_HOP_S, np.floor((x - start) / FEATURE_HOP_S))
-
-
-_FEW_POINTS = 4
 
 
 def _last_row_of_one(start: float, rows: int, x: float) -> int:

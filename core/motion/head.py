@@ -15,6 +15,7 @@ from functools import lru_cache
 import numpy as np
 
 from ..numeric import clip as _clip
+from ..numeric import clip_float
 from .cues import Cues
 
 
@@ -125,14 +126,16 @@ _HEAD_NOISE_OCTAVES = tuple(range(len(HEAD_OCTAVES))) + (0, 1)  # the head's oct
 _HEAD_NOISE_SPACINGS = tuple(spacing for spacing, _, _ in HEAD_OCTAVES) + _IDLE_SPACINGS
 
 
+_OCTAVE_BASES = np.array([base for _, base, _ in HEAD_OCTAVES])[:, None]  # (octaves, 1)
+_OCTAVE_PER_ACTIVITY = np.array([per for _, _, per in HEAD_OCTAVES])[:, None]
+
+
 def _head_and_idle_noise(noise: np.ndarray, activity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(T, 3) yaw, pitch, roll degrees before any gain or nod, and (T, 5) the sway's idle noise (two
     octaves with an irrational spacing ratio, so the sum never repeats), from the noise of
     _HEAD_NOISE_OCTAVES (O, T, 5)."""
     octaves = len(HEAD_OCTAVES)
-    bases = np.array([base for _, base, _ in HEAD_OCTAVES])[:, None]
-    per_activity = np.array([per for _, _, per in HEAD_OCTAVES])[:, None]
-    scaled = noise[:octaves, :, :3] * (bases + per_activity * activity[None, :])[:, :, None]  # (octaves, T, 3)
+    scaled = noise[:octaves, :, :3] * (_OCTAVE_BASES + _OCTAVE_PER_ACTIVITY * activity[None, :])[:, :, None]  # (octaves, T, 3)
     out = 0.0 + scaled[0]  # summed octave by octave from zero, as a loop of += on zeros would
     for octave in range(1, octaves):
         out = out + scaled[octave]
@@ -184,6 +187,12 @@ def shift_rates(activity: np.ndarray, onset_at: np.ndarray, emphasis: np.ndarray
 def _ease(x: np.ndarray) -> np.ndarray:
     x = _clip(x, 0.0, 1.0)
     return x * x * x * (10.0 + x * (6.0 * x - 15.0))  # minimum jerk: no speed step at either end
+
+
+def ease_float(x: float) -> float:
+    """``_ease`` of one Python float (the same operations in the same order)."""
+    x = clip_float(x, 0.0, 1.0)
+    return x * x * x * (10.0 + x * (6.0 * x - 15.0))
 
 
 @dataclass

@@ -15,12 +15,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..numeric import clip as _clip
+from ..numeric import clip_float
 from ..types import FEATURE_HOP_S, EmotionEvent, GazeEvent
-from .cues import Cues, at_many, cue_batch, last_row_at_or_before
+from .cues import FEW_IN_PYTHON, Cues, at_many, cue_batch, last_row_at_or_before
 from .emotion import emotion_layer, ramped_timeline
 from .head import (_HEAD_NOISE_OCTAVES, _HEAD_NOISE_SPACINGS, _SWAY_X, _SWAY_Y, BLINK_LOOKBACK_S, HEAD_NOD_GAIN,
                    SACCADE_S, SACCADES_PER_S, SHIFT_S, PoseShifts, SlotScheduler, _catmull_rom, _head_and_idle_noise, _noise_terms,
-                   blink_rates, held_pose, pause_probe_times, phrase_onset_from, shift_rates)
+                   blink_rates, ease_float, held_pose, pause_probe_times, phrase_onset_from, shift_rates)
 
 
 # The nod kernel reads emphasis rows with lag in (-0.03, 0.55) s; a frame's window of rows starts
@@ -164,14 +165,6 @@ def _time(event: tuple[float, np.ndarray]) -> float:
     return event[0]
 
 
-def _clip_float(x: float, low: float, high: float) -> float:
-    """numeric.clip of one Python float, the same comparisons in the same order (same result)."""
-    if x != x:
-        return x
-    x = x if x > low else low
-    return x if x < high else high
-
-
 def saccade_offsets_many(sources: Sequence[HeadSource]) -> np.ndarray:
     """(N, 2) gaze offset (yaw, pitch degrees): hold each fixation, jump to the next in SACCADE_S.
     A frame is in the last saccade started at or before it, coming from the one before (from
@@ -190,7 +183,7 @@ def saccade_offsets_many(sources: Sequence[HeadSource]) -> np.ndarray:
             start, draw = events[i]
             target_yaw, target_pitch = _saccade_target(draw)
             previous_yaw, previous_pitch = _saccade_target(events[i - 1][1]) if i - 1 >= shown_from else (0.0, 0.0)
-            progress = _clip_float((t - start) / SACCADE_S, 0.0, 1.0)
+            progress = clip_float((t - start) / SACCADE_S, 0.0, 1.0)
             out.append((previous_yaw + (target_yaw - previous_yaw) * progress,
                         previous_pitch + (target_pitch - previous_pitch) * progress))
     return np.array(out, dtype=np.float64).reshape(len(out), 2)
@@ -237,22 +230,13 @@ def pose_many(sources: Sequence[HeadSource]) -> np.ndarray:
         for joined, part in zip((began, came_from, target), s.shifts.shift_at(s.times)):
             joined.extend(part)
     times = np.concatenate([s.times for s in sources])
-    if len(times) > _FEW_FRAMES:
+    if len(times) > FEW_IN_PYTHON:
         return held_pose(began, came_from, target, times)
     out = []
     for t, start, pose_from, pose_to in zip(times.tolist(), began, came_from, target):
-        progress = 0.0 if start != start else _ease_float((t - start) / SHIFT_S)  # nan: no shift yet
+        progress = 0.0 if start != start else ease_float((t - start) / SHIFT_S)  # nan: no shift yet
         out.append([c + (g - c) * progress for c, g in zip(pose_from.tolist(), pose_to.tolist())])
     return np.array(out, dtype=np.float64).reshape(len(out), 3)
-
-
-_FEW_FRAMES = 4
-
-
-def _ease_float(x: float) -> float:
-    """head._ease of one Python float (the same operations in the same order)."""
-    x = _clip_float(x, 0.0, 1.0)
-    return x * x * x * (10.0 + x * (6.0 * x - 15.0))
 
 
 def nod_many(parts: Sequence[tuple[np.ndarray, Cues]]) -> np.ndarray:
