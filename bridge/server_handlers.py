@@ -15,8 +15,7 @@ from ..core.arkit import ARKIT_NAMES, EMOTIONS, OCULUS_VISEMES, VRM_PRESETS
 from ..core.deps import DependencyError, dependency_error
 from ..core.errors import NpcfaceError
 from ..core.motion.backends import MOTION_NAMES
-from ..core.session import NpcSession, SessionSettings
-from ..core.session import shared_line_format
+from ..core.session import NpcSession, SessionSettings, shared_line_format
 from ..core.types import ControlEvent, Controls, EmotionEvent, GazeEvent, MotionFrame
 from .protocol import (AudioChunk, AvatarReply, Close, Closed, EndLine, FrameAck, Hello, Open, Opened, Ping, Pong,
                        PROTOCOL_MAJOR, ProtocolError, SetControls, SetEmotion, SetGaze, Stats, StatsRequest,
@@ -283,7 +282,14 @@ class RequestHandlers:
         if not wire.npc.in_line:
             raise ProtocolError("no_line", "no line in progress (send audio with seq 0 first)")
         duration = wire.npc.line_seconds
-        motions = wire.npc.end_line()
+        try:
+            motions = wire.npc.end_line()
+        except Exception as exc:  # the line's last step failed: its error, and still its line_end, or
+            # every later line_end of the session would wait behind this line's for good
+            failed = exc if isinstance(exc, NpcfaceError) else log_failure(exc, "end_line")
+            self.send_error(client, failed or ProtocolError("internal", f"internal server error ({type(exc).__name__})"),
+                            message.id, "end_line", wire.name)
+            motions = []
         self._emit(client, wire, wire.motion_out(motions))
         wire.end_line(message.id, duration)
         if wire.idle:  # idle resumes when a line streamed in real time would have finished playing

@@ -294,3 +294,26 @@ def test_a_message_with_a_part_that_is_not_bytes_is_refused_before_any_part_goes
             dealer.close(0)
         context.term()
         server.close()
+
+
+def test_a_line_whose_last_step_fails_still_ends_and_the_next_line_ends_too(client, short_line, monkeypatch):
+    """end_line whose final motion step raises (an internal failure): the client gets the error and
+    the line's line_end; the session's next line ends normally (its line_end does not wait behind
+    the broken one for good)."""
+    from npcface.core.motion.generator import MotionStream
+
+    finish = MotionStream.finish
+
+    def broken_finish(self):
+        raise RuntimeError("a bug at the end of the line")
+
+    client.request({"type": "open", "session": "f"})
+    monkeypatch.setattr(MotionStream, "finish", broken_finish)
+    end_id = send_line(client, "f", s16(short_line))
+    _, _, line_end, errors = client.collect_line("f", end_id)
+    assert [(e.code, e.id, e.session) for e in errors] == [("internal", end_id, "f")]
+    assert line_end.duration == pytest.approx(len(short_line) / 16000, abs=1e-3)
+    monkeypatch.setattr(MotionStream, "finish", finish)
+    end_id = send_line(client, "f", s16(short_line))
+    ticks, _, line_end, errors = client.collect_line("f", end_id)
+    assert errors == [] and line_end.line == 1 and len(ticks) == line_end.ticks > 30
