@@ -16,7 +16,7 @@ import numpy as np
 
 from ..numeric import clip as _clip
 from ..numeric import clip_float
-from .cues import Cues
+from .cues import FEW_IN_PYTHON, Cues
 
 
 SACCADE_S = 0.025  # a small saccade takes 20-30 ms
@@ -189,7 +189,7 @@ def _ease(x: np.ndarray) -> np.ndarray:
     return x * x * x * (10.0 + x * (6.0 * x - 15.0))  # minimum jerk: no speed step at either end
 
 
-def ease_float(x: float) -> float:
+def _ease_float(x: float) -> float:
     """``_ease`` of one Python float (the same operations in the same order)."""
     x = clip_float(x, 0.0, 1.0)
     return x * x * x * (10.0 + x * (6.0 * x - 15.0))
@@ -252,7 +252,14 @@ _REST = np.zeros(3)
 
 
 def held_pose(began: list[float], came_from: list[np.ndarray], target: list[np.ndarray], times: np.ndarray) -> np.ndarray:
-    """(T, 3) the pose at ``times`` from PoseShifts.shift_at: eased from the shift's start to its target."""
+    """(T, 3) the pose at ``times`` from PoseShifts.shift_at: eased from the shift's start to its
+    target. A frame or two in Python floats (the same IEEE operations; ~10 numpy calls cost more)."""
+    if len(times) <= FEW_IN_PYTHON:
+        out = []
+        for t, start, pose_from, pose_to in zip(times.tolist(), began, came_from, target):
+            progress = 0.0 if start != start else _ease_float((t - start) / SHIFT_S)  # nan: no shift yet
+            out.append([c + (g - c) * progress for c, g in zip(pose_from.tolist(), pose_to.tolist())])
+        return np.array(out, dtype=np.float64).reshape(len(out), 3)
     began = np.array(began)
     shifted = ~np.isnan(began)
     progress = np.where(shifted, _ease((times - np.where(shifted, began, 0.0)) / SHIFT_S), 0.0)

@@ -17,11 +17,11 @@ import numpy as np
 from ..numeric import clip as _clip
 from ..numeric import clip_float
 from ..types import FEATURE_HOP_S, EmotionEvent, GazeEvent
-from .cues import FEW_IN_PYTHON, Cues, at_many, cue_batch, last_row_at_or_before
+from .cues import Cues, at_many, cue_batch, last_row_at_or_before
 from .emotion import emotion_layer, ramped_timeline
 from .head import (_HEAD_NOISE_OCTAVES, _HEAD_NOISE_SPACINGS, _SWAY_X, _SWAY_Y, BLINK_LOOKBACK_S, HEAD_NOD_GAIN,
-                   SACCADE_S, SACCADES_PER_S, SHIFT_S, PoseShifts, SlotScheduler, _catmull_rom, _head_and_idle_noise, _noise_terms,
-                   blink_rates, ease_float, held_pose, pause_probe_times, phrase_onset_from, shift_rates)
+                   SACCADE_S, SACCADES_PER_S, PoseShifts, SlotScheduler, _catmull_rom, _head_and_idle_noise, _noise_terms,
+                   blink_rates, held_pose, pause_probe_times, phrase_onset_from, shift_rates)
 
 
 # The nod kernel reads emphasis rows with lag in (-0.03, 0.55) s; a frame's window of rows starts
@@ -223,20 +223,12 @@ def blink_curve_many(sources: Sequence[HeadSource]) -> np.ndarray:
 
 
 def pose_many(sources: Sequence[HeadSource]) -> np.ndarray:
-    """(N, 3) the held pose (PoseShifts.pose) of every stream's frames: head.held_pose's numbers,
-    for a frame or two in Python floats (its ~10 numpy calls would cost more), else by held_pose."""
+    """(N, 3) the held pose (PoseShifts.pose) of every stream's frames, in one head.held_pose."""
     began, came_from, target = [], [], []
     for s in sources:
         for joined, part in zip((began, came_from, target), s.shifts.shift_at(s.times)):
             joined.extend(part)
-    times = np.concatenate([s.times for s in sources])
-    if len(times) > FEW_IN_PYTHON:
-        return held_pose(began, came_from, target, times)
-    out = []
-    for t, start, pose_from, pose_to in zip(times.tolist(), began, came_from, target):
-        progress = 0.0 if start != start else ease_float((t - start) / SHIFT_S)  # nan: no shift yet
-        out.append([c + (g - c) * progress for c, g in zip(pose_from.tolist(), pose_to.tolist())])
-    return np.array(out, dtype=np.float64).reshape(len(out), 3)
+    return held_pose(began, came_from, target, np.concatenate([s.times for s in sources]))
 
 
 def nod_many(parts: Sequence[tuple[np.ndarray, Cues]]) -> np.ndarray:
