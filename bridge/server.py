@@ -30,7 +30,7 @@ from ..core.session import step_sessions
 from .limits import Limits, Liveness
 from .protocol import (PROTOCOL_VERSION, BadHeader, ClientMessage, ErrorReply, ProtocolError, check_version, encode,
                        error_reply, is_frame_ack, parse_request, request_context, unpack_header)
-from .server_handlers import RequestHandlers, log_failure
+from .server_handlers import RequestHandlers, error_for
 from .server_session import WireSession
 from .server_socket import clients_socket
 from .server_workers import WorkerSlot
@@ -306,9 +306,7 @@ class Server(RequestHandlers):
             self.send_error(client, exc, *request_context(header))
         except Exception as exc:  # a bug must not take the server down for everyone
             request_id, request_type, session = request_context(header)
-            failed = log_failure(exc, f"{request_type} request")
-            self.send_error(client, failed or ProtocolError("internal", f"internal server error ({type(exc).__name__})"),
-                            request_id, request_type, session)
+            self.send_error(client, error_for(exc, f"{request_type} request"), request_id, request_type, session)
         # Silence counts from when the server was done with the message, not from its arrival.
         client.last_seen = time.monotonic()
 
@@ -348,9 +346,7 @@ class Server(RequestHandlers):
     def _stop_line(self, client: ClientState, wire: WireSession, exc: Exception) -> None:
         """A line whose motion failed: its client gets the error and the line stops there (its
         line_end follows), so one broken line cannot cost the others their ticks turn after turn."""
-        failed = exc if isinstance(exc, NpcfaceError) else log_failure(exc, "audio step")
-        self.send_error(client, failed or ProtocolError("internal", f"internal server error ({type(exc).__name__})"),
-                        None, "audio", wire.name)
+        self.send_error(client, error_for(exc, "audio step"), None, "audio", wire.name)
         duration = wire.npc.line_seconds
         wire.npc.cancel_line()
         wire.end_line(None, duration)

@@ -40,6 +40,14 @@ def log_failure(exc: Exception, what: str) -> DependencyError | None:
     return failed
 
 
+def error_for(exc: Exception, what: str) -> NpcfaceError:
+    """What a client is told of ``exc``, raised while doing ``what``: our own error as it is, a
+    broken install's DependencyError, anything else (a bug, logged) an ``internal`` error."""
+    if isinstance(exc, NpcfaceError):
+        return exc
+    return log_failure(exc, what) or ProtocolError("internal", f"internal server error ({type(exc).__name__})")
+
+
 def capabilities(has_frames: bool, default_motion: str) -> dict:
     return {
         "motion": list(MOTION_NAMES),  # 1.2: open.motion's choices
@@ -286,9 +294,7 @@ class RequestHandlers:
             motions = wire.npc.end_line()
         except Exception as exc:  # the line's last step failed: its error, and still its line_end, or
             # every later line_end of the session would wait behind this line's for good
-            failed = exc if isinstance(exc, NpcfaceError) else log_failure(exc, "end_line")
-            self.send_error(client, failed or ProtocolError("internal", f"internal server error ({type(exc).__name__})"),
-                            message.id, "end_line", wire.name)
+            self.send_error(client, error_for(exc, "end_line"), message.id, "end_line", wire.name)
             motions = []
         self._emit(client, wire, wire.motion_out(motions))
         wire.end_line(message.id, duration)
