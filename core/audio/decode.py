@@ -74,10 +74,14 @@ def _check_duration(frames: int, rate: int, max_duration_s: float) -> None:
         raise AudioError(f"audio too long: {duration:.1f} s (limit {max_duration_s:.0f} s; split the line)")
 
 
+def _int16_to_float(samples: np.ndarray) -> np.ndarray:
+    return samples.astype(np.float32) / 32768.0
+
+
 def _to_float(samples: np.ndarray) -> np.ndarray:
     """Integer PCM to float32 in [-1, 1); float input passes through as float32."""
     if samples.dtype == np.int16:
-        return samples.astype(np.float32) / 32768.0
+        return _int16_to_float(samples)
     if samples.dtype == np.int32:
         return (samples.astype(np.float64) / 2147483648.0).astype(np.float32)
     if samples.dtype == np.uint8:
@@ -348,7 +352,7 @@ class PcmStreamConverter:
             # 16 kHz mono s16le, what engines send: the same numbers in three numpy calls (an
             # int16 over 32768 is finite and inside [-1, 1), so the checks below cannot fire)
             self._samples_in += len(data) // 2
-            return np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0  # _to_float's int16 case
+            return _int16_to_float(np.frombuffer(data, dtype="<i2"))
         data = self._pending + bytes(data)
         whole = len(data) - len(data) % self._frame_bytes
         self._pending = data[whole:]

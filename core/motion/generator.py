@@ -293,7 +293,7 @@ class MotionStream:
         phones, source = self._phones.current()
         if self._phone_table is None or self._phone_table[0] is not phones:
             # A fixed timeline is tabled once, whole; a live one anew each time, its recent part only.
-            since = -np.inf if isinstance(self._phones, FixedPhones) else first_time - 2.0
+            since = first_time - 2.0 if self._phones.live else -np.inf
             self._phone_table = (phones, PhoneTable.build(phones, since))
         return self._phone_table[1], source
 
