@@ -1,6 +1,7 @@
 """Helpers the bench scripts share: where the real data is, and timing a call."""
 from __future__ import annotations
 
+import argparse
 import hashlib
 import os
 import time
@@ -50,6 +51,13 @@ def use_code_from(tree: str | None) -> None:
         package = types.ModuleType("npcface")
         package.__path__ = [tree]
         sys.modules["npcface"] = package
+
+
+def add_revision_options(parser: argparse.ArgumentParser) -> None:
+    """The hidden options ``run_at_revision`` runs a bench with: --json (print the measurement as
+    JSON) and --code TREE (import npcface from that tree: ``use_code_from``)."""
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--code", help=argparse.SUPPRESS)
 
 
 def run_at_revision(revision: str, script: str, arguments: list[str]) -> str:

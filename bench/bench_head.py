@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
-from _common import REPO, data_dir, pearson, run_at_revision, use_code_from
+from _common import REPO, add_revision_options, data_dir, pearson, run_at_revision, use_code_from
 from _real_clips import RESULTS, RealClip, captured, chosen_clips, real_clips
 
 ANGLE_SMOOTH_S = 0.04  # Gaussian sigma on the angles before differentiating (capture jitter)
@@ -216,8 +216,7 @@ def main() -> int:
     parser.add_argument("--refresh", action="store_true", help="capture again even when cached")
     parser.add_argument("--before", metavar="REV", help="also measure the generator at this git revision")
     parser.add_argument("--seeds", type=int, default=3, help="generator seeds averaged per clip (default 3)")
-    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # for --before's subprocess
-    parser.add_argument("--code", help=argparse.SUPPRESS)  # source tree to import npcface from
+    add_revision_options(parser)  # --json, --code: what --before's run of REV is given
     args = parser.parse_args()
     clips = chosen_clips(args.data)
     if not clips:

@@ -25,7 +25,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from _common import data_dir, run_at_revision, use_code_from  # noqa: E402
+from _common import add_revision_options, data_dir, run_at_revision, use_code_from  # noqa: E402
 
 CHUNK = 320  # 20 ms at 16 kHz
 MODES = ("rules, text", "rules, no text", "learned, text")
@@ -139,8 +139,7 @@ def main() -> int:
     parser.add_argument("--streams", type=int, default=8, help="streams stepped together")
     parser.add_argument("--repeat", type=int, default=2, help="runs per measurement; the least CPU counts")
     parser.add_argument("--before", metavar="REV", help="also measure the code at this git revision")
-    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # for --before's subprocess
-    parser.add_argument("--code", help=argparse.SUPPRESS)  # source tree to import npcface from
+    add_revision_options(parser)  # --json, --code: what --before's run of REV is given
     args = parser.parse_args()
     if args.clips < 1 or args.streams < 1 or args.repeat < 1:
         parser.error("--clips, --streams and --repeat must be at least 1")

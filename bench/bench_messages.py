@@ -22,7 +22,7 @@ import threading
 import time
 from pathlib import Path
 
-from _common import REPO, run_at_revision, use_code_from
+from _common import REPO, add_revision_options, run_at_revision, use_code_from
 
 
 def measure(sessions: int, motion: str, profile: str | None, client_code: str | None = None) -> dict:
@@ -153,8 +153,7 @@ def main() -> None:
     parser.add_argument("--before", metavar="REV", help="also measure the server at git REV, alternating")
     parser.add_argument("--repeat", type=int, default=1, help="runs per tree (alternating trees)")
     parser.add_argument("--profile", metavar="FILE", help="this tree's loop thread under cProfile (one run)")
-    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # one measurement, as JSON
-    parser.add_argument("--code", help=argparse.SUPPRESS)  # the npcface tree to import (run_at_revision)
+    add_revision_options(parser)  # --json, --code: what --before's run of REV is given
     parser.add_argument("--client-before", metavar="REV", help="also run this tree's server with the client "
                         "(bench_bridge.run_sessions) of git REV, for the client's own CPU")
     parser.add_argument("--client", help=argparse.SUPPRESS)  # run the sessions' client against this endpoint

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import data_dir, run_at_revision, timed, use_code_from
+from _common import add_revision_options, data_dir, run_at_revision, timed, use_code_from
 
 CHUNKS_MS = (10, 20, 50, 100)
 ENGLISH = ("a15", "a16", "a18")
@@ -223,8 +223,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=2, help="runs per measurement; the fastest counts")
     parser.add_argument("--before", metavar="REV", help="also measure the code at this git revision")
     parser.add_argument("--long", action="store_true", help="also stream a ~4 minute line")
-    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # for --before's subprocess
-    parser.add_argument("--code", help=argparse.SUPPRESS)  # source tree to import npcface from
+    add_revision_options(parser)  # --json, --code: what --before's run of REV is given
     args = parser.parse_args()
     audio_dir = data_dir(args.data) / "audio"
     files = sorted(audio_dir.glob("a*")) if audio_dir.is_dir() else []

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import capture_code_version, data_dir, pearson, run_at_revision, use_code_from
+from _common import add_revision_options, capture_code_version, data_dir, pearson, run_at_revision, use_code_from
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
@@ -202,8 +202,7 @@ def main() -> int:
     parser.add_argument("--data", help="the shared data folder (default ../shared/data)")
     parser.add_argument("--refresh", action="store_true", help="capture again even when cached")
     parser.add_argument("--before", metavar="REV", help="also measure the motion code at this git revision")
-    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # for --before's subprocess
-    parser.add_argument("--code", help=argparse.SUPPRESS)  # source tree to import npcface from
+    add_revision_options(parser)  # --json, --code: what --before's run of REV is given
     args = parser.parse_args()
     video_dir = data_dir(args.data) / "video"
     videos = sorted(video_dir.glob("v*.mp4")) if video_dir.is_dir() else []

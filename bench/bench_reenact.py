@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from _common import data_dir, run_at_revision, use_code_from  # noqa: E402
+from _common import add_revision_options, data_dir, run_at_revision, use_code_from  # noqa: E402
 
 TUNING = ("train/grid/s1/bbaf3s.mp4", "train/grid/s4/bbaf2a.mp4", "video/v07_retalking_face1_25fps.mp4",
           "video/v13_liveportrait_d20.mp4")
@@ -340,8 +340,7 @@ def main() -> int:
                         help="also say how far the rendered eyes sit from the real ones (best-matching shift)")
     parser.add_argument("--clips", help="comma-separated clip stems to run (default: all)")
     parser.add_argument("--cache", help="keep the tracked clips in this folder and reuse them (quicker reruns)")
-    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # scoring only (--before runs)
-    parser.add_argument("--code", help=argparse.SUPPRESS)
+    add_revision_options(parser)  # --json, --code: what --before's run of REV is given
     parser.add_argument("--prepared", help=argparse.SUPPRESS)
     parser.add_argument("--crops", help=argparse.SUPPRESS)
     args = parser.parse_args()

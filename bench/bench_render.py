@@ -31,7 +31,7 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
-from _common import run_at_revision, use_code_from  # noqa: E402
+from _common import add_revision_options, run_at_revision, use_code_from  # noqa: E402
 
 if "--code" in sys.argv:  # a --before run: npcface comes from an older source tree
     use_code_from(sys.argv[sys.argv.index("--code") + 1])
@@ -233,8 +233,7 @@ def main() -> int:
     parser.add_argument("--gallery", help="write contact sheets of every shared portrait to this folder instead")
     parser.add_argument("--close-ups", help="write enlarged mouths and eyes of every shared portrait to this folder instead")
     parser.add_argument("--before", help="also time the renderer at this git revision (512x512, same frames)")
-    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # --before runs
-    parser.add_argument("--code", help=argparse.SUPPRESS)
+    add_revision_options(parser)  # --json, --code: what --before's run of REV is given
     args = parser.parse_args()
     if args.gallery:
         return gallery(Path(args.gallery))

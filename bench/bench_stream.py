@@ -39,7 +39,7 @@ _blas_threads_from_argv()
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from _common import data_dir, run_at_revision, use_code_from  # noqa: E402
+from _common import add_revision_options, data_dir, run_at_revision, use_code_from  # noqa: E402
 
 CHUNK = 320  # 20 ms at 16 kHz
 TARGET_RTF = 20.0
@@ -150,8 +150,7 @@ def main() -> int:
     parser.add_argument("--streams", type=int, default=32, help="learned streams stepped together (the issue's figure: 32)")
     parser.add_argument("--blas-threads", type=int, default=1, help="OpenBLAS threads (default 1)")
     parser.add_argument("--before", metavar="REV", help="also measure the code at this git revision")
-    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # for --before's subprocess
-    parser.add_argument("--code", help=argparse.SUPPRESS)  # source tree to import npcface from
+    add_revision_options(parser)  # --json, --code: what --before's run of REV is given
     args = parser.parse_args()
     clips = chosen_clips(data_dir(args.data) / "audio", args.clips)
     if not clips:

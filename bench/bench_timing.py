@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import REPO, pearson, run_at_revision, use_code_from
+from _common import REPO, add_revision_options, pearson, run_at_revision, use_code_from
 from _real_clips import RealClip, captured, chosen_clips
 
 MAX_LAG_S = 0.2  # wider and 3 s GRID clips alias onto the next syllable (~250 ms away)
@@ -156,8 +156,7 @@ def main() -> int:
     parser.add_argument("--data", help="the shared data folder (default ../shared/data)")
     parser.add_argument("--before", metavar="REV", help="also measure the generator at this git revision")
     parser.add_argument("--only", help="comma-separated clip names (default: all)")
-    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--code", help=argparse.SUPPRESS)
+    add_revision_options(parser)  # --json, --code: what --before's run of REV is given
     args = parser.parse_args()
     clips = chosen_clips(args.data, args.only)
     if not clips:

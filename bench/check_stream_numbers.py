@@ -23,7 +23,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from _common import data_dir, run_at_revision, use_code_from  # noqa: E402
+from _common import add_revision_options, data_dir, run_at_revision, use_code_from  # noqa: E402
 from bench_stream import ENGLISH, chosen_clips  # noqa: E402
 
 TOLERANCE = 1e-9
@@ -112,8 +112,7 @@ def main() -> int:
                         help="also N clips of read speech (speech/), streamed with their transcript")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random chunking")
     parser.add_argument("--before", metavar="REV", help="the revision to compare with (required)")
-    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--code", help=argparse.SUPPRESS)
+    add_revision_options(parser)  # --json, --code: what --before's run of REV is given
     args = parser.parse_args()
     clips = [str(f) for f in chosen_clips(data_dir(args.data) / "audio", args.clips)]
     clips += [str(f) for f in sorted((data_dir(args.data) / "speech").glob("s*.wav")) if f.with_suffix(".txt").exists()][:args.with_text]
