@@ -48,6 +48,10 @@ class Config:
     # a live aligner has phone_lag more rows of audio to place them (phones lookahead - phone_lag
     # rows ahead of the output)
     phone_lag: int = 0
+    # whether the network reads F1 and F2 (feature columns 43, 44). False: they are 0 in training
+    # and when streaming, and a stream computes none (their LPC root-finding is about half of the
+    # cost of a voiced feature row; the log-mel carries the vowel's shape anyway)
+    formants: bool = True
     n_outputs: int = len(OUTPUTS)
     outputs: tuple[str, ...] = field(default=OUTPUTS)
 
@@ -66,6 +70,8 @@ class Config:
             raise ValueError(f"dilations must be a non-empty list of whole numbers >= 1, got {self.dilations!r}")
         if not 0 <= self.lookahead <= MAX_LOOKAHEAD_ROWS:
             raise ValueError(f"lookahead must be 0..{MAX_LOOKAHEAD_ROWS} rows (10 ms each), got {self.lookahead}")
+        if not isinstance(self.formants, bool):
+            raise ValueError(f"formants must be true or false, got {self.formants!r}")
         if not (isinstance(self.dropout, (int, float)) and 0 <= self.dropout < 1):
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if not set(self.outputs) <= set(OUTPUTS) or len(set(self.outputs)) != len(self.outputs) \

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from conftest import fixture_line
 from npcface.core.audio.decode import load_audio
 from npcface.core.errors import AudioError
-from npcface.core.audio.features import FEATURE_COLUMNS, N_MELS, FeatureStream, compute_features, concat_features
+from npcface.core.audio.features import FEATURE_COLUMNS, N_MELS, FeatureStream, compute_features, concat_features, take_many
 from npcface.core.types import SAMPLE_RATE
 
 COLUMNS = list(FEATURE_COLUMNS)
@@ -229,3 +229,29 @@ def test_feature_stream_names_the_first_bad_sample_and_takes_huge_finite_ones():
     stream = FeatureStream()
     stream.append(huge)  # their sum would overflow; every sample is finite
     assert stream.rows_complete() == 0 and stream._received == 320
+
+
+def test_rows_without_formants_are_the_same_rows_with_f1_f2_zero():
+    """A reader that ignores formants (the learned mouth, Config.formants) skips their LPC
+    root-finding: every other column is the same number, F1/F2 are 0, streamed or whole, and
+    batched with streams that do read them each gets what it gets alone."""
+    samples = load_audio(fixture_line("line_greeting")[0]).samples
+    full = compute_features(samples)
+    bare = compute_features(samples, formants=False)
+    assert (full.f1_hz > 0).mean() > 0.2  # speech: F1 found on many rows
+    assert not bare.f1_hz.any() and not bare.f2_hz.any()
+    for name in FEATURE_COLUMNS:
+        if name not in ("f1_hz", "f2_hz"):
+            assert np.array_equal(getattr(full, name), getattr(bare, name)), name
+    streams = [FeatureStream(formants=k % 2 == 0) for k in range(4)]
+    parts: list[list] = [[] for _ in streams]
+    for start in range(0, len(samples), 1111):
+        for k, stream in enumerate(streams):
+            stream.append(samples[start:start + 1111])
+        for k, rows in enumerate(take_many(streams)):
+            parts[k] += [rows] if rows is not None else []
+    for k, stream in enumerate(streams):
+        rows = concat_features(parts[k] + [stream.flush()])
+        expected = full if k % 2 == 0 else bare
+        for name in FEATURE_COLUMNS:
+            assert np.array_equal(getattr(rows, name), getattr(expected, name)), (k, name)

@@ -54,6 +54,12 @@ def cue_weights(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def formantless_weights(tmp_path_factory):
+    """A network that reads no F1/F2 (Config.formants False, the shipped recipe's choice)."""
+    return _untrained(Config(formants=False), 3, tmp_path_factory.mktemp("weights") / "formantless.safetensors")
+
+
+@pytest.fixture(scope="module")
 def greeting():
     wav, text = fixture_line("line_greeting")
     return load_audio(wav), text
@@ -69,7 +75,7 @@ def stream_in_random_chunks(stream, samples: np.ndarray, rng: np.random.Generato
     return frames + stream.finish()
 
 
-@pytest.mark.parametrize("weights", ["random_weights", "coarse_weights", "cue_weights"])
+@pytest.mark.parametrize("weights", ["random_weights", "coarse_weights", "cue_weights", "formantless_weights"])
 def test_streaming_equals_offline_for_random_chunkings(weights, greeting, request):
     audio, _ = greeting
     generator = LearnedMotionGenerator(Controls(fps=30.0, seed=5), request.getfixturevalue(weights))
@@ -351,3 +357,32 @@ def test_mouths_fed_together_equal_each_fed_alone(cue_weights, random_weights, g
         together_values, alone_values = mouth.values(0), alone.values(0)
         assert len(together_values) == len(line)
         np.testing.assert_allclose(together_values, alone_values, atol=1e-12)
+
+
+def test_a_network_without_formants_reads_rows_whose_f1_f2_are_zero(formantless_weights, random_weights, greeting,
+                                                                    monkeypatch):
+    """Config.formants False: the stream computes no F1/F2 (their root-finding is skipped) and the
+    network gets exactly the rows with F1/F2 zeroed, which is what it was trained on
+    (core/train/data.without_formants); a network that reads them still gets them."""
+    from npcface.core.motion import learned
+    from npcface.core.motion.learned import FORMANT_COLUMNS
+
+    audio, _ = greeting
+    without = LearnedMotionGenerator(Controls(fps=100.0), formantless_weights)
+    assert without.stream()._features.formants is False
+    assert LearnedMotionGenerator(Controls(fps=100.0), random_weights).stream()._features.formants is True
+    rows = feature_matrix(compute_features(audio.samples))
+    assert np.abs(rows[:, list(FORMANT_COLUMNS)]).max() > 0.1  # speech: F1/F2 in kHz
+    zeroed = rows.copy()
+    zeroed[:, list(FORMANT_COLUMNS)] = 0.0
+    fed = []  # the rows the stream's network is fed
+    feed_many = learned.feed_many
+    monkeypatch.setattr(learned, "feed_many", lambda mouths, matrices, phones: (fed.extend(matrices),
+                                                                                 feed_many(mouths, matrices, phones)))
+    stream = without.stream()
+    for start in range(0, len(audio.samples), 320):
+        stream.push_audio(audio.samples[start:start + 320])
+    stream.finish()
+    fed = np.concatenate(fed)  # the line's rows, then silence rows past its end (the lookahead's)
+    assert np.array_equal(fed[:len(zeroed)], zeroed)
+    assert np.abs(run_model(without.model, rows, final=True) - run_model(without.model, zeroed, final=True)).max() > 1e-3

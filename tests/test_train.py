@@ -49,6 +49,9 @@ def takes(tmp_path_factory) -> Path:
     phones = json.loads(json.dumps(TINY))
     phones["train"]["model"]["phone_classes"] = 9  # the aligned text's phone classes as inputs
     (folder / "tiny_phones.json").write_text(json.dumps(phones))
+    formantless = json.loads(json.dumps(TINY))
+    formantless["train"]["model"]["formants"] = False  # trained on rows whose F1/F2 are 0, as it streams
+    (folder / "tiny_formantless.json").write_text(json.dumps(formantless))
     return folder
 
 
@@ -57,7 +60,7 @@ def command(takes: Path, out: Path, steps: int, cache: Path, recipe: str = "tiny
             "--cache", str(cache), "--validate", "1"]
 
 
-@pytest.mark.parametrize("recipe", ["tiny.json", "tiny_cues.json", "tiny_phones.json"])
+@pytest.mark.parametrize("recipe", ["tiny.json", "tiny_cues.json", "tiny_phones.json", "tiny_formantless.json"])
 def test_train_writes_weights_plot_and_validation_table(takes, tmp_path, capsys, recipe):
     out = tmp_path / "actor.safetensors"
     assert main(command(takes, out, 10, tmp_path / "cache", recipe)) == 0
@@ -69,6 +72,10 @@ def test_train_writes_weights_plot_and_validation_table(takes, tmp_path, capsys,
     generator = LearnedMotionGenerator(weights=out)
     assert generator.model.config.rule_cues == (11 if recipe == "tiny_cues.json" else 0)
     assert generator.model.config.phone_classes == (9 if recipe == "tiny_phones.json" else 0)
+    assert generator.model.config.formants == (recipe != "tiny_formantless.json")
+    # the input normalisation saw F1/F2 (network columns after the 10 pooled mel bands) only where read
+    f1_f2_mean = generator.model.input_mean[10 + 3:10 + 5].abs().max().item()
+    assert (f1_f2_mean == 0.0) == (recipe == "tiny_formantless.json"), f1_f2_mean
     track = generator.animate(load_audio(wav))
     assert np.isfinite(track.blendshapes).all()
     rows = feature_matrix(compute_features(load_audio(wav).samples))
@@ -212,6 +219,7 @@ def test_text_beside_a_video_and_what_bad_text_files_get(tmp_path):
     ({"width": "wide"}, "width must be a whole number, got 'wide'"),
     ({"dilations": []}, "dilations must be a non-empty list"),
     ({"dropout": 1.5}, "dropout must be in [0, 1)"),
+    ({"formants": "no"}, "formants must be true or false, got 'no'"),
     ({"outputs": ["JawOpen", "Nose"], "n_outputs": 2}, "outputs must be distinct names"),
     ({"depth": 3}, "unknown config keys ['depth']"),
     ([1, 2], "must be a mapping"),

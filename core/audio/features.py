@@ -81,8 +81,11 @@ _LAGS = np.arange(_MAX_LAG + 2)
 _CHUNK_ROWS = 64  # rows computed together (every row on its own: any split gives the same numbers)
 
 
-def _frames_features(windows: np.ndarray) -> dict[str, np.ndarray]:
+def _frames_features(windows: np.ndarray, formant_rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """windows: (T, ANALYSIS) float64 -> feature columns, each (T,) or (T, N_MELS).
+    ``formant_rows``: (T,) bool, the rows whose F1/F2 are wanted (None: all); the others get 0
+    there, as unvoiced rows do. Root-finding is about half of the cost of a voiced row, and a
+    reader that ignores formants (the learned mouth) need not pay it.
 
     numpy rather than torch here: streaming calls this for one or two rows at a time, where
     torch's per-op overhead cost ~1 ms a call; on whole lines both run at the same speed.
@@ -91,7 +94,8 @@ def _frames_features(windows: np.ndarray) -> dict[str, np.ndarray]:
     per row at 448 rows, against 64-row chunks.
     """
     if len(windows) > _CHUNK_ROWS:
-        parts = [_frames_features(windows[i:i + _CHUNK_ROWS]) for i in range(0, len(windows), _CHUNK_ROWS)]
+        parts = [_frames_features(windows[i:i + _CHUNK_ROWS], None if formant_rows is None else formant_rows[i:i + _CHUNK_ROWS])
+                 for i in range(0, len(windows), _CHUNK_ROWS)]
         return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
     short = windows[:, _SHORT_OFFSET : _SHORT_OFFSET + SHORT]  # (T, 400)
     # means as sum / count: what ndarray.mean computes, without its ~20 us of bookkeeping a call
@@ -111,8 +115,9 @@ def _frames_features(windows: np.ndarray) -> dict[str, np.ndarray]:
     voicing = np.where(loudness > VOICING_FLOOR_DB, voicing, 0.0)
     voiced = voicing >= 0.5
     f1, f2 = np.zeros(len(windows)), np.zeros(len(windows))
-    if voiced.any():  # formants are kept on voiced rows only: root-finding the others is wasted (each row on its own)
-        f1[voiced], f2[voiced] = _formants(short[voiced])
+    rooted = voiced if formant_rows is None else voiced & formant_rows
+    if rooted.any():  # formants are kept on voiced rows only: root-finding the others is wasted (each row on its own)
+        f1[rooted], f2[rooted] = _formants(short[rooted])
     columns = dict(
         log_mel=log_mel, loudness_db=loudness, f0_hz=np.where(voiced, f0, 0.0), voicing=voicing,
         f1_hz=np.where(voiced, f1, 0.0), f2_hz=np.where(voiced, f2, 0.0), spectral_tilt=tilt, zero_crossing_rate=zcr,
@@ -205,10 +210,12 @@ def check_samples16k(samples16k: np.ndarray) -> np.ndarray:
 
 
 class FeatureStream:
-    """Streaming features: push 16 kHz samples in chunks of any size, get the new rows."""
+    """Streaming features: push 16 kHz samples in chunks of any size, get the new rows.
+    ``formants=False``: F1 and F2 are 0 on every row (for a reader that ignores them)."""
 
-    def __init__(self, start_time: float = 0.0):
+    def __init__(self, start_time: float = 0.0, formants: bool = True):
         self.start_time = start_time
+        self.formants = formants
         self._buffer = np.zeros(_LEFT_PAD, dtype=np.float64)  # zeros stand in before the start
         self._buffer_row = 0  # row whose window starts at _buffer[0]
         self._received = 0
@@ -253,7 +260,7 @@ class FeatureStream:
     def _emit(self, ready: int) -> AudioFeatures | None:
         if ready <= 0:
             return None
-        return self._accept(_frames_features(self._windows(ready)))
+        return self._accept(_frames_features(self._windows(ready), None if self.formants else np.zeros(ready, bool)))
 
     def _windows(self, ready: int) -> np.ndarray:
         """(ready, ANALYSIS) analysis windows of the next ``ready`` rows (a view of the buffer)."""
@@ -285,7 +292,10 @@ def take_many(streams: list[FeatureStream]) -> list[AudioFeatures | None]:
     else:  # every busy stream's samples end to end, each row's window gathered from them in one go
         spans = [streams[k]._buffer[:(ready[k] - 1) * HOP + ANALYSIS] for k in busy]
         windows = np.concatenate(spans)[_window_rows([ready[k] for k in busy])]
-    columns = _frames_features(windows)
+    wanted = None  # rows of streams that read no formants are not root-found
+    if not all(streams[k].formants for k in busy):
+        wanted = np.repeat([streams[k].formants for k in busy], [ready[k] for k in busy])
+    columns = _frames_features(windows, wanted)
     first = 0
     for k in busy:
         part = {name: value[first:first + ready[k]] for name, value in columns.items()}
@@ -304,9 +314,9 @@ def _window_rows(ready: list[int]) -> np.ndarray:
     return (np.repeat(span_starts, counts) + HOP * row_in_span)[:, None] + np.arange(ANALYSIS)
 
 
-def compute_features(samples16k: np.ndarray, start_time: float = 0.0) -> AudioFeatures:
+def compute_features(samples16k: np.ndarray, start_time: float = 0.0, formants: bool = True) -> AudioFeatures:
     """Features of a whole signal: ceil(n / 160) rows, row i at start_time + i * 0.01 s."""
-    stream = FeatureStream(start_time)
+    stream = FeatureStream(start_time, formants)
     parts = [stream.push(samples16k), stream.flush()]
     return concat_features([part for part in parts if part is not None], start_time)
 

@@ -84,7 +84,7 @@ class MotionStream:
     def __init__(self, controls: Controls, phones: FixedPhones | LivePhones):
         self.controls = validate_controls(controls)
         self._phones = phones
-        self._features = FeatureStream()
+        self._features = FeatureStream(formants=self._reads_formants())
         self._rows: CueInputs | None = None  # the feature rows still needed, oldest first
         self._received = 0  # samples pushed so far
         self._next_frame = 0
@@ -107,6 +107,11 @@ class MotionStream:
         # frames stepped but not handed out yet (an event came, or a later step raised): the next call's first
         self._held: list[MotionFrame] = []
         self._phone_table: tuple[tuple[Phone, ...], PhoneTable] | None = None  # (phones, their table)
+
+    def _reads_formants(self) -> bool:
+        """Whether this stream's stages read F1/F2: the rule lips' cues do (a learned mouth may not:
+        learned.py), and so do phones found in the feature rows (the acoustic fallback)."""
+        return self.MOUTH_READS_CUES or getattr(self._phones, "reads_rows", False)
 
     # ---- events (times on the audio timeline; a past time applies from the next frame)
     def set_emotion(self, event: EmotionEvent) -> None:

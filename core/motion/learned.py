@@ -38,6 +38,7 @@ from .lips import KEY_SHAPE_TRUST, LipLayer, PhoneTable, apply_closure, key_shap
 
 
 N_FEATURE_COLUMNS = 47
+FORMANT_COLUMNS = (43, 44)  # F1, F2 in feature_matrix: 0 for a network that reads no formants (Config.formants)
 
 
 def feature_matrix(rows: AudioFeatures) -> np.ndarray:
@@ -335,12 +336,18 @@ class LearnedMotionStream(MotionStream):
     MOUTH_READS_CUES = False  # the network reads feature rows (and its own CueWindow), not the stream's cues
 
     def __init__(self, controls: Controls, phones, model):
+        self.model = model  # before the stream's features are made: whether they need formants
         super().__init__(controls, phones)
-        self.model = model
         self._mouth = IncrementalMouth(model)
         self._mouth_finished = False
         ahead_s = (model.config.lookahead + 1) * FEATURE_HOP_S  # interpolation reads the next row too
         assert ahead_s <= FRAME_REACH_S + 1e-9, "the stream must wait for the rows the network reads"
+
+    def _reads_formants(self) -> bool:
+        """F1/F2 are read by a network with Config.formants, by its rule-cue columns (the rules'
+        mouth cues) and by acoustic phones; otherwise the features skip them."""
+        config = self.model.config
+        return config.formants or config.rule_cues > 0 or super()._reads_formants()
 
     def _add_rows(self, rows: AudioFeatures | None) -> None:
         self._add_rows_many([self], [rows])

@@ -22,7 +22,7 @@ fit to the audio, has none.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -230,6 +230,19 @@ def find_sources(paths: list[str | Path]) -> list[tuple[str, list[Path]]]:
                             f"(CSV + WAV or reference .mov)")
         groups.extend(found)
     return groups
+
+
+def without_formants(clips: list[Clip]) -> list[Clip]:
+    """The clips with F1/F2 zeroed in their feature rows: what a stream whose network reads no
+    formants (Config.formants) computes."""
+    from ..motion.learned import FORMANT_COLUMNS
+
+    out = []
+    for clip in clips:
+        features = clip.features.copy()
+        features[:, list(FORMANT_COLUMNS)] = 0.0
+        out.append(replace(clip, features=features))
+    return out
 
 
 def collect_clips(paths: list[str | Path], outputs: tuple[str, ...], cache: Path | None = None,

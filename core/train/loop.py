@@ -20,7 +20,7 @@ from ...models.audio2face import OUTPUTS, Audio2Face, Config
 from ..motion.learned_inputs import CUE_BACK_ROWS, phone_columns, rule_columns_many, with_rule_columns
 from ..motion.learned_weights import ModelError, network_config, save_weights
 from .augment import AugmentConfig, augment_clip
-from .data import Clip, align_targets
+from .data import Clip, align_targets, without_formants
 
 # Loss weight per output channel: the lip gap and the jaw are what viewers judge.
 CHANNEL_WEIGHTS = {"JawOpen": 2.0, "LipGap": 2.0}
@@ -246,6 +246,8 @@ def train(clips: list[Clip], val_clips: list[Clip], config: TrainConfig, checkpo
         raise ModelError("no training clips")
     _deterministic(config.threads)
     clips, val_clips = align_targets(clips, val_clips, config.align_speakers, config.target_lead_ms)
+    if not (init.config if init is not None else network_config(config.model)).formants:
+        clips, val_clips = without_formants(clips), without_formants(val_clips)  # as the network streams them
     model = new_model(clips, config) if init is None else init.float()
     if init is not None:
         torch.manual_seed(config.seed)
