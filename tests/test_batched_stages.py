@@ -93,9 +93,13 @@ def test_features_of_a_big_batch_equal_each_row_computed_alone():
     rows = 2 * features._CHUNK_ROWS + 13
     span = samples[8000:8000 + (rows - 1) * features.HOP + features.ANALYSIS]
     windows = np.stack([span[i * features.HOP:i * features.HOP + features.ANALYSIS] for i in range(rows)])
+    windows[::7] *= 1e-4  # every 7th row near-silent: below the voicing floor, where YIN is skipped
     together = features._frames_features(windows)
     alone = [features._frames_features(windows[i:i + 1]) for i in range(rows)]
     assert together["voicing"].max() > 0.5 and len(together["loudness_db"]) == rows  # voiced rows: formants ran
+    quiet = together["loudness_db"] <= features.VOICING_FLOOR_DB
+    assert quiet[::7].all() and not quiet.all()
+    assert not together["voicing"][quiet].any() and not together["f0_hz"][quiet].any()
     for name, column in together.items():
         np.testing.assert_array_equal(column, np.concatenate([row[name] for row in alone]), err_msg=name)
 

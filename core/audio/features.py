@@ -111,8 +111,14 @@ def _frames_features(windows: np.ndarray, formant_rows: np.ndarray | None = None
     signs = np.signbit(short)
     zcr = (signs[:, 1:] != signs[:, :-1]).sum(axis=1, dtype=np.float64) / (SHORT - 1)
 
-    f0, voicing = _yin(windows)
-    voicing = np.where(loudness > VOICING_FLOOR_DB, voicing, 0.0)
+    # pitch only where it counts: quieter rows are unvoiced whatever YIN says (each row on its own,
+    # so the loud rows get the numbers they get in any batch; idle silence costs no YIN at all)
+    audible = loudness > VOICING_FLOOR_DB
+    f0, voicing = np.zeros(len(windows)), np.zeros(len(windows))
+    if audible.all():
+        f0, voicing = _yin(windows)
+    elif audible.any():
+        f0[audible], voicing[audible] = _yin(windows[audible])
     voiced = voicing >= 0.5
     f1, f2 = np.zeros(len(windows)), np.zeros(len(windows))
     rooted = voiced if formant_rows is None else voiced & formant_rows
