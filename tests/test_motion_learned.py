@@ -385,4 +385,7 @@ def test_a_network_without_formants_reads_rows_whose_f1_f2_are_zero(formantless_
     stream.finish()
     fed = np.concatenate(fed)  # the line's rows, then silence rows past its end (the lookahead's)
     assert np.array_equal(fed[:len(zeroed)], zeroed)
-    assert np.abs(run_model(without.model, rows, final=True) - run_model(without.model, zeroed, final=True)).max() > 1e-3
+    # run_model (benches, tools) gives such a network the same rows, whatever F1/F2 it is handed
+    assert np.array_equal(run_model(without.model, rows, final=True), run_model(without.model, zeroed, final=True))
+    reader = load_weights(random_weights)
+    assert np.abs(run_model(reader, rows, final=True) - run_model(reader, zeroed, final=True)).max() > 1e-3

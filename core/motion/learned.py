@@ -80,13 +80,17 @@ def load_model(path: str | Path | None = None):
 
 def run_model(model, matrix: np.ndarray, final: bool, phones: PhoneTimeline | None = None) -> np.ndarray:
     """(T, 47) rows -> (T - lookahead, n_outputs), or (T, n_outputs) when ``final`` (silence
-    rows read past the end). Output i belongs to row i. ``phones``: the line's timeline (its
+    rows read past the end). Output i belongs to row i. A network without formants
+    (Config.formants) reads the rows with F1/F2 zeroed. ``phones``: the line's timeline (its
     aligned phones feed a model with Config.phone_classes; None or other sources: no phones)."""
     lookahead = model.config.lookahead
     if final:
         matrix = np.concatenate([matrix, np.repeat(silence_row()[None], lookahead, axis=0)])
     if len(matrix) <= lookahead:
         return np.zeros((0, model.config.n_outputs))
+    if not model.config.formants:  # what it was trained on and streams with (Config.formants)
+        matrix = matrix.copy()
+        matrix[:, list(FORMANT_COLUMNS)] = 0.0
     matrix = with_rule_columns(matrix, model.config.rule_cues)
     if model.config.phone_classes:
         matrix = np.concatenate([matrix, line_phone_columns(model, phones, 0, len(matrix))], axis=1)
