@@ -348,10 +348,10 @@ class LearnedMotionStream(MotionStream):
         assert ahead_s <= FRAME_REACH_S + 1e-9, "the stream must wait for the rows the network reads"
 
     def _reads_formants(self) -> bool:
-        """F1/F2 are read by a network with Config.formants, by its rule-cue columns (the rules'
-        mouth cues) and by acoustic phones; otherwise the features skip them."""
-        config = self.model.config
-        return config.formants or config.rule_cues > 0 or super()._reads_formants()
+        """F1/F2 are read by a network with Config.formants and by acoustic phones; otherwise the
+        features skip them (a network without them, rule-cue columns included, reads zeros there,
+        as in training)."""
+        return self.model.config.formants or super()._reads_formants()
 
     def _add_rows(self, rows: AudioFeatures | None) -> None:
         self._add_rows_many([self], [rows])
@@ -366,6 +366,9 @@ class LearnedMotionStream(MotionStream):
             matrix = feature_matrix(joined)
             bounds = np.cumsum([0] + [part.num_frames for _, part in fed]).tolist()
             spans = list(zip(bounds[:-1], bounds[1:]))  # each stream's rows (slices: np.split's views, without its overhead)
+            for (stream, _), (first, end) in zip(fed, spans):
+                if stream._features.formants and not stream.model.config.formants:  # computed for acoustic phones
+                    matrix[first:end, list(FORMANT_COLUMNS)] = 0.0
             cue_columns = CueInputs.of(joined).matrix  # made once for all
             for (stream, part), (first, end) in zip(fed, spans):
                 stream._keep_rows(CueInputs(float(part.start_time), cue_columns[first:end]))
