@@ -42,7 +42,7 @@ class AudioFeatures:
     loudness_db: np.ndarray  # (T,) float32, dBFS of the frame (silence ~ -90)
     f0_hz: np.ndarray  # (T,) float32, 0 where unvoiced
     voicing: np.ndarray  # (T,) float32 in [0, 1]
-    f1_hz: np.ndarray  # (T,) float32, first formant estimate (LPC), 0 where unvoiced/silent
+    f1_hz: np.ndarray  # (T,) float32, first formant estimate (LPC), 0 where unvoiced/silent (or not computed)
     f2_hz: np.ndarray  # (T,) float32, second formant estimate
     spectral_tilt: np.ndarray  # (T,) float32, high/low band energy ratio in dB (fricatives high)
     zero_crossing_rate: np.ndarray  # (T,) float32, crossings per sample

@@ -253,6 +253,18 @@ def _mismatched(path, tmp_path):
     return out
 
 
+def _with_config(path, tmp_path, **changes):
+    """The weights at ``path`` with their metadata's config changed."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(path), "pt") as weights:
+        metadata, tensors = weights.metadata(), {k: weights.get_tensor(k) for k in weights.keys()}
+    out = tmp_path / "changed.safetensors"
+    save_file(tensors, str(out), metadata={**metadata, "config": json.dumps({**json.loads(metadata["config"]), **changes})})
+    return out
+
+
 def _bad_config(path, tmp_path):
     from safetensors.torch import save_file
 
@@ -269,6 +281,7 @@ def _bad_config(path, tmp_path):
     (_other_model, "is not an npcface audio2face model"),
     (_mismatched, "has shape"),
     (_bad_config, "no usable config"),
+    (lambda p, t: _with_config(p, t, formants="no"), "formants must be true or false, got 'no'"),
 ])
 def test_bad_weights_files_get_a_clear_error_naming_the_file(random_weights, tmp_path, make, message):
     path = make(random_weights, tmp_path)

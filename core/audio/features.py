@@ -11,7 +11,8 @@ Per row (all vectorised over frames; numpy only, so animating never has to load 
 - f0 + voicing: YIN (cumulative mean normalised difference) on the 40 ms window, 60..500 Hz;
   voicing = 1 - the CMND dip, forced to 0 in near-silence; f0 is 0 where voicing < 0.5;
 - F1/F2: LPC (order 16, pre-emphasis 0.9, Hamming window) -> roots via companion-matrix
-  eigenvalues -> the two lowest resonances with narrow bandwidth; 0 where unvoiced;
+  eigenvalues -> the two lowest resonances with narrow bandwidth; 0 where unvoiced, and on every
+  row of a stream made with ``formants=False`` (a reader that ignores them skips the root-finding);
 - spectral tilt: energy 2.5..8 kHz over 100..1500 Hz, in dB (fricatives high, vowels low);
 - zero-crossing rate: sign changes per sample in the 25 ms window.
 """
