@@ -82,10 +82,10 @@ _LAGS = np.arange(_MAX_LAG + 2)
 _CHUNK_ROWS = 64  # rows computed together (every row on its own: any split gives the same numbers)
 
 
-def _frames_features(windows: np.ndarray, formant_rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def _frames_features(windows: np.ndarray, formant_rows: bool | np.ndarray = True) -> dict[str, np.ndarray]:
     """windows: (T, ANALYSIS) float64 -> feature columns, each (T,) or (T, N_MELS).
-    ``formant_rows``: (T,) bool, the rows whose F1/F2 are wanted (None: all); the others get 0
-    there, as unvoiced rows do. Root-finding is about half of the cost of a voiced row, and a
+    ``formant_rows``: whether F1/F2 are wanted, for every row or (T,) row by row; rows without
+    them get 0 there, as unvoiced rows do. Root-finding is about half of the cost of a voiced row, and a
     reader that ignores formants (the learned mouth) need not pay it.
 
     numpy rather than torch here: streaming calls this for one or two rows at a time, where
@@ -95,7 +95,8 @@ def _frames_features(windows: np.ndarray, formant_rows: np.ndarray | None = None
     per row at 448 rows, against 64-row chunks.
     """
     if len(windows) > _CHUNK_ROWS:
-        parts = [_frames_features(windows[i:i + _CHUNK_ROWS], None if formant_rows is None else formant_rows[i:i + _CHUNK_ROWS])
+        by_row = isinstance(formant_rows, np.ndarray)
+        parts = [_frames_features(windows[i:i + _CHUNK_ROWS], formant_rows[i:i + _CHUNK_ROWS] if by_row else formant_rows)
                  for i in range(0, len(windows), _CHUNK_ROWS)]
         return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
     short = windows[:, _SHORT_OFFSET : _SHORT_OFFSET + SHORT]  # (T, 400)
@@ -122,7 +123,7 @@ def _frames_features(windows: np.ndarray, formant_rows: np.ndarray | None = None
         f0[audible], voicing[audible] = _yin(windows[audible])
     voiced = voicing >= 0.5
     f1, f2 = np.zeros(len(windows)), np.zeros(len(windows))
-    rooted = voiced if formant_rows is None else voiced & formant_rows
+    rooted = voiced & formant_rows
     if rooted.any():  # formants are kept on voiced rows only: root-finding the others is wasted (each row on its own)
         f1[rooted], f2[rooted] = _formants(short[rooted])
     columns = dict(
@@ -267,7 +268,7 @@ class FeatureStream:
     def _emit(self, ready: int) -> AudioFeatures | None:
         if ready <= 0:
             return None
-        return self._accept(_frames_features(self._windows(ready), None if self.formants else np.zeros(ready, bool)))
+        return self._accept(_frames_features(self._windows(ready), self.formants))
 
     def _windows(self, ready: int) -> np.ndarray:
         """(ready, ANALYSIS) analysis windows of the next ``ready`` rows (a view of the buffer)."""
@@ -299,10 +300,8 @@ def take_many(streams: list[FeatureStream]) -> list[AudioFeatures | None]:
     else:  # every busy stream's samples end to end, each row's window gathered from them in one go
         spans = [streams[k]._buffer[:(ready[k] - 1) * HOP + ANALYSIS] for k in busy]
         windows = np.concatenate(spans)[_window_rows([ready[k] for k in busy])]
-    wanted = None  # rows of streams that read no formants are not root-found
-    if not all(streams[k].formants for k in busy):
-        wanted = np.repeat([streams[k].formants for k in busy], [ready[k] for k in busy])
-    columns = _frames_features(windows, wanted)
+    wanted = [streams[k].formants for k in busy]  # rows of streams that read no formants are not root-found
+    columns = _frames_features(windows, wanted[0] if len(set(wanted)) == 1 else np.repeat(wanted, [ready[k] for k in busy]))
     first = 0
     for k in busy:
         part = {name: value[first:first + ready[k]] for name, value in columns.items()}

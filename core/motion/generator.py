@@ -111,7 +111,7 @@ class MotionStream:
     def _reads_formants(self) -> bool:
         """Whether this stream's stages read F1/F2: the rule lips' cues do (a learned mouth may not:
         learned.py), and so do phones found in the feature rows (the acoustic fallback)."""
-        return self.MOUTH_READS_CUES or getattr(self._phones, "reads_rows", False)
+        return self.MOUTH_READS_CUES or self._phones.reads_rows
 
     # ---- events (times on the audio timeline; a past time applies from the next frame)
     def set_emotion(self, event: EmotionEvent) -> None:

@@ -38,7 +38,14 @@ from .lips import KEY_SHAPE_TRUST, LipLayer, PhoneTable, apply_closure, key_shap
 
 
 N_FEATURE_COLUMNS = 47
-FORMANT_COLUMNS = (43, 44)  # F1, F2 in feature_matrix: 0 for a network that reads no formants (Config.formants)
+FORMANT_COLUMNS = [43, 44]  # F1, F2 in feature_matrix: 0 for a network that reads no formants (Config.formants)
+
+
+def zero_formants(matrix: np.ndarray) -> np.ndarray:
+    """``matrix`` (rows of feature_matrix) with F1/F2 set to 0, in place: what a network without
+    formants reads, in training, in run_model and streaming."""
+    matrix[:, FORMANT_COLUMNS] = 0.0
+    return matrix
 
 
 def feature_matrix(rows: AudioFeatures) -> np.ndarray:
@@ -89,8 +96,7 @@ def run_model(model, matrix: np.ndarray, final: bool, phones: PhoneTimeline | No
     if len(matrix) <= lookahead:
         return np.zeros((0, model.config.n_outputs))
     if not model.config.formants:  # what it was trained on and streams with (Config.formants)
-        matrix = matrix.copy()
-        matrix[:, list(FORMANT_COLUMNS)] = 0.0
+        matrix = zero_formants(matrix.copy())
     matrix = with_rule_columns(matrix, model.config.rule_cues)
     if model.config.phone_classes:
         matrix = np.concatenate([matrix, line_phone_columns(model, phones, 0, len(matrix))], axis=1)
@@ -368,7 +374,7 @@ class LearnedMotionStream(MotionStream):
             spans = list(zip(bounds[:-1], bounds[1:]))  # each stream's rows (slices: np.split's views, without its overhead)
             for (stream, _), (first, end) in zip(fed, spans):
                 if stream._features.formants and not stream.model.config.formants:  # computed for acoustic phones
-                    matrix[first:end, list(FORMANT_COLUMNS)] = 0.0
+                    zero_formants(matrix[first:end])
             cue_columns = CueInputs.of(joined).matrix  # made once for all
             for (stream, part), (first, end) in zip(fed, spans):
                 stream._keep_rows(CueInputs(float(part.start_time), cue_columns[first:end]))

@@ -17,6 +17,7 @@ class FixedPhones:
     """Offline: the whole line's phones are known before the first frame."""
 
     live = False
+    reads_rows = False  # the phones are known: no feature row is read for them
 
     def __init__(self, timeline: PhoneTimeline):
         self.timeline = timeline

@@ -235,14 +235,9 @@ def find_sources(paths: list[str | Path]) -> list[tuple[str, list[Path]]]:
 def without_formants(clips: list[Clip]) -> list[Clip]:
     """The clips with F1/F2 zeroed in their feature rows: what a stream whose network reads no
     formants (Config.formants) computes."""
-    from ..motion.learned import FORMANT_COLUMNS
+    from ..motion.learned import zero_formants
 
-    out = []
-    for clip in clips:
-        features = clip.features.copy()
-        features[:, list(FORMANT_COLUMNS)] = 0.0
-        out.append(replace(clip, features=features))
-    return out
+    return [replace(clip, features=zero_formants(clip.features.copy())) for clip in clips]
 
 
 def collect_clips(paths: list[str | Path], outputs: tuple[str, ...], cache: Path | None = None,
