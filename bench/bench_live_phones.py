@@ -6,7 +6,7 @@ measured in the same run (a subprocess on that revision's tree).
 
 Per clip (../shared/data/speech: real read speech with its transcript) and motion: N streams
 (rules with the text, rules without, learned with the text) each given the next 20 ms chunk in
-turn, then one core/motion/generator.step_streams for all, as the server's loop does when
+turn, then one core/motion/stepping.step_streams for all, as the server's loop does when
 every session's chunk is queued. CPU time of this process (the machine is shared; wall time
 measures the other users), the run of --repeat with the least. Where it goes: the share spent
 in pocketsphinx (the decoder fed at every push: phonetics/sphinx._SphinxRun.push), in reading

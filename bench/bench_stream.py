@@ -10,7 +10,7 @@ machine is shared (wall time there measures the other users); the run of --repea
 CPU time. Its wall-clock RTF is printed beside it (equal to the CPU one on an idle machine). `rules` without text runs phone
 recognition (pocketsphinx) on English clips and the acoustic fallback on the others; `learned`
 without text runs no phone decoder. "N streams together": N learned streams each given the next
-20 ms chunk in turn, stepped by core/motion/generator.step_streams where the code has it (one feature
+20 ms chunk in turn, stepped by step_streams (core/motion/stepping.py) where the code has it (one feature
 batch for all), else by each stream's push_audio; RTF counts all N streams' audio.
 
 --blas-threads N runs everything with N OpenBLAS threads (default 1, as `npcface serve` sets);

@@ -102,6 +102,8 @@ class Server(RequestHandlers):
         # Sessions with audio queued since the last step, stepped together after each burst of
         # requests: the more audio arrives per loop turn, the more each step batches.
         self._to_step: dict[tuple[bytes, str], tuple[ClientState, WireSession]] = {}
+        # Lines whose end_line came in this burst (ended together before the step; server_handlers.py)
+        self._to_end: dict[tuple[bytes, str], tuple[ClientState, WireSession, str | None]] = {}
         self._render_pool = ThreadPoolExecutor(max_workers=render_workers or os.cpu_count() or 2,
                                                thread_name_prefix="npcface-render")
         self._rig_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="npcface-rig")
@@ -241,10 +243,11 @@ class Server(RequestHandlers):
                 self._unhandled_bytes += sum(map(len, frames)) - len(frames[0])
 
     def _step_talking(self) -> None:
-        try:
-            self.step_pending()
-        except Exception:  # a bug in stepping must not stop the server
-            log.exception("npcface serve: internal error while stepping talking sessions")
+        for stage in (self.end_pending_lines, self.step_pending):
+            try:
+                stage()
+            except Exception:  # a bug in stepping must not stop the server
+                log.exception("npcface serve: internal error while stepping talking sessions")
 
     def _run_completions(self) -> None:
         while not self._completions.empty():  # only this thread takes: not empty means get() returns

@@ -15,7 +15,7 @@ from ..core.arkit import ARKIT_NAMES, EMOTIONS, OCULUS_VISEMES, VRM_PRESETS
 from ..core.deps import DependencyError, dependency_error
 from ..core.errors import NpcfaceError
 from ..core.motion.backends import MOTION_NAMES
-from ..core.session import NpcSession, SessionSettings, shared_line_format
+from ..core.session import NpcSession, SessionSettings, end_lines, shared_line_format
 from ..core.types import ControlEvent, Controls, EmotionEvent, GazeEvent, MotionFrame
 from .protocol import (AudioChunk, AvatarReply, Close, Closed, EndLine, FrameAck, Hello, Open, Opened, Ping, Pong,
                        PROTOCOL_MAJOR, ProtocolError, SetControls, SetEmotion, SetGaze, Stats, StatsRequest,
@@ -238,6 +238,8 @@ class RequestHandlers:
         wire = client.sessions.get(name)
         if wire is None:
             raise ProtocolError("unknown_session", f"no open session {name!r} on this connection")
+        if (client.identity, name) in self._to_end:  # a request after end_line: the line ends first, as sent
+            self._end_lines([self._to_end.pop((client.identity, name))])
         return wire
 
     def on_close(self: "Server", client: "ClientState", message: Close, payloads: list[bytes]) -> None:
@@ -289,18 +291,36 @@ class RequestHandlers:
         wire = self._session(client, message.session)
         if not wire.npc.in_line:
             raise ProtocolError("no_line", "no line in progress (send audio with seq 0 first)")
-        duration = wire.npc.line_seconds
+        # Ended with the loop's next step, with every other line ended meanwhile: one finish alone
+        # costs about a step (3-5 ms), and a game's NPCs end lines many times a second.
+        self._to_end[(client.identity, wire.name)] = (client, wire, message.id)
+
+    def end_pending_lines(self: "Server") -> None:
+        """The lines whose end_line came since the last step, ended together (core/session.end_lines)."""
+        pending = [(client, wire, request_id) for client, wire, request_id in self._to_end.values()
+                   if self.clients.get(client.identity) is client and client.sessions.get(wire.name) is wire]
+        self._to_end.clear()
+        if pending:
+            self._end_lines(pending)
+
+    def _end_lines(self: "Server", pending: list[tuple["ClientState", WireSession, str | None]]) -> None:
+        """Their last frames, then line_end; a line whose last step failed gets its error and still
+        its line_end, or every later line_end of the session would wait behind this one's for good."""
+        durations = [wire.npc.line_seconds for _, wire, _ in pending]
+        failures: dict[int, Exception] = {}
         try:
-            motions = wire.npc.end_line()
-        except Exception as exc:  # the line's last step failed: its error, and still its line_end, or
-            # every later line_end of the session would wait behind this line's for good
-            self.send_error(client, error_for(exc, "end_line"), message.id, "end_line", wire.name)
-            motions = []
-        self._emit(client, wire, wire.motion_out(motions))
-        wire.end_line(message.id, duration)
-        if wire.idle:  # idle resumes when a line streamed in real time would have finished playing
-            self._start_idle(wire, max(time.monotonic(), wire.line_started_at + duration))
-        self._pump(client, wire)
+            motions = end_lines([wire.npc for _, wire, _ in pending], failures.setdefault)
+        except Exception as exc:  # a stage shared by the batch: every line of it is told (all are over)
+            failures = dict.fromkeys(range(len(pending)), exc)
+            motions = [[] for _ in pending]
+        for k, ((client, wire, request_id), duration) in enumerate(zip(pending, durations)):
+            if k in failures:
+                self.send_error(client, error_for(failures[k], "end_line"), request_id, "end_line", wire.name)
+            self._emit(client, wire, wire.motion_out(motions[k]))
+            wire.end_line(request_id, duration)
+            if wire.idle:  # idle resumes when a line streamed in real time would have finished playing
+                self._start_idle(wire, max(time.monotonic(), wire.line_started_at + duration))
+            self._pump(client, wire)
 
     # ------------------------------------------------------------ idle ticks (1.1, section 7.4)
 

@@ -158,11 +158,7 @@ class NpcSession:
 
     def end_line(self) -> list[MotionFrame]:
         """The line's audio is complete: its remaining motion frames."""
-        line = self._require_line()
-        self._line = None
-        tail = line.converter.flush()
-        frames = line.stream.push_audio(tail) if len(tail) else []
-        return frames + line.stream.finish()
+        return end_lines([self])[0]
 
     def cancel_line(self) -> None:
         self._line = None
@@ -258,8 +254,8 @@ class NpcSession:
 def step_sessions(sessions: list[NpcSession],
                   on_error: Callable[[int, Exception], None] | None = None) -> list[list[MotionFrame]]:
     """The motion frames the PCM queued so far completes, per session (none between lines);
-    ``on_error`` as in core/motion/generator.step_streams, with indices into ``sessions``."""
-    from .motion.generator import step_streams
+    ``on_error`` as in core/motion/stepping.step_streams, with indices into ``sessions``."""
+    from .motion.stepping import step_streams
 
     talking = [k for k, npc in enumerate(sessions) if npc._line is not None]
     report = None if on_error is None else (lambda i, exc: on_error(talking[i], exc))
@@ -267,4 +263,40 @@ def step_sessions(sessions: list[NpcSession],
     out: list[list[MotionFrame]] = [[] for _ in sessions]
     for k, motions in zip(talking, frames):
         out[k] = motions
+    return out
+
+
+def end_lines(sessions: list[NpcSession],
+              on_error: Callable[[int, Exception], None] | None = None) -> list[list[MotionFrame]]:
+    """``[npc.end_line() for npc in sessions]``, computed together (a sidecar ends many lines a
+    second): the converters' last samples stepped in one batch, then every line finished in one
+    (core/motion/stepping.finish_streams); each session gets exactly what its own end_line gives.
+    Every line is over when this returns or raises. ``on_error`` as in ``step_sessions``: a
+    failing line is reported and gets the frames it had made; the others go on."""
+    from .motion.stepping import finish_streams, step_streams
+
+    lines = [npc._require_line() for npc in sessions]  # raises before any line is touched
+    for npc in sessions:
+        npc._line = None
+    failed: set[int] = set()
+
+    def report(indices: list[int]) -> Callable[[int, Exception], None] | None:
+        if on_error is None:
+            return None
+
+        def reported(i: int, exc: Exception) -> None:
+            failed.add(indices[i])
+            on_error(indices[i], exc)
+        return reported
+
+    out: list[list[MotionFrame]] = [[] for _ in sessions]
+    tails = [line.converter.flush() for line in lines]
+    pushed = [k for k, tail in enumerate(tails) if len(tail)]  # as push_audio(tail): a step of its own first
+    for k in pushed:
+        lines[k].stream.append_audio(tails[k])
+    for k, frames in zip(pushed, step_streams([lines[k].stream for k in pushed], report(pushed))):
+        out[k] = frames
+    ending = [k for k in range(len(lines)) if k not in failed]
+    for k, frames in zip(ending, finish_streams([lines[k].stream for k in ending], report(ending))):
+        out[k] += frames
     return out

@@ -302,18 +302,20 @@ def test_a_line_whose_last_step_fails_still_ends_and_the_next_line_ends_too(clie
     the broken one for good)."""
     from npcface.core.motion.generator import MotionStream
 
-    finish = MotionStream.finish
+    layers = MotionStream._layers_until
 
-    def broken_finish(self):
-        raise RuntimeError("a bug at the end of the line")
+    def broken_tail(self, last_index, cues):  # the frames of the line's last rows
+        if self._finished:
+            raise RuntimeError("a bug at the end of the line")
+        return layers(self, last_index, cues)
 
     client.request({"type": "open", "session": "f"})
-    monkeypatch.setattr(MotionStream, "finish", broken_finish)
+    monkeypatch.setattr(MotionStream, "_layers_until", broken_tail)
     end_id = send_line(client, "f", s16(short_line))
     _, _, line_end, errors = client.collect_line("f", end_id)
     assert [(e.code, e.id, e.session) for e in errors] == [("internal", end_id, "f")]
     assert line_end.duration == pytest.approx(len(short_line) / 16000, abs=1e-3)
-    monkeypatch.setattr(MotionStream, "finish", finish)
+    monkeypatch.setattr(MotionStream, "_layers_until", layers)
     end_id = send_line(client, "f", s16(short_line))
     ticks, _, line_end, errors = client.collect_line("f", end_id)
     assert errors == [] and line_end.line == 1 and len(ticks) == line_end.ticks > 30

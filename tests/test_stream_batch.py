@@ -1,5 +1,5 @@
 """Stepping many talking streams together (what the sidecar does each loop turn) gives each one
-exactly the frames it gets alone: core/audio/features.take_many, core/motion/generator.step_streams,
+exactly the frames it gets alone: core/audio/features.take_many, core/motion/stepping.step_streams,
 core/session.step_sessions and the server's batched loop over real sockets."""
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from conftest import fixture_line
 from npcface.core.audio.decode import load_audio
 from npcface.core.audio.features import FEATURE_COLUMNS, FeatureStream, compute_features, slice_features, take_many
 from npcface.core.motion.cues import compute_cues, compute_cues_many
-from npcface.core.motion.generator import MotionGenerator, step_streams
+from npcface.core.motion.generator import MotionGenerator
+from npcface.core.motion.stepping import step_streams
 from npcface.core.motion.learned import LearnedMotionGenerator
 from npcface.core.session import LineFormat, NpcSession, SessionSettings, step_sessions
 from npcface.core.types import Controls, ControlEvent, EmotionEvent, GazeEvent, Phone, PhoneTimeline

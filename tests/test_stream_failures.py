@@ -1,6 +1,6 @@
 """A step that fails loses nothing: frames a stream computed before the failure (held for an
 event, or stepped in an earlier run of the same call) reach the caller, with the error, or with
-its next call (core/motion/generator.step_streams, MotionStream.finish)."""
+its next call (core/motion/stepping.step_streams, MotionStream.finish)."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,7 +9,8 @@ import pytest
 from conftest import fixture_line
 from npcface.core.audio.decode import load_audio
 from npcface.core.errors import AudioError
-from npcface.core.motion.generator import MotionGenerator, MotionStream, step_streams
+from npcface.core.motion.generator import MotionGenerator, MotionStream
+from npcface.core.motion.stepping import step_streams
 from npcface.core.types import Controls, EmotionEvent
 from server_helpers import frame_arrays
 
@@ -137,10 +138,14 @@ def test_a_failure_in_the_tail_of_finish_keeps_the_frames_stepped_before_it(gree
     stream, held = held_after_smile(samples, text)
     stream.append_audio(samples[16000:])
 
-    def broken_tail(self, last_index):
-        raise ValueError("a bug at the end of the line")
+    layers = MotionStream._layers_until
 
-    monkeypatch.setattr(MotionStream, "_emit_until", broken_tail)
+    def broken_tail(self, last_index, cues):  # the frames of the line's last rows, after its steps
+        if self._finished:
+            raise ValueError("a bug at the end of the line")
+        return layers(self, last_index, cues)
+
+    monkeypatch.setattr(MotionStream, "_layers_until", broken_tail)
     with pytest.raises(ValueError, match="end of the line"):
         stream.finish()
     monkeypatch.undo()

@@ -3,7 +3,7 @@ of other languages) step in the shared batch with every other stream: each push 
 frames due keeps the phones found at that push, and the next step computes those frames with
 them. So a stream's frames depend on its own audio and chunking only: stepped with others, in
 any grouping, or finished with pushes pending, it gets exactly the frames of pushing chunk by
-chunk alone (core/motion/generator.step_streams)."""
+chunk alone (core/motion/stepping.step_streams)."""
 from __future__ import annotations
 
 import numpy as np
@@ -13,7 +13,8 @@ from conftest import fixture_line
 from test_motion_learned import _untrained
 from npcface.core.audio.decode import load_audio
 from npcface.core.audio.features import FeatureStream
-from npcface.core.motion.generator import MotionGenerator, MotionStream, step_streams
+from npcface.core.motion.generator import MotionGenerator, MotionStream
+from npcface.core.motion.stepping import step_streams
 from npcface.core.motion.learned import LearnedMotionGenerator
 from npcface.core.motion.learned_inputs import PHONE_CLASSES
 from npcface.core.phonetics.timeline import PhoneStream
@@ -248,16 +249,16 @@ def test_a_live_stream_reads_its_phone_source_however_the_language_code_is_writt
 def test_sessions_with_text_stream_over_the_wire_in_the_loops_batch_with_the_ticks_of_one_alone(server, monkeypatch):
     """Lines with text (rules and learned) and one without, all chunks sent back to back: the
     loop steps the live-phone lines together, and each gets the ticks of its line sent alone."""
-    import npcface.core.motion.generator as generator
+    import npcface.core.motion.stepping as stepping
 
     live_together = []
-    step_once = generator._step_once
+    step_once = stepping._step_once
 
     def counting(streams, steps, report):
         live_together.append(sum(stream._phones.live for stream in streams))
         return step_once(streams, steps, report)
 
-    monkeypatch.setattr(generator, "_step_once", counting)
+    monkeypatch.setattr(stepping, "_step_once", counting)
     samples, text = greeting_pcm()
     pcm = s16(samples[: 16000 * 2])
     chunks = [pcm[i:i + 640] for i in range(0, len(pcm), 640)]

@@ -169,7 +169,8 @@ def test_frames_do_not_depend_on_when_feature_rows_are_computed(language):
 
         def push_audio(self, samples16k):
             frames = super().push_audio(samples16k)
-            self._add_taken(self._features.take())  # to the phones, then to the rows kept
+            self._take_rows(self._features.take())  # to the phones,
+            self._add_rows(self._rows_to(self._rows_taken()))  # then to the rows kept
             return frames
 
     samples = samples_of("line_greeting")

@@ -16,13 +16,13 @@ MouthClose means "lips closed while the jaw is open": lips meet when MouthClose 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
 
 from ..arkit import ARKIT_NAMES, EMOTIONS
-from ..audio.features import FeatureStream, concat_features, split_features, take_many
+from ..audio.features import FeatureStream, concat_features, split_features
 from ..errors import AudioError, ControlError
 from ..numeric import clip as _clip
 from ..types import (
@@ -39,13 +39,14 @@ from ..types import (
     Phone,
     PhoneTimeline,
 )
-from .compose import FrameLayers, compose_frames
-from .cues import CUE_BACK_S, CUE_REACH_S, Cues, CueInputs, compute_cues, compute_cues_many
+from .compose import FrameLayers
+from .cues import CUE_BACK_S, CUE_REACH_S, Cues, CueInputs
 from .emotion import emotion_layer, parse_emotion, ramped_timeline, validate_emotion_event
 from .head import PoseShifts, SlotScheduler
 from .head_frames import HeadSource
 from .line_phones import DueFrames, FixedPhones, LivePhones
 from .lips import LipLayer, PhoneTable, lip_layer, tongue_tip_curve
+from .stepping import finish_streams, step_streams
 
 
 __all__ = ["MotionGenerator", "MotionStream", "step_streams", "parse_emotion", "validate_controls", "FRAME_REACH_S", "MIN_LOOKAHEAD_S"]
@@ -216,29 +217,12 @@ class MotionStream:
         return last_index if last_index >= next_frame else None
 
     def finish(self) -> list[MotionFrame]:
-        """End of the line: flush the features and phones and return the remaining frames."""
-        if self._due or self._held:  # frames due at past pushes come first, as pushed
-            frames = step_streams([self])[0]  # if it raises, they stay held for the next call
-            try:
-                return frames + self.finish()
-            except BaseException:
-                self._held = frames + self._held
-                raise
-        if self._finished:
-            return []
-        self._finished = True
-        self._add_taken(self._features.take())  # every row taken so far, as one block
-        self._add_taken(self._features.flush())
-        self.timeline = self._phones.finish()
-        duration = self._received / SAMPLE_RATE
-        return self._emit_until(math.ceil(duration * self.controls.fps - 1e-9) - 1)
+        """End of the line: flush the features and phones and return the remaining frames (frames
+        due at past pushes first, as pushed). If it raises, frames stepped before the failure
+        stay held for the next call."""
+        return finish_streams([self])[0]
 
     # ---- internals
-    def _add_taken(self, rows: AudioFeatures | None) -> None:
-        """Take ``rows`` and add every row taken so far (at the end of the line, no run to wait for)."""
-        self._take_rows(rows)
-        self._add_rows(self._rows_to(self._rows_taken()))
-
     def _add_rows(self, rows: AudioFeatures | None) -> None:
         """Rows up to a due run's end: to the cues' kept rows (and a backend's network: learned.py)."""
         if rows is None or rows.num_frames == 0:
@@ -258,11 +242,6 @@ class MotionStream:
 
     def _emits(self, last_index: int) -> bool:
         return last_index >= self._next_frame and self._rows is not None
-
-    def _emit_until(self, last_index: int) -> list[MotionFrame]:
-        if not self._emits(last_index):
-            return []
-        return compose_frames([self._layers_until(last_index, compute_cues(self._rows, self.MOUTH_READS_CUES))])[0]
 
     def _layers_until(self, last_index: int, cues: Cues) -> FrameLayers:
         """This stream's layers for its frames up to ``last_index`` (``cues``: of the rows kept)."""
@@ -324,94 +303,6 @@ def _constant_of(frames: int, value: float, sign: float) -> np.ndarray:
     out = np.full(frames, value)
     out.flags.writeable = False
     return out
-
-
-def step_streams(streams: Sequence[MotionStream],
-                 on_error: Callable[[int, Exception], None] | None = None) -> list[list[MotionFrame]]:
-    """The frames the audio appended so far releases, for several streams at once: the feature
-    rows of every stream with frames due are computed in one batch (``take_many``), which is
-    where a sidecar with many talking sessions saves most, and so are their cues, lips, head
-    and face. Each stream's frames are exactly those its own ``push_audio`` calls would give
-    (tests/test_stream_batch.py): a stream with live phones computes the frames each of its
-    pushes made due, each run with that push's phones and rows, one run per stream a round.
-
-    ``on_error(k, exc)``: a stream whose own stages raise gets no more frames from this call and
-    is reported there, and the others still get theirs (without it, the exception propagates,
-    and the frames each stream had stepped, held ones included, stay held for its next call); a
-    failure in a round's shared head and face maths is reported for each stream of that round.
-    If the shared feature batch (``take_many``) raises, no stream has changed."""
-    steps = [stream._steps() for stream in streams]
-    needing = [k for k, stream in enumerate(streams) if steps[k] and steps[k][-1].rows_until > stream._rows_taken()]
-    for k, rows in zip(needing, take_many([streams[k]._features for k in needing])):
-        streams[k]._take_rows(rows)
-    out: list[list[MotionFrame]] = []
-    for stream in streams:  # frames a stream stepped before an event come first
-        out.append(stream._held)
-        stream._held = []
-    failed: set[int] = set()
-
-    def report(k: int, exc: Exception) -> None:
-        if on_error is None:
-            raise exc
-        failed.add(k)
-        streams[k]._due.clear()
-        on_error(k, exc)
-
-    try:
-        for depth in range(max(map(len, steps), default=0)):  # a stream's runs in order, one a round
-            group = [k for k in range(len(streams)) if len(steps[k]) > depth and k not in failed]
-            for i, frames in _step_once([streams[k] for k in group], [steps[k][depth] for k in group],
-                                        lambda i, exc, group=group: report(group[i], exc)):
-                out[group[i]] += frames
-    except BaseException:  # the error goes to the caller; frames already stepped come with the next call
-        for stream, frames in zip(streams, out):
-            stream._held = frames + stream._held
-        raise
-    return out
-
-
-def _step_once(streams: list[MotionStream], steps: list[DueFrames],
-               report: Callable[[int, Exception], None]) -> list[tuple[int, list[MotionFrame]]]:
-    """One frame run of each stream, together: (index, frames) of those that emit."""
-    for stream, step in zip(streams, steps):
-        if stream._phones.live:
-            stream._due.pop(0)
-            stream._phones.pinned = step.phones
-    try:
-        by_kind: dict[Callable, list[int]] = {}  # streams whose new rows one call can add (by backend)
-        for k, stream in enumerate(streams):
-            by_kind.setdefault(type(stream)._add_rows_many, []).append(k)
-        rows = [stream._rows_to(step.rows_until) for stream, step in zip(streams, steps)]
-        added = []
-        for add_rows_many, group in by_kind.items():
-            try:
-                add_rows_many([streams[k] for k in group], [rows[k] for k in group])
-                added += group
-            except Exception as exc:
-                for k in group:
-                    report(k, exc)
-        emitting = [k for k in sorted(added) if streams[k]._emits(steps[k].last_index)]
-        # The cues of every stream with frames due in one batch, then each stream's own layers, then
-        # the head maths and the face of all their frames in one batch (each gets what it gets alone).
-        mouth = any(streams[k].MOUTH_READS_CUES for k in emitting)  # the mouth's cues when any stream's lips read them
-        cues = compute_cues_many([streams[k]._rows for k in emitting], mouth) if emitting else []
-        layers: list[tuple[int, FrameLayers]] = []
-        for k, stream_cues in zip(emitting, cues):
-            try:
-                layers.append((k, streams[k]._layers_until(steps[k].last_index, stream_cues)))
-            except Exception as exc:
-                report(k, exc)
-        try:
-            composed = compose_frames([part for _, part in layers])
-        except Exception as exc:  # shared by the round: each of its streams is told, none gets frames
-            for k, _ in layers:
-                report(k, exc)
-            return []
-        return [(k, frames) for (k, _), frames in zip(layers, composed)]
-    finally:
-        for stream in streams:
-            if stream._phones.live:
-                stream._phones.pinned = None
 
 
 class MotionGenerator:
