@@ -1,6 +1,7 @@
 """Streaming speed for lines without text, 20 ms chunks, one core: `rules` and `learned` motion
 per real clip, and many learned streams stepped together (what the sidecar does each loop turn),
-against the code at --before REV measured in the same run (a subprocess on that revision's tree).
+against the code at --before REV measured in the same run (a subprocess on that revision's tree);
+then the CPU a line end costs when a loop turn's lines end together, against ending them one by one.
 
     .venv/bin/python bench/bench_stream.py --before REV [--clips 3] [--repeat 2] [--streams 32]
 
@@ -82,6 +83,37 @@ def together_seconds(generator, samples, count: int) -> tuple[float, float]:
     for stream in streams:
         stream.finish()
     return time.process_time() - started, time.perf_counter() - wall
+
+
+def line_end_ms(generator, samples, count: int, together: bool) -> float:
+    """CPU ms per line end: ``count`` streams stepped through the same line chunk by chunk, then
+    ended together (finish_streams, what the sidecar does with a loop turn's end_lines) or one by
+    one (each stream's finish, what it did before)."""
+    from npcface.core.motion.stepping import finish_streams, step_streams
+
+    streams = [generator.stream(None) for _ in range(count)]
+    for position in range(0, len(samples), CHUNK):
+        for stream in streams:
+            stream.append_audio(samples[position:position + CHUNK])
+        step_streams(streams)
+    started = time.process_time()
+    if together:
+        finish_streams(streams)
+    else:
+        for stream in streams:
+            stream.finish()
+    return 1000 * (time.process_time() - started) / count
+
+
+def measure_line_ends(clip: Path, repeat: int, count: int) -> dict[str, float]:
+    """{"together", "one by one"}: line_end_ms of each, fastest of ``repeat`` (learned, no text)."""
+    from npcface.core.audio.decode import load_audio
+    from npcface.core.motion.learned import LearnedMotionGenerator
+    from npcface.core.types import Controls
+
+    generator, samples = LearnedMotionGenerator(Controls(fps=30.0)), load_audio(clip).samples[:16000 * 2]
+    return {name: min(line_end_ms(generator, samples, count, together) for _ in range(repeat))
+            for name, together in (("together", True), ("one by one", False))}
 
 
 def measure(clips: list[Path], repeat: int, streams: int) -> dict:
@@ -168,6 +200,9 @@ def main() -> int:
     rows = measure(clips, args.repeat, args.streams)
     print(f"load average {os.getloadavg()[0]:.1f} at the end\n")
     print_table(rows, before, args.before or "")
+    ends = measure_line_ends(clips[0], max(args.repeat, 3), args.streams)
+    print(f"\n{args.streams} learned lines (30 fps) ending in one loop turn: {ends['together']:.2f} ms of CPU per line "
+          f"ended together, {ends['one by one']:.2f} ms one by one (baseline), {ends['one by one'] / ends['together']:.1f}x")
     return 0
 
 
