@@ -52,6 +52,9 @@ def shared_line_format(rate: int, channels: int, sample_format: SampleFormat) ->
     return LineFormat(rate, channels, sample_format)
 
 
+IDLE_BLOCK_S = 0.25  # silence fed to an idle stream at a time
+
+
 class _Line:
     def __init__(self, stream, converter, line_format: LineFormat):
         self.stream = stream
@@ -194,20 +197,24 @@ class NpcSession:
         self._idle = None
         self._idle_ready.clear()
 
-    def idle_frames(self, until_s: float, block_s: float = 0.25) -> list[MotionFrame]:
+    def idle_frames(self, until_s: float, block_s: float = IDLE_BLOCK_S) -> list[MotionFrame]:
         """Idle frames with times up to ``until_s`` on the idle timeline. Silence goes in by blocks
         of ``block_s`` (frames computed together cost far less each), so frames are computed up to
         one block ahead and events set while idling show within about ``block_s``."""
-        if self._idle is None:
-            return []
+        if self.needs_idle_block(until_s, block_s):  # at most one block per call
+            add_idle_blocks([self], block_s)
+        return self.due_idle_frames(until_s)
+
+    def needs_idle_block(self, until_s: float, block_s: float = IDLE_BLOCK_S) -> bool:
+        """Whether the idle frames up to ``until_s`` need the next block of silence (False when
+        not idling)."""
+        if self._idle is None or (self._idle_ready and self._idle_ready[-1].time >= until_s):
+            return False
         lead = int(round((block_s + self.settings.controls.lookahead_s) * SAMPLE_RATE))
-        if not self._idle_ready or self._idle_ready[-1].time < until_s:
-            if int(round(until_s * SAMPLE_RATE)) + lead > self._idle_samples:  # at most one block per call
-                self._idle_samples += int(block_s * SAMPLE_RATE)
-                frames = self._idle.push_audio(np.zeros(int(block_s * SAMPLE_RATE), dtype=np.float32))
-                self._idle_ready.extend(frames)
-                if frames:
-                    self._idle_next_time = frames[-1].time + 1.0 / self.settings.controls.fps
+        return int(round(until_s * SAMPLE_RATE)) + lead > self._idle_samples
+
+    def due_idle_frames(self, until_s: float) -> list[MotionFrame]:
+        """The idle frames computed so far with times up to ``until_s``, handed out once."""
         out = []
         while self._idle_ready and self._idle_ready[0].time <= until_s + 1e-9:
             out.append(self._idle_ready.popleft())
@@ -264,6 +271,27 @@ def step_sessions(sessions: list[NpcSession],
     for k, motions in zip(talking, frames):
         out[k] = motions
     return out
+
+
+def add_idle_blocks(sessions: list[NpcSession], block_s: float = IDLE_BLOCK_S,
+                    on_error: Callable[[int, Exception], None] | None = None) -> None:
+    """The next block of silence for each idling session, stepped together (a sidecar's idle NPCs
+    cost about half as much so: core/motion/stepping.step_streams); the frames wait in each session
+    for ``due_idle_frames``, exactly those its own blocks give. ``on_error`` as in
+    ``step_sessions``: a failing session is reported (and stays without the block's frames)."""
+    from .motion.stepping import step_streams
+
+    chosen = [k for k, npc in enumerate(sessions) if npc._idle is not None]
+    block = int(block_s * SAMPLE_RATE)
+    for k in chosen:
+        sessions[k]._idle_samples += block
+        sessions[k]._idle.append_audio(np.zeros(block, dtype=np.float32))
+    report = None if on_error is None else (lambda i, exc: on_error(chosen[i], exc))
+    idling = [sessions[k] for k in chosen]
+    for npc, frames in zip(idling, step_streams([npc._idle for npc in idling], report)):
+        npc._idle_ready.extend(frames)
+        if frames:
+            npc._idle_next_time = frames[-1].time + 1.0 / npc.settings.controls.fps
 
 
 def end_lines(sessions: list[NpcSession],

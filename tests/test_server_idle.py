@@ -211,3 +211,65 @@ def test_the_server_speaks_the_lower_minor_version(server):
         assert old.request({"type": "hello", "protocol": "1.0"}).protocol == "1.0"
         assert new.request({"type": "hello", "protocol": "1.1"}).protocol == "1.1"
         assert new.request({"type": "hello", "protocol": "1.7"}).protocol == "1.2"  # the server's minor (1.2)
+
+
+def test_idle_blocks_added_together_give_each_session_its_own_idle_frames():
+    """core/session.add_idle_blocks (what the server does for its idle NPCs): each session gets
+    exactly the idle frames it gets alone, whatever its motion, seed or emotion."""
+    from npcface.core.session import NpcSession, SessionSettings, add_idle_blocks
+    from npcface.core.types import Controls, EmotionEvent
+
+    def idling() -> list[NpcSession]:
+        sessions = [NpcSession(SessionSettings(controls=Controls(fps=fps, seed=seed), motion=motion))
+                    for fps, seed, motion in ((30.0, 1, "rules"), (25.0, 2, "learned"), (60.0, 3, "rules"))]
+        for npc in sessions:
+            npc.start_idle()
+        sessions[1].set_event(EmotionEvent(0.0, "happy", 0.8))
+        return sessions
+
+    alone = [[f for step in range(12) for f in npc.idle_frames(step * 0.25)] for npc in idling()]
+    together, batch = [[] for _ in range(3)], idling()
+    for step in range(12):
+        add_idle_blocks([npc for npc in batch if npc.needs_idle_block(step * 0.25)])
+        for k, npc in enumerate(batch):
+            together[k] += npc.due_idle_frames(step * 0.25)
+    for k in range(3):
+        assert len(together[k]) == len(alone[k]) > 40
+        assert [f.time for f in together[k]] == [f.time for f in alone[k]]
+        np.testing.assert_array_equal(np.array([f.blendshapes for f in together[k]]),
+                                      np.array([f.blendshapes for f in alone[k]]))
+        assert [f.head_rotation for f in together[k]] == [f.head_rotation for f in alone[k]]
+
+
+def test_many_idle_sessions_step_their_blocks_together_with_the_ticks_of_each_alone(server, monkeypatch):
+    import npcface.bridge.server_handlers as handlers
+    from npcface.core.session import NpcSession, SessionSettings
+    from npcface.core.types import Controls
+
+    batch_sizes = []
+
+    def counting(sessions, *args, **kwargs):
+        batch_sizes.append(len(sessions))
+        return add_idle_blocks(sessions, *args, **kwargs)
+
+    add_idle_blocks = handlers.add_idle_blocks
+    monkeypatch.setattr(handlers, "add_idle_blocks", counting)
+    names = [f"idle{k}" for k in range(8)]
+    with RawClient(server.endpoint) as client:
+        assert client.request({"type": "hello", "protocol": "1.1"}).type == "welcome"
+        for k, name in enumerate(names):
+            assert client.request({"type": "open", "session": name, "fps": FPS, "seed": k, "idle": True}).type == "opened"
+        ticks: dict[str, list] = {name: [] for name in names}
+        deadline = time.monotonic() + WAIT_S
+        while min(map(len, ticks.values())) < 45 and time.monotonic() < deadline:
+            message, _ = client.recv(deadline - time.monotonic())
+            if message.type == "tick" and message.idle:
+                ticks[message.session].append(message)
+    assert max(batch_sizes) > 1  # idle NPCs shared steps
+    for k, name in enumerate(names):
+        npc = NpcSession(SessionSettings(controls=Controls(fps=FPS, seed=k)))
+        npc.start_idle()
+        expected = [f for step in range(12) for f in npc.idle_frames(step * 0.25)][:len(ticks[name])]
+        assert [t.index for t in ticks[name]] == list(range(len(ticks[name]))) and len(ticks[name]) >= 45
+        np.testing.assert_array_equal(np.array([t.arkit for t in ticks[name]]),
+                                      np.array([f.blendshapes for f in expected], dtype=np.float64))
