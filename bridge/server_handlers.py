@@ -346,11 +346,10 @@ class RequestHandlers:
         elapsed = [now - wire.idle_origin for _, wire in order]
         soon = [i for i, ((_, wire), since) in enumerate(zip(order, elapsed))
                 if since >= 0 and wire.npc.needs_idle_block(since + IDLE_AHEAD_S)]
-        now_due = [i for i in soon if order[i][1].npc.needs_idle_block(elapsed[i])]
-        # a step when some session needs its block now, with those that will soon (up to
-        # IDLE_BATCH a step; the ones due now first)
-        needing = now_due + [i for i in soon if i not in set(now_due)] if now_due else []
-        needing = needing[:IDLE_BATCH * max(1, -(-len(now_due) // IDLE_BATCH))]
+        due = [i for i in soon if order[i][1].npc.needs_idle_block(elapsed[i])]
+        # a step only when some session needs its block now; those that will soon fill its last step
+        taken = set(due)
+        needing = due + [i for i in soon if i not in taken][:-len(due) % IDLE_BATCH] if due else []
         self._idle_cursor, behind = start, False
         for first in range(0, len(needing), IDLE_BATCH):
             if time.monotonic() - now > budget_s:

@@ -273,3 +273,31 @@ def test_many_idle_sessions_step_their_blocks_together_with_the_ticks_of_each_al
         assert [t.index for t in ticks[name]] == list(range(len(ticks[name]))) and len(ticks[name]) >= 45
         np.testing.assert_array_equal(np.array([t.arkit for t in ticks[name]]),
                                       np.array([f.blendshapes for f in expected], dtype=np.float64))
+
+
+def test_a_bug_in_one_sessions_idle_motion_stops_its_idling_and_the_others_go_on(server, monkeypatch):
+    from npcface.core.motion.generator import MotionStream
+
+    layers = MotionStream._layers_until
+
+    def broken_for_seed_13(self, last_index, cues):
+        if self.controls.seed == 13:
+            raise ValueError("a bug in idle motion")
+        return layers(self, last_index, cues)
+
+    monkeypatch.setattr(MotionStream, "_layers_until", broken_for_seed_13)
+    with RawClient(server.endpoint) as client:
+        assert client.request({"type": "hello", "protocol": "1.1"}).type == "welcome"
+        for name, seed in (("broken", 13), ("healthy", 1)):
+            assert client.request({"type": "open", "session": name, "fps": FPS, "seed": seed, "idle": True}).type == "opened"
+        got = {"broken": 0, "healthy": 0}
+        while got["healthy"] < 45:
+            message, _ = client.recv()
+            if message.type == "tick":
+                got[message.session] += 1
+        assert got["broken"] == 0
+        assert client.request({"type": "ping"}).type == "pong"  # the server goes on
+        monkeypatch.undo()  # the next idle period of the stopped session works again
+        send_line(client, "broken", s16(greeting_pcm()[0][:8000]))
+        ticks = client.receive_until(lambda received: any(a.message.type == "line_end" for a in received))
+        assert any(a.message.type == "tick" and a.message.session == "broken" and not a.message.idle for a in ticks)
