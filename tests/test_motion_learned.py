@@ -273,6 +273,26 @@ def _bad_config(path, tmp_path):
     return out
 
 
+def test_the_learned_mouth_rests_in_silence_and_room_noise_and_eases_shut_after_a_line(greeting):
+    """The network reads audio relative to its recent level, so alone it held the mouth open on
+    silence (JawOpen 0.18) and room noise (0.3); the speech gate rests it there, without a pop."""
+    from npcface.core.types import Audio
+
+    generator = LearnedMotionGenerator(Controls(fps=30.0))
+    rng = np.random.default_rng(3)
+    for quiet in (np.zeros(32000, np.float32), rng.normal(0, 0.001, 32000).astype(np.float32)):  # -60 dB noise
+        track = generator.animate(Audio(quiet, 16000, 1))
+        assert track.channel("JawOpen").max() < 0.01 and lip_gap(track.blendshapes).max() < 0.01
+    spoken = greeting[0].samples
+    line = np.concatenate([spoken, np.zeros(16000, np.float32)])  # the line, then a second of silence
+    track = generator.animate(Audio(line, 16000, 1))
+    jaw = track.channel("JawOpen")
+    speaking = track.times < len(spoken) / 16000
+    assert jaw[speaking].max() > 0.3  # speech still opens it
+    assert np.all(jaw[track.times > len(spoken) / 16000 + 0.35] == 0.0)  # rests after the line
+    assert np.abs(np.diff(jaw[~speaking])).max() < 0.06  # easing shut, not snapping
+
+
 @pytest.mark.parametrize("make, message", [
     (lambda p, t: t / "missing.safetensors", "does not exist"),
     (_garbage, "is not a safetensors file"),

@@ -372,3 +372,32 @@ def compute_cues_many(many: list[AudioFeatures | CueInputs], mouth: bool = True)
         object.__setattr__(cues, "_batch", (batch, k))  # at_many reads the batch's arrays
         out.append(cues)
     return out
+
+
+# The learned mouth (learned.py) reads audio relative to its own recent level, so steady silence
+# or room noise looks to it like held speech, and it left the mouth open (JawOpen 0.18 on digital
+# silence, 0.3 on -60 dB noise). Its mouth rests where the level cue has been 0 for SILENCE_AFTER_S
+# (easing shut over its last SILENCE_FADE_S) and stays 0 for the next SILENCE_BEFORE_S (a frame
+# has the rows for that: core/motion/generator.FRAME_REACH_S less the level's own smoothing).
+SILENCE_AFTER_S, SILENCE_FADE_S, SILENCE_BEFORE_S = 0.3, 0.15, 0.06
+_GATE_LEVEL = 0.1  # the level cue (0..1 of the recent loudness range) at which the mouth is free
+
+
+def speech_gate(times: np.ndarray, cues: Cues) -> np.ndarray:
+    """(T,) in [0, 1]: how free the mouth is at each frame time; the largest level cue near it,
+    each row weighted by how near (1 from SILENCE_FADE_S before the frame to its time, fading to 0
+    at SILENCE_AFTER_S before it and SILENCE_BEFORE_S after it), over _GATE_LEVEL. Rows are
+    counted by their absolute index, so a streamed line's kept rows give the offline numbers."""
+    level = cues.level
+    base = round(cues.start_time / FEATURE_HOP_S)  # the absolute index of the cues' first row
+    out = np.empty(len(times))
+    for i, t in enumerate(times.tolist()):
+        first = max(math.ceil((t - SILENCE_AFTER_S) / FEATURE_HOP_S - 1e-6) - base, 0)
+        last = min(math.floor((t + SILENCE_BEFORE_S) / FEATURE_HOP_S + 1e-6) - base, len(level) - 1)
+        if last < first:
+            out[i] = 0.0
+            continue
+        since = t - (np.arange(first, last + 1) + base) * FEATURE_HOP_S  # seconds since each row (< 0: ahead)
+        weight = np.where(since >= 0, (SILENCE_AFTER_S - since) / SILENCE_FADE_S, (SILENCE_BEFORE_S + since) / SILENCE_BEFORE_S)
+        out[i] = min(float((level[first:last + 1] * _clip(weight, 0.0, 1.0)).max()) / _GATE_LEVEL, 1.0)
+    return out

@@ -29,7 +29,7 @@ from ..arkit import ARKIT_INDEX, ARKIT_NAMES
 from ..audio.features import compute_features, concat_features
 from ..numeric import clip as _clip
 from ..types import FEATURE_HOP_S, AudioFeatures, Controls, PhoneTimeline
-from .cues import CueInputs, last_on_grid
+from .cues import CueInputs, last_on_grid, speech_gate
 from .generator import FRAME_REACH_S, MotionGenerator, MotionStream
 from .learned_inputs import CueWindow, advance_many, timeline_columns, with_rule_columns
 from .learned_weights import SHIPPED_WEIGHTS, load_weights
@@ -399,7 +399,8 @@ class LearnedMotionStream(MotionStream):
         closure = None
         if source == "aligned":  # the text's own bilabials: full closures at the aligned times
             closure = KEY_SHAPE_TRUST["aligned"][0] * key_shape_curve(times, phones, phones.bilabial)
-        return LearnedLipRows(times, first, self._mouth.values(first), self.model.config.outputs, closure)
+        return LearnedLipRows(times, first, self._mouth.values(first), self.model.config.outputs, closure,
+                              speech_gate(times, cues))
 
 
 @dataclass(frozen=True)
@@ -412,6 +413,7 @@ class LearnedLipRows:
     outputs: np.ndarray  # (R, n_outputs)
     names: tuple[str, ...]  # the outputs' names (Config.outputs)
     closure: np.ndarray | None  # (T,) aligned bilabial closures; None without aligned text
+    gate: np.ndarray  # (T,) speech_gate: 1 near speech, 0 in silence (the mouth rests)
 
     @staticmethod
     def layers_many(parts: list[LearnedLipRows]) -> list[LipLayer]:
@@ -426,6 +428,7 @@ class LearnedLipRows:
             mouth = mouth_from_outputs(values, names)
             open_lips = np.zeros(len(mouth))  # mouth_from_outputs' channels are already inside [0, 1]
             start = 0
+            mouth *= np.concatenate([parts[k].gate for k in group])[:, None]
             for k in group:
                 part, end = parts[k], start + len(parts[k].times)
                 if part.closure is None:
