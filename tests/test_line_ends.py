@@ -1,6 +1,7 @@
 """Ending many lines together (what the sidecar does with the end_lines of one loop turn) gives
 each line exactly what ending it alone gives: core/motion/stepping.finish_streams,
-core/session.end_lines, and the server's loop over real sockets."""
+core/session.end_lines, and the server's loop over real sockets (and in
+tests/test_stream_batch.py: many lines ended in one batch over the wire, with the ticks of each alone)."""
 from __future__ import annotations
 
 import numpy as np
@@ -13,7 +14,7 @@ from npcface.core.motion.learned import LearnedMotionGenerator
 from npcface.core.motion.stepping import finish_streams
 from npcface.core.session import LineFormat, NpcSession, SessionSettings, end_lines
 from npcface.core.types import Controls, EmotionEvent, Phone, PhoneTimeline
-from server_helpers import RawClient, frame_arrays, greeting_pcm, s16, tick_arrays
+from server_helpers import RawClient, frame_arrays, greeting_pcm, s16
 
 SMILE = EmotionEvent(time=0.6, emotion="happy", intensity=0.8, ramp=0.2)
 
@@ -115,41 +116,6 @@ def test_sessions_ended_together_get_what_end_line_gives_each(greeting):
         assert not batch[k].in_line
     with pytest.raises(Exception, match="no line in progress"):
         end_lines([NpcSession(SessionSettings()), *started()[:1]])
-
-
-def test_end_lines_sent_in_one_burst_end_together_with_the_ticks_of_each_alone(server, monkeypatch):
-    import npcface.bridge.server_handlers as handlers
-
-    batch_sizes = []
-
-    def counting(sessions, *on_error):
-        batch_sizes.append(len(sessions))
-        return end_lines(sessions, *on_error)
-
-    monkeypatch.setattr(handlers, "end_lines", counting)
-    samples, _ = greeting_pcm()
-    pcm = s16(samples[:16000])
-    chunks = [pcm[i:i + 640] for i in range(0, len(pcm), 640)]
-    names = [f"npc{k}" for k in range(4)]
-    with RawClient(server.endpoint) as client:
-        assert client.request({"type": "hello", "protocol": "1.2"}).type == "welcome"
-        for name in ["alone", *names]:
-            assert client.request({"type": "open", "session": name, "fps": 30, "motion": "learned"}).type == "opened"
-        for seq, chunk in enumerate(chunks):
-            client.send({"type": "audio", "session": "alone", "seq": seq, "rate": 16000}, chunk)
-        client.send({"type": "end_line", "id": "end-alone", "session": "alone"})
-        alone, _, _, errors = client.collect_line("alone", "end-alone")
-        assert not errors
-        for seq, chunk in enumerate(chunks):
-            for name in names:
-                client.send({"type": "audio", "session": name, "seq": seq, "rate": 16000}, chunk)
-        for name in names:
-            client.send({"type": "end_line", "id": f"end-{name}", "session": name})
-        ticks = client.collect_lines(names)
-    assert max(batch_sizes) > 1  # the loop ended several lines at once
-    for name in names:
-        assert [t.index for t in ticks[name]] == list(range(len(alone)))
-        np.testing.assert_allclose(tick_arrays(ticks[name]), tick_arrays(alone), rtol=0, atol=1e-9)
 
 
 def test_a_sessions_next_line_in_the_same_burst_starts_after_its_line_end(server):

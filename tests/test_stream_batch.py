@@ -13,7 +13,7 @@ from npcface.core.motion.cues import compute_cues, compute_cues_many
 from npcface.core.motion.generator import MotionGenerator
 from npcface.core.motion.stepping import step_streams
 from npcface.core.motion.learned import LearnedMotionGenerator
-from npcface.core.session import LineFormat, NpcSession, SessionSettings, step_sessions
+from npcface.core.session import LineFormat, NpcSession, SessionSettings, end_lines, step_sessions
 from npcface.core.types import Controls, ControlEvent, EmotionEvent, GazeEvent, Phone, PhoneTimeline
 from server_helpers import RawClient, frame_arrays, greeting_pcm, s16, tick_arrays
 
@@ -143,6 +143,7 @@ def test_sessions_stepped_together_equal_push_pcm_and_idle_ones_get_nothing(gree
 
 def test_sessions_streamed_at_once_over_the_wire_get_the_ticks_of_one_alone(server, monkeypatch):
     import npcface.bridge.server as server_module
+    import npcface.bridge.server_handlers as handlers
 
     batch_sizes = []
 
@@ -151,6 +152,13 @@ def test_sessions_streamed_at_once_over_the_wire_get_the_ticks_of_one_alone(serv
         return step_sessions(sessions, *on_error)
 
     monkeypatch.setattr(server_module, "step_sessions", counting_step)
+    end_batch_sizes = []
+
+    def counting_ends(sessions, *on_error):
+        end_batch_sizes.append(len(sessions))
+        return end_lines(sessions, *on_error)
+
+    monkeypatch.setattr(handlers, "end_lines", counting_ends)
     samples, _ = greeting_pcm()
     pcm = s16(samples[: 16000 * 3 // 2])
     chunks = [pcm[i:i + 640] for i in range(0, len(pcm), 640)]
@@ -172,6 +180,7 @@ def test_sessions_streamed_at_once_over_the_wire_get_the_ticks_of_one_alone(serv
             client.send({"type": "end_line", "id": f"end-{name}", "session": name})
         ticks = client.collect_lines(names)
     assert len(alone) > 30 and max(batch_sizes) > 1  # the loop did step several sessions at once
+    assert max(end_batch_sizes) > 1  # and ended several lines at once (end_lines sent back to back)
     for name in names:
         assert [t.index for t in ticks[name]] == list(range(len(alone)))
         # The loop coalesces whatever audio each turn finds, so the network's matrix products see
