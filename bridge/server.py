@@ -302,7 +302,7 @@ class Server(RequestHandlers):
             if not client.said_hello and header["type"] not in ("hello", "ping"):
                 raise ProtocolError("hello_required", self._hello_required_why(identity))
             message = parse_request(header, frames[1:])
-            if message.type != "audio":
+            if message.type not in ("audio", "end_line"):  # (an end_line steps its line as it ends it)
                 self.step_pending()  # anything else about a session sees its ticks out first
             self.dispatch(client, message, frames[1:])
         except NpcfaceError as exc:
@@ -416,6 +416,7 @@ class Server(RequestHandlers):
             log.info("npcface serve: client freed (%s), closing %d session(s)", why, len(client.sessions))
         for wire in client.sessions.values():
             wire.npc.cancel_line()
+            self._to_end.pop((client.identity, wire.name), None)
         client.sessions.clear()
         client.outbox.clear()
         self.clients.pop(client.identity, None)

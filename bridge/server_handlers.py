@@ -102,7 +102,11 @@ class RequestHandlers:
         if major != str(PROTOCOL_MAJOR):
             raise ProtocolError("version_mismatch", f"this server speaks protocol {self.protocol_version()}, "
                                 f"not {message.protocol!r}", supported=supported_versions(self.protocol_version()))
-        if client.sessions:  # a second hello starts over
+        if client.sessions:  # a second hello starts over (lines it ended before it end first, as sent)
+            ending = [self._to_end.pop((client.identity, name)) for name in client.sessions
+                      if (client.identity, name) in self._to_end]
+            if ending:
+                self._end_lines(ending)
             self.forget_client(client, "said hello again")
             self.clients[client.identity] = client
         client.said_hello = True
@@ -240,8 +244,9 @@ class RequestHandlers:
         wire = client.sessions.get(name)
         if wire is None:
             raise ProtocolError("unknown_session", f"no open session {name!r} on this connection")
-        if (client.identity, name) in self._to_end:  # a request after end_line: the line ends first, as sent
-            self._end_lines([self._to_end.pop((client.identity, name))])
+        pending = self._to_end.pop((client.identity, name), None)
+        if pending is not None and pending[1] is wire:  # a request after end_line: the line ends first, as sent
+            self._end_lines([pending])
         return wire
 
     def on_close(self: "Server", client: "ClientState", message: Close, payloads: list[bytes]) -> None:
@@ -316,13 +321,16 @@ class RequestHandlers:
             failures = dict.fromkeys(range(len(pending)), exc)
             motions = [[] for _ in pending]
         for k, ((client, wire, request_id), duration) in enumerate(zip(pending, durations)):
-            if k in failures:
-                self.send_error(client, error_for(failures[k], "end_line"), request_id, "end_line", wire.name)
-            self._emit(client, wire, wire.motion_out(motions[k]))
-            wire.end_line(request_id, duration)
-            if wire.idle:  # idle resumes when a line streamed in real time would have finished playing
-                self._start_idle(wire, max(time.monotonic(), wire.line_started_at + duration))
-            self._pump(client, wire)
+            try:
+                if k in failures:
+                    self.send_error(client, error_for(failures[k], "end_line"), request_id, "end_line", wire.name)
+                self._emit(client, wire, wire.motion_out(motions[k]))
+                wire.end_line(request_id, duration)
+                if wire.idle:  # idle resumes when a line streamed in real time would have finished playing
+                    self._start_idle(wire, max(time.monotonic(), wire.line_started_at + duration))
+                self._pump(client, wire)
+            except Exception as exc:  # a bug with one line's end must not cost the others theirs
+                log_failure(exc, f"end_line of session {wire.name!r}")
 
     # ------------------------------------------------------------ idle ticks (1.1, section 7.4)
 
@@ -356,7 +364,11 @@ class RequestHandlers:
                 self._idle_cursor, behind = start + needing[first], True
                 break
             batch = [order[i] for i in needing[first:first + IDLE_BATCH]]
-            add_idle_blocks([wire.npc for _, wire in batch], on_error=lambda k, exc, batch=batch: self._stop_idle(batch[k][1], exc))
+            try:
+                add_idle_blocks([wire.npc for _, wire in batch], on_error=lambda k, exc, batch=batch: self._stop_idle(batch[k][1], exc))
+            except Exception as exc:  # a stage the batch shares: its sessions stop idling, the server goes on
+                for _, wire in batch:
+                    self._stop_idle(wire, exc)
         wait = 1.0
         for (client, wire), since in zip(order, elapsed):
             motions = wire.npc.due_idle_frames(since) if since >= 0 else []

@@ -289,6 +289,8 @@ def add_idle_blocks(sessions: list[NpcSession], block_s: float = IDLE_BLOCK_S,
     report = None if on_error is None else (lambda i, exc: on_error(chosen[i], exc))
     idling = [sessions[k] for k in chosen]
     for npc, frames in zip(idling, step_streams([npc._idle for npc in idling], report)):
+        if npc._idle is None:  # stopped by on_error meanwhile
+            continue
         npc._idle_ready.extend(frames)
         if frames:
             npc._idle_next_time = frames[-1].time + 1.0 / npc.settings.controls.fps
@@ -318,10 +320,17 @@ def end_lines(sessions: list[NpcSession],
         return reported
 
     out: list[list[MotionFrame]] = [[] for _ in sessions]
-    tails = [line.converter.flush() for line in lines]
-    pushed = [k for k, tail in enumerate(tails) if len(tail)]  # as push_audio(tail): a step of its own first
-    for k in pushed:
-        lines[k].stream.append_audio(tails[k])
+    pushed = []  # as push_audio(tail): the lines whose converter held samples step them on their own first
+    for k, line in enumerate(lines):
+        try:
+            tail = line.converter.flush()
+            if len(tail):
+                line.stream.append_audio(tail)
+                pushed.append(k)
+        except Exception as exc:
+            if on_error is None:
+                raise
+            report(list(range(len(lines))))(k, exc)
     for k, frames in zip(pushed, step_streams([lines[k].stream for k in pushed], report(pushed))):
         out[k] = frames
     ending = [k for k in range(len(lines)) if k not in failed]

@@ -117,7 +117,7 @@ def test_learned_rows_of_many_streams_interpolated_at_once_equal_np_interp_of_ea
         outputs = rng.normal(size=(n, 8))
         times = np.concatenate([[xp[0] - 0.02, xp[0], xp[-1], xp[-1] + 0.01], rng.uniform(xp[0], xp[-1], 5), xp[1:2],
                                 np.arange(first // 3 * 0.1, xp[-1] + 0.05, 1 / 30)])  # frame times on row centres too
-        parts.append(LearnedLipRows(times, first, outputs, tuple("abcdefgh"), None))
+        parts.append(LearnedLipRows(times, first, outputs, tuple("abcdefgh"), None, np.ones(len(times))))
         expected.append(np.stack([np.interp(times, xp, outputs[:, c]) for c in range(8)], axis=1))
     np.testing.assert_array_equal(_interp_rows(parts), np.concatenate(expected))
     for part, alone in zip(parts, expected):

@@ -141,3 +141,26 @@ def test_a_sessions_next_line_in_the_same_burst_starts_after_its_line_end(server
     assert order[ends[0]] == ("line_end", 0) and order[ends[1]] == ("line_end", 1)
     assert all(line == 0 for _, line in order[:ends[0]]) and all(line == 1 for _, line in order[ends[0] + 1:])
     assert sum(kind == "tick" for kind, _ in order[:ends[0]]) > 20
+
+
+def test_lines_ended_before_a_second_hello_end_before_its_welcome(server):
+    """end_line, then hello again in the same burst: the line's ticks and line_end come first, as
+    sent; the new connection's session of the same name knows nothing of it."""
+    samples, _ = greeting_pcm()
+    pcm = s16(samples[:8000])
+    with RawClient(server.endpoint) as client:
+        assert client.request({"type": "hello", "protocol": "1.2"}).type == "welcome"
+        assert client.request({"type": "open", "session": "a", "fps": 30, "motion": "learned"}).type == "opened"
+        client.send({"type": "audio", "session": "a", "seq": 0, "rate": 16000}, pcm)
+        client.send({"type": "end_line", "id": "old", "session": "a"})
+        client.send({"type": "hello", "protocol": "1.2"})
+        client.send({"type": "open", "session": "a", "fps": 30, "motion": "learned"})
+        client.send({"type": "audio", "session": "a", "seq": 0, "rate": 16000}, pcm)
+        client.send({"type": "end_line", "id": "new", "session": "a"})
+        order = []
+        while ("line_end", "new") not in order:
+            message, _ = client.recv()
+            assert message.type != "error", message
+            order.append((message.type, getattr(message, "id", None)))
+    assert order.index(("line_end", "old")) < [kind for kind, _ in order].index("welcome")
+    assert [kind for kind, _ in order].count("line_end") == 2

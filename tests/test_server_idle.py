@@ -301,3 +301,20 @@ def test_a_bug_in_one_sessions_idle_motion_stops_its_idling_and_the_others_go_on
         send_line(client, "broken", s16(greeting_pcm()[0][:8000]))
         ticks = client.receive_until(lambda received: any(a.message.type == "line_end" for a in received))
         assert any(a.message.type == "tick" and a.message.session == "broken" and not a.message.idle for a in ticks)
+
+
+def test_a_failure_shared_by_a_step_of_idle_sessions_stops_their_idling_and_the_server_goes_on(server, monkeypatch):
+    import npcface.core.motion.stepping as stepping
+
+    def broken(streams):
+        raise ValueError("a bug in the shared feature batch")
+
+    with RawClient(server.endpoint) as client:
+        assert client.request({"type": "hello", "protocol": "1.1"}).type == "welcome"
+        monkeypatch.setattr(stepping, "take_many", broken)
+        for k in range(3):
+            assert client.request({"type": "open", "session": f"idle{k}", "fps": FPS, "seed": k, "idle": True}).type == "opened"
+        time.sleep(1.0)  # their first blocks were due and failed
+        assert client.request({"type": "ping"}).type == "pong"  # the loop lives
+        monkeypatch.undo()
+        assert client.request({"type": "stats"}).type == "stats"
