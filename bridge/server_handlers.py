@@ -103,10 +103,7 @@ class RequestHandlers:
             raise ProtocolError("version_mismatch", f"this server speaks protocol {self.protocol_version()}, "
                                 f"not {message.protocol!r}", supported=supported_versions(self.protocol_version()))
         if client.sessions:  # a second hello starts over (lines it ended before it end first, as sent)
-            ending = [self._to_end.pop((client.identity, name)) for name in client.sessions
-                      if (client.identity, name) in self._to_end]
-            if ending:
-                self._end_lines(ending)
+            self._end_now(client, list(client.sessions))
             self.forget_client(client, "said hello again")
             self.clients[client.identity] = client
         client.said_hello = True
@@ -244,10 +241,20 @@ class RequestHandlers:
         wire = client.sessions.get(name)
         if wire is None:
             raise ProtocolError("unknown_session", f"no open session {name!r} on this connection")
-        pending = self._to_end.pop((client.identity, name), None)
-        if pending is not None and pending[1] is wire:  # a request after end_line: the line ends first, as sent
-            self._end_lines([pending])
+        self._end_now(client, [name])  # a request after end_line: the line ends first, as sent
         return wire
+
+    def _end_now(self: "Server", client: "ClientState", names: list[str]) -> None:
+        """End at once the lines of ``client``'s sessions ``names`` whose end_line is pending (a
+        later request of theirs must not overtake it); a pending end of a session since replaced
+        is dropped."""
+        ending = []
+        for name in names:
+            pending = self._to_end.pop((client.identity, name), None)
+            if pending is not None and pending[1] is client.sessions.get(name):
+                ending.append(pending)
+        if ending:
+            self._end_lines(ending)
 
     def on_close(self: "Server", client: "ClientState", message: Close, payloads: list[bytes]) -> None:
         wire = self._session(client, message.session)

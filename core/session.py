@@ -310,14 +310,12 @@ def end_lines(sessions: list[NpcSession],
         npc._line = None
     failed: set[int] = set()
 
-    def report(indices: list[int]) -> Callable[[int, Exception], None] | None:
-        if on_error is None:
-            return None
+    def report(k: int, exc: Exception) -> None:  # only with on_error
+        failed.add(k)
+        on_error(k, exc)
 
-        def reported(i: int, exc: Exception) -> None:
-            failed.add(indices[i])
-            on_error(indices[i], exc)
-        return reported
+    def reporting(chosen: list[int]) -> Callable[[int, Exception], None] | None:
+        return None if on_error is None else (lambda i, exc: report(chosen[i], exc))
 
     out: list[list[MotionFrame]] = [[] for _ in sessions]
     pushed = []  # as push_audio(tail): the lines whose converter held samples step them on their own first
@@ -330,10 +328,10 @@ def end_lines(sessions: list[NpcSession],
         except Exception as exc:
             if on_error is None:
                 raise
-            report(list(range(len(lines))))(k, exc)
-    for k, frames in zip(pushed, step_streams([lines[k].stream for k in pushed], report(pushed))):
+            report(k, exc)
+    for k, frames in zip(pushed, step_streams([lines[k].stream for k in pushed], reporting(pushed))):
         out[k] = frames
     ending = [k for k in range(len(lines)) if k not in failed]
-    for k, frames in zip(ending, finish_streams([lines[k].stream for k in ending], report(ending))):
+    for k, frames in zip(ending, finish_streams([lines[k].stream for k in ending], reporting(ending))):
         out[k] += frames
     return out

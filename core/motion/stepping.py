@@ -44,14 +44,7 @@ def step_streams(streams: Sequence[MotionStream],
         out.append(stream._held)
         stream._held = []
     failed: set[int] = set()
-
-    def report(k: int, exc: Exception) -> None:
-        if on_error is None:
-            raise exc
-        failed.add(k)
-        streams[k]._due.clear()
-        on_error(k, exc)
-
+    report = _reporter(streams, on_error, failed)
     try:
         for depth in range(max(map(len, steps), default=0)):  # a stream's runs in order, one a round
             group = [k for k in range(len(streams)) if len(steps[k]) > depth and k not in failed]
@@ -63,6 +56,18 @@ def step_streams(streams: Sequence[MotionStream],
             stream._held = frames + stream._held
         raise
     return out
+
+
+def _reporter(streams: Sequence[MotionStream], on_error: Report | None, failed: set[int]) -> Report:
+    """``report(k, exc)`` of a call's stream k: the exception propagates without ``on_error``;
+    with it, the stream is marked failed (no more runs this call) and reported."""
+    def report(k: int, exc: Exception) -> None:
+        if on_error is None:
+            raise exc
+        failed.add(k)
+        streams[k]._due.clear()
+        on_error(k, exc)
+    return report
 
 
 def _step_once(streams: list[MotionStream], steps: list[DueFrames], report: Report) -> list[tuple[int, list[MotionFrame]]]:
@@ -91,13 +96,7 @@ def finish_streams(streams: Sequence[MotionStream], on_error: Report | None = No
     stepped; the others go on. Without it the exception propagates, and frames stepped before it
     stay held for the next call (the tail's own frames, whose rows are used up, are not made)."""
     failed: set[int] = set()
-
-    def report(k: int, exc: Exception) -> None:
-        if on_error is None:
-            raise exc
-        failed.add(k)
-        on_error(k, exc)
-
+    report = _reporter(streams, on_error, failed)
     out: list[list[MotionFrame]] = [[] for _ in streams]
     stepping = [k for k, stream in enumerate(streams) if stream._due or stream._held]
     if stepping:
