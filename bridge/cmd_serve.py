@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..core.errors import NpcfaceError
 from .cli_args import add_motion_argument
-from .limits import DEFAULT_ENDPOINT, Limits, Liveness
+from .limits import DEFAULT_ENDPOINT, MAX_STEP_INTERVAL_S, STEP_INTERVAL_S, Limits, Liveness
 log = logging.getLogger("npcface.serve")
 
 
@@ -43,6 +43,9 @@ def add_parser(subparsers) -> None:
                         help="render threads per server process (default: one per core)")
     parser.add_argument("--warm-lines", type=int, default=8, metavar="N",
                         help="before serving, load phone decoders for N English lines at once (~56 MB each; default 8)")
+    parser.add_argument("--step-interval-ms", type=float, default=STEP_INTERVAL_S * 1000, metavar="MS",
+                        help="step the talking sessions together at most this often: 0 steps after every burst "
+                             "of requests (lowest latency, more CPU with many talking NPCs; default %(default)g)")
     parser.add_argument("--max-sessions", type=int, default=Limits().max_sessions)
     parser.add_argument("--max-sessions-per-client", type=int, default=Limits().max_sessions_per_client)
     parser.add_argument("--max-message-bytes", type=int, default=Limits().max_message_bytes)
@@ -136,6 +139,8 @@ def run(args: argparse.Namespace) -> int:
         raise ServeError("--idle-timeout and --render-threads must be positive, --workers 1-64, --warm-lines 0-64")
     if min(args.max_sessions, args.max_sessions_per_client, args.max_message_bytes, args.max_line_seconds) <= 0:
         raise ServeError("--max-* limits must be positive")
+    if not 0 <= args.step_interval_ms <= MAX_STEP_INTERVAL_S * 1000:  # (NaN fails this too)
+        raise ServeError(f"--step-interval-ms must be 0-{MAX_STEP_INTERVAL_S * 1000:g}, got {args.step_interval_ms:g}")
     secret = read_secret_key(args.curve_secret_key) if args.curve_secret_key else None
     check_endpoint(args.bind, secure=secret is not None, insecure=args.insecure)
     clients_dir = check_clients_dir(args.curve_clients, secure=secret is not None)
@@ -155,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
     limits = Limits(max_sessions=args.max_sessions, max_sessions_per_client=args.max_sessions_per_client,
                     max_message_bytes=args.max_message_bytes, max_line_seconds=args.max_line_seconds)
     options = dict(limits=limits, liveness=Liveness(args.idle_timeout), render_workers=args.render_threads,
-                   motion=args.motion)
+                   motion=args.motion, step_interval_s=args.step_interval_ms / 1000)
     try:
         if args.workers > 1:
             server = WorkerFront(args.bind, args.workers, options, warm_lines=args.warm_lines, quiet=args.quiet,

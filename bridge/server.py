@@ -10,6 +10,7 @@ import gc
 import hashlib
 import importlib.util
 import logging
+import math
 import os
 import queue
 import secrets
@@ -27,7 +28,7 @@ from ..core.deps import dependency_error
 from ..core.errors import NpcfaceError
 from ..core.motion.backends import MOTION_NAMES, check_motion
 from ..core.session import step_sessions
-from .limits import Limits, Liveness
+from .limits import MAX_STEP_INTERVAL_S, STEP_INTERVAL_S, Limits, Liveness
 from .protocol import (PROTOCOL_VERSION, BadHeader, ClientMessage, ErrorReply, ProtocolError, check_version, encode,
                        error_reply, is_frame_ack, parse_request, request_context, unpack_header)
 from .server_handlers import RequestHandlers, error_for
@@ -73,7 +74,10 @@ class Server(RequestHandlers):
     def __init__(self, endpoint: str = "tcp://127.0.0.1:5555", limits: Limits = Limits(),
                  liveness: Liveness = Liveness(), render_workers: int | None = None,
                  curve_secret_key: bytes | None = None, curve_clients_dir: Path | None = None,
-                 motion: str | None = None, worker: "WorkerSlot | None" = None):
+                 motion: str | None = None, worker: "WorkerSlot | None" = None,
+                 step_interval_s: float = STEP_INTERVAL_S):
+        if not (isinstance(step_interval_s, (int, float)) and 0 <= step_interval_s <= MAX_STEP_INTERVAL_S):
+            raise ValueError(f"step_interval_s must be in [0, {MAX_STEP_INTERVAL_S}] s, got {step_interval_s!r}")
         self.endpoint_requested = endpoint
         # "rules" or "learned" by default; a weights file is what "learned" means on this server.
         spec = check_motion(motion)
@@ -102,6 +106,8 @@ class Server(RequestHandlers):
         # Sessions with audio queued since the last step, stepped together after each burst of
         # requests: the more audio arrives per loop turn, the more each step batches.
         self._to_step: dict[tuple[bytes, str], tuple[ClientState, WireSession]] = {}
+        self.step_interval_s = float(step_interval_s)
+        self._next_step_at = 0.0  # time.monotonic() before which the talking sessions wait
         # Lines whose end_line came in this burst (ended together before the step; server_handlers.py)
         self._to_end: dict[tuple[bytes, str], tuple[ClientState, WireSession, str | None]] = {}
         self._render_pool = ThreadPoolExecutor(max_workers=render_workers or os.cpu_count() or 2,
@@ -185,11 +191,13 @@ class Server(RequestHandlers):
                     break
                 timeout_ms = 1000 if not any(c.outbox for c in self.clients.values()) else 5
                 timeout_ms = min(timeout_ms, max(1, int(idle_wait_s * 1000))) if not self._unhandled else 0
+                if self._to_step or self._to_end:  # talking sessions wait for their step, no longer
+                    timeout_ms = min(timeout_ms, max(0, math.ceil((self._next_step_at - time.monotonic()) * 1000)))
                 events = dict(poller.poll(timeout_ms))
                 if self._wake_read in events:
                     self._drain_wake_pipe()
                 drained = self._receive_burst() if self.socket in events or self._unhandled else True
-                self._step_talking()
+                self._step_talking_when_due()
                 self._run_completions()
                 idle_wait_s = self.pump_idle(time.monotonic())  # after requests: talking sessions first
                 self._flush_outboxes()
@@ -241,6 +249,15 @@ class Server(RequestHandlers):
             else:
                 self._unhandled.append((frames[0], frames[1:]))
                 self._unhandled_bytes += sum(map(len, frames)) - len(frames[0])
+
+    def _step_talking_when_due(self) -> None:
+        """Step the talking sessions, at most once per ``step_interval_s``: audio that arrives
+        soon after a step waits for the next one with the other sessions' chunks (fewer, bigger
+        batches), while a session whose chunk comes after a quiet spell is stepped at once."""
+        now = time.monotonic()
+        if (self._to_step or self._to_end) and now >= self._next_step_at:
+            self._step_talking()
+            self._next_step_at = now + self.step_interval_s
 
     def _step_talking(self) -> None:
         for stage in (self.end_pending_lines, self.step_pending):
@@ -316,8 +333,8 @@ class Server(RequestHandlers):
     # ------------------------------------------------------------ stepping talking sessions
 
     def step_later(self, client: ClientState, wire: WireSession) -> None:
-        """``wire`` has audio queued: step it with the others after this burst of requests, not
-        later (waiting 10 ms for other sessions' chunks made ticks later than it saved)."""
+        """``wire`` has audio queued: step it with the others after this burst of requests, or
+        when the step interval since the last step has passed (``_step_talking_when_due``)."""
         self._to_step[(client.identity, wire.name)] = (client, wire)
 
     def step_pending(self) -> None:

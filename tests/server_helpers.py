@@ -18,7 +18,7 @@ import msgpack
 import numpy as np
 import zmq
 
-from npcface.bridge.limits import Limits, Liveness
+from npcface.bridge.limits import STEP_INTERVAL_S, Limits, Liveness
 from npcface.bridge.protocol import PROTOCOL_VERSION, decode_server
 from npcface.bridge.server import Server
 from npcface.core.audio.decode import load_audio
@@ -50,8 +50,10 @@ class Arrival:
 
 
 @contextlib.contextmanager
-def running_server(limits: Limits = Limits(), liveness: Liveness = Liveness(), workers: int | None = 2) -> Iterator[Server]:
-    server = Server("tcp://127.0.0.1:0", limits=limits, liveness=liveness, render_workers=workers)
+def running_server(limits: Limits = Limits(), liveness: Liveness = Liveness(), workers: int | None = 2,
+                   step_interval_s: float = STEP_INTERVAL_S) -> Iterator[Server]:
+    server = Server("tcp://127.0.0.1:0", limits=limits, liveness=liveness, render_workers=workers,
+                    step_interval_s=step_interval_s)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:

@@ -1,0 +1,136 @@
+"""How often the sidecar steps its talking sessions (`serve --step-interval-ms`, PROTOCOL.md 7.2):
+audio that arrives soon after a step waits for the next one, with the other sessions' chunks;
+audio after a quiet spell is stepped at once; 0 steps after every burst. Real sockets."""
+from __future__ import annotations
+
+import subprocess
+import time
+
+import numpy as np
+import pytest
+
+import npcface.bridge.server as server_module
+from npcface.bridge.server import Server
+from npcface.core.session import step_sessions
+from server_helpers import NPCFACE, WAIT_S, RawClient, greeting_pcm, running_server, s16
+
+
+@pytest.fixture()
+def steps(monkeypatch) -> list[tuple[float, int]]:
+    """(time.monotonic(), sessions stepped) of every step of the talking sessions."""
+    seen: list[tuple[float, int]] = []
+
+    def recording_step(sessions, *on_error):
+        seen.append((time.monotonic(), len(sessions)))
+        return step_sessions(sessions, *on_error)
+
+    monkeypatch.setattr(server_module, "step_sessions", recording_step)
+    return seen
+
+
+# The first chunks are 0.3 s: with the default lookahead (0.12 s) their last tick is at 0.167 s at
+# 30 fps; a tick after 0.2 s needs the next chunk.
+LAST_TICK_OF_FIRST_CHUNK_S = 0.2
+
+
+def _chunk(seconds: float, offset: float) -> bytes:
+    samples, _ = greeting_pcm()
+    start = int(offset * 16000)
+    return s16(samples[start:start + int(seconds * 16000)])
+
+
+def _open(client: RawClient, names: list[str]) -> None:
+    assert client.hello().type == "welcome"
+    for name in names:
+        reply = client.request({"type": "open", "session": name, "fps": 30, "motion": "learned"})
+        assert reply.type == "opened", reply
+
+
+def _tick_after(client: RawClient, session: str, time_s: float = -1.0) -> None:
+    """Read until a tick of ``session`` later than ``time_s`` on its line arrives (earlier ones,
+    left from a step before, are skipped; AssertionError if none within WAIT_S)."""
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        message, _ = client.recv(timeout_s=max(0.1, deadline - time.monotonic()))
+        assert message.type != "error", message
+        if message.type == "tick" and message.session == session and message.time > time_s:
+            return
+    raise AssertionError(f"no tick of {session} after {time_s} s")
+
+
+def test_audio_soon_after_a_step_waits_for_the_next_one_with_the_other_sessions(steps):
+    with running_server(step_interval_s=0.5) as server, RawClient(server.endpoint) as client:
+        _open(client, ["a", "b"])
+        client.send({"type": "audio", "session": "a", "seq": 0, "rate": 16000}, _chunk(0.3, 0.5))
+        _tick_after(client, "a")
+        first = steps[-1][0]
+        # two bursts 0.1 s apart, both within the interval of the step above
+        client.send({"type": "audio", "session": "b", "seq": 0, "rate": 16000}, _chunk(0.3, 0.5))
+        time.sleep(0.1)
+        client.send({"type": "audio", "session": "a", "seq": 1, "rate": 16000}, _chunk(0.1, 0.8))
+        _tick_after(client, "b")
+        _tick_after(client, "a", LAST_TICK_OF_FIRST_CHUNK_S)
+    later = [(at, count) for at, count in steps if at > first]
+    assert later[0][1] == 2, later  # one step held both sessions' audio
+    assert later[0][0] >= first + 0.5 - 0.005, later[0][0] - first  # not before the interval
+
+
+def test_audio_after_a_quiet_spell_is_stepped_at_once(steps):
+    with running_server(step_interval_s=1.0) as server, RawClient(server.endpoint) as client:
+        _open(client, ["a"])
+        client.send({"type": "audio", "session": "a", "seq": 0, "rate": 16000}, _chunk(0.3, 0.5))
+        _tick_after(client, "a")
+        time.sleep(max(0.0, steps[-1][0] + 1.2 - time.monotonic()))  # the interval has passed
+        sent = time.monotonic()
+        client.send({"type": "audio", "session": "a", "seq": 1, "rate": 16000}, _chunk(0.1, 0.8))
+        _tick_after(client, "a", LAST_TICK_OF_FIRST_CHUNK_S)
+    # not held to a later interval boundary (that would be ~1 s after it was sent)
+    assert steps[-1][0] - sent < 0.5, steps[-1][0] - sent
+
+
+def test_interval_zero_steps_after_every_burst(steps):
+    with running_server(step_interval_s=0.0) as server, RawClient(server.endpoint) as client:
+        _open(client, ["a", "b"])
+        client.send({"type": "audio", "session": "a", "seq": 0, "rate": 16000}, _chunk(0.3, 0.5))
+        _tick_after(client, "a")
+        first = steps[-1][0]
+        client.send({"type": "audio", "session": "b", "seq": 0, "rate": 16000}, _chunk(0.3, 0.5))
+        time.sleep(0.3)
+        client.send({"type": "audio", "session": "a", "seq": 1, "rate": 16000}, _chunk(0.1, 0.8))
+        _tick_after(client, "b")
+        _tick_after(client, "a", LAST_TICK_OF_FIRST_CHUNK_S)
+    later = [count for at, count in steps if at > first]
+    assert later[:2] == [1, 1], later  # b's burst, then a's, each stepped as it came
+
+
+@pytest.mark.parametrize("value", [-0.001, 1.5, float("nan"), "10"])
+def test_a_bad_step_interval_is_refused_by_name(value):
+    with pytest.raises(ValueError, match="step_interval_s must be in"):
+        Server("tcp://127.0.0.1:0", step_interval_s=value)
+
+
+@pytest.mark.parametrize("value", ["-1", "1001", "nan", "inf"])
+def test_serve_refuses_a_bad_step_interval_in_one_line(value):
+    result = subprocess.run([*NPCFACE, "serve", "--bind", "tcp://127.0.0.1:0", "--step-interval-ms", value],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "--step-interval-ms" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_ticks_stepped_at_the_interval_equal_those_stepped_at_once():
+    """Pacing only regroups steps: a line's ticks are the same numbers either way."""
+    pcm = _chunk(1.5, 0.0)
+    chunks = [pcm[i:i + 640] for i in range(0, len(pcm), 640)]
+    arrays = []
+    for interval in (0.0, 0.05):
+        with running_server(step_interval_s=interval) as server, RawClient(server.endpoint) as client:
+            _open(client, ["a"])
+            for seq, chunk in enumerate(chunks):
+                client.send({"type": "audio", "session": "a", "seq": seq, "rate": 16000}, chunk)
+                time.sleep(0.005)
+            client.send({"type": "end_line", "id": "end", "session": "a"})
+            ticks, _, _, errors = client.collect_line("a", "end")
+            assert not errors
+            arrays.append(np.array([[t.index, *t.arkit] for t in ticks]))
+    assert len(arrays[0]) > 30
+    np.testing.assert_allclose(arrays[1], arrays[0], rtol=0, atol=1e-9)
