@@ -58,18 +58,24 @@ def _tick_after(client: RawClient, session: str, time_s: float = -1.0) -> None:
     raise AssertionError(f"no tick of {session} after {time_s} s")
 
 
+def _two_bursts_after_a_step(client: RawClient, steps: list[tuple[float, int]], pause_s: float) -> float:
+    """Session a's first chunk, stepped; then b's first chunk and, ``pause_s`` later, a's next
+    one, as two bursts; waits for both sessions' ticks of them. The time of the first step."""
+    _open(client, ["a", "b"])
+    client.send({"type": "audio", "session": "a", "seq": 0, "rate": 16000}, _chunk(0.3, 0.5))
+    _tick_after(client, "a")
+    first = steps[-1][0]
+    client.send({"type": "audio", "session": "b", "seq": 0, "rate": 16000}, _chunk(0.3, 0.5))
+    time.sleep(pause_s)
+    client.send({"type": "audio", "session": "a", "seq": 1, "rate": 16000}, _chunk(0.1, 0.8))
+    _tick_after(client, "b")
+    _tick_after(client, "a", LAST_TICK_OF_FIRST_CHUNK_S)
+    return first
+
+
 def test_audio_soon_after_a_step_waits_for_the_next_one_with_the_other_sessions(steps):
     with running_server(step_interval_s=0.5) as server, RawClient(server.endpoint) as client:
-        _open(client, ["a", "b"])
-        client.send({"type": "audio", "session": "a", "seq": 0, "rate": 16000}, _chunk(0.3, 0.5))
-        _tick_after(client, "a")
-        first = steps[-1][0]
-        # two bursts 0.1 s apart, both within the interval of the step above
-        client.send({"type": "audio", "session": "b", "seq": 0, "rate": 16000}, _chunk(0.3, 0.5))
-        time.sleep(0.1)
-        client.send({"type": "audio", "session": "a", "seq": 1, "rate": 16000}, _chunk(0.1, 0.8))
-        _tick_after(client, "b")
-        _tick_after(client, "a", LAST_TICK_OF_FIRST_CHUNK_S)
+        first = _two_bursts_after_a_step(client, steps, pause_s=0.1)  # both within the interval
     later = [(at, count) for at, count in steps if at > first]
     assert later[0][1] == 2, later  # one step held both sessions' audio
     assert later[0][0] >= first + 0.5 - 0.005, later[0][0] - first  # not before the interval
@@ -90,15 +96,7 @@ def test_audio_after_a_quiet_spell_is_stepped_at_once(steps):
 
 def test_interval_zero_steps_after_every_burst(steps):
     with running_server(step_interval_s=0.0) as server, RawClient(server.endpoint) as client:
-        _open(client, ["a", "b"])
-        client.send({"type": "audio", "session": "a", "seq": 0, "rate": 16000}, _chunk(0.3, 0.5))
-        _tick_after(client, "a")
-        first = steps[-1][0]
-        client.send({"type": "audio", "session": "b", "seq": 0, "rate": 16000}, _chunk(0.3, 0.5))
-        time.sleep(0.3)
-        client.send({"type": "audio", "session": "a", "seq": 1, "rate": 16000}, _chunk(0.1, 0.8))
-        _tick_after(client, "b")
-        _tick_after(client, "a", LAST_TICK_OF_FIRST_CHUNK_S)
+        first = _two_bursts_after_a_step(client, steps, pause_s=0.3)
     later = [count for at, count in steps if at > first]
     assert later[:2] == [1, 1], later  # b's burst, then a's, each stepped as it came
 
