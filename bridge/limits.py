@@ -5,8 +5,8 @@ from dataclasses import asdict, dataclass
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5555"  # loopback only: anything wider needs CurveZMQ keys
 # Talking sessions are stepped together at most this often (`serve --step-interval-ms`). Stepping
-# at once after every burst made steps of ~3 sessions at 32 talking NPCs, whose fixed cost kept a
-# core busy; 10 ms cut the server's CPU by 25-30% at 16-32 NPCs for ~5 ms more latency (PROTOCOL 7.2).
+# after every burst made steps of ~3 sessions at 32 talking NPCs, whose fixed cost kept a core
+# busy; 10 ms cut the server's CPU by about a quarter at 16-32 NPCs for ticks ~6 ms later (PROTOCOL 7.2).
 STEP_INTERVAL_S = 0.01
 MAX_STEP_INTERVAL_S = 1.0
 

@@ -11,6 +11,7 @@ import hashlib
 import importlib.util
 import logging
 import math
+import numbers
 import os
 import queue
 import secrets
@@ -76,7 +77,8 @@ class Server(RequestHandlers):
                  curve_secret_key: bytes | None = None, curve_clients_dir: Path | None = None,
                  motion: str | None = None, worker: "WorkerSlot | None" = None,
                  step_interval_s: float = STEP_INTERVAL_S):
-        if not (isinstance(step_interval_s, (int, float)) and 0 <= step_interval_s <= MAX_STEP_INTERVAL_S):
+        if isinstance(step_interval_s, bool) or not isinstance(step_interval_s, numbers.Real) \
+                or not 0 <= step_interval_s <= MAX_STEP_INTERVAL_S:
             raise ValueError(f"step_interval_s must be in [0, {MAX_STEP_INTERVAL_S}] s, got {step_interval_s!r}")
         self.endpoint_requested = endpoint
         # "rules" or "learned" by default; a weights file is what "learned" means on this server.
@@ -103,12 +105,12 @@ class Server(RequestHandlers):
         self._expired: OrderedDict[bytes, int] = OrderedDict()  # forgotten for silence -> sessions closed
         self._unhandled: deque[tuple[bytes, list[bytes]]] = deque()  # read, not handled yet (in order)
         self._unhandled_bytes = 0  # their size (kept, not summed per read: a backlog made that quadratic)
-        # Sessions with audio queued since the last step, stepped together after each burst of
-        # requests: the more audio arrives per loop turn, the more each step batches.
+        # Sessions with audio queued since the last step, stepped together at the next one (at
+        # most every step_interval_s): the more audio arrives meanwhile, the more a step batches.
         self._to_step: dict[tuple[bytes, str], tuple[ClientState, WireSession]] = {}
         self.step_interval_s = float(step_interval_s)
         self._next_step_at = 0.0  # time.monotonic() before which the talking sessions wait
-        # Lines whose end_line came in this burst (ended together before the step; server_handlers.py)
+        # Lines whose end_line came since the last step (ended together before it; server_handlers.py)
         self._to_end: dict[tuple[bytes, str], tuple[ClientState, WireSession, str | None]] = {}
         self._render_pool = ThreadPoolExecutor(max_workers=render_workers or os.cpu_count() or 2,
                                                thread_name_prefix="npcface-render")
@@ -319,8 +321,11 @@ class Server(RequestHandlers):
             if not client.said_hello and header["type"] not in ("hello", "ping"):
                 raise ProtocolError("hello_required", self._hello_required_why(identity))
             message = parse_request(header, frames[1:])
-            if message.type not in ("audio", "end_line"):  # (an end_line steps its line as it ends it)
-                self.step_pending()  # anything else about a session sees its ticks out first
+            # Anything else this client sends sees the ticks of its earlier audio out first (an
+            # end_line steps its line as it ends it; a frame_ack is handled ahead of audio anyway,
+            # and one per frame would step at every ack, whatever the step interval).
+            if message.type not in ("audio", "end_line", "frame_ack") and self._has_queued_audio(client):
+                self.step_pending()
             self.dispatch(client, message, frames[1:])
         except NpcfaceError as exc:
             self.send_error(client, exc, *request_context(header))
@@ -333,9 +338,13 @@ class Server(RequestHandlers):
     # ------------------------------------------------------------ stepping talking sessions
 
     def step_later(self, client: ClientState, wire: WireSession) -> None:
-        """``wire`` has audio queued: step it with the others after this burst of requests, or
-        when the step interval since the last step has passed (``_step_talking_when_due``)."""
+        """``wire`` has audio queued: step it with the others at the next step, after this burst
+        of requests if the step interval has passed since the last one, else once it has
+        (``_step_talking_when_due``), or before this client's next other request."""
         self._to_step[(client.identity, wire.name)] = (client, wire)
+
+    def _has_queued_audio(self, client: ClientState) -> bool:
+        return any(identity == client.identity for identity, _ in self._to_step)
 
     def step_pending(self) -> None:
         """Motion frames for every session with queued audio, computed together (one feature

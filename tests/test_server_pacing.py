@@ -78,7 +78,44 @@ def test_audio_soon_after_a_step_waits_for_the_next_one_with_the_other_sessions(
         first = _two_bursts_after_a_step(client, steps, pause_s=0.1)  # both within the interval
     later = [(at, count) for at, count in steps if at > first]
     assert later[0][1] == 2, later  # one step held both sessions' audio
-    assert later[0][0] >= first + 0.5 - 0.005, later[0][0] - first  # not before the interval
+    # not before the interval, and at its end (not at the loop's next 1 s wake-up)
+    assert first + 0.5 - 0.005 <= later[0][0] < first + 0.8, later[0][0] - first
+
+
+def test_a_line_end_alone_waits_for_the_step_interval_and_no_longer():
+    with running_server(step_interval_s=0.3) as server, RawClient(server.endpoint) as client:
+        _open(client, ["a"])
+        client.send({"type": "audio", "session": "a", "seq": 0, "rate": 16000}, _chunk(0.3, 0.5))
+        _tick_after(client, "a")
+        stepped = time.monotonic()  # the step was at most this long ago
+        client.send({"type": "end_line", "id": "end", "session": "a"})
+        while True:
+            message, _ = client.recv()
+            assert message.type != "error", message
+            if message.type == "line_end":
+                break
+        waited = time.monotonic() - stepped
+    # the end waits for the interval's end (not the loop's next 1 s wake-up, nor not at all)
+    assert 0.3 - 0.1 <= waited < 0.7, waited
+
+
+def test_a_frame_ack_does_not_step_early_but_a_ping_does(steps):
+    """A client's other requests step its queued audio first (its ticks come before the reply),
+    except frame_acks, which come one per frame and are handled ahead of audio anyway."""
+    with running_server(step_interval_s=0.5) as server, RawClient(server.endpoint) as client:
+        _open(client, ["a", "b"])
+        client.send({"type": "audio", "session": "a", "seq": 0, "rate": 16000}, _chunk(0.3, 0.5))
+        _tick_after(client, "a")
+        first = steps[-1][0]
+        client.send({"type": "audio", "session": "a", "seq": 1, "rate": 16000}, _chunk(0.1, 0.8))
+        client.send({"type": "frame_ack", "session": "a"})
+        _tick_after(client, "a", LAST_TICK_OF_FIRST_CHUNK_S)
+        acked = [at for at, _ in steps if at > first]
+        client.send({"type": "audio", "session": "b", "seq": 0, "rate": 16000}, _chunk(0.3, 0.5))
+        assert client.request({"type": "ping"}).type == "pong"
+        pinged = [at for at, _ in steps if at > acked[0]]
+    assert acked[0] >= first + 0.5 - 0.005, acked[0] - first  # the ack did not step a's chunk early
+    assert pinged and pinged[0] < acked[0] + 0.3  # the ping stepped b's chunk before its pong
 
 
 def test_audio_after_a_quiet_spell_is_stepped_at_once(steps):
@@ -94,14 +131,45 @@ def test_audio_after_a_quiet_spell_is_stepped_at_once(steps):
     assert steps[-1][0] - sent < 0.5, steps[-1][0] - sent
 
 
-def test_interval_zero_steps_after_every_burst(steps):
-    with running_server(step_interval_s=0.0) as server, RawClient(server.endpoint) as client:
-        first = _two_bursts_after_a_step(client, steps, pause_s=0.3)
-    later = [count for at, count in steps if at > first]
-    assert later[:2] == [1, 1], later  # b's burst, then a's, each stepped as it came
+class _Clock:
+    now = 100.0
+
+    def monotonic(self) -> float:
+        return self.now
 
 
-@pytest.mark.parametrize("value", [-0.001, 1.5, float("nan"), "10"])
+@pytest.mark.parametrize("interval, stepped_at", [
+    (0.0, [0.0, 0.001, 0.002, 0.0101, 5.0]),  # 0: every turn that finds audio queued
+    (0.01, [0.0, 0.0101, 5.0]),  # the turns at 0.001 and 0.002 wait; 5.0 comes after a quiet spell
+])
+def test_the_loop_steps_at_most_once_per_interval(monkeypatch, interval, stepped_at):
+    """``_step_talking_when_due`` on a clock the test moves: each loop turn that finds audio
+    queued steps only if the interval has passed since the last step."""
+    server = Server("tcp://127.0.0.1:0", step_interval_s=interval)
+    clock = _Clock()
+    monkeypatch.setattr(server_module, "time", clock)  # the loop's clock only (server.py's `time`)
+    stepped: list[float] = []
+
+    def step() -> None:
+        stepped.append(round(clock.now - 100.0, 6))
+        server._to_step.clear()
+
+    server._step_talking = step
+    try:
+        for at in (0.0, 0.001, 0.002, 0.0101, 5.0):
+            clock.now = 100.0 + at
+            server._to_step[(b"c", "a")] = (None, None)  # audio queued by this turn's requests
+            server._step_talking_when_due()
+        server._to_step.clear()
+        clock.now = 101.0
+        server._step_talking_when_due()  # nothing queued: no step
+    finally:
+        monkeypatch.undo()
+        server.close()
+    assert stepped == stepped_at
+
+
+@pytest.mark.parametrize("value", [-0.001, 1.5, float("nan"), "10", True])
 def test_a_bad_step_interval_is_refused_by_name(value):
     with pytest.raises(ValueError, match="step_interval_s must be in"):
         Server("tcp://127.0.0.1:0", step_interval_s=value)
@@ -115,12 +183,13 @@ def test_serve_refuses_a_bad_step_interval_in_one_line(value):
     assert "--step-interval-ms" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_ticks_stepped_at_the_interval_equal_those_stepped_at_once():
+def test_ticks_stepped_at_the_interval_equal_those_stepped_at_once(steps):
     """Pacing only regroups steps: a line's ticks are the same numbers either way."""
     pcm = _chunk(1.5, 0.0)
     chunks = [pcm[i:i + 640] for i in range(0, len(pcm), 640)]
-    arrays = []
+    arrays, counts = [], []
     for interval in (0.0, 0.05):
+        before = len(steps)
         with running_server(step_interval_s=interval) as server, RawClient(server.endpoint) as client:
             _open(client, ["a"])
             for seq, chunk in enumerate(chunks):
@@ -130,5 +199,7 @@ def test_ticks_stepped_at_the_interval_equal_those_stepped_at_once():
             ticks, _, _, errors = client.collect_line("a", "end")
             assert not errors
             arrays.append(np.array([[t.index, *t.arkit] for t in ticks]))
+        counts.append(len(steps) - before)
     assert len(arrays[0]) > 30
+    assert counts[1] < counts[0] / 2, counts  # 20 ms chunks every 5 ms: several a step at 50 ms
     np.testing.assert_allclose(arrays[1], arrays[0], rtol=0, atol=1e-9)
