@@ -6,7 +6,9 @@
    with --before REV the server of git revision REV (e.g. the commit before the batched loop) on
    the same ladder in the same run. --motion rules|learned picks the sessions' motion, --no-text
    sends lines without text (no phone decoder for `learned`), --counts the ladder, --workers 1,2
-   climbs it once per `serve --workers` count, --clients K spreads the sessions over K connections.
+   climbs it once per `serve --workers` count, --step-interval-ms 0,10 once per step interval
+   (0: step after every burst, as servers before db0c22a did), --clients K spreads the sessions over K
+   connections.
 2. One 512x512 frame stream's fps over the wire (rgba8 and jpeg). Baseline: the renderer alone in
    one process, and 1 MiB messages through bare ZeroMQ.
 3. Latency from an audio chunk sent to the first tick it completes (lookahead 0.12 s and 0.06 s).
@@ -249,12 +251,14 @@ def _run_sessions(endpoint: str, count: int, pcm: bytes, text: str | None, echo:
 
 
 def session_ladder(pcm: bytes, text: str | None, counts: list[int], motion: str | None, code: str | None,
-                   keep_going: bool = False, workers: int = 1, clients: int = 1, profile: str | None = None) -> int:
+                   keep_going: bool = False, workers: int = 1, clients: int = 1, profile: str | None = None,
+                   step_interval_ms: str | None = None) -> int:
     """Climb ``counts`` until a tick is late (or all of them, ``keep_going``); the most sessions held.
     ``profile``: each rung's server runs under cProfile, its stats in ``{profile}-{count}.prof``."""
     best, failed = 0, False
     for count in counts:
-        server = ServeProcess(*(["--workers", str(workers)] if workers > 1 else []), code=code,
+        server = ServeProcess(*(["--workers", str(workers)] if workers > 1 else []),
+                              *(["--step-interval-ms", step_interval_ms] if step_interval_ms is not None else []), code=code,
                               profile=f"{profile}-{count}.prof" if profile else None)
         try:
             cpu_before = server.cpu_seconds()
@@ -279,7 +283,7 @@ def session_ladder(pcm: bytes, text: str | None, counts: list[int], motion: str 
 
 def bench_sessions(pcm: bytes, text: str | None, counts: list[int], motion: str | None = None,
                    before: str | None = None, keep_going: bool = False, workers: tuple[int, ...] = (1,),
-                   clients: int = 1, profile: str | None = None) -> None:
+                   clients: int = 1, profile: str | None = None, intervals: tuple[str | None, ...] = (None,)) -> None:
     print(f"\n(1) concurrent latent-only sessions, 30 ticks/s, real-time 20 ms chunks, motion {motion or 'default'}, "
           f"{'with' if text else 'without'} text, over {clients} connection(s); lateness = how long after its "
           "audio + lookahead had been sent a tick arrived", flush=True)
@@ -295,11 +299,14 @@ def bench_sessions(pcm: bytes, text: str | None, counts: list[int], motion: str 
             held_before = session_ladder(pcm, text, counts, motion, tree, keep_going, clients=clients,
                                          profile=f"{profile}-before" if profile else None)
     for count in workers:
-        print(f"  now, --workers {count}:")
-        best = session_ladder(pcm, text, counts, motion, None, keep_going, workers=count, clients=clients,
-                              profile=f"{profile}-now-w{count}" if profile else None)
-        print(f"  => {best} concurrent sessions held with no tick more than {LATE_LIMIT_S * 1000:.0f} ms late "
-              f"with --workers {count}" + (f" (the server at {before}: {held_before})" if before else ""))
+        for interval in intervals:
+            setting = f"--workers {count}" + ("" if interval is None else f" --step-interval-ms {interval}")
+            print(f"  now, {setting}:")
+            best = session_ladder(pcm, text, counts, motion, None, keep_going, workers=count, clients=clients,
+                                  profile=f"{profile}-now-w{count}" + ("" if interval is None else f"-i{interval}")
+                                  if profile else None, step_interval_ms=interval)
+            print(f"  => {best} concurrent sessions held with no tick more than {LATE_LIMIT_S * 1000:.0f} ms late "
+                  f"with {setting}" + (f" (the server at {before}: {held_before})" if before else ""))
 
 
 @contextlib.contextmanager
@@ -428,6 +435,8 @@ def main() -> None:
     parser.add_argument("--counts", help="(1): the ladder of session counts, comma-separated")
     parser.add_argument("--workers", default="1", help="(1): serve --workers for the current server, a "
                         "comma-separated list climbs the ladder once each (default 1)")
+    parser.add_argument("--step-interval-ms", help="(1): serve --step-interval-ms for the current server, a "
+                        "comma-separated list climbs the ladder once each (default: the server's)")
     parser.add_argument("--clients", type=int, default=1, help="(1): connections the sessions are spread over "
                         "(a worker serves whole connections; default 1)")
     parser.add_argument("--profile", metavar="PREFIX", help="(1): run each server under cProfile, stats in "
@@ -446,7 +455,8 @@ def main() -> None:
         counts = ([int(c) for c in args.counts.split(",")] if args.counts
                   else [1, 4, 8] if args.quick else [1, 2, 4, 6, 8, 12, 16, 24, 32])
         bench_sessions(pcm, None if args.no_text else text, counts, args.motion, args.before, args.keep_going,
-                       tuple(int(w) for w in args.workers.split(",")), args.clients, args.profile)
+                       tuple(int(w) for w in args.workers.split(",")), args.clients, args.profile,
+                       tuple(args.step_interval_ms.split(",")) if args.step_interval_ms else (None,))
 
 
 if __name__ == "__main__":

@@ -138,13 +138,15 @@ class _Clock:
         return self.now
 
 
-@pytest.mark.parametrize("interval, stepped_at", [
-    (0.0, [0.0, 0.001, 0.002, 0.0101, 5.0]),  # 0: every turn that finds audio queued
-    (0.01, [0.0, 0.0101, 5.0]),  # the turns at 0.001 and 0.002 wait; 5.0 comes after a quiet spell
+@pytest.mark.parametrize("interval, step_takes, stepped_at", [
+    (0.0, 0.0, [0.0, 0.001, 0.002, 0.006, 0.0101, 0.012, 5.0]),  # 0: every turn that finds audio queued
+    (0.01, 0.0, [0.0, 0.0101, 5.0]),  # the turns up to 0.006 and at 0.012 wait; 5.0 comes after a quiet spell
+    (0.01, 0.006, [0.0, 0.006, 0.012, 0.018, 0.024, 0.03, 5.0]),  # steps of half the interval or more: none waits
 ])
-def test_the_loop_steps_at_most_once_per_interval(monkeypatch, interval, stepped_at):
+def test_the_loop_steps_at_most_once_per_interval(monkeypatch, interval, step_takes, stepped_at):
     """``_step_talking_when_due`` on a clock the test moves: each loop turn that finds audio
-    queued steps only if the interval has passed since the last step."""
+    queued steps only if the interval has passed since the last step began, or if that step
+    took half the interval or more (a busy loop batches without waiting)."""
     server = Server("tcp://127.0.0.1:0", step_interval_s=interval)
     clock = _Clock()
     monkeypatch.setattr(server_module, "time", clock)  # the loop's clock only (server.py's `time`)
@@ -152,16 +154,17 @@ def test_the_loop_steps_at_most_once_per_interval(monkeypatch, interval, stepped
 
     def step() -> None:
         stepped.append(round(clock.now - 100.0, 6))
+        clock.now += step_takes
         server._to_step.clear()
 
     server._step_talking = step
     try:
-        for at in (0.0, 0.001, 0.002, 0.0101, 5.0):
-            clock.now = 100.0 + at
+        for at in (0.0, 0.001, 0.002, 0.006, 0.0101, 0.012, 5.0):
+            clock.now = max(clock.now, 100.0 + at)  # a turn begins when the last one has ended
             server._to_step[(b"c", "a")] = (None, None)  # audio queued by this turn's requests
             server._step_talking_when_due()
         server._to_step.clear()
-        clock.now = 101.0
+        clock.now = 110.0
         server._step_talking_when_due()  # nothing queued: no step
     finally:
         monkeypatch.undo()
