@@ -168,6 +168,21 @@ class RawClient:
         return ticks
 
 
+def fail_layers_for_seed(monkeypatch, seed: int, message: str) -> None:
+    """From now on (until ``monkeypatch`` undoes it), every motion stream whose controls have
+    ``seed`` raises ValueError(``message``) in its own layers stage; the others are untouched."""
+    from npcface.core.motion.generator import MotionStream
+
+    layers = MotionStream._layers_until
+
+    def broken_for_seed(self, last_index, cues):
+        if self.controls.seed == seed:
+            raise ValueError(message)
+        return layers(self, last_index, cues)
+
+    monkeypatch.setattr(MotionStream, "_layers_until", broken_for_seed)
+
+
 def greeting_pcm(rate: int = 16000) -> tuple[np.ndarray, str]:
     """The greeting fixture as 16 kHz float samples, and its text."""
     from conftest import fixture_line

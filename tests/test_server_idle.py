@@ -13,7 +13,7 @@ import numpy as np
 
 from npcface.bridge.client import SidecarClient
 from npcface.core.arkit import ARKIT_INDEX
-from server_helpers import WAIT_S, Arrival, RawClient, greeting_pcm, s16, send_line
+from server_helpers import WAIT_S, Arrival, RawClient, fail_layers_for_seed, greeting_pcm, s16, send_line
 
 FPS = 30.0
 EARLY_TOLERANCE_S = 1e-3  # the server compares times with a 1e-9 s tolerance; clocks read at different instants
@@ -276,16 +276,7 @@ def test_many_idle_sessions_step_their_blocks_together_with_the_ticks_of_each_al
 
 
 def test_a_bug_in_one_sessions_idle_motion_stops_its_idling_and_the_others_go_on(server, monkeypatch):
-    from npcface.core.motion.generator import MotionStream
-
-    layers = MotionStream._layers_until
-
-    def broken_for_seed_13(self, last_index, cues):
-        if self.controls.seed == 13:
-            raise ValueError("a bug in idle motion")
-        return layers(self, last_index, cues)
-
-    monkeypatch.setattr(MotionStream, "_layers_until", broken_for_seed_13)
+    fail_layers_for_seed(monkeypatch, 13, "a bug in idle motion")
     with RawClient(server.endpoint) as client:
         assert client.request({"type": "hello", "protocol": "1.1"}).type == "welcome"
         for name, seed in (("broken", 13), ("healthy", 1)):

@@ -12,7 +12,7 @@ import pytest
 import npcface.bridge.server as server_module
 from npcface.bridge.server import Server
 from npcface.core.session import step_sessions
-from server_helpers import NPCFACE, WAIT_S, RawClient, greeting_pcm, running_server, s16
+from server_helpers import NPCFACE, RawClient, greeting_pcm, running_server, s16
 
 
 @pytest.fixture()
@@ -48,14 +48,15 @@ def _open(client: RawClient, names: list[str]) -> None:
 
 def _tick_after(client: RawClient, session: str, time_s: float = -1.0) -> None:
     """Read until a tick of ``session`` later than ``time_s`` on its line arrives (earlier ones,
-    left from a step before, are skipped; AssertionError if none within WAIT_S)."""
-    deadline = time.monotonic() + WAIT_S
-    while time.monotonic() < deadline:
-        message, _ = client.recv(timeout_s=max(0.1, deadline - time.monotonic()))
+    left from a step before, are skipped); no error may come."""
+    def arrived(received: list) -> bool:
+        if not received:
+            return False
+        message = received[-1].message
         assert message.type != "error", message
-        if message.type == "tick" and message.session == session and message.time > time_s:
-            return
-    raise AssertionError(f"no tick of {session} after {time_s} s")
+        return message.type == "tick" and message.session == session and message.time > time_s
+
+    client.receive_until(arrived)
 
 
 def _two_bursts_after_a_step(client: RawClient, steps: list[tuple[float, int]], pause_s: float) -> float:
@@ -89,12 +90,9 @@ def test_a_line_end_alone_waits_for_the_step_interval_and_no_longer():
         _tick_after(client, "a")
         stepped = time.monotonic()  # the step was at most this long ago
         client.send({"type": "end_line", "id": "end", "session": "a"})
-        while True:
-            message, _ = client.recv()
-            assert message.type != "error", message
-            if message.type == "line_end":
-                break
+        _, _, _, errors = client.collect_line("a", "end")
         waited = time.monotonic() - stepped
+        assert not errors
     # the end waits for the interval's end (not the loop's next 1 s wake-up, nor not at all)
     assert 0.3 - 0.1 <= waited < 0.7, waited
 

@@ -15,7 +15,7 @@ from npcface.core.motion.stepping import step_streams
 from npcface.core.motion.learned import LearnedMotionGenerator
 from npcface.core.session import LineFormat, NpcSession, SessionSettings, end_lines, step_sessions
 from npcface.core.types import Controls, ControlEvent, EmotionEvent, GazeEvent, Phone, PhoneTimeline
-from server_helpers import RawClient, frame_arrays, greeting_pcm, s16, tick_arrays
+from server_helpers import RawClient, fail_layers_for_seed, frame_arrays, greeting_pcm, s16, tick_arrays
 
 
 @pytest.fixture(scope="module")
@@ -189,16 +189,7 @@ def test_sessions_streamed_at_once_over_the_wire_get_the_ticks_of_one_alone(serv
 
 
 def test_a_line_that_fails_to_step_gets_one_error_and_ends_while_the_others_go_on(server, monkeypatch):
-    from npcface.core.motion.generator import MotionStream
-
-    layers = MotionStream._layers_until
-
-    def broken_for_seed_13(self, last_index, cues):
-        if self.controls.seed == 13:
-            raise ValueError("a bug in one line")
-        return layers(self, last_index, cues)
-
-    monkeypatch.setattr(MotionStream, "_layers_until", broken_for_seed_13)
+    fail_layers_for_seed(monkeypatch, 13, "a bug in one line")
     samples, _ = greeting_pcm()
     chunks = [s16(samples[i:i + 320]) for i in range(0, 16000, 320)]
     with RawClient(server.endpoint) as client:
